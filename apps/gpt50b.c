@@ -1,0 +1,675 @@
+/* gpt50b: trains a GPT-2 / Megatron GPT whose every operation is a StarPU task.
+ *
+ * Megatron-LM's flag names, presets from a CPU-sized "tiny" model to the SC21 50B run, Hugging
+ * Face checkpoints, one Megatron-style log line per iteration and a JSON metrics line per
+ * iteration. StarPU's environment variables (STARPU_SCHED, STARPU_NCPU, STARPU_NCUDA, ...) keep
+ * their meaning. See docs/usage.md. */
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "check.h"
+#include "checkpoint.h"
+#include "dataset.h"
+#include "gpt.h"
+#include "loader.h"
+#include "rt.h"
+#include "schedule.h"
+
+struct args {
+    struct gpt_config cfg; /* Vp derived from V and vocab_divisor */
+    int vocab_divisor;
+    int B, T;
+    int64_t iters;
+    struct lr_schedule lr;
+    double warmup_fraction;
+    int64_t warmup_iters; /* -1: from warmup_fraction */
+    int64_t decay_iters;  /* 0: train iters */
+    double weight_decay, clip_grad, beta1, beta2, eps;
+    enum dtype dt;
+    int checkpointing;
+    uint64_t seed;
+    const char *data_path, *load, *save, *metrics;
+    int64_t save_interval, log_interval, eval_interval, eval_iters;
+    double split[3];
+    enum data_order order;
+    double loss_scale, initial_loss_scale, min_loss_scale;
+    int64_t loss_scale_window;
+    int hysteresis;
+    unsigned model_flags; /* model-shape flags given explicitly, checked against --load */
+};
+
+enum model_flag { MF_LAYERS = 1, MF_HIDDEN = 2, MF_HEADS = 4, MF_MAXPOS = 8, MF_VOCAB = 16 };
+
+struct preset {
+    const char *name;
+    int L, C, NH, T, maxT, B;
+    enum dtype dt;
+    int checkpointing;
+    int64_t iters;
+    double lr, min_lr, warmup_fraction, weight_decay;
+    enum lr_decay_style style;
+    int64_t eval_interval, eval_iters;
+};
+
+/* gpt2-124m follows llm.c's GPT-2 small run; sc21-small and gpt50b the SC21 scripts
+ * (run_sc21_small_test.sh, run_sc21.sh): lr 1.5e-4 cosine to 1e-5, warmup 1%, weight decay 0.01,
+ * fp16, activation checkpointing. */
+static const struct preset presets[] = {
+    {"tiny", 4, 128, 4, 128, 128, 4, DTYPE_FP32, 0, 100, 3e-3, 3e-4, 0.1, 0.1, LR_DECAY_COSINE, 50,
+     5},
+    {"gpt2-124m", 12, 768, 12, 1024, 1024, 4, DTYPE_BF16, 0, 1000, 6e-4, 6e-5, 0.01, 0.1,
+     LR_DECAY_COSINE, 250, 10},
+    {"sc21-small", 24, 1024, 32, 1024, 1024, 4, DTYPE_FP16, 1, 100, 1.5e-4, 1e-5, 0.01, 0.01,
+     LR_DECAY_COSINE, 1000, 10},
+    {"gpt50b", 62, 8192, 32, 1024, 1024, 4, DTYPE_FP16, 1, 100, 1.5e-4, 1e-5, 0.01, 0.01,
+     LR_DECAY_COSINE, 1000, 10},
+};
+
+static void apply_preset(struct args *a, const char *name)
+{
+    for (size_t i = 0; i < sizeof presets / sizeof presets[0]; i++) {
+        const struct preset *p = &presets[i];
+        if (strcmp(p->name, name) != 0) continue;
+        a->cfg.L = p->L;
+        a->cfg.C = p->C;
+        a->cfg.NH = p->NH;
+        a->cfg.maxT = p->maxT;
+        a->T = p->T;
+        a->B = p->B;
+        a->dt = p->dt;
+        a->checkpointing = p->checkpointing;
+        a->iters = p->iters;
+        a->lr.max_lr = p->lr;
+        a->lr.min_lr = p->min_lr;
+        a->lr.style = p->style;
+        a->warmup_fraction = p->warmup_fraction;
+        a->warmup_iters = -1;
+        a->weight_decay = p->weight_decay;
+        a->eval_interval = p->eval_interval;
+        a->eval_iters = p->eval_iters;
+        return;
+    }
+    user_fail("unknown --preset %s: choose tiny, gpt2-124m, sc21-small or gpt50b", name);
+}
+
+static void defaults(struct args *a)
+{
+    memset(a, 0, sizeof *a);
+    a->cfg.V = 50257; /* GPT-2's BPE vocabulary */
+    a->vocab_divisor = 128;
+    a->clip_grad = 1.0;
+    a->beta1 = 0.9;
+    a->beta2 = 0.999;
+    a->eps = 1e-8;
+    a->seed = 1234;
+    a->data_path = "data/brown.bin";
+    a->log_interval = 1;
+    a->split[0] = 949;
+    a->split[1] = 50;
+    a->split[2] = 1;
+    a->initial_loss_scale = 65536; /* DeepSpeed's initial_scale_power 16 */
+    a->min_loss_scale = 1;
+    a->loss_scale_window = 1000;
+    a->hysteresis = 2;
+    apply_preset(a, "tiny");
+}
+
+static const char usage[] =
+    "usage: gpt50b [--preset NAME] [flags]\n"
+    "Trains a GPT as a StarPU task graph. Flags after --preset override it; flags keep\n"
+    "Megatron-LM's names. StarPU's environment variables (STARPU_SCHED, STARPU_NCPU,\n"
+    "STARPU_NCUDA, STARPU_LIMIT_CUDA_MEM, STARPU_FXT_TRACE, ...) work as documented.\n"
+    "\n"
+    "model:\n"
+    "  --preset NAME                  tiny (default, CPU), gpt2-124m, sc21-small, gpt50b\n"
+    "  --num-layers N                 transformer blocks\n"
+    "  --hidden-size N                channels\n"
+    "  --num-attention-heads N        heads (must divide the hidden size)\n"
+    "  --seq-length N                 tokens per sequence\n"
+    "  --max-position-embeddings N    rows of the position table\n"
+    "  --vocab-size N                 vocabulary (default 50257, GPT-2's BPE)\n"
+    "  --make-vocab-size-divisible-by N  pad the vocabulary for speed (default 128)\n"
+    "training:\n"
+    "  --micro-batch-size N           sequences per iteration\n"
+    "  --train-iters N                iterations to train (in all, counting a resumed run's)\n"
+    "  --lr X  --min-lr X             peak and final learning rate\n"
+    "  --lr-decay-style S             constant, linear or cosine\n"
+    "  --lr-decay-iters N             iterations of decay (default: --train-iters)\n"
+    "  --lr-warmup-fraction X         warmup as a fraction of the decay iterations\n"
+    "  --lr-warmup-iters N            warmup in iterations (overrides the fraction)\n"
+    "  --weight-decay X               AdamW weight decay, matrices only\n"
+    "  --clip-grad X                  max global gradient norm (0: off)\n"
+    "  --adam-beta1 X  --adam-beta2 X  --adam-eps X\n"
+    "  --fp16 | --bf16                mixed precision with fp32 master weights (default fp32)\n"
+    "  --loss-scale X                 fp16 static loss scale (default: dynamic)\n"
+    "  --initial-loss-scale X  --min-loss-scale X  --loss-scale-window N  --hysteresis N\n"
+    "  --checkpoint-activations       keep each layer's input, recompute the layer in backward\n"
+    "  --seed N                       weight initialisation and shuffling\n"
+    "data:\n"
+    "  --data-path PATH               llm.c token file or Megatron indexed dataset prefix\n"
+    "                                 (default data/brown.bin, made by scripts/setup.sh)\n"
+    "  --split A,B,C                  train, validation, test weights (default 949,50,1)\n"
+    "  --data-order S                 sequential (llm.c's exact order) or shuffle\n"
+    "checkpoints and logs:\n"
+    "  --load DIR  --save DIR         Hugging Face GPT-2 directories (+ optimizer state)\n"
+    "  --save-interval N              save every N iterations (and at the end)\n"
+    "  --log-interval N               log line every N iterations (default 1)\n"
+    "  --eval-interval N  --eval-iters N  validation loss every N iterations, over N batches\n"
+    "  --metrics FILE                 one JSON object per iteration\n"
+    "  --help\n";
+
+static long long parse_int(const char *flag, const char *s, long long min)
+{
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || end == s || *end) user_fail("%s: '%s' is not an integer", flag, s);
+    if (v < min) user_fail("%s: %lld is below the minimum %lld", flag, v, min);
+    return v;
+}
+
+static double parse_float(const char *flag, const char *s, double min)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || *end || !isfinite(v)) user_fail("%s: '%s' is not a number", flag, s);
+    if (v < min) user_fail("%s: %g is below the minimum %g", flag, v, min);
+    return v;
+}
+
+enum {
+    OPT_PRESET = 256,
+    OPT_LAYERS,
+    OPT_HIDDEN,
+    OPT_HEADS,
+    OPT_SEQ,
+    OPT_MAXPOS,
+    OPT_VOCAB,
+    OPT_DIVISOR,
+    OPT_MBS,
+    OPT_ITERS,
+    OPT_LR,
+    OPT_MIN_LR,
+    OPT_DECAY_STYLE,
+    OPT_DECAY_ITERS,
+    OPT_WARMUP_FRACTION,
+    OPT_WARMUP_ITERS,
+    OPT_WD,
+    OPT_CLIP,
+    OPT_BETA1,
+    OPT_BETA2,
+    OPT_EPS,
+    OPT_FP16,
+    OPT_BF16,
+    OPT_LOSS_SCALE,
+    OPT_INITIAL_LOSS_SCALE,
+    OPT_MIN_LOSS_SCALE,
+    OPT_LOSS_SCALE_WINDOW,
+    OPT_HYSTERESIS,
+    OPT_CKPT,
+    OPT_SEED,
+    OPT_DATA,
+    OPT_SPLIT,
+    OPT_ORDER,
+    OPT_LOAD,
+    OPT_SAVE,
+    OPT_SAVE_INTERVAL,
+    OPT_LOG_INTERVAL,
+    OPT_EVAL_INTERVAL,
+    OPT_EVAL_ITERS,
+    OPT_METRICS,
+    OPT_HELP,
+};
+
+static const struct option options[] = {
+    {"preset", required_argument, 0, OPT_PRESET},
+    {"num-layers", required_argument, 0, OPT_LAYERS},
+    {"hidden-size", required_argument, 0, OPT_HIDDEN},
+    {"num-attention-heads", required_argument, 0, OPT_HEADS},
+    {"seq-length", required_argument, 0, OPT_SEQ},
+    {"max-position-embeddings", required_argument, 0, OPT_MAXPOS},
+    {"vocab-size", required_argument, 0, OPT_VOCAB},
+    {"make-vocab-size-divisible-by", required_argument, 0, OPT_DIVISOR},
+    {"micro-batch-size", required_argument, 0, OPT_MBS},
+    {"train-iters", required_argument, 0, OPT_ITERS},
+    {"lr", required_argument, 0, OPT_LR},
+    {"min-lr", required_argument, 0, OPT_MIN_LR},
+    {"lr-decay-style", required_argument, 0, OPT_DECAY_STYLE},
+    {"lr-decay-iters", required_argument, 0, OPT_DECAY_ITERS},
+    {"lr-warmup-fraction", required_argument, 0, OPT_WARMUP_FRACTION},
+    {"lr-warmup-iters", required_argument, 0, OPT_WARMUP_ITERS},
+    {"weight-decay", required_argument, 0, OPT_WD},
+    {"clip-grad", required_argument, 0, OPT_CLIP},
+    {"adam-beta1", required_argument, 0, OPT_BETA1},
+    {"adam-beta2", required_argument, 0, OPT_BETA2},
+    {"adam-eps", required_argument, 0, OPT_EPS},
+    {"fp16", no_argument, 0, OPT_FP16},
+    {"bf16", no_argument, 0, OPT_BF16},
+    {"loss-scale", required_argument, 0, OPT_LOSS_SCALE},
+    {"initial-loss-scale", required_argument, 0, OPT_INITIAL_LOSS_SCALE},
+    {"min-loss-scale", required_argument, 0, OPT_MIN_LOSS_SCALE},
+    {"loss-scale-window", required_argument, 0, OPT_LOSS_SCALE_WINDOW},
+    {"hysteresis", required_argument, 0, OPT_HYSTERESIS},
+    {"checkpoint-activations", no_argument, 0, OPT_CKPT},
+    {"seed", required_argument, 0, OPT_SEED},
+    {"data-path", required_argument, 0, OPT_DATA},
+    {"split", required_argument, 0, OPT_SPLIT},
+    {"data-order", required_argument, 0, OPT_ORDER},
+    {"load", required_argument, 0, OPT_LOAD},
+    {"save", required_argument, 0, OPT_SAVE},
+    {"save-interval", required_argument, 0, OPT_SAVE_INTERVAL},
+    {"log-interval", required_argument, 0, OPT_LOG_INTERVAL},
+    {"eval-interval", required_argument, 0, OPT_EVAL_INTERVAL},
+    {"eval-iters", required_argument, 0, OPT_EVAL_ITERS},
+    {"metrics", required_argument, 0, OPT_METRICS},
+    {"help", no_argument, 0, OPT_HELP},
+    {0, 0, 0, 0},
+};
+
+static void parse_split(struct args *a, const char *s)
+{
+    double w[3] = {0, 0, 0};
+    int n = 0;
+    char copy[128], *save = NULL;
+    snprintf(copy, sizeof copy, "%s", s);
+    for (char *tok = strtok_r(copy, ",/", &save); tok; tok = strtok_r(NULL, ",/", &save)) {
+        if (n == 3) user_fail("--split %s: give at most three weights, e.g. 949,50,1", s);
+        w[n++] = parse_float("--split", tok, 0);
+    }
+    if (n == 0 || w[0] <= 0)
+        user_fail("--split %s: the training weight must be positive, e.g. 949,50,1", s);
+    memcpy(a->split, w, sizeof w);
+}
+
+static void parse_args(struct args *a, int argc, char **argv)
+{
+    int c, idx;
+    opterr = 0;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, ":", options, &idx)) != -1) {
+        const char *flag = argv[optind - 1];
+        switch (c) {
+        case OPT_PRESET:
+            apply_preset(a, optarg);
+            break;
+        case OPT_LAYERS:
+            a->cfg.L = (int)parse_int(flag, optarg, 1);
+            a->model_flags |= MF_LAYERS;
+            break;
+        case OPT_HIDDEN:
+            a->cfg.C = (int)parse_int(flag, optarg, 1);
+            a->model_flags |= MF_HIDDEN;
+            break;
+        case OPT_HEADS:
+            a->cfg.NH = (int)parse_int(flag, optarg, 1);
+            a->model_flags |= MF_HEADS;
+            break;
+        case OPT_SEQ:
+            a->T = (int)parse_int(flag, optarg, 1);
+            break;
+        case OPT_MAXPOS:
+            a->cfg.maxT = (int)parse_int(flag, optarg, 1);
+            a->model_flags |= MF_MAXPOS;
+            break;
+        case OPT_VOCAB:
+            a->cfg.V = (int)parse_int(flag, optarg, 2);
+            a->model_flags |= MF_VOCAB;
+            break;
+        case OPT_DIVISOR:
+            a->vocab_divisor = (int)parse_int(flag, optarg, 1);
+            break;
+        case OPT_MBS:
+            a->B = (int)parse_int(flag, optarg, 1);
+            break;
+        case OPT_ITERS:
+            a->iters = parse_int(flag, optarg, 0);
+            break;
+        case OPT_LR:
+            a->lr.max_lr = parse_float(flag, optarg, 0);
+            break;
+        case OPT_MIN_LR:
+            a->lr.min_lr = parse_float(flag, optarg, 0);
+            break;
+        case OPT_DECAY_STYLE:
+            if (strcmp(optarg, "constant") == 0)
+                a->lr.style = LR_DECAY_CONSTANT;
+            else if (strcmp(optarg, "linear") == 0)
+                a->lr.style = LR_DECAY_LINEAR;
+            else if (strcmp(optarg, "cosine") == 0)
+                a->lr.style = LR_DECAY_COSINE;
+            else
+                user_fail("--lr-decay-style %s: choose constant, linear or cosine", optarg);
+            break;
+        case OPT_DECAY_ITERS:
+            a->decay_iters = parse_int(flag, optarg, 1);
+            break;
+        case OPT_WARMUP_FRACTION:
+            a->warmup_fraction = parse_float(flag, optarg, 0);
+            a->warmup_iters = -1;
+            break;
+        case OPT_WARMUP_ITERS:
+            a->warmup_iters = parse_int(flag, optarg, 0);
+            break;
+        case OPT_WD:
+            a->weight_decay = parse_float(flag, optarg, 0);
+            break;
+        case OPT_CLIP:
+            a->clip_grad = parse_float(flag, optarg, 0);
+            break;
+        case OPT_BETA1:
+            a->beta1 = parse_float(flag, optarg, 0);
+            break;
+        case OPT_BETA2:
+            a->beta2 = parse_float(flag, optarg, 0);
+            break;
+        case OPT_EPS:
+            a->eps = parse_float(flag, optarg, 0);
+            break;
+        case OPT_FP16:
+            a->dt = DTYPE_FP16;
+            break;
+        case OPT_BF16:
+            a->dt = DTYPE_BF16;
+            break;
+        case OPT_LOSS_SCALE:
+            a->loss_scale = parse_float(flag, optarg, 0);
+            break;
+        case OPT_INITIAL_LOSS_SCALE:
+            a->initial_loss_scale = parse_float(flag, optarg, 1);
+            break;
+        case OPT_MIN_LOSS_SCALE:
+            a->min_loss_scale = parse_float(flag, optarg, 0);
+            break;
+        case OPT_LOSS_SCALE_WINDOW:
+            a->loss_scale_window = parse_int(flag, optarg, 1);
+            break;
+        case OPT_HYSTERESIS:
+            a->hysteresis = (int)parse_int(flag, optarg, 1);
+            break;
+        case OPT_CKPT:
+            a->checkpointing = 1;
+            break;
+        case OPT_SEED:
+            a->seed = (uint64_t)parse_int(flag, optarg, 0);
+            break;
+        case OPT_DATA:
+            a->data_path = optarg;
+            break;
+        case OPT_SPLIT:
+            parse_split(a, optarg);
+            break;
+        case OPT_ORDER:
+            if (strcmp(optarg, "sequential") == 0)
+                a->order = DATA_ORDER_SEQUENTIAL;
+            else if (strcmp(optarg, "shuffle") == 0)
+                a->order = DATA_ORDER_SHUFFLE;
+            else
+                user_fail("--data-order %s: choose sequential or shuffle", optarg);
+            break;
+        case OPT_LOAD:
+            a->load = optarg;
+            break;
+        case OPT_SAVE:
+            a->save = optarg;
+            break;
+        case OPT_SAVE_INTERVAL:
+            a->save_interval = parse_int(flag, optarg, 1);
+            break;
+        case OPT_LOG_INTERVAL:
+            a->log_interval = parse_int(flag, optarg, 1);
+            break;
+        case OPT_EVAL_INTERVAL:
+            a->eval_interval = parse_int(flag, optarg, 0);
+            break;
+        case OPT_EVAL_ITERS:
+            a->eval_iters = parse_int(flag, optarg, 0);
+            break;
+        case OPT_METRICS:
+            a->metrics = optarg;
+            break;
+        case OPT_HELP:
+            fputs(usage, stdout);
+            exit(0);
+        case ':':
+            user_fail("%s needs a value: see --help", flag);
+        default:
+            user_fail("unknown flag %s: see --help", argv[optind - 1]);
+        }
+    }
+    if (optind < argc) user_fail("unexpected argument %s: see --help", argv[optind]);
+}
+
+static double now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+/* Model shape from --load's config.json; a shape flag given explicitly must agree with it. */
+static void shape_from_checkpoint(struct args *a)
+{
+    struct gpt_config ck;
+    checkpoint_read_config(a->load, &ck);
+    const struct {
+        unsigned flag;
+        const char *name;
+        int given, stored;
+    } f[] = {{MF_LAYERS, "--num-layers", a->cfg.L, ck.L},
+             {MF_HIDDEN, "--hidden-size", a->cfg.C, ck.C},
+             {MF_HEADS, "--num-attention-heads", a->cfg.NH, ck.NH},
+             {MF_MAXPOS, "--max-position-embeddings", a->cfg.maxT, ck.maxT},
+             {MF_VOCAB, "--vocab-size", a->cfg.V, ck.V}};
+    for (size_t i = 0; i < sizeof f / sizeof f[0]; i++)
+        if ((a->model_flags & f[i].flag) && f[i].given != f[i].stored)
+            user_fail("%s %d disagrees with the checkpoint %s (%d): drop the flag or load another "
+                      "checkpoint",
+                      f[i].name, f[i].given, a->load, f[i].stored);
+    a->cfg.L = ck.L;
+    a->cfg.C = ck.C;
+    a->cfg.NH = ck.NH;
+    a->cfg.maxT = ck.maxT;
+    a->cfg.V = ck.V;
+}
+
+/* Host bytes that gpt_create pins: fp32 master and both moments, plus the fp32 weights when they
+ * are the master. Checked against MemAvailable so that a model too big for RAM stops now. */
+static void check_host_memory(const struct args *a)
+{
+    double need = (double)gpt_num_params(&a->cfg) * 12;
+    long long avail_kb = -1;
+    char line[256];
+    FILE *f = fopen("/proc/meminfo", "r");
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "MemAvailable: %lld kB", &avail_kb) == 1) break;
+    if (f) fclose(f);
+    if (avail_kb > 0 && need > avail_kb * 1024.0)
+        user_fail("the model's fp32 weights and AdamW moments need %.1f GB of host memory, %.1f GB "
+                  "are available: choose a smaller model (--num-layers, --hidden-size)",
+                  need / 1e9, avail_kb * 1024.0 / 1e9);
+}
+
+static const char *dtype_label(enum dtype dt)
+{
+    return dt == DTYPE_FP32 ? "fp32" : dt == DTYPE_FP16 ? "fp16" : "bf16";
+}
+
+static double evaluate(struct gpt *m, struct loader *val, int64_t iters, int32_t *in, int32_t *tg)
+{
+    double sum = 0;
+    for (int64_t j = 0; j < iters; j++) {
+        float loss;
+        loader_batch(val, j, in, tg);
+        gpt_set_batch(m, in, tg);
+        gpt_forward(m);
+        gpt_step_stats(m, &loss, NULL);
+        sum += loss;
+    }
+    return iters ? sum / iters : NAN;
+}
+
+static void save_checkpoint(struct gpt *m, const struct args *a, const struct train_state *st)
+{
+    char err[512];
+    double t0 = now_ms();
+    if (checkpoint_save(m, a->save, st, err, sizeof err) != 0)
+        user_fail("saving the checkpoint failed, the previous one is intact: %s", err);
+    printf(" saved checkpoint at iteration %8lld to %s in %.1f ms\n", (long long)st->iteration,
+           a->save, now_ms() - t0);
+}
+
+int main(int argc, char **argv)
+{
+    struct args a;
+    char err[512];
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    defaults(&a);
+    parse_args(&a, argc, argv);
+    if (a.load) shape_from_checkpoint(&a);
+    a.cfg.Vp = gpt_padded_vocab(a.cfg.V, a.vocab_divisor);
+    if (a.save) checkpoint_check_writable(a.save);
+    a.lr.decay_iters = a.decay_iters ? a.decay_iters : a.iters;
+    a.lr.warmup_iters =
+        a.warmup_iters >= 0 ? a.warmup_iters : (int64_t)(a.warmup_fraction * a.lr.decay_iters);
+    if (a.lr.min_lr > a.lr.max_lr)
+        user_fail("--min-lr %g is above --lr %g", a.lr.min_lr, a.lr.max_lr);
+
+    struct dataset *data = dataset_open(a.data_path, err, sizeof err);
+    if (!data) user_fail("%s", err);
+    size_t ntok = dataset_ntokens(data);
+    double wsum = a.split[0] + a.split[1] + a.split[2];
+    size_t train_end = (size_t)(ntok * (a.split[0] / wsum));
+    size_t val_end = (size_t)(ntok * ((a.split[0] + a.split[1]) / wsum));
+    struct loader train, val;
+    loader_init(&train, data, 0, train_end, a.B, a.T, a.order, a.seed, "training");
+    int have_val = a.eval_iters > 0 && val_end > train_end + (size_t)a.T + 2;
+    if (have_val)
+        loader_init(&val, data, train_end, val_end, a.B, a.T, DATA_ORDER_SEQUENTIAL, a.seed,
+                    "validation");
+
+    struct gpt_options opt = {a.dt, a.B, a.T, a.checkpointing, a.seed};
+    gpt_check_config(&a.cfg, &opt);
+    check_host_memory(&a);
+    rt_init(&(struct rt_options){0});
+    struct gpt *m = gpt_create(&a.cfg, &opt);
+    struct train_state st = {0};
+    int dynamic = a.dt == DTYPE_FP16 && a.loss_scale == 0;
+    double scale0 = a.dt != DTYPE_FP16 ? 1.0 : dynamic ? a.initial_loss_scale : a.loss_scale;
+    loss_scaler_init(&st.scaler, dynamic, scale0, a.min_loss_scale, a.loss_scale_window,
+                     a.hysteresis);
+    if (a.load) {
+        int resumed = checkpoint_load(m, a.load, &st);
+        printf("> loaded %s from %s%s\n", resumed ? "weights and optimizer state" : "weights",
+               a.load, resumed ? "" : " (training starts at iteration 1)");
+    }
+
+    int64_t nparams = gpt_num_params(&a.cfg);
+    int ngpu = rt_ncuda() > 0 ? rt_ncuda() : 1;
+    double flops = gpt_flops_per_iteration(&a.cfg, a.B, a.T, a.checkpointing);
+    printf("> model: %d layers, hidden %d, %d heads, seq %d, vocab %d (padded %d), %lld "
+           "parameters, %s%s\n",
+           a.cfg.L, a.cfg.C, a.cfg.NH, a.T, a.cfg.V, a.cfg.Vp, (long long)nparams,
+           dtype_label(a.dt), a.checkpointing ? ", activation checkpointing" : "");
+    printf("> data: %s (%s, %zu tokens; %zu training, %zu validation), order %s\n", a.data_path,
+           dataset_format(data), ntok, train_end, have_val ? val_end - train_end : 0,
+           a.order == DATA_ORDER_SEQUENTIAL ? "sequential" : "shuffle");
+
+    FILE *metrics = NULL;
+    if (a.metrics && !(metrics = fopen(a.metrics, "a")))
+        user_fail("--metrics %s: %s: choose a writable file", a.metrics, strerror(errno));
+
+    size_t N = (size_t)a.B * a.T;
+    int32_t *in = malloc(N * sizeof *in), *tg = malloc(N * sizeof *tg);
+    CHECK(in && tg);
+    double t_start = now_ms(), t_steady = 0, interval_loss = 0;
+    int64_t first = st.iteration + 1, skipped_total = 0, nan_total = 0, interval_n = 0;
+    float loss = NAN, val_loss = NAN;
+    for (int64_t it = first; it <= a.iters; it++) {
+        double t0 = now_ms();
+        if (it == first + 1) t_steady = t0;
+        double lr = lr_at(&a.lr, it);
+        float scale = (float)st.scaler.scale, sumsq;
+        struct adamw_hparams hp = {(float)lr,    (float)a.beta1,        (float)a.beta2,
+                                   (float)a.eps, (float)a.weight_decay, (int)st.adam_step + 1,
+                                   1.0f / scale, (float)a.clip_grad};
+        loader_batch(&train, it - 1, in, tg);
+        gpt_set_batch(m, in, tg);
+        gpt_forward(m);
+        gpt_backward(m, scale);
+        gpt_update(m, &hp);
+        gpt_step_stats(m, &loss, &sumsq);
+        double dt_ms = now_ms() - t0;
+
+        int overflow = !isfinite(sumsq);
+        float grad_norm = sqrtf(sumsq) / scale;
+        skipped_total += overflow;
+        nan_total += isnan(sumsq) || isnan(loss);
+        if (!overflow) st.adam_step++;
+        loss_scaler_update(&st.scaler, overflow);
+        st.iteration = it;
+        interval_loss += loss;
+        interval_n++;
+
+        double tokens_s = N / (dt_ms / 1e3), tflops = flops / (dt_ms / 1e3) / ngpu / 1e12;
+        if (metrics) {
+            fprintf(metrics,
+                    "{\"iteration\": %lld, \"loss\": %.7g, \"lr\": %.7g, \"loss_scale\": %.7g, "
+                    "\"grad_norm\": %.7g, \"skipped\": %s, \"elapsed_ms\": %.3f, "
+                    "\"tokens_per_s\": %.1f, \"tflops\": %.4f}\n",
+                    (long long)it, loss, lr, scale, isfinite(grad_norm) ? grad_norm : -1.0,
+                    overflow ? "true" : "false", dt_ms, tokens_s, tflops);
+            fflush(metrics);
+        }
+        if (it % a.log_interval == 0 || it == a.iters) {
+            printf(" iteration %8lld/%8lld | consumed samples: %12lld | elapsed time per iteration "
+                   "(ms): %.1f | learning rate: %.3E | global batch size: %5d | lm loss: %.6E | "
+                   "loss scale: %.1f | grad norm: %.3f | number of skipped iterations: %3lld | "
+                   "number of nan iterations: %3lld | TFLOP/s per GPU: %.2f | tokens/s: %.0f\n",
+                   (long long)it, (long long)a.iters, (long long)(it * a.B), dt_ms, lr, a.B,
+                   interval_loss / interval_n, scale, grad_norm, (long long)skipped_total,
+                   (long long)nan_total, tflops, tokens_s);
+            interval_loss = 0;
+            interval_n = 0;
+        }
+        if (have_val && a.eval_interval > 0 && it % a.eval_interval == 0) {
+            val_loss = (float)evaluate(m, &val, a.eval_iters, in, tg);
+            printf(" validation loss at iteration %lld | lm loss value: %.6E | lm loss PPL: %.6E\n",
+                   (long long)it, val_loss, exp(val_loss));
+        }
+        if (a.save && a.save_interval > 0 && it % a.save_interval == 0 && it != a.iters)
+            save_checkpoint(m, &a, &st);
+    }
+    double t_end = now_ms();
+    int64_t done = a.iters - first + 1;
+    if (done > 0 && have_val) {
+        val_loss = (float)evaluate(m, &val, a.eval_iters, in, tg);
+        printf(" validation loss at the end of training | lm loss value: %.6E | lm loss PPL: "
+               "%.6E\n",
+               val_loss, exp(val_loss));
+    }
+    if (a.save && done > 0) save_checkpoint(m, &a, &st);
+    if (done > 0) {
+        double steady_ms = done > 1 ? (t_end - t_steady) / (done - 1) : t_end - t_start;
+        printf("> done: %lld iterations in %.1f s on %s | %.1f ms per iteration after the first | "
+               "%.0f tokens/s | %.2f TFLOP/s per GPU | final lm loss %.4f | validation loss "
+               "%.4f | skipped %lld\n",
+               (long long)done, (t_end - t_start) / 1e3, rt_device_name(), steady_ms,
+               N / (steady_ms / 1e3), flops / (steady_ms / 1e3) / ngpu / 1e12, loss, val_loss,
+               (long long)skipped_total);
+    }
+    if (metrics) fclose(metrics);
+    free(in);
+    free(tg);
+    gpt_destroy(m);
+    loader_free(&train);
+    if (have_val) loader_free(&val);
+    dataset_close(data);
+    rt_shutdown();
+    return 0;
+}

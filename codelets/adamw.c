@@ -1,0 +1,42 @@
+/* adamw.c: the fused AdamW step over fp32 master weights and moments, with the unscale, clip and
+ * overflow skip decided from the global sum of squares where the task runs (no host sync). */
+#include "codelet_def.h"
+#include "codelets.h"
+#include "kernels_cuda.h"
+
+struct adamw_args {
+    size_t n;
+    struct adamw_hparams hp;
+    enum dtype dt;
+    int has_param;
+};
+
+/* Buffers: [param], master, m, v, grad, sumsq. */
+static void adamw_cpu_func(void *b[], void *cl_arg)
+{
+    const struct adamw_args *a = cl_arg;
+    int i = a->has_param;
+    rt_cpu_task_begin();
+    adamw_cpu(a->has_param ? RT_PTR(b, 0) : NULL, RT_PTR(b, i), RT_PTR(b, i + 1), RT_PTR(b, i + 2),
+              RT_PTR(b, i + 3), RT_PTR(b, i + 4), a->n, &a->hp, a->dt);
+}
+
+static void adamw_cuda_func(void *b[], void *cl_arg)
+{
+    const struct adamw_args *a = cl_arg;
+    int i = a->has_param;
+    adamw_cuda(a->has_param ? RT_PTR(b, 0) : NULL, RT_PTR(b, i), RT_PTR(b, i + 1), RT_PTR(b, i + 2),
+               RT_PTR(b, i + 3), RT_PTR(b, i + 4), a->n, &a->hp, a->dt, CUDA_STREAM());
+}
+
+CODELET_DEFINE(adamw);
+
+void adamw_insert(struct tensor *param, struct tensor *master, struct tensor *m, struct tensor *v,
+                  struct tensor *grad, struct tensor *sumsq, const struct adamw_hparams *hp,
+                  int prio, uint32_t where)
+{
+    struct adamw_args a = {master->n, *hp, (enum dtype)grad->type, param != NULL};
+    struct rt_buf bufs[] = {{param, RT_RW}, {master, RT_RW}, {m, RT_RW},
+                            {v, RT_RW},     {grad, RT_R},    {sumsq, RT_R}};
+    rt_submit(&adamw_cl, "adamw", bufs, 6, &a, sizeof a, 12.0 * master->n, prio, where);
+}

@@ -1,0 +1,61 @@
+/* cast.c: element type conversion (fp32 master weights to fp16/bf16 compute copies) and the
+ * zero fill that starts every gradient accumulation. */
+#include <string.h>
+
+#include "codelet_def.h"
+#include "check.h"
+#include "codelets.h"
+#include "kernels_cuda.h"
+
+struct cast_args {
+    size_t n;
+    enum dtype dst_dt, src_dt;
+};
+
+static void cast_cpu_func(void *b[], void *cl_arg)
+{
+    const struct cast_args *a = cl_arg;
+    rt_cpu_task_begin();
+    cast_cpu(RT_PTR(b, 0), a->dst_dt, RT_PTR(b, 1), a->src_dt, a->n);
+}
+
+static void cast_cuda_func(void *b[], void *cl_arg)
+{
+    const struct cast_args *a = cl_arg;
+    cast_cuda(RT_PTR(b, 0), a->dst_dt, RT_PTR(b, 1), a->src_dt, a->n, CUDA_STREAM());
+}
+
+CODELET_DEFINE(cast);
+
+void cast_insert(struct tensor *dst, struct tensor *src, int prio)
+{
+    CHECK(dst->n == src->n);
+    struct cast_args a = {dst->n, (enum dtype)dst->type, (enum dtype)src->type};
+    struct rt_buf bufs[] = {{dst, RT_W}, {src, RT_R}};
+    rt_submit(&cast_cl, "cast", bufs, 2, &a, sizeof a, 0, prio, 0);
+}
+
+struct zero_args {
+    size_t bytes;
+};
+
+static void zero_cpu_func(void *b[], void *cl_arg)
+{
+    const struct zero_args *a = cl_arg;
+    memset(RT_PTR(b, 0), 0, a->bytes);
+}
+
+static void zero_cuda_func(void *b[], void *cl_arg)
+{
+    const struct zero_args *a = cl_arg;
+    CHECK(cudaMemsetAsync(RT_PTR(b, 0), 0, a->bytes, CUDA_STREAM()) == cudaSuccess);
+}
+
+CODELET_DEFINE(zero);
+
+void zero_insert(struct tensor *t, int prio)
+{
+    struct zero_args a = {tensor_bytes(t)};
+    struct rt_buf bufs[] = {{t, RT_W}};
+    rt_submit(&zero_cl, "zero", bufs, 1, &a, sizeof a, 0, prio, 0);
+}

@@ -1,0 +1,30 @@
+/* codelet_def.h: the one definition of a codelet and its history-based performance model.
+ *
+ * CODELET_DEFINE(op) expects op_cpu_func and op_cuda_func in scope and defines op_cl, which runs
+ * on the CUDA worker's stream (STARPU_CUDA_ASYNC) or as a fork-join task over CPU workers, with
+ * a variable number of buffers (optional tensors are simply left out) and a perf model whose
+ * symbol "gpt50b_op" is shared by all runs on a host. */
+#ifndef GPT50B_CODELET_DEF_H
+#define GPT50B_CODELET_DEF_H
+
+#include <limits.h>
+#include <starpu.h>
+#include <starpu_cublas_v2.h>
+
+#define CODELET_DEFINE(op)                                                                         \
+    static struct starpu_perfmodel op##_model = {.type = STARPU_HISTORY_BASED,                     \
+                                                 .symbol = "gpt50b_" #op};                         \
+    static struct starpu_codelet op##_cl = {.cpu_funcs = {op##_cpu_func},                          \
+                                            .cuda_funcs = {op##_cuda_func},                        \
+                                            .cuda_flags = {STARPU_CUDA_ASYNC},                     \
+                                            .type = STARPU_FORKJOIN,                               \
+                                            .max_parallelism = INT_MAX,                            \
+                                            .nbuffers = STARPU_VARIABLE_NBUFFERS,                  \
+                                            .model = &op##_model,                                  \
+                                            .name = #op}
+
+/* The worker's stream and cuBLAS handle, for CUDA implementations. */
+#define CUDA_STREAM()   starpu_cuda_get_local_stream()
+#define CUBLAS_HANDLE() starpu_cublas_get_local_handle()
+
+#endif

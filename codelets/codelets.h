@@ -1,0 +1,60 @@
+/* codelets.h: the submitters of every operation, the only way graph/ creates tasks.
+ *
+ * Each `<op>_insert` submits one asynchronous task; its dependencies come from the access modes
+ * of the tensors (written in each prototype: out/d* tensors are written or accumulated, the rest
+ * read). Sizes follow kernels_cpu.h, whose contracts (accumulate vs overwrite) apply unchanged;
+ * the element type comes from the tensors. `prio` is an rt_prio. */
+#ifndef GPT50B_CODELETS_H
+#define GPT50B_CODELETS_H
+
+#include "kernels_cpu.h"
+#include "rt.h"
+
+void encoder_forward_insert(struct tensor *out, struct tensor *tokens, struct tensor *wte,
+                            struct tensor *wpe, int B, int T, int C, int prio);
+void encoder_backward_insert(struct tensor *dwte, struct tensor *dwpe, struct tensor *dout,
+                             struct tensor *tokens, int B, int T, int C, int prio);
+
+void layernorm_forward_insert(struct tensor *out, struct tensor *mean, struct tensor *rstd,
+                              struct tensor *inp, struct tensor *weight, struct tensor *bias, int N,
+                              int C, int prio);
+void layernorm_backward_insert(struct tensor *dinp, struct tensor *dweight, struct tensor *dbias,
+                               struct tensor *dout, struct tensor *inp, struct tensor *weight,
+                               struct tensor *mean, struct tensor *rstd, int N, int C, int prio);
+
+/* bias / dbias may be NULL. */
+void matmul_forward_insert(struct tensor *out, struct tensor *inp, struct tensor *weight,
+                           struct tensor *bias, int N, int C, int OC, int prio);
+void matmul_backward_insert(struct tensor *dinp, struct tensor *dweight, struct tensor *dbias,
+                            struct tensor *dout, struct tensor *inp, struct tensor *weight, int N,
+                            int C, int OC, int prio);
+
+void attention_forward_insert(struct tensor *out, struct tensor *att, struct tensor *qkv, int B,
+                              int T, int C, int NH, int prio);
+void attention_backward_insert(struct tensor *dqkv, struct tensor *dout, struct tensor *qkv,
+                               struct tensor *att, int B, int T, int C, int NH, int prio);
+
+void gelu_forward_insert(struct tensor *out, struct tensor *inp, int prio);
+void gelu_backward_insert(struct tensor *dinp, struct tensor *inp, struct tensor *dout, int prio);
+
+void add_forward_insert(struct tensor *out, struct tensor *a, struct tensor *b, int prio);
+void accumulate_insert(struct tensor *dst, struct tensor *src, int prio);
+
+void crossentropy_forward_insert(struct tensor *losses, struct tensor *logits,
+                                 struct tensor *targets, int N, int V, int Vp, int prio);
+/* Replaces logits by dlogits in place. */
+void crossentropy_backward_insert(struct tensor *logits, struct tensor *targets, float dloss, int N,
+                                  int V, int Vp, int prio);
+
+/* acc[0] += sum of grad^2; acc is fp32 with one element, updated in any order. */
+void sumsq_insert(struct tensor *acc, struct tensor *grad, int prio);
+/* param may be NULL (fp32 runs train the master itself). where: 0 (default device) or a
+ * STARPU_CPU / STARPU_CUDA mask. */
+void adamw_insert(struct tensor *param, struct tensor *master, struct tensor *m, struct tensor *v,
+                  struct tensor *grad, struct tensor *sumsq, const struct adamw_hparams *hp,
+                  int prio, uint32_t where);
+void cast_insert(struct tensor *dst, struct tensor *src, int prio);
+/* Sets every byte of t to 0. */
+void zero_insert(struct tensor *t, int prio);
+
+#endif

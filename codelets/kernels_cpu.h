@@ -1,0 +1,104 @@
+/* kernels_cpu.h: the CPU reference kernels of every operation of the model and its optimizer.
+ *
+ * Plain functions with no runtime code: the codelets in codelets/<op>.c call them on CPU workers
+ * and the tests call them directly. Arguments come in a fixed order: outputs, inputs, weights,
+ * sizes, dtype. Buffers typed `void *` hold elements of `dt`; `float *` buffers are always fp32.
+ * Math is fp32 whatever dt is (fp16/bf16 inputs are widened, results rounded once on store).
+ * Kernels are deterministic: the same inputs give bit-identical outputs, whatever the thread count.
+ *
+ * Dimension legend: B batch, T sequence, C channels, NH heads, hs = C/NH head size, OC output
+ * channels, N = B*T rows, V vocabulary, Vp padded vocabulary (a multiple of 128, Vp >= V), maxT
+ * rows of the position table.
+ *
+ * Gradient convention (as llm.c): every backward kernel ACCUMULATES (+=) into its gradient
+ * outputs (d-prefixed), so the caller zeroes them first; crossentropy_backward is the one that
+ * overwrites (it starts the backward pass). */
+#ifndef GPT50B_KERNELS_CPU_H
+#define GPT50B_KERNELS_CPU_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dtype.h"
+
+/* out[N,C] = wte[tokens[b,t],:] + wpe[t,:] */
+void encoder_forward_cpu(void *out, const int32_t *tokens, const void *wte, const void *wpe, int B,
+                         int T, int C, enum dtype dt);
+/* dwte[Vp,C] += scatter of dout by token, dwpe[maxT,C] += sum over b of dout */
+void encoder_backward_cpu(void *dwte, void *dwpe, const void *dout, const int32_t *tokens, int B,
+                          int T, int C, enum dtype dt);
+
+/* out[N,C] = (inp - mean) * rstd * weight + bias, eps 1e-5; writes mean[N] and rstd[N] (fp32). */
+void layernorm_forward_cpu(void *out, float *mean, float *rstd, const void *inp, const void *weight,
+                           const void *bias, int N, int C, enum dtype dt);
+void layernorm_backward_cpu(void *dinp, void *dweight, void *dbias, const void *dout,
+                            const void *inp, const void *weight, const float *mean,
+                            const float *rstd, int N, int C, enum dtype dt);
+
+/* out[N,OC] = inp[N,C] . weight[OC,C]^T + bias[OC]; bias may be NULL. BLAS sgemm. */
+void matmul_forward_cpu(void *out, const void *inp, const void *weight, const void *bias, int N,
+                        int C, int OC, enum dtype dt);
+/* dinp[N,C] += dout . weight; dweight[OC,C] += dout^T . inp; dbias[OC] += column sums of dout.
+ * dinp and dbias may be NULL (not wanted). */
+void matmul_backward_cpu(void *dinp, void *dweight, void *dbias, const void *dout, const void *inp,
+                         const void *weight, int N, int C, int OC, enum dtype dt);
+
+/* Causal self-attention. qkv[N,3C] holds per token q (C) | k (C) | v (C), head h in columns
+ * [h*hs, (h+1)*hs) of each. att[B,NH,T,T] (type dt) receives the softmax probabilities (scale
+ * 1/sqrt(hs), entries above the diagonal 0) for the backward pass; out[N,C] the heads
+ * concatenated. */
+void attention_forward_cpu(void *out, void *att, const void *qkv, int B, int T, int C, int NH,
+                           enum dtype dt);
+/* dqkv[N,3C] += gradient of the attention given dout[N,C] and the forward's qkv and att. */
+void attention_backward_cpu(void *dqkv, const void *dout, const void *qkv, const void *att, int B,
+                            int T, int C, int NH, enum dtype dt);
+
+/* GPT-2 tanh-approximate GELU over n elements; backward dinp += gelu'(inp) * dout. */
+void gelu_forward_cpu(void *out, const void *inp, size_t n, enum dtype dt);
+void gelu_backward_cpu(void *dinp, const void *inp, const void *dout, size_t n, enum dtype dt);
+
+/* out = a + b over n elements (the residual connection). */
+void add_forward_cpu(void *out, const void *a, const void *b, size_t n, enum dtype dt);
+/* dst += src over n elements (residual backward, gradient accumulation). */
+void accumulate_cpu(void *dst, const void *src, size_t n, enum dtype dt);
+
+/* losses[N] (fp32) = logsumexp(logits[n, 0:V]) - logits[n, targets[n]]; columns V..Vp-1 are
+ * padding and never take part. */
+void crossentropy_forward_cpu(float *losses, const void *logits, const int32_t *targets, int N,
+                              int V, int Vp, enum dtype dt);
+/* dlogits[N,Vp] = (softmax(logits[n,0:V]) - onehot(targets[n])) * dloss, padding columns 0.
+ * Overwrites. dlogits may equal logits (in place). dloss is d(total objective)/d(loss[n]),
+ * e.g. loss_scale / N for a mean loss. */
+void crossentropy_backward_cpu(void *dlogits, const void *logits, const int32_t *targets,
+                               float dloss, int N, int V, int Vp, enum dtype dt);
+
+/* out[0] += sum of grad[i]^2 over n elements (fp32 result, accumulated in double on CPU).
+ * A non-finite element makes the result non-finite (overflow detection). */
+void sumsq_cpu(float *out, const void *grad, size_t n, enum dtype dt);
+
+/* Hyper-parameters of one AdamW step. */
+struct adamw_hparams {
+    float lr, beta1, beta2, eps, weight_decay;
+    int step;             /* 1-based count of applied (not skipped) steps, for bias correction */
+    float inv_loss_scale; /* gradients are multiplied by this before use */
+    float clip_norm;      /* max global norm of the unscaled gradient; <= 0: no clipping */
+};
+
+/* One AdamW step over n elements, PyTorch's formula (torch.optim.AdamW, foreach=False):
+ *   norm = sqrt(*sumsq) * inv_loss_scale            (global norm of the unscaled gradient)
+ *   if !isfinite(norm): return, nothing changes      (overflow: the step is skipped)
+ *   coef = clip_norm > 0 && norm > clip_norm ? clip_norm / (norm + 1e-6) : 1
+ *   g = grad * inv_loss_scale * coef
+ *   master *= 1 - lr * weight_decay
+ *   m = beta1 * m + (1 - beta1) * g;  v = beta2 * v + (1 - beta2) * g * g
+ *   denom = sqrt(v) / sqrt(1 - beta2^step) + eps
+ *   master -= (lr / (1 - beta1^step)) * m / denom
+ *   param = master rounded to dt (skipped when param is NULL: fp32 runs train the master itself)
+ * sumsq points to the sum of squares of ALL scaled gradients of the model (see sumsq_cpu). */
+void adamw_cpu(void *param, float *master, float *m, float *v, const void *grad, const float *sumsq,
+               size_t n, const struct adamw_hparams *hp, enum dtype dt);
+
+/* dst (type dst_dt) = src (type src_dt), n elements. */
+void cast_cpu(void *dst, enum dtype dst_dt, const void *src, enum dtype src_dt, size_t n);
+
+#endif

@@ -1,0 +1,87 @@
+/* kernels_cuda.h: the CUDA kernels of every operation, one launcher per kernel.
+ *
+ * Each launcher has the signature of its CPU twin in kernels_cpu.h (same meaning, same
+ * accumulate/overwrite contract, same fp32 math) plus, at the end, the stream to launch on: the
+ * StarPU worker's local stream. Launchers never synchronize and never allocate; where a kernel
+ * needs working memory the caller passes `scratch` of the size the matching *_scratch_bytes()
+ * returns (StarPU provides it as a STARPU_SCRATCH buffer). All pointers are device pointers.
+ * Results agree with the CPU kernels within rounding (tests/gpu/test_cuda_vs_cpu.c); reductions
+ * use a fixed order so that a launcher is deterministic run to run. */
+#ifndef GPT50B_KERNELS_CUDA_H
+#define GPT50B_KERNELS_CUDA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cublas_v2.h>
+#include <cuda_runtime_api.h>
+
+#include "kernels_cpu.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+void encoder_forward_cuda(void *out, const int32_t *tokens, const void *wte, const void *wpe, int B,
+                          int T, int C, enum dtype dt, cudaStream_t stream);
+void encoder_backward_cuda(void *dwte, void *dwpe, const void *dout, const int32_t *tokens, int B,
+                           int T, int C, enum dtype dt, cudaStream_t stream);
+
+void layernorm_forward_cuda(void *out, float *mean, float *rstd, const void *inp,
+                            const void *weight, const void *bias, int N, int C, enum dtype dt,
+                            cudaStream_t stream);
+size_t layernorm_backward_cuda_scratch_bytes(int N, int C);
+void layernorm_backward_cuda(void *dinp, void *dweight, void *dbias, const void *dout,
+                             const void *inp, const void *weight, const float *mean,
+                             const float *rstd, int N, int C, enum dtype dt, void *scratch,
+                             cudaStream_t stream);
+
+/* cuBLAS (or cuBLASLt) with fp32 accumulation; `handle` is already bound to `stream`. */
+void matmul_forward_cuda(cublasHandle_t handle, void *out, const void *inp, const void *weight,
+                         const void *bias, int N, int C, int OC, enum dtype dt,
+                         cudaStream_t stream);
+size_t matmul_backward_cuda_scratch_bytes(int N, int OC);
+void matmul_backward_cuda(cublasHandle_t handle, void *dinp, void *dweight, void *dbias,
+                          const void *dout, const void *inp, const void *weight, int N, int C,
+                          int OC, enum dtype dt, void *scratch, cudaStream_t stream);
+
+size_t attention_forward_cuda_scratch_bytes(int B, int T, int C, int NH, enum dtype dt);
+void attention_forward_cuda(cublasHandle_t handle, void *out, void *att, const void *qkv, int B,
+                            int T, int C, int NH, enum dtype dt, void *scratch,
+                            cudaStream_t stream);
+size_t attention_backward_cuda_scratch_bytes(int B, int T, int C, int NH, enum dtype dt);
+void attention_backward_cuda(cublasHandle_t handle, void *dqkv, const void *dout, const void *qkv,
+                             const void *att, int B, int T, int C, int NH, enum dtype dt,
+                             void *scratch, cudaStream_t stream);
+
+void gelu_forward_cuda(void *out, const void *inp, size_t n, enum dtype dt, cudaStream_t stream);
+void gelu_backward_cuda(void *dinp, const void *inp, const void *dout, size_t n, enum dtype dt,
+                        cudaStream_t stream);
+
+void add_forward_cuda(void *out, const void *a, const void *b, size_t n, enum dtype dt,
+                      cudaStream_t stream);
+void accumulate_cuda(void *dst, const void *src, size_t n, enum dtype dt, cudaStream_t stream);
+
+void crossentropy_forward_cuda(float *losses, const void *logits, const int32_t *targets, int N,
+                               int V, int Vp, enum dtype dt, cudaStream_t stream);
+void crossentropy_backward_cuda(void *dlogits, const void *logits, const int32_t *targets,
+                                float dloss, int N, int V, int Vp, enum dtype dt,
+                                cudaStream_t stream);
+
+size_t sumsq_cuda_scratch_bytes(size_t n);
+void sumsq_cuda(float *out, const void *grad, size_t n, enum dtype dt, void *scratch,
+                cudaStream_t stream);
+
+/* hp is passed by value into the kernel; sumsq is a device pointer. */
+void adamw_cuda(void *param, float *master, float *m, float *v, const void *grad,
+                const float *sumsq, size_t n, const struct adamw_hparams *hp, enum dtype dt,
+                cudaStream_t stream);
+
+void cast_cuda(void *dst, enum dtype dst_dt, const void *src, enum dtype src_dt, size_t n,
+               cudaStream_t stream);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,68 @@
+/* layernorm.c: LayerNorm as tasks; mean and rstd (fp32) carry from forward to backward. */
+#include "codelet_def.h"
+#include "codelets.h"
+#include "kernels_cuda.h"
+
+struct layernorm_args {
+    int N, C;
+    enum dtype dt;
+    int has_scratch;
+};
+
+static void layernorm_forward_cpu_func(void *b[], void *cl_arg)
+{
+    const struct layernorm_args *a = cl_arg;
+    rt_cpu_task_begin();
+    layernorm_forward_cpu(RT_PTR(b, 0), RT_PTR(b, 1), RT_PTR(b, 2), RT_PTR(b, 3), RT_PTR(b, 4),
+                          RT_PTR(b, 5), a->N, a->C, a->dt);
+}
+
+static void layernorm_forward_cuda_func(void *b[], void *cl_arg)
+{
+    const struct layernorm_args *a = cl_arg;
+    layernorm_forward_cuda(RT_PTR(b, 0), RT_PTR(b, 1), RT_PTR(b, 2), RT_PTR(b, 3), RT_PTR(b, 4),
+                           RT_PTR(b, 5), a->N, a->C, a->dt, CUDA_STREAM());
+}
+
+CODELET_DEFINE(layernorm_forward);
+
+void layernorm_forward_insert(struct tensor *out, struct tensor *mean, struct tensor *rstd,
+                              struct tensor *inp, struct tensor *weight, struct tensor *bias, int N,
+                              int C, int prio)
+{
+    struct layernorm_args a = {N, C, (enum dtype)out->type, 0};
+    struct rt_buf bufs[] = {{out, RT_W}, {mean, RT_W},   {rstd, RT_W},
+                            {inp, RT_R}, {weight, RT_R}, {bias, RT_R}};
+    rt_submit(&layernorm_forward_cl, "layernorm_fwd", bufs, 6, &a, sizeof a, 8.0 * N * C, prio, 0);
+}
+
+static void layernorm_backward_cpu_func(void *b[], void *cl_arg)
+{
+    const struct layernorm_args *a = cl_arg;
+    rt_cpu_task_begin();
+    layernorm_backward_cpu(RT_PTR(b, 0), RT_PTR(b, 1), RT_PTR(b, 2), RT_PTR(b, 3), RT_PTR(b, 4),
+                           RT_PTR(b, 5), RT_PTR(b, 6), RT_PTR(b, 7), a->N, a->C, a->dt);
+}
+
+static void layernorm_backward_cuda_func(void *b[], void *cl_arg)
+{
+    const struct layernorm_args *a = cl_arg;
+    layernorm_backward_cuda(RT_PTR(b, 0), RT_PTR(b, 1), RT_PTR(b, 2), RT_PTR(b, 3), RT_PTR(b, 4),
+                            RT_PTR(b, 5), RT_PTR(b, 6), RT_PTR(b, 7), a->N, a->C, a->dt,
+                            a->has_scratch ? RT_PTR(b, 8) : NULL, CUDA_STREAM());
+}
+
+CODELET_DEFINE(layernorm_backward);
+
+void layernorm_backward_insert(struct tensor *dinp, struct tensor *dweight, struct tensor *dbias,
+                               struct tensor *dout, struct tensor *inp, struct tensor *weight,
+                               struct tensor *mean, struct tensor *rstd, int N, int C, int prio)
+{
+    struct tensor *scratch = rt_scratch(layernorm_backward_cuda_scratch_bytes(N, C));
+    struct layernorm_args a = {N, C, (enum dtype)dout->type, scratch != NULL};
+    struct rt_buf bufs[] = {{dinp, RT_RW}, {dweight, RT_RW}, {dbias, RT_RW},
+                            {dout, RT_R},  {inp, RT_R},      {weight, RT_R},
+                            {mean, RT_R},  {rstd, RT_R},     {scratch, RT_SCRATCH}};
+    rt_submit(&layernorm_backward_cl, "layernorm_bwd", bufs, 9, &a, sizeof a, 12.0 * N * C, prio,
+              0);
+}

@@ -1,0 +1,366 @@
+/* checkpoint.c: Hugging Face GPT-2 checkpoint directories (see checkpoint.h). */
+#include "checkpoint.h"
+
+#include <errno.h>
+#include <ftw.h>
+#include <jansson.h>
+#include <libgen.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "safetensors.h"
+
+#define TRAINER_FORMAT  "gpt50b-trainer"
+#define TRAINER_VERSION 1
+
+static int config_int(json_t *root, const char *path, const char *key)
+{
+    json_t *v = json_object_get(root, key);
+    if (!json_is_integer(v))
+        user_fail("%s: \"%s\" is missing or not an integer: is this a GPT-2 config.json?", path,
+                  key);
+    return (int)json_integer_value(v);
+}
+
+void checkpoint_read_config(const char *dir, struct gpt_config *cfg)
+{
+    char path[4096];
+    json_error_t jerr;
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    json_t *root = json_load_file(path, 0, &jerr);
+    if (!root)
+        user_fail("%s: %s (line %d): --load needs a directory written by save_pretrained or --save",
+                  path, jerr.text, jerr.line);
+    cfg->V = config_int(root, path, "vocab_size");
+    cfg->C = config_int(root, path, "n_embd");
+    cfg->L = config_int(root, path, "n_layer");
+    cfg->NH = config_int(root, path, "n_head");
+    cfg->maxT = config_int(root, path, "n_positions");
+    json_t *eps = json_object_get(root, "layer_norm_epsilon");
+    if (eps && fabs(json_number_value(eps) - 1e-5) > 1e-9)
+        user_fail("%s: layer_norm_epsilon %g is not supported: the model uses 1e-5", path,
+                  json_number_value(eps));
+    const char *act = json_string_value(json_object_get(root, "activation_function"));
+    if (act && strcmp(act, "gelu_new") != 0 && strcmp(act, "gelu_pytorch_tanh") != 0)
+        user_fail("%s: activation_function \"%s\" is not supported: the model uses GPT-2's "
+                  "tanh GELU (gelu_new)",
+                  path, act);
+    json_t *inner = json_object_get(root, "n_inner");
+    if (json_is_integer(inner) && json_integer_value(inner) != 4 * cfg->C)
+        user_fail("%s: n_inner %lld is not supported: the MLP is 4 x n_embd", path,
+                  (long long)json_integer_value(inner));
+    json_decref(root);
+}
+
+/* The tensor's shape in the checkpoint: Conv1D weights transposed, wte without padding rows. */
+static void hf_shape(const struct gpt_param *p, int64_t shape[2])
+{
+    shape[0] = p->conv1d ? p->shape[1] : (p->hf_rows ? p->hf_rows : p->shape[0]);
+    shape[1] = p->conv1d ? p->shape[0] : p->shape[1];
+}
+
+static int is_ignored_tensor(const char *name)
+{
+    size_t n = strlen(name);
+    return strcmp(name, "lm_head.weight") == 0 ||
+           (n > 9 && strcmp(name + n - 9, ".attn.bias") == 0) ||
+           (n > 16 && strcmp(name + n - 16, ".attn.masked_bias") == 0);
+}
+
+static int is_model_tensor(struct gpt *m, const char *name)
+{
+    for (int i = 0; i < gpt_num_tensors(m); i++) {
+        const char *ours = gpt_tensor(m, i)->name;
+        if (strcmp(ours, name) == 0 || strcmp(ours + strlen("transformer."), name) == 0) return 1;
+    }
+    return 0;
+}
+
+static const struct safetensors_tensor *find_weight(const struct safetensors_file *f,
+                                                    const char *name)
+{
+    const struct safetensors_tensor *t = safetensors_find(f, name);
+    /* GPT2Model (no LM head) saves without the "transformer." prefix. */
+    if (!t && strncmp(name, "transformer.", 12) == 0) t = safetensors_find(f, name + 12);
+    return t;
+}
+
+/* Copies a checkpoint tensor (any float dtype, HF layout) into an fp32 buffer in our layout. */
+static void load_tensor(const struct gpt_param *p, const struct safetensors_tensor *t, float *dst,
+                        const char *path)
+{
+    int64_t want[2];
+    enum dtype dt;
+    hf_shape(p, want);
+    int ok =
+        t->ndim == p->ndim && t->shape[0] == want[0] && (p->ndim == 1 || t->shape[1] == want[1]);
+    if (!ok)
+        user_fail("%s: tensor %s has shape [%lld%s%lld], expected [%lld%s%lld]: the checkpoint "
+                  "does not match config.json",
+                  path, p->name, (long long)t->shape[0], t->ndim > 1 ? ", " : "",
+                  t->ndim > 1 ? (long long)t->shape[1] : 0LL, (long long)want[0],
+                  p->ndim > 1 ? ", " : "", p->ndim > 1 ? (long long)want[1] : 0LL);
+    if (safetensors_dtype_to_dtype(t->dtype, &dt) < 0)
+        user_fail("%s: tensor %s has dtype %s: expected F32, F16 or BF16", path, p->name,
+                  safetensors_dtype_name(t->dtype));
+    size_t n = t->numel;
+    float *tmp = malloc(n * sizeof *tmp);
+    CHECK(tmp);
+    dtype_to_f32(dt, t->data, tmp, n);
+    size_t rows = (size_t)want[0], cols = (size_t)want[1];
+    if (p->conv1d) {
+        for (size_t i = 0; i < rows; i++)
+            for (size_t j = 0; j < cols; j++)
+                dst[j * rows + i] = tmp[i * cols + j];
+    } else {
+        memcpy(dst, tmp, n * sizeof *tmp);
+        size_t ours = (size_t)(p->shape[0] * p->shape[1]);
+        memset(dst + n, 0, (ours - n) * sizeof *dst); /* padded vocabulary rows */
+    }
+    free(tmp);
+}
+
+static void load_exact(struct tensor *dst, const struct safetensors_file *f, const char *name,
+                       const char *path)
+{
+    const struct safetensors_tensor *t = safetensors_find(f, name);
+    if (!t || t->dtype != SAFETENSORS_F32 || t->numel != dst->n)
+        user_fail("%s: tensor %s is missing or is not fp32 with %zu elements: the optimizer state "
+                  "does not match the model",
+                  path, name, dst->n);
+    memcpy(tensor_acquire_write(dst), t->data, t->nbytes);
+    tensor_release(dst);
+}
+
+static int64_t state_int(json_t *root, const char *path, const char *key)
+{
+    json_t *v = json_object_get(root, key);
+    if (!json_is_number(v))
+        user_fail("%s: \"%s\" is missing: the trainer state is corrupt; load the weights alone "
+                  "by removing trainer_state.json",
+                  path, key);
+    return (int64_t)json_number_value(v);
+}
+
+static void load_trainer_state(const char *dir, struct train_state *st)
+{
+    char path[4096];
+    json_error_t jerr;
+    snprintf(path, sizeof path, "%s/trainer_state.json", dir);
+    json_t *root = json_load_file(path, 0, &jerr);
+    if (!root)
+        user_fail("%s: %s: the trainer state is corrupt; load the weights alone by removing it",
+                  path, jerr.text);
+    const char *format = json_string_value(json_object_get(root, "format"));
+    if (!format || strcmp(format, TRAINER_FORMAT) != 0 ||
+        state_int(root, path, "version") != TRAINER_VERSION)
+        user_fail("%s: not a %s version %d file: it was written by another program or version",
+                  path, TRAINER_FORMAT, TRAINER_VERSION);
+    st->iteration = state_int(root, path, "iteration");
+    st->adam_step = state_int(root, path, "adam_step");
+    st->scaler.scale = json_number_value(json_object_get(root, "loss_scale"));
+    st->scaler.hysteresis_left = (int)state_int(root, path, "hysteresis_left");
+    st->scaler.iter = state_int(root, path, "scaler_iter");
+    st->scaler.last_overflow_iter = state_int(root, path, "last_overflow_iter");
+    json_decref(root);
+}
+
+int checkpoint_load(struct gpt *m, const char *dir, struct train_state *st)
+{
+    char path[4096], err[SAFETENSORS_ERR_SIZE], name[160];
+    struct safetensors_file f;
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    if (safetensors_open(&f, path, err, sizeof err) < 0) user_fail("%s", err);
+    int n = gpt_num_tensors(m);
+    for (int i = 0; i < n; i++) {
+        struct gpt_param *p = gpt_tensor(m, i);
+        const struct safetensors_tensor *t = find_weight(&f, p->name);
+        if (!t)
+            user_fail("%s: tensor %s is missing: the file is incomplete or not a GPT-2 model", path,
+                      p->name);
+        load_tensor(p, t, tensor_acquire_write(p->master), path);
+        tensor_release(p->master);
+    }
+    for (int i = 0; i < f.n_tensors; i++)
+        if (!is_ignored_tensor(f.tensors[i].name) && !is_model_tensor(m, f.tensors[i].name))
+            fprintf(stderr, "warning: %s: tensor %s is not part of the model and is ignored\n",
+                    path, f.tensors[i].name);
+    safetensors_close(&f);
+    gpt_sync_params(m);
+
+    snprintf(path, sizeof path, "%s/optimizer.safetensors", dir);
+    if (!st || access(path, F_OK) != 0) return 0;
+    if (safetensors_open(&f, path, err, sizeof err) < 0) user_fail("%s", err);
+    for (int i = 0; i < n; i++) {
+        struct gpt_param *p = gpt_tensor(m, i);
+        snprintf(name, sizeof name, "exp_avg.%s", p->name);
+        load_exact(p->m, &f, name, path);
+        snprintf(name, sizeof name, "exp_avg_sq.%s", p->name);
+        load_exact(p->v, &f, name, path);
+    }
+    safetensors_close(&f);
+    load_trainer_state(dir, st);
+    return 1;
+}
+
+/* Conv1D weights leave in the [in, out] layout: the fill callback transposes on the fly, so a
+ * save needs no second copy of the model. */
+struct transpose_ctx {
+    const float *src; /* ours: [rows, cols] */
+    size_t rows, cols;
+};
+
+static int fill_transposed(void *ctx, void *buf, size_t offset, size_t len)
+{
+    const struct transpose_ctx *t = ctx;
+    float *out = buf;
+    size_t first = offset / sizeof(float), count = len / sizeof(float);
+    for (size_t k = 0; k < count; k++) {
+        size_t e = first + k, i = e / t->rows, j = e % t->rows; /* HF [cols, rows] */
+        out[k] = t->src[j * t->cols + i];
+    }
+    return 0;
+}
+
+static json_t *config_json(const struct gpt_config *c)
+{
+    return json_pack("{s:[s], s:s, s:i, s:i, s:i, s:i, s:i, s:i, s:n, s:f, s:s, s:f, s:f, s:f, "
+                     "s:f, s:b, s:s}",
+                     "architectures", "GPT2LMHeadModel", "model_type", "gpt2", "vocab_size", c->V,
+                     "n_embd", c->C, "n_layer", c->L, "n_head", c->NH, "n_positions", c->maxT,
+                     "n_ctx", c->maxT, "n_inner", "layer_norm_epsilon", 1e-5, "activation_function",
+                     "gelu_new", "resid_pdrop", 0.0, "embd_pdrop", 0.0, "attn_pdrop", 0.0,
+                     "initializer_range", 0.02, "tie_word_embeddings", 1, "torch_dtype", "float32");
+}
+
+static json_t *trainer_json(const struct train_state *st)
+{
+    return json_pack("{s:s, s:i, s:I, s:I, s:f, s:i, s:I, s:I}", "format", TRAINER_FORMAT,
+                     "version", TRAINER_VERSION, "iteration", (json_int_t)st->iteration,
+                     "adam_step", (json_int_t)st->adam_step, "loss_scale", st->scaler.scale,
+                     "hysteresis_left", st->scaler.hysteresis_left, "scaler_iter",
+                     (json_int_t)st->scaler.iter, "last_overflow_iter",
+                     (json_int_t)st->scaler.last_overflow_iter);
+}
+
+static int write_json(const char *dir, const char *file, json_t *root, char *err, size_t err_size)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", dir, file);
+    char *text = json_dumps(root, JSON_INDENT(2));
+    json_decref(root);
+    CHECK(text);
+    int rc = fs_write_atomic(path, text, strlen(text), err, err_size);
+    free(text);
+    return rc;
+}
+
+static int remove_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    return remove(path);
+}
+
+static void remove_tree(const char *path)
+{
+    nftw(path, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* Writes the files of a checkpoint into tmp, which exists and is empty. */
+static int write_files(struct gpt *m, const char *tmp, const struct train_state *st, char *err,
+                       size_t err_size)
+{
+    char path[4096], name[160];
+    int n = gpt_num_tensors(m), rc;
+    struct transpose_ctx *ctx = calloc(n, sizeof *ctx);
+    struct safetensors_writer model, optim;
+    CHECK(ctx);
+    safetensors_writer_init(&model);
+    safetensors_writer_init(&optim);
+    safetensors_writer_set_metadata(&model, "format", "pt");
+    for (int i = 0; i < n; i++) {
+        struct gpt_param *p = gpt_tensor(m, i);
+        int64_t shape[2];
+        const float *w = tensor_acquire_read(p->master);
+        hf_shape(p, shape);
+        if (p->conv1d) {
+            ctx[i] = (struct transpose_ctx){w, (size_t)p->shape[0], (size_t)p->shape[1]};
+            rc = safetensors_writer_add_fill(&model, p->name, SAFETENSORS_F32, 2, shape,
+                                             fill_transposed, &ctx[i]);
+        } else {
+            rc = safetensors_writer_add(&model, p->name, SAFETENSORS_F32, p->ndim, shape, w);
+        }
+        CHECK(rc == 0);
+        snprintf(name, sizeof name, "exp_avg.%s", p->name);
+        CHECK(safetensors_writer_add(&optim, name, SAFETENSORS_F32, p->ndim, p->shape,
+                                     tensor_acquire_read(p->m)) == 0);
+        snprintf(name, sizeof name, "exp_avg_sq.%s", p->name);
+        CHECK(safetensors_writer_add(&optim, name, SAFETENSORS_F32, p->ndim, p->shape,
+                                     tensor_acquire_read(p->v)) == 0);
+    }
+    snprintf(path, sizeof path, "%s/model.safetensors", tmp);
+    rc = safetensors_writer_write(&model, path, err, err_size);
+    if (rc == 0) {
+        snprintf(path, sizeof path, "%s/optimizer.safetensors", tmp);
+        rc = safetensors_writer_write(&optim, path, err, err_size);
+    }
+    for (int i = 0; i < n; i++) {
+        struct gpt_param *p = gpt_tensor(m, i);
+        tensor_release(p->master);
+        tensor_release(p->m);
+        tensor_release(p->v);
+    }
+    safetensors_writer_free(&model);
+    safetensors_writer_free(&optim);
+    free(ctx);
+    if (rc == 0) rc = write_json(tmp, "config.json", config_json(gpt_get_config(m)), err, err_size);
+    if (rc == 0) rc = write_json(tmp, "trainer_state.json", trainer_json(st), err, err_size);
+    return rc;
+}
+
+int checkpoint_save(struct gpt *m, const char *dir, const struct train_state *st, char *err,
+                    size_t err_size)
+{
+    char tmp[4096], old[4096];
+    struct stat sb;
+    snprintf(tmp, sizeof tmp, "%s.tmp.%d", dir, (int)getpid());
+    snprintf(old, sizeof old, "%s.old.%d", dir, (int)getpid());
+    remove_tree(tmp);
+    if (mkdir(tmp, 0755) != 0) {
+        int e = errno;
+        snprintf(err, err_size, "cannot create %s: %s: choose a writable --save directory", tmp,
+                 strerror(e));
+        return -e;
+    }
+    int rc = write_files(m, tmp, st, err, err_size);
+    if (rc == 0) {
+        int had_old = stat(dir, &sb) == 0;
+        if ((had_old && rename(dir, old) != 0) || rename(tmp, dir) != 0) {
+            rc = -errno;
+            snprintf(err, err_size, "cannot move the checkpoint into %s: %s", dir, strerror(-rc));
+            if (had_old) rename(old, dir);
+        } else if (had_old) {
+            remove_tree(old);
+        }
+    }
+    if (rc != 0) remove_tree(tmp);
+    return rc;
+}
+
+void checkpoint_check_writable(const char *dir)
+{
+    struct stat sb;
+    char copy[4096];
+    if (stat(dir, &sb) == 0 && !S_ISDIR(sb.st_mode))
+        user_fail("--save %s: exists and is not a directory: choose another path", dir);
+    snprintf(copy, sizeof copy, "%s", dir);
+    const char *parent = dirname(copy);
+    if (stat(parent, &sb) != 0 || !S_ISDIR(sb.st_mode))
+        user_fail("--save %s: the directory %s does not exist: create it first", dir, parent);
+    if (access(parent, W_OK | X_OK) != 0)
+        user_fail("--save %s: cannot write in %s (%s): choose a writable directory", dir, parent,
+                  strerror(errno));
+}

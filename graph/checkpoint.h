@@ -1,0 +1,39 @@
+/* checkpoint.h: checkpoints as Hugging Face GPT-2 directories.
+ *
+ * A checkpoint directory is what GPT2LMHeadModel.save_pretrained writes, so transformers loads
+ * our weights and we load theirs:
+ *   config.json            GPT2Config (vocab_size, n_embd, n_layer, n_head, n_positions, ...)
+ *   model.safetensors      fp32 master weights, HF names, Conv1D [in, out] layouts, lm_head tied
+ * plus, from us, what resuming needs:
+ *   optimizer.safetensors  AdamW moments "exp_avg.<name>", "exp_avg_sq.<name>" (our layout)
+ *   trainer_state.json     iteration, AdamW step, loss-scaler state (format "gpt50b-trainer", 1)
+ * Saving writes a sibling temporary directory and renames it into place, so an interrupted or
+ * failed save leaves the previous checkpoint whole and no partial one. */
+#ifndef GPT50B_CHECKPOINT_H
+#define GPT50B_CHECKPOINT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "gpt.h"
+#include "schedule.h"
+
+struct train_state {
+    int64_t iteration; /* iterations completed */
+    int64_t adam_step; /* AdamW steps applied (skipped iterations excluded) */
+    struct loss_scaler scaler;
+};
+
+/* Reads DIR/config.json into cfg (L, C, NH, maxT, V; Vp is left to the caller). User error
+ * (exit 2) when it is missing, unreadable or describes a model we cannot run. */
+void checkpoint_read_config(const char *dir, struct gpt_config *cfg);
+/* Loads weights (and, when DIR has them and st is not NULL, optimizer state and trainer state:
+ * then returns 1; 0 for weights only). User error on a missing tensor, a wrong shape or dtype. */
+int checkpoint_load(struct gpt *m, const char *dir, struct train_state *st);
+/* Saves atomically. Returns 0, or a negative errno with a one-line message in err. */
+int checkpoint_save(struct gpt *m, const char *dir, const struct train_state *st, char *err,
+                    size_t err_size);
+/* Fails (exit 2) now, before any training, when DIR could not be written later. */
+void checkpoint_check_writable(const char *dir);
+
+#endif

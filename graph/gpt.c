@@ -1,0 +1,503 @@
+/* gpt.c: GPT-2 forward, backward and AdamW as task submissions (see gpt.h). */
+#include "gpt.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "codelets.h"
+#include "rng.h"
+
+/* The trainable tensors of one block, in Hugging Face's order. */
+enum layer_param {
+    LP_LN1_W,
+    LP_LN1_B,
+    LP_QKV_W,
+    LP_QKV_B,
+    LP_PROJ_W,
+    LP_PROJ_B,
+    LP_LN2_W,
+    LP_LN2_B,
+    LP_FC_W,
+    LP_FC_B,
+    LP_FCPROJ_W,
+    LP_FCPROJ_B,
+    LP_COUNT,
+};
+
+/* Tensors outside the blocks: wte and wpe come first, ln_f last. */
+enum { P_WTE, P_WPE, P_FIRST_LAYER };
+
+enum init_kind { INIT_ZERO, INIT_ONE, INIT_NORMAL, INIT_NORMAL_RESIDUAL };
+
+/* One block's activations: a single shared set when checkpointing, else one set per layer. */
+struct layer_acts {
+    struct tensor ln1, ln1_mean, ln1_rstd; /* [N,C], [N], [N] */
+    struct tensor qkv;                     /* [N,3C] */
+    struct tensor att;                     /* [B,NH,T,T] softmax probabilities */
+    struct tensor atty, attproj, res2;     /* [N,C] */
+    struct tensor ln2, ln2_mean, ln2_rstd; /* [N,C], [N], [N] */
+    struct tensor fch, fch_gelu;           /* [N,4C] */
+    struct tensor fcproj;                  /* [N,C] */
+};
+
+struct gpt {
+    struct gpt_config cfg;
+    struct gpt_options opt;
+    int nparams;
+    struct gpt_param *params;
+    enum init_kind *init;
+    struct tensor *store;                  /* the tensors params[] point into, 5 per entry */
+    struct tensor inputs, targets;         /* [N] int32 */
+    struct tensor encoded;                 /* [N,C] the first block's input */
+    struct tensor *res3;                   /* [L] of [N,C]: each block's output */
+    struct layer_acts *acts;               /* [1] or [L] */
+    struct tensor lnf, lnf_mean, lnf_rstd; /* [N,C], [N], [N] */
+    struct tensor logits;                  /* [N,Vp], dlogits after the backward */
+    struct tensor losses;                  /* [N] fp32 */
+    struct tensor sumsq;                   /* [1] fp32: sum of squares of all gradients */
+    /* gradients of activations, shared by all blocks */
+    struct tensor dresidual, dln1, dqkv, datty, dln2, dlnf; /* [N,C] ([N,3C] for dqkv) */
+    struct tensor dfch, dfch_gelu;                          /* [N,4C] */
+};
+
+int gpt_padded_vocab(int V, int divisor)
+{
+    return (V + divisor - 1) / divisor * divisor;
+}
+
+int64_t gpt_num_params(const struct gpt_config *c)
+{
+    int64_t C = c->C;
+    return (int64_t)c->Vp * C + (int64_t)c->maxT * C + (int64_t)c->L * (12 * C * C + 13 * C) +
+           2 * C;
+}
+
+double gpt_flops_per_iteration(const struct gpt_config *c, int B, int T, int checkpointing)
+{
+    /* Megatron-LM: 24 * f * B * s * L * h^2 * (1 + s/(6h) + V/(16 L h)), f = 4 with recompute
+     * (forward twice, backward twice the forward), 3 without. */
+    double f = checkpointing ? 4 : 3, h = c->C;
+    return 24.0 * f * B * T * c->L * h * h * (1.0 + T / (6.0 * h) + c->Vp / (16.0 * c->L * h));
+}
+
+const struct gpt_config *gpt_get_config(const struct gpt *m)
+{
+    return &m->cfg;
+}
+int gpt_num_tensors(const struct gpt *m)
+{
+    return m->nparams;
+}
+struct gpt_param *gpt_tensor(struct gpt *m, int i)
+{
+    return &m->params[i];
+}
+
+static struct gpt_param *layer_param(struct gpt *m, int l, enum layer_param k)
+{
+    return &m->params[P_FIRST_LAYER + l * LP_COUNT + k];
+}
+
+static void table_add(struct gpt *m, const char *name, int64_t rows, int64_t cols, int conv1d,
+                      enum init_kind init)
+{
+    struct gpt_param *p = &m->params[m->nparams];
+    snprintf(p->name, sizeof p->name, "%s", name);
+    p->ndim = cols ? 2 : 1;
+    p->shape[0] = rows;
+    p->shape[1] = cols ? cols : 1;
+    p->conv1d = conv1d;
+    p->decay = p->ndim == 2;
+    m->init[m->nparams] = init;
+    m->nparams++;
+}
+
+/* The one table of trainable tensors. */
+static void table_build(struct gpt *m)
+{
+    const struct gpt_config *c = &m->cfg;
+    int C = c->C, n = P_FIRST_LAYER + c->L * LP_COUNT + 2;
+    char name[96];
+    m->params = calloc(n, sizeof *m->params);
+    m->init = calloc(n, sizeof *m->init);
+    CHECK(m->params && m->init);
+    table_add(m, "transformer.wte.weight", c->Vp, C, 0, INIT_NORMAL);
+    m->params[P_WTE].hf_rows = c->V;
+    table_add(m, "transformer.wpe.weight", c->maxT, C, 0, INIT_NORMAL);
+    static const struct {
+        const char *suffix;
+        int rows, cols; /* in units of C; cols 0: a vector */
+        int conv1d;
+        enum init_kind init;
+    } block[LP_COUNT] = {
+        {"ln_1.weight", 1, 0, 0, INIT_ONE},
+        {"ln_1.bias", 1, 0, 0, INIT_ZERO},
+        {"attn.c_attn.weight", 3, 1, 1, INIT_NORMAL},
+        {"attn.c_attn.bias", 3, 0, 0, INIT_ZERO},
+        {"attn.c_proj.weight", 1, 1, 1, INIT_NORMAL_RESIDUAL},
+        {"attn.c_proj.bias", 1, 0, 0, INIT_ZERO},
+        {"ln_2.weight", 1, 0, 0, INIT_ONE},
+        {"ln_2.bias", 1, 0, 0, INIT_ZERO},
+        {"mlp.c_fc.weight", 4, 1, 1, INIT_NORMAL},
+        {"mlp.c_fc.bias", 4, 0, 0, INIT_ZERO},
+        {"mlp.c_proj.weight", 1, 4, 1, INIT_NORMAL_RESIDUAL},
+        {"mlp.c_proj.bias", 1, 0, 0, INIT_ZERO},
+    };
+    for (int l = 0; l < c->L; l++)
+        for (int k = 0; k < LP_COUNT; k++) {
+            snprintf(name, sizeof name, "transformer.h.%d.%s", l, block[k].suffix);
+            table_add(m, name, (int64_t)block[k].rows * C, (int64_t)block[k].cols * C,
+                      block[k].conv1d, block[k].init);
+        }
+    table_add(m, "transformer.ln_f.weight", C, 0, 0, INIT_ONE);
+    table_add(m, "transformer.ln_f.bias", C, 0, 0, INIT_ZERO);
+}
+
+static void init_values(float *w, size_t n, enum init_kind kind, float std, uint64_t seed)
+{
+    uint64_t s = seed;
+    for (size_t i = 0; i < n; i++) {
+        switch (kind) {
+        case INIT_ZERO:
+            w[i] = 0;
+            break;
+        case INIT_ONE:
+            w[i] = 1;
+            break;
+        case INIT_NORMAL:
+        case INIT_NORMAL_RESIDUAL: {
+            double u1 = rng_uniform(&s), u2 = rng_uniform(&s);
+            w[i] = (float)(std * sqrt(-2.0 * log(u1)) * cos(2.0 * M_PI * u2));
+            break;
+        }
+        }
+    }
+}
+
+static void acts_init(struct layer_acts *a, const struct gpt_config *c, const struct gpt_options *o,
+                      int l)
+{
+    size_t N = (size_t)o->B * o->T, C = c->C;
+    enum tensor_type t = (enum tensor_type)o->dt;
+    char name[96];
+#define ACT(field, type, n)                                                                        \
+    do {                                                                                           \
+        snprintf(name, sizeof name, "h%d.%s", l, #field);                                          \
+        tensor_init(&a->field, name, type, n, 0);                                                  \
+    } while (0)
+    ACT(ln1, t, N * C);
+    ACT(ln1_mean, TENSOR_TYPE_FP32, N);
+    ACT(ln1_rstd, TENSOR_TYPE_FP32, N);
+    ACT(qkv, t, N * 3 * C);
+    ACT(att, t, (size_t)o->B * c->NH * o->T * o->T);
+    ACT(atty, t, N * C);
+    ACT(attproj, t, N * C);
+    ACT(res2, t, N * C);
+    ACT(ln2, t, N * C);
+    ACT(ln2_mean, TENSOR_TYPE_FP32, N);
+    ACT(ln2_rstd, TENSOR_TYPE_FP32, N);
+    ACT(fch, t, N * 4 * C);
+    ACT(fch_gelu, t, N * 4 * C);
+    ACT(fcproj, t, N * C);
+#undef ACT
+}
+
+static void acts_free(struct layer_acts *a)
+{
+    struct tensor *all[] = {&a->ln1,      &a->ln1_mean, &a->ln1_rstd, &a->qkv,   &a->att,
+                            &a->atty,     &a->attproj,  &a->res2,     &a->ln2,   &a->ln2_mean,
+                            &a->ln2_rstd, &a->fch,      &a->fch_gelu, &a->fcproj};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+        tensor_free(all[i]);
+}
+
+void gpt_check_config(const struct gpt_config *c, const struct gpt_options *o)
+{
+    if (c->L < 1 || c->C < 1 || c->NH < 1 || c->V < 1 || o->B < 1 || o->T < 1)
+        user_fail("layers, hidden size, heads, vocabulary, micro-batch and sequence length must "
+                  "be positive");
+    if (c->C % c->NH != 0)
+        user_fail("--num-attention-heads %d does not divide --hidden-size %d: choose heads so that "
+                  "hidden/heads is an integer",
+                  c->NH, c->C);
+    if (o->T > c->maxT)
+        user_fail("--seq-length %d is longer than the position table (--max-position-embeddings "
+                  "%d): raise it or shorten the sequence",
+                  o->T, c->maxT);
+    if (c->Vp < c->V)
+        user_fail("padded vocabulary %d is smaller than the vocabulary %d", c->Vp, c->V);
+}
+
+struct gpt *gpt_create(const struct gpt_config *cfg, const struct gpt_options *opt)
+{
+    gpt_check_config(cfg, opt);
+    struct gpt *m = calloc(1, sizeof *m);
+    CHECK(m);
+    m->cfg = *cfg;
+    m->opt = *opt;
+    table_build(m);
+    const struct gpt_config *c = &m->cfg;
+    enum tensor_type dt = (enum tensor_type)opt->dt;
+    size_t N = (size_t)opt->B * opt->T, C = c->C;
+    char name[128];
+
+    m->store = calloc((size_t)m->nparams * 5, sizeof *m->store);
+    CHECK(m->store);
+    for (int i = 0; i < m->nparams; i++) {
+        struct gpt_param *p = &m->params[i];
+        struct tensor *s = &m->store[i * 5];
+        size_t n = (size_t)(p->shape[0] * p->shape[1]);
+        snprintf(name, sizeof name, "%s.master", p->name);
+        tensor_init(&s[0], name, TENSOR_TYPE_FP32, n, 1);
+        p->master = &s[0];
+        if (opt->dt == DTYPE_FP32) {
+            p->param = p->master;
+        } else {
+            tensor_init(&s[1], p->name, dt, n, 0);
+            p->param = &s[1];
+        }
+        snprintf(name, sizeof name, "%s.grad", p->name);
+        tensor_init(&s[2], name, dt, n, 0);
+        p->grad = &s[2];
+        snprintf(name, sizeof name, "%s.exp_avg", p->name);
+        tensor_init(&s[3], name, TENSOR_TYPE_FP32, n, 1);
+        p->m = &s[3];
+        snprintf(name, sizeof name, "%s.exp_avg_sq", p->name);
+        tensor_init(&s[4], name, TENSOR_TYPE_FP32, n, 1);
+        p->v = &s[4];
+
+        float std = m->init[i] == INIT_NORMAL_RESIDUAL ? 0.02f / sqrtf(2.0f * c->L) : 0.02f;
+        size_t init_n = p->hf_rows ? (size_t)p->hf_rows * p->shape[1] : n; /* padding stays 0 */
+        init_values(p->master->host, init_n, m->init[i], std,
+                    opt->seed ^ ((uint64_t)(i + 1) * 0xD1B54A32D192ED03ull));
+    }
+    gpt_sync_params(m);
+
+    tensor_init(&m->inputs, "inputs", TENSOR_TYPE_I32, N, 1);
+    tensor_init(&m->targets, "targets", TENSOR_TYPE_I32, N, 1);
+    tensor_init(&m->encoded, "encoded", dt, N * C, 0);
+    m->res3 = calloc(c->L, sizeof *m->res3);
+    int nacts = opt->checkpointing ? 1 : c->L;
+    m->acts = calloc(nacts, sizeof *m->acts);
+    CHECK(m->res3 && m->acts);
+    for (int l = 0; l < c->L; l++) {
+        snprintf(name, sizeof name, "h%d.out", l);
+        tensor_init(&m->res3[l], name, dt, N * C, 0);
+    }
+    for (int l = 0; l < nacts; l++)
+        acts_init(&m->acts[l], c, opt, opt->checkpointing ? -1 : l);
+    tensor_init(&m->lnf, "lnf", dt, N * C, 0);
+    tensor_init(&m->lnf_mean, "lnf_mean", TENSOR_TYPE_FP32, N, 0);
+    tensor_init(&m->lnf_rstd, "lnf_rstd", TENSOR_TYPE_FP32, N, 0);
+    tensor_init(&m->logits, "logits", dt, N * c->Vp, 0);
+    tensor_init(&m->losses, "losses", TENSOR_TYPE_FP32, N, 1);
+    tensor_init(&m->sumsq, "grad_sumsq", TENSOR_TYPE_FP32, 1, 1);
+    tensor_init(&m->dresidual, "dresidual", dt, N * C, 0);
+    tensor_init(&m->dln1, "dln1", dt, N * C, 0);
+    tensor_init(&m->dqkv, "dqkv", dt, N * 3 * C, 0);
+    tensor_init(&m->datty, "datty", dt, N * C, 0);
+    tensor_init(&m->dln2, "dln2", dt, N * C, 0);
+    tensor_init(&m->dlnf, "dlnf", dt, N * C, 0);
+    tensor_init(&m->dfch, "dfch", dt, N * 4 * C, 0);
+    tensor_init(&m->dfch_gelu, "dfch_gelu", dt, N * 4 * C, 0);
+    return m;
+}
+
+void gpt_destroy(struct gpt *m)
+{
+    rt_wait_all();
+    for (int i = 0; i < m->nparams * 5; i++)
+        tensor_free(&m->store[i]);
+    for (int l = 0; l < m->cfg.L; l++)
+        tensor_free(&m->res3[l]);
+    for (int l = 0; l < (m->opt.checkpointing ? 1 : m->cfg.L); l++)
+        acts_free(&m->acts[l]);
+    struct tensor *rest[] = {&m->inputs,   &m->targets,  &m->encoded, &m->lnf,   &m->lnf_mean,
+                             &m->lnf_rstd, &m->logits,   &m->losses,  &m->sumsq, &m->dresidual,
+                             &m->dln1,     &m->dqkv,     &m->datty,   &m->dln2,  &m->dlnf,
+                             &m->dfch,     &m->dfch_gelu};
+    for (size_t i = 0; i < sizeof rest / sizeof rest[0]; i++)
+        tensor_free(rest[i]);
+    free(m->store);
+    free(m->res3);
+    free(m->acts);
+    free(m->params);
+    free(m->init);
+    free(m);
+}
+
+void gpt_sync_params(struct gpt *m)
+{
+    if (m->opt.dt == DTYPE_FP32) return;
+    for (int i = 0; i < m->nparams; i++)
+        cast_insert(m->params[i].param, m->params[i].master, RT_PRIO_HIGH);
+}
+
+void gpt_set_batch(struct gpt *m, const int32_t *inputs, const int32_t *targets)
+{
+    size_t N = m->inputs.n;
+    for (size_t i = 0; i < N; i++)
+        if (inputs[i] < 0 || inputs[i] >= m->cfg.V || targets[i] < 0 || targets[i] >= m->cfg.V)
+            user_fail("token id %d is outside the model's vocabulary of %d: the data does not "
+                      "match the model (check --data-path and --vocab-size)",
+                      inputs[i] < 0 || inputs[i] >= m->cfg.V ? inputs[i] : targets[i], m->cfg.V);
+    memcpy(tensor_acquire_write(&m->inputs), inputs, N * sizeof *inputs);
+    tensor_release(&m->inputs);
+    memcpy(tensor_acquire_write(&m->targets), targets, N * sizeof *targets);
+    tensor_release(&m->targets);
+}
+
+static struct layer_acts *acts_of(struct gpt *m, int l)
+{
+    return &m->acts[m->opt.checkpointing ? 0 : l];
+}
+
+static struct tensor *block_input(struct gpt *m, int l)
+{
+    return l == 0 ? &m->encoded : &m->res3[l - 1];
+}
+
+/* One block's forward up to the MLP activation; the full forward adds the MLP output projection
+ * and the residual, which the recompute in backward does not need. */
+static void block_forward_to_gelu(struct gpt *m, int l, int prio)
+{
+    const struct gpt_config *c = &m->cfg;
+    int B = m->opt.B, T = m->opt.T, N = B * T, C = c->C;
+    struct layer_acts *a = acts_of(m, l);
+    struct tensor *x = block_input(m, l);
+#define W(k) (layer_param(m, l, k)->param)
+    layernorm_forward_insert(&a->ln1, &a->ln1_mean, &a->ln1_rstd, x, W(LP_LN1_W), W(LP_LN1_B), N, C,
+                             prio);
+    matmul_forward_insert(&a->qkv, &a->ln1, W(LP_QKV_W), W(LP_QKV_B), N, C, 3 * C, prio);
+    attention_forward_insert(&a->atty, &a->att, &a->qkv, B, T, C, c->NH, prio);
+    matmul_forward_insert(&a->attproj, &a->atty, W(LP_PROJ_W), W(LP_PROJ_B), N, C, C, prio);
+    add_forward_insert(&a->res2, x, &a->attproj, prio);
+    layernorm_forward_insert(&a->ln2, &a->ln2_mean, &a->ln2_rstd, &a->res2, W(LP_LN2_W),
+                             W(LP_LN2_B), N, C, prio);
+    matmul_forward_insert(&a->fch, &a->ln2, W(LP_FC_W), W(LP_FC_B), N, C, 4 * C, prio);
+    gelu_forward_insert(&a->fch_gelu, &a->fch, prio);
+#undef W
+}
+
+void gpt_forward(struct gpt *m)
+{
+    const struct gpt_config *c = &m->cfg;
+    int B = m->opt.B, T = m->opt.T, N = B * T, C = c->C;
+    encoder_forward_insert(&m->encoded, &m->inputs, m->params[P_WTE].param, m->params[P_WPE].param,
+                           B, T, C, RT_PRIO_NORMAL);
+    for (int l = 0; l < c->L; l++) {
+        struct layer_acts *a = acts_of(m, l);
+        block_forward_to_gelu(m, l, RT_PRIO_NORMAL);
+        matmul_forward_insert(&a->fcproj, &a->fch_gelu, layer_param(m, l, LP_FCPROJ_W)->param,
+                              layer_param(m, l, LP_FCPROJ_B)->param, N, 4 * C, C, RT_PRIO_NORMAL);
+        add_forward_insert(&m->res3[l], &a->res2, &a->fcproj, RT_PRIO_NORMAL);
+    }
+    struct gpt_param *lnf_w = &m->params[m->nparams - 2], *lnf_b = &m->params[m->nparams - 1];
+    layernorm_forward_insert(&m->lnf, &m->lnf_mean, &m->lnf_rstd, &m->res3[c->L - 1], lnf_w->param,
+                             lnf_b->param, N, C, RT_PRIO_NORMAL);
+    matmul_forward_insert(&m->logits, &m->lnf, m->params[P_WTE].param, NULL, N, C, c->Vp,
+                          RT_PRIO_NORMAL);
+    crossentropy_forward_insert(&m->losses, &m->logits, &m->targets, N, c->V, c->Vp,
+                                RT_PRIO_NORMAL);
+}
+
+static void block_backward(struct gpt *m, int l, int prio)
+{
+    const struct gpt_config *c = &m->cfg;
+    int B = m->opt.B, T = m->opt.T, N = B * T, C = c->C;
+    struct layer_acts *a = acts_of(m, l);
+    struct tensor *x = block_input(m, l);
+#define P(k) layer_param(m, l, k)
+    /* The last block's activations are still in the shared set from the forward. */
+    if (m->opt.checkpointing && l != c->L - 1) block_forward_to_gelu(m, l, prio);
+    /* dresidual holds d(block output); each LayerNorm backward adds its share to it in place,
+     * which is the residual connections' backward. */
+    zero_insert(&m->dfch_gelu, prio);
+    matmul_backward_insert(&m->dfch_gelu, P(LP_FCPROJ_W)->grad, P(LP_FCPROJ_B)->grad, &m->dresidual,
+                           &a->fch_gelu, P(LP_FCPROJ_W)->param, N, 4 * C, C, prio);
+    zero_insert(&m->dfch, prio);
+    gelu_backward_insert(&m->dfch, &a->fch, &m->dfch_gelu, prio);
+    zero_insert(&m->dln2, prio);
+    matmul_backward_insert(&m->dln2, P(LP_FC_W)->grad, P(LP_FC_B)->grad, &m->dfch, &a->ln2,
+                           P(LP_FC_W)->param, N, C, 4 * C, prio);
+    layernorm_backward_insert(&m->dresidual, P(LP_LN2_W)->grad, P(LP_LN2_B)->grad, &m->dln2,
+                              &a->res2, P(LP_LN2_W)->param, &a->ln2_mean, &a->ln2_rstd, N, C, prio);
+    zero_insert(&m->datty, prio);
+    matmul_backward_insert(&m->datty, P(LP_PROJ_W)->grad, P(LP_PROJ_B)->grad, &m->dresidual,
+                           &a->atty, P(LP_PROJ_W)->param, N, C, C, prio);
+    zero_insert(&m->dqkv, prio);
+    attention_backward_insert(&m->dqkv, &m->datty, &a->qkv, &a->att, B, T, C, c->NH, prio);
+    zero_insert(&m->dln1, prio);
+    matmul_backward_insert(&m->dln1, P(LP_QKV_W)->grad, P(LP_QKV_B)->grad, &m->dqkv, &a->ln1,
+                           P(LP_QKV_W)->param, N, C, 3 * C, prio);
+    layernorm_backward_insert(&m->dresidual, P(LP_LN1_W)->grad, P(LP_LN1_B)->grad, &m->dln1, x,
+                              P(LP_LN1_W)->param, &a->ln1_mean, &a->ln1_rstd, N, C, prio);
+#undef P
+}
+
+void gpt_backward(struct gpt *m, float loss_scale)
+{
+    const struct gpt_config *c = &m->cfg;
+    int B = m->opt.B, T = m->opt.T, N = B * T, C = c->C;
+    int prio = RT_PRIO_NORMAL;
+    for (int i = 0; i < m->nparams; i++)
+        zero_insert(m->params[i].grad, prio);
+    zero_insert(&m->dresidual, prio);
+    zero_insert(&m->dlnf, prio);
+    crossentropy_backward_insert(&m->logits, &m->targets, loss_scale / N, N, c->V, c->Vp, prio);
+    matmul_backward_insert(&m->dlnf, m->params[P_WTE].grad, NULL, &m->logits, &m->lnf,
+                           m->params[P_WTE].param, N, C, c->Vp, prio);
+    struct gpt_param *lnf_w = &m->params[m->nparams - 2], *lnf_b = &m->params[m->nparams - 1];
+    layernorm_backward_insert(&m->dresidual, lnf_w->grad, lnf_b->grad, &m->dlnf, &m->res3[c->L - 1],
+                              lnf_w->param, &m->lnf_mean, &m->lnf_rstd, N, C, prio);
+    for (int l = c->L - 1; l >= 0; l--)
+        block_backward(m, l, prio);
+    encoder_backward_insert(m->params[P_WTE].grad, m->params[P_WPE].grad, &m->dresidual, &m->inputs,
+                            B, T, C, prio);
+    zero_insert(&m->sumsq, prio);
+    for (int i = 0; i < m->nparams; i++)
+        sumsq_insert(&m->sumsq, m->params[i].grad, prio);
+}
+
+void gpt_update(struct gpt *m, const struct adamw_hparams *hp)
+{
+    for (int i = 0; i < m->nparams; i++) {
+        struct gpt_param *p = &m->params[i];
+        struct adamw_hparams h = *hp;
+        if (!p->decay) h.weight_decay = 0;
+        adamw_insert(p->param == p->master ? NULL : p->param, p->master, p->m, p->v, p->grad,
+                     &m->sumsq, &h, RT_PRIO_LOW, 0);
+    }
+}
+
+void gpt_step_stats(struct gpt *m, float *mean_loss, float *sumsq)
+{
+    const float *losses = tensor_acquire_read(&m->losses);
+    double sum = 0;
+    for (size_t i = 0; i < m->losses.n; i++)
+        sum += losses[i];
+    tensor_release(&m->losses);
+    *mean_loss = (float)(sum / m->losses.n);
+    if (sumsq) {
+        *sumsq = *(const float *)tensor_acquire_read(&m->sumsq);
+        tensor_release(&m->sumsq);
+    }
+}
+
+static void read_widened(struct tensor *t, float *out)
+{
+    const void *p = tensor_acquire_read(t);
+    dtype_to_f32((enum dtype)t->type, p, out, t->n);
+    tensor_release(t);
+}
+
+void gpt_read_logits(struct gpt *m, float *out)
+{
+    read_widened(&m->logits, out);
+}
+void gpt_read_grad(struct gpt *m, int i, float *out)
+{
+    read_widened(m->params[i].grad, out);
+}

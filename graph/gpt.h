@@ -1,0 +1,95 @@
+/* gpt.h: the GPT-2 model as a StarPU task graph.
+ *
+ * One tensor table (struct gpt_param: name, shape, layout, decay) drives sizes, allocation,
+ * registration, checkpoint names and the weight-decay mask. Everything here submits tasks through
+ * the codelets' submitters (codelets.h) and touches data only through tensor_acquire_*; nothing
+ * calls StarPU directly.
+ *
+ * The training step reads like the algorithm:
+ *     gpt_set_batch(m, inputs, targets);   // host -> the input tensors
+ *     gpt_forward(m);                      // tasks: embeddings, L blocks, final LN, logits, loss
+ *     gpt_backward(m, loss_scale);         // tasks: zero grads, backward, (recompute when
+ *                                          //        checkpointing), global sum of squares
+ *     gpt_update(m, &hp);                  // tasks: AdamW on every tensor (skips on overflow)
+ *     gpt_step_stats(m, &loss, &sumsq);    // waits for this step's loss and gradient norm
+ *
+ * Dimension legend: B batch, T sequence, C channels, L layers, NH heads, V vocabulary, Vp padded
+ * vocabulary (multiple of 128), maxT position table rows, N = B*T. */
+#ifndef GPT50B_GPT_H
+#define GPT50B_GPT_H
+
+#include <stdint.h>
+
+#include "kernels_cpu.h"
+#include "rt.h"
+
+struct gpt_config {
+    int L, C, NH;
+    int maxT; /* rows of the position table */
+    int V;    /* real vocabulary: logits beyond it never reach the softmax */
+    int Vp;   /* padded vocabulary, the rows of wte */
+};
+
+/* Pads a vocabulary size to a multiple of `divisor` (Megatron's make-vocab-size-divisible-by). */
+int gpt_padded_vocab(int V, int divisor);
+/* Parameter count of a configuration (with the padded vocabulary, as Megatron counts). */
+int64_t gpt_num_params(const struct gpt_config *cfg);
+
+/* Model FLOPs per iteration (Megatron's formula, the recompute counted when checkpointing). */
+double gpt_flops_per_iteration(const struct gpt_config *cfg, int B, int T, int checkpointing);
+
+struct gpt_options {
+    enum dtype dt;     /* parameters, gradients and activations; master weights are fp32 */
+    int B, T;          /* micro-batch and sequence length of every step */
+    int checkpointing; /* keep each layer's input only; recompute the layer in backward */
+    uint64_t seed;     /* weight initialisation */
+};
+
+/* One trainable tensor of the table. The master (fp32) is what checkpoints hold; `param` is the
+ * compute copy in opt.dt (the master itself in fp32 runs). */
+struct gpt_param {
+    char name[96]; /* Hugging Face GPT-2 name, e.g. transformer.h.3.attn.c_attn.weight */
+    int ndim;
+    int64_t shape[2]; /* our layout: linear weights are [OC, C] like nn.Linear */
+    int conv1d;       /* stored transposed ([C, OC], HF Conv1D) in checkpoints */
+    int hf_rows;      /* rows in checkpoints when they differ from ours (wte: V, not Vp), else 0 */
+    int decay;        /* AdamW weight decay applies (matrices only) */
+    struct tensor *param, *grad, *master, *m, *v;
+};
+
+struct gpt; /* opaque */
+
+/* User error (exit 2) when the shape is impossible: heads not dividing hidden, a sequence longer
+ * than the position table, non-positive sizes. Needs no runtime. */
+void gpt_check_config(const struct gpt_config *cfg, const struct gpt_options *opt);
+
+/* Builds the table, registers every tensor and initialises weights like GPT-2 (normal 0.02,
+ * residual projections 0.02/sqrt(2L), LayerNorm 1/0, biases 0, padded wte rows 0) from
+ * opt->seed. Exits with a user error when the configuration is impossible. */
+struct gpt *gpt_create(const struct gpt_config *cfg, const struct gpt_options *opt);
+void gpt_destroy(struct gpt *m);
+const struct gpt_config *gpt_get_config(const struct gpt *m);
+
+int gpt_num_tensors(const struct gpt *m);
+struct gpt_param *gpt_tensor(struct gpt *m, int i);
+/* After changing master weights on the host (loading), refreshes the compute copies. */
+void gpt_sync_params(struct gpt *m);
+
+/* Copies one batch (N tokens each, row-major [B,T]) into the model's input tensors. Waits for the
+ * previous step's readers of those tensors. Token ids must be < V. */
+void gpt_set_batch(struct gpt *m, const int32_t *inputs, const int32_t *targets);
+void gpt_forward(struct gpt *m);
+/* Backward of the mean loss times loss_scale; ends with the global sum of squares of the
+ * (scaled) gradients in a tensor the update reads. */
+void gpt_backward(struct gpt *m, float loss_scale);
+void gpt_update(struct gpt *m, const struct adamw_hparams *hp);
+/* Waits for the current step's mean loss and, after gpt_backward, the gradients' sum of squares
+ * (scaled by loss_scale^2; non-finite on overflow). sumsq may be NULL (forward only). */
+void gpt_step_stats(struct gpt *m, float *mean_loss, float *sumsq);
+/* Logits of the last forward, [N,Vp] widened to fp32 into out; waits for them. Call between
+ * gpt_forward and gpt_backward (the backward overwrites them). */
+void gpt_read_logits(struct gpt *m, float *out);
+/* Gradient of tensor i widened to fp32 (our layout) into out; waits for the backward. */
+void gpt_read_grad(struct gpt *m, int i, float *out);
+
+#endif

@@ -1,0 +1,225 @@
+/* rt.c: StarPU start-up, tensors as StarPU vectors, and the generic task submitter. */
+#include "rt.h"
+
+#include <cblas.h>
+#include <cuda_runtime_api.h>
+#include <omp.h>
+#include <starpu_cublas_v2.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+
+static enum rt_device device = RT_DEVICE_CPU;
+static char device_name[128];
+
+#define RT_MAX_SCRATCH 32
+static struct tensor scratch[RT_MAX_SCRATCH];
+static size_t scratch_bytes[RT_MAX_SCRATCH];
+static int nscratch;
+
+/* True when the user left CUDA on and a GPU answers. Asked before StarPU starts so that the
+ * default policy can depend on it. */
+static int cuda_wanted(void)
+{
+    const char *ncuda = getenv("STARPU_NCUDA");
+    int count = 0;
+    if (ncuda && atoi(ncuda) == 0) return 0;
+    return cudaGetDeviceCount(&count) == cudaSuccess && count > 0;
+}
+
+static void cpu_model_name(char *out, size_t len)
+{
+    char line[512];
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    snprintf(out, len, "CPU");
+    if (!f) return;
+    while (fgets(line, sizeof line, f)) {
+        char *colon = strchr(line, ':');
+        if (strncmp(line, "model name", 10) == 0 && colon) {
+            snprintf(out, len, "%.100s", colon + 2);
+            out[strcspn(out, "\n")] = 0;
+            break;
+        }
+    }
+    fclose(f);
+}
+
+void rt_init(const struct rt_options *opt)
+{
+    struct starpu_conf conf;
+    int with_cuda = cuda_wanted();
+    starpu_conf_init(&conf);
+    /* conf.sched_policy_name yields to STARPU_SCHED when the user set it. */
+    if (!with_cuda) conf.sched_policy_name = "peager";
+    int ret = starpu_initialize(&conf, NULL, NULL);
+    if (ret == -ENODEV) user_fail("StarPU found no worker: check STARPU_NCPU and STARPU_NCUDA");
+    CHECK_MSG(ret == 0, "starpu_initialize failed");
+    device = starpu_cuda_worker_get_count() > 0 ? RT_DEVICE_CUDA : RT_DEVICE_CPU;
+    if (device == RT_DEVICE_CUDA) {
+        struct cudaDeviceProp prop;
+        starpu_cublas_init();
+        CHECK(cudaGetDeviceProperties(&prop, 0) == cudaSuccess);
+        snprintf(device_name, sizeof device_name, "%.100s", prop.name);
+    } else {
+        cpu_model_name(device_name, sizeof device_name);
+    }
+    if (!opt->quiet)
+        fprintf(stderr,
+                "> StarPU %d.%d.%d, scheduler %s, %d CPU workers, %d CUDA workers, device %s\n",
+                STARPU_MAJOR_VERSION, STARPU_MINOR_VERSION, STARPU_RELEASE_VERSION,
+                starpu_sched_get_sched_policy()->policy_name, rt_ncpu(), rt_ncuda(), device_name);
+}
+
+void rt_shutdown(void)
+{
+    for (int i = 0; i < nscratch; i++)
+        tensor_free(&scratch[i]);
+    nscratch = 0;
+    if (device == RT_DEVICE_CUDA) starpu_cublas_shutdown();
+    starpu_shutdown();
+}
+
+enum rt_device rt_device(void)
+{
+    return device;
+}
+const char *rt_device_name(void)
+{
+    return device_name;
+}
+int rt_ncuda(void)
+{
+    return (int)starpu_cuda_worker_get_count();
+}
+int rt_ncpu(void)
+{
+    return (int)starpu_cpu_worker_get_count();
+}
+
+static size_t type_size(enum tensor_type type)
+{
+    return type == TENSOR_TYPE_I32 ? sizeof(int32_t) : dtype_size((enum dtype)type);
+}
+
+size_t tensor_bytes(const struct tensor *t)
+{
+    return t->n * type_size(t->type);
+}
+
+void tensor_init(struct tensor *t, const char *name, enum tensor_type type, size_t n, int with_host)
+{
+    size_t elem = type_size(type);
+    /* StarPU vectors count elements in 32 bits. */
+    CHECK_MSG(n > 0 && n <= UINT32_MAX, "tensor larger than 2^32 elements: split it");
+    memset(t, 0, sizeof *t);
+    snprintf(t->name, sizeof t->name, "%s", name);
+    t->type = type;
+    t->n = n;
+    if (with_host) {
+        int ret =
+            starpu_malloc_flags(&t->host, n * elem, STARPU_MALLOC_PINNED | STARPU_MALLOC_COUNT);
+        if (ret != 0)
+            user_fail("cannot allocate %zu bytes of host memory for %s: lower the model size or "
+                      "raise STARPU_LIMIT_CPU_MEM",
+                      n * elem, name);
+        memset(t->host, 0, n * elem);
+        starpu_vector_data_register(&t->handle, STARPU_MAIN_RAM, (uintptr_t)t->host, (uint32_t)n,
+                                    elem);
+    } else {
+        starpu_vector_data_register(&t->handle, -1, 0, (uint32_t)n, elem);
+    }
+    starpu_data_set_name(t->handle, t->name);
+}
+
+void tensor_free(struct tensor *t)
+{
+    if (!t->handle) return;
+    /* The host copy is not brought up to date: whoever needs the data acquires it first. */
+    starpu_data_unregister_no_coherency(t->handle);
+    if (t->host)
+        starpu_free_flags(t->host, tensor_bytes(t), STARPU_MALLOC_PINNED | STARPU_MALLOC_COUNT);
+    memset(t, 0, sizeof *t);
+}
+
+static void *tensor_acquire(struct tensor *t, enum starpu_data_access_mode mode)
+{
+    CHECK(starpu_data_acquire(t->handle, mode) == 0);
+    return starpu_data_get_local_ptr(t->handle);
+}
+
+void *tensor_acquire_read(struct tensor *t)
+{
+    return tensor_acquire(t, STARPU_R);
+}
+void *tensor_acquire_write(struct tensor *t)
+{
+    return tensor_acquire(t, STARPU_W);
+}
+void tensor_release(struct tensor *t)
+{
+    starpu_data_release(t->handle);
+}
+
+struct tensor *rt_scratch(size_t bytes)
+{
+    if (bytes == 0 || device != RT_DEVICE_CUDA) return NULL;
+    for (int i = 0; i < nscratch; i++)
+        if (scratch_bytes[i] == bytes) return &scratch[i];
+    CHECK_MSG(nscratch < RT_MAX_SCRATCH, "too many scratch sizes: raise RT_MAX_SCRATCH");
+    tensor_init(&scratch[nscratch], "scratch", TENSOR_TYPE_I32, (bytes + 3) / 4, 0);
+    scratch_bytes[nscratch] = bytes;
+    return &scratch[nscratch++];
+}
+
+static enum starpu_data_access_mode starpu_mode(enum rt_mode mode)
+{
+    switch (mode) {
+    case RT_R:
+        return STARPU_R;
+    case RT_W:
+        return STARPU_W;
+    case RT_RW:
+        return STARPU_RW;
+    case RT_SCRATCH:
+        return STARPU_SCRATCH;
+    case RT_RW_COMMUTE:
+        return STARPU_RW | STARPU_COMMUTE;
+    }
+    return STARPU_RW;
+}
+
+void rt_submit(struct starpu_codelet *cl, const char *name, const struct rt_buf *bufs, int nbufs,
+               const void *args, size_t args_size, double flops, int prio, uint32_t where)
+{
+    struct starpu_data_descr descr[STARPU_NMAXBUFS];
+    int k = 0;
+    for (int i = 0; i < nbufs; i++) {
+        if (!bufs[i].t) continue;
+        CHECK_MSG(k < STARPU_NMAXBUFS, "too many buffers for one task");
+        descr[k].handle = bufs[i].t->handle;
+        descr[k].mode = starpu_mode(bufs[i].mode);
+        k++;
+    }
+    void *arg_copy = malloc(args_size);
+    CHECK(arg_copy);
+    memcpy(arg_copy, args, args_size);
+    if (!where) where = device == RT_DEVICE_CUDA ? STARPU_CUDA : STARPU_CPU;
+    int ret = starpu_task_insert(cl, STARPU_DATA_MODE_ARRAY, descr, k, STARPU_CL_ARGS, arg_copy,
+                                 args_size, STARPU_PRIORITY, prio, STARPU_NAME, name, STARPU_FLOPS,
+                                 flops, STARPU_EXECUTE_WHERE, where, 0);
+    CHECK_MSG(ret == 0, "starpu_task_insert failed: no worker can run this codelet");
+}
+
+void rt_wait_all(void)
+{
+    CHECK(starpu_task_wait_for_all() == 0);
+}
+
+int rt_cpu_task_begin(void)
+{
+    int n = starpu_combined_worker_get_size();
+    omp_set_num_threads(n);
+    openblas_set_num_threads(n);
+    return n;
+}

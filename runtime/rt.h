@@ -1,0 +1,111 @@
+/* rt.h: the one place that owns StarPU.
+ *
+ * Everything above this layer (codelets' submitters excepted) speaks of `struct tensor`, never of
+ * StarPU handles. A tensor is a named, typed, 1-D buffer registered as a StarPU vector; its host
+ * copy may be absent (home node -1) for buffers that only ever live on workers, such as
+ * activations and scratch space. Submission goes through rt_submit(), which turns a list of
+ * (tensor, access mode) pairs into a task: dependencies come from the access modes alone.
+ *
+ * Environment: StarPU's own variables keep their documented meaning (STARPU_SCHED, STARPU_NCPU,
+ * STARPU_NCUDA, STARPU_LIMIT_*, STARPU_FXT_*, STARPU_CALIBRATE, ...). rt_init() only fills in
+ * defaults for what the user left unset. */
+#ifndef GPT50B_RT_H
+#define GPT50B_RT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <starpu.h>
+
+#include "dtype.h"
+
+/* Element types of tensors: the model's dtypes plus int32 for token ids. */
+enum tensor_type {
+    TENSOR_TYPE_FP32 = DTYPE_FP32,
+    TENSOR_TYPE_FP16 = DTYPE_FP16,
+    TENSOR_TYPE_BF16 = DTYPE_BF16,
+    TENSOR_TYPE_I32,
+};
+
+struct tensor {
+    char name[96];
+    enum tensor_type type;
+    size_t n;   /* elements */
+    void *host; /* host copy (pinned when CUDA is present), NULL when the tensor has none */
+    starpu_data_handle_t handle;
+};
+
+/* Where compute tasks run: GPUs when StarPU found any, else CPUs. */
+enum rt_device {
+    RT_DEVICE_CPU,
+    RT_DEVICE_CUDA,
+};
+
+struct rt_options {
+    int quiet; /* no banner */
+};
+
+/* Starts StarPU (and cuBLAS on every CUDA worker). Without a GPU and without STARPU_SCHED, the
+ * default policy is peager, which runs each CPU task as one fork-join task over all CPU workers:
+ * the model's graph is mostly a chain, so parallelism has to come from inside the kernels. */
+void rt_init(const struct rt_options *opt);
+void rt_shutdown(void);
+enum rt_device rt_device(void);
+/* "H100 80GB HBM3" or the CPU model; for logs and result files. */
+const char *rt_device_name(void);
+int rt_ncuda(void);
+int rt_ncpu(void);
+
+/* Registers a tensor of n elements. with_host: allocate a zeroed host copy (pinned, counted
+ * against STARPU_LIMIT_CPU_MEM); otherwise the buffer is created where first written. */
+void tensor_init(struct tensor *t, const char *name, enum tensor_type type, size_t n,
+                 int with_host);
+void tensor_free(struct tensor *t);
+size_t tensor_bytes(const struct tensor *t);
+/* Blocks until all submitted tasks writing t are done and makes the host copy current (read), or
+ * exclusive (write). Pair with tensor_release. */
+void *tensor_acquire_read(struct tensor *t);
+void *tensor_acquire_write(struct tensor *t);
+void tensor_release(struct tensor *t);
+
+/* Per-task scratch space of at least `bytes`, or NULL when not needed (bytes 0, or no GPU:
+ * CPU kernels need none). Tensors are cached by size and freed at rt_shutdown. */
+struct tensor *rt_scratch(size_t bytes);
+
+enum rt_mode {
+    RT_R,
+    RT_W,
+    RT_RW,
+    RT_SCRATCH,
+    RT_RW_COMMUTE, /* accumulators updated in any order */
+};
+
+struct rt_buf {
+    struct tensor *t; /* NULL entries are skipped */
+    enum rt_mode mode;
+};
+
+/* Task priorities: the critical path first. */
+enum rt_prio {
+    RT_PRIO_LOW = 0,
+    RT_PRIO_NORMAL = 1,
+    RT_PRIO_HIGH = 2,
+};
+
+/* Submits one task of codelet cl on buffers bufs (NULL tensors skipped, order kept) with a copy
+ * of args (args_size bytes, freed by StarPU) as cl_arg. `flops` feeds STARPU_FLOPS (0: none).
+ * where: 0 for the default device of compute tasks (rt_device()), else a STARPU_CPU/STARPU_CUDA
+ * mask. Asynchronous: returns once submitted. */
+void rt_submit(struct starpu_codelet *cl, const char *name, const struct rt_buf *bufs, int nbufs,
+               const void *args, size_t args_size, double flops, int prio, uint32_t where);
+/* Waits for every submitted task. */
+void rt_wait_all(void);
+
+/* For CPU implementations of codelets: sets the OpenMP and BLAS thread counts to the size of the
+ * (combined) worker running the task, and returns it. */
+int rt_cpu_task_begin(void);
+
+/* Buffer i of a codelet's buffers array as a raw pointer. */
+#define RT_PTR(buffers, i) ((void *)STARPU_VECTOR_GET_PTR((buffers)[i]))
+
+#endif

@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# run.sh: sets the machine up (scripts/setup.sh, idempotent), then runs build/apps/gpt50b with the
+# given flags. Without flags: the tiny preset, 100 iterations on the Brown corpus, CPU or GPU.
+set -euo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+"$top/scripts/setup.sh"
+cd "$top"
+exec build/apps/gpt50b "$@"
