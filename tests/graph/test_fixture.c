@@ -120,7 +120,8 @@ int main(int argc, char **argv)
     for (int i = 0; i < gpt_num_tensors(m); i++) {
         struct gpt_param *p = gpt_tensor(m, i);
         char name[160];
-        size_t rows = p->shape[0], cols = p->shape[1], hf_rows = p->hf_rows ? p->hf_rows : rows;
+        size_t rows = p->shape[0], cols = p->shape[1];
+        size_t hf_rows = p->hf_rows ? (size_t)p->hf_rows : rows;
         float *g = malloc(rows * cols * sizeof *g), *hf = malloc(rows * cols * sizeof *hf);
         gpt_read_grad(m, i, g);
         for (size_t r = 0; r < rows; r++)

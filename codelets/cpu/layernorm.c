@@ -1,0 +1,115 @@
+/* layernorm.c: CPU reference of LayerNorm over the channels of each row (llm.c's layernorm).
+ *
+ * The forward and dinp are independent per row and run in parallel over rows. dweight and dbias
+ * are sums over all N rows: they run in parallel over blocks of channels, each block summing the
+ * rows in order, so no reduction is split between threads. The normalized input is recomputed
+ * from inp, mean and rstd rather than stored. */
+#include <math.h>
+#include <stdlib.h>
+
+#include "f32_view.h"
+#include "kernels_cpu.h"
+
+#define LAYERNORM_EPS 1e-5f
+/* Channels per block of the dweight/dbias reduction: a few cache lines of each row. */
+#define LAYERNORM_CBLOCK 64
+
+void layernorm_forward_cpu(void *out, float *mean, float *rstd, const void *inp, const void *weight,
+                           const void *bias, int N, int C, enum dtype dt)
+{
+    float *tw = f32_scratch(dt, C), *tb = f32_scratch(dt, C);
+    const float *w = f32_in(dt, weight, 0, C, tw);
+    const float *b = f32_in(dt, bias, 0, C, tb);
+#pragma omp parallel
+    {
+        float *tx = f32_scratch(dt, C), *to = f32_scratch(dt, C);
+#pragma omp for schedule(static)
+        for (int n = 0; n < N; n++) {
+            const float *x = f32_in(dt, inp, (size_t)n * C, C, tx);
+            float m = 0.0f;
+            for (int c = 0; c < C; c++)
+                m += x[c];
+            m /= C;
+            float var = 0.0f;
+            for (int c = 0; c < C; c++) {
+                float d = x[c] - m;
+                var += d * d;
+            }
+            var /= C;
+            float s = 1.0f / sqrtf(var + LAYERNORM_EPS);
+            float *o = f32_out(dt, out, (size_t)n * C, to);
+            for (int c = 0; c < C; c++)
+                o[c] = (x[c] - m) * s * w[c] + b[c];
+            f32_store(dt, out, (size_t)n * C, C, o);
+            mean[n] = m;
+            rstd[n] = s;
+        }
+        free(tx);
+        free(to);
+    }
+    free(tw);
+    free(tb);
+}
+
+void layernorm_backward_cpu(void *dinp, void *dweight, void *dbias, const void *dout,
+                            const void *inp, const void *weight, const float *mean,
+                            const float *rstd, int N, int C, enum dtype dt)
+{
+    float *tw = f32_scratch(dt, C), *tdw = f32_scratch(dt, C), *tdb = f32_scratch(dt, C);
+    const float *w = f32_in(dt, weight, 0, C, tw);
+    float *dw = f32_inout(dt, dweight, 0, C, tdw);
+    float *db = f32_inout(dt, dbias, 0, C, tdb);
+    int nblocks = (C + LAYERNORM_CBLOCK - 1) / LAYERNORM_CBLOCK;
+#pragma omp parallel
+    {
+        float *tx = f32_scratch(dt, C), *tg = f32_scratch(dt, C), *ti = f32_scratch(dt, C);
+#pragma omp for schedule(static)
+        for (int n = 0; n < N; n++) {
+            const float *x = f32_in(dt, inp, (size_t)n * C, C, tx);
+            const float *g = f32_in(dt, dout, (size_t)n * C, C, tg);
+            float m = mean[n], s = rstd[n];
+            /* the two means that couple the channels through mean and rstd */
+            float dnorm_mean = 0.0f, dnorm_norm_mean = 0.0f;
+            for (int c = 0; c < C; c++) {
+                float dnorm = w[c] * g[c];
+                dnorm_mean += dnorm;
+                dnorm_norm_mean += dnorm * (x[c] - m) * s;
+            }
+            dnorm_mean /= C;
+            dnorm_norm_mean /= C;
+            float *di = f32_inout(dt, dinp, (size_t)n * C, C, ti);
+            for (int c = 0; c < C; c++) {
+                float norm = (x[c] - m) * s;
+                di[c] += (w[c] * g[c] - dnorm_mean - norm * dnorm_norm_mean) * s;
+            }
+            f32_store(dt, dinp, (size_t)n * C, C, di);
+        }
+#pragma omp for schedule(static)
+        for (int blk = 0; blk < nblocks; blk++) {
+            int c0 = blk * LAYERNORM_CBLOCK;
+            int nc = C - c0 < LAYERNORM_CBLOCK ? C - c0 : LAYERNORM_CBLOCK;
+            float sw[LAYERNORM_CBLOCK] = {0}, sb[LAYERNORM_CBLOCK] = {0};
+            for (int n = 0; n < N; n++) {
+                const float *x = f32_in(dt, inp, (size_t)n * C + c0, nc, tx);
+                const float *g = f32_in(dt, dout, (size_t)n * C + c0, nc, tg);
+                float m = mean[n], s = rstd[n];
+                for (int c = 0; c < nc; c++) {
+                    sb[c] += g[c];
+                    sw[c] += (x[c] - m) * s * g[c];
+                }
+            }
+            for (int c = 0; c < nc; c++) {
+                db[c0 + c] += sb[c];
+                dw[c0 + c] += sw[c];
+            }
+        }
+        free(tx);
+        free(tg);
+        free(ti);
+    }
+    f32_store(dt, dweight, 0, C, dw);
+    f32_store(dt, dbias, 0, C, db);
+    free(tw);
+    free(tdw);
+    free(tdb);
+}

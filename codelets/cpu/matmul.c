@@ -1,0 +1,87 @@
+/* matmul.c: CPU reference of the fully connected layer, out = inp . weight^T + bias.
+ *
+ * Both products go to OpenBLAS sgemm, which splits the output matrix (never the reduction)
+ * between its threads, so results do not depend on the thread count. fp16/bf16 operands are
+ * widened to fp32 copies first and the result rounded once. The backward accumulates: beta = 1
+ * straight into fp32 gradients, or into a widened copy for fp16/bf16. dbias is a sum over the N
+ * rows, parallel over blocks of output channels, each summing the rows in order. */
+#include <stdlib.h>
+
+#include <cblas.h>
+
+#include "f32_view.h"
+#include "kernels_cpu.h"
+
+/* Output channels per block of the dbias reduction. */
+#define MATMUL_OCBLOCK 64
+
+void matmul_forward_cpu(void *out, const void *inp, const void *weight, const void *bias, int N,
+                        int C, int OC, enum dtype dt)
+{
+    size_t nin = (size_t)N * C, nw = (size_t)OC * C, nout = (size_t)N * OC;
+    float *ti = f32_scratch(dt, nin), *tw = f32_scratch(dt, nw), *to = f32_scratch(dt, nout);
+    float *tb = bias ? f32_scratch(dt, OC) : NULL;
+    const float *x = f32_in(dt, inp, 0, nin, ti);
+    const float *w = f32_in(dt, weight, 0, nw, tw);
+    float *o = f32_out(dt, out, 0, to);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, OC, C, 1.0f, x, C, w, C, 0.0f, o, OC);
+    if (bias) {
+        const float *b = f32_in(dt, bias, 0, OC, tb);
+#pragma omp parallel for schedule(static)
+        for (int n = 0; n < N; n++)
+            for (int oc = 0; oc < OC; oc++)
+                o[(size_t)n * OC + oc] += b[oc];
+    }
+    f32_store(dt, out, 0, nout, o);
+    free(ti);
+    free(tw);
+    free(to);
+    free(tb);
+}
+
+void matmul_backward_cpu(void *dinp, void *dweight, void *dbias, const void *dout, const void *inp,
+                         const void *weight, int N, int C, int OC, enum dtype dt)
+{
+    size_t nin = (size_t)N * C, nw = (size_t)OC * C, nout = (size_t)N * OC;
+    float *tg = f32_scratch(dt, nout);
+    const float *g = f32_in(dt, dout, 0, nout, tg);
+
+    if (dinp) {
+        float *tw = f32_scratch(dt, nw), *tdi = f32_scratch(dt, nin);
+        const float *w = f32_in(dt, weight, 0, nw, tw);
+        float *di = f32_inout(dt, dinp, 0, nin, tdi);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, C, OC, 1.0f, g, OC, w, C, 1.0f,
+                    di, C);
+        f32_store(dt, dinp, 0, nin, di);
+        free(tw);
+        free(tdi);
+    }
+
+    float *ti = f32_scratch(dt, nin), *tdw = f32_scratch(dt, nw);
+    const float *x = f32_in(dt, inp, 0, nin, ti);
+    float *dw = f32_inout(dt, dweight, 0, nw, tdw);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OC, C, N, 1.0f, g, OC, x, C, 1.0f, dw, C);
+    f32_store(dt, dweight, 0, nw, dw);
+    free(ti);
+    free(tdw);
+
+    if (dbias) {
+        float *tdb = f32_scratch(dt, OC);
+        float *db = f32_inout(dt, dbias, 0, OC, tdb);
+        int nblocks = (OC + MATMUL_OCBLOCK - 1) / MATMUL_OCBLOCK;
+#pragma omp parallel for schedule(static)
+        for (int blk = 0; blk < nblocks; blk++) {
+            int o0 = blk * MATMUL_OCBLOCK;
+            int nb = OC - o0 < MATMUL_OCBLOCK ? OC - o0 : MATMUL_OCBLOCK;
+            float s[MATMUL_OCBLOCK] = {0};
+            for (int n = 0; n < N; n++)
+                for (int k = 0; k < nb; k++)
+                    s[k] += g[(size_t)n * OC + o0 + k];
+            for (int k = 0; k < nb; k++)
+                db[o0 + k] += s[k];
+        }
+        f32_store(dt, dbias, 0, OC, db);
+        free(tdb);
+    }
+    free(tg);
+}
