@@ -149,13 +149,13 @@ int main(int argc, char **argv)
         float sumsq;
         struct adamw_hparams hp = {
             (float)json_number_value(json_object_get(conf, "lr")),
-            (float)json_number_value(json_object_get(conf, "beta1")),
-            (float)json_number_value(json_object_get(conf, "beta2")),
+            (float)json_number_value(json_array_get(json_object_get(conf, "betas"), 0)),
+            (float)json_number_value(json_array_get(json_object_get(conf, "betas"), 1)),
             (float)json_number_value(json_object_get(conf, "eps")),
             (float)json_number_value(json_object_get(conf, "weight_decay")),
             (int)s + 1,
             1.0f,
-            (float)json_number_value(json_object_get(conf, "clip_grad")),
+            (float)json_number_value(json_object_get(conf, "grad_clip")),
         };
         loader_batch(&ld, (int64_t)s, in, tg);
         gpt_set_batch(m, in, tg);

@@ -1,0 +1,580 @@
+/* test_cuda_vs_cpu.c: every CUDA launcher of kernels_cuda.h against its CPU reference in
+ * kernels_cpu.h, for fp32, fp16 and bf16.
+ *
+ * Each case fills its inputs from a fixed seed (different per case), runs the CPU kernel on host
+ * copies and the CUDA launcher on device copies (one stream, one cuBLAS handle bound to it),
+ * and compares every output element: |got - ref| <= atol + rtol * |ref|, with explicit
+ * tolerances per dtype. Gradient buffers start non-zero, so the accumulate (+=) contracts are
+ * checked; scratch and overwritten outputs start as NaN garbage, so a kernel that reads either
+ * fails. Shapes are deliberately not multiples of 32 or 128 (T=37, C=96, NH=3, V=1000, Vp=1024)
+ * plus one larger shape (B=2, T=256, C=256, NH=4). Prints one line per comparison and, on a
+ * failure, the worst element. Exit 0 pass, 1 fail, 77 when there is no CUDA device. */
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cublas_v2.h>
+#include <cuda_runtime_api.h>
+
+#include "check.h"
+#include "dtype.h"
+#include "kernels_cpu.h"
+#include "kernels_cuda.h"
+
+#define CUDA_OK(call)                                                                              \
+    do {                                                                                           \
+        cudaError_t err_ = (call);                                                                 \
+        if (err_ != cudaSuccess) {                                                                 \
+            fprintf(stderr, "%s:%d: %s: %s\n", __FILE__, __LINE__, #call,                          \
+                    cudaGetErrorString(err_));                                                     \
+            abort();                                                                               \
+        }                                                                                          \
+    } while (0)
+
+static const enum dtype DTYPES[] = {DTYPE_FP32, DTYPE_FP16, DTYPE_BF16};
+
+/* Tolerance atol + rtol * |ref|, indexed by dtype. */
+struct tol {
+    double atol, rtol;
+};
+
+/* One rounding of the same fp32 value (or a few fp32 ulp apart before it, relative to operands of
+ * magnitude up to 4, hence the fp32 atol): 2 ulp of the type. */
+static const struct tol TOL_ELEMENTWISE[] = {{5e-6, 1e-6}, {1e-5, 2e-3}, {1e-5, 1.6e-2}};
+/* Sums of up to 512 products of O(1) terms in another order (fp32 atol: the partial sums reach
+ * ~30), 1-2 ulp of the storage type, and the GPU's roundings of att and dpreatt to it. On an H100
+ * the worst element used at most 0.5 of these. */
+static const struct tol TOL_REDUCTION[] = {{2e-5, 1e-4}, {2e-3, 3e-3}, {1.6e-2, 2e-2}};
+/* fp32 statistics computed with different summation orders. */
+static const struct tol TOL_STATS = {1e-5, 1e-5};
+/* The AdamW math is the same operation sequence on both sides (no FMA contraction). */
+static const struct tol TOL_ADAMW_FP32 = {1e-7, 1e-6};
+
+struct shape {
+    int B, T, C, NH;
+};
+static const struct shape SHAPES[] = {{2, 37, 96, 3}, {2, 256, 256, 4}};
+
+static cudaStream_t stream;
+static cublasHandle_t blas;
+static int failures;
+
+/* ---- allocations, released together at the end of each case ---- */
+
+#define MAX_ALLOCS 64
+static void *host_allocs[MAX_ALLOCS], *dev_allocs[MAX_ALLOCS];
+static int nhost, ndev;
+
+static void *hmalloc(size_t bytes)
+{
+    CHECK(nhost < MAX_ALLOCS);
+    void *p = malloc(bytes ? bytes : 1);
+    CHECK_MSG(p != NULL, "out of host memory");
+    return host_allocs[nhost++] = p;
+}
+
+/* Device buffer filled with 0xff bytes: NaN in every dtype, so unwritten outputs show. */
+static void *dmalloc(size_t bytes)
+{
+    CHECK(ndev < MAX_ALLOCS);
+    void *p = NULL;
+    CUDA_OK(cudaMalloc(&p, bytes ? bytes : 1));
+    CUDA_OK(cudaMemset(p, 0xff, bytes ? bytes : 1));
+    return dev_allocs[ndev++] = p;
+}
+
+static void release(void)
+{
+    while (nhost > 0)
+        free(host_allocs[--nhost]);
+    while (ndev > 0)
+        CUDA_OK(cudaFree(dev_allocs[--ndev]));
+}
+
+/* A device copy that starts `off` bytes into its allocation (to test unaligned tensors). */
+static void *upload_at(const void *h, size_t bytes, size_t off)
+{
+    char *d = (char *)dmalloc(bytes + off) + off;
+    CUDA_OK(cudaMemcpy(d, h, bytes, cudaMemcpyHostToDevice));
+    return d;
+}
+
+static void *upload(const void *h, size_t bytes)
+{
+    return upload_at(h, bytes, 0);
+}
+
+/* Waits for the stream, then copies a device buffer back into a new host buffer. */
+static void *download(const void *d, size_t bytes)
+{
+    CUDA_OK(cudaStreamSynchronize(stream));
+    CUDA_OK(cudaGetLastError());
+    void *h = hmalloc(bytes);
+    CUDA_OK(cudaMemcpy(h, d, bytes, cudaMemcpyDeviceToHost));
+    return h;
+}
+
+static void *hclone(const void *h, size_t bytes)
+{
+    return memcpy(hmalloc(bytes), h, bytes);
+}
+
+/* ---- random inputs ---- */
+
+static uint64_t rng;
+
+static void rng_seed(uint64_t seed)
+{
+    rng = seed * 0x9E3779B97F4A7C15ull + 0x2545F4914F6CDD1Dull;
+}
+
+static uint32_t rng_u32(void)
+{
+    rng ^= rng >> 12;
+    rng ^= rng << 25;
+    rng ^= rng >> 27;
+    return (uint32_t)((rng * 0x2545F4914F6CDD1Dull) >> 32);
+}
+
+static float rng_uniform(float lo, float hi)
+{
+    return lo + (hi - lo) * (rng_u32() * 0x1p-32f);
+}
+
+/* n elements of dt, uniform in [lo, hi) then rounded to dt. */
+static void *hrand(enum dtype dt, size_t n, float lo, float hi)
+{
+    void *p = hmalloc(n * dtype_size(dt));
+    for (size_t i = 0; i < n; i++)
+        dtype_store(dt, p, i, rng_uniform(lo, hi));
+    return p;
+}
+
+static int32_t *hrand_tokens(size_t n, int32_t bound)
+{
+    int32_t *p = hmalloc(n * sizeof(int32_t));
+    for (size_t i = 0; i < n; i++)
+        p[i] = (int32_t)(rng_u32() % (uint32_t)bound);
+    return p;
+}
+
+/* ---- comparison ---- */
+
+/* Compares n elements of got with ref (both of type dt). Equal values (infinities included) and
+ * two NaNs match; otherwise |got - ref| <= atol + rtol * |ref|. */
+static void compare(const char *what, enum dtype dt, const void *got, const void *ref, size_t n,
+                    struct tol tol)
+{
+    double maxerr = 0.0, worst_ratio = -1.0;
+    size_t worst = 0, nbad = 0;
+    for (size_t i = 0; i < n; i++) {
+        double g = dtype_load(dt, got, i), r = dtype_load(dt, ref, i);
+        if (g == r || (isnan(g) && isnan(r))) continue;
+        double err = fabs(g - r);
+        double bound = tol.atol + tol.rtol * fabs(r);
+        double ratio = isnan(err) || isinf(err) ? INFINITY : err / bound;
+        if (!(err <= bound)) nbad++;
+        if (err > maxerr || isnan(err)) maxerr = isnan(err) ? INFINITY : err;
+        if (ratio > worst_ratio) {
+            worst_ratio = ratio;
+            worst = i;
+        }
+    }
+    /* worst_ratio: the worst element's error as a fraction of its tolerance */
+    printf("%-44s %s  max |err| %-9.3g worst %5.2f of tol  %s\n", what, dtype_name(dt), maxerr,
+           worst_ratio < 0 ? 0.0 : worst_ratio, nbad ? "FAIL" : "ok");
+    if (nbad) {
+        printf("    %zu of %zu elements outside %g + %g*|ref|; worst [%zu]: got %.9g, ref %.9g\n",
+               nbad, n, tol.atol, tol.rtol, worst, dtype_load(dt, got, worst),
+               dtype_load(dt, ref, worst));
+        failures++;
+    }
+}
+
+static void expect(int cond, const char *what)
+{
+    printf("%-44s       %s\n", what, cond ? "ok" : "FAIL");
+    if (!cond) failures++;
+}
+
+static const char *label(const char *op, const struct shape *s)
+{
+    static char buf[96];
+    snprintf(buf, sizeof buf, "%s B%d T%d C%d NH%d", op, s->B, s->T, s->C, s->NH);
+    return buf;
+}
+
+/* ---- cases ---- */
+
+static void test_encoder(enum dtype dt, const struct shape *s, uint64_t seed)
+{
+    rng_seed(seed);
+    int B = s->B, T = s->T, C = s->C, N = B * T, Vp = 1024, maxT = T + 27;
+    size_t es = dtype_size(dt);
+    /* 20 distinct tokens over N positions: many repeats for the scatter */
+    int32_t *tok = hrand_tokens(N, 20);
+    for (int n = 0; n < N; n++)
+        tok[n] = tok[n] * 47 + 3;
+    void *wte = hrand(dt, (size_t)Vp * C, -1, 1), *wpe = hrand(dt, (size_t)maxT * C, -1, 1);
+    void *out = hmalloc((size_t)N * C * es);
+    encoder_forward_cpu(out, tok, wte, wpe, B, T, C, dt);
+    void *d_out = dmalloc((size_t)N * C * es);
+    int32_t *d_tok = upload(tok, N * sizeof(int32_t));
+    encoder_forward_cuda(d_out, d_tok, upload(wte, (size_t)Vp * C * es),
+                         upload(wpe, (size_t)maxT * C * es), B, T, C, dt, stream);
+    compare(label("encoder_forward out", s), dt, download(d_out, (size_t)N * C * es), out,
+            (size_t)N * C, TOL_ELEMENTWISE[dt]);
+
+    void *dwte = hrand(dt, (size_t)Vp * C, -1, 1), *dwpe = hrand(dt, (size_t)maxT * C, -1, 1);
+    void *dout = hrand(dt, (size_t)N * C, -1, 1);
+    void *d_dwte = upload(dwte, (size_t)Vp * C * es), *d_dwpe = upload(dwpe, (size_t)maxT * C * es);
+    encoder_backward_cpu(dwte, dwpe, dout, tok, B, T, C, dt);
+    encoder_backward_cuda(d_dwte, d_dwpe, upload(dout, (size_t)N * C * es), d_tok, B, T, C, dt,
+                          stream);
+    compare(label("encoder_backward dwte", s), dt, download(d_dwte, (size_t)Vp * C * es), dwte,
+            (size_t)Vp * C, TOL_ELEMENTWISE[dt]);
+    compare(label("encoder_backward dwpe", s), dt, download(d_dwpe, (size_t)maxT * C * es), dwpe,
+            (size_t)maxT * C, TOL_ELEMENTWISE[dt]);
+    release();
+}
+
+static void test_layernorm(enum dtype dt, const struct shape *s, uint64_t seed)
+{
+    rng_seed(seed);
+    int N = s->B * s->T, C = s->C;
+    size_t es = dtype_size(dt), nx = (size_t)N * C;
+    void *inp = hrand(dt, nx, -1.5f, 2.5f), *w = hrand(dt, C, 0.5f, 1.5f);
+    void *b = hrand(dt, C, -0.5f, 0.5f);
+    void *out = hmalloc(nx * es);
+    float *mean = hmalloc(N * sizeof(float)), *rstd = hmalloc(N * sizeof(float));
+    layernorm_forward_cpu(out, mean, rstd, inp, w, b, N, C, dt);
+    void *d_inp = upload(inp, nx * es), *d_w = upload(w, C * es), *d_out = dmalloc(nx * es);
+    float *d_mean = dmalloc(N * sizeof(float)), *d_rstd = dmalloc(N * sizeof(float));
+    layernorm_forward_cuda(d_out, d_mean, d_rstd, d_inp, d_w, upload(b, C * es), N, C, dt, stream);
+    compare(label("layernorm_forward out", s), dt, download(d_out, nx * es), out, nx,
+            TOL_REDUCTION[dt]);
+    compare(label("layernorm_forward mean", s), DTYPE_FP32, download(d_mean, N * sizeof(float)),
+            mean, N, TOL_STATS);
+    compare(label("layernorm_forward rstd", s), DTYPE_FP32, download(d_rstd, N * sizeof(float)),
+            rstd, N, TOL_STATS);
+
+    /* the backward uses the CPU's statistics on both sides, so only the backward is compared */
+    void *dinp = hrand(dt, nx, -1, 1), *dw = hrand(dt, C, -1, 1), *db = hrand(dt, C, -1, 1);
+    void *dout = hrand(dt, nx, -1, 1);
+    void *d_dinp = upload(dinp, nx * es), *d_dw = upload(dw, C * es), *d_db = upload(db, C * es);
+    void *d_dw2 = upload(dw, C * es), *d_db2 = upload(db, C * es), *d_dinp2 = upload(dinp, nx * es);
+    void *d_dout = upload(dout, nx * es),
+         *scratch = dmalloc(layernorm_backward_cuda_scratch_bytes(N, C));
+    float *d_mean2 = upload(mean, N * sizeof(float)), *d_rstd2 = upload(rstd, N * sizeof(float));
+    layernorm_backward_cpu(dinp, dw, db, dout, inp, w, mean, rstd, N, C, dt);
+    layernorm_backward_cuda(d_dinp, d_dw, d_db, d_dout, d_inp, d_w, d_mean2, d_rstd2, N, C, dt,
+                            scratch, stream);
+    /* a second run from the same inputs must give the same bits */
+    layernorm_backward_cuda(d_dinp2, d_dw2, d_db2, d_dout, d_inp, d_w, d_mean2, d_rstd2, N, C, dt,
+                            scratch, stream);
+    expect(memcmp(download(d_dw, C * es), download(d_dw2, C * es), C * es) == 0 &&
+               memcmp(download(d_db, C * es), download(d_db2, C * es), C * es) == 0,
+           label("layernorm_backward deterministic", s));
+    compare(label("layernorm_backward dinp", s), dt, download(d_dinp, nx * es), dinp, nx,
+            TOL_REDUCTION[dt]);
+    compare(label("layernorm_backward dweight", s), dt, download(d_dw, C * es), dw, C,
+            TOL_REDUCTION[dt]);
+    compare(label("layernorm_backward dbias", s), dt, download(d_db, C * es), db, C,
+            TOL_REDUCTION[dt]);
+    release();
+}
+
+/* with_bias: forward with bias and backward with dinp and dbias; otherwise neither. */
+static void test_matmul(enum dtype dt, const struct shape *s, int OC, int with_bias, uint64_t seed)
+{
+    rng_seed(seed);
+    int N = s->B * s->T, C = s->C;
+    size_t es = dtype_size(dt), nin = (size_t)N * C, nw = (size_t)OC * C, nout = (size_t)N * OC;
+    char name[64];
+    void *inp = hrand(dt, nin, -1, 1), *w = hrand(dt, nw, -0.2f, 0.2f);
+    void *b = with_bias ? hrand(dt, OC, -1, 1) : NULL;
+    void *out = hmalloc(nout * es);
+    matmul_forward_cpu(out, inp, w, b, N, C, OC, dt);
+    void *d_inp = upload(inp, nin * es), *d_w = upload(w, nw * es), *d_out = dmalloc(nout * es);
+    /* bias one element into its buffer: tensors carved from a flat buffer may be unaligned */
+    matmul_forward_cuda(blas, d_out, d_inp, d_w, b ? upload_at(b, OC * es, es) : NULL, N, C, OC, dt,
+                        stream);
+    snprintf(name, sizeof name, "matmul_forward OC%d%s", OC, with_bias ? " bias" : "");
+    compare(label(name, s), dt, download(d_out, nout * es), out, nout, TOL_REDUCTION[dt]);
+
+    void *dout = hrand(dt, nout, -1, 1), *dw = hrand(dt, nw, -1, 1);
+    void *dinp = with_bias ? hrand(dt, nin, -1, 1) : NULL;
+    void *db = with_bias ? hrand(dt, OC, -1, 1) : NULL;
+    void *d_dw = upload(dw, nw * es);
+    void *d_dinp = dinp ? upload(dinp, nin * es) : NULL, *d_db = db ? upload(db, OC * es) : NULL;
+    void *scratch = dmalloc(matmul_backward_cuda_scratch_bytes(N, OC));
+    matmul_backward_cpu(dinp, dw, db, dout, inp, w, N, C, OC, dt);
+    matmul_backward_cuda(blas, d_dinp, d_dw, d_db, upload(dout, nout * es), d_inp, d_w, N, C, OC,
+                         dt, scratch, stream);
+    snprintf(name, sizeof name, "matmul_backward OC%d dweight", OC);
+    compare(label(name, s), dt, download(d_dw, nw * es), dw, nw, TOL_REDUCTION[dt]);
+    if (with_bias) {
+        snprintf(name, sizeof name, "matmul_backward OC%d dinp", OC);
+        compare(label(name, s), dt, download(d_dinp, nin * es), dinp, nin, TOL_REDUCTION[dt]);
+        snprintf(name, sizeof name, "matmul_backward OC%d dbias", OC);
+        compare(label(name, s), dt, download(d_db, OC * es), db, OC, TOL_REDUCTION[dt]);
+    }
+    release();
+}
+
+static void test_attention(enum dtype dt, const struct shape *s, uint64_t seed)
+{
+    rng_seed(seed);
+    int B = s->B, T = s->T, C = s->C, NH = s->NH, N = B * T;
+    size_t es = dtype_size(dt), nqkv = (size_t)N * 3 * C, nout = (size_t)N * C;
+    size_t natt = (size_t)B * NH * T * T;
+    /* q and k of this range give scores of standard deviation about 1: peaked but not one-hot */
+    void *qkv = hrand(dt, nqkv, -2, 2);
+    void *out = hmalloc(nout * es), *att = hmalloc(natt * es);
+    attention_forward_cpu(out, att, qkv, B, T, C, NH, dt);
+    void *d_qkv = upload(qkv, nqkv * es), *d_out = dmalloc(nout * es), *d_att = dmalloc(natt * es);
+    attention_forward_cuda(blas, d_out, d_att, d_qkv, B, T, C, NH, dt,
+                           dmalloc(attention_forward_cuda_scratch_bytes(B, T, C, NH, dt)), stream);
+    compare(label("attention_forward out", s), dt, download(d_out, nout * es), out, nout,
+            TOL_REDUCTION[dt]);
+    compare(label("attention_forward att", s), dt, download(d_att, natt * es), att, natt,
+            TOL_REDUCTION[dt]);
+
+    /* both backwards read the CPU's att, so only the backward is compared */
+    void *dqkv = hrand(dt, nqkv, -1, 1), *dout = hrand(dt, nout, -1, 1);
+    void *d_dqkv = upload(dqkv, nqkv * es);
+    attention_backward_cpu(dqkv, dout, qkv, att, B, T, C, NH, dt);
+    attention_backward_cuda(
+        blas, d_dqkv, upload(dout, nout * es), d_qkv, upload(att, natt * es), B, T, C, NH, dt,
+        dmalloc(attention_backward_cuda_scratch_bytes(B, T, C, NH, dt)), stream);
+    compare(label("attention_backward dqkv", s), dt, download(d_dqkv, nqkv * es), dqkv, nqkv,
+            TOL_REDUCTION[dt]);
+    release();
+}
+
+/* off = 1 shifts every pointer by one element, off the 16-byte vector path. */
+static void test_elementwise(enum dtype dt, size_t off, uint64_t seed)
+{
+    rng_seed(seed);
+    size_t n = 10007, es = dtype_size(dt), bytes = (n + off) * es;
+    char name[64];
+    void *x = hrand(dt, n + off, -4, 4), *y = hrand(dt, n + off, -4, 4);
+    void *acc = hrand(dt, n + off, -1, 1);
+    void *d_x = upload(x, bytes), *d_y = upload(y, bytes);
+    char *hx = (char *)x + off * es, *hy = (char *)y + off * es;
+    char *dx = (char *)d_x + off * es, *dy = (char *)d_y + off * es;
+
+    void *out = hmalloc(bytes), *d_out = dmalloc(bytes);
+    gelu_forward_cpu((char *)out + off * es, hx, n, dt);
+    gelu_forward_cuda((char *)d_out + off * es, dx, n, dt, stream);
+    snprintf(name, sizeof name, "gelu_forward n%zu offset %zu", n, off);
+    compare(name, dt, (char *)download(d_out, bytes) + off * es, (char *)out + off * es, n,
+            TOL_ELEMENTWISE[dt]);
+
+    void *dinp = hclone(acc, bytes), *d_dinp = upload(acc, bytes);
+    gelu_backward_cpu((char *)dinp + off * es, hx, hy, n, dt);
+    gelu_backward_cuda((char *)d_dinp + off * es, dx, dy, n, dt, stream);
+    snprintf(name, sizeof name, "gelu_backward n%zu offset %zu", n, off);
+    compare(name, dt, (char *)download(d_dinp, bytes) + off * es, (char *)dinp + off * es, n,
+            TOL_ELEMENTWISE[dt]);
+
+    add_forward_cpu((char *)out + off * es, hx, hy, n, dt);
+    add_forward_cuda((char *)d_out + off * es, dx, dy, n, dt, stream);
+    snprintf(name, sizeof name, "add_forward n%zu offset %zu", n, off);
+    compare(name, dt, (char *)download(d_out, bytes) + off * es, (char *)out + off * es, n,
+            TOL_ELEMENTWISE[dt]);
+
+    void *dst = hclone(acc, bytes), *d_dst = upload(acc, bytes);
+    accumulate_cpu((char *)dst + off * es, hx, n, dt);
+    accumulate_cuda((char *)d_dst + off * es, dx, n, dt, stream);
+    snprintf(name, sizeof name, "accumulate n%zu offset %zu", n, off);
+    compare(name, dt, (char *)download(d_dst, bytes) + off * es, (char *)dst + off * es, n,
+            TOL_ELEMENTWISE[dt]);
+    release();
+}
+
+static void test_crossentropy(enum dtype dt, int N, int V, int Vp, uint64_t seed)
+{
+    rng_seed(seed);
+    size_t es = dtype_size(dt), nl = (size_t)N * Vp;
+    char name[64];
+    void *logits = hrand(dt, nl, -4, 4);
+    /* padding columns hold huge logits: any that takes part ruins the softmax */
+    for (int n = 0; n < N; n++)
+        for (int v = V; v < Vp; v++)
+            dtype_store(dt, logits, (size_t)n * Vp + v, 30000.0f);
+    int32_t *tgt = hrand_tokens(N, V);
+    float *loss = hmalloc(N * sizeof(float));
+    crossentropy_forward_cpu(loss, logits, tgt, N, V, Vp, dt);
+    void *d_logits = upload(logits, nl * es);
+    int32_t *d_tgt = upload(tgt, N * sizeof(int32_t));
+    float *d_loss = dmalloc(N * sizeof(float));
+    crossentropy_forward_cuda(d_loss, d_logits, d_tgt, N, V, Vp, dt, stream);
+    snprintf(name, sizeof name, "crossentropy_forward N%d V%d Vp%d", N, V, Vp);
+    compare(name, DTYPE_FP32, download(d_loss, N * sizeof(float)), loss, N, TOL_STATS);
+
+    float dloss = 1.7f / N;
+    void *dl = hmalloc(nl * es), *d_dl = dmalloc(nl * es);
+    crossentropy_backward_cpu(dl, logits, tgt, dloss, N, V, Vp, dt);
+    crossentropy_backward_cuda(d_dl, d_logits, d_tgt, dloss, N, V, Vp, dt, stream);
+    snprintf(name, sizeof name, "crossentropy_backward N%d V%d Vp%d", N, V, Vp);
+    compare(name, dt, download(d_dl, nl * es), dl, nl, TOL_ELEMENTWISE[dt]);
+    crossentropy_backward_cuda(d_logits, d_logits, d_tgt, dloss, N, V, Vp, dt, stream);
+    snprintf(name, sizeof name, "crossentropy_backward in place N%d V%d", N, V);
+    compare(name, dt, download(d_logits, nl * es), dl, nl, TOL_ELEMENTWISE[dt]);
+    release();
+}
+
+/* bad: 0 finite inputs, 1 one +inf, 2 one NaN. */
+static void test_sumsq(enum dtype dt, size_t off, int bad, uint64_t seed)
+{
+    rng_seed(seed);
+    size_t n = 100003, es = dtype_size(dt);
+    char name[64];
+    void *g = hrand(dt, n + off, -1, 1);
+    if (bad) dtype_store(dt, g, off + n / 3, bad == 1 ? INFINITY : NAN);
+    float out = 1.5f;
+    sumsq_cpu(&out, (char *)g + off * es, n, dt);
+    float start = 1.5f;
+    float *d_out = upload(&start, sizeof(float));
+    void *d_g = upload(g, (n + off) * es);
+    void *scratch = dmalloc(sumsq_cuda_scratch_bytes(n));
+    sumsq_cuda(d_out, (char *)d_g + off * es, n, dt, scratch, stream);
+    float got = *(float *)download(d_out, sizeof(float));
+    /* a second run from the same start must give the same bits */
+    CUDA_OK(cudaMemcpy(d_out, &start, sizeof(float), cudaMemcpyHostToDevice));
+    sumsq_cuda(d_out, (char *)d_g + off * es, n, dt, scratch, stream);
+    float again = *(float *)download(d_out, sizeof(float));
+    snprintf(name, sizeof name, "sumsq n%zu offset %zu%s", n, off,
+             bad == 1   ? " with inf"
+             : bad == 2 ? " with nan"
+                        : "");
+    if (bad) {
+        char what[96];
+        snprintf(what, sizeof what, "%s %s non-finite", name, dtype_name(dt));
+        expect(!isfinite(got) && !isfinite(out), what);
+    } else {
+        compare(name, DTYPE_FP32, &got, &out, 1, TOL_STATS);
+        char what[96];
+        snprintf(what, sizeof what, "%s %s deterministic", name, dtype_name(dt));
+        expect(memcmp(&got, &again, sizeof got) == 0, what);
+    }
+    release();
+}
+
+enum adamw_case { ADAMW_PLAIN, ADAMW_CLIP, ADAMW_SKIP, ADAMW_NO_PARAM };
+
+static void test_adamw(enum dtype dt, enum adamw_case which, uint64_t seed)
+{
+    static const char *names[] = {"adamw", "adamw clip", "adamw skip (inf norm)",
+                                  "adamw master only"};
+    rng_seed(seed);
+    size_t n = 10007, es = dtype_size(dt), fb = n * sizeof(float);
+    const float loss_scale = 1024.0f;
+    void *grad = hrand(dt, n, -loss_scale, loss_scale);
+    float *master = hrand(DTYPE_FP32, n, -1, 1), *m = hrand(DTYPE_FP32, n, -0.01f, 0.01f);
+    float *v = hrand(DTYPE_FP32, n, 0.0f, 1e-4f);
+    void *param = hmalloc(n * es);
+    dtype_from_f32(dt, master, param, n);
+    double ss = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        double x = dtype_load(dt, grad, i);
+        ss += x * x;
+    }
+    float sumsq = which == ADAMW_SKIP ? INFINITY : (float)ss;
+    float norm = sqrtf((float)ss) / loss_scale;
+    struct adamw_hparams hp = {.lr = 1e-3f,
+                               .beta1 = 0.9f,
+                               .beta2 = 0.95f,
+                               .eps = 1e-8f,
+                               .weight_decay = 0.1f,
+                               .step = 3,
+                               .inv_loss_scale = 1.0f / loss_scale,
+                               .clip_norm = which == ADAMW_CLIP ? 0.25f * norm : 0.0f};
+    void *d_param = which == ADAMW_NO_PARAM ? NULL : upload(param, n * es);
+    float *d_master = upload(master, fb), *d_m = upload(m, fb), *d_v = upload(v, fb);
+    adamw_cpu(which == ADAMW_NO_PARAM ? NULL : param, master, m, v, grad, &sumsq, n, &hp, dt);
+    adamw_cuda(d_param, d_master, d_m, d_v, upload(grad, n * es), upload(&sumsq, sizeof(float)), n,
+               &hp, dt, stream);
+    char name[64];
+    struct tol tf = dt == DTYPE_FP32 ? TOL_ADAMW_FP32 : TOL_STATS;
+    snprintf(name, sizeof name, "%s master", names[which]);
+    compare(name, DTYPE_FP32, download(d_master, fb), master, n, tf);
+    snprintf(name, sizeof name, "%s m", names[which]);
+    compare(name, DTYPE_FP32, download(d_m, fb), m, n, tf);
+    snprintf(name, sizeof name, "%s v", names[which]);
+    compare(name, DTYPE_FP32, download(d_v, fb), v, n, tf);
+    if (d_param) {
+        snprintf(name, sizeof name, "%s param", names[which]);
+        compare(name, dt, download(d_param, n * es), param, n, TOL_ELEMENTWISE[dt]);
+    }
+    release();
+}
+
+static void test_cast(enum dtype dst_dt, enum dtype src_dt, uint64_t seed)
+{
+    rng_seed(seed);
+    size_t n = 1001;
+    /* some values overflow fp16 (to inf) and some are tiny (fp16 subnormals) */
+    void *src = hrand(src_dt, n, -1, 1);
+    for (size_t i = 0; i < n; i += 7)
+        dtype_store(src_dt, src, i, rng_uniform(-90000, 90000));
+    for (size_t i = 3; i < n; i += 11)
+        dtype_store(src_dt, src, i, rng_uniform(-1e-6f, 1e-6f));
+    size_t db = n * dtype_size(dst_dt);
+    void *dst = hmalloc(db), *d_dst = dmalloc(db);
+    cast_cpu(dst, dst_dt, src, src_dt, n);
+    cast_cuda(d_dst, dst_dt, upload(src, n * dtype_size(src_dt)), src_dt, n, stream);
+    char name[64];
+    snprintf(name, sizeof name, "cast from %s", dtype_name(src_dt));
+    compare(name, dst_dt, download(d_dst, db), dst, n, (struct tol){0.0, 0.0});
+    release();
+}
+
+int main(void)
+{
+    int count = 0;
+    cudaError_t err = cudaGetDeviceCount(&count);
+    if (err != cudaSuccess || count == 0) {
+        printf("test_cuda_vs_cpu: skipped: no CUDA device (%s)\n",
+               err != cudaSuccess ? cudaGetErrorString(err) : "0 devices");
+        return 77;
+    }
+    CUDA_OK(cudaStreamCreate(&stream));
+    CHECK_MSG(cublasCreate(&blas) == CUBLAS_STATUS_SUCCESS, "cublasCreate failed");
+    CHECK_MSG(cublasSetStream(blas, stream) == CUBLAS_STATUS_SUCCESS, "cublasSetStream failed");
+
+    for (int d = 0; d < 3; d++) {
+        enum dtype dt = DTYPES[d];
+        uint64_t base = 1000 * (uint64_t)(d + 1);
+        for (int k = 0; k < 2; k++) {
+            const struct shape *s = &SHAPES[k];
+            test_encoder(dt, s, base + 10 + k);
+            test_layernorm(dt, s, base + 20 + k);
+            test_matmul(dt, s, 3 * s->C, 1, base + 30 + k);
+            test_matmul(dt, s, s->C + 7, 0, base + 40 + k);
+            test_attention(dt, s, base + 50 + k);
+        }
+        test_elementwise(dt, 0, base + 60);
+        test_elementwise(dt, 1, base + 61);
+        test_crossentropy(dt, SHAPES[0].B * SHAPES[0].T, 1000, 1024, base + 70);
+        test_crossentropy(dt, 64, 50257, 50304, base + 71);
+        test_sumsq(dt, 0, 0, base + 80);
+        test_sumsq(dt, 1, 0, base + 81);
+        test_sumsq(dt, 0, 1, base + 82);
+        test_sumsq(dt, 0, 2, base + 83);
+        test_adamw(dt, ADAMW_PLAIN, base + 90);
+        test_adamw(dt, ADAMW_CLIP, base + 91);
+        test_adamw(dt, ADAMW_SKIP, base + 92);
+        test_adamw(dt, ADAMW_NO_PARAM, base + 93);
+        for (int s = 0; s < 3; s++)
+            test_cast(dt, DTYPES[s], base + 100 + s);
+    }
+
+    CHECK_MSG(cublasDestroy(blas) == CUBLAS_STATUS_SUCCESS, "cublasDestroy failed");
+    CUDA_OK(cudaStreamDestroy(stream));
+    printf("test_cuda_vs_cpu: %s (%d failed comparisons)\n", failures ? "FAIL" : "pass", failures);
+    return failures ? 1 : 0;
+}
