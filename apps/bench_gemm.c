@@ -16,7 +16,7 @@
 #include "check.h"
 #include "codelets.h"
 
-#define CUDA_OK(x) CHECK_MSG((x) == cudaSuccess, #x)
+#define CUDA_OK(x)   CHECK_MSG((x) == cudaSuccess, #x)
 #define CUBLAS_OK(x) CHECK_MSG((x) == CUBLAS_STATUS_SUCCESS, #x)
 
 static double now_s(void)
@@ -42,9 +42,9 @@ static void fill_random(struct tensor *t)
 static double bench_codelet(int n, int iters, enum dtype dt)
 {
     struct tensor a, w, out;
-    tensor_init(&a, "bench.inp", (enum tensor_type)dt, (size_t)n * n, 1);
-    tensor_init(&w, "bench.weight", (enum tensor_type)dt, (size_t)n * n, 1);
-    tensor_init(&out, "bench.out", (enum tensor_type)dt, (size_t)n * n, 0);
+    tensor_init(&a, "bench.inp", (enum tensor_type)dt, (size_t)n * n, TENSOR_HOST_PAGEABLE);
+    tensor_init(&w, "bench.weight", (enum tensor_type)dt, (size_t)n * n, TENSOR_HOST_PAGEABLE);
+    tensor_init(&out, "bench.out", (enum tensor_type)dt, (size_t)n * n, TENSOR_HOST_NONE);
     fill_random(&a);
     fill_random(&w);
     for (int i = 0; i < 3; i++) /* warm-up: transfers, cuBLAS initialisation, perf model */
@@ -81,8 +81,7 @@ static double bench_cublas(int n, int iters, enum dtype dt)
     CUDA_OK(cudaEventCreate(&e0));
     CUDA_OK(cudaEventCreate(&e1));
     for (int i = 0; i <= iters + 3; i++) {
-        if (i == 3)
-            CUDA_OK(cudaEventRecord(e0, stream));
+        if (i == 3) CUDA_OK(cudaEventRecord(e0, stream));
         CUBLAS_OK(cublasGemmEx(h, CUBLAS_OP_T, CUBLAS_OP_N, n, n, n, &alpha, w, ty, n, a, ty, n,
                                &beta, out, ty, n, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
     }
@@ -119,11 +118,9 @@ int main(int argc, char **argv)
             user_fail("unknown argument %s: use --size N --iters N --dtype fp16|bf16 --out FILE",
                       argv[i]);
     }
-    if (n < 1 || iters < 1)
-        user_fail("--size and --iters must be positive");
+    if (n < 1 || iters < 1) user_fail("--size and --iters must be positive");
     rt_init(&(struct rt_options){.quiet = 1});
-    if (rt_device() != RT_DEVICE_CUDA)
-        user_fail("no GPU: bench_gemm measures the CUDA codelet");
+    if (rt_device() != RT_DEVICE_CUDA) user_fail("no GPU: bench_gemm measures the CUDA codelet");
     double codelet = bench_codelet(n, iters, dt);
     double direct = bench_cublas(n, iters, dt);
     printf("| GEMM %dx%dx%d %s on %s | TFLOP/s |\n|---|---|\n", n, n, n, dtype_name(dt),
@@ -133,8 +130,7 @@ int main(int argc, char **argv)
     printf("| codelet / direct | %.3f |\n", codelet / direct);
     if (out_path) {
         FILE *f = fopen(out_path, "w");
-        if (!f)
-            user_fail("--out %s: cannot write", out_path);
+        if (!f) user_fail("--out %s: cannot write", out_path);
         fprintf(f,
                 "{\"bench\": \"gemm\", \"device\": \"%s\", \"size\": %d, \"dtype\": \"%s\", "
                 "\"iters\": %d, \"codelet_tflops\": %.2f, \"cublas_tflops\": %.2f}\n",

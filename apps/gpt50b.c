@@ -293,7 +293,10 @@ static void parse_args(struct args *a, int argc, char **argv)
     opterr = 0;
     optind = 1;
     while ((c = getopt_long(argc, argv, ":", options, &idx)) != -1) {
-        const char *flag = argv[optind - 1];
+        /* argv[optind - 1] is the value when it came as a separate argument: name the flag from
+         * the table (idx is only set for a recognised flag that got its value). */
+        char flag[64];
+        snprintf(flag, sizeof flag, "--%s", c >= OPT_PRESET ? options[idx].name : "");
         switch (c) {
         case OPT_PRESET:
             apply_preset(a, optarg);
@@ -437,7 +440,7 @@ static void parse_args(struct args *a, int argc, char **argv)
             fputs(usage, stdout);
             exit(0);
         case ':':
-            user_fail("%s needs a value: see --help", flag);
+            user_fail("%s needs a value: see --help", argv[optind - 1]);
         default:
             user_fail("unknown flag %s: see --help", argv[optind - 1]);
         }
@@ -556,6 +559,7 @@ int main(int argc, char **argv)
     struct gpt_options opt = {a.dt, a.B, a.T, a.checkpointing, a.seed};
     gpt_check_config(&a.cfg, &opt);
     check_host_memory(&a);
+    double t_init = now_ms();
     rt_init(&(struct rt_options){0});
     struct gpt *m = gpt_create(&a.cfg, &opt);
     struct train_state st = {0};
@@ -569,6 +573,8 @@ int main(int argc, char **argv)
                a.load, resumed ? "" : " (training starts at iteration 1)");
     }
 
+    printf("> StarPU started, model allocated and initialised in %.1f s\n",
+           (now_ms() - t_init) / 1e3);
     int64_t nparams = gpt_num_params(&a.cfg);
     int ngpu = rt_ncuda() > 0 ? rt_ncuda() : 1;
     double flops = gpt_flops_per_iteration(&a.cfg, a.B, a.T, a.checkpointing);

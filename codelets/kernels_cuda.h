@@ -5,8 +5,8 @@
  * StarPU worker's local stream. Launchers never synchronize and never allocate; where a kernel
  * needs working memory the caller passes `scratch` of the size the matching *_scratch_bytes()
  * returns (StarPU provides it as a STARPU_SCRATCH buffer). All pointers are device pointers.
- * Results agree with the CPU kernels within rounding (tests/codelets/cuda/test_cuda_vs_cpu.c); reductions
- * use a fixed order so that a launcher is deterministic run to run. */
+ * Results agree with the CPU kernels within rounding (tests/codelets/cuda/test_cuda_vs_cpu.c);
+ * reductions use a fixed order so that a launcher is deterministic run to run. */
 #ifndef GPT50B_KERNELS_CUDA_H
 #define GPT50B_KERNELS_CUDA_H
 

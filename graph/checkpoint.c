@@ -358,8 +358,10 @@ void checkpoint_check_writable(const char *dir)
         user_fail("--save %s: exists and is not a directory: choose another path", dir);
     snprintf(copy, sizeof copy, "%s", dir);
     const char *parent = dirname(copy);
-    if (stat(parent, &sb) != 0 || !S_ISDIR(sb.st_mode))
+    if (stat(parent, &sb) != 0)
         user_fail("--save %s: the directory %s does not exist: create it first", dir, parent);
+    if (!S_ISDIR(sb.st_mode))
+        user_fail("--save %s: %s is not a directory: choose another path", dir, parent);
     if (access(parent, W_OK | X_OK) != 0)
         user_fail("--save %s: cannot write in %s (%s): choose a writable directory", dir, parent,
                   strerror(errno));

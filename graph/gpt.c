@@ -185,7 +185,7 @@ static void acts_init(struct layer_acts *a, const struct gpt_config *c, const st
 #define ACT(field, type, n)                                                                        \
     do {                                                                                           \
         snprintf(name, sizeof name, "h%d.%s", l, #field);                                          \
-        tensor_init(&a->field, name, type, n, 0);                                                  \
+        tensor_init(&a->field, name, type, n, TENSOR_HOST_NONE);                                   \
     } while (0)
     ACT(ln1, t, N * C);
     ACT(ln1_mean, TENSOR_TYPE_FP32, N);
@@ -250,58 +250,62 @@ struct gpt *gpt_create(const struct gpt_config *cfg, const struct gpt_options *o
         struct tensor *s = &m->store[i * 5];
         size_t n = (size_t)(p->shape[0] * p->shape[1]);
         snprintf(name, sizeof name, "%s.master", p->name);
-        tensor_init(&s[0], name, TENSOR_TYPE_FP32, n, 1);
+        tensor_init(&s[0], name, TENSOR_TYPE_FP32, n, TENSOR_HOST_PAGEABLE);
         p->master = &s[0];
         if (opt->dt == DTYPE_FP32) {
             p->param = p->master;
         } else {
-            tensor_init(&s[1], p->name, dt, n, 0);
+            tensor_init(&s[1], p->name, dt, n, TENSOR_HOST_NONE);
             p->param = &s[1];
         }
         snprintf(name, sizeof name, "%s.grad", p->name);
-        tensor_init(&s[2], name, dt, n, 0);
+        tensor_init(&s[2], name, dt, n, TENSOR_HOST_NONE);
         p->grad = &s[2];
         snprintf(name, sizeof name, "%s.exp_avg", p->name);
-        tensor_init(&s[3], name, TENSOR_TYPE_FP32, n, 1);
+        tensor_init(&s[3], name, TENSOR_TYPE_FP32, n, TENSOR_HOST_PAGEABLE);
         p->m = &s[3];
         snprintf(name, sizeof name, "%s.exp_avg_sq", p->name);
-        tensor_init(&s[4], name, TENSOR_TYPE_FP32, n, 1);
+        tensor_init(&s[4], name, TENSOR_TYPE_FP32, n, TENSOR_HOST_PAGEABLE);
         p->v = &s[4];
-
+    }
+    /* Each tensor draws from its own stream, so the values do not depend on the thread count. */
+#pragma omp parallel for schedule(dynamic)
+    for (int i = 0; i < m->nparams; i++) {
+        struct gpt_param *p = &m->params[i];
         float std = m->init[i] == INIT_NORMAL_RESIDUAL ? 0.02f / sqrtf(2.0f * c->L) : 0.02f;
-        size_t init_n = p->hf_rows ? (size_t)p->hf_rows * p->shape[1] : n; /* padding stays 0 */
-        init_values(p->master->host, init_n, m->init[i], std,
+        size_t rows = p->hf_rows ? (size_t)p->hf_rows : (size_t)p->shape[0]; /* padding stays 0 */
+        init_values(p->master->host, rows * p->shape[1], m->init[i], std,
                     opt->seed ^ ((uint64_t)(i + 1) * 0xD1B54A32D192ED03ull));
     }
     gpt_sync_params(m);
 
-    tensor_init(&m->inputs, "inputs", TENSOR_TYPE_I32, N, 1);
-    tensor_init(&m->targets, "targets", TENSOR_TYPE_I32, N, 1);
-    tensor_init(&m->encoded, "encoded", dt, N * C, 0);
+    tensor_init(&m->inputs, "inputs", TENSOR_TYPE_I32, N, TENSOR_HOST_PINNED);
+    tensor_init(&m->targets, "targets", TENSOR_TYPE_I32, N, TENSOR_HOST_PINNED);
+    tensor_init(&m->encoded, "encoded", dt, N * C, TENSOR_HOST_NONE);
     m->res3 = calloc(c->L, sizeof *m->res3);
     int nacts = opt->checkpointing ? 1 : c->L;
     m->acts = calloc(nacts, sizeof *m->acts);
     CHECK(m->res3 && m->acts);
     for (int l = 0; l < c->L; l++) {
         snprintf(name, sizeof name, "h%d.out", l);
-        tensor_init(&m->res3[l], name, dt, N * C, 0);
+        tensor_init(&m->res3[l], name, dt, N * C, TENSOR_HOST_NONE);
     }
     for (int l = 0; l < nacts; l++)
         acts_init(&m->acts[l], c, opt, opt->checkpointing ? -1 : l);
-    tensor_init(&m->lnf, "lnf", dt, N * C, 0);
-    tensor_init(&m->lnf_mean, "lnf_mean", TENSOR_TYPE_FP32, N, 0);
-    tensor_init(&m->lnf_rstd, "lnf_rstd", TENSOR_TYPE_FP32, N, 0);
-    tensor_init(&m->logits, "logits", dt, N * c->Vp, 0);
-    tensor_init(&m->losses, "losses", TENSOR_TYPE_FP32, N, 1);
-    tensor_init(&m->sumsq, "grad_sumsq", TENSOR_TYPE_FP32, 1, 1);
-    tensor_init(&m->dresidual, "dresidual", dt, N * C, 0);
-    tensor_init(&m->dln1, "dln1", dt, N * C, 0);
-    tensor_init(&m->dqkv, "dqkv", dt, N * 3 * C, 0);
-    tensor_init(&m->datty, "datty", dt, N * C, 0);
-    tensor_init(&m->dln2, "dln2", dt, N * C, 0);
-    tensor_init(&m->dlnf, "dlnf", dt, N * C, 0);
-    tensor_init(&m->dfch, "dfch", dt, N * 4 * C, 0);
-    tensor_init(&m->dfch_gelu, "dfch_gelu", dt, N * 4 * C, 0);
+    tensor_init(&m->lnf, "lnf", dt, N * C, TENSOR_HOST_NONE);
+    tensor_init(&m->lnf_mean, "lnf_mean", TENSOR_TYPE_FP32, N, TENSOR_HOST_NONE);
+    tensor_init(&m->lnf_rstd, "lnf_rstd", TENSOR_TYPE_FP32, N, TENSOR_HOST_NONE);
+    tensor_init(&m->logits, "logits", dt, N * c->Vp, TENSOR_HOST_NONE);
+    tensor_init(&m->losses, "losses", TENSOR_TYPE_FP32, N, TENSOR_HOST_PINNED);
+    tensor_init(&m->sumsq, "grad_sumsq", TENSOR_TYPE_FP32, 1, TENSOR_HOST_PINNED);
+    tensor_init(&m->dresidual, "dresidual", dt, N * C, TENSOR_HOST_NONE);
+    tensor_init(&m->dln1, "dln1", dt, N * C, TENSOR_HOST_NONE);
+    tensor_init(&m->dqkv, "dqkv", dt, N * 3 * C, TENSOR_HOST_NONE);
+    tensor_init(&m->datty, "datty", dt, N * C, TENSOR_HOST_NONE);
+    tensor_init(&m->dln2, "dln2", dt, N * C, TENSOR_HOST_NONE);
+    tensor_init(&m->dlnf, "dlnf", dt, N * C, TENSOR_HOST_NONE);
+    tensor_init(&m->dfch, "dfch", dt, N * 4 * C, TENSOR_HOST_NONE);
+    tensor_init(&m->dfch_gelu, "dfch_gelu", dt, N * 4 * C, TENSOR_HOST_NONE);
     return m;
 }
 

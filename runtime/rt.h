@@ -27,11 +27,21 @@ enum tensor_type {
     TENSOR_TYPE_I32,
 };
 
+/* Where a tensor's host copy lives. Pinned memory is a scarce resource (containers cap it, and
+ * every pinned byte is unswappable): only small, often-copied tensors ask for it. */
+enum tensor_host {
+    TENSOR_HOST_NONE,     /* no host copy: the buffer is created where first written */
+    TENSOR_HOST_PAGEABLE, /* zeroed host copy */
+    TENSOR_HOST_PINNED,   /* the same, page-locked for asynchronous copies and counted against
+                             STARPU_LIMIT_CPU_MEM */
+};
+
 struct tensor {
     char name[96];
     enum tensor_type type;
     size_t n;   /* elements */
-    void *host; /* host copy (pinned when CUDA is present), NULL when the tensor has none */
+    void *host; /* host copy, NULL when the tensor has none */
+    enum tensor_host host_kind;
     starpu_data_handle_t handle;
 };
 
@@ -56,10 +66,9 @@ const char *rt_device_name(void);
 int rt_ncuda(void);
 int rt_ncpu(void);
 
-/* Registers a tensor of n elements. with_host: allocate a zeroed host copy (pinned, counted
- * against STARPU_LIMIT_CPU_MEM); otherwise the buffer is created where first written. */
+/* Registers a tensor of n elements with the given host copy. */
 void tensor_init(struct tensor *t, const char *name, enum tensor_type type, size_t n,
-                 int with_host);
+                 enum tensor_host host);
 void tensor_free(struct tensor *t);
 size_t tensor_bytes(const struct tensor *t);
 /* Blocks until all submitted tasks writing t are done and makes the host copy current (read), or

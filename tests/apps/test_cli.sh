@@ -1,0 +1,308 @@
+#!/usr/bin/env bash
+# test_cli.sh: end-to-end tests of the gpt50b program on the CPU.
+#
+# Runs the real program on a tiny model (2 layers, 32 channels, 32 tokens) over data/brown.bin:
+# user errors (exit 2, one line, nothing left on disk), --help, the --metrics file, determinism,
+# resuming from --save in fp32 and fp16, mixed precision against fp32, --data-order shuffle and
+# presets. cli_check.py, beside this file, reads the metrics and checkpoints. Prints one
+# "ok - ..." or "FAIL - ...: details" line per check; exits 0 (pass), 1 (fail) or 77 (skip: no
+# data/brown.bin, which scripts/setup.sh makes). 30 to 45 s on 2 shared cores.
+#
+#   usage: test_cli.sh PATH/TO/gpt50b      (GPT50B_TOP: the source root; default ../.. of here)
+set -u
+
+GPT50B=${1:?usage: test_cli.sh PATH/TO/gpt50b}
+HERE=$(cd "$(dirname "$0")" && pwd)
+TOP=${GPT50B_TOP:-$(cd "$HERE/../.." && pwd)}
+DATA=$TOP/data/brown.bin
+CHECK=$HERE/cli_check.py
+if [ ! -f "$DATA" ]; then
+    echo "skip: $DATA is missing: run scripts/setup.sh"
+    exit 77
+fi
+if ! command -v python3 >/dev/null; then
+    echo "skip: python3 is missing: it reads the metrics files"
+    exit 77
+fi
+export STARPU_NCUDA=0 STARPU_SILENT=1
+
+W=$(mktemp -d)
+trap 'rm -rf "$W"' EXIT
+LOG=$W/log # stdout and stderr of the last run
+RUN=$W/run # everything the runs write, so that a failed one can be seen to leave nothing
+mkdir -p "$LOG" "$RUN"
+cd "$RUN" || exit 1
+
+failures=0
+ok() { echo "ok - $1"; }
+fail() {
+    echo "FAIL - $1: $2"
+    failures=$((failures + 1))
+}
+
+TINY=(--num-layers 2 --hidden-size 32 --num-attention-heads 2 --seq-length 32
+    --max-position-embeddings 32 --micro-batch-size 2 --eval-iters 0 --data-path "$DATA")
+
+# gpt50b ARGS...: runs the program, stdout and stderr into $LOG; returns its exit code.
+gpt50b() { "$GPT50B" "$@" >"$LOG/out" 2>"$LOG/err"; }
+
+# train WHAT ARGS...: a run that must succeed; returns 1 (after a FAIL line) when it does not.
+train() {
+    local what=$1 rc
+    shift
+    gpt50b "${TINY[@]}" "$@"
+    rc=$?
+    if [ "$rc" -ne 0 ]; then
+        fail "$what" "gpt50b ${*} exited $rc: $(tail -n 3 "$LOG/err" | tr '\n' ' ')"
+        return 1
+    fi
+}
+
+# fields FILE: iteration loss lr loss_scale grad_norm skipped of a metrics file, as written.
+fields() { python3 "$CHECK" fields "$1"; }
+
+# first_diff A B: the first line of A and of B that differ, for a FAIL line.
+first_diff() {
+    local d
+    d=$(diff <(echo "$1") <(echo "$2"))
+    echo "$(grep -m 1 '^<' <<<"$d") vs $(grep -m 1 '^>' <<<"$d")"
+}
+
+# --- 1. user errors -----------------------------------------------------------------------------
+# expect_error WHAT KEYWORD ARGS...: exit code 2, and stderr (less the runtime's "> StarPU" banner,
+# printed before a checkpoint is read) is one "gpt50b: error:" line naming KEYWORD; and the run
+# created nothing: no checkpoint, no DIR.tmp.<pid>, no metrics file.
+expect_error() {
+    local what=$1 keyword=$2 rc before after lines
+    shift 2
+    before=$(find "$RUN" | sort)
+    gpt50b "$@"
+    rc=$?
+    after=$(find "$RUN" | sort)
+    lines=$(grep -v '^> StarPU ' "$LOG/err")
+    if [ "$rc" -ne 2 ]; then
+        fail "$what" "exit code $rc, expected 2; stderr: $(tr '\n' ' ' <"$LOG/err")"
+    elif [ "$(printf '%s\n' "$lines" | wc -l)" -ne 1 ] || [ -z "$lines" ]; then
+        fail "$what" "stderr should be one line, got: $(tr '\n' '|' <"$LOG/err")"
+    elif [[ $lines != "gpt50b: error: "* ]] || ! grep -qiF -- "$keyword" <<<"$lines"; then
+        fail "$what" "stderr does not name '$keyword': $lines"
+    elif [ "$before" != "$after" ]; then
+        fail "$what" "left files behind: $(comm -13 <(echo "$before") <(echo "$after") | tr '\n' ' ')"
+    else
+        ok "$what: exit 2, '$lines'"
+    fi
+}
+
+# A run that may save or write metrics: a failure must create neither.
+OUT=(--train-iters 2 --save "$RUN/never" --metrics "$RUN/never.jsonl")
+
+expect_error "unknown flag" "--bogus" "${TINY[@]}" "${OUT[@]}" --bogus
+expect_error "flag missing its value" "--seed" "${TINY[@]}" "${OUT[@]}" --seed
+expect_error "non-integer value names the flag" "--seed: 'abc'" "${TINY[@]}" "${OUT[@]}" --seed abc
+expect_error "non-integer value after =" "--train-iters: '3x'" "${TINY[@]}" "${OUT[@]}" --train-iters=3x
+expect_error "unknown preset" "nonsense" "${TINY[@]}" "${OUT[@]}" --preset nonsense
+expect_error "missing data file" "$RUN/absent.bin" "${TINY[@]}" "${OUT[@]}" --data-path "$RUN/absent.bin"
+
+# A token file whose header promises more tokens than it holds, and one with a wrong magic.
+mkdir -p "$W/data"
+head -c 4096 "$DATA" >"$W/data/truncated.bin"
+python3 -c 'import sys; b = bytearray(open(sys.argv[1], "rb").read(4096)); b[0:4] = b"GPT5"
+open(sys.argv[2], "wb").write(b)' "$DATA" "$W/data/magic.bin"
+expect_error "truncated token file" "truncated" "${TINY[@]}" "${OUT[@]}" --data-path "$W/data/truncated.bin"
+expect_error "wrong magic" "magic" "${TINY[@]}" "${OUT[@]}" --data-path "$W/data/magic.bin"
+expect_error "heads not dividing hidden" "--num-attention-heads 3" "${TINY[@]}" "${OUT[@]}" --num-attention-heads 3
+expect_error "sequence beyond the position table" "--max-position-embeddings" "${TINY[@]}" "${OUT[@]}" --seq-length 64
+expect_error "bad --lr-decay-style" "bogus" "${TINY[@]}" "${OUT[@]}" --lr-decay-style bogus
+expect_error "bad --data-order" "bogus" "${TINY[@]}" "${OUT[@]}" --data-order bogus
+touch "$RUN/plainfile"
+expect_error "--save under a regular file" "not a directory" "${TINY[@]}" --train-iters 1 --save "$RUN/plainfile/ck"
+expect_error "--save under a missing directory" "does not exist" "${TINY[@]}" --train-iters 1 --save "$RUN/nodir/ck"
+
+# Broken checkpoints, made from a real one. The unchanged rewrite must load: it shows that the
+# rewriting keeps the file sound, so the errors below come from what each one breaks.
+if train "checkpoint for the --load errors" --train-iters 1 --save "$W/ck"; then
+    mkdir -p "$W/bad"
+    for v in rewrite drop transpose truncate nembd; do cp -r "$W/ck" "$W/bad/$v"; done
+    python3 "$CHECK" rewrite "$W/bad/rewrite/model.safetensors"
+    python3 "$CHECK" drop "$W/bad/drop/model.safetensors" transformer.h.1.mlp.c_proj.bias
+    python3 "$CHECK" transpose "$W/bad/transpose/model.safetensors" transformer.h.0.attn.c_attn.weight
+    truncate -s 1000000 "$W/bad/truncate/model.safetensors"
+    sed -i 's/"n_embd": 32/"n_embd": 64/' "$W/bad/nembd/config.json"
+    if train "rewritten checkpoint loads" --train-iters 2 --load "$W/bad/rewrite"; then
+        ok "rewritten checkpoint loads"
+    fi
+    expect_error "--load without a tensor" "transformer.h.1.mlp.c_proj.bias is missing" \
+        "${TINY[@]}" "${OUT[@]}" --load "$W/bad/drop"
+    expect_error "--load with a transposed tensor" "shape [96, 32], expected [32, 96]" \
+        "${TINY[@]}" "${OUT[@]}" --load "$W/bad/transpose"
+    expect_error "--load with a truncated model.safetensors" "model.safetensors" \
+        "${TINY[@]}" "${OUT[@]}" --load "$W/bad/truncate"
+    # No --hidden-size here: the shape comes from config.json, which now disagrees with the file.
+    expect_error "--load whose config.json disagrees with the weights" "expected [50257, 64]" \
+        --num-layers 2 --seq-length 32 --micro-batch-size 2 --eval-iters 0 --data-path "$DATA" \
+        "${OUT[@]}" --load "$W/bad/nembd"
+    expect_error "--hidden-size disagreeing with --load" "--hidden-size 64" \
+        "${TINY[@]}" "${OUT[@]}" --hidden-size 64 --num-attention-heads 2 --load "$W/ck"
+fi
+
+# --- 2. --help ----------------------------------------------------------------------------------
+gpt50b --help
+rc=$?
+if [ "$rc" -eq 0 ] && grep -q '^usage: gpt50b' "$LOG/out" && grep -q -- '--data-order' "$LOG/out" &&
+    [ ! -s "$LOG/err" ]; then
+    ok "--help exits 0 and prints the usage"
+else
+    fail "--help" "exit $rc, stdout starts '$(head -n 1 "$LOG/out")', stderr '$(head -n 1 "$LOG/err")'"
+fi
+
+# --- 3. metrics ---------------------------------------------------------------------------------
+if train "metrics" --train-iters 3 --metrics "$RUN/m3.jsonl"; then
+    if msg=$(python3 "$CHECK" metrics "$RUN/m3.jsonl" 3 1); then
+        ok "--metrics: 3 JSON lines with every key, iterations 1..3, finite losses, none skipped"
+    else
+        fail "--metrics" "$msg"
+    fi
+fi
+
+# --- 4. determinism -----------------------------------------------------------------------------
+losses() { fields "$1" | cut -d' ' -f2; }
+if train "determinism run 1" --train-iters 8 --metrics "$RUN/d1.jsonl" &&
+    train "determinism run 2" --train-iters 8 --metrics "$RUN/d2.jsonl" &&
+    train "determinism, other seed" --train-iters 8 --seed 7 --metrics "$RUN/d3.jsonl"; then
+    a=$(losses "$RUN/d1.jsonl") b=$(losses "$RUN/d2.jsonl") c=$(losses "$RUN/d3.jsonl")
+    if [ "$(echo "$a" | wc -l)" -ne 8 ]; then
+        fail "determinism" "expected 8 losses, got: $a"
+    elif [ "$a" != "$b" ]; then
+        fail "same seed gives the same losses" "$(first_diff "$a" "$b")"
+    elif [ "$a" = "$c" ]; then
+        fail "--seed changes the losses" "--seed 7 gave the same 8 losses as 1234"
+    else
+        ok "same seed, identical 8 losses; --seed 7 gives others"
+    fi
+fi
+
+# --- 5. resume ----------------------------------------------------------------------------------
+# resume WHAT FLAGS...: A trains 6 iterations; B trains 3 and saves (at 2, then over it at 3);
+# C loads B's checkpoint and trains to 6. C must log iterations 4..6 with A's exact values. The
+# decay length is fixed so that the schedule does not depend on --train-iters.
+resume() {
+    local what=$1 a c
+    shift
+    local flags=(--lr-decay-iters 6 --lr-warmup-iters 2 "$@")
+    local ck=$RUN/ck-$what
+    train "resume $what: A" "${flags[@]}" --train-iters 6 --metrics "$RUN/$what-a.jsonl" || return 1
+    train "resume $what: B" "${flags[@]}" --train-iters 3 --save "$ck" --save-interval 2 || return 1
+    if [ "$(grep -c 'saved checkpoint' "$LOG/out")" -ne 2 ]; then
+        fail "resume $what" "B should save twice (iterations 2 and 3): $(grep saved "$LOG/out")"
+        return 1
+    fi
+    train "resume $what: C" "${flags[@]}" --train-iters 6 --load "$ck" --metrics "$RUN/$what-c.jsonl" ||
+        return 1
+    if ! grep -q '^> loaded weights and optimizer state' "$LOG/out"; then
+        fail "resume $what" "C did not load the optimizer state: $(grep '^> loaded' "$LOG/out")"
+        return 1
+    fi
+    a=$(fields "$RUN/$what-a.jsonl" | tail -n +4) c=$(fields "$RUN/$what-c.jsonl")
+    if [ "$(echo "$c" | cut -d' ' -f1 | tr '\n' ' ')" != "4 5 6 " ]; then
+        fail "resume $what" "C's metrics should hold iterations 4..6: $(echo "$c" | cut -d' ' -f1 | tr '\n' ' ')"
+    elif [ "$a" != "$c" ]; then
+        fail "resume $what" "C differs from A: $(first_diff "$a" "$c")"
+    elif leftovers=$(ls -d "$ck".* 2>/dev/null) && [ -n "$leftovers" ]; then
+        fail "resume $what" "saving left $leftovers behind"
+    else
+        ok "resume $what: iterations 4..6 equal an uninterrupted run (loss, lr, scale, norm)"
+    fi
+}
+resume fp32
+resume shuffle --data-order shuffle
+# A 2-iteration window moves the dynamic loss scale around the resume point: C matches A only if
+# the scale, the scaler's counters and the AdamW step all come back.
+if resume fp16 --fp16 --loss-scale-window 2; then
+    scales=$(fields "$RUN/fp16-a.jsonl" | sed -n '3,6p' | cut -d' ' -f4 | sort -u | wc -l)
+    if [ "$scales" -lt 2 ]; then
+        fail "resume fp16" "the loss scale did not move in iterations 3..6: the check is vacuous"
+    fi
+    ck=$RUN/ck-fp16
+    missing=
+    for f in config.json model.safetensors optimizer.safetensors trainer_state.json; do
+        [ -s "$ck/$f" ] || missing="$missing $f"
+    done
+    if [ -n "$missing" ]; then
+        fail "checkpoint files" "$ck lacks$missing"
+    elif msg=$(python3 "$CHECK" config "$ck"); then
+        ok "checkpoint holds config.json (gpt2: $msg), model, optimizer and trainer state"
+    else
+        fail "checkpoint config.json" "$msg"
+    fi
+fi
+
+# --- 6. mixed precision follows fp32 -------------------------------------------------------------
+# 20 iterations of a 64-channel model. Measured with the CPU kernels when written: over 20 losses,
+# fp16 differs from fp32 by at most 5e-5 and bf16 by 3.7e-4; grad norms by 3e-4 and 1e-3
+# relative. The tolerances leave a margin of 50 to 200 for other summation orders, and stay far
+# below the 0.5 that the loss falls in these 20 iterations, so a precision bug shows.
+MP=(--hidden-size 64 --num-attention-heads 4 --lr 1e-3 --train-iters 20)
+if train "fp32 reference" "${MP[@]}" --metrics "$RUN/mp32.jsonl" &&
+    train "fp16 run" "${MP[@]}" --fp16 --metrics "$RUN/mp16.jsonl" &&
+    train "bf16 run" "${MP[@]}" --bf16 --metrics "$RUN/mpbf.jsonl"; then
+    if msg=$(python3 "$CHECK" precision "$RUN/mp32.jsonl" "$RUN/mp16.jsonl" "$RUN/mpbf.jsonl" \
+        0.01 0.02 0.01 0.03); then
+        ok "losses fall; fp16 and bf16 follow fp32 ($(echo "$msg" | tail -n 2 | tr '\n' ';'))"
+    else
+        fail "mixed precision" "$(echo "$msg" | tr '\n' ' ')"
+    fi
+fi
+
+# --- 7. --data-order shuffle --------------------------------------------------------------------
+if train "shuffle run 1" --train-iters 4 --data-order shuffle --metrics "$RUN/s1.jsonl" &&
+    train "shuffle run 2" --train-iters 4 --data-order shuffle --metrics "$RUN/s2.jsonl" &&
+    train "sequential run" --train-iters 4 --metrics "$RUN/s0.jsonl"; then
+    a=$(losses "$RUN/s1.jsonl") b=$(losses "$RUN/s2.jsonl") c=$(losses "$RUN/s0.jsonl")
+    if [ "$a" != "$b" ]; then
+        fail "--data-order shuffle is deterministic" "$(first_diff "$a" "$b")"
+    elif [ "$a" = "$c" ]; then
+        fail "--data-order shuffle differs from sequential" "the same 4 losses: $a"
+    else
+        ok "--data-order shuffle: identical for a seed, other losses than sequential"
+    fi
+fi
+
+# --- 8. presets ---------------------------------------------------------------------------------
+# model_line: the "> model:" line of the last run.
+model_line() { grep '^> model:' "$LOG/out"; }
+gpt50b --data-path "$DATA" --preset sc21-small --num-layers 1 --hidden-size 32 \
+    --num-attention-heads 2 --seq-length 32 --max-position-embeddings 32 --eval-iters 0 \
+    --train-iters 1
+rc=$?
+if [ "$rc" -eq 0 ]; then
+    line=$(model_line)
+    if [[ $line == "> model: 1 layers, hidden 32, 2 heads, seq 32,"*", fp16, activation checkpointing" ]] &&
+        grep -q '^ iteration  *1/  *1 ' "$LOG/out"; then
+        ok "--preset sc21-small, flags after it override it: $line"
+    else
+        fail "--preset sc21-small with overrides" "model line '$line'"
+    fi
+else
+    fail "--preset sc21-small with overrides" "exit $rc: $(tr '\n' ' ' <"$LOG/err")"
+fi
+# --train-iters 0 builds the model and stops: it logs the model and trains nothing.
+gpt50b --data-path "$DATA" --hidden-size 32 --preset tiny --train-iters 0
+rc=$?
+if [ "$rc" -eq 0 ]; then
+    line=$(model_line)
+    if [[ $line != "> model: 4 layers, hidden 128, 4 heads, seq 128,"*", fp32" ]]; then
+        fail "a flag before --preset is overridden" "model line '$line'"
+    elif grep -q '^ iteration\|^> done' "$LOG/out"; then
+        fail "--train-iters 0 trains nothing" "$(grep '^ iteration\|^> done' "$LOG/out" | head -n 1)"
+    else
+        ok "a flag before --preset yields to it; --train-iters 0 exits 0 untrained: $line"
+    fi
+else
+    fail "--hidden-size 32 --preset tiny --train-iters 0" "exit $rc: $(tr '\n' ' ' <"$LOG/err")"
+fi
+
+if [ "$failures" -gt 0 ]; then
+    echo "$failures check(s) failed"
+    exit 1
+fi
+exit 0
