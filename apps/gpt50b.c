@@ -625,8 +625,8 @@ int main(int argc, char **argv)
         double tokens_s = N / (dt_ms / 1e3), tflops = flops / (dt_ms / 1e3) / ngpu / 1e12;
         if (metrics) {
             fprintf(metrics,
-                    "{\"iteration\": %lld, \"loss\": %.7g, \"lr\": %.7g, \"loss_scale\": %.7g, "
-                    "\"grad_norm\": %.7g, \"skipped\": %s, \"elapsed_ms\": %.3f, "
+                    "{\"iteration\": %lld, \"loss\": %.9g, \"lr\": %.9g, \"loss_scale\": %.9g, "
+                    "\"grad_norm\": %.9g, \"skipped\": %s, \"elapsed_ms\": %.3f, "
                     "\"tokens_per_s\": %.1f, \"tflops\": %.4f}\n",
                     (long long)it, loss, lr, scale, isfinite(grad_norm) ? grad_norm : -1.0,
                     overflow ? "true" : "false", dt_ms, tokens_s, tflops);

@@ -360,10 +360,11 @@ struct dataset *dataset_open(const char *path, char *err, size_t errlen)
         if (ifd >= 0) close(ifd);
         if (megatron) return open_megatron(d, prefix, err, errlen);
     }
-    return fail(d, err, errlen,
-                "%s: wrong magic: neither an llm.c token file (header[0] = %d) nor a Megatron "
-                "dataset (PREFIX.idx starting with MMIDIDX); %s",
-                path, LLMC_MAGIC, LLMC_FIX);
+    return fail(
+        d, err, errlen,
+        "%s: wrong magic: neither an llm.c token file (expected header[0] = %d) nor a Megatron "
+        "dataset (PREFIX.idx starting with MMIDIDX); %s",
+        path, LLMC_MAGIC, LLMC_FIX);
 }
 
 void dataset_close(struct dataset *d)
