@@ -40,6 +40,7 @@ struct args {
     double loss_scale, initial_loss_scale, min_loss_scale;
     int64_t loss_scale_window;
     int hysteresis;
+    enum optim_tier optim_tier;
     unsigned model_flags; /* model-shape flags given explicitly, checked against --load */
 };
 
@@ -150,6 +151,9 @@ static const char usage[] =
     "  --initial-loss-scale X  --min-loss-scale X  --loss-scale-window N  --hysteresis N\n"
     "  --checkpoint-activations       keep each layer's input, recompute the layer in backward\n"
     "  --seed N                       weight initialisation and shuffling\n"
+    "offload:\n"
+    "  --offload-optimizer none|cpu   fp32 master weights and AdamW moments with the compute\n"
+    "                                 (none, default) or in CPU memory, AdamW on CPU workers\n"
     "data:\n"
     "  --data-path PATH               llm.c token file or Megatron indexed dataset prefix\n"
     "                                 (default data/brown.bin, made by scripts/setup.sh)\n"
@@ -224,6 +228,7 @@ enum {
     OPT_EVAL_INTERVAL,
     OPT_EVAL_ITERS,
     OPT_METRICS,
+    OPT_OFFLOAD_OPTIMIZER,
     OPT_HELP,
 };
 
@@ -268,6 +273,7 @@ static const struct option options[] = {
     {"eval-interval", required_argument, 0, OPT_EVAL_INTERVAL},
     {"eval-iters", required_argument, 0, OPT_EVAL_ITERS},
     {"metrics", required_argument, 0, OPT_METRICS},
+    {"offload-optimizer", required_argument, 0, OPT_OFFLOAD_OPTIMIZER},
     {"help", no_argument, 0, OPT_HELP},
     {0, 0, 0, 0},
 };
@@ -436,6 +442,14 @@ static void parse_args(struct args *a, int argc, char **argv)
         case OPT_METRICS:
             a->metrics = optarg;
             break;
+        case OPT_OFFLOAD_OPTIMIZER:
+            if (strcmp(optarg, "none") == 0)
+                a->optim_tier = OPTIM_TIER_DEVICE;
+            else if (strcmp(optarg, "cpu") == 0)
+                a->optim_tier = OPTIM_TIER_CPU;
+            else
+                user_fail("--offload-optimizer %s: choose none or cpu", optarg);
+            break;
         case OPT_HELP:
             fputs(usage, stdout);
             exit(0);
@@ -556,11 +570,16 @@ int main(int argc, char **argv)
         loader_init(&val, data, train_end, val_end, a.B, a.T, DATA_ORDER_SEQUENTIAL, a.seed,
                     "validation");
 
-    struct gpt_options opt = {a.dt, a.B, a.T, a.checkpointing, a.seed};
+    struct gpt_options opt = {.dt = a.dt,
+                              .B = a.B,
+                              .T = a.T,
+                              .checkpointing = a.checkpointing,
+                              .seed = a.seed,
+                              .optim_tier = a.optim_tier};
     gpt_check_config(&a.cfg, &opt);
     check_host_memory(&a);
     double t_init = now_ms();
-    rt_init(&(struct rt_options){0});
+    rt_init(&(struct rt_options){.cpu_workers = a.optim_tier == OPTIM_TIER_CPU});
     struct gpt *m = gpt_create(&a.cfg, &opt);
     struct train_state st = {0};
     int dynamic = a.dt == DTYPE_FP16 && a.loss_scale == 0;
@@ -653,7 +672,8 @@ int main(int argc, char **argv)
     }
     double t_end = now_ms();
     int64_t done = a.iters - first + 1;
-    if (done > 0 && have_val) {
+    int evaluated_last = a.eval_interval > 0 && a.iters % a.eval_interval == 0;
+    if (done > 0 && have_val && !evaluated_last) {
         val_loss = (float)evaluate(m, &val, a.eval_iters, in, tg);
         printf(" validation loss at the end of training | lm loss value: %.6E | lm loss PPL: "
                "%.6E\n",

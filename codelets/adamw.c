@@ -33,7 +33,7 @@ CODELET_DEFINE(adamw);
 
 void adamw_insert(struct tensor *param, struct tensor *master, struct tensor *m, struct tensor *v,
                   struct tensor *grad, struct tensor *sumsq, const struct adamw_hparams *hp,
-                  int prio, uint32_t where)
+                  int prio, enum rt_where where)
 {
     struct adamw_args a = {master->n, *hp, (enum dtype)grad->type, param != NULL};
     struct rt_buf bufs[] = {{param, RT_RW}, {master, RT_RW}, {m, RT_RW},

@@ -27,7 +27,7 @@ void add_forward_insert(struct tensor *out, struct tensor *a, struct tensor *b, 
 {
     struct add_args args = {out->n, (enum dtype)out->type};
     struct rt_buf bufs[] = {{out, RT_W}, {a, RT_R}, {b, RT_R}};
-    rt_submit(&add_forward_cl, "add_fwd", bufs, 3, &args, sizeof args, 0, prio, 0);
+    rt_submit(&add_forward_cl, "add_fwd", bufs, 3, &args, sizeof args, 0, prio, RT_WHERE_COMPUTE);
 }
 
 static void accumulate_cpu_func(void *b[], void *cl_arg)
@@ -49,5 +49,5 @@ void accumulate_insert(struct tensor *dst, struct tensor *src, int prio)
 {
     struct add_args args = {dst->n, (enum dtype)dst->type};
     struct rt_buf bufs[] = {{dst, RT_RW}, {src, RT_R}};
-    rt_submit(&accumulate_cl, "accumulate", bufs, 2, &args, sizeof args, 0, prio, 0);
+    rt_submit(&accumulate_cl, "accumulate", bufs, 2, &args, sizeof args, 0, prio, RT_WHERE_COMPUTE);
 }

@@ -41,7 +41,7 @@ void attention_forward_insert(struct tensor *out, struct tensor *att, struct ten
     struct attention_args a = {B, T, C, NH, dt, scratch != NULL};
     struct rt_buf bufs[] = {{out, RT_W}, {att, RT_W}, {qkv, RT_R}, {scratch, RT_SCRATCH}};
     rt_submit(&attention_forward_cl, "attention_fwd", bufs, 4, &a, sizeof a,
-              attention_flops(B, T, C), prio, 0);
+              attention_flops(B, T, C), prio, RT_WHERE_COMPUTE);
 }
 
 static void attention_backward_cpu_func(void *b[], void *cl_arg)
@@ -71,5 +71,5 @@ void attention_backward_insert(struct tensor *dqkv, struct tensor *dout, struct 
     struct rt_buf bufs[] = {
         {dqkv, RT_RW}, {dout, RT_R}, {qkv, RT_R}, {att, RT_R}, {scratch, RT_SCRATCH}};
     rt_submit(&attention_backward_cl, "attention_bwd", bufs, 5, &a, sizeof a,
-              2 * attention_flops(B, T, C), prio, 0);
+              2 * attention_flops(B, T, C), prio, RT_WHERE_COMPUTE);
 }

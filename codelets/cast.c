@@ -32,7 +32,7 @@ void cast_insert(struct tensor *dst, struct tensor *src, int prio)
     CHECK(dst->n == src->n);
     struct cast_args a = {dst->n, (enum dtype)dst->type, (enum dtype)src->type};
     struct rt_buf bufs[] = {{dst, RT_W}, {src, RT_R}};
-    rt_submit(&cast_cl, "cast", bufs, 2, &a, sizeof a, 0, prio, 0);
+    rt_submit(&cast_cl, "cast", bufs, 2, &a, sizeof a, 0, prio, RT_WHERE_COMPUTE);
 }
 
 struct zero_args {
@@ -57,5 +57,5 @@ void zero_insert(struct tensor *t, int prio)
 {
     struct zero_args a = {tensor_bytes(t)};
     struct rt_buf bufs[] = {{t, RT_W}};
-    rt_submit(&zero_cl, "zero", bufs, 1, &a, sizeof a, 0, prio, 0);
+    rt_submit(&zero_cl, "zero", bufs, 1, &a, sizeof a, 0, prio, RT_WHERE_COMPUTE);
 }

@@ -48,11 +48,10 @@ void crossentropy_backward_insert(struct tensor *logits, struct tensor *targets,
 
 /* acc[0] += sum of grad^2; acc is fp32 with one element, updated in any order. */
 void sumsq_insert(struct tensor *acc, struct tensor *grad, int prio);
-/* param may be NULL (fp32 runs train the master itself). where: 0 (default device) or a
- * STARPU_CPU / STARPU_CUDA mask. */
+/* param may be NULL (fp32 runs train the master itself). */
 void adamw_insert(struct tensor *param, struct tensor *master, struct tensor *m, struct tensor *v,
                   struct tensor *grad, struct tensor *sumsq, const struct adamw_hparams *hp,
-                  int prio, uint32_t where);
+                  int prio, enum rt_where where);
 void cast_insert(struct tensor *dst, struct tensor *src, int prio);
 /* Sets every byte of t to 0. */
 void zero_insert(struct tensor *t, int prio);

@@ -31,7 +31,8 @@ void crossentropy_forward_insert(struct tensor *losses, struct tensor *logits,
 {
     struct crossentropy_args a = {N, V, Vp, (enum dtype)logits->type, 0};
     struct rt_buf bufs[] = {{losses, RT_W}, {logits, RT_R}, {targets, RT_R}};
-    rt_submit(&crossentropy_forward_cl, "crossentropy_fwd", bufs, 3, &a, sizeof a, 0, prio, 0);
+    rt_submit(&crossentropy_forward_cl, "crossentropy_fwd", bufs, 3, &a, sizeof a, 0, prio,
+              RT_WHERE_COMPUTE);
 }
 
 static void crossentropy_backward_cpu_func(void *b[], void *cl_arg)
@@ -56,5 +57,6 @@ void crossentropy_backward_insert(struct tensor *logits, struct tensor *targets,
 {
     struct crossentropy_args a = {N, V, Vp, (enum dtype)logits->type, dloss};
     struct rt_buf bufs[] = {{logits, RT_RW}, {targets, RT_R}};
-    rt_submit(&crossentropy_backward_cl, "crossentropy_bwd", bufs, 2, &a, sizeof a, 0, prio, 0);
+    rt_submit(&crossentropy_backward_cl, "crossentropy_bwd", bufs, 2, &a, sizeof a, 0, prio,
+              RT_WHERE_COMPUTE);
 }

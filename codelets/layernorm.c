@@ -33,7 +33,8 @@ void layernorm_forward_insert(struct tensor *out, struct tensor *mean, struct te
     struct layernorm_args a = {N, C, (enum dtype)out->type, 0};
     struct rt_buf bufs[] = {{out, RT_W}, {mean, RT_W},   {rstd, RT_W},
                             {inp, RT_R}, {weight, RT_R}, {bias, RT_R}};
-    rt_submit(&layernorm_forward_cl, "layernorm_fwd", bufs, 6, &a, sizeof a, 8.0 * N * C, prio, 0);
+    rt_submit(&layernorm_forward_cl, "layernorm_fwd", bufs, 6, &a, sizeof a, 8.0 * N * C, prio,
+              RT_WHERE_COMPUTE);
 }
 
 static void layernorm_backward_cpu_func(void *b[], void *cl_arg)

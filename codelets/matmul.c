@@ -31,7 +31,8 @@ void matmul_forward_insert(struct tensor *out, struct tensor *inp, struct tensor
 {
     struct matmul_args a = {N, C, OC, (enum dtype)out->type, bias != NULL, 0};
     struct rt_buf bufs[] = {{out, RT_W}, {inp, RT_R}, {weight, RT_R}, {bias, RT_R}};
-    rt_submit(&matmul_forward_cl, "matmul_fwd", bufs, 4, &a, sizeof a, 2.0 * N * C * OC, prio, 0);
+    rt_submit(&matmul_forward_cl, "matmul_fwd", bufs, 4, &a, sizeof a, 2.0 * N * C * OC, prio,
+              RT_WHERE_COMPUTE);
 }
 
 /* Buffers: dinp, dweight, [dbias], dout, inp, weight, [scratch]. */
@@ -66,5 +67,6 @@ void matmul_backward_insert(struct tensor *dinp, struct tensor *dweight, struct 
     struct matmul_args a = {N, C, OC, (enum dtype)dout->type, dbias != NULL, scratch != NULL};
     struct rt_buf bufs[] = {{dinp, RT_RW}, {dweight, RT_RW}, {dbias, RT_RW},       {dout, RT_R},
                             {inp, RT_R},   {weight, RT_R},   {scratch, RT_SCRATCH}};
-    rt_submit(&matmul_backward_cl, "matmul_bwd", bufs, 7, &a, sizeof a, 4.0 * N * C * OC, prio, 0);
+    rt_submit(&matmul_backward_cl, "matmul_bwd", bufs, 7, &a, sizeof a, 4.0 * N * C * OC, prio,
+              RT_WHERE_COMPUTE);
 }

@@ -32,5 +32,5 @@ void sumsq_insert(struct tensor *acc, struct tensor *grad, int prio)
     struct tensor *scratch = rt_scratch(sumsq_cuda_scratch_bytes(grad->n));
     struct sumsq_args a = {grad->n, (enum dtype)grad->type, scratch != NULL};
     struct rt_buf bufs[] = {{acc, RT_RW_COMMUTE}, {grad, RT_R}, {scratch, RT_SCRATCH}};
-    rt_submit(&sumsq_cl, "sumsq", bufs, 3, &a, sizeof a, 2.0 * grad->n, prio, 0);
+    rt_submit(&sumsq_cl, "sumsq", bufs, 3, &a, sizeof a, 2.0 * grad->n, prio, RT_WHERE_COMPUTE);
 }

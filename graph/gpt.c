@@ -472,7 +472,8 @@ void gpt_update(struct gpt *m, const struct adamw_hparams *hp)
         struct adamw_hparams h = *hp;
         if (!p->decay) h.weight_decay = 0;
         adamw_insert(p->param == p->master ? NULL : p->param, p->master, p->m, p->v, p->grad,
-                     &m->sumsq, &h, RT_PRIO_LOW, 0);
+                     &m->sumsq, &h, RT_PRIO_LOW,
+                     m->opt.optim_tier == OPTIM_TIER_CPU ? RT_WHERE_CPU : RT_WHERE_COMPUTE);
     }
 }
 

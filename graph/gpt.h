@@ -38,11 +38,18 @@ int64_t gpt_num_params(const struct gpt_config *cfg);
 /* Model FLOPs per iteration (Megatron's formula, the recompute counted when checkpointing). */
 double gpt_flops_per_iteration(const struct gpt_config *cfg, int B, int T, int checkpointing);
 
+/* Where the optimizer state (fp32 master weights, AdamW moments) lives and AdamW runs. */
+enum optim_tier {
+    OPTIM_TIER_DEVICE, /* with the compute: on the GPU when there is one */
+    OPTIM_TIER_CPU,    /* in RAM, AdamW on CPU workers (ZeRO-Offload) */
+};
+
 struct gpt_options {
     enum dtype dt;     /* parameters, gradients and activations; master weights are fp32 */
     int B, T;          /* micro-batch and sequence length of every step */
     int checkpointing; /* keep each layer's input only; recompute the layer in backward */
     uint64_t seed;     /* weight initialisation */
+    enum optim_tier optim_tier;
 };
 
 /* One trainable tensor of the table. The master (fp32) is what checkpoints hold; `param` is the

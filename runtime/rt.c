@@ -56,7 +56,7 @@ void rt_init(const struct rt_options *opt)
      * an H100: 48 ms per iteration with 15 CPU workers, 14 ms with none), so none by default. */
     if (!with_cuda)
         conf.sched_policy_name = "peager";
-    else if (!getenv("STARPU_NCPU"))
+    else if (!getenv("STARPU_NCPU") && !opt->cpu_workers)
         conf.ncpus = 0;
     int ret = starpu_initialize(&conf, NULL, NULL);
     if (ret == -ENODEV) user_fail("StarPU found no worker: check STARPU_NCPU and STARPU_NCUDA");
@@ -205,7 +205,7 @@ static enum starpu_data_access_mode starpu_mode(enum rt_mode mode)
 }
 
 void rt_submit(struct starpu_codelet *cl, const char *name, const struct rt_buf *bufs, int nbufs,
-               const void *args, size_t args_size, double flops, int prio, uint32_t where)
+               const void *args, size_t args_size, double flops, int prio, enum rt_where where)
 {
     struct starpu_data_descr descr[STARPU_NMAXBUFS];
     int k = 0;
@@ -219,10 +219,11 @@ void rt_submit(struct starpu_codelet *cl, const char *name, const struct rt_buf 
     void *arg_copy = malloc(args_size);
     CHECK(arg_copy);
     memcpy(arg_copy, args, args_size);
-    if (!where) where = device == RT_DEVICE_CUDA ? STARPU_CUDA : STARPU_CPU;
+    uint32_t mask =
+        where == RT_WHERE_COMPUTE && device == RT_DEVICE_CUDA ? STARPU_CUDA : STARPU_CPU;
     int ret = starpu_task_insert(cl, STARPU_DATA_MODE_ARRAY, descr, k, STARPU_CL_ARGS, arg_copy,
                                  args_size, STARPU_PRIORITY, prio, STARPU_NAME, name, STARPU_FLOPS,
-                                 flops, STARPU_EXECUTE_WHERE, where, 0);
+                                 flops, STARPU_EXECUTE_WHERE, mask, 0);
     CHECK_MSG(ret == 0, "starpu_task_insert failed: no worker can run this codelet");
 }
 

@@ -52,7 +52,8 @@ enum rt_device {
 };
 
 struct rt_options {
-    int quiet; /* no banner */
+    int quiet;       /* no banner */
+    int cpu_workers; /* host-side tasks will run: keep CPU workers even with a GPU */
 };
 
 /* Starts StarPU (and cuBLAS on every CUDA worker). Without a GPU and without STARPU_SCHED, the
@@ -101,12 +102,17 @@ enum rt_prio {
     RT_PRIO_HIGH = 2,
 };
 
+/* Which workers may run a task. */
+enum rt_where {
+    RT_WHERE_COMPUTE, /* the compute device: CUDA workers when there are any, else CPU workers */
+    RT_WHERE_CPU,     /* CPU workers (host-side work: offloaded optimizer, I/O) */
+};
+
 /* Submits one task of codelet cl on buffers bufs (NULL tensors skipped, order kept) with a copy
  * of args (args_size bytes, freed by StarPU) as cl_arg. `flops` feeds STARPU_FLOPS (0: none).
- * where: 0 for the default device of compute tasks (rt_device()), else a STARPU_CPU/STARPU_CUDA
- * mask. Asynchronous: returns once submitted. */
+ * Asynchronous: returns once submitted. */
 void rt_submit(struct starpu_codelet *cl, const char *name, const struct rt_buf *bufs, int nbufs,
-               const void *args, size_t args_size, double flops, int prio, uint32_t where);
+               const void *args, size_t args_size, double flops, int prio, enum rt_where where);
 /* Waits for every submitted task. */
 void rt_wait_all(void);
 

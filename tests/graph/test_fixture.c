@@ -86,7 +86,7 @@ int main(int argc, char **argv)
     snprintf(path, sizeof path, "%s/model", dir);
     checkpoint_read_config(path, &cfg);
     cfg.Vp = gpt_padded_vocab(cfg.V, 128);
-    struct gpt_options opt = {DTYPE_FP32, B, T, 0, 1};
+    struct gpt_options opt = {.dt = DTYPE_FP32, .B = B, .T = T, .seed = 1};
     struct gpt *m = gpt_create(&cfg, &opt);
     checkpoint_load(m, path, NULL);
 
