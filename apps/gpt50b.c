@@ -41,6 +41,9 @@ struct args {
     int64_t loss_scale_window;
     int hysteresis;
     enum optim_tier optim_tier;
+    const char *nvme_path;
+    int swap_buffers;
+    double resident_fraction;
     unsigned model_flags; /* model-shape flags given explicitly, checked against --load */
 };
 
@@ -117,6 +120,7 @@ static void defaults(struct args *a)
     a->min_loss_scale = 1;
     a->loss_scale_window = 1000;
     a->hysteresis = 2;
+    a->swap_buffers = 4; /* DeepSpeed's optimizer_buffer_count */
     apply_preset(a, "tiny");
 }
 
@@ -152,8 +156,12 @@ static const char usage[] =
     "  --checkpoint-activations       keep each layer's input, recompute the layer in backward\n"
     "  --seed N                       weight initialisation and shuffling\n"
     "offload:\n"
-    "  --offload-optimizer none|cpu   fp32 master weights and AdamW moments with the compute\n"
-    "                                 (none, default) or in CPU memory, AdamW on CPU workers\n"
+    "  --offload-optimizer none|cpu|nvme  fp32 master weights and AdamW moments with the\n"
+    "                                 compute (none, default), in CPU memory or on NVMe; AdamW\n"
+    "                                 runs on CPU workers when offloaded\n"
+    "  --nvme-path DIR                folder for this run's swap files (nvme)\n"
+    "  --swap-buffer-count N          RAM buffer sets cycled through the swap (default 4)\n"
+    "  --nvme-resident-fraction X     planned share of the optimizer state kept in RAM (0)\n"
     "data:\n"
     "  --data-path PATH               llm.c token file or Megatron indexed dataset prefix\n"
     "                                 (default data/brown.bin, made by scripts/setup.sh)\n"
@@ -229,6 +237,9 @@ enum {
     OPT_EVAL_ITERS,
     OPT_METRICS,
     OPT_OFFLOAD_OPTIMIZER,
+    OPT_NVME_PATH,
+    OPT_SWAP_BUFFERS,
+    OPT_RESIDENT,
     OPT_HELP,
 };
 
@@ -274,6 +285,9 @@ static const struct option options[] = {
     {"eval-iters", required_argument, 0, OPT_EVAL_ITERS},
     {"metrics", required_argument, 0, OPT_METRICS},
     {"offload-optimizer", required_argument, 0, OPT_OFFLOAD_OPTIMIZER},
+    {"nvme-path", required_argument, 0, OPT_NVME_PATH},
+    {"swap-buffer-count", required_argument, 0, OPT_SWAP_BUFFERS},
+    {"nvme-resident-fraction", required_argument, 0, OPT_RESIDENT},
     {"help", no_argument, 0, OPT_HELP},
     {0, 0, 0, 0},
 };
@@ -447,8 +461,22 @@ static void parse_args(struct args *a, int argc, char **argv)
                 a->optim_tier = OPTIM_TIER_DEVICE;
             else if (strcmp(optarg, "cpu") == 0)
                 a->optim_tier = OPTIM_TIER_CPU;
+            else if (strcmp(optarg, "nvme") == 0)
+                a->optim_tier = OPTIM_TIER_NVME;
             else
-                user_fail("--offload-optimizer %s: choose none or cpu", optarg);
+                user_fail("--offload-optimizer %s: choose none, cpu or nvme", optarg);
+            break;
+        case OPT_NVME_PATH:
+            a->nvme_path = optarg;
+            break;
+        case OPT_SWAP_BUFFERS:
+            a->swap_buffers = (int)parse_int(flag, optarg, 1);
+            break;
+        case OPT_RESIDENT:
+            a->resident_fraction = parse_float(flag, optarg, 0);
+            if (a->resident_fraction > 1)
+                user_fail("--nvme-resident-fraction %g: give a share between 0 and 1",
+                          a->resident_fraction);
             break;
         case OPT_HELP:
             fputs(usage, stdout);
@@ -554,6 +582,11 @@ int main(int argc, char **argv)
     a.lr.decay_iters = a.decay_iters ? a.decay_iters : a.iters;
     a.lr.warmup_iters =
         a.warmup_iters >= 0 ? a.warmup_iters : (int64_t)(a.warmup_fraction * a.lr.decay_iters);
+    if (a.optim_tier == OPTIM_TIER_NVME && !a.nvme_path)
+        user_fail("--offload-optimizer nvme needs --nvme-path DIR: a folder on a fast local disk");
+    if (a.optim_tier == OPTIM_TIER_NVME && (a.save || a.load))
+        user_fail("--save and --load do not support --offload-optimizer nvme yet: use "
+                  "--offload-optimizer cpu for runs that checkpoint");
     if (a.lr.min_lr > a.lr.max_lr)
         user_fail("--min-lr %g is above --lr %g", a.lr.min_lr, a.lr.max_lr);
 
@@ -575,11 +608,14 @@ int main(int argc, char **argv)
                               .T = a.T,
                               .checkpointing = a.checkpointing,
                               .seed = a.seed,
-                              .optim_tier = a.optim_tier};
+                              .optim_tier = a.optim_tier,
+                              .nvme_path = a.nvme_path,
+                              .swap_buffers = a.swap_buffers,
+                              .resident_fraction = a.resident_fraction};
     gpt_check_config(&a.cfg, &opt);
     check_host_memory(&a);
     double t_init = now_ms();
-    rt_init(&(struct rt_options){.cpu_workers = a.optim_tier == OPTIM_TIER_CPU});
+    rt_init(&(struct rt_options){.cpu_workers = a.optim_tier != OPTIM_TIER_DEVICE});
     struct gpt *m = gpt_create(&a.cfg, &opt);
     struct train_state st = {0};
     int dynamic = a.dt == DTYPE_FP16 && a.loss_scale == 0;
@@ -601,6 +637,15 @@ int main(int argc, char **argv)
            "parameters, %s%s\n",
            a.cfg.L, a.cfg.C, a.cfg.NH, a.T, a.cfg.V, a.cfg.Vp, (long long)nparams,
            dtype_label(a.dt), a.checkpointing ? ", activation checkpointing" : "");
+    if (a.optim_tier != OPTIM_TIER_DEVICE) {
+        struct gpt_optim_placement pl;
+        gpt_optim_placement(m, &pl);
+        printf("> optimizer state: %d tensors (%.3f GB) in RAM, %d tensors (%.3f GB) on NVMe "
+               "(%s), swap buffers %.3f GB; resident share %.1f%%\n",
+               pl.resident_tensors, pl.resident_bytes / 1e9, pl.swapped_tensors,
+               pl.swapped_bytes / 1e9, a.nvme_path ? a.nvme_path : "-", pl.swap_buffer_bytes / 1e9,
+               100.0 * pl.resident_bytes / (double)(pl.resident_bytes + pl.swapped_bytes));
+    }
     printf("> data: %s (%s, %zu tokens; %zu training, %zu validation), order %s\n", a.data_path,
            dataset_format(data), ntok, train_end, have_val ? val_end - train_end : 0,
            a.order == DATA_ORDER_SEQUENTIAL ? "sequential" : "shuffle");

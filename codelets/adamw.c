@@ -35,8 +35,8 @@ void adamw_insert(struct tensor *param, struct tensor *master, struct tensor *m,
                   struct tensor *grad, struct tensor *sumsq, const struct adamw_hparams *hp,
                   int prio, enum rt_where where)
 {
-    struct adamw_args a = {master->n, *hp, (enum dtype)grad->type, param != NULL};
+    struct adamw_args a = {grad->n, *hp, (enum dtype)grad->type, param != NULL};
     struct rt_buf bufs[] = {{param, RT_RW}, {master, RT_RW}, {m, RT_RW},
                             {v, RT_RW},     {grad, RT_R},    {sumsq, RT_R}};
-    rt_submit(&adamw_cl, "adamw", bufs, 6, &a, sizeof a, 12.0 * master->n, prio, where);
+    rt_submit(&adamw_cl, "adamw", bufs, 6, &a, sizeof a, 12.0 * grad->n, prio, where);
 }

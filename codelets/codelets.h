@@ -9,6 +9,7 @@
 
 #include "kernels_cpu.h"
 #include "rt.h"
+#include "swap.h"
 
 void encoder_forward_insert(struct tensor *out, struct tensor *tokens, struct tensor *wte,
                             struct tensor *wpe, int B, int T, int C, int prio);
@@ -48,10 +49,19 @@ void crossentropy_backward_insert(struct tensor *logits, struct tensor *targets,
 
 /* acc[0] += sum of grad^2; acc is fp32 with one element, updated in any order. */
 void sumsq_insert(struct tensor *acc, struct tensor *grad, int prio);
-/* param may be NULL (fp32 runs train the master itself). */
+/* param may be NULL (fp32 runs train the master itself). The step covers grad->n elements:
+ * master, m and v may be larger (swap buffers shared by tensors of several sizes). */
 void adamw_insert(struct tensor *param, struct tensor *master, struct tensor *m, struct tensor *v,
                   struct tensor *grad, struct tensor *sumsq, const struct adamw_hparams *hp,
                   int prio, enum rt_where where);
+
+/* NVMe optimizer state (codelets/swap.c): the master, m and v regions of `file`, each
+ * region_bytes long, into or out of three RAM buffers of at least region_bytes. A swap-in expects
+ * the regions to carry `generation` (what the last swap-out wrote); a swap-out writes it. */
+void swap_in_insert(struct tensor *master, struct tensor *m, struct tensor *v,
+                    struct swap_file *file, size_t region_bytes, uint64_t generation, int prio);
+void swap_out_insert(struct tensor *master, struct tensor *m, struct tensor *v,
+                     struct swap_file *file, size_t region_bytes, uint64_t generation, int prio);
 void cast_insert(struct tensor *dst, struct tensor *src, int prio);
 /* Sets every byte of t to 0. */
 void zero_insert(struct tensor *t, int prio);

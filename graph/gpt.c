@@ -8,6 +8,7 @@
 #include "check.h"
 #include "codelets.h"
 #include "rng.h"
+#include "swap.h"
 
 /* The trainable tensors of one block, in Hugging Face's order. */
 enum layer_param {
@@ -60,6 +61,15 @@ struct gpt {
     /* gradients of activations, shared by all blocks */
     struct tensor dresidual, dln1, dqkv, datty, dln2, dlnf; /* [N,C] ([N,3C] for dqkv) */
     struct tensor dfch, dfch_gelu;                          /* [N,4C] */
+    /* optimizer state on NVMe: one swap file per swapped tensor (master | m | v regions of
+     * region_bytes[i] each), and swap_buffers sets of three RAM buffers cycled through them */
+    struct aio_engine *aio;
+    struct swap_dir *swapdir;
+    struct swap_file **swapf;
+    size_t *region_bytes;
+    struct tensor (*bufs)[3];
+    int nbufs;
+    uint64_t generation; /* what the last swap-out wrote */
 };
 
 int gpt_padded_vocab(int V, int divisor)
@@ -230,6 +240,108 @@ void gpt_check_config(const struct gpt_config *c, const struct gpt_options *o)
         user_fail("padded vocabulary %d is smaller than the vocabulary %d", c->Vp, c->V);
 }
 
+static size_t param_numel(const struct gpt_param *p)
+{
+    return (size_t)(p->shape[0] * p->shape[1]);
+}
+
+/* The initial fp32 values of tensor i into w (padding rows stay 0). */
+static void init_param(const struct gpt *m, int i, float *w)
+{
+    const struct gpt_param *p = &m->params[i];
+    float std = m->init[i] == INIT_NORMAL_RESIDUAL ? 0.02f / sqrtf(2.0f * m->cfg.L) : 0.02f;
+    size_t rows = p->hf_rows ? (size_t)p->hf_rows : (size_t)p->shape[0];
+    init_values(w, rows * p->shape[1], m->init[i], std,
+                m->opt.seed ^ ((uint64_t)(i + 1) * 0xD1B54A32D192ED03ull));
+}
+
+static size_t round_up(size_t x, size_t to)
+{
+    return (x + to - 1) / to * to;
+}
+
+/* Which tensors stream from NVMe: the planned resident share of the optimizer bytes stays in RAM,
+ * taken in table order (whole tensors), the rest is swapped. A fixed plan, not a cache: every
+ * tensor is visited once per step, the cyclic pattern under which LRU keeps exactly the wrong
+ * ones. */
+static void plan_swap(struct gpt *m)
+{
+    uint64_t total = 0, kept = 0;
+    for (int i = 0; i < m->nparams; i++)
+        total += 12 * (uint64_t)param_numel(&m->params[i]);
+    uint64_t budget = (uint64_t)(m->opt.resident_fraction * (double)total);
+    for (int i = 0; i < m->nparams; i++) {
+        uint64_t bytes = 12 * (uint64_t)param_numel(&m->params[i]);
+        m->params[i].swapped = kept + bytes > budget;
+        if (!m->params[i].swapped) kept += bytes;
+    }
+}
+
+/* Creates the run's swap folder and files, the RAM buffer sets, and writes every swapped
+ * tensor's initial state (generation 0). Exits with a user error when the folder cannot be used
+ * or the disk cannot hold the state (found here, at preallocation, never mid-run). */
+static void swap_init(struct gpt *m)
+{
+    char err[SWAP_ERR_SIZE], name[160];
+    size_t region_max = 0;
+    m->aio = aio_engine_create(m->opt.aio, err, sizeof err);
+    if (!m->aio) user_fail("%s", err);
+    m->swapdir = swap_dir_open(m->aio, m->opt.nvme_path, err, sizeof err);
+    if (!m->swapdir) user_fail("%s", err);
+    m->swapf = calloc(m->nparams, sizeof *m->swapf);
+    m->region_bytes = calloc(m->nparams, sizeof *m->region_bytes);
+    CHECK(m->swapf && m->region_bytes);
+    for (int i = 0; i < m->nparams; i++) {
+        if (!m->params[i].swapped) continue;
+        m->region_bytes[i] = round_up(param_numel(&m->params[i]) * sizeof(float), SWAP_BLOCK_SIZE);
+        region_max = m->region_bytes[i] > region_max ? m->region_bytes[i] : region_max;
+        if (swap_file_create(m->swapdir, m->params[i].name, 3 * m->region_bytes[i], &m->swapf[i],
+                             err, sizeof err) < 0)
+            user_fail("%s", err);
+    }
+    if (!region_max) return;
+    m->nbufs = m->opt.swap_buffers > 0 ? m->opt.swap_buffers : 1;
+    m->bufs = calloc(m->nbufs, sizeof *m->bufs);
+    CHECK(m->bufs);
+    static const char *const kind[3] = {"master", "exp_avg", "exp_avg_sq"};
+    for (int b = 0; b < m->nbufs; b++)
+        for (int k = 0; k < 3; k++) {
+            snprintf(name, sizeof name, "swap_buffer%d.%s", b, kind[k]);
+            tensor_init(&m->bufs[b][k], name, TENSOR_TYPE_FP32, region_max / sizeof(float),
+                        TENSOR_HOST_PAGEABLE);
+        }
+    /* No task runs yet: the buffers' host copies are written directly. m and v start at 0. */
+    float *w = m->bufs[0][0].host;
+    for (int i = 0; i < m->nparams; i++) {
+        struct gpt_param *p = &m->params[i];
+        if (!p->swapped) continue;
+        memset(w, 0, m->region_bytes[i]);
+        init_param(m, i, w);
+        dtype_from_f32(m->opt.dt, w, p->param->host, param_numel(p));
+        for (int k = 0; k < 3; k++)
+            if (swap_file_write(m->swapf[i], m->bufs[0][k].host, k * m->region_bytes[i],
+                                m->region_bytes[i], 0, err, sizeof err) < 0)
+                user_fail("%s", err);
+    }
+}
+
+void gpt_optim_placement(const struct gpt *m, struct gpt_optim_placement *out)
+{
+    memset(out, 0, sizeof *out);
+    for (int i = 0; i < m->nparams; i++) {
+        uint64_t bytes = 12 * (uint64_t)param_numel(&m->params[i]);
+        if (m->params[i].swapped) {
+            out->swapped_tensors++;
+            out->swapped_bytes += bytes;
+        } else {
+            out->resident_tensors++;
+            out->resident_bytes += bytes;
+        }
+    }
+    for (int b = 0; b < m->nbufs; b++)
+        out->swap_buffer_bytes += 3 * tensor_bytes(&m->bufs[b][0]);
+}
+
 struct gpt *gpt_create(const struct gpt_config *cfg, const struct gpt_options *opt)
 {
     gpt_check_config(cfg, opt);
@@ -243,40 +355,43 @@ struct gpt *gpt_create(const struct gpt_config *cfg, const struct gpt_options *o
     size_t N = (size_t)opt->B * opt->T, C = c->C;
     char name[128];
 
+    if (opt->optim_tier == OPTIM_TIER_NVME) plan_swap(m);
     m->store = calloc((size_t)m->nparams * 5, sizeof *m->store);
     CHECK(m->store);
     for (int i = 0; i < m->nparams; i++) {
         struct gpt_param *p = &m->params[i];
         struct tensor *s = &m->store[i * 5];
-        size_t n = (size_t)(p->shape[0] * p->shape[1]);
-        snprintf(name, sizeof name, "%s.master", p->name);
-        tensor_init(&s[0], name, TENSOR_TYPE_FP32, n, TENSOR_HOST_PAGEABLE);
-        p->master = &s[0];
-        if (opt->dt == DTYPE_FP32) {
+        size_t n = param_numel(p);
+        if (!p->swapped) {
+            snprintf(name, sizeof name, "%s.master", p->name);
+            tensor_init(&s[0], name, TENSOR_TYPE_FP32, n, TENSOR_HOST_PAGEABLE);
+            p->master = &s[0];
+        }
+        if (opt->dt == DTYPE_FP32 && !p->swapped) {
             p->param = p->master;
         } else {
-            tensor_init(&s[1], p->name, dt, n, TENSOR_HOST_NONE);
+            /* a swapped tensor's compute copy is written by AdamW on the CPU: keep it there */
+            tensor_init(&s[1], p->name, dt, n,
+                        p->swapped ? TENSOR_HOST_PAGEABLE : TENSOR_HOST_NONE);
             p->param = &s[1];
         }
         snprintf(name, sizeof name, "%s.grad", p->name);
         tensor_init(&s[2], name, dt, n, TENSOR_HOST_NONE);
         p->grad = &s[2];
-        snprintf(name, sizeof name, "%s.exp_avg", p->name);
-        tensor_init(&s[3], name, TENSOR_TYPE_FP32, n, TENSOR_HOST_PAGEABLE);
-        p->m = &s[3];
-        snprintf(name, sizeof name, "%s.exp_avg_sq", p->name);
-        tensor_init(&s[4], name, TENSOR_TYPE_FP32, n, TENSOR_HOST_PAGEABLE);
-        p->v = &s[4];
+        if (!p->swapped) {
+            snprintf(name, sizeof name, "%s.exp_avg", p->name);
+            tensor_init(&s[3], name, TENSOR_TYPE_FP32, n, TENSOR_HOST_PAGEABLE);
+            p->m = &s[3];
+            snprintf(name, sizeof name, "%s.exp_avg_sq", p->name);
+            tensor_init(&s[4], name, TENSOR_TYPE_FP32, n, TENSOR_HOST_PAGEABLE);
+            p->v = &s[4];
+        }
     }
     /* Each tensor draws from its own stream, so the values do not depend on the thread count. */
 #pragma omp parallel for schedule(dynamic)
-    for (int i = 0; i < m->nparams; i++) {
-        struct gpt_param *p = &m->params[i];
-        float std = m->init[i] == INIT_NORMAL_RESIDUAL ? 0.02f / sqrtf(2.0f * c->L) : 0.02f;
-        size_t rows = p->hf_rows ? (size_t)p->hf_rows : (size_t)p->shape[0]; /* padding stays 0 */
-        init_values(p->master->host, rows * p->shape[1], m->init[i], std,
-                    opt->seed ^ ((uint64_t)(i + 1) * 0xD1B54A32D192ED03ull));
-    }
+    for (int i = 0; i < m->nparams; i++)
+        if (!m->params[i].swapped) init_param(m, i, m->params[i].master->host);
+    if (opt->optim_tier == OPTIM_TIER_NVME) swap_init(m);
     gpt_sync_params(m);
 
     tensor_init(&m->inputs, "inputs", TENSOR_TYPE_I32, N, TENSOR_HOST_PINNED);
@@ -324,6 +439,16 @@ void gpt_destroy(struct gpt *m)
                              &m->dfch,     &m->dfch_gelu};
     for (size_t i = 0; i < sizeof rest / sizeof rest[0]; i++)
         tensor_free(rest[i]);
+    for (int b = 0; b < m->nbufs; b++)
+        for (int k = 0; k < 3; k++)
+            tensor_free(&m->bufs[b][k]);
+    for (int i = 0; m->swapf && i < m->nparams; i++)
+        if (m->swapf[i]) swap_file_close(m->swapf[i]);
+    if (m->swapdir) swap_dir_close(m->swapdir);
+    if (m->aio) aio_engine_destroy(m->aio);
+    free(m->bufs);
+    free(m->swapf);
+    free(m->region_bytes);
     free(m->store);
     free(m->res3);
     free(m->acts);
@@ -336,7 +461,8 @@ void gpt_sync_params(struct gpt *m)
 {
     if (m->opt.dt == DTYPE_FP32) return;
     for (int i = 0; i < m->nparams; i++)
-        cast_insert(m->params[i].param, m->params[i].master, RT_PRIO_HIGH);
+        if (!m->params[i].swapped)
+            cast_insert(m->params[i].param, m->params[i].master, RT_PRIO_HIGH);
 }
 
 void gpt_set_batch(struct gpt *m, const int32_t *inputs, const int32_t *targets)
@@ -467,14 +593,29 @@ void gpt_backward(struct gpt *m, float loss_scale)
 
 void gpt_update(struct gpt *m, const struct adamw_hparams *hp)
 {
+    enum rt_where where = m->opt.optim_tier == OPTIM_TIER_DEVICE ? RT_WHERE_COMPUTE : RT_WHERE_CPU;
+    int next = 0; /* buffer set of the next swapped tensor */
     for (int i = 0; i < m->nparams; i++) {
         struct gpt_param *p = &m->params[i];
         struct adamw_hparams h = *hp;
         if (!p->decay) h.weight_decay = 0;
-        adamw_insert(p->param == p->master ? NULL : p->param, p->master, p->m, p->v, p->grad,
-                     &m->sumsq, &h, RT_PRIO_LOW,
-                     m->opt.optim_tier == OPTIM_TIER_CPU ? RT_WHERE_CPU : RT_WHERE_COMPUTE);
+        if (!p->swapped) {
+            adamw_insert(p->param == p->master ? NULL : p->param, p->master, p->m, p->v, p->grad,
+                         &m->sumsq, &h, RT_PRIO_LOW, where);
+            continue;
+        }
+        /* swap-in, AdamW, swap-out through buffer set b: StarPU orders the swap-in of the
+         * tensor that next uses b after this swap-out, so up to nbufs tensors are in flight */
+        struct tensor *b = m->bufs[next];
+        next = (next + 1) % m->nbufs;
+        swap_in_insert(&b[0], &b[1], &b[2], m->swapf[i], m->region_bytes[i], m->generation,
+                       RT_PRIO_HIGH);
+        adamw_insert(p->param, &b[0], &b[1], &b[2], p->grad, &m->sumsq, &h, RT_PRIO_NORMAL,
+                     RT_WHERE_CPU);
+        swap_out_insert(&b[0], &b[1], &b[2], m->swapf[i], m->region_bytes[i], m->generation + 1,
+                        RT_PRIO_LOW);
     }
+    m->generation++;
 }
 
 void gpt_step_stats(struct gpt *m, float *mean_loss, float *sumsq)

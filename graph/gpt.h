@@ -20,6 +20,7 @@
 
 #include <stdint.h>
 
+#include "aio.h"
 #include "kernels_cpu.h"
 #include "rt.h"
 
@@ -42,6 +43,7 @@ double gpt_flops_per_iteration(const struct gpt_config *cfg, int B, int T, int c
 enum optim_tier {
     OPTIM_TIER_DEVICE, /* with the compute: on the GPU when there is one */
     OPTIM_TIER_CPU,    /* in RAM, AdamW on CPU workers (ZeRO-Offload) */
+    OPTIM_TIER_NVME,   /* in swap files, streamed through RAM buffers, AdamW on CPU workers */
 };
 
 struct gpt_options {
@@ -50,10 +52,16 @@ struct gpt_options {
     int checkpointing; /* keep each layer's input only; recompute the layer in backward */
     uint64_t seed;     /* weight initialisation */
     enum optim_tier optim_tier;
+    /* OPTIM_TIER_NVME only: */
+    const char *nvme_path;        /* the folder that receives this run's swap folder */
+    int swap_buffers;             /* RAM buffer sets cycled by swap-in/AdamW/swap-out (>= 1) */
+    double resident_fraction;     /* share of the optimizer bytes planned to stay in RAM */
+    const struct aio_config *aio; /* the I/O engine's settings (NULL: defaults) */
 };
 
 /* One trainable tensor of the table. The master (fp32) is what checkpoints hold; `param` is the
- * compute copy in opt.dt (the master itself in fp32 runs). */
+ * compute copy in opt.dt (the master itself in fp32 runs). With the optimizer state on NVMe,
+ * master, m and v are NULL for the tensors streamed from swap files (`swapped`). */
 struct gpt_param {
     char name[96]; /* Hugging Face GPT-2 name, e.g. transformer.h.3.attn.c_attn.weight */
     int ndim;
@@ -61,6 +69,7 @@ struct gpt_param {
     int conv1d;       /* stored transposed ([C, OC], HF Conv1D) in checkpoints */
     int hf_rows;      /* rows in checkpoints when they differ from ours (wte: V, not Vp), else 0 */
     int decay;        /* AdamW weight decay applies (matrices only) */
+    int swapped;      /* optimizer state in a swap file, not in master/m/v */
     struct tensor *param, *grad, *master, *m, *v;
 };
 
@@ -96,6 +105,14 @@ void gpt_step_stats(struct gpt *m, float *mean_loss, float *sumsq);
 /* Logits of the last forward, [N,Vp] widened to fp32 into out; waits for them. Call between
  * gpt_forward and gpt_backward (the backward overwrites them). */
 void gpt_read_logits(struct gpt *m, float *out);
+/* Optimizer-state placement of the model, for logs: tensors and bytes resident in RAM or on the
+ * device, and streamed from NVMe (all zero streamed unless OPTIM_TIER_NVME). */
+struct gpt_optim_placement {
+    int resident_tensors, swapped_tensors;
+    uint64_t resident_bytes, swapped_bytes, swap_buffer_bytes;
+};
+void gpt_optim_placement(const struct gpt *m, struct gpt_optim_placement *out);
+
 /* Gradient of tensor i widened to fp32 (our layout) into out; waits for the backward. */
 void gpt_read_grad(struct gpt *m, int i, float *out);
 

@@ -301,6 +301,62 @@ else
     fail "--hidden-size 32 --preset tiny --train-iters 0" "exit $rc: $(tr '\n' ' ' <"$LOG/err")"
 fi
 
+# --- 9. optimizer-state tiers -------------------------------------------------------------------
+# The same seed and data give bit-identical metrics (losses, gradient norms, loss scales, as
+# written with 9 significant digits) whether the optimizer state is with the compute, in CPU
+# memory, on NVMe, or on NVMe with a planned share resident in RAM and fewer swap buffers.
+NV=$W/nvme
+mkdir -p "$NV"
+for prec in "" --fp16; do
+    ref=""
+    for tier in none cpu "nvme --nvme-path $NV" \
+        "nvme --nvme-path $NV --nvme-resident-fraction 0.5 --swap-buffer-count 2"; do
+        # shellcheck disable=SC2086
+        train "tier $tier $prec" --train-iters 5 $prec --offload-optimizer $tier \
+            --metrics "$W/tier.jsonl" || continue
+        got=$(fields "$W/tier.jsonl")
+        rm -f "$W/tier.jsonl"
+        if [ -z "$ref" ]; then
+            ref=$got
+        elif [ "$got" != "$ref" ]; then
+            fail "tier $tier ${prec:-fp32} equals the GPU/compute tier" "$(first_diff "$ref" "$got")"
+            continue
+        fi
+        ok "optimizer state tier $tier ${prec:-fp32}: bit-identical metrics"
+    done
+done
+if [ -n "$(ls -A "$NV")" ]; then
+    fail "swap folders removed at the end of a run" "left: $(ls "$NV")"
+else
+    ok "swap folders removed at the end of each run"
+fi
+expect_error "--offload-optimizer nvme without --nvme-path" "--nvme-path" "${TINY[@]}" \
+    --offload-optimizer nvme
+expect_error "--nvme-path that does not exist" "$RUN/nowhere" "${TINY[@]}" \
+    --offload-optimizer nvme --nvme-path "$RUN/nowhere"
+# A run killed in the middle of its swap traffic leaves its folder; the next run names it and
+# removes it before creating its own.
+"$GPT50B" "${TINY[@]}" --train-iters 100000 --offload-optimizer nvme --nvme-path "$NV" \
+    >"$LOG/out" 2>"$LOG/err" &
+pid=$!
+for _ in $(seq 100); do
+    grep -q '^ iteration  *2/' "$LOG/out" 2>/dev/null && break
+    sleep 0.1
+done
+kill -9 "$pid" 2>/dev/null
+wait "$pid" 2>/dev/null
+stale=$(ls "$NV")
+train "run after a killed NVMe run" --train-iters 1 --offload-optimizer nvme --nvme-path "$NV"
+if [ -z "$stale" ]; then
+    fail "killed NVMe run leaves its swap folder" "no folder after kill -9"
+elif ! grep -qF "$stale" "$LOG/err"; then
+    fail "stale swap folder named at the next run" "stderr: $(tr '\n' ' ' <"$LOG/err")"
+elif [ -n "$(ls -A "$NV")" ]; then
+    fail "stale swap folder removed" "left: $(ls "$NV")"
+else
+    ok "a killed run's swap folder is named and removed by the next run: $(grep -F "$stale" "$LOG/err" | head -n 1)"
+fi
+
 if [ "$failures" -gt 0 ]; then
     echo "$failures check(s) failed"
     exit 1

@@ -1,0 +1,72 @@
+/* swap.c: NVMe swap-in and swap-out of a tensor's optimizer state as tasks.
+ *
+ * One swap file holds the fp32 master weights, the first and the second AdamW moments of a
+ * tensor, each in a region of `region_bytes` (a multiple of SWAP_BLOCK_SIZE, so each region is a
+ * whole piece for runtime/swap.c). A swap-in task reads the three regions into three RAM buffers
+ * (written: StarPU orders it after the previous user of those buffers); a swap-out task writes
+ * them back (read). Both run on CPU workers and block on the disk while the engine's threads
+ * move the data; the checksums are verified at the read. An I/O error or stale or corrupt state
+ * ends the run with one line naming the file, the tensor and the block. */
+#include "check.h"
+#include "codelets.h"
+
+struct swap_args {
+    struct swap_file *file;
+    size_t region_bytes;
+    uint64_t generation; /* written by a swap-out, expected by a swap-in */
+};
+
+static void swap_regions(void *b[], const struct swap_args *a, int write)
+{
+    char err[SWAP_ERR_SIZE];
+    struct swap_io *io[3];
+    for (int k = 0; k < 3; k++) {
+        uint64_t off = (uint64_t)k * a->region_bytes;
+        io[k] = write
+                    ? swap_write_submit(a->file, RT_PTR(b, k), off, a->region_bytes, a->generation)
+                    : swap_read_submit(a->file, RT_PTR(b, k), off, a->region_bytes, a->generation);
+    }
+    for (int k = 0; k < 3; k++)
+        if (swap_io_wait(io[k], err, sizeof err) < 0)
+            user_fail("optimizer state %s: %s", write ? "swap-out" : "swap-in", err);
+}
+
+static void swap_in_cpu_func(void *b[], void *cl_arg)
+{
+    swap_regions(b, cl_arg, 0);
+}
+static void swap_out_cpu_func(void *b[], void *cl_arg)
+{
+    swap_regions(b, cl_arg, 1);
+}
+
+static struct starpu_perfmodel swap_in_model = {.type = STARPU_HISTORY_BASED,
+                                                .symbol = "gpt50b_swap_in"};
+static struct starpu_perfmodel swap_out_model = {.type = STARPU_HISTORY_BASED,
+                                                 .symbol = "gpt50b_swap_out"};
+static struct starpu_codelet swap_in_cl = {.cpu_funcs = {swap_in_cpu_func},
+                                           .nbuffers = 3,
+                                           .modes = {STARPU_W, STARPU_W, STARPU_W},
+                                           .model = &swap_in_model,
+                                           .name = "swap_in"};
+static struct starpu_codelet swap_out_cl = {.cpu_funcs = {swap_out_cpu_func},
+                                            .nbuffers = 3,
+                                            .modes = {STARPU_R, STARPU_R, STARPU_R},
+                                            .model = &swap_out_model,
+                                            .name = "swap_out"};
+
+void swap_in_insert(struct tensor *master, struct tensor *m, struct tensor *v,
+                    struct swap_file *file, size_t region_bytes, uint64_t generation, int prio)
+{
+    struct swap_args a = {file, region_bytes, generation};
+    struct rt_buf bufs[] = {{master, RT_W}, {m, RT_W}, {v, RT_W}};
+    rt_submit(&swap_in_cl, "swap_in", bufs, 3, &a, sizeof a, 0, prio, RT_WHERE_CPU);
+}
+
+void swap_out_insert(struct tensor *master, struct tensor *m, struct tensor *v,
+                     struct swap_file *file, size_t region_bytes, uint64_t generation, int prio)
+{
+    struct swap_args a = {file, region_bytes, generation};
+    struct rt_buf bufs[] = {{master, RT_R}, {m, RT_R}, {v, RT_R}};
+    rt_submit(&swap_out_cl, "swap_out", bufs, 3, &a, sizeof a, 0, prio, RT_WHERE_CPU);
+}

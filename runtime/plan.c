@@ -1,0 +1,641 @@
+/* plan.c: the memory plan (see plan.h for the model of memory it counts).
+ *
+ * plan_compute() is arithmetic on its input only, so every figure can be checked by a test; the
+ * capacity helpers are the only functions that look at the machine (environment, /proc/meminfo,
+ * statvfs). */
+#include "plan.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/statvfs.h>
+
+#include "check.h"
+
+const char *plan_tier_name(enum plan_tier t)
+{
+    static const char *const names[] = {"GPU", "CPU", "NVMe"};
+    CHECK((unsigned)t < PLAN_NTIERS);
+    return names[t];
+}
+
+void plan_input_init(struct plan_input *in)
+{
+    memset(in, 0, sizeof *in);
+    in->B = 1;
+    in->grad_accum = 1;
+    in->dt = DTYPE_FP32;
+    in->world_size = 1;
+    in->ranks_per_node = 1;
+    in->tier_params = in->tier_grads = in->tier_optim = PLAN_TIER_GPU;
+    in->param_buffer_count = 5;
+    in->param_buffer_size = 100000000;
+    in->optim_buffer_count = 4;
+    in->sub_group_size = 1000000000;
+    in->resident_fraction = 1.0;
+    in->ram_headroom = 0.1;
+    in->prefetch = 50000000;
+    for (int t = 0; t < PLAN_NTIERS; t++) {
+        in->cap[t].bytes = -1;
+        setting_origin_set(&in->cap[t].origin, SOURCE_DEFAULT, "unknown");
+    }
+    for (int k = 0; k < PLAN_NKNOBS; k++)
+        setting_origin_set(&in->origin[k], SOURCE_DEFAULT, NULL);
+}
+
+static enum plan_tier device_tier(enum ds_device d)
+{
+    return d == DS_DEVICE_NVME  ? PLAN_TIER_NVME
+           : d == DS_DEVICE_CPU ? PLAN_TIER_CPU
+                                : PLAN_TIER_GPU;
+}
+
+void plan_input_from_dsconfig(struct plan_input *in, const struct ds_config *ds)
+{
+    static const struct {
+        enum plan_knob knob;
+        enum ds_setting id;
+    } from[] = {
+        {PLAN_KNOB_MICRO_BATCH, DS_MICRO_BATCH},
+        {PLAN_KNOB_GRAD_ACCUM, DS_GRAD_ACCUM},
+        {PLAN_KNOB_DTYPE, DS_PRECISION},
+        {PLAN_KNOB_CKPT_IN_CPU, DS_CPU_CHECKPOINTING},
+        {PLAN_KNOB_TIER_PARAMS, DS_PARAM_DEVICE},
+        {PLAN_KNOB_TIER_GRADS, DS_OPTIM_DEVICE},
+        {PLAN_KNOB_TIER_OPTIM, DS_OPTIM_DEVICE},
+        {PLAN_KNOB_PIN_PARAMS, DS_PARAM_PIN_MEMORY},
+        {PLAN_KNOB_PIN_OPTIM, DS_OPTIM_PIN_MEMORY},
+        {PLAN_KNOB_PARAM_BUFFERS, DS_PARAM_BUFFER_COUNT},
+        {PLAN_KNOB_OPTIM_BUFFERS, DS_OPTIM_BUFFER_COUNT},
+        {PLAN_KNOB_SUB_GROUP, DS_SUB_GROUP_SIZE},
+        {PLAN_KNOB_PREFETCH, DS_PREFETCH_BUCKET_SIZE},
+    };
+    in->B = (int)ds->micro_batch;
+    in->grad_accum = (int)ds->grad_accum;
+    in->dt = ds->precision;
+    in->ckpt_in_cpu = ds->cpu_checkpointing;
+    in->tier_params = device_tier(ds->param_device);
+    in->tier_optim = device_tier(ds->optim_device);
+    in->grads_with_optim = ds->optim_device != DS_DEVICE_NONE;
+    in->tier_grads = PLAN_TIER_GPU;
+    in->pin_params = ds->param_pin_memory;
+    in->pin_optim = ds->optim_pin_memory;
+    in->param_buffer_count = (int)ds->param_buffer_count;
+    in->param_buffer_size = ds->param_buffer_size;
+    in->optim_buffer_count = (int)ds->optim_buffer_count;
+    in->sub_group_size = ds->sub_group_size;
+    in->prefetch = ds->prefetch_bucket_size;
+    for (size_t i = 0; i < sizeof from / sizeof from[0]; i++)
+        in->origin[from[i].knob] = ds->origin[from[i].id];
+}
+
+/* A StarPU size variable in MiB: 0 and *bytes set when present and valid, 1 when unset. */
+static int env_mib(const char *name, int64_t *bytes, char *err, size_t errlen)
+{
+    const char *s = getenv(name);
+    if (!s || !*s) return 1;
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || *end || v < 0 || v > INT64_MAX / (1 << 20)) {
+        snprintf(err, errlen, "%s=%s: expected a size in MiB, e.g. %s=16000", name, s, name);
+        return -1;
+    }
+    *bytes = (int64_t)v << 20;
+    return 0;
+}
+
+int plan_capacity_gpu(struct plan_capacity *cap, int64_t card_bytes, char *err, size_t errlen)
+{
+    int64_t limit;
+    int rc = env_mib("STARPU_LIMIT_CUDA_MEM", &limit, err, errlen);
+    if (rc < 0) return -1;
+    cap->bytes = card_bytes;
+    setting_origin_set(&cap->origin, SOURCE_DEFAULT, card_bytes ? "the card's memory" : "no GPU");
+    if (rc == 0 && card_bytes > 0 && limit < card_bytes) {
+        cap->bytes = limit;
+        setting_origin_set(&cap->origin, SOURCE_ENV, "STARPU_LIMIT_CUDA_MEM");
+    }
+    return 0;
+}
+
+int64_t plan_mem_available(void)
+{
+    long long kb = -1;
+    char line[256];
+    FILE *f = fopen("/proc/meminfo", "r");
+    if (!f) return -1;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "MemAvailable: %lld kB", &kb) == 1) break;
+    fclose(f);
+    return kb < 0 ? -1 : (int64_t)kb * 1024;
+}
+
+int plan_capacity_ram(struct plan_capacity *cap, char *err, size_t errlen)
+{
+    int rc = env_mib("STARPU_LIMIT_CPU_MEM", &cap->bytes, err, errlen);
+    if (rc < 0) return -1;
+    if (rc == 0) {
+        setting_origin_set(&cap->origin, SOURCE_ENV, "STARPU_LIMIT_CPU_MEM");
+        return 0;
+    }
+    cap->bytes = plan_mem_available();
+    setting_origin_set(&cap->origin, SOURCE_DEFAULT, cap->bytes < 0 ? "unknown" : "MemAvailable");
+    return 0;
+}
+
+int plan_capacity_nvme(struct plan_capacity *cap, const char *folder, char *err, size_t errlen)
+{
+    cap->bytes = -1;
+    setting_origin_set(&cap->origin, SOURCE_DEFAULT, "no NVMe folder");
+    if (!folder || !*folder) return 0;
+    struct statvfs st;
+    if (statvfs(folder, &st) != 0) {
+        snprintf(err, errlen,
+                 "%s: cannot read the free space of the NVMe folder: %s: create it "
+                 "or fix nvme_path",
+                 folder, strerror(errno));
+        return -1;
+    }
+    cap->bytes = (int64_t)st.f_bavail * (int64_t)st.f_frsize;
+    char key[sizeof cap->origin.key];
+    snprintf(key, sizeof key, "free space of %s", folder);
+    setting_origin_set(&cap->origin, SOURCE_DEFAULT, key);
+    return 0;
+}
+
+__attribute__((format(printf, 3, 4))) static int bad_input(char *err, size_t errlen,
+                                                           const char *fmt, ...)
+{
+    va_list ap;
+    int n = snprintf(err, errlen, "plan: ");
+    va_start(ap, fmt);
+    vsnprintf(err + n, errlen - n, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+static int check_input(const struct plan_input *in, char *err, size_t errlen)
+{
+    if (in->L < 1 || in->C < 1 || in->NH < 1 || in->T < 1 || in->maxT < 1 || in->Vp < 1)
+        return bad_input(err, errlen,
+                         "the model shape needs positive layers, hidden size, heads, "
+                         "sequence, positions and vocabulary");
+    if (in->B < 1 || in->grad_accum < 1)
+        return bad_input(err, errlen, "micro-batch %d and gradient accumulation %d must be >= 1",
+                         in->B, in->grad_accum);
+    if (in->world_size < 1 || in->ranks_per_node < 1 || in->ranks_per_node > in->world_size ||
+        in->world_size % in->ranks_per_node)
+        return bad_input(err, errlen,
+                         "%d ranks per node do not divide the world size %d: choose "
+                         "a divisor",
+                         in->ranks_per_node, in->world_size);
+    if (in->tier_grads == PLAN_TIER_NVME && !in->grads_with_optim)
+        return bad_input(err, errlen,
+                         "gradients live on the GPU or in CPU memory, not on NVMe "
+                         "(only their fp32 copy travels with the optimizer state)");
+    if (in->tier_optim == PLAN_TIER_NVME && (in->sub_group_size < 1 || in->optim_buffer_count < 1))
+        return bad_input(err, errlen,
+                         "NVMe optimizer state needs a sub-group size (%" PRId64
+                         ") and a buffer count (%d) of at least 1",
+                         in->sub_group_size, in->optim_buffer_count);
+    if (in->tier_params == PLAN_TIER_NVME &&
+        (in->param_buffer_size < 1 || in->param_buffer_count < 1))
+        return bad_input(err, errlen,
+                         "NVMe parameters need a buffer size (%" PRId64
+                         ") and a buffer count (%d) of at least 1",
+                         in->param_buffer_size, in->param_buffer_count);
+    if (!(in->resident_fraction >= 0 && in->resident_fraction <= 1) ||
+        !(in->ram_headroom >= 0 && in->ram_headroom < 1))
+        return bad_input(err, errlen,
+                         "the resident fraction %g must be in [0, 1] and the RAM "
+                         "headroom %g in [0, 1)",
+                         in->resident_fraction, in->ram_headroom);
+    if (in->tile < 0 || in->prefetch < 0 || in->pinned_pool < 0)
+        return bad_input(err, errlen, "tile, prefetch and pinned pool sizes must be >= 0");
+    return 0;
+}
+
+__attribute__((format(printf, 6, 7))) static void row(struct plan *p, enum plan_row_kind k,
+                                                      enum plan_tier tier, int64_t per_rank,
+                                                      enum plan_knob knob, const char *fmt, ...)
+{
+    struct plan_row *r = &p->rows[k];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(r->what, sizeof r->what, fmt, ap);
+    va_end(ap);
+    r->tier = tier;
+    r->per_rank = per_rank;
+    r->knob = knob;
+}
+
+static int64_t min64(int64_t a, int64_t b)
+{
+    return a < b ? a : b;
+}
+
+/* Sum of the rows on a tier, per rank. */
+static int64_t tier_sum(const struct plan *p, enum plan_tier t)
+{
+    int64_t s = 0;
+    for (int k = 0; k < PLAN_NROWS; k++)
+        if (p->rows[k].tier == t) s += p->rows[k].per_rank;
+    return s;
+}
+
+/* The optimizer rows (master, m, v, fp32 gradients) of `elems` elements per rank on tier t. */
+static void optimizer_rows(struct plan *p, enum plan_tier t, int64_t elems)
+{
+    const struct plan_input *in = &p->in;
+    if (in->dt != DTYPE_FP32)
+        row(p, PLAN_ROW_MASTER, t, elems * 4, PLAN_KNOB_TIER_OPTIM, "fp32 master weights");
+    row(p, PLAN_ROW_ADAM_M, t, elems * 4, PLAN_KNOB_TIER_OPTIM, "Adam m (fp32)");
+    row(p, PLAN_ROW_ADAM_V, t, elems * 4, PLAN_KNOB_TIER_OPTIM, "Adam v (fp32)");
+    if (in->grads_with_optim)
+        row(p, PLAN_ROW_FP32_GRADS, t, elems * 4, PLAN_KNOB_TIER_OPTIM,
+            "fp32 gradients (with the optimizer state)");
+}
+
+int plan_compute(struct plan *p, const struct plan_input *in, char *err, size_t errlen)
+{
+    memset(p, 0, sizeof *p);
+    if (check_input(in, err, errlen)) return -1;
+    p->in = *in;
+    const int64_t C = in->C, L = in->L, N = in->world_size, R = in->ranks_per_node;
+    const int64_t dts = (int64_t)dtype_size(in->dt), tok = (int64_t)in->B * in->T;
+    const char *dtn = dtype_name(in->dt);
+    p->nparams = (int64_t)in->Vp * C + (int64_t)in->maxT * C + L * (12 * C * C + 13 * C) + 2 * C;
+    const int64_t Pr = (p->nparams + N - 1) / N;
+    p->nparams_rank = Pr;
+    p->compute = in->cap[PLAN_TIER_GPU].bytes == 0 ? PLAN_TIER_CPU : PLAN_TIER_GPU;
+    const enum plan_tier dev = p->compute;
+#define ON(t) ((t) == PLAN_TIER_GPU ? dev : (t))
+    const enum plan_tier tp = ON(in->tier_params), tg = ON(in->tier_grads), to = ON(in->tier_optim);
+#undef ON
+    for (int k = 0; k < PLAN_NROWS; k++)
+        p->rows[k].tier = dev;
+
+    /* Model states, partitioned over the ranks. */
+    row(p, PLAN_ROW_PARAMS, tp, Pr * dts, PLAN_KNOB_TIER_PARAMS,
+        in->dt == DTYPE_FP32 ? "fp32 parameters (also the master weights)" : "%s parameters", dtn);
+    p->rows[PLAN_ROW_PARAMS].pinned = tp == PLAN_TIER_CPU && in->pin_params;
+    if (!in->grads_with_optim)
+        row(p, PLAN_ROW_GRADS, tg, Pr * dts, PLAN_KNOB_TIER_GRADS, "%s gradients", dtn);
+    const int64_t obytes = (in->dt != DTYPE_FP32 ? 4 : 0) + 8 + (in->grads_with_optim ? 4 : 0);
+    optimizer_rows(p, to, Pr);
+    if (to == PLAN_TIER_CPU)
+        for (int k = PLAN_ROW_MASTER; k <= PLAN_ROW_FP32_GRADS; k++)
+            p->rows[k].pinned = in->pin_optim;
+
+    /* Buffers in RAM. */
+    const int64_t sg = min64(in->sub_group_size, Pr);
+    if (to == PLAN_TIER_NVME)
+        row(p, PLAN_ROW_OPTIM_SWAP_BUFFERS, PLAN_TIER_CPU, in->optim_buffer_count * sg * 4,
+            PLAN_KNOB_OPTIM_BUFFERS, "optimizer swap buffers (%d x %" PRId64 " fp32)",
+            in->optim_buffer_count, sg);
+    if (tp == PLAN_TIER_NVME)
+        row(p, PLAN_ROW_PARAM_SWAP_BUFFERS, PLAN_TIER_CPU,
+            in->param_buffer_count * in->param_buffer_size * dts, PLAN_KNOB_PARAM_BUFFERS,
+            "parameter swap buffers (%d x %" PRId64 " %s)", in->param_buffer_count,
+            in->param_buffer_size, dtn);
+    if (in->pinned_pool)
+        row(p, PLAN_ROW_PINNED_POOL, PLAN_TIER_CPU, in->pinned_pool, PLAN_KNOB_PINNED_POOL,
+            "pinned staging pool");
+    p->rows[PLAN_ROW_OPTIM_SWAP_BUFFERS].pinned = p->rows[PLAN_ROW_PARAM_SWAP_BUFFERS].pinned =
+        p->rows[PLAN_ROW_PINNED_POOL].pinned = 1;
+
+    /* Activations, as graph/gpt.c allocates them. */
+    int in_cpu = in->checkpointing && in->ckpt_in_cpu;
+    row(p, PLAN_ROW_CHECKPOINTS, in_cpu ? PLAN_TIER_CPU : dev, (L + 1) * tok * C * dts,
+        in_cpu ? PLAN_KNOB_CKPT_IN_CPU : PLAN_KNOB_CHECKPOINTING, "%s [%d][B,T,C]",
+        in->checkpointing ? "activation checkpoints" : "layer outputs", in->L + 1);
+    int64_t one_layer =
+        17 * tok * C * dts + (int64_t)in->B * in->NH * (int64_t)in->T * in->T * dts + 4 * tok * 4;
+    row(p, PLAN_ROW_LAYER_ACTS, dev, (in->checkpointing ? 1 : L) * one_layer,
+        PLAN_KNOB_CHECKPOINTING,
+        in->checkpointing ? "one layer's activations (recomputed)" : "activations of all layers");
+    row(p, PLAN_ROW_ACT_GRADS, dev, 16 * tok * C * dts, PLAN_KNOB_MICRO_BATCH,
+        "activation gradients");
+    row(p, PLAN_ROW_LOGITS, dev, tok * in->Vp * dts + tok * C * dts + 3 * tok * 4,
+        PLAN_KNOB_MICRO_BATCH, "logits [B,T,Vp], final LayerNorm, losses");
+
+    /* Gathered parameters: the largest operator (param + grad) and the prefetch window. */
+    int64_t rows = 4 * C;
+    snprintf(p->op_name, sizeof p->op_name, "MLP %" PRId64 " x %" PRId64, rows, C);
+    if (in->Vp > rows) {
+        rows = in->Vp;
+        snprintf(p->op_name, sizeof p->op_name, "LM head %" PRId64 " x %" PRId64, rows, C);
+    }
+    if (N > 1 || tp != dev) {
+        int64_t tiled = in->tile > 0 ? min64(in->tile, rows) : rows;
+        row(p, PLAN_ROW_OP_WORKING, dev, 2 * tiled * C * dts, PLAN_KNOB_TILE,
+            "operator working memory (%s%s)", p->op_name, tiled < rows ? ", tiled" : "");
+        row(p, PLAN_ROW_PREFETCH, dev, min64(in->prefetch, p->nparams) * dts, PLAN_KNOB_PREFETCH,
+            "prefetched parameters");
+    }
+
+    /* Partial residency: whole sub-groups of NVMe optimizer state kept in the RAM left over. */
+    if (to == PLAN_TIER_NVME) {
+        p->subgroups = (Pr + in->sub_group_size - 1) / in->sub_group_size;
+        const struct plan_capacity *ram = &in->cap[PLAN_TIER_CPU];
+        int64_t k = 0;
+        if (ram->bytes >= 0 && in->resident_fraction > 0) {
+            double room = (double)ram->bytes * (1 - in->ram_headroom) -
+                          (double)tier_sum(p, PLAN_TIER_CPU) * R;
+            int64_t by_room = room > 0 ? (int64_t)(room / R) / (sg * obytes) : 0;
+            int64_t by_share =
+                in->resident_fraction >= 1
+                    ? p->subgroups
+                    : (int64_t)(in->resident_fraction * (double)Pr) / in->sub_group_size;
+            k = min64(min64(by_room, by_share), p->subgroups);
+        }
+        p->resident_subgroups = k;
+        p->resident_elems = min64(k * in->sub_group_size, Pr);
+        p->resident_share = (double)p->resident_elems / (double)Pr;
+        p->resident_bytes = p->resident_elems * obytes;
+        int64_t swapped = Pr - p->resident_elems;
+        optimizer_rows(p, PLAN_TIER_NVME, swapped);
+        if (k > 0) {
+            row(p, PLAN_ROW_OPTIM_RESIDENT, PLAN_TIER_CPU, p->resident_bytes, PLAN_KNOB_RESIDENT,
+                "optimizer state kept in RAM (%" PRId64 " of %" PRId64 " sub-groups)", k,
+                p->subgroups);
+            p->rows[PLAN_ROW_OPTIM_RESIDENT].pinned = in->pin_optim;
+        }
+        if (swapped == 0) p->rows[PLAN_ROW_OPTIM_SWAP_BUFFERS].per_rank = 0;
+        /* Step: read master, m, v (and gradient); write them back. The fp32 gradient is written
+         * during the backward, so reads and writes are equal. */
+        p->nvme_read = p->nvme_write = swapped * obytes;
+        p->nvme_read_swapped = p->nvme_write_swapped = Pr * obytes;
+    }
+    if (tp == PLAN_TIER_NVME) {
+        /* Each micro-batch reads the partition for the forward and again for the backward; the
+         * step writes it once. */
+        int64_t part = Pr * dts, rd = 2 * (int64_t)in->grad_accum * part;
+        p->nvme_read += rd;
+        p->nvme_read_swapped += rd;
+        p->nvme_write += part;
+        p->nvme_write_swapped += part;
+    }
+
+    for (int k = 0; k < PLAN_NROWS; k++) {
+        struct plan_row *r = &p->rows[k];
+        r->per_node = r->per_rank * R;
+        r->all = r->per_rank * N;
+        if (r->pinned && r->tier == PLAN_TIER_CPU) p->pinned += r->per_node;
+    }
+    p->need[PLAN_TIER_GPU] = dev == PLAN_TIER_GPU ? tier_sum(p, PLAN_TIER_GPU) : 0;
+    p->need[PLAN_TIER_CPU] = tier_sum(p, PLAN_TIER_CPU) * R;
+    p->need[PLAN_TIER_NVME] = tier_sum(p, PLAN_TIER_NVME) * R;
+    p->fit = 1;
+    for (int t = 0; t < PLAN_NTIERS; t++) {
+        int64_t cap = in->cap[t].bytes;
+        p->fits[t] =
+            cap < 0 || (t == PLAN_TIER_GPU && dev != PLAN_TIER_GPU) ? -1 : p->need[t] <= cap;
+        if (p->fits[t] == 0) p->fit = 0;
+    }
+    return 0;
+}
+
+/* Bytes in decimal units, e.g. "100.71 GB", "512 B". */
+static void bytes_words(int64_t b, int decimals, char *buf, size_t n)
+{
+    static const char *const units[] = {"B", "kB", "MB", "GB", "TB"};
+    double v = (double)b;
+    int u = 0;
+    while (u < 4 && (v >= 1000 || v <= -1000)) {
+        v /= 1000;
+        u++;
+    }
+    if (u == 0)
+        snprintf(buf, n, "%" PRId64 " B", b);
+    else
+        snprintf(buf, n, "%.*f %s", decimals, v, units[u]);
+}
+
+/* A capacity's origin: the variable, "MemAvailable", "free space of DIR", ... */
+static void cap_words(const struct plan_capacity *cap, char *buf, size_t n)
+{
+    if (cap->origin.key[0])
+        snprintf(buf, n, "%s", cap->origin.key);
+    else
+        setting_origin_format(&cap->origin, buf, n);
+}
+
+static const char *tier_words(enum plan_tier t)
+{
+    static const char *const words[] = {"GPU memory", "CPU memory", "NVMe space"};
+    return words[t];
+}
+
+static void knob_value(const struct plan *p, enum plan_knob k, char *buf, size_t n)
+{
+    const struct plan_input *in = &p->in;
+    switch (k) {
+    case PLAN_KNOB_MODEL:
+        snprintf(buf, n, "%d layers, hidden %d, %d heads, seq %d, vocab %d, %d positions", in->L,
+                 in->C, in->NH, in->T, in->Vp, in->maxT);
+        break;
+    case PLAN_KNOB_MICRO_BATCH:
+        snprintf(buf, n, "micro-batch %d", in->B);
+        break;
+    case PLAN_KNOB_GRAD_ACCUM:
+        snprintf(buf, n, "gradient accumulation %d", in->grad_accum);
+        break;
+    case PLAN_KNOB_DTYPE:
+        snprintf(buf, n, "%s%s", dtype_name(in->dt),
+                 in->dt == DTYPE_FP32 ? "" : " with fp32 master weights");
+        break;
+    case PLAN_KNOB_CHECKPOINTING:
+        snprintf(buf, n, "activation checkpointing %s", in->checkpointing ? "on" : "off");
+        break;
+    case PLAN_KNOB_CKPT_IN_CPU:
+        snprintf(buf, n, "checkpoints in %s",
+                 in->checkpointing && in->ckpt_in_cpu ? "CPU memory" : "device memory");
+        break;
+    case PLAN_KNOB_WORLD:
+        snprintf(buf, n, "%d ranks, %d per node", in->world_size, in->ranks_per_node);
+        break;
+    case PLAN_KNOB_TIER_PARAMS:
+        snprintf(buf, n, "parameters on %s", plan_tier_name(in->tier_params));
+        break;
+    case PLAN_KNOB_TIER_GRADS:
+        if (in->grads_with_optim)
+            snprintf(buf, n, "gradients in fp32 with the optimizer state");
+        else
+            snprintf(buf, n, "gradients on %s", plan_tier_name(in->tier_grads));
+        break;
+    case PLAN_KNOB_TIER_OPTIM:
+        snprintf(buf, n, "optimizer state on %s", plan_tier_name(in->tier_optim));
+        break;
+    case PLAN_KNOB_PIN_PARAMS:
+        snprintf(buf, n, "pinned parameters %s", in->pin_params ? "yes" : "no");
+        break;
+    case PLAN_KNOB_PIN_OPTIM:
+        snprintf(buf, n, "pinned optimizer state %s", in->pin_optim ? "yes" : "no");
+        break;
+    case PLAN_KNOB_PARAM_BUFFERS:
+        snprintf(buf, n, "parameter swap buffers %d x %" PRId64, in->param_buffer_count,
+                 in->param_buffer_size);
+        break;
+    case PLAN_KNOB_OPTIM_BUFFERS:
+        snprintf(buf, n, "optimizer swap buffers %d", in->optim_buffer_count);
+        break;
+    case PLAN_KNOB_SUB_GROUP:
+        snprintf(buf, n, "sub-group %" PRId64 " elements", in->sub_group_size);
+        break;
+    case PLAN_KNOB_RESIDENT:
+        snprintf(buf, n, "resident share at most %g%%, RAM headroom %g%%",
+                 100 * in->resident_fraction, 100 * in->ram_headroom);
+        break;
+    case PLAN_KNOB_TILE:
+        if (in->tile > 0)
+            snprintf(buf, n, "tile %" PRId64 " rows", in->tile);
+        else
+            snprintf(buf, n, "no tiling");
+        break;
+    case PLAN_KNOB_PREFETCH:
+        snprintf(buf, n, "prefetch %" PRId64 " elements", in->prefetch);
+        break;
+    case PLAN_KNOB_PINNED_POOL: {
+        char b[32];
+        bytes_words(in->pinned_pool, 2, b, sizeof b);
+        snprintf(buf, n, "pinned pool %s per rank", b);
+        break;
+    }
+    case PLAN_NKNOBS:
+        CHECK(!"not a knob");
+    }
+}
+
+void plan_print(const struct plan *p, FILE *f)
+{
+    const struct plan_input *in = &p->in;
+    char from[160], a[32], b[32], c[32], v[160];
+    fprintf(f, "plan: %" PRId64 " parameters (%.2fB), %d ranks, %" PRId64 " per rank\n", p->nparams,
+            p->nparams / 1e9, in->world_size, p->nparams_rank);
+    for (int k = 0; k < PLAN_NKNOBS; k++) {
+        knob_value(p, k, v, sizeof v);
+        setting_origin_format(&in->origin[k], from, sizeof from);
+        fprintf(f, "  %-66s %s\n", v, from);
+    }
+    fprintf(f, "  %-54s %-5s %11s %11s %11s  %s\n", "memory", "tier", "per rank", "per node",
+            "all ranks", "from");
+    for (int k = 0; k < PLAN_NROWS; k++) {
+        const struct plan_row *r = &p->rows[k];
+        if (!r->per_rank) continue;
+        bytes_words(r->per_rank, 2, a, sizeof a);
+        bytes_words(r->per_node, 2, b, sizeof b);
+        bytes_words(r->all, 2, c, sizeof c);
+        setting_origin_format(&in->origin[r->knob], from, sizeof from);
+        fprintf(f, "  %-54s %-4s%s %11s %11s %11s  %s\n", r->what, plan_tier_name(r->tier),
+                r->pinned ? "*" : " ", a, b, c, from);
+    }
+    bytes_words(p->pinned, 2, a, sizeof a);
+    fprintf(f, "  (* pinned: %s per node)\n", a);
+    for (int t = 0; t < PLAN_NTIERS; t++) {
+        const struct plan_capacity *cap = &in->cap[t];
+        bytes_words(p->need[t], 2, a, sizeof a);
+        cap_words(cap, from, sizeof from);
+        const char *per = t == PLAN_TIER_GPU ? "GPU" : "node";
+        if (cap->bytes < 0) {
+            fprintf(f, "  %-10s needs %11s per %-4s, capacity unknown: not checked\n",
+                    tier_words(t), a, per);
+            continue;
+        }
+        if (t == PLAN_TIER_GPU && p->compute != PLAN_TIER_GPU) {
+            fprintf(f, "  %-10s none: the CPU computes, its memory is counted in RAM\n",
+                    tier_words(t));
+            continue;
+        }
+        bytes_words(cap->bytes, 2, b, sizeof b);
+        fprintf(f, "  %-10s needs %11s per %-4s of %11s (%s): %s\n", tier_words(t), a, per, b, from,
+                p->fits[t] ? "fits" : "DOES NOT FIT");
+    }
+    if (in->tier_optim == PLAN_TIER_NVME) {
+        bytes_words(p->resident_bytes, 2, a, sizeof a);
+        fprintf(f,
+                "  optimizer state on NVMe: %" PRId64 " of %" PRId64 " sub-groups (%.1f%%, %s per "
+                "rank) stay resident in RAM\n",
+                p->resident_subgroups, p->subgroups, 100 * p->resident_share, a);
+    }
+    if (p->nvme_read_swapped == 0) return;
+    int64_t R = in->ranks_per_node;
+    bytes_words(p->nvme_read * R, 1, a, sizeof a);
+    bytes_words(p->nvme_write * R, 1, b, sizeof b);
+    fprintf(f, "  NVMe traffic per iteration per node: %s read, %s written", a, b);
+    bytes_words(p->nvme_read_swapped * R, 1, a, sizeof a);
+    bytes_words(p->nvme_write_swapped * R, 1, b, sizeof b);
+    fprintf(f, " (without the resident share: %s and %s)\n", a, b);
+}
+
+/* What to change when tier t does not fit: the biggest lever first. */
+static void hint(const struct plan *p, enum plan_tier t, char *buf, size_t n)
+{
+    const struct plan_input *in = &p->in;
+    int env = in->cap[t].origin.source == SOURCE_ENV;
+    if (t == PLAN_TIER_GPU) {
+        if (!in->checkpointing)
+            snprintf(buf, n, "turn on activation checkpointing");
+        else if (in->tier_params == PLAN_TIER_GPU)
+            snprintf(buf, n, "offload the parameters (zero_optimization.offload_param.device cpu)");
+        else if (in->tier_optim == PLAN_TIER_GPU)
+            snprintf(buf, n,
+                     "offload the optimizer state "
+                     "(zero_optimization.offload_optimizer.device cpu or nvme)");
+        else if (!in->grads_with_optim && in->tier_grads == PLAN_TIER_GPU)
+            snprintf(buf, n, "keep the gradients in CPU memory");
+        else if (!in->ckpt_in_cpu)
+            snprintf(buf, n,
+                     "keep the activation checkpoints in CPU memory "
+                     "(activation_checkpointing.cpu_checkpointing)");
+        else if (in->B > 1)
+            snprintf(buf, n, "lower the micro-batch size (now %d)", in->B);
+        else
+            snprintf(buf, n, "tile the largest operator (%s) into smaller pieces", p->op_name);
+    } else if (t == PLAN_TIER_CPU) {
+        if (in->tier_optim == PLAN_TIER_CPU)
+            snprintf(buf, n,
+                     "put the optimizer state on NVMe "
+                     "(zero_optimization.offload_optimizer.device nvme)");
+        else if (p->rows[PLAN_ROW_OPTIM_SWAP_BUFFERS].per_rank > 0)
+            snprintf(buf, n,
+                     "lower zero_optimization.offload_optimizer.buffer_count (now %d) or "
+                     "zero_optimization.sub_group_size (now %" PRId64 ")",
+                     in->optim_buffer_count, in->sub_group_size);
+        else if (in->tier_params == PLAN_TIER_CPU)
+            snprintf(buf, n,
+                     "put the parameters on NVMe "
+                     "(zero_optimization.offload_param.device nvme)");
+        else
+            snprintf(buf, n, "use more nodes");
+    } else {
+        snprintf(buf, n,
+                 "free space in the folder, or use more nodes (each holds the state of "
+                 "its %d ranks)",
+                 in->ranks_per_node);
+    }
+    if (env) {
+        size_t len = strlen(buf);
+        snprintf(buf + len, n - len, ", or raise %s", in->cap[t].origin.key);
+    }
+}
+
+int plan_verdict(const struct plan *p, char *msg, size_t n)
+{
+    for (int t = 0; t < PLAN_NTIERS; t++) {
+        if (p->fits[t] != 0) continue;
+        char need[32], cap[32], from[160], what[256];
+        bytes_words(p->need[t], 1, need, sizeof need);
+        bytes_words(p->in.cap[t].bytes, 1, cap, sizeof cap);
+        cap_words(&p->in.cap[t], from, sizeof from);
+        hint(p, t, what, sizeof what);
+        snprintf(msg, n, "plan: %s: the plan needs %s per %s, the cap is %s (%s): %s",
+                 tier_words(t), need, t == PLAN_TIER_GPU ? "GPU" : "node", cap, from, what);
+        return -1;
+    }
+    if (n) msg[0] = 0;
+    return 0;
+}
