@@ -15,8 +15,10 @@
 #include "check.h"
 #include "checkpoint.h"
 #include "dataset.h"
+#include "dsconfig.h"
 #include "gpt.h"
 #include "loader.h"
+#include "plan.h"
 #include "rt.h"
 #include "schedule.h"
 
@@ -43,7 +45,15 @@ struct args {
     enum optim_tier optim_tier;
     const char *nvme_path;
     int swap_buffers;
-    double resident_fraction;
+    double resident_fraction; /* < 0: the plan's share */
+    int param_offload;        /* offload_param to CPU memory (planned; see note_no_effect) */
+    int grad_accum;
+    struct aio_config aio;
+    int world_size, ranks_per_node, dry_run;
+    const char *ds_path; /* --deepspeed_config */
+    int strict_config;
+    struct ds_config ds;
+    struct setting_origin origin[PLAN_NKNOBS]; /* where the planned settings came from */
     unsigned model_flags; /* model-shape flags given explicitly, checked against --load */
 };
 
@@ -74,6 +84,105 @@ static const struct preset presets[] = {
      LR_DECAY_COSINE, 1000, 10},
 };
 
+/* True when setting k was given in the DeepSpeed config; then records its origin in knob. */
+static int from_config(struct args *a, enum ds_setting k, int knob)
+{
+    if (a->ds.origin[k].source != SOURCE_CONFIG) return 0;
+    if (knob >= 0) a->origin[knob] = a->ds.origin[k];
+    return 1;
+}
+
+/* The DeepSpeed config's values, over the defaults and the preset, under the flags. */
+static void apply_ds_config(struct args *a)
+{
+    const struct ds_config *d = &a->ds;
+    if (from_config(a, DS_MICRO_BATCH, PLAN_KNOB_MICRO_BATCH)) a->B = (int)d->micro_batch;
+    if (from_config(a, DS_GRAD_ACCUM, PLAN_KNOB_GRAD_ACCUM)) a->grad_accum = (int)d->grad_accum;
+    if (from_config(a, DS_GRAD_CLIP, -1)) a->clip_grad = d->grad_clip;
+    if (from_config(a, DS_PRECISION, PLAN_KNOB_DTYPE)) a->dt = d->precision;
+    if (from_config(a, DS_LOSS_SCALE, -1)) a->loss_scale = d->loss_scale;
+    if (from_config(a, DS_INITIAL_SCALE_POWER, -1))
+        a->initial_loss_scale = ldexp(1.0, (int)d->initial_scale_power);
+    if (from_config(a, DS_LOSS_SCALE_WINDOW, -1)) a->loss_scale_window = d->loss_scale_window;
+    if (from_config(a, DS_HYSTERESIS, -1)) a->hysteresis = (int)d->hysteresis;
+    if (from_config(a, DS_MIN_LOSS_SCALE, -1)) a->min_loss_scale = d->min_loss_scale;
+    if (from_config(a, DS_LR, -1)) a->lr.max_lr = d->lr;
+    if (from_config(a, DS_BETA1, -1)) a->beta1 = d->beta1;
+    if (from_config(a, DS_BETA2, -1)) a->beta2 = d->beta2;
+    if (from_config(a, DS_EPS, -1)) a->eps = d->eps;
+    if (from_config(a, DS_WEIGHT_DECAY, -1)) a->weight_decay = d->weight_decay;
+    if (from_config(a, DS_SCHEDULER, -1)) {
+        a->lr.style = d->scheduler == DS_SCHEDULER_WARMUP_LR          ? LR_DECAY_CONSTANT
+                      : d->scheduler == DS_SCHEDULER_WARMUP_DECAY_LR  ? LR_DECAY_LINEAR
+                      : d->scheduler == DS_SCHEDULER_WARMUP_COSINE_LR ? LR_DECAY_COSINE
+                                                                      : a->lr.style;
+        a->lr.min_lr =
+            d->scheduler == DS_SCHEDULER_WARMUP_COSINE_LR ? d->cos_min_ratio * a->lr.max_lr : 0;
+    }
+    if (from_config(a, DS_WARMUP_MAX_LR, -1)) a->lr.max_lr = d->warmup_max_lr;
+    if (from_config(a, DS_WARMUP_NUM_STEPS, -1)) a->warmup_iters = d->warmup_num_steps;
+    if (from_config(a, DS_TOTAL_NUM_STEPS, -1)) a->decay_iters = d->total_num_steps;
+    if (from_config(a, DS_OPTIM_DEVICE, PLAN_KNOB_TIER_OPTIM))
+        a->optim_tier = d->optim_device == DS_DEVICE_NVME  ? OPTIM_TIER_NVME
+                        : d->optim_device == DS_DEVICE_CPU ? OPTIM_TIER_CPU
+                                                           : OPTIM_TIER_DEVICE;
+    if (from_config(a, DS_OPTIM_NVME_PATH, -1)) a->nvme_path = d->optim_nvme_path;
+    if (from_config(a, DS_OPTIM_BUFFER_COUNT, PLAN_KNOB_OPTIM_BUFFERS))
+        a->swap_buffers = (int)d->optim_buffer_count;
+    if (from_config(a, DS_PARAM_DEVICE, PLAN_KNOB_TIER_PARAMS))
+        a->param_offload = d->param_device != DS_DEVICE_NONE;
+    if (from_config(a, DS_AIO_BLOCK_SIZE, -1)) a->aio.block_size = (size_t)d->aio_block_size;
+    if (from_config(a, DS_AIO_QUEUE_DEPTH, -1)) a->aio.queue_depth = (int)d->aio_queue_depth;
+    if (from_config(a, DS_AIO_THREADS, -1)) a->aio.threads = (int)d->aio_threads;
+    if (from_config(a, DS_AIO_SINGLE_SUBMIT, -1)) a->aio.single_submit = d->aio_single_submit;
+    if (from_config(a, DS_AIO_OVERLAP_EVENTS, -1)) a->aio.overlap_events = d->aio_overlap_events;
+}
+
+/* Settings read from the config that this version does not act on, named in one line so that
+ * nothing is silently ignored. */
+static void note_no_effect(const struct args *a)
+{
+    static const struct {
+        enum ds_setting k;
+        const char *why;
+    } later[] = {
+        {DS_SUB_GROUP_SIZE, "the swap unit is one tensor"},
+        {DS_PREFETCH_BUCKET_SIZE, "one rank: nothing to gather"},
+        {DS_MAX_LIVE_PARAMETERS, "one rank: nothing to gather"},
+        {DS_MAX_REUSE_DISTANCE, "one rank: nothing to gather"},
+        {DS_PARAM_PERSISTENCE_THRESHOLD, "one rank: nothing to gather"},
+        {DS_OPTIM_PIPELINE_READ, "swap-in is always pipelined"},
+        {DS_OPTIM_PIPELINE_WRITE, "swap-out is always pipelined"},
+        {DS_OPTIM_PIN_MEMORY, "swap buffers are page-aligned, not pinned"},
+        {DS_PARAM_PIN_MEMORY, "parameters stay with the compute"},
+        {DS_PARAM_DEVICE, "parameters stay with the compute in this version"},
+        {DS_PARAM_NVME_PATH, "parameters stay with the compute"},
+        {DS_PARAM_BUFFER_COUNT, "parameters stay with the compute"},
+        {DS_PARAM_BUFFER_SIZE, "parameters stay with the compute"},
+        {DS_CPU_CHECKPOINTING, "activation checkpoints stay with the compute"},
+        {DS_ZERO_STAGE, "one rank"},
+        {DS_WARMUP_MIN_LR, "warmup starts at lr/warmup_num_steps"},
+        {DS_WARMUP_TYPE, "warmup is linear"},
+        {DS_WARMUP_MIN_RATIO, "warmup starts at lr/warmup_num_steps"},
+    };
+    char line[2048] = "";
+    size_t len = 0;
+    for (size_t i = 0; i < sizeof later / sizeof later[0]; i++) {
+        const char *key = a->ds.origin[later[i].k].key;
+        /* 2021 keys feed several settings (swap_tensor.folder is also the optimizer's folder,
+         * which does take effect): name each key once, and only where it has no effect */
+        if (a->ds.origin[later[i].k].source != SOURCE_CONFIG || strstr(line, key) ||
+            (later[i].k == DS_PARAM_NVME_PATH && a->ds.param_device != DS_DEVICE_NVME) ||
+            len >= sizeof line)
+            continue;
+        len += snprintf(line + len, sizeof line - len, "%s%s (%s)", len ? ", " : "", key,
+                        later[i].why);
+    }
+    if (len)
+        fprintf(stderr, "note: %s: read but without effect in this version: %s\n", a->ds_path,
+                line);
+}
+
 static void apply_preset(struct args *a, const char *name)
 {
     for (size_t i = 0; i < sizeof presets / sizeof presets[0]; i++) {
@@ -96,14 +205,34 @@ static void apply_preset(struct args *a, const char *name)
         a->weight_decay = p->weight_decay;
         a->eval_interval = p->eval_interval;
         a->eval_iters = p->eval_iters;
+        /* the SC21 run: fp16 parameters in CPU memory, optimizer state on NVMe */
+        a->param_offload = p->L == 62;
+        a->optim_tier = p->L == 62 ? OPTIM_TIER_NVME : OPTIM_TIER_DEVICE;
+        static const enum plan_knob set_by_preset[] = {
+            PLAN_KNOB_MODEL,         PLAN_KNOB_MICRO_BATCH, PLAN_KNOB_DTYPE,
+            PLAN_KNOB_CHECKPOINTING, PLAN_KNOB_TIER_PARAMS, PLAN_KNOB_TIER_OPTIM};
+        for (size_t k = 0; k < sizeof set_by_preset / sizeof set_by_preset[0]; k++)
+            setting_origin_set(&a->origin[set_by_preset[k]], SOURCE_PRESET, name);
+        if (a->ds_path) apply_ds_config(a);
         return;
     }
     user_fail("unknown --preset %s: choose tiny, gpt2-124m, sc21-small or gpt50b", name);
 }
 
-static void defaults(struct args *a)
+/* Defaults, the DeepSpeed config of ds_path (NULL: none) and the tiny preset: what the flags
+ * start from. */
+static void defaults(struct args *a, const char *ds_path, int strict)
 {
+    char err[DSCONFIG_ERR_SIZE];
     memset(a, 0, sizeof *a);
+    a->ds_path = ds_path;
+    a->strict_config = strict;
+    if (ds_path && dsconfig_load(&a->ds, ds_path, strict, err, sizeof err) != 0)
+        user_fail("%s", err);
+    a->resident_fraction = -1;
+    a->grad_accum = 1;
+    a->world_size = 1;
+    a->aio = aio_config_default();
     a->cfg.V = 50257; /* GPT-2's BPE vocabulary */
     a->vocab_divisor = 128;
     a->clip_grad = 1.0;
@@ -161,7 +290,14 @@ static const char usage[] =
     "                                 runs on CPU workers when offloaded\n"
     "  --nvme-path DIR                folder for this run's swap files (nvme)\n"
     "  --swap-buffer-count N          RAM buffer sets cycled through the swap (default 4)\n"
-    "  --nvme-resident-fraction X     planned share of the optimizer state kept in RAM (0)\n"
+    "  --nvme-resident-fraction X     share of the optimizer state kept in RAM (default: the\n"
+    "                                 plan's, what RAM holds after everything else)\n"
+    "  --offload-param none|cpu       fp16 parameters in CPU memory (planned; not yet run)\n"
+    "  --deepspeed_config FILE        DeepSpeed JSON (2021 or current schema); flags override it\n"
+    "  --strict-config                unknown config keys are errors, not warnings\n"
+    "  --gradient-accumulation-steps N  micro-batches per optimizer step (default 1)\n"
+    "  --world-size N  --ranks-per-node N  data-parallel ranks to plan for (--dry-run)\n"
+    "  --dry-run                      print the memory plan and exit without allocating\n"
     "data:\n"
     "  --data-path PATH               llm.c token file or Megatron indexed dataset prefix\n"
     "                                 (default data/brown.bin, made by scripts/setup.sh)\n"
@@ -240,6 +376,13 @@ enum {
     OPT_NVME_PATH,
     OPT_SWAP_BUFFERS,
     OPT_RESIDENT,
+    OPT_OFFLOAD_PARAM,
+    OPT_DS_CONFIG,
+    OPT_STRICT_CONFIG,
+    OPT_DRY_RUN,
+    OPT_WORLD_SIZE,
+    OPT_RANKS_PER_NODE,
+    OPT_GRAD_ACCUM,
     OPT_HELP,
 };
 
@@ -288,6 +431,14 @@ static const struct option options[] = {
     {"nvme-path", required_argument, 0, OPT_NVME_PATH},
     {"swap-buffer-count", required_argument, 0, OPT_SWAP_BUFFERS},
     {"nvme-resident-fraction", required_argument, 0, OPT_RESIDENT},
+    {"offload-param", required_argument, 0, OPT_OFFLOAD_PARAM},
+    {"deepspeed_config", required_argument, 0, OPT_DS_CONFIG},
+    {"deepspeed-config", required_argument, 0, OPT_DS_CONFIG},
+    {"strict-config", no_argument, 0, OPT_STRICT_CONFIG},
+    {"dry-run", no_argument, 0, OPT_DRY_RUN},
+    {"world-size", required_argument, 0, OPT_WORLD_SIZE},
+    {"ranks-per-node", required_argument, 0, OPT_RANKS_PER_NODE},
+    {"gradient-accumulation-steps", required_argument, 0, OPT_GRAD_ACCUM},
     {"help", no_argument, 0, OPT_HELP},
     {0, 0, 0, 0},
 };
@@ -324,31 +475,38 @@ static void parse_args(struct args *a, int argc, char **argv)
         case OPT_LAYERS:
             a->cfg.L = (int)parse_int(flag, optarg, 1);
             a->model_flags |= MF_LAYERS;
+            setting_origin_set(&a->origin[PLAN_KNOB_MODEL], SOURCE_FLAG, flag);
             break;
         case OPT_HIDDEN:
             a->cfg.C = (int)parse_int(flag, optarg, 1);
             a->model_flags |= MF_HIDDEN;
+            setting_origin_set(&a->origin[PLAN_KNOB_MODEL], SOURCE_FLAG, flag);
             break;
         case OPT_HEADS:
             a->cfg.NH = (int)parse_int(flag, optarg, 1);
             a->model_flags |= MF_HEADS;
+            setting_origin_set(&a->origin[PLAN_KNOB_MODEL], SOURCE_FLAG, flag);
             break;
         case OPT_SEQ:
             a->T = (int)parse_int(flag, optarg, 1);
+            setting_origin_set(&a->origin[PLAN_KNOB_MODEL], SOURCE_FLAG, flag);
             break;
         case OPT_MAXPOS:
             a->cfg.maxT = (int)parse_int(flag, optarg, 1);
             a->model_flags |= MF_MAXPOS;
+            setting_origin_set(&a->origin[PLAN_KNOB_MODEL], SOURCE_FLAG, flag);
             break;
         case OPT_VOCAB:
             a->cfg.V = (int)parse_int(flag, optarg, 2);
             a->model_flags |= MF_VOCAB;
+            setting_origin_set(&a->origin[PLAN_KNOB_MODEL], SOURCE_FLAG, flag);
             break;
         case OPT_DIVISOR:
             a->vocab_divisor = (int)parse_int(flag, optarg, 1);
             break;
         case OPT_MBS:
             a->B = (int)parse_int(flag, optarg, 1);
+            setting_origin_set(&a->origin[PLAN_KNOB_MICRO_BATCH], SOURCE_FLAG, flag);
             break;
         case OPT_ITERS:
             a->iters = parse_int(flag, optarg, 0);
@@ -396,9 +554,11 @@ static void parse_args(struct args *a, int argc, char **argv)
             break;
         case OPT_FP16:
             a->dt = DTYPE_FP16;
+            setting_origin_set(&a->origin[PLAN_KNOB_DTYPE], SOURCE_FLAG, flag);
             break;
         case OPT_BF16:
             a->dt = DTYPE_BF16;
+            setting_origin_set(&a->origin[PLAN_KNOB_DTYPE], SOURCE_FLAG, flag);
             break;
         case OPT_LOSS_SCALE:
             a->loss_scale = parse_float(flag, optarg, 0);
@@ -417,6 +577,7 @@ static void parse_args(struct args *a, int argc, char **argv)
             break;
         case OPT_CKPT:
             a->checkpointing = 1;
+            setting_origin_set(&a->origin[PLAN_KNOB_CHECKPOINTING], SOURCE_FLAG, flag);
             break;
         case OPT_SEED:
             a->seed = (uint64_t)parse_int(flag, optarg, 0);
@@ -465,18 +626,44 @@ static void parse_args(struct args *a, int argc, char **argv)
                 a->optim_tier = OPTIM_TIER_NVME;
             else
                 user_fail("--offload-optimizer %s: choose none, cpu or nvme", optarg);
+            setting_origin_set(&a->origin[PLAN_KNOB_TIER_OPTIM], SOURCE_FLAG, flag);
             break;
         case OPT_NVME_PATH:
             a->nvme_path = optarg;
             break;
         case OPT_SWAP_BUFFERS:
             a->swap_buffers = (int)parse_int(flag, optarg, 1);
+            setting_origin_set(&a->origin[PLAN_KNOB_OPTIM_BUFFERS], SOURCE_FLAG, flag);
             break;
         case OPT_RESIDENT:
             a->resident_fraction = parse_float(flag, optarg, 0);
             if (a->resident_fraction > 1)
                 user_fail("--nvme-resident-fraction %g: give a share between 0 and 1",
                           a->resident_fraction);
+            setting_origin_set(&a->origin[PLAN_KNOB_RESIDENT], SOURCE_FLAG, flag);
+            break;
+        case OPT_OFFLOAD_PARAM:
+            if (strcmp(optarg, "none") != 0 && strcmp(optarg, "cpu") != 0)
+                user_fail("--offload-param %s: choose none or cpu", optarg);
+            a->param_offload = strcmp(optarg, "cpu") == 0;
+            setting_origin_set(&a->origin[PLAN_KNOB_TIER_PARAMS], SOURCE_FLAG, flag);
+            break;
+        case OPT_DS_CONFIG:
+        case OPT_STRICT_CONFIG:
+            break; /* read before the other flags (main) */
+        case OPT_DRY_RUN:
+            a->dry_run = 1;
+            break;
+        case OPT_WORLD_SIZE:
+            a->world_size = (int)parse_int(flag, optarg, 1);
+            setting_origin_set(&a->origin[PLAN_KNOB_WORLD], SOURCE_FLAG, flag);
+            break;
+        case OPT_RANKS_PER_NODE:
+            a->ranks_per_node = (int)parse_int(flag, optarg, 1);
+            break;
+        case OPT_GRAD_ACCUM:
+            a->grad_accum = (int)parse_int(flag, optarg, 1);
+            setting_origin_set(&a->origin[PLAN_KNOB_GRAD_ACCUM], SOURCE_FLAG, flag);
             break;
         case OPT_HELP:
             fputs(usage, stdout);
@@ -523,23 +710,6 @@ static void shape_from_checkpoint(struct args *a)
     a->cfg.V = ck.V;
 }
 
-/* Host bytes that gpt_create pins: fp32 master and both moments, plus the fp32 weights when they
- * are the master. Checked against MemAvailable so that a model too big for RAM stops now. */
-static void check_host_memory(const struct args *a)
-{
-    double need = (double)gpt_num_params(&a->cfg) * 12;
-    long long avail_kb = -1;
-    char line[256];
-    FILE *f = fopen("/proc/meminfo", "r");
-    while (f && fgets(line, sizeof line, f))
-        if (sscanf(line, "MemAvailable: %lld kB", &avail_kb) == 1) break;
-    if (f) fclose(f);
-    if (avail_kb > 0 && need > avail_kb * 1024.0)
-        user_fail("the model's fp32 weights and AdamW moments need %.1f GB of host memory, %.1f GB "
-                  "are available: choose a smaller model (--num-layers, --hidden-size)",
-                  need / 1e9, avail_kb * 1024.0 / 1e9);
-}
-
 static const char *dtype_label(enum dtype dt)
 {
     return dt == DTYPE_FP32 ? "fp32" : dt == DTYPE_FP16 ? "fp16" : "bf16";
@@ -569,19 +739,103 @@ static void save_checkpoint(struct gpt *m, const struct args *a, const struct tr
            a->save, now_ms() - t0);
 }
 
+/* --deepspeed_config FILE (or --deepspeed-config, or =FILE) and --strict-config, read before the
+ * other flags so that those override the file. */
+static void prescan_config(int argc, char **argv, const char **path, int *strict)
+{
+    for (int i = 1; i < argc; i++) {
+        const char *s = argv[i];
+        if (strcmp(s, "--strict-config") == 0)
+            *strict = 1;
+        else if ((strcmp(s, "--deepspeed_config") == 0 || strcmp(s, "--deepspeed-config") == 0) &&
+                 i + 1 < argc)
+            *path = argv[++i];
+        else if (strncmp(s, "--deepspeed_config=", 19) == 0 ||
+                 strncmp(s, "--deepspeed-config=", 19) == 0)
+            *path = s + 19;
+    }
+}
+
+/* The memory plan of this run, before anything is allocated: printed, and checked against each
+ * tier's capacity. Returns whether it fits (a message in verdict otherwise). */
+static int make_plan(struct args *a, struct plan *p, char *verdict, size_t n)
+{
+    struct plan_input in;
+    char err[PLAN_ERR_SIZE];
+    int has_gpu = rt_probe_gpu_bytes() > 0;
+    plan_input_init(&in);
+    if (a->ds_path) plan_input_from_dsconfig(&in, &a->ds);
+    in.L = a->cfg.L;
+    in.C = a->cfg.C;
+    in.NH = a->cfg.NH;
+    in.T = a->T;
+    in.maxT = a->cfg.maxT;
+    in.Vp = a->cfg.Vp;
+    in.B = a->B;
+    in.grad_accum = a->grad_accum;
+    in.dt = a->dt;
+    in.checkpointing = a->checkpointing;
+    in.ckpt_in_cpu = 0;
+    in.world_size = a->world_size;
+    in.ranks_per_node = a->ranks_per_node   ? a->ranks_per_node
+                        : a->world_size > 8 ? 8
+                                            : a->world_size;
+    enum plan_tier compute = has_gpu ? PLAN_TIER_GPU : PLAN_TIER_CPU;
+    in.tier_params = a->param_offload ? PLAN_TIER_CPU : compute;
+    in.tier_optim = a->optim_tier == OPTIM_TIER_NVME  ? PLAN_TIER_NVME
+                    : a->optim_tier == OPTIM_TIER_CPU ? PLAN_TIER_CPU
+                                                      : compute;
+    /* gradients stay in the model's dtype; offloaded AdamW reads them in CPU memory */
+    in.tier_grads = a->optim_tier == OPTIM_TIER_DEVICE ? compute : PLAN_TIER_CPU;
+    in.grads_with_optim = 0;
+    in.optim_buffer_count = a->swap_buffers;
+    in.sub_group_size = (int64_t)a->cfg.Vp * a->cfg.C; /* the swap unit: the largest tensor */
+    in.resident_fraction = a->resident_fraction >= 0 ? a->resident_fraction : 1.0;
+    for (int k = 0; k < PLAN_NKNOBS; k++)
+        if (a->origin[k].source != SOURCE_DEFAULT) in.origin[k] = a->origin[k];
+    if (plan_capacity_gpu(&in.cap[PLAN_TIER_GPU], rt_probe_gpu_bytes(), err, sizeof err) ||
+        plan_capacity_ram(&in.cap[PLAN_TIER_CPU], err, sizeof err) ||
+        plan_capacity_nvme(&in.cap[PLAN_TIER_NVME],
+                           a->optim_tier == OPTIM_TIER_NVME ? a->nvme_path : NULL, err, sizeof err))
+        user_fail("%s", err);
+    if (plan_compute(p, &in, err, sizeof err) != 0) user_fail("%s", err);
+    plan_print(p, stdout);
+    return plan_verdict(p, verdict, n) == 0;
+}
+
 int main(int argc, char **argv)
 {
     struct args a;
     char err[512];
+    const char *ds_path = NULL;
+    int strict = 0;
     setvbuf(stdout, NULL, _IOLBF, 0);
-    defaults(&a);
+    prescan_config(argc, argv, &ds_path, &strict);
+    defaults(&a, ds_path, strict);
     parse_args(&a, argc, argv);
+    if (a.ds_path) {
+        if (dsconfig_resolve_batch(&a.ds, a.world_size, err, sizeof err) != 0) user_fail("%s", err);
+        note_no_effect(&a);
+    }
     if (a.load) shape_from_checkpoint(&a);
     a.cfg.Vp = gpt_padded_vocab(a.cfg.V, a.vocab_divisor);
     if (a.save) checkpoint_check_writable(a.save);
     a.lr.decay_iters = a.decay_iters ? a.decay_iters : a.iters;
     a.lr.warmup_iters =
         a.warmup_iters >= 0 ? a.warmup_iters : (int64_t)(a.warmup_fraction * a.lr.decay_iters);
+    struct plan plan;
+    char verdict[PLAN_ERR_SIZE];
+    int fits = make_plan(&a, &plan, verdict, sizeof verdict);
+    if (a.dry_run) {
+        printf("%s\n", fits ? "plan: fits" : verdict);
+        return fits ? 0 : EXIT_USER;
+    }
+    if (!fits) user_fail("%s", verdict);
+    if (a.world_size > 1)
+        user_fail("--world-size %d: several ranks are planned only (--dry-run); training runs on "
+                  "one rank in this version",
+                  a.world_size);
+    if (a.resident_fraction < 0) a.resident_fraction = plan.resident_share;
     if (a.optim_tier == OPTIM_TIER_NVME && !a.nvme_path)
         user_fail("--offload-optimizer nvme needs --nvme-path DIR: a folder on a fast local disk");
     if (a.optim_tier == OPTIM_TIER_NVME && (a.save || a.load))
@@ -611,9 +865,9 @@ int main(int argc, char **argv)
                               .optim_tier = a.optim_tier,
                               .nvme_path = a.nvme_path,
                               .swap_buffers = a.swap_buffers,
-                              .resident_fraction = a.resident_fraction};
+                              .resident_fraction = a.resident_fraction,
+                              .aio = &a.aio};
     gpt_check_config(&a.cfg, &opt);
-    check_host_memory(&a);
     double t_init = now_ms();
     rt_init(&(struct rt_options){.cpu_workers = a.optim_tier != OPTIM_TIER_DEVICE});
     struct gpt *m = gpt_create(&a.cfg, &opt);
@@ -668,12 +922,21 @@ int main(int argc, char **argv)
         struct adamw_hparams hp = {(float)lr,    (float)a.beta1,        (float)a.beta2,
                                    (float)a.eps, (float)a.weight_decay, (int)st.adam_step + 1,
                                    1.0f / scale, (float)a.clip_grad};
-        loader_batch(&train, it - 1, in, tg);
-        gpt_set_batch(m, in, tg);
-        gpt_forward(m);
-        gpt_backward(m, scale);
+        double loss_sum = 0;
+        for (int micro = 0; micro < a.grad_accum; micro++) {
+            float micro_loss;
+            loader_batch(&train, (it - 1) * a.grad_accum + micro, in, tg);
+            gpt_set_batch(m, in, tg);
+            gpt_forward(m);
+            gpt_backward(m, scale, micro, a.grad_accum);
+            if (micro < a.grad_accum - 1) {
+                gpt_step_stats(m, &micro_loss, NULL);
+                loss_sum += micro_loss;
+            }
+        }
         gpt_update(m, &hp);
         gpt_step_stats(m, &loss, &sumsq);
+        loss = (float)((loss_sum + loss) / a.grad_accum);
         double dt_ms = now_ms() - t0;
 
         int overflow = !isfinite(sumsq);
@@ -686,7 +949,8 @@ int main(int argc, char **argv)
         interval_loss += loss;
         interval_n++;
 
-        double tokens_s = N / (dt_ms / 1e3), tflops = flops / (dt_ms / 1e3) / ngpu / 1e12;
+        double tokens_s = (double)N * a.grad_accum / (dt_ms / 1e3),
+               tflops = flops * a.grad_accum / (dt_ms / 1e3) / ngpu / 1e12;
         if (metrics) {
             fprintf(metrics,
                     "{\"iteration\": %lld, \"loss\": %.9g, \"lr\": %.9g, \"loss_scale\": %.9g, "
@@ -701,9 +965,9 @@ int main(int argc, char **argv)
                    "(ms): %.1f | learning rate: %.3E | global batch size: %5d | lm loss: %.6E | "
                    "loss scale: %.1f | grad norm: %.3f | number of skipped iterations: %3lld | "
                    "number of nan iterations: %3lld | TFLOP/s per GPU: %.2f | tokens/s: %.0f\n",
-                   (long long)it, (long long)a.iters, (long long)(it * a.B), dt_ms, lr, a.B,
-                   interval_loss / interval_n, scale, grad_norm, (long long)skipped_total,
-                   (long long)nan_total, tflops, tokens_s);
+                   (long long)it, (long long)a.iters, (long long)(it * a.B * a.grad_accum), dt_ms,
+                   lr, a.B * a.grad_accum, interval_loss / interval_n, scale, grad_norm,
+                   (long long)skipped_total, (long long)nan_total, tflops, tokens_s);
             interval_loss = 0;
             interval_n = 0;
         }
@@ -731,7 +995,8 @@ int main(int argc, char **argv)
                "%.0f tokens/s | %.2f TFLOP/s per GPU | final lm loss %.4f | validation loss "
                "%.4f | skipped %lld\n",
                (long long)done, (t_end - t_start) / 1e3, rt_device_name(), steady_ms,
-               N / (steady_ms / 1e3), flops / (steady_ms / 1e3) / ngpu / 1e12, loss, val_loss,
+               (double)N * a.grad_accum / (steady_ms / 1e3),
+               flops * a.grad_accum / (steady_ms / 1e3) / ngpu / 1e12, loss, val_loss,
                (long long)skipped_total);
     }
     if (metrics) fclose(metrics);

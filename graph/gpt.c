@@ -567,16 +567,18 @@ static void block_backward(struct gpt *m, int l, int prio)
 #undef P
 }
 
-void gpt_backward(struct gpt *m, float loss_scale)
+void gpt_backward(struct gpt *m, float loss_scale, int micro, int micro_steps)
 {
     const struct gpt_config *c = &m->cfg;
     int B = m->opt.B, T = m->opt.T, N = B * T, C = c->C;
     int prio = RT_PRIO_NORMAL;
-    for (int i = 0; i < m->nparams; i++)
+    /* the first micro-batch starts the gradients, the others add to them */
+    for (int i = 0; micro == 0 && i < m->nparams; i++)
         zero_insert(m->params[i].grad, prio);
     zero_insert(&m->dresidual, prio);
     zero_insert(&m->dlnf, prio);
-    crossentropy_backward_insert(&m->logits, &m->targets, loss_scale / N, N, c->V, c->Vp, prio);
+    crossentropy_backward_insert(&m->logits, &m->targets, loss_scale / ((float)N * micro_steps), N,
+                                 c->V, c->Vp, prio);
     matmul_backward_insert(&m->dlnf, m->params[P_WTE].grad, NULL, &m->logits, &m->lnf,
                            m->params[P_WTE].param, N, C, c->Vp, prio);
     struct gpt_param *lnf_w = &m->params[m->nparams - 2], *lnf_b = &m->params[m->nparams - 1];
@@ -586,6 +588,7 @@ void gpt_backward(struct gpt *m, float loss_scale)
         block_backward(m, l, prio);
     encoder_backward_insert(m->params[P_WTE].grad, m->params[P_WPE].grad, &m->dresidual, &m->inputs,
                             B, T, C, prio);
+    if (micro != micro_steps - 1) return;
     zero_insert(&m->sumsq, prio);
     for (int i = 0; i < m->nparams; i++)
         sumsq_insert(&m->sumsq, m->params[i].grad, prio);

@@ -8,7 +8,7 @@
  * The training step reads like the algorithm:
  *     gpt_set_batch(m, inputs, targets);   // host -> the input tensors
  *     gpt_forward(m);                      // tasks: embeddings, L blocks, final LN, logits, loss
- *     gpt_backward(m, loss_scale);         // tasks: zero grads, backward, (recompute when
+ *     gpt_backward(m, loss_scale, 0, 1);   // tasks: zero grads, backward, (recompute when
  *                                          //        checkpointing), global sum of squares
  *     gpt_update(m, &hp);                  // tasks: AdamW on every tensor (skips on overflow)
  *     gpt_step_stats(m, &loss, &sumsq);    // waits for this step's loss and gradient norm
@@ -95,9 +95,11 @@ void gpt_sync_params(struct gpt *m);
  * previous step's readers of those tensors. Token ids must be < V. */
 void gpt_set_batch(struct gpt *m, const int32_t *inputs, const int32_t *targets);
 void gpt_forward(struct gpt *m);
-/* Backward of the mean loss times loss_scale; ends with the global sum of squares of the
- * (scaled) gradients in a tensor the update reads. */
-void gpt_backward(struct gpt *m, float loss_scale);
+/* Backward of micro-batch `micro` (0-based) of `micro_steps` accumulated into one step: the
+ * gradients are those of the mean loss over all the step's micro-batches, times loss_scale. The
+ * first micro-batch zeroes them; the last ends with the global sum of squares of the (scaled)
+ * gradients in a tensor the update reads. */
+void gpt_backward(struct gpt *m, float loss_scale, int micro, int micro_steps);
 void gpt_update(struct gpt *m, const struct adamw_hparams *hp);
 /* Waits for the current step's mean loss and, after gpt_backward, the gradients' sum of squares
  * (scaled by loss_scale^2; non-finite on overflow). sumsq may be NULL (forward only). */

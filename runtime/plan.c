@@ -555,6 +555,17 @@ void plan_print(const struct plan *p, FILE *f)
                 p->fits[t] ? "fits" : "DOES NOT FIT");
     }
     if (in->tier_optim == PLAN_TIER_NVME) {
+        int64_t state = 0;
+        for (int k = PLAN_ROW_MASTER; k <= PLAN_ROW_FP32_GRADS; k++)
+            state += p->rows[k].tier == PLAN_TIER_NVME ? p->rows[k].all : 0;
+        bytes_words(state, 2, a, sizeof a);
+        fprintf(f, "  NVMe state in all ranks: %s, %d bytes per parameter (%s)\n", a,
+                in->grads_with_optim ? 16 : 12,
+                in->grads_with_optim
+                    ? "fp32 master, m, v and an fp32 gradient, as DeepSpeed swaps them"
+                    : "fp32 master, m and v; the gradients stay in CPU memory in the model's "
+                      "dtype, so DeepSpeed's fp32 gradient copy (4 more bytes per parameter) "
+                      "is not on NVMe");
         bytes_words(p->resident_bytes, 2, a, sizeof a);
         fprintf(f,
                 "  optimizer state on NVMe: %" PRId64 " of %" PRId64 " sub-groups (%.1f%%, %s per "

@@ -28,6 +28,13 @@ static int cuda_wanted(void)
     return cudaGetDeviceCount(&count) == cudaSuccess && count > 0;
 }
 
+int64_t rt_probe_gpu_bytes(void)
+{
+    struct cudaDeviceProp prop;
+    if (!cuda_wanted() || cudaGetDeviceProperties(&prop, 0) != cudaSuccess) return 0;
+    return (int64_t)prop.totalGlobalMem;
+}
+
 static void cpu_model_name(char *out, size_t len)
 {
     char line[512];

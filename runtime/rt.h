@@ -56,6 +56,10 @@ struct rt_options {
     int cpu_workers; /* host-side tasks will run: keep CPU workers even with a GPU */
 };
 
+/* Memory of the first GPU StarPU would use, in bytes, asked before StarPU starts (for the
+ * memory plan); 0 without a GPU or with STARPU_NCUDA=0. */
+int64_t rt_probe_gpu_bytes(void);
+
 /* Starts StarPU (and cuBLAS on every CUDA worker). Without a GPU and without STARPU_SCHED, the
  * default policy is peager, which runs each CPU task as one fork-join task over all CPU workers:
  * the model's graph is mostly a chain, so parallelism has to come from inside the kernels. */

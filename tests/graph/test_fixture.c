@@ -116,7 +116,7 @@ int main(int argc, char **argv)
     for (size_t n = 0; n < N; n++)
         memcpy(ours + n * cfg.V, logits + n * cfg.Vp, cfg.V * sizeof *ours);
     compare("logits", ours, need(&step1, "logits")->data, N * cfg.V, LOGITS_ATOL, LOGITS_RTOL);
-    gpt_backward(m, 1.0f);
+    gpt_backward(m, 1.0f, 0, 1);
     for (int i = 0; i < gpt_num_tensors(m); i++) {
         struct gpt_param *p = gpt_tensor(m, i);
         char name[160];
@@ -160,7 +160,7 @@ int main(int argc, char **argv)
         loader_batch(&ld, (int64_t)s, in, tg);
         gpt_set_batch(m, in, tg);
         gpt_forward(m);
-        gpt_backward(m, 1.0f);
+        gpt_backward(m, 1.0f, 0, 1);
         gpt_update(m, &hp);
         gpt_step_stats(m, &got_loss[s], &sumsq);
         got_norm[s] = sqrtf(sumsq);

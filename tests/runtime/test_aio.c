@@ -20,45 +20,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static int failures;
+#include "tests/test_expect.h"
+
 /* Whether the test directory's filesystem takes O_DIRECT (a disk does; tmpfs before Linux 6.6
  * does not, and then only the buffered backend can be tested there). */
 static bool tmp_direct;
 
-#define EXPECT(cond, ...)                                                                          \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "FAIL line %d: %s: ", __LINE__, #cond);                                \
-            fprintf(stderr, __VA_ARGS__);                                                          \
-            fputc('\n', stderr);                                                                   \
-            failures++;                                                                            \
-        }                                                                                          \
-    } while (0)
-
 #define MiB (1u << 20)
-
-/* A fresh directory under base; exits 1 when it cannot be made. */
-static void make_dir(char *out, size_t n, const char *base)
-{
-    snprintf(out, n, "%s/test_aio.XXXXXX", base);
-    if (!mkdtemp(out)) {
-        perror(out);
-        exit(1);
-    }
-}
-
-static void remove_dir(const char *dir, const char *const *names, int n)
-{
-    char p[512];
-    for (int i = 0; i < n; i++) {
-        snprintf(p, sizeof p, "%s/%s", dir, names[i]);
-        unlink(p);
-    }
-    rmdir(dir);
-}
-
-static const char *file_names[] = {"a.bin",   "b.bin",   "c.bin",   "limit.bin",
-                                   "buf.bin", "shm.bin", "shm2.bin"};
 
 static const char *path_in(const char *dir, const char *name)
 {
@@ -67,32 +35,6 @@ static const char *path_in(const char *dir, const char *name)
     char *p = buf[next++ % 4];
     snprintf(p, sizeof buf[0], "%s/%s", dir, name);
     return p;
-}
-
-/* Bytes that differ from block to block and run to run of `seed`, so a piece written to the
- * wrong offset or left out shows. */
-static void fill(unsigned char *p, size_t n, uint64_t seed)
-{
-    uint64_t x = seed * 0x9E3779B97F4A7C15ULL + 1;
-    for (size_t i = 0; i < n; i += 8) {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        memcpy(p + i, &x, n - i < 8 ? n - i : 8);
-    }
-}
-
-/* Compares got with what fill(seed) gives; reports the first differing byte. */
-static void expect_pattern(const unsigned char *got, size_t n, uint64_t seed, const char *what)
-{
-    unsigned char *ref = malloc(n);
-    fill(ref, n, seed);
-    size_t i = 0;
-    while (i < n && got[i] == ref[i])
-        i++;
-    EXPECT(i == n, "%s: first difference at byte %zu of %zu: got 0x%02x, ref 0x%02x", what, i, n,
-           i < n ? got[i] : 0, i < n ? ref[i] : 0);
-    free(ref);
 }
 
 static struct aio_engine *engine(size_t bs, int qd, int threads, bool single, bool overlap)
@@ -127,7 +69,7 @@ static void round_trip(struct aio_engine *e, struct aio_file *f, size_t len, off
     snprintf(what, sizeof what, "%zu bytes at %lld, block %zu qd %d threads %d", len,
              (long long)off, c.block_size, c.queue_depth, c.threads);
     unsigned char *w = aio_alloc_aligned(len), *r = aio_alloc_aligned(len);
-    fill(w, len, seed);
+    test_fill_pattern(w, len, seed);
     memset(r, 0xEE, len);
     struct aio_request *req = aio_submit_write(e, f, w, len, off);
     while (!aio_test(req))
@@ -184,7 +126,7 @@ static void test_round_trips(const char *dir)
     char err[AIO_ERR_SIZE] = "";
     for (int i = 0; i < NREQ; i++) {
         bufs[i] = aio_alloc_aligned(LEN);
-        fill(bufs[i], LEN, 100 + (uint64_t)i);
+        test_fill_pattern(bufs[i], LEN, 100 + (uint64_t)i);
         reqs[i] = aio_submit_write(e, fs[i % 2], bufs[i], LEN, (off_t)(i / 2) * LEN);
     }
     for (int i = 0; i < NREQ; i++) {
@@ -259,7 +201,7 @@ static void test_short_io(const char *dir, bool direct)
     EXPECT(aio_file_is_direct(f) == direct, "%s file: direct %d", kind, aio_file_is_direct(f));
     size_t len = 4 * MiB;
     unsigned char *w = aio_alloc_aligned(len), *r = aio_alloc_aligned(len);
-    fill(w, len, 7);
+    test_fill_pattern(w, len, 7);
 
     aio_engine_set_fault(e, AIO_FAULT_SHORT_WRITE, 5);
     int rc = aio_pwrite(e, f, w, len, 0, err, sizeof err);
@@ -306,7 +248,7 @@ static void test_file_size_limit(const char *dir, bool direct)
     struct aio_file *f = open_file(e, path_in(dir, "limit.bin"));
     size_t len = 4 * MiB;
     unsigned char *w = aio_alloc_aligned(len);
-    fill(w, len, 9);
+    test_fill_pattern(w, len, 9);
     struct rlimit saved, small;
     getrlimit(RLIMIT_FSIZE, &saved);
     signal(SIGXFSZ, SIG_IGN);
@@ -344,7 +286,7 @@ static void test_fallback(const char *tmp_dir)
     bool shm = stat("/dev/shm", &st) == 0 && S_ISDIR(st.st_mode) && access("/dev/shm", W_OK) == 0;
     char dir[256];
     if (shm) {
-        make_dir(dir, sizeof dir, "/dev/shm");
+        test_dir_make(dir, sizeof dir, "/dev/shm", "test_aio");
     } else {
         fprintf(stderr, "note: no writable /dev/shm, the fallback is tested under %s\n", tmp_dir);
         snprintf(dir, sizeof dir, "%s", tmp_dir);
@@ -385,14 +327,13 @@ static void test_fallback(const char *tmp_dir)
         aio_engine_destroy(e);
     }
     unlink(log);
-    if (shm) remove_dir(dir, file_names, sizeof file_names / sizeof file_names[0]);
+    if (shm) test_dir_remove(dir);
 }
 
 int main(void)
 {
-    const char *base = getenv("TMPDIR") && *getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
     char dir[256];
-    make_dir(dir, sizeof dir, base);
+    test_dir_make(dir, sizeof dir, NULL, "test_aio");
     struct aio_engine *e = engine(MiB, 1, 1, false, true);
     fflush(stderr);
     struct aio_file *probe = open_file(e, path_in(dir, "a.bin"));
@@ -411,11 +352,6 @@ int main(void)
     if (tmp_direct) test_file_size_limit(dir, true);
     test_file_size_limit(dir, false);
     test_fallback(dir);
-    remove_dir(dir, file_names, sizeof file_names / sizeof file_names[0]);
-    if (failures) {
-        fprintf(stderr, "test_aio: %d failure(s)\n", failures);
-        return 1;
-    }
-    printf("test_aio: all passed\n");
-    return 0;
+    test_dir_remove(dir);
+    return test_finish("test_aio");
 }

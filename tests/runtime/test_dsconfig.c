@@ -14,17 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
-static int failures;
-
-#define EXPECT(cond, ...)                                                                          \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "FAIL line %d: %s: ", __LINE__, #cond);                                \
-            fprintf(stderr, __VA_ARGS__);                                                          \
-            fputc('\n', stderr);                                                                   \
-            failures++;                                                                            \
-        }                                                                                          \
-    } while (0)
+#include "tests/test_expect.h"
 
 static char warnings[4096];
 
@@ -52,7 +42,7 @@ static void expect_error(const char *text, const char *msg, int line)
     if (rc != -1 || strcmp(err, msg) != 0) {
         fprintf(stderr, "FAIL line %d: %s\n  got rc %d: %s\n  want: %s\n", line, text, rc, err,
                 msg);
-        failures++;
+        test_failures++;
     }
 }
 #define EXPECT_ERROR(text, msg) expect_error(text, msg, __LINE__)
@@ -64,7 +54,7 @@ static struct ds_config parse_ok(const char *text, int line)
     char err[DSCONFIG_ERR_SIZE];
     if (parse(&c, text, 0, err, sizeof err) != 0) {
         fprintf(stderr, "FAIL line %d: %s\n  error: %s\n", line, text, err);
-        failures++;
+        test_failures++;
     }
     return c;
 }
@@ -459,10 +449,5 @@ int main(void)
     test_optimizer_scheduler();
     test_batch();
     test_json_errors();
-    if (failures) {
-        fprintf(stderr, "test_dsconfig: %d failures\n", failures);
-        return 1;
-    }
-    printf("test_dsconfig: all passed\n");
-    return 0;
+    return test_finish("test_dsconfig");
 }

@@ -16,17 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int failures;
-
-#define EXPECT(cond, ...)                                                                          \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "FAIL line %d: %s: ", __LINE__, #cond);                                \
-            fprintf(stderr, __VA_ARGS__);                                                          \
-            fputc('\n', stderr);                                                                   \
-            failures++;                                                                            \
-        }                                                                                          \
-    } while (0)
+#include "tests/test_expect.h"
 
 #define EXPECT_BYTES(got, want)                                                                    \
     EXPECT((got) == (want), "got %lld, want %lld", (long long)(got), (long long)(want))
@@ -84,7 +74,7 @@ static void expect_verdict(const struct plan *p, const char *want, int line)
     if (rc != -1 || strcmp(msg, want) != 0) {
         fprintf(stderr, "FAIL line %d: verdict rc %d\n  got:  %s\n  want: %s\n", line, rc, msg,
                 want);
-        failures++;
+        test_failures++;
     }
 }
 #define EXPECT_VERDICT(p, want) expect_verdict(p, want, __LINE__)
@@ -448,10 +438,5 @@ int main(void)
     test_no_gpu();
     test_bad_input();
     test_capacities();
-    if (failures) {
-        fprintf(stderr, "test_plan: %d failures\n", failures);
-        return 1;
-    }
-    printf("test_plan: all passed\n");
-    return 0;
+    return test_finish("test_plan");
 }

@@ -5,7 +5,7 @@
  * reject with a message naming the file; writes that must fail cleanly (missing or unwritable
  * directory, a file-size limit standing in for a full disk, a failing fill callback) leaving the
  * destination untouched and no temporary file behind. Everything happens in a fresh directory
- * under /tmp, removed at the end. */
+ * under $TMPDIR (or /tmp), removed at the end. */
 #include "safetensors.h"
 
 #include <dirent.h>
@@ -20,23 +20,13 @@
 #include <unistd.h>
 
 #include "dtype.h"
+#include "tests/test_expect.h"
 
-static int failures;
-static char dir[64];
-
-#define EXPECT(cond, ...)                                                                          \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "FAIL line %d: %s: ", __LINE__, #cond);                                \
-            fprintf(stderr, __VA_ARGS__);                                                          \
-            fputc('\n', stderr);                                                                   \
-            failures++;                                                                            \
-        }                                                                                          \
-    } while (0)
+static char dir[256];
 
 static const char *tmp_path(const char *name)
 {
-    static char buf[4][256];
+    static char buf[4][512];
     static int next;
     char *p = buf[next++ % 4];
     snprintf(p, sizeof(buf[0]), "%s/%s", dir, name);
@@ -566,33 +556,14 @@ static void test_write_atomic(void)
     EXPECT(count_temporaries() == 0, "temporary files left behind");
 }
 
-static void remove_dir(void)
-{
-    DIR *d = opendir(dir);
-    if (!d) return;
-    for (struct dirent *e; (e = readdir(d));)
-        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) unlink(tmp_path(e->d_name));
-    closedir(d);
-    rmdir(dir);
-}
-
 int main(void)
 {
-    snprintf(dir, sizeof dir, "/tmp/test_safetensors.XXXXXX");
-    if (!mkdtemp(dir)) {
-        perror("mkdtemp");
-        return 1;
-    }
+    test_dir_make(dir, sizeof dir, NULL, "test_safetensors");
     test_round_trip();
     test_reference_file();
     test_corrupt_files();
     test_write_failures();
     test_write_atomic();
-    remove_dir();
-    if (failures) {
-        fprintf(stderr, "test_safetensors: %d failures\n", failures);
-        return 1;
-    }
-    printf("test_safetensors: ok\n");
-    return 0;
+    test_dir_remove(dir);
+    return test_finish("test_safetensors");
 }

@@ -24,60 +24,16 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-static int failures;
-
-#define EXPECT(cond, ...)                                                                          \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "FAIL line %d: %s: ", __LINE__, #cond);                                \
-            fprintf(stderr, __VA_ARGS__);                                                          \
-            fputc('\n', stderr);                                                                   \
-            failures++;                                                                            \
-        }                                                                                          \
-    } while (0)
+#include "tests/test_expect.h"
 
 #define MiB (1u << 20)
 
 static char base[256]; /* the test's directory: the "NVMe path" of every swap folder */
 
-static void fill(unsigned char *p, size_t n, uint64_t seed)
-{
-    uint64_t x = seed * 0x9E3779B97F4A7C15ULL + 1;
-    for (size_t i = 0; i < n; i += 8) {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        memcpy(p + i, &x, n - i < 8 ? n - i : 8);
-    }
-}
-
-static void expect_pattern(const unsigned char *got, size_t n, uint64_t seed, const char *what)
-{
-    unsigned char *ref = malloc(n);
-    fill(ref, n, seed);
-    size_t i = 0;
-    while (i < n && got[i] == ref[i])
-        i++;
-    EXPECT(i == n, "%s: first difference at byte %zu of %zu: got 0x%02x, ref 0x%02x", what, i, n,
-           i < n ? got[i] : 0, i < n ? ref[i] : 0);
-    free(ref);
-}
-
 static bool exists(const char *path)
 {
     struct stat st;
     return stat(path, &st) == 0;
-}
-
-/* Removes a flat folder (test cleanup of folders the code under test should have removed). */
-static void rm_flat(const char *path)
-{
-    DIR *dp = opendir(path);
-    struct dirent *de;
-    while (dp && (de = readdir(dp)))
-        if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..")) unlinkat(dirfd(dp), de->d_name, 0);
-    if (dp) closedir(dp);
-    rmdir(path);
 }
 
 /* Entries of a folder other than . and .. */
@@ -125,6 +81,28 @@ static struct swap_file *create(struct swap_dir *d, const char *name, uint64_t b
         exit(1);
     }
     return f;
+}
+
+/* Fills buf[0, n) with pattern `seed` and writes it at offset off of f as generation gen. */
+static void write_pattern(struct swap_file *f, unsigned char *buf, uint64_t off, size_t n,
+                          uint64_t gen, uint64_t seed, const char *what)
+{
+    char err[SWAP_ERR_SIZE] = "";
+    test_fill_pattern(buf, n, seed);
+    int rc = swap_file_write(f, buf, off, n, gen, err, sizeof err);
+    EXPECT(rc == 0, "%s: %d %s", what, rc, err);
+}
+
+/* Reads n bytes at offset off of f as of generation gen into buf, poisoned first so that bytes
+ * the read left alone show, and expects pattern `seed` there. */
+static void expect_read_pattern(struct swap_file *f, unsigned char *buf, uint64_t off, size_t n,
+                                uint64_t gen, uint64_t seed, const char *what)
+{
+    char err[SWAP_ERR_SIZE] = "";
+    memset(buf, 0xEE, n);
+    int rc = swap_file_read(f, buf, off, n, gen, err, sizeof err);
+    EXPECT(rc == 0, "%s: read: %d %s", what, rc, err);
+    expect_pattern(buf, n, seed, what);
 }
 
 /* Reads the fixed header of a swap file with plain stdio, as a tool outside gpt50b would. */
@@ -204,7 +182,7 @@ static void test_round_trip(struct aio_engine *e)
                !strcmp(swap_file_name(f), "layers.3/adam m"),
            "file name %s, tensor %s", swap_file_path(f), swap_file_name(f));
     unsigned char *w = aio_alloc_aligned(padded), *r = aio_alloc_aligned(padded);
-    fill(w, padded, 1);
+    test_fill_pattern(w, padded, 1);
 
     int rc = swap_file_read(f, r, 0, MiB, SWAP_ANY_GENERATION, err, sizeof err);
     EXPECT(rc == -ENODATA && strstr(err, "never written") && strstr(err, "block 0"),
@@ -223,15 +201,12 @@ static void test_round_trip(struct aio_engine *e)
     rc = swap_io_wait(a, err, sizeof err);
     EXPECT(rc == 0, "write of the head piece: %d %s", rc, err);
 
-    memset(r, 0xEE, padded);
-    rc = swap_file_read(f, r, 0, padded, 1, err, sizeof err);
-    EXPECT(rc == 0, "read of the whole tensor: %d %s", rc, err);
-    expect_pattern(r, padded, 1, "whole tensor");
+    expect_read_pattern(f, r, 0, padded, 1, 1, "whole tensor");
     memset(r, 0xEE, padded);
     rc = swap_file_read(f, r, 3 * MiB, 2 * MiB, SWAP_ANY_GENERATION, err, sizeof err);
     EXPECT(rc == 0, "read of a middle piece: %d %s", rc, err);
     unsigned char *ref = malloc(padded);
-    fill(ref, padded, 1);
+    test_fill_pattern(ref, padded, 1);
     EXPECT(!memcmp(r, ref + 3 * MiB, 2 * MiB), "middle piece differs");
     free(ref);
 
@@ -251,15 +226,11 @@ static void test_round_trip(struct aio_engine *e)
            "a write tagged with SWAP_ANY_GENERATION accepted");
 
     /* Iteration 2 rewrites block 2 only: reading the tensor as of iteration 1 finds it stale. */
-    fill(w + 2 * MiB, MiB, 2);
-    rc = swap_file_write(f, w + 2 * MiB, 2 * MiB, MiB, 2, err, sizeof err);
-    EXPECT(rc == 0, "rewrite of block 2: %d %s", rc, err);
+    write_pattern(f, w + 2 * MiB, 2 * MiB, MiB, 2, 2, "rewrite of block 2");
     rc = swap_file_read(f, r, 0, padded, 1, err, sizeof err);
     EXPECT(rc == -ESTALE && strstr(err, "stale block 2") && strstr(err, "generation 2"),
            "stale read: %d '%s'", rc, err);
-    rc = swap_file_read(f, r, 2 * MiB, MiB, 2, err, sizeof err);
-    EXPECT(rc == 0, "read of block 2 as of iteration 2: %d %s", rc, err);
-    expect_pattern(r, MiB, 2, "block 2 after the rewrite");
+    expect_read_pattern(f, r, 2 * MiB, MiB, 2, 2, "block 2 as of iteration 2");
 
     /* The same state comes back through swap_file_open. */
     char path[512];
@@ -268,10 +239,7 @@ static void test_round_trip(struct aio_engine *e)
     rc = swap_file_open(e, path, &f, err, sizeof err);
     EXPECT(rc == 0, "reopen: %d %s", rc, err);
     if (rc == 0) {
-        memset(r, 0, padded);
-        rc = swap_file_read(f, r, 0, 2 * MiB, 1, err, sizeof err);
-        EXPECT(rc == 0, "read after reopen: %d %s", rc, err);
-        expect_pattern(r, 2 * MiB, 1, "after reopen");
+        expect_read_pattern(f, r, 0, 2 * MiB, 1, 1, "after reopen");
         EXPECT(swap_file_bytes(f) == bytes && !strcmp(swap_file_name(f), "layers.3/adam m"),
                "reopened header: %llu bytes, name %s", (unsigned long long)swap_file_bytes(f),
                swap_file_name(f));
@@ -300,9 +268,7 @@ static void test_corruption(struct aio_engine *e)
     struct swap_dir *d = open_dir(e, base);
     struct swap_file *f = create(d, "fp32.master.wte", 6 * MiB);
     unsigned char *buf = aio_alloc_aligned(6 * MiB);
-    fill(buf, 6 * MiB, 3);
-    int rc = swap_file_write(f, buf, 0, 6 * MiB, 7, err, sizeof err);
-    EXPECT(rc == 0, "write: %d %s", rc, err);
+    write_pattern(f, buf, 0, 6 * MiB, 7, 3, "write");
     char path[512];
     snprintf(path, sizeof path, "%s", swap_file_path(f));
     swap_file_close(f);
@@ -312,7 +278,7 @@ static void test_corruption(struct aio_engine *e)
                h.header_bytes % 4096 == 0 && h.data_bytes == 6 * MiB,
            "header: version %u, %u blocks, data at %u", h.version, h.nblocks, h.header_bytes);
     flip_byte(path, (off_t)h.header_bytes + 3 * MiB + 100);
-    rc = swap_file_open(e, path, &f, err, sizeof err);
+    int rc = swap_file_open(e, path, &f, err, sizeof err);
     EXPECT(rc == 0, "open after a data byte flipped: %d %s", rc, err);
     if (rc == 0) {
         rc = swap_file_read(f, buf, 0, 6 * MiB, 7, err, sizeof err);
@@ -348,11 +314,9 @@ static void test_failed_write(struct aio_engine *e)
     struct swap_dir *d = open_dir(e, base);
     struct swap_file *f = create(d, "adam.v", 4 * MiB);
     unsigned char *buf = aio_alloc_aligned(4 * MiB);
-    fill(buf, 4 * MiB, 4);
-    int rc = swap_file_write(f, buf, 0, 4 * MiB, 1, err, sizeof err);
-    EXPECT(rc == 0, "first write: %d %s", rc, err);
+    write_pattern(f, buf, 0, 4 * MiB, 1, 4, "first write");
     aio_engine_set_fault(e, AIO_FAULT_EIO_WRITE, 1);
-    rc = swap_file_write(f, buf, MiB, 2 * MiB, 2, err, sizeof err);
+    int rc = swap_file_write(f, buf, MiB, 2 * MiB, 2, err, sizeof err);
     EXPECT(rc == -EIO && strstr(err, "adam.v"), "injected write error: %d '%s'", rc, err);
     rc = swap_file_read(f, buf, 0, 4 * MiB, SWAP_ANY_GENERATION, err, sizeof err);
     EXPECT(rc == -ENODATA && strstr(err, "incomplete write") && strstr(err, "block 1"),
@@ -366,13 +330,8 @@ static void test_failed_write(struct aio_engine *e)
     rc = swap_file_open(e, path, &g, err, sizeof err);
     EXPECT(rc == -ENODATA && strstr(err, "incomplete write") && strstr(err, "block 1"),
            "open after a failed write: %d '%s'", rc, err);
-    fill(buf, 4 * MiB, 5);
-    rc = swap_file_write(f, buf, 0, 4 * MiB, 3, err, sizeof err);
-    EXPECT(rc == 0, "rewrite: %d %s", rc, err);
-    memset(buf, 0, 4 * MiB);
-    rc = swap_file_read(f, buf, 0, 4 * MiB, 3, err, sizeof err);
-    EXPECT(rc == 0, "read after the rewrite: %d %s", rc, err);
-    expect_pattern(buf, 4 * MiB, 5, "after the rewrite");
+    write_pattern(f, buf, 0, 4 * MiB, 3, 5, "rewrite");
+    expect_read_pattern(f, buf, 0, 4 * MiB, 3, 5, "after the rewrite");
     free(buf);
     swap_file_close(f);
     swap_dir_close(d);
@@ -403,7 +362,7 @@ static void child_main(int how, int out_fd, int in_fd)
     struct swap_dir *d = open_dir(e, base);
     struct swap_file *f = create(d, "kill.me", 8 * MiB);
     unsigned char *buf = aio_alloc_aligned(8 * MiB);
-    fill(buf, 8 * MiB, 6);
+    test_fill_pattern(buf, 8 * MiB, 6);
     char err[SWAP_ERR_SIZE];
     if (swap_file_write(f, buf, 0, 8 * MiB, 1, err, sizeof err) < 0) _exit(3);
     struct child_paths p;
@@ -557,24 +516,15 @@ static void test_fallback(void)
         fprintf(stderr, "note: no writable /dev/shm, fallback part skipped\n");
         return;
     }
-    char shm[64] = "/dev/shm/test_swap.XXXXXX", err[SWAP_ERR_SIZE] = "";
-    if (!mkdtemp(shm)) {
-        perror(shm);
-        failures++;
-        return;
-    }
+    char shm[64];
+    test_dir_make(shm, sizeof shm, "/dev/shm", "test_swap");
     struct aio_engine *e = engine();
     aio_engine_set_fault(e, AIO_FAULT_NO_DIRECT, 0);
     struct swap_dir *d = open_dir(e, shm);
     struct swap_file *f = create(d, "fallback", 3 * MiB);
     unsigned char *buf = aio_alloc_aligned(3 * MiB);
-    fill(buf, 3 * MiB, 8);
-    int rc = swap_file_write(f, buf, 0, 3 * MiB, 1, err, sizeof err);
-    EXPECT(rc == 0, "buffered write: %d %s", rc, err);
-    memset(buf, 0, 3 * MiB);
-    rc = swap_file_read(f, buf, 0, 3 * MiB, 1, err, sizeof err);
-    EXPECT(rc == 0, "buffered read: %d %s", rc, err);
-    expect_pattern(buf, 3 * MiB, 8, "tmpfs swap file");
+    write_pattern(f, buf, 0, 3 * MiB, 1, 8, "buffered write");
+    expect_read_pattern(f, buf, 0, 3 * MiB, 1, 8, "buffered read");
     free(buf);
     swap_file_close(f);
     swap_dir_close(d);
@@ -584,12 +534,7 @@ static void test_fallback(void)
 
 int main(void)
 {
-    const char *tmp = getenv("TMPDIR") && *getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
-    snprintf(base, sizeof base, "%s/test_swap.XXXXXX", tmp);
-    if (!mkdtemp(base)) {
-        perror(base);
-        return 1;
-    }
+    test_dir_make(base, sizeof base, NULL, "test_swap");
     test_checksum();
     struct aio_engine *e = engine();
     test_kill_and_stale(e);
@@ -600,11 +545,6 @@ int main(void)
     aio_engine_destroy(e);
     test_fallback();
     EXPECT(count_entries(base) == 0, "%d entries left in %s", count_entries(base), base);
-    rm_flat(base);
-    if (failures) {
-        fprintf(stderr, "test_swap: %d failure(s)\n", failures);
-        return 1;
-    }
-    printf("test_swap: all passed\n");
-    return 0;
+    test_dir_remove(base);
+    return test_finish("test_swap");
 }
