@@ -357,6 +357,56 @@ else
     ok "a killed run's swap folder is named and removed by the next run: $(grep -F "$stale" "$LOG/err" | head -n 1)"
 fi
 
+# --- 10. the memory plan, --dry-run, DeepSpeed configs, gradient accumulation ------------------
+gpt50b --preset gpt50b --world-size 16 --dry-run --data-path "$DATA"
+rc=$?
+if grep -q '^plan: 50356092928 parameters (50.36B), 16 ranks' "$LOG/out" &&
+    grep -q '^  fp16 parameters  *CPU .* 100.71 GB  preset gpt50b$' "$LOG/out" &&
+    grep -q '^  NVMe state in all ranks: 604.27 GB, 12 bytes per parameter (fp32 master, m and v; the gradients stay in CPU memory' "$LOG/out" &&
+    grep -q '16 ranks, 8 per node  *flag --world-size' "$LOG/out"; then
+    ok "--preset gpt50b --world-size 16 --dry-run shows 50.36B parameters, 100.71 GB fp16 parameters, 604.27 GB NVMe state (exit $rc)"
+else
+    fail "--dry-run of the 50B run" "$(head -n 3 "$LOG/out" | tr '\n' '|')"
+fi
+STARPU_LIMIT_CPU_MEM=1 expect_error "a plan that does not fit RAM" "STARPU_LIMIT_CPU_MEM" \
+    "${TINY[@]}" --train-iters 1
+printf '{"train_micro_batch_size_per_gpu": 3, "gradient_accumulation_steps": 2,\n "zero_optimisation": {"stage": 3}}\n' >"$W/typo.json"
+train "config with a misspelled key" --train-iters 1 --deepspeed_config "$W/typo.json"
+if grep -q 'zero_optimisation.*zero_optimization' "$LOG/err" &&
+    grep -q '^  gradient accumulation 2 .*config gradient_accumulation_steps' "$LOG/out" &&
+    grep -q 'global batch size:     4 ' "$LOG/out"; then
+    ok "a config's unknown key is named with the nearest known key; its accumulation takes effect"
+else
+    fail "config warnings and values" "$(tr '\n' '|' <"$LOG/err")"
+fi
+expect_error "--strict-config makes an unknown key an error" "zero_optimisation" "${TINY[@]}" \
+    --train-iters 1 --deepspeed-config "$W/typo.json" --strict-config
+train "a flag overrides the config" --train-iters 1 --deepspeed_config "$W/typo.json" \
+    --micro-batch-size 2
+if grep -q '^  micro-batch 2 .*flag --micro-batch-size' "$LOG/out"; then
+    ok "a flag overrides the DeepSpeed config and the plan says so"
+else
+    fail "flag over config" "$(grep 'micro-batch' "$LOG/out")"
+fi
+printf '{"fp16": {"enabled": "yes"}}\n' >"$W/type.json"
+expect_error "a config value of the wrong type" "fp16.enabled" "${TINY[@]}" --train-iters 1 \
+    --deepspeed_config "$W/type.json"
+# Two micro-batches of 2 read the same windows as one of 4: the same step up to summation order.
+train "micro-batch 4" --train-iters 4 --micro-batch-size 4 --metrics "$W/b4.jsonl" &&
+    train "micro-batch 2 x 2 accumulated" --train-iters 4 --micro-batch-size 2 \
+        --gradient-accumulation-steps 2 --metrics "$W/b2x2.jsonl" &&
+    if python3 - "$W/b4.jsonl" "$W/b2x2.jsonl" <<'PYCHECK'; then
+import json, sys
+a, b = ([json.loads(l) for l in open(p)] for p in sys.argv[1:])
+worst = max(abs(x["loss"] - y["loss"]) for x, y in zip(a, b))
+print(f"max |loss difference| {worst:.2e}")
+sys.exit(0 if len(a) == len(b) == 4 and worst < 1e-4 else 1)
+PYCHECK
+        ok "gradient accumulation: 2 x 2 follows micro-batch 4 (atol 1e-4)"
+    else
+        fail "gradient accumulation" "losses differ: $(paste -d' ' <(fields "$W/b4.jsonl") <(fields "$W/b2x2.jsonl") | cut -c1-200)"
+    fi
+
 if [ "$failures" -gt 0 ]; then
     echo "$failures check(s) failed"
     exit 1
