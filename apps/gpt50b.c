@@ -34,6 +34,7 @@ struct args {
     double weight_decay, clip_grad, beta1, beta2, eps;
     enum dtype dt;
     int checkpointing;
+    int tile_size; /* memory-centric tiling: max output channels per linear task, 0: off */
     uint64_t seed;
     const char *data_path, *load, *save, *metrics;
     int64_t save_interval, log_interval, eval_interval, eval_iters;
@@ -283,6 +284,8 @@ static const char usage[] =
     "  --loss-scale X                 fp16 static loss scale (default: dynamic)\n"
     "  --initial-loss-scale X  --min-loss-scale X  --loss-scale-window N  --hysteresis N\n"
     "  --checkpoint-activations       keep each layer's input, recompute the layer in backward\n"
+    "  --tile-size N                  split linear layers wider than N output channels into\n"
+    "                                 tiles of at most N, one task each (default 0: off)\n"
     "  --seed N                       weight initialisation and shuffling\n"
     "offload:\n"
     "  --offload-optimizer none|cpu|nvme  fp32 master weights and AdamW moments with the\n"
@@ -361,6 +364,7 @@ enum {
     OPT_LOSS_SCALE_WINDOW,
     OPT_HYSTERESIS,
     OPT_CKPT,
+    OPT_TILE,
     OPT_SEED,
     OPT_DATA,
     OPT_SPLIT,
@@ -416,6 +420,7 @@ static const struct option options[] = {
     {"loss-scale-window", required_argument, 0, OPT_LOSS_SCALE_WINDOW},
     {"hysteresis", required_argument, 0, OPT_HYSTERESIS},
     {"checkpoint-activations", no_argument, 0, OPT_CKPT},
+    {"tile-size", required_argument, 0, OPT_TILE},
     {"seed", required_argument, 0, OPT_SEED},
     {"data-path", required_argument, 0, OPT_DATA},
     {"split", required_argument, 0, OPT_SPLIT},
@@ -578,6 +583,10 @@ static void parse_args(struct args *a, int argc, char **argv)
         case OPT_CKPT:
             a->checkpointing = 1;
             setting_origin_set(&a->origin[PLAN_KNOB_CHECKPOINTING], SOURCE_FLAG, flag);
+            break;
+        case OPT_TILE:
+            a->tile_size = (int)parse_int(flag, optarg, 0);
+            setting_origin_set(&a->origin[PLAN_KNOB_TILE], SOURCE_FLAG, flag);
             break;
         case OPT_SEED:
             a->seed = (uint64_t)parse_int(flag, optarg, 0);
@@ -775,6 +784,7 @@ static int make_plan(struct args *a, struct plan *p, char *verdict, size_t n)
     in.grad_accum = a->grad_accum;
     in.dt = a->dt;
     in.checkpointing = a->checkpointing;
+    in.tile = a->tile_size;
     in.ckpt_in_cpu = 0;
     in.world_size = a->world_size;
     in.ranks_per_node = a->ranks_per_node   ? a->ranks_per_node
@@ -862,6 +872,7 @@ int main(int argc, char **argv)
                               .T = a.T,
                               .checkpointing = a.checkpointing,
                               .seed = a.seed,
+                              .tile_size = a.tile_size,
                               .optim_tier = a.optim_tier,
                               .nvme_path = a.nvme_path,
                               .swap_buffers = a.swap_buffers,
@@ -911,6 +922,8 @@ int main(int argc, char **argv)
     size_t N = (size_t)a.B * a.T;
     int32_t *in = malloc(N * sizeof *in), *tg = malloc(N * sizeof *tg);
     CHECK(in && tg);
+    uint64_t nvme_read0, nvme_written0; /* the initial state's writes are not an iteration's */
+    gpt_nvme_traffic(m, &nvme_read0, &nvme_written0);
     double t_start = now_ms(), t_steady = 0, interval_loss = 0;
     int64_t first = st.iteration + 1, skipped_total = 0, nan_total = 0, interval_n = 0;
     float loss = NAN, val_loss = NAN;
@@ -998,6 +1011,14 @@ int main(int argc, char **argv)
                (double)N * a.grad_accum / (steady_ms / 1e3),
                flops * a.grad_accum / (steady_ms / 1e3) / ngpu / 1e12, loss, val_loss,
                (long long)skipped_total);
+    }
+    if (a.optim_tier == OPTIM_TIER_NVME && done > 0) {
+        uint64_t r, w;
+        gpt_nvme_traffic(m, &r, &w);
+        printf("> NVMe optimizer traffic: %.3f GB read, %.3f GB written per iteration (plan: %.3f "
+               "GB each way; %.3f GB without the resident share)\n",
+               (r - nvme_read0) / 1e9 / done, (w - nvme_written0) / 1e9 / done,
+               plan.nvme_read / 1e9, plan.nvme_read_swapped / 1e9);
     }
     if (metrics) fclose(metrics);
     free(in);

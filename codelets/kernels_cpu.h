@@ -35,13 +35,15 @@ void layernorm_backward_cpu(void *dinp, void *dweight, void *dbias, const void *
                             const void *inp, const void *weight, const float *mean,
                             const float *rstd, int N, int C, enum dtype dt);
 
-/* out[N,OC] = inp[N,C] . weight[OC,C]^T + bias[OC]; bias may be NULL. BLAS sgemm. */
+/* out[N,OC] = inp[N,C] . weight[OC,C]^T + bias[OC]; bias may be NULL. BLAS sgemm. Rows of out
+ * are ldo >= OC elements apart (ldo > OC: out is a block of columns of a wider matrix, e.g. one
+ * tile of a layer split over its output channels). */
 void matmul_forward_cpu(void *out, const void *inp, const void *weight, const void *bias, int N,
-                        int C, int OC, enum dtype dt);
-/* dinp[N,C] += dout . weight; dweight[OC,C] += dout^T . inp; dbias[OC] += column sums of dout.
- * dinp and dbias may be NULL (not wanted). */
+                        int C, int OC, int ldo, enum dtype dt);
+/* dinp[N,C] += dout . weight; dweight[OC,C] += dout^T . inp; dbias[OC] += column sums of dout,
+ * whose rows are ldo >= OC elements apart. dinp and dbias may be NULL (not wanted). */
 void matmul_backward_cpu(void *dinp, void *dweight, void *dbias, const void *dout, const void *inp,
-                         const void *weight, int N, int C, int OC, enum dtype dt);
+                         const void *weight, int N, int C, int OC, int ldo, enum dtype dt);
 
 /* Causal self-attention. qkv[N,3C] holds per token q (C) | k (C) | v (C), head h in columns
  * [h*hs, (h+1)*hs) of each. att[B,NH,T,T] (type dt) receives the softmax probabilities (scale

@@ -38,12 +38,12 @@ void layernorm_backward_cuda(void *dinp, void *dweight, void *dbias, const void 
 
 /* cuBLAS (or cuBLASLt) with fp32 accumulation; `handle` is already bound to `stream`. */
 void matmul_forward_cuda(cublasHandle_t handle, void *out, const void *inp, const void *weight,
-                         const void *bias, int N, int C, int OC, enum dtype dt,
+                         const void *bias, int N, int C, int OC, int ldo, enum dtype dt,
                          cudaStream_t stream);
 size_t matmul_backward_cuda_scratch_bytes(int N, int OC);
 void matmul_backward_cuda(cublasHandle_t handle, void *dinp, void *dweight, void *dbias,
                           const void *dout, const void *inp, const void *weight, int N, int C,
-                          int OC, enum dtype dt, void *scratch, cudaStream_t stream);
+                          int OC, int ldo, enum dtype dt, void *scratch, cudaStream_t stream);
 
 size_t attention_forward_cuda_scratch_bytes(int B, int T, int C, int NH, enum dtype dt);
 void attention_forward_cuda(cublasHandle_t handle, void *out, void *att, const void *qkv, int B,

@@ -260,6 +260,25 @@ static size_t round_up(size_t x, size_t to)
     return (x + to - 1) / to * to;
 }
 
+/* Output channels of the linear layer that tensor i is the weight or bias of (its rows), or 0:
+ * the tied wte is the LM head's weight, and each block has four linear layers. */
+static int64_t linear_rows(const struct gpt *m, int i)
+{
+    int k = (i - P_FIRST_LAYER) % LP_COUNT;
+    int in_block = i >= P_FIRST_LAYER && i < P_FIRST_LAYER + m->cfg.L * LP_COUNT;
+    int linear = k == LP_QKV_W || k == LP_QKV_B || k == LP_PROJ_W || k == LP_PROJ_B ||
+                 k == LP_FC_W || k == LP_FC_B || k == LP_FCPROJ_W || k == LP_FCPROJ_B;
+    return i == P_WTE || (in_block && linear) ? m->params[i].shape[0] : 0;
+}
+
+/* Tiles of tensor i under opt.tile_size: ceil(rows / tile_size) when it belongs to a linear
+ * layer wider than that, else 0 (kept whole). */
+static int param_tiles(const struct gpt *m, int i)
+{
+    int64_t rows = linear_rows(m, i), tile = m->opt.tile_size;
+    return tile > 0 && rows > tile ? (int)((rows + tile - 1) / tile) : 0;
+}
+
 /* Which tensors stream from NVMe: the planned resident share of the optimizer bytes stays in RAM,
  * taken in table order (whole tensors), the rest is swapped. A fixed plan, not a cache: every
  * tensor is visited once per step, the cyclic pattern under which LRU keeps exactly the wrong
@@ -342,6 +361,14 @@ void gpt_optim_placement(const struct gpt *m, struct gpt_optim_placement *out)
         out->swap_buffer_bytes += 3 * tensor_bytes(&m->bufs[b][0]);
 }
 
+void gpt_nvme_traffic(const struct gpt *m, uint64_t *read, uint64_t *written)
+{
+    struct aio_stats st = {0, 0, 0};
+    if (m->aio) st = aio_engine_stats(m->aio);
+    *read = st.bytes_read;
+    *written = st.bytes_written;
+}
+
 struct gpt *gpt_create(const struct gpt_config *cfg, const struct gpt_options *opt)
 {
     gpt_check_config(cfg, opt);
@@ -362,6 +389,10 @@ struct gpt *gpt_create(const struct gpt_config *cfg, const struct gpt_options *o
         struct gpt_param *p = &m->params[i];
         struct tensor *s = &m->store[i * 5];
         size_t n = param_numel(p);
+        /* A tiled compute copy and gradient live in RAM, whence each task fetches its tile
+         * alone: StarPU switches between a tensor and its tiles in the home memory. */
+        int ntiles = param_tiles(m, i);
+        enum tensor_host home = ntiles ? TENSOR_HOST_PAGEABLE : TENSOR_HOST_NONE;
         if (!p->swapped) {
             snprintf(name, sizeof name, "%s.master", p->name);
             tensor_init(&s[0], name, TENSOR_TYPE_FP32, n, TENSOR_HOST_PAGEABLE);
@@ -371,12 +402,11 @@ struct gpt *gpt_create(const struct gpt_config *cfg, const struct gpt_options *o
             p->param = p->master;
         } else {
             /* a swapped tensor's compute copy is written by AdamW on the CPU: keep it there */
-            tensor_init(&s[1], p->name, dt, n,
-                        p->swapped ? TENSOR_HOST_PAGEABLE : TENSOR_HOST_NONE);
+            tensor_init(&s[1], p->name, dt, n, p->swapped ? TENSOR_HOST_PAGEABLE : home);
             p->param = &s[1];
         }
         snprintf(name, sizeof name, "%s.grad", p->name);
-        tensor_init(&s[2], name, dt, n, TENSOR_HOST_NONE);
+        tensor_init(&s[2], name, dt, n, home);
         p->grad = &s[2];
         if (!p->swapped) {
             snprintf(name, sizeof name, "%s.exp_avg", p->name);
@@ -385,6 +415,11 @@ struct gpt *gpt_create(const struct gpt_config *cfg, const struct gpt_options *o
             snprintf(name, sizeof name, "%s.exp_avg_sq", p->name);
             tensor_init(&s[4], name, TENSOR_TYPE_FP32, n, TENSOR_HOST_PAGEABLE);
             p->v = &s[4];
+        }
+        /* before any task touches them: StarPU plans partitions of unallocated data only */
+        if (ntiles) {
+            tensor_tiles(p->param, ntiles, (size_t)p->shape[1]);
+            tensor_tiles(p->grad, ntiles, (size_t)p->shape[1]);
         }
     }
     /* Each tensor draws from its own stream, so the values do not depend on the thread count. */

@@ -51,6 +51,8 @@ struct gpt_options {
     int B, T;          /* micro-batch and sequence length of every step */
     int checkpointing; /* keep each layer's input only; recompute the layer in backward */
     uint64_t seed;     /* weight initialisation */
+    int tile_size;     /* memory-centric tiling: linear layers with more output channels run as
+                          tasks of at most this many (separate tiles of the weight); 0: whole */
     enum optim_tier optim_tier;
     /* OPTIM_TIER_NVME only: */
     const char *nvme_path;        /* the folder that receives this run's swap folder */
@@ -114,6 +116,9 @@ struct gpt_optim_placement {
     uint64_t resident_bytes, swapped_bytes, swap_buffer_bytes;
 };
 void gpt_optim_placement(const struct gpt *m, struct gpt_optim_placement *out);
+/* Bytes the NVMe swap has read and written so far (headers and checksum tables included); zero
+ * unless OPTIM_TIER_NVME. */
+void gpt_nvme_traffic(const struct gpt *m, uint64_t *read, uint64_t *written);
 
 /* Gradient of tensor i widened to fp32 (our layout) into out; waits for the backward. */
 void gpt_read_grad(struct gpt *m, int i, float *out);

@@ -247,10 +247,17 @@ static int64_t tier_sum(const struct plan *p, enum plan_tier t)
 }
 
 /* The optimizer rows (master, m, v, fp32 gradients) of `elems` elements per rank on tier t. */
+/* A separate fp32 master copy exists unless fp32 parameters are their own master; on NVMe the
+ * master is always swapped while an fp32 compute copy stays with the model (graph/gpt.c). */
+static int has_master(const struct plan_input *in)
+{
+    return in->dt != DTYPE_FP32 || in->tier_optim == PLAN_TIER_NVME;
+}
+
 static void optimizer_rows(struct plan *p, enum plan_tier t, int64_t elems)
 {
     const struct plan_input *in = &p->in;
-    if (in->dt != DTYPE_FP32)
+    if (has_master(in))
         row(p, PLAN_ROW_MASTER, t, elems * 4, PLAN_KNOB_TIER_OPTIM, "fp32 master weights");
     row(p, PLAN_ROW_ADAM_M, t, elems * 4, PLAN_KNOB_TIER_OPTIM, "Adam m (fp32)");
     row(p, PLAN_ROW_ADAM_V, t, elems * 4, PLAN_KNOB_TIER_OPTIM, "Adam v (fp32)");
@@ -284,7 +291,7 @@ int plan_compute(struct plan *p, const struct plan_input *in, char *err, size_t 
     p->rows[PLAN_ROW_PARAMS].pinned = tp == PLAN_TIER_CPU && in->pin_params;
     if (!in->grads_with_optim)
         row(p, PLAN_ROW_GRADS, tg, Pr * dts, PLAN_KNOB_TIER_GRADS, "%s gradients", dtn);
-    const int64_t obytes = (in->dt != DTYPE_FP32 ? 4 : 0) + 8 + (in->grads_with_optim ? 4 : 0);
+    const int64_t obytes = (has_master(in) ? 4 : 0) + 8 + (in->grads_with_optim ? 4 : 0);
     optimizer_rows(p, to, Pr);
     if (to == PLAN_TIER_CPU)
         for (int k = PLAN_ROW_MASTER; k <= PLAN_ROW_FP32_GRADS; k++)

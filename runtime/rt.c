@@ -152,9 +152,52 @@ void tensor_init(struct tensor *t, const char *name, enum tensor_type type, size
     starpu_data_set_name(t->handle, t->name);
 }
 
+struct tensor *tensor_tiles(struct tensor *t, int ntiles, size_t row)
+{
+    size_t rows = t->n / row;
+    CHECK_MSG(ntiles > 0 && row > 0 && rows * row == t->n && (size_t)ntiles <= rows,
+              "tensor_tiles: the tensor is not ntiles or more whole rows");
+    /* StarPU switches between a tensor and its tiles on the home node, where the tiles must be
+     * views of the tensor's buffer: without a host copy they would be separate memory. */
+    CHECK_MSG(t->host, "tensor_tiles needs a tensor with a host copy");
+    if (t->ntiles) {
+        CHECK_MSG(t->ntiles == ntiles, "tensor_tiles: one tensor split two ways");
+        return t->tiles;
+    }
+    uint32_t *len = malloc(ntiles * sizeof *len);
+    t->tiles = calloc(ntiles, sizeof *t->tiles);
+    t->tile_handles = calloc(ntiles, sizeof *t->tile_handles);
+    CHECK(len && t->tiles && t->tile_handles);
+    for (int i = 0; i < ntiles; i++) {
+        struct tensor *s = &t->tiles[i];
+        size_t r0 = i * rows / ntiles, r1 = (i + 1) * rows / ntiles;
+        len[i] = (uint32_t)((r1 - r0) * row);
+        snprintf(s->name, sizeof s->name, "%.80s.tile%d", t->name, i);
+        s->type = t->type;
+        s->n = len[i];
+        s->offset = r0 * row;
+        s->host = (char *)t->host + s->offset * type_size(t->type);
+    }
+    struct starpu_data_filter f = {
+        .filter_func = starpu_vector_filter_list, .nchildren = ntiles, .filter_arg_ptr = len};
+    starpu_data_partition_plan(t->handle, &f, t->tile_handles);
+    free(len);
+    for (int i = 0; i < ntiles; i++) {
+        t->tiles[i].handle = t->tile_handles[i];
+        starpu_data_set_name(t->tile_handles[i], t->tiles[i].name);
+    }
+    t->ntiles = ntiles;
+    return t->tiles;
+}
+
 void tensor_free(struct tensor *t)
 {
     if (!t->handle) return;
+    if (t->ntiles) {
+        starpu_data_partition_clean(t->handle, t->ntiles, t->tile_handles);
+        free(t->tiles);
+        free(t->tile_handles);
+    }
     /* The host copy is not brought up to date: whoever needs the data acquires it first. */
     starpu_data_unregister_no_coherency(t->handle);
     if (t->host_kind == TENSOR_HOST_PINNED)

@@ -43,6 +43,10 @@ struct tensor {
     void *host; /* host copy, NULL when the tensor has none */
     enum tensor_host host_kind;
     starpu_data_handle_t handle;
+    size_t offset;        /* a tile: its first element within the whole tensor, else 0 */
+    int ntiles;           /* a whole tensor split by tensor_tiles: the tile count, else 0 */
+    struct tensor *tiles; /* [ntiles] */
+    starpu_data_handle_t *tile_handles; /* [ntiles] */
 };
 
 /* Where compute tasks run: GPUs when StarPU found any, else CPUs. */
@@ -75,6 +79,14 @@ int rt_ncpu(void);
 void tensor_init(struct tensor *t, const char *name, enum tensor_type type, size_t n,
                  enum tensor_host host);
 void tensor_free(struct tensor *t);
+/* Splits t into ntiles tensors of whole rows (`row` elements each); tile i holds rows
+ * [i*rows/ntiles, (i+1)*rows/ntiles) and its `offset` says where it starts. The tiles are
+ * separate data (StarPU's asynchronous partitioning): a task on a tile moves only that tile to
+ * its worker, and tasks on t and on its tiles may be mixed freely, StarPU switching between the
+ * two in t's host copy (so t needs one, and the switch costs a round trip through RAM when t
+ * was last written on a GPU). Call before any task uses t. Returns t's tiles, made on the first
+ * call; later calls must ask for the same split. Tiles are freed with t, never by tensor_free. */
+struct tensor *tensor_tiles(struct tensor *t, int ntiles, size_t row);
 size_t tensor_bytes(const struct tensor *t);
 /* Blocks until all submitted tasks writing t are done and makes the host copy current (read), or
  * exclusive (write). Pair with tensor_release. */

@@ -4,7 +4,11 @@
  * between its threads, so results do not depend on the thread count. fp16/bf16 operands are
  * widened to fp32 copies first and the result rounded once. The backward accumulates: beta = 1
  * straight into fp32 gradients, or into a widened copy for fp16/bf16. dbias is a sum over the N
- * rows, parallel over blocks of output channels, each summing the rows in order. */
+ * rows, parallel over blocks of output channels, each summing the rows in order.
+ *
+ * out and dout may be column blocks of wider matrices (leading dimension ldo >= OC), so that a
+ * layer split into tiles of output channels writes each tile's columns in place: the fp32 path
+ * hands ldo to BLAS, the fp16/bf16 path widens and rounds row by row. */
 #include <stdlib.h>
 
 #include <cblas.h>
@@ -15,24 +19,44 @@
 /* Output channels per block of the dbias reduction. */
 #define MATMUL_OCBLOCK 64
 
+/* fp32 view of the [N,OC] block of p whose rows are ldo apart; *ld receives the view's. */
+static float *rows_view(enum dtype dt, void *p, int N, int OC, int ldo, float *tmp, int load,
+                        int *ld)
+{
+    *ld = dt == DTYPE_FP32 ? ldo : OC;
+    if (dt == DTYPE_FP32) return p;
+    for (int n = 0; load && n < N; n++)
+        dtype_to_f32(dt, (const char *)p + (size_t)n * ldo * dtype_size(dt), tmp + (size_t)n * OC,
+                     OC);
+    return tmp;
+}
+
+/* Rounds a view from rows_view back into p; no-op for fp32. */
+static void rows_store(enum dtype dt, void *p, int N, int OC, int ldo, const float *view)
+{
+    for (int n = 0; dt != DTYPE_FP32 && n < N; n++)
+        dtype_from_f32(dt, view + (size_t)n * OC, (char *)p + (size_t)n * ldo * dtype_size(dt), OC);
+}
+
 void matmul_forward_cpu(void *out, const void *inp, const void *weight, const void *bias, int N,
-                        int C, int OC, enum dtype dt)
+                        int C, int OC, int ldo, enum dtype dt)
 {
     size_t nin = (size_t)N * C, nw = (size_t)OC * C, nout = (size_t)N * OC;
     float *ti = f32_scratch(dt, nin), *tw = f32_scratch(dt, nw), *to = f32_scratch(dt, nout);
     float *tb = bias ? f32_scratch(dt, OC) : NULL;
+    int ld;
     const float *x = f32_in(dt, inp, 0, nin, ti);
     const float *w = f32_in(dt, weight, 0, nw, tw);
-    float *o = f32_out(dt, out, 0, to);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, OC, C, 1.0f, x, C, w, C, 0.0f, o, OC);
+    float *o = rows_view(dt, out, N, OC, ldo, to, 0, &ld);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, OC, C, 1.0f, x, C, w, C, 0.0f, o, ld);
     if (bias) {
         const float *b = f32_in(dt, bias, 0, OC, tb);
 #pragma omp parallel for schedule(static)
         for (int n = 0; n < N; n++)
             for (int oc = 0; oc < OC; oc++)
-                o[(size_t)n * OC + oc] += b[oc];
+                o[(size_t)n * ld + oc] += b[oc];
     }
-    f32_store(dt, out, 0, nout, o);
+    rows_store(dt, out, N, OC, ldo, o);
     free(ti);
     free(tw);
     free(to);
@@ -40,17 +64,18 @@ void matmul_forward_cpu(void *out, const void *inp, const void *weight, const vo
 }
 
 void matmul_backward_cpu(void *dinp, void *dweight, void *dbias, const void *dout, const void *inp,
-                         const void *weight, int N, int C, int OC, enum dtype dt)
+                         const void *weight, int N, int C, int OC, int ldo, enum dtype dt)
 {
     size_t nin = (size_t)N * C, nw = (size_t)OC * C, nout = (size_t)N * OC;
     float *tg = f32_scratch(dt, nout);
-    const float *g = f32_in(dt, dout, 0, nout, tg);
+    int ldg;
+    const float *g = rows_view(dt, (void *)dout, N, OC, ldo, tg, 1, &ldg);
 
     if (dinp) {
         float *tw = f32_scratch(dt, nw), *tdi = f32_scratch(dt, nin);
         const float *w = f32_in(dt, weight, 0, nw, tw);
         float *di = f32_inout(dt, dinp, 0, nin, tdi);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, C, OC, 1.0f, g, OC, w, C, 1.0f,
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, C, OC, 1.0f, g, ldg, w, C, 1.0f,
                     di, C);
         f32_store(dt, dinp, 0, nin, di);
         free(tw);
@@ -60,7 +85,7 @@ void matmul_backward_cpu(void *dinp, void *dweight, void *dbias, const void *dou
     float *ti = f32_scratch(dt, nin), *tdw = f32_scratch(dt, nw);
     const float *x = f32_in(dt, inp, 0, nin, ti);
     float *dw = f32_inout(dt, dweight, 0, nw, tdw);
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OC, C, N, 1.0f, g, OC, x, C, 1.0f, dw, C);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OC, C, N, 1.0f, g, ldg, x, C, 1.0f, dw, C);
     f32_store(dt, dweight, 0, nw, dw);
     free(ti);
     free(tdw);
@@ -76,7 +101,7 @@ void matmul_backward_cpu(void *dinp, void *dweight, void *dbias, const void *dou
             float s[MATMUL_OCBLOCK] = {0};
             for (int n = 0; n < N; n++)
                 for (int k = 0; k < nb; k++)
-                    s[k] += g[(size_t)n * OC + o0 + k];
+                    s[k] += g[(size_t)n * ldg + o0 + k];
             for (int k = 0; k < nb; k++)
                 db[o0 + k] += s[k];
         }

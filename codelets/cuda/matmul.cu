@@ -5,16 +5,18 @@
  * before the one rounding to the storage type, as the CPU reference does. The cuBLAS handle is a
  * valid cuBLASLt handle (cuBLAS documents the cast); cuBLASLt takes the stream per call. No
  * workspace is given (launchers never allocate), and the alignments the heuristic may assume are
- * those of the actual pointers, since tensors can be carved from larger buffers (a bias or
- * operands only 2-byte aligned gave the same bits as aligned ones on an H100). The backward
- * GEMMs accumulate with beta = 1; dbias is the deterministic column sum of common.cuh. */
+ * those of the actual pointers, since tensors can be carved from larger buffers and a tile's
+ * output starts at a column offset (a bias or operands only 2-byte aligned gave the same bits as
+ * aligned ones on an H100). out/dout rows are ldo apart, so a tile of output channels reads and
+ * writes its columns of the whole layer's matrix in place. The backward GEMMs accumulate with
+ * beta = 1; dbias is the deterministic column sum of common.cuh. */
 #include <cublasLt.h>
 
 #include "common.cuh"
 
 template <typename S>
 static void matmul_forward_typed(cublasLtHandle_t lt, S *out, const S *inp, const S *weight,
-                                 const S *bias, int N, int C, int OC, cudaStream_t stream)
+                                 const S *bias, int N, int C, int OC, int ldo, cudaStream_t stream)
 {
     const cudaDataType_t ty = cuda_type<S>();
     cublasLtMatmulDesc_t op;
@@ -35,7 +37,7 @@ static void matmul_forward_typed(cublasLtHandle_t lt, S *out, const S *inp, cons
     cublasLtMatrixLayout_t la, lb, ld;
     CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&la, ty, C, OC, C));
     CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&lb, ty, C, N, C));
-    CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&ld, ty, OC, N, OC));
+    CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&ld, ty, OC, N, ldo));
 
     cublasLtMatmulPreference_t pref;
     CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&pref));
@@ -73,24 +75,24 @@ static void matmul_forward_typed(cublasLtHandle_t lt, S *out, const S *inp, cons
 
 extern "C" void matmul_forward_cuda(cublasHandle_t handle, void *out, const void *inp,
                                     const void *weight, const void *bias, int N, int C, int OC,
-                                    enum dtype dt, cudaStream_t stream)
+                                    int ldo, enum dtype dt, cudaStream_t stream)
 {
     if (N == 0 || OC == 0) return;
-    CHECK_MSG(C > 0, "matmul_forward_cuda needs C > 0");
+    CHECK_MSG(C > 0 && ldo >= OC, "matmul_forward_cuda needs C > 0 and ldo >= OC");
     dtype_dispatch(dt, [&](auto tag) {
         using S = typename decltype(tag)::type;
         matmul_forward_typed<S>((cublasLtHandle_t)handle, (S *)out, (const S *)inp,
-                                (const S *)weight, (const S *)bias, N, C, OC, stream);
+                                (const S *)weight, (const S *)bias, N, C, OC, ldo, stream);
     });
 }
 
 /* Row r's contribution at column c of the dbias sum. */
 template <typename S> struct matmul_bias_rows {
     const S *dout;
-    int OC;
+    int ldo;
     __device__ void operator()(int r, int c, float *v) const
     {
-        v[0] += to_f(dout[(size_t)r * OC + c]);
+        v[0] += to_f(dout[(size_t)r * ldo + c]);
     }
 };
 
@@ -101,21 +103,22 @@ extern "C" size_t matmul_backward_cuda_scratch_bytes(int N, int OC)
 
 extern "C" void matmul_backward_cuda(cublasHandle_t handle, void *dinp, void *dweight, void *dbias,
                                      const void *dout, const void *inp, const void *weight, int N,
-                                     int C, int OC, enum dtype dt, void *scratch,
+                                     int C, int OC, int ldo, enum dtype dt, void *scratch,
                                      cudaStream_t stream)
 {
     if (N == 0 || C == 0 || OC == 0) return;
+    CHECK_MSG(ldo >= OC, "matmul_backward_cuda needs ldo >= OC");
     dtype_dispatch(dt, [&](auto tag) {
         using S = typename decltype(tag)::type;
         const cudaDataType_t ty = cuda_type<S>();
         if (dinp) /* dinp[N,C] += dout[N,OC] . weight[OC,C] */
-            gemm_rm(handle, false, false, N, C, OC, 1.0f, dout, OC, 0, weight, C, 0, 1.0f, dinp, C,
+            gemm_rm(handle, false, false, N, C, OC, 1.0f, dout, ldo, 0, weight, C, 0, 1.0f, dinp, C,
                     0, 1, ty, ty);
         /* dweight[OC,C] += dout^T . inp[N,C] */
-        gemm_rm(handle, true, false, OC, C, N, 1.0f, dout, OC, 0, inp, C, 0, 1.0f, dweight, C, 0, 1,
-                ty, ty);
+        gemm_rm(handle, true, false, OC, C, N, 1.0f, dout, ldo, 0, inp, C, 0, 1.0f, dweight, C, 0,
+                1, ty, ty);
         if (dbias)
             colsum_launch<S, 1>((S *)dbias, (S *)nullptr, N, OC,
-                                matmul_bias_rows<S>{(const S *)dout, OC}, scratch, stream);
+                                matmul_bias_rows<S>{(const S *)dout, ldo}, scratch, stream);
     });
 }

@@ -400,7 +400,7 @@ static void mm_fwd(enum dtype dt, struct mm *s)
 {
     void *inp = test_to_dt(dt, s->inp, N * C), *w = test_to_dt(dt, s->w, OC * C);
     void *bias = s->has_bias ? test_to_dt(dt, s->bias, OC) : NULL, *out = test_nan_dt(dt, N * OC);
-    matmul_forward_cpu(out, inp, w, bias, N, C, OC, dt);
+    matmul_forward_cpu(out, inp, w, bias, N, C, OC, OC, dt);
     dtype_to_f32(dt, out, s->out, N * OC);
     free(inp);
     free(w);
@@ -414,7 +414,7 @@ static void mm_bwd(enum dtype dt, struct mm *s, float *dinp, float *dw, float *d
     void *inp = test_to_dt(dt, s->inp, N * C), *w = test_to_dt(dt, s->w, OC * C);
     void *dout = test_to_dt(dt, s->W, N * OC), *dwb = test_to_dt(dt, dw, OC * C);
     void *di = dinp ? test_to_dt(dt, dinp, N * C) : NULL, *dbb = db ? test_to_dt(dt, db, OC) : NULL;
-    matmul_backward_cpu(di, dwb, dbb, dout, inp, w, N, C, OC, dt);
+    matmul_backward_cpu(di, dwb, dbb, dout, inp, w, N, C, OC, OC, dt);
     if (dinp) dtype_to_f32(dt, di, dinp, N * C);
     dtype_to_f32(dt, dwb, dw, OC * C);
     if (db) dtype_to_f32(dt, dbb, db, OC);

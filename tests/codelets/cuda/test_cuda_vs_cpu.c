@@ -286,22 +286,26 @@ static void test_layernorm(enum dtype dt, const struct shape *s, uint64_t seed)
     release();
 }
 
-/* with_bias: forward with bias and backward with dinp and dbias; otherwise neither. */
-static void test_matmul(enum dtype dt, const struct shape *s, int OC, int with_bias, uint64_t seed)
+/* with_bias: forward with bias and backward with dinp and dbias; otherwise neither. out and dout
+ * are column blocks whose rows are ldo >= OC apart (one tile of a wider layer, starting `col`
+ * columns in): the columns outside the block must come back untouched. */
+static void test_matmul(enum dtype dt, const struct shape *s, int OC, int ldo, int with_bias,
+                        uint64_t seed)
 {
     rng_seed(seed);
     int N = s->B * s->T, C = s->C;
-    size_t es = dtype_size(dt), nin = (size_t)N * C, nw = (size_t)OC * C, nout = (size_t)N * OC;
+    size_t es = dtype_size(dt), nin = (size_t)N * C, nw = (size_t)OC * C, nout = (size_t)N * ldo;
+    size_t col = (size_t)(ldo - OC) / 2 * es;
     char name[64];
     void *inp = hrand(dt, nin, -1, 1), *w = hrand(dt, nw, -0.2f, 0.2f);
     void *b = with_bias ? hrand(dt, OC, -1, 1) : NULL;
-    void *out = hmalloc(nout * es);
-    matmul_forward_cpu(out, inp, w, b, N, C, OC, dt);
-    void *d_inp = upload(inp, nin * es), *d_w = upload(w, nw * es), *d_out = dmalloc(nout * es);
+    void *out = hrand(dt, nout, -1, 1);
+    void *d_inp = upload(inp, nin * es), *d_w = upload(w, nw * es), *d_out = upload(out, nout * es);
+    matmul_forward_cpu((char *)out + col, inp, w, b, N, C, OC, ldo, dt);
     /* bias one element into its buffer: tensors carved from a flat buffer may be unaligned */
-    matmul_forward_cuda(blas, d_out, d_inp, d_w, b ? upload_at(b, OC * es, es) : NULL, N, C, OC, dt,
-                        stream);
-    snprintf(name, sizeof name, "matmul_forward OC%d%s", OC, with_bias ? " bias" : "");
+    matmul_forward_cuda(blas, (char *)d_out + col, d_inp, d_w, b ? upload_at(b, OC * es, es) : NULL,
+                        N, C, OC, ldo, dt, stream);
+    snprintf(name, sizeof name, "matmul_forward OC%d ldo%d%s", OC, ldo, with_bias ? " bias" : "");
     compare(label(name, s), dt, download(d_out, nout * es), out, nout, TOL_REDUCTION[dt]);
 
     void *dout = hrand(dt, nout, -1, 1), *dw = hrand(dt, nw, -1, 1);
@@ -310,15 +314,15 @@ static void test_matmul(enum dtype dt, const struct shape *s, int OC, int with_b
     void *d_dw = upload(dw, nw * es);
     void *d_dinp = dinp ? upload(dinp, nin * es) : NULL, *d_db = db ? upload(db, OC * es) : NULL;
     void *scratch = dmalloc(matmul_backward_cuda_scratch_bytes(N, OC));
-    matmul_backward_cpu(dinp, dw, db, dout, inp, w, N, C, OC, dt);
-    matmul_backward_cuda(blas, d_dinp, d_dw, d_db, upload(dout, nout * es), d_inp, d_w, N, C, OC,
-                         dt, scratch, stream);
-    snprintf(name, sizeof name, "matmul_backward OC%d dweight", OC);
+    matmul_backward_cpu(dinp, dw, db, (char *)dout + col, inp, w, N, C, OC, ldo, dt);
+    matmul_backward_cuda(blas, d_dinp, d_dw, d_db, (char *)upload(dout, nout * es) + col, d_inp,
+                         d_w, N, C, OC, ldo, dt, scratch, stream);
+    snprintf(name, sizeof name, "matmul_backward OC%d ldo%d dweight", OC, ldo);
     compare(label(name, s), dt, download(d_dw, nw * es), dw, nw, TOL_REDUCTION[dt]);
     if (with_bias) {
-        snprintf(name, sizeof name, "matmul_backward OC%d dinp", OC);
+        snprintf(name, sizeof name, "matmul_backward OC%d ldo%d dinp", OC, ldo);
         compare(label(name, s), dt, download(d_dinp, nin * es), dinp, nin, TOL_REDUCTION[dt]);
-        snprintf(name, sizeof name, "matmul_backward OC%d dbias", OC);
+        snprintf(name, sizeof name, "matmul_backward OC%d ldo%d dbias", OC, ldo);
         compare(label(name, s), dt, download(d_db, OC * es), db, OC, TOL_REDUCTION[dt]);
     }
     release();
@@ -553,8 +557,9 @@ int main(void)
             const struct shape *s = &SHAPES[k];
             test_encoder(dt, s, base + 10 + k);
             test_layernorm(dt, s, base + 20 + k);
-            test_matmul(dt, s, 3 * s->C, 1, base + 30 + k);
-            test_matmul(dt, s, s->C + 7, 0, base + 40 + k);
+            test_matmul(dt, s, 3 * s->C, 3 * s->C, 1, base + 30 + k);
+            test_matmul(dt, s, s->C + 7, s->C + 7, 0, base + 40 + k);
+            test_matmul(dt, s, s->C + 7, 3 * s->C + 5, 1, base + 45 + k);
             test_attention(dt, s, base + 50 + k);
         }
         test_elementwise(dt, 0, base + 60);

@@ -1,0 +1,81 @@
+/* test_matmul_tiles_cpu.c: a linear layer split into tiles of output channels (memory-centric
+ * tiling) gives the results of the whole layer.
+ *
+ * Tile t holds weight rows and bias entries [o0, o1) and writes columns [o0, o1) of out through
+ * the kernels' leading dimension (ldo = OC), as codelets/matmul.c submits it; the split is
+ * runtime/rt.c's tensor_tiles one, o0 = t*OC/ntiles, with OC not a multiple of the tile count.
+ * Forward outputs, dweight and dbias are per-column or per-row results whose reduction (over C,
+ * or over N) runs in the same order tiled or not, so they must match bit for bit. dinp sums over
+ * all OC: the tiles add their share one after the other, so it matches within rounding: fp32 a
+ * few ulps (atol/rtol 1e-5), fp16 one rounding of dinp per tile instead of one in all (three
+ * tiles: at most 3 half-ulps, 2^-11 each, so atol/rtol 3e-3). fp32 and fp16. */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "cpu_test.h"
+#include "kernels_cpu.h"
+
+#define N      128
+#define C      96
+#define OC     389
+#define NTILES 3
+
+static int test_dtype(enum dtype dt)
+{
+    size_t es = dtype_size(dt), nout = (size_t)N * OC, nw = (size_t)OC * C, nin = (size_t)N * C;
+    float *x_inp = test_rand(nin, 1), *x_w = test_rand(nw, 0.2f), *x_b = test_rand(OC, 1);
+    float *x_dout = test_rand(nout, 1), *x_dinp = test_rand(nin, 1);
+    float *x_dw = test_rand(nw, 1), *x_db = test_rand(OC, 1);
+    void *inp = test_to_dt(dt, x_inp, nin), *w = test_to_dt(dt, x_w, nw);
+    void *b = test_to_dt(dt, x_b, OC), *dout = test_to_dt(dt, x_dout, nout);
+    void *ref = test_nan_dt(dt, nout), *got = test_nan_dt(dt, nout);
+    void *dinp_ref = test_to_dt(dt, x_dinp, nin), *dinp = test_to_dt(dt, x_dinp, nin);
+    void *dw_ref = test_to_dt(dt, x_dw, nw), *dw = test_to_dt(dt, x_dw, nw);
+    void *db_ref = test_to_dt(dt, x_db, OC), *db = test_to_dt(dt, x_db, OC);
+    const char *name = dtype_name(dt);
+    char what[96];
+    int fail = 0;
+
+    matmul_forward_cpu(ref, inp, w, b, N, C, OC, OC, dt);
+    matmul_backward_cpu(dinp_ref, dw_ref, db_ref, dout, inp, w, N, C, OC, OC, dt);
+    for (int t = 0; t < NTILES; t++) {
+        int o0 = t * OC / NTILES, o1 = (t + 1) * OC / NTILES, oc = o1 - o0;
+        matmul_forward_cpu((char *)got + o0 * es, inp, (char *)w + (size_t)o0 * C * es,
+                           (char *)b + o0 * es, N, C, oc, OC, dt);
+        /* the tile wrote its columns only: the next tile's first column is still unwritten */
+        for (int n = 0; o1 < OC && n < N; n++)
+            if (!isnan(dtype_load(dt, got, (size_t)n * OC + o1))) {
+                printf("FAIL %s forward tile %d wrote column %d of row %d\n", name, t, o1, n);
+                fail = 1;
+            }
+        matmul_backward_cpu(dinp, (char *)dw + (size_t)o0 * C * es, (char *)db + o0 * es,
+                            (char *)dout + o0 * es, inp, (char *)w + (size_t)o0 * C * es, N, C, oc,
+                            OC, dt);
+    }
+    snprintf(what, sizeof what, "%s forward, %d tiles vs whole", name, NTILES);
+    fail |= test_same_bits(what, got, ref, nout * es);
+    snprintf(what, sizeof what, "%s dweight, %d tiles vs whole", name, NTILES);
+    fail |= test_same_bits(what, dw, dw_ref, nw * es);
+    snprintf(what, sizeof what, "%s dbias, %d tiles vs whole", name, NTILES);
+    fail |= test_same_bits(what, db, db_ref, OC * es);
+    float *g = test_alloc(nin), *r = test_alloc(nin);
+    dtype_to_f32(dt, dinp, g, nin);
+    dtype_to_f32(dt, dinp_ref, r, nin);
+    double tol = dt == DTYPE_FP32 ? 1e-5 : 3e-3;
+    snprintf(what, sizeof what, "%s dinp, %d tiles vs whole", name, NTILES);
+    fail |= test_close(what, g, r, nin, tol, tol);
+
+    void *all[] = {x_inp, x_w, x_b,      x_dout, x_dinp, x_dw, x_db,   inp, w, b, dout,
+                   ref,   got, dinp_ref, dinp,   dw_ref, dw,   db_ref, db,  g, r};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+        free(all[i]);
+    return fail;
+}
+
+int main(void)
+{
+    test_seed(42);
+    int fail = test_dtype(DTYPE_FP32);
+    fail |= test_dtype(DTYPE_FP16);
+    return fail ? 1 : 0;
+}
