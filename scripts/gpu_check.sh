@@ -2,7 +2,8 @@
 # gpu_check.sh OUTDIR: the GPU-host checks of a change, in one call (run after scripts/ship.sh):
 # the gpu test suite's programs, the fixture on CPU and GPU, and the same-math check of the
 # optimizer tiers on the GPU (5 iterations of a small model with the optimizer state on the GPU,
-# in CPU memory and on NVMe, fp32 and fp16: metrics must be identical). Writes OUTDIR/tiers.txt.
+# in CPU memory and on NVMe, fp32 and fp16: metrics must be identical), and a tiled LM head
+# against the untiled one. Writes OUTDIR/tiers.txt.
 set -u
 out=${1:?usage: gpu_check.sh OUTDIR}
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -39,5 +40,16 @@ print(f"{prec}: optimizer on GPU / CPU / NVMe: {'identical' if same else 'DIFFER
 sys.exit(0 if same else 1)
 PY
 done
+for tile in 0 20000; do
+	"$b/apps/gpt50b" "${small[@]}" --tile-size $tile --metrics "$out/tile$tile.jsonl" \
+		>"$out/tile$tile.log" 2>&1 || rc=1
+done
+python3 - "$out" <<'PY' | tee -a "$out/tiers.txt" || rc=1
+import json, sys
+a, b = ([json.loads(l)["loss"] for l in open(f"{sys.argv[1]}/tile{t}.jsonl")] for t in (0, 20000))
+worst = max(abs(x - y) for x, y in zip(a, b)) if len(a) == len(b) == 5 else float("inf")
+print(f"fp32: LM head in 3 tiles against untiled on the GPU: max |loss difference| {worst:.2e}")
+sys.exit(0 if worst <= 1e-5 else 1)
+PY
 rm -rf "$nv"
 exit $rc
