@@ -8,17 +8,17 @@ struct adamw_args {
     size_t n;
     struct adamw_hparams hp;
     enum dtype dt;
-    int has_param;
+    int has_param, has_sumsq;
 };
 
-/* Buffers: [param], master, m, v, grad, sumsq. */
+/* Buffers: [param], master, m, v, grad, [sumsq]. */
 static void adamw_cpu_func(void *b[], void *cl_arg)
 {
     const struct adamw_args *a = cl_arg;
     int i = a->has_param;
     rt_cpu_task_begin();
     adamw_cpu(a->has_param ? RT_PTR(b, 0) : NULL, RT_PTR(b, i), RT_PTR(b, i + 1), RT_PTR(b, i + 2),
-              RT_PTR(b, i + 3), RT_PTR(b, i + 4), a->n, &a->hp, a->dt);
+              RT_PTR(b, i + 3), a->has_sumsq ? RT_PTR(b, i + 4) : NULL, a->n, &a->hp, a->dt);
 }
 
 static void adamw_cuda_func(void *b[], void *cl_arg)
@@ -26,7 +26,8 @@ static void adamw_cuda_func(void *b[], void *cl_arg)
     const struct adamw_args *a = cl_arg;
     int i = a->has_param;
     adamw_cuda(a->has_param ? RT_PTR(b, 0) : NULL, RT_PTR(b, i), RT_PTR(b, i + 1), RT_PTR(b, i + 2),
-               RT_PTR(b, i + 3), RT_PTR(b, i + 4), a->n, &a->hp, a->dt, CUDA_STREAM());
+               RT_PTR(b, i + 3), a->has_sumsq ? RT_PTR(b, i + 4) : NULL, a->n, &a->hp, a->dt,
+               CUDA_STREAM());
 }
 
 CODELET_DEFINE(adamw);
@@ -35,7 +36,7 @@ void adamw_insert(struct tensor *param, struct tensor *master, struct tensor *m,
                   struct tensor *grad, struct tensor *sumsq, const struct adamw_hparams *hp,
                   int prio, enum rt_where where)
 {
-    struct adamw_args a = {grad->n, *hp, (enum dtype)grad->type, param != NULL};
+    struct adamw_args a = {grad->n, *hp, (enum dtype)grad->type, param != NULL, sumsq != NULL};
     struct rt_buf bufs[] = {{param, RT_RW}, {master, RT_RW}, {m, RT_RW},
                             {v, RT_RW},     {grad, RT_R},    {sumsq, RT_R}};
     rt_submit(&adamw_cl, "adamw", bufs, 6, &a, sizeof a, 12.0 * grad->n, prio, where);

@@ -49,7 +49,9 @@ void crossentropy_backward_insert(struct tensor *logits, struct tensor *targets,
 
 /* acc[0] += sum of grad^2; acc is fp32 with one element, updated in any order. */
 void sumsq_insert(struct tensor *acc, struct tensor *grad, int prio);
-/* param may be NULL (fp32 runs train the master itself). The step covers grad->n elements:
+/* param may be NULL (fp32 runs train the master itself); sumsq may be NULL (no clipping, no
+ * overflow skip: the task then waits for this tensor's gradient only). The step covers grad->n
+ * elements:
  * master, m and v may be larger (swap buffers shared by tensors of several sizes). */
 void adamw_insert(struct tensor *param, struct tensor *master, struct tensor *m, struct tensor *v,
                   struct tensor *grad, struct tensor *sumsq, const struct adamw_hparams *hp,

@@ -96,7 +96,10 @@ struct adamw_hparams {
  *   denom = sqrt(v) / sqrt(1 - beta2^step) + eps
  *   master -= (lr / (1 - beta1^step)) * m / denom
  *   param = master rounded to dt (skipped when param is NULL: fp32 runs train the master itself)
- * sumsq points to the sum of squares of ALL scaled gradients of the model (see sumsq_cpu). */
+ * sumsq points to the sum of squares of ALL scaled gradients of the model (see sumsq_cpu), or is
+ * NULL when neither clipping nor the overflow skip applies (clip_norm <= 0, no fp16 scaling): the
+ * step then needs no global information and may start as soon as this tensor's gradient is
+ * complete; it equals the step with a finite sumsq and clip_norm <= 0 bit for bit. */
 void adamw_cpu(void *param, float *master, float *m, float *v, const void *grad, const float *sumsq,
                size_t n, const struct adamw_hparams *hp, enum dtype dt);
 

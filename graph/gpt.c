@@ -632,6 +632,10 @@ void gpt_backward(struct gpt *m, float loss_scale, int micro, int micro_steps)
 void gpt_update(struct gpt *m, const struct adamw_hparams *hp)
 {
     enum rt_where where = m->opt.optim_tier == OPTIM_TIER_DEVICE ? RT_WHERE_COMPUTE : RT_WHERE_CPU;
+    /* Without clipping and without fp16's overflow skip, no step needs the global norm: each
+     * tensor's AdamW (and its swap-in) then runs as soon as its own gradient is complete, while
+     * the backward goes on with the layers below. */
+    struct tensor *norm = hp->clip_norm > 0 || m->opt.dt == DTYPE_FP16 ? &m->sumsq : NULL;
     int next = 0; /* buffer set of the next swapped tensor */
     for (int i = 0; i < m->nparams; i++) {
         struct gpt_param *p = &m->params[i];
@@ -639,7 +643,7 @@ void gpt_update(struct gpt *m, const struct adamw_hparams *hp)
         if (!p->decay) h.weight_decay = 0;
         if (!p->swapped) {
             adamw_insert(p->param == p->master ? NULL : p->param, p->master, p->m, p->v, p->grad,
-                         &m->sumsq, &h, RT_PRIO_LOW, where);
+                         norm, &h, RT_PRIO_LOW, where);
             continue;
         }
         /* swap-in, AdamW, swap-out through buffer set b: StarPU orders the swap-in of the
@@ -648,7 +652,7 @@ void gpt_update(struct gpt *m, const struct adamw_hparams *hp)
         next = (next + 1) % m->nbufs;
         swap_in_insert(&b[0], &b[1], &b[2], m->swapf[i], m->region_bytes[i], m->generation,
                        RT_PRIO_HIGH);
-        adamw_insert(p->param, &b[0], &b[1], &b[2], p->grad, &m->sumsq, &h, RT_PRIO_NORMAL,
+        adamw_insert(p->param, &b[0], &b[1], &b[2], p->grad, norm, &h, RT_PRIO_NORMAL,
                      RT_WHERE_CPU);
         swap_out_insert(&b[0], &b[1], &b[2], m->swapf[i], m->region_bytes[i], m->generation + 1,
                         RT_PRIO_LOW);

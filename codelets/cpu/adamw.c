@@ -88,7 +88,7 @@ enum adamw_isa adamw_isa_selected(void)
 static int adamw_factors_init(struct adamw_factors *f, const float *sumsq,
                               const struct adamw_hparams *hp)
 {
-    float norm = sqrtf(*sumsq) * hp->inv_loss_scale;
+    float norm = sumsq ? sqrtf(*sumsq) * hp->inv_loss_scale : 0.0f;
     if (!isfinite(norm)) return 0;
     /* torch.nn.utils.clip_grad_norm_'s coefficient */
     float coef =

@@ -23,7 +23,7 @@ __global__ void adamw_kernel(S *__restrict__ param, float *__restrict__ master,
                              const S *__restrict__ grad, const float *__restrict__ sumsq, size_t n,
                              struct adamw_hparams hp, struct adamw_scalars k)
 {
-    float norm = __fmul_rn(__fsqrt_rn(*sumsq), hp.inv_loss_scale);
+    float norm = sumsq ? __fmul_rn(__fsqrt_rn(*sumsq), hp.inv_loss_scale) : 0.0f;
     if (!isfinite(norm)) return;
     float coef = hp.clip_norm > 0.0f && norm > hp.clip_norm
                      ? __fdiv_rn(hp.clip_norm, __fadd_rn(norm, 1e-6f))

@@ -158,6 +158,16 @@ static void test_clip_inactive(void)
     }
     fails += test_same_bits("clip_norm above the norm leaves the step unchanged", w[1], w[0],
                             NP * sizeof(float));
+    /* no global norm at all (sumsq NULL, no clipping): the same step as a finite sumsq */
+    float *wn = test_dup(w0, NP), *mn = test_dup(m0, NP), *vn = test_dup(v0, NP);
+    hp.clip_norm = 0.0f;
+    adamw_cpu(NULL, wn, mn, vn, g, NULL, NP, &hp, DTYPE_FP32);
+    fails += test_same_bits("sumsq NULL equals a finite sumsq without clipping: master", wn, w[0],
+                            NP * sizeof(float));
+    fails += test_same_bits("sumsq NULL: v", vn, v[0], NP * sizeof(float));
+    free(wn);
+    free(mn);
+    free(vn);
     /* and just below the norm it must scale the gradient */
     float *w2 = test_dup(w0, NP), *m2 = test_dup(m0, NP), *v2 = test_dup(v0, NP);
     hp.clip_norm = norm * 0.5f;

@@ -468,12 +468,12 @@ static void test_sumsq(enum dtype dt, size_t off, int bad, uint64_t seed)
     release();
 }
 
-enum adamw_case { ADAMW_PLAIN, ADAMW_CLIP, ADAMW_SKIP, ADAMW_NO_PARAM };
+enum adamw_case { ADAMW_PLAIN, ADAMW_CLIP, ADAMW_SKIP, ADAMW_NO_PARAM, ADAMW_NO_NORM };
 
 static void test_adamw(enum dtype dt, enum adamw_case which, uint64_t seed)
 {
     static const char *names[] = {"adamw", "adamw clip", "adamw skip (inf norm)",
-                                  "adamw master only"};
+                                  "adamw master only", "adamw without a norm (sumsq NULL)"};
     rng_seed(seed);
     size_t n = 10007, es = dtype_size(dt), fb = n * sizeof(float);
     const float loss_scale = 1024.0f;
@@ -499,9 +499,11 @@ static void test_adamw(enum dtype dt, enum adamw_case which, uint64_t seed)
                                .clip_norm = which == ADAMW_CLIP ? 0.25f * norm : 0.0f};
     void *d_param = which == ADAMW_NO_PARAM ? NULL : upload(param, n * es);
     float *d_master = upload(master, fb), *d_m = upload(m, fb), *d_v = upload(v, fb);
-    adamw_cpu(which == ADAMW_NO_PARAM ? NULL : param, master, m, v, grad, &sumsq, n, &hp, dt);
-    adamw_cuda(d_param, d_master, d_m, d_v, upload(grad, n * es), upload(&sumsq, sizeof(float)), n,
-               &hp, dt, stream);
+    int no_norm = which == ADAMW_NO_NORM;
+    adamw_cpu(which == ADAMW_NO_PARAM ? NULL : param, master, m, v, grad, no_norm ? NULL : &sumsq,
+              n, &hp, dt);
+    adamw_cuda(d_param, d_master, d_m, d_v, upload(grad, n * es),
+               no_norm ? NULL : upload(&sumsq, sizeof(float)), n, &hp, dt, stream);
     char name[64];
     struct tol tf = dt == DTYPE_FP32 ? TOL_ADAMW_FP32 : TOL_STATS;
     snprintf(name, sizeof name, "%s master", names[which]);
@@ -574,6 +576,7 @@ int main(void)
         test_adamw(dt, ADAMW_CLIP, base + 91);
         test_adamw(dt, ADAMW_SKIP, base + 92);
         test_adamw(dt, ADAMW_NO_PARAM, base + 93);
+        test_adamw(dt, ADAMW_NO_NORM, base + 94);
         for (int s = 0; s < 3; s++)
             test_cast(dt, DTYPES[s], base + 100 + s);
     }
