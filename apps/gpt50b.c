@@ -848,9 +848,6 @@ int main(int argc, char **argv)
     if (a.resident_fraction < 0) a.resident_fraction = plan.resident_share;
     if (a.optim_tier == OPTIM_TIER_NVME && !a.nvme_path)
         user_fail("--offload-optimizer nvme needs --nvme-path DIR: a folder on a fast local disk");
-    if (a.optim_tier == OPTIM_TIER_NVME && (a.save || a.load))
-        user_fail("--save and --load do not support --offload-optimizer nvme yet: use "
-                  "--offload-optimizer cpu for runs that checkpoint");
     if (a.lr.min_lr > a.lr.max_lr)
         user_fail("--min-lr %g is above --lr %g", a.lr.min_lr, a.lr.max_lr);
 

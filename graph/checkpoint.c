@@ -124,16 +124,21 @@ static void load_tensor(const struct gpt_param *p, const struct safetensors_tens
     free(tmp);
 }
 
-static void load_exact(struct tensor *dst, const struct safetensors_file *f, const char *name,
-                       const char *path)
+/* Loads fp32 tensor `name` of f, which must hold exactly the elements of tensor i, into its
+ * optimizer state `which`. */
+static void load_state(struct gpt *m, int i, enum gpt_state which, const struct safetensors_file *f,
+                       const char *name, const char *path)
 {
+    const struct gpt_param *p = gpt_tensor(m, i);
+    size_t n = (size_t)(p->shape[0] * p->shape[1]);
     const struct safetensors_tensor *t = safetensors_find(f, name);
-    if (!t || t->dtype != SAFETENSORS_F32 || t->numel != dst->n)
+    if (!t || t->dtype != SAFETENSORS_F32 || t->numel != n)
         user_fail("%s: tensor %s is missing or is not fp32 with %zu elements: the optimizer state "
                   "does not match the model",
-                  path, name, dst->n);
-    memcpy(tensor_acquire_write(dst), t->data, t->nbytes);
-    tensor_release(dst);
+                  path, name, n);
+    float *view = gpt_state_acquire(m, i, which, 1);
+    memcpy(view, t->data, t->nbytes);
+    gpt_state_release(m, i, which, view, 1);
 }
 
 static int64_t state_int(json_t *root, const char *path, const char *key)
@@ -182,8 +187,9 @@ int checkpoint_load(struct gpt *m, const char *dir, struct train_state *st)
         if (!t)
             user_fail("%s: tensor %s is missing: the file is incomplete or not a GPT-2 model", path,
                       p->name);
-        load_tensor(p, t, tensor_acquire_write(p->master), path);
-        tensor_release(p->master);
+        float *view = gpt_state_acquire(m, i, GPT_STATE_MASTER, 1);
+        load_tensor(p, t, view, path);
+        gpt_state_release(m, i, GPT_STATE_MASTER, view, 1);
     }
     for (int i = 0; i < f.n_tensors; i++)
         if (!is_ignored_tensor(f.tensors[i].name) && !is_model_tensor(m, f.tensors[i].name))
@@ -198,30 +204,45 @@ int checkpoint_load(struct gpt *m, const char *dir, struct train_state *st)
     for (int i = 0; i < n; i++) {
         struct gpt_param *p = gpt_tensor(m, i);
         snprintf(name, sizeof name, "exp_avg.%s", p->name);
-        load_exact(p->m, &f, name, path);
+        load_state(m, i, GPT_STATE_EXP_AVG, &f, name, path);
         snprintf(name, sizeof name, "exp_avg_sq.%s", p->name);
-        load_exact(p->v, &f, name, path);
+        load_state(m, i, GPT_STATE_EXP_AVG_SQ, &f, name, path);
     }
     safetensors_close(&f);
     load_trainer_state(dir, st);
     return 1;
 }
 
-/* Conv1D weights leave in the [in, out] layout: the fill callback transposes on the fly, so a
- * save needs no second copy of the model. */
-struct transpose_ctx {
-    const float *src; /* ours: [rows, cols] */
-    size_t rows, cols;
+/* Every tensor is written through a fill callback that takes a view of its state when the writer
+ * reaches it and lets it go at its end: a save holds one tensor in RAM at a time, wherever the
+ * state lives (RAM, or NVMe swap files), and Conv1D weights leave transposed to the [in, out]
+ * layout on the fly. */
+struct state_fill {
+    struct gpt *m;
+    int i;
+    enum gpt_state which;
+    int transpose;
+    size_t rows, cols, bytes; /* ours: [rows, cols]; bytes written (HF rows for wte) */
+    const float *src;
 };
 
-static int fill_transposed(void *ctx, void *buf, size_t offset, size_t len)
+static int fill_state(void *ctx, void *buf, size_t offset, size_t len)
 {
-    const struct transpose_ctx *t = ctx;
+    struct state_fill *f = ctx;
     float *out = buf;
     size_t first = offset / sizeof(float), count = len / sizeof(float);
-    for (size_t k = 0; k < count; k++) {
-        size_t e = first + k, i = e / t->rows, j = e % t->rows; /* HF [cols, rows] */
-        out[k] = t->src[j * t->cols + i];
+    if (!f->src) f->src = gpt_state_acquire(f->m, f->i, f->which, 0);
+    if (!f->transpose) {
+        memcpy(out, f->src + first, len);
+    } else {
+        for (size_t k = 0; k < count; k++) {
+            size_t e = first + k, i = e / f->rows, j = e % f->rows; /* HF [cols, rows] */
+            out[k] = f->src[j * f->cols + i];
+        }
+    }
+    if (offset + len == f->bytes) {
+        gpt_state_release(f->m, f->i, f->which, (float *)f->src, 0);
+        f->src = NULL;
     }
     return 0;
 }
@@ -269,37 +290,44 @@ static void remove_tree(const char *path)
     nftw(path, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
+static void add_state(struct safetensors_writer *w, struct state_fill *f, const char *name,
+                      int ndim, const int64_t *shape)
+{
+    f->bytes = sizeof(float) * (size_t)shape[0] * (size_t)(ndim > 1 ? shape[1] : 1);
+    CHECK(safetensors_writer_add_fill(w, name, SAFETENSORS_F32, ndim, shape, fill_state, f) == 0);
+}
+
 /* Writes the files of a checkpoint into tmp, which exists and is empty. */
 static int write_files(struct gpt *m, const char *tmp, const struct train_state *st, char *err,
                        size_t err_size)
 {
     char path[4096], name[160];
     int n = gpt_num_tensors(m), rc;
-    struct transpose_ctx *ctx = calloc(n, sizeof *ctx);
+    struct state_fill *fills = calloc((size_t)n * 3, sizeof *fills);
     struct safetensors_writer model, optim;
-    CHECK(ctx);
+    CHECK(fills);
     safetensors_writer_init(&model);
     safetensors_writer_init(&optim);
     safetensors_writer_set_metadata(&model, "format", "pt");
     for (int i = 0; i < n; i++) {
         struct gpt_param *p = gpt_tensor(m, i);
+        struct state_fill *f = &fills[i * 3];
         int64_t shape[2];
-        const float *w = tensor_acquire_read(p->master);
         hf_shape(p, shape);
-        if (p->conv1d) {
-            ctx[i] = (struct transpose_ctx){w, (size_t)p->shape[0], (size_t)p->shape[1]};
-            rc = safetensors_writer_add_fill(&model, p->name, SAFETENSORS_F32, 2, shape,
-                                             fill_transposed, &ctx[i]);
-        } else {
-            rc = safetensors_writer_add(&model, p->name, SAFETENSORS_F32, p->ndim, shape, w);
-        }
-        CHECK(rc == 0);
+        for (int k = 0; k < 3; k++)
+            f[k] = (struct state_fill){m,
+                                       i,
+                                       (enum gpt_state)k,
+                                       k == 0 && p->conv1d,
+                                       (size_t)p->shape[0],
+                                       (size_t)p->shape[1],
+                                       0,
+                                       NULL};
+        add_state(&model, &f[0], p->name, p->ndim, shape);
         snprintf(name, sizeof name, "exp_avg.%s", p->name);
-        CHECK(safetensors_writer_add(&optim, name, SAFETENSORS_F32, p->ndim, p->shape,
-                                     tensor_acquire_read(p->m)) == 0);
+        add_state(&optim, &f[1], name, p->ndim, p->shape);
         snprintf(name, sizeof name, "exp_avg_sq.%s", p->name);
-        CHECK(safetensors_writer_add(&optim, name, SAFETENSORS_F32, p->ndim, p->shape,
-                                     tensor_acquire_read(p->v)) == 0);
+        add_state(&optim, &f[2], name, p->ndim, p->shape);
     }
     snprintf(path, sizeof path, "%s/model.safetensors", tmp);
     rc = safetensors_writer_write(&model, path, err, err_size);
@@ -307,15 +335,12 @@ static int write_files(struct gpt *m, const char *tmp, const struct train_state 
         snprintf(path, sizeof path, "%s/optimizer.safetensors", tmp);
         rc = safetensors_writer_write(&optim, path, err, err_size);
     }
-    for (int i = 0; i < n; i++) {
-        struct gpt_param *p = gpt_tensor(m, i);
-        tensor_release(p->master);
-        tensor_release(p->m);
-        tensor_release(p->v);
-    }
+    for (int k = 0; k < n * 3; k++) /* views left open by a write that failed midway */
+        if (fills[k].src)
+            gpt_state_release(m, fills[k].i, fills[k].which, (float *)fills[k].src, 0);
     safetensors_writer_free(&model);
     safetensors_writer_free(&optim);
-    free(ctx);
+    free(fills);
     if (rc == 0) rc = write_json(tmp, "config.json", config_json(gpt_get_config(m)), err, err_size);
     if (rc == 0) rc = write_json(tmp, "trainer_state.json", trainer_json(st), err, err_size);
     return rc;

@@ -361,6 +361,47 @@ void gpt_optim_placement(const struct gpt *m, struct gpt_optim_placement *out)
         out->swap_buffer_bytes += 3 * tensor_bytes(&m->bufs[b][0]);
 }
 
+static struct tensor *state_tensor(struct gpt_param *p, enum gpt_state which)
+{
+    return which == GPT_STATE_MASTER ? p->master : which == GPT_STATE_EXP_AVG ? p->m : p->v;
+}
+
+float *gpt_state_acquire(struct gpt *m, int i, enum gpt_state which, int write)
+{
+    struct gpt_param *p = &m->params[i];
+    char err[SWAP_ERR_SIZE];
+    if (!p->swapped)
+        return write ? tensor_acquire_write(state_tensor(p, which))
+                     : tensor_acquire_read(state_tensor(p, which));
+    rt_wait_all(); /* the last swap-out of this tensor may still be in flight */
+    float *view = aio_alloc_aligned(m->region_bytes[i]);
+    CHECK(view);
+    if (swap_file_read(m->swapf[i], view, which * m->region_bytes[i], m->region_bytes[i],
+                       m->generation, err, sizeof err) < 0)
+        user_fail("%s", err);
+    return view;
+}
+
+void gpt_state_release(struct gpt *m, int i, enum gpt_state which, float *view, int write)
+{
+    struct gpt_param *p = &m->params[i];
+    char err[SWAP_ERR_SIZE];
+    if (!p->swapped) {
+        tensor_release(state_tensor(p, which));
+        return;
+    }
+    if (write) {
+        if (swap_file_write(m->swapf[i], view, which * m->region_bytes[i], m->region_bytes[i],
+                            m->generation, err, sizeof err) < 0)
+            user_fail("%s", err);
+        if (which == GPT_STATE_MASTER) {
+            dtype_from_f32(m->opt.dt, view, tensor_acquire_write(p->param), param_numel(p));
+            tensor_release(p->param);
+        }
+    }
+    free(view);
+}
+
 void gpt_nvme_traffic(const struct gpt *m, uint64_t *read, uint64_t *written)
 {
     struct aio_stats st = {0, 0, 0};

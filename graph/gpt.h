@@ -120,6 +120,21 @@ void gpt_optim_placement(const struct gpt *m, struct gpt_optim_placement *out);
  * unless OPTIM_TIER_NVME. */
 void gpt_nvme_traffic(const struct gpt *m, uint64_t *read, uint64_t *written);
 
+/* The fp32 optimizer state of a tensor, wherever it lives. */
+enum gpt_state {
+    GPT_STATE_MASTER,
+    GPT_STATE_EXP_AVG,
+    GPT_STATE_EXP_AVG_SQ,
+};
+/* A host view of state `which` of tensor i (fp32, our layout, its shape's elements): the host
+ * copy of a resident tensor, or a buffer read from the swap file of a swapped one. Waits for every
+ * submitted task. For checkpoints: one tensor at a time, so a save or a load needs RAM for the
+ * largest tensor only. gpt_state_release ends the view; with `write`, it stores the view back
+ * (the host copy, or the swap file with the current generation) and, for a swapped master,
+ * refreshes the compute copy (resident ones: gpt_sync_params). */
+float *gpt_state_acquire(struct gpt *m, int i, enum gpt_state which, int write);
+void gpt_state_release(struct gpt *m, int i, enum gpt_state which, float *view, int write);
+
 /* Gradient of tensor i widened to fp32 (our layout) into out; waits for the backward. */
 void gpt_read_grad(struct gpt *m, int i, float *out);
 

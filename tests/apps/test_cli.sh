@@ -215,6 +215,10 @@ resume() {
 }
 resume fp32
 resume shuffle --data-order shuffle
+# The optimizer state on NVMe is saved from and loaded into the swap files, one tensor at a time.
+mkdir -p "$RUN/nvme-ck"
+resume nvme --fp16 --offload-optimizer nvme --nvme-path "$RUN/nvme-ck" --nvme-resident-fraction 0.1
+rmdir "$RUN/nvme-ck" 2>/dev/null || fail "resume nvme" "swap folders left in $RUN/nvme-ck"
 # A 2-iteration window moves the dynamic loss scale around the resume point: C matches A only if
 # the scale, the scaler's counters and the AdamW step all come back.
 if resume fp16 --fp16 --loss-scale-window 2; then
