@@ -51,7 +51,8 @@ struct args {
     int grad_accum;
     struct aio_config aio;
     int world_size, ranks_per_node, dry_run;
-    const char *ds_path; /* --deepspeed_config */
+    int64_t trace_first, trace_last; /* --trace: iterations recorded by FxT (0: all or none) */
+    const char *ds_path;             /* --deepspeed_config */
     int strict_config;
     struct ds_config ds;
     struct setting_origin origin[PLAN_NKNOBS]; /* where the planned settings came from */
@@ -301,6 +302,8 @@ static const char usage[] =
     "  --gradient-accumulation-steps N  micro-batches per optimizer step (default 1)\n"
     "  --world-size N  --ranks-per-node N  data-parallel ranks to plan for (--dry-run)\n"
     "  --dry-run                      print the memory plan and exit without allocating\n"
+    "  --trace FIRST:LAST             FxT-trace only these iterations (sets STARPU_FXT_TRACE=1\n"
+    "                                 unless set; files in STARPU_FXT_PREFIX, default /tmp)\n"
     "data:\n"
     "  --data-path PATH               llm.c token file or Megatron indexed dataset prefix\n"
     "                                 (default data/brown.bin, made by scripts/setup.sh)\n"
@@ -387,6 +390,7 @@ enum {
     OPT_WORLD_SIZE,
     OPT_RANKS_PER_NODE,
     OPT_GRAD_ACCUM,
+    OPT_TRACE,
     OPT_HELP,
 };
 
@@ -444,6 +448,7 @@ static const struct option options[] = {
     {"world-size", required_argument, 0, OPT_WORLD_SIZE},
     {"ranks-per-node", required_argument, 0, OPT_RANKS_PER_NODE},
     {"gradient-accumulation-steps", required_argument, 0, OPT_GRAD_ACCUM},
+    {"trace", required_argument, 0, OPT_TRACE},
     {"help", no_argument, 0, OPT_HELP},
     {0, 0, 0, 0},
 };
@@ -674,6 +679,21 @@ static void parse_args(struct args *a, int argc, char **argv)
             a->grad_accum = (int)parse_int(flag, optarg, 1);
             setting_origin_set(&a->origin[PLAN_KNOB_GRAD_ACCUM], SOURCE_FLAG, flag);
             break;
+        case OPT_TRACE: {
+            long long first, last;
+            char tail;
+            int n = sscanf(optarg, "%lld:%lld%c", &first, &last, &tail);
+            if (n == 1 && sscanf(optarg, "%lld%c", &first, &tail) == 1)
+                last = first;
+            else if (n != 2)
+                user_fail("--trace %s: give FIRST:LAST (iterations, e.g. 3:4) or one iteration",
+                          optarg);
+            if (first < 1 || last < first)
+                user_fail("--trace %s: iterations count from 1 and LAST >= FIRST", optarg);
+            a->trace_first = first;
+            a->trace_last = last;
+            break;
+        }
         case OPT_HELP:
             fputs(usage, stdout);
             exit(0);
@@ -876,8 +896,19 @@ int main(int argc, char **argv)
                               .resident_fraction = a.resident_fraction,
                               .aio = &a.aio};
     gpt_check_config(&a.cfg, &opt);
+    if (a.trace_first) {
+        const char *fxt = getenv("STARPU_FXT_TRACE");
+        if (fxt && atoi(fxt) == 0)
+            user_fail("--trace %lld:%lld with STARPU_FXT_TRACE=%s: unset it or set it to 1",
+                      (long long)a.trace_first, (long long)a.trace_last, fxt);
+        setenv("STARPU_FXT_TRACE", "1", 0);
+        printf("> tracing iterations %lld to %lld with FxT into %s\n", (long long)a.trace_first,
+               (long long)a.trace_last,
+               getenv("STARPU_FXT_PREFIX") ? getenv("STARPU_FXT_PREFIX") : "/tmp/");
+    }
     double t_init = now_ms();
-    rt_init(&(struct rt_options){.cpu_workers = a.optim_tier != OPTIM_TIER_DEVICE});
+    rt_init(&(struct rt_options){.cpu_workers = a.optim_tier != OPTIM_TIER_DEVICE,
+                                 .trace_later = a.trace_first > 0});
     struct gpt *m = gpt_create(&a.cfg, &opt);
     struct train_state st = {0};
     int dynamic = a.dt == DTYPE_FP16 && a.loss_scale == 0;
@@ -927,6 +958,7 @@ int main(int argc, char **argv)
     for (int64_t it = first; it <= a.iters; it++) {
         double t0 = now_ms();
         if (it == first + 1) t_steady = t0;
+        if (it == a.trace_first) rt_trace_start();
         double lr = lr_at(&a.lr, it);
         float scale = (float)st.scaler.scale, sumsq;
         struct adamw_hparams hp = {(float)lr,    (float)a.beta1,        (float)a.beta2,
@@ -948,6 +980,9 @@ int main(int argc, char **argv)
         gpt_step_stats(m, &loss, &sumsq);
         loss = (float)((loss_sum + loss) / a.grad_accum);
         double dt_ms = now_ms() - t0;
+        if (it == a.trace_last)
+            rt_trace_stop(); /* after the timing: the wait for the optimizer's tail is not the
+                                step's */
 
         int overflow = !isfinite(sumsq);
         float grad_norm = sqrtf(sumsq) / scale;

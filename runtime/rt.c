@@ -5,6 +5,7 @@
 #include <cuda_runtime_api.h>
 #include <omp.h>
 #include <starpu_cublas_v2.h>
+#include <starpu_fxt.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -65,6 +66,7 @@ void rt_init(const struct rt_options *opt)
         conf.sched_policy_name = "peager";
     else if (!getenv("STARPU_NCPU") && !opt->cpu_workers)
         conf.ncpus = 0;
+    if (opt->trace_later) starpu_fxt_autostart_profiling(0);
     int ret = starpu_initialize(&conf, NULL, NULL);
     if (ret == -ENODEV) user_fail("StarPU found no worker: check STARPU_NCPU and STARPU_NCUDA");
     CHECK_MSG(ret == 0, "starpu_initialize failed");
@@ -275,6 +277,21 @@ void rt_submit(struct starpu_codelet *cl, const char *name, const struct rt_buf 
                                  args_size, STARPU_PRIORITY, prio, STARPU_NAME, name, STARPU_FLOPS,
                                  flops, STARPU_EXECUTE_WHERE, mask, 0);
     CHECK_MSG(ret == 0, "starpu_task_insert failed: no worker can run this codelet");
+}
+
+/* Both ends of the window wait for every submitted task: starpu_fxt_tool 1.4.10 crashes on a
+ * task whose start precedes the recording (handle_end_codelet_body finds no ongoing computation),
+ * and a task cut at the end would be missing from tasks.rec. */
+void rt_trace_start(void)
+{
+    rt_wait_all();
+    starpu_fxt_start_profiling();
+}
+
+void rt_trace_stop(void)
+{
+    rt_wait_all();
+    starpu_fxt_stop_profiling();
 }
 
 void rt_wait_all(void)

@@ -58,7 +58,14 @@ enum rt_device {
 struct rt_options {
     int quiet;       /* no banner */
     int cpu_workers; /* host-side tasks will run: keep CPU workers even with a GPU */
+    int trace_later; /* FxT records only between rt_trace_start and rt_trace_stop */
 };
+
+/* FxT recording of a window (STARPU_FXT_TRACE on). Both wait for every submitted task first, so
+ * the window holds whole tasks only (the iteration before it loses its overlap with the window's
+ * first one). */
+void rt_trace_start(void);
+void rt_trace_stop(void);
 
 /* Memory of the first GPU StarPU would use, in bytes, asked before StarPU starts (for the
  * memory plan); 0 without a GPU or with STARPU_NCUDA=0. */

@@ -432,6 +432,23 @@ PYCHECK
         fail "--tile-size" "losses differ: $(paste -d' ' <(losses "$W/t0.jsonl") <(losses "$W/t20000.jsonl") <(losses "$W/t48.jsonl") | tr '\n' ';')"
     fi
 
+# --- 11. --trace: FxT records the chosen iterations only --------------------------------------
+expect_error "--trace with a bad range" "--trace" "${TINY[@]}" --train-iters 2 --trace 3:1
+fxt_tool=$(command -v starpu_fxt_tool || echo "${STARPU_PREFIX:-$HOME/.cache/gpt50b/starpu-1.4.10}/bin/starpu_fxt_tool")
+if [ -x "$fxt_tool" ]; then
+    mkdir -p "$W/fxt"
+    STARPU_FXT_PREFIX=$W/fxt/ train "--trace 3:4" --train-iters 5 --trace 3:4 &&
+        (cd "$W/fxt" && "$fxt_tool" -i prof_file_* >/dev/null 2>&1)
+    iterations=$(grep -c '^Name: encoder_fwd' "$W/fxt/tasks.rec" 2>/dev/null)
+    if [ "$iterations" = 2 ]; then
+        ok "--trace 3:4 of 5 iterations: starpu_fxt_tool converts it, tasks.rec holds 2 iterations"
+    else
+        fail "--trace 3:4" "tasks.rec holds ${iterations:-no} iterations (encoder_fwd tasks)"
+    fi
+else
+    echo "skip - --trace: no starpu_fxt_tool"
+fi
+
 if [ "$failures" -gt 0 ]; then
     echo "$failures check(s) failed"
     exit 1
