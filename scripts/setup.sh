@@ -31,7 +31,7 @@ sudo_cmd=()
 
 # --- 1. distro packages ------------------------------------------------------------------------
 packages=(build-essential pkg-config meson ninja-build dpkg-dev libhwloc-dev libaio-dev libfxt-dev
-	libjansson-dev libopenblas-dev libopenmpi-dev openmpi-bin nodejs npm python3 xz-utils)
+	libjansson-dev libopenblas-dev libopenmpi-dev openmpi-bin nodejs npm python3 xz-utils librsvg2-bin)
 missing=()
 for p in "${packages[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

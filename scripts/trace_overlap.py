@@ -16,53 +16,10 @@ import itertools
 import json
 import sys
 
+from starpu_trace import intersect, length, read_tasks, union
+
 GROUPS = {"swap_in": "swap-in", "adamw": "AdamW", "swap_out": "swap-out"}
 IGNORED = ("_starpu", "starpu_data_unregister", "zero", "sumsq")
-
-
-def read_tasks(path):
-    tasks, cur = [], {}
-    with open(path) as f:
-        for line in f:
-            line = line.rstrip("\n")
-            if not line:
-                if "StartTime" in cur and "EndTime" in cur and "Name" in cur:
-                    tasks.append(cur)
-                cur = {}
-                continue
-            key, _, value = line.partition(": ")
-            cur[key] = value
-    if "StartTime" in cur and "EndTime" in cur and "Name" in cur:
-        tasks.append(cur)
-    return tasks
-
-
-def union(intervals):
-    out = []
-    for s, e in sorted(intervals):
-        if out and s <= out[-1][1]:
-            out[-1][1] = max(out[-1][1], e)
-        else:
-            out.append([s, e])
-    return out
-
-
-def length(intervals):
-    return sum(e - s for s, e in intervals)
-
-
-def intersect(a, b):
-    i = j = 0
-    out = []
-    while i < len(a) and j < len(b):
-        s, e = max(a[i][0], b[j][0]), min(a[i][1], b[j][1])
-        if s < e:
-            out.append([s, e])
-        if a[i][1] < b[j][1]:
-            i += 1
-        else:
-            j += 1
-    return out
 
 
 def main():
