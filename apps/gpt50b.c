@@ -930,6 +930,10 @@ int main(int argc, char **argv)
            "parameters, %s%s\n",
            a.cfg.L, a.cfg.C, a.cfg.NH, a.T, a.cfg.V, a.cfg.Vp, (long long)nparams,
            dtype_label(a.dt), a.checkpointing ? ", activation checkpointing" : "");
+    struct host_pool_info pool = rt_pool_info();
+    printf("> pinned host pool: %.3f GB (%s, %s)\n", pool.capacity / 1e9,
+           pool.pinned ? "page-locked" : "not page-locked: no GPU",
+           pool.numa_node >= 0 ? "on the GPU's NUMA node" : "one NUMA node or no GPU: unbound");
     if (a.optim_tier != OPTIM_TIER_DEVICE) {
         struct gpt_optim_placement pl;
         gpt_optim_placement(m, &pl);

@@ -286,14 +286,42 @@ static int param_tiles(const struct gpt *m, int i)
 static void plan_swap(struct gpt *m)
 {
     uint64_t total = 0, kept = 0;
+    m->region_bytes = calloc(m->nparams, sizeof *m->region_bytes);
+    CHECK(m->region_bytes);
     for (int i = 0; i < m->nparams; i++)
         total += 12 * (uint64_t)param_numel(&m->params[i]);
     uint64_t budget = (uint64_t)(m->opt.resident_fraction * (double)total);
     for (int i = 0; i < m->nparams; i++) {
         uint64_t bytes = 12 * (uint64_t)param_numel(&m->params[i]);
         m->params[i].swapped = kept + bytes > budget;
-        if (!m->params[i].swapped) kept += bytes;
+        if (!m->params[i].swapped)
+            kept += bytes;
+        else
+            m->region_bytes[i] =
+                round_up(param_numel(&m->params[i]) * sizeof(float), SWAP_BLOCK_SIZE);
     }
+}
+
+static size_t region_max(const struct gpt *m)
+{
+    size_t max = 0;
+    for (int i = 0; m->region_bytes && i < m->nparams; i++)
+        max = m->region_bytes[i] > max ? m->region_bytes[i] : max;
+    return max;
+}
+
+/* Bytes of the pinned pool: the batch and the loss, and with the optimizer state on NVMe the
+ * swap buffers and the compute copies that the CPU AdamW writes (copied to the GPU each step). */
+static size_t pinned_bytes(const struct gpt *m)
+{
+    size_t N = (size_t)m->opt.B * m->opt.T, total = 3 * host_pool_piece_bytes(N * 4);
+    total += host_pool_piece_bytes(sizeof(float));
+    for (int i = 0; i < m->nparams; i++)
+        if (m->params[i].swapped)
+            total += host_pool_piece_bytes(param_numel(&m->params[i]) * dtype_size(m->opt.dt));
+    int nbufs = m->opt.swap_buffers > 0 ? m->opt.swap_buffers : 1;
+    if (region_max(m)) total += (size_t)nbufs * 3 * host_pool_piece_bytes(region_max(m));
+    return total;
 }
 
 /* Creates the run's swap folder and files, the RAM buffer sets, and writes every swapped
@@ -302,23 +330,20 @@ static void plan_swap(struct gpt *m)
 static void swap_init(struct gpt *m)
 {
     char err[SWAP_ERR_SIZE], name[160];
-    size_t region_max = 0;
+    size_t rmax = region_max(m);
     m->aio = aio_engine_create(m->opt.aio, err, sizeof err);
     if (!m->aio) user_fail("%s", err);
     m->swapdir = swap_dir_open(m->aio, m->opt.nvme_path, err, sizeof err);
     if (!m->swapdir) user_fail("%s", err);
     m->swapf = calloc(m->nparams, sizeof *m->swapf);
-    m->region_bytes = calloc(m->nparams, sizeof *m->region_bytes);
-    CHECK(m->swapf && m->region_bytes);
+    CHECK(m->swapf);
     for (int i = 0; i < m->nparams; i++) {
         if (!m->params[i].swapped) continue;
-        m->region_bytes[i] = round_up(param_numel(&m->params[i]) * sizeof(float), SWAP_BLOCK_SIZE);
-        region_max = m->region_bytes[i] > region_max ? m->region_bytes[i] : region_max;
         if (swap_file_create(m->swapdir, m->params[i].name, 3 * m->region_bytes[i], &m->swapf[i],
                              err, sizeof err) < 0)
             user_fail("%s", err);
     }
-    if (!region_max) return;
+    if (!rmax) return;
     m->nbufs = m->opt.swap_buffers > 0 ? m->opt.swap_buffers : 1;
     m->bufs = calloc(m->nbufs, sizeof *m->bufs);
     CHECK(m->bufs);
@@ -326,8 +351,8 @@ static void swap_init(struct gpt *m)
     for (int b = 0; b < m->nbufs; b++)
         for (int k = 0; k < 3; k++) {
             snprintf(name, sizeof name, "swap_buffer%d.%s", b, kind[k]);
-            tensor_init(&m->bufs[b][k], name, TENSOR_TYPE_FP32, region_max / sizeof(float),
-                        TENSOR_HOST_PAGEABLE);
+            tensor_init(&m->bufs[b][k], name, TENSOR_TYPE_FP32, rmax / sizeof(float),
+                        TENSOR_HOST_PINNED);
         }
     /* No task runs yet: the buffers' host copies are written directly. m and v start at 0. */
     float *w = m->bufs[0][0].host;
@@ -424,6 +449,7 @@ struct gpt *gpt_create(const struct gpt_config *cfg, const struct gpt_options *o
     char name[128];
 
     if (opt->optim_tier == OPTIM_TIER_NVME) plan_swap(m);
+    rt_pool_init(pinned_bytes(m));
     m->store = calloc((size_t)m->nparams * 5, sizeof *m->store);
     CHECK(m->store);
     for (int i = 0; i < m->nparams; i++) {
@@ -443,7 +469,7 @@ struct gpt *gpt_create(const struct gpt_config *cfg, const struct gpt_options *o
             p->param = p->master;
         } else {
             /* a swapped tensor's compute copy is written by AdamW on the CPU: keep it there */
-            tensor_init(&s[1], p->name, dt, n, p->swapped ? TENSOR_HOST_PAGEABLE : home);
+            tensor_init(&s[1], p->name, dt, n, p->swapped ? TENSOR_HOST_PINNED : home);
             p->param = &s[1];
         }
         snprintf(name, sizeof name, "%s.grad", p->name);
@@ -522,6 +548,7 @@ void gpt_destroy(struct gpt *m)
         if (m->swapf[i]) swap_file_close(m->swapf[i]);
     if (m->swapdir) swap_dir_close(m->swapdir);
     if (m->aio) aio_engine_destroy(m->aio);
+    rt_pool_release(); /* after every tensor carved from it */
     free(m->bufs);
     free(m->swapf);
     free(m->region_bytes);

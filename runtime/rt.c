@@ -10,8 +10,10 @@
 #include <string.h>
 
 #include "check.h"
+#include "pool.h"
 
 static enum rt_device device = RT_DEVICE_CPU;
+static struct host_pool *pool;
 static char device_name[128];
 
 #define RT_MAX_SCRATCH 32
@@ -86,8 +88,28 @@ void rt_init(const struct rt_options *opt)
                 starpu_sched_get_sched_policy()->policy_name, rt_ncpu(), rt_ncuda(), device_name);
 }
 
+void rt_pool_init(size_t bytes)
+{
+    char err[256];
+    CHECK_MSG(!pool, "rt_pool_init called twice");
+    pool = host_pool_create(bytes, err, sizeof err);
+    if (!pool) user_fail("%s", err);
+}
+
+void rt_pool_release(void)
+{
+    host_pool_destroy(pool);
+    pool = NULL;
+}
+
+struct host_pool_info rt_pool_info(void)
+{
+    return pool ? host_pool_info(pool) : (struct host_pool_info){0, 0, 0, -1};
+}
+
 void rt_shutdown(void)
 {
+    rt_pool_release();
     for (int i = 0; i < nscratch; i++)
         tensor_free(&scratch[i]);
     nscratch = 0;
@@ -135,18 +157,16 @@ void tensor_init(struct tensor *t, const char *name, enum tensor_type type, size
     if (host == TENSOR_HOST_NONE) {
         starpu_vector_data_register(&t->handle, -1, 0, (uint32_t)n, elem);
     } else {
-        /* Pinned copies come from StarPU and count toward its RAM budget (STARPU_LIMIT_CPU_MEM);
-         * pageable ones are plain page-aligned memory, sized against MemAvailable by the caller
-         * (StarPU's own default budget follows hwloc, which can be far below the real RAM). */
-        int fail = host == TENSOR_HOST_PINNED
-                       ? starpu_malloc_flags(&t->host, n * elem,
-                                             STARPU_MALLOC_PINNED | STARPU_MALLOC_COUNT)
-                       : posix_memalign(&t->host, 4096, n * elem);
-        if (fail)
-            user_fail("cannot allocate %zu bytes of host memory for %s: lower the model size or "
-                      "raise STARPU_LIMIT_CPU_MEM",
+        /* Pinned copies are pieces of the run's pool (rt_pool_init); without one, and for
+         * pageable copies, plain page-aligned memory sized against MemAvailable by the plan
+         * (StarPU's own default RAM budget follows hwloc, which can be far below the RAM). */
+        t->host = host == TENSOR_HOST_PINNED && pool ? host_pool_alloc(pool, n * elem) : NULL;
+        CHECK_MSG(!(host == TENSOR_HOST_PINNED && pool) || t->host,
+                  "the pinned pool is smaller than its plan");
+        t->host_kind = t->host ? TENSOR_HOST_PINNED : TENSOR_HOST_PAGEABLE;
+        if (!t->host && posix_memalign(&t->host, 4096, n * elem) != 0)
+            user_fail("cannot allocate %zu bytes of host memory for %s: lower the model size",
                       n * elem, name);
-        t->host_kind = host;
         memset(t->host, 0, n * elem);
         starpu_vector_data_register(&t->handle, STARPU_MAIN_RAM, (uintptr_t)t->host, (uint32_t)n,
                                     elem);
@@ -202,10 +222,7 @@ void tensor_free(struct tensor *t)
     }
     /* The host copy is not brought up to date: whoever needs the data acquires it first. */
     starpu_data_unregister_no_coherency(t->handle);
-    if (t->host_kind == TENSOR_HOST_PINNED)
-        starpu_free_flags(t->host, tensor_bytes(t), STARPU_MALLOC_PINNED | STARPU_MALLOC_COUNT);
-    else
-        free(t->host);
+    if (t->host_kind == TENSOR_HOST_PAGEABLE) free(t->host); /* pool pieces go with the pool */
     memset(t, 0, sizeof *t);
 }
 

@@ -18,6 +18,7 @@
 #include <starpu.h>
 
 #include "dtype.h"
+#include "pool.h"
 
 /* Element types of tensors: the model's dtypes plus int32 for token ids. */
 enum tensor_type {
@@ -32,8 +33,8 @@ enum tensor_type {
 enum tensor_host {
     TENSOR_HOST_NONE,     /* no host copy: the buffer is created where first written */
     TENSOR_HOST_PAGEABLE, /* zeroed host copy */
-    TENSOR_HOST_PINNED,   /* the same, page-locked for asynchronous copies and counted against
-                             STARPU_LIMIT_CPU_MEM */
+    TENSOR_HOST_PINNED,   /* the same, a piece of the run's pinned pool (rt_pool_init); pageable
+                             when there is no pool */
 };
 
 struct tensor {
@@ -81,6 +82,14 @@ enum rt_device rt_device(void);
 const char *rt_device_name(void);
 int rt_ncuda(void);
 int rt_ncpu(void);
+
+/* Creates the bounded pool of pinned host memory (pool.h) from which TENSOR_HOST_PINNED copies
+ * are carved; bytes as host_pool_piece_bytes sums them. After rt_init, one pool at a time: the
+ * owner of its tensors frees them, then calls rt_pool_release. User error when the memory cannot
+ * be had. */
+void rt_pool_init(size_t bytes);
+void rt_pool_release(void);
+struct host_pool_info rt_pool_info(void);
 
 /* Registers a tensor of n elements with the given host copy. */
 void tensor_init(struct tensor *t, const char *name, enum tensor_type type, size_t n,

@@ -1,0 +1,88 @@
+/* pool.c: one pinned, NUMA-placed host allocation carved into aligned pieces (see pool.h). */
+#include "pool.h"
+
+#include <hwloc.h>
+#include <hwloc/cudart.h>
+#include <starpu.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "aio.h"
+
+struct host_pool {
+    char *base;
+    struct host_pool_info info;
+};
+
+size_t host_pool_piece_bytes(size_t bytes)
+{
+    return (bytes + AIO_ALIGN - 1) / AIO_ALIGN * AIO_ALIGN;
+}
+
+/* Binds [p, p + n) to the NUMA node of CUDA device 0 when the machine has several nodes; returns
+ * the node, or -1 when there is nothing to choose (one node, no GPU) or hwloc cannot tell. */
+static int place_near_gpu(void *p, size_t n)
+{
+    hwloc_topology_t topo;
+    int node = -1;
+    if (starpu_cuda_worker_get_count() == 0 || hwloc_topology_init(&topo) != 0) return -1;
+    if (hwloc_topology_load(topo) == 0 && hwloc_get_nbobjs_by_type(topo, HWLOC_OBJ_NUMANODE) > 1) {
+        hwloc_cpuset_t cpus = hwloc_bitmap_alloc();
+        hwloc_nodeset_t nodes = hwloc_bitmap_alloc();
+        if (hwloc_cudart_get_device_cpuset(topo, 0, cpus) == 0) {
+            hwloc_cpuset_to_nodeset(topo, cpus, nodes);
+            if (hwloc_bitmap_weight(nodes) == 1 &&
+                hwloc_set_area_membind(topo, p, n, nodes, HWLOC_MEMBIND_BIND,
+                                       HWLOC_MEMBIND_BYNODESET) == 0)
+                node = hwloc_bitmap_first(nodes);
+        }
+        hwloc_bitmap_free(cpus);
+        hwloc_bitmap_free(nodes);
+    }
+    hwloc_topology_destroy(topo);
+    return node;
+}
+
+struct host_pool *host_pool_create(size_t capacity, char *err, size_t errlen)
+{
+    struct host_pool *p = calloc(1, sizeof *p);
+    capacity = host_pool_piece_bytes(capacity ? capacity : 1);
+    if (!p || posix_memalign((void **)&p->base, AIO_ALIGN, capacity) != 0) {
+        snprintf(err, errlen,
+                 "cannot allocate the %zu-byte pinned host pool: lower the model size, the swap "
+                 "buffer count or the micro-batch",
+                 capacity);
+        free(p);
+        return NULL;
+    }
+    p->info.capacity = capacity;
+    /* bind before the first touch, so that the pages land on the chosen node */
+    p->info.numa_node = place_near_gpu(p->base, capacity);
+    memset(p->base, 0, capacity);
+    p->info.pinned =
+        starpu_cuda_worker_get_count() > 0 && starpu_memory_pin(p->base, capacity) == 0;
+    return p;
+}
+
+void host_pool_destroy(struct host_pool *p)
+{
+    if (!p) return;
+    if (p->info.pinned) starpu_memory_unpin(p->base, p->info.capacity);
+    free(p->base);
+    free(p);
+}
+
+void *host_pool_alloc(struct host_pool *p, size_t bytes)
+{
+    size_t piece = host_pool_piece_bytes(bytes);
+    if (piece > p->info.capacity - p->info.used) return NULL;
+    void *out = p->base + p->info.used;
+    p->info.used += piece;
+    return out;
+}
+
+struct host_pool_info host_pool_info(const struct host_pool *p)
+{
+    return p->info;
+}
