@@ -17,7 +17,7 @@
 #include "cpu/adamw_simd.h"
 
 struct result {
-    enum adamw_isa isa;
+    enum cpu_isa isa;
     int threads;
     double mparams_s, gb_s;
 };
@@ -89,12 +89,12 @@ int main(int argc, char **argv)
     float sumsq = 1e12f;
     double bytes_per_param = es + 6 * sizeof(float) + es;
     int maxt = omp_get_max_threads(), nres = 0;
-    struct result res[ADAMW_ISA_COUNT * 32];
+    struct result res[CPU_ISA_COUNT * 32];
     printf("| AdamW %zu %s params, %.0f B/param | threads | M params/s | GB/s |\n", n,
            dtype_name(dt), bytes_per_param);
     printf("|---|---|---|---|\n");
-    for (int isa = 0; isa < ADAMW_ISA_COUNT; isa++) {
-        if (!adamw_isa_supported(isa)) continue;
+    for (int isa = 0; isa < CPU_ISA_COUNT; isa++) {
+        if (!cpu_isa_supported(isa)) continue;
         for (int t = 1; t <= maxt; t = t < maxt && 2 * t > maxt ? maxt : 2 * t) {
             omp_set_num_threads(t);
             hp.step = 1;
@@ -107,18 +107,18 @@ int main(int argc, char **argv)
             double sec = (omp_get_wtime() - t0) / iters;
             struct result r = {isa, t, n / sec / 1e6, bytes_per_param * n / sec / 1e9};
             res[nres++] = r;
-            printf("| %s | %d | %.1f | %.1f |\n", adamw_isa_name(isa), t, r.mparams_s, r.gb_s);
+            printf("| %s | %d | %.1f | %.1f |\n", cpu_isa_name(isa), t, r.mparams_s, r.gb_s);
         }
     }
     if (out) {
         fprintf(out,
                 "{\"bench\": \"adam\", \"params\": %zu, \"dtype\": \"%s\", \"iters\": %d, "
                 "\"bytes_per_param\": %.0f, \"selected_isa\": \"%s\", \"results\": [",
-                n, dtype_name(dt), iters, bytes_per_param, adamw_isa_name(adamw_isa_selected()));
+                n, dtype_name(dt), iters, bytes_per_param, cpu_isa_name(cpu_isa_selected()));
         for (int i = 0; i < nres; i++)
             fprintf(out,
                     "%s{\"isa\": \"%s\", \"threads\": %d, \"mparams_s\": %.1f, \"gb_s\": %.2f}",
-                    i ? ", " : "", adamw_isa_name(res[i].isa), res[i].threads, res[i].mparams_s,
+                    i ? ", " : "", cpu_isa_name(res[i].isa), res[i].threads, res[i].mparams_s,
                     res[i].gb_s);
         fprintf(out, "]}\n");
         fclose(out);

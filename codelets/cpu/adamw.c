@@ -9,80 +9,16 @@
  *
  * adamw_cpu runs on the fastest ISA of this CPU (adamw_simd.c: AVX-512, AVX2), all bit-identical
  * to the scalar code here, which stays callable as adamw_cpu_scalar. The environment variable
- * GPT50B_CPU_ISA=scalar|avx2|avx512 forces one (for tests and benchmarks); it is read once, at
- * the first call. The step is memory-bound (28 bytes of traffic per bf16 parameter), so the
- * vector kernels exist to reach memory bandwidth, not to save arithmetic. */
+ * GPT50B_CPU_ISA=scalar|avx2|avx512 forces one (for tests and benchmarks; cpu_isa.h reads it
+ * once, for every vector kernel). The step is memory-bound (28 bytes of traffic per bf16
+ * parameter), so the vector kernels exist to reach memory bandwidth, not to save arithmetic. */
 #include <math.h>
-#include <string.h>
 
 #include "adamw_simd.h"
 #include "f32_view.h"
 #include "kernels_cpu.h"
 
 #define ADAMW_BLOCK 1024
-
-const char *adamw_isa_name(enum adamw_isa isa)
-{
-    static const char *const names[ADAMW_ISA_COUNT] = {"scalar", "avx2", "avx512"};
-    CHECK_MSG(isa >= 0 && isa < ADAMW_ISA_COUNT, "unknown adamw ISA");
-    return names[isa];
-}
-
-int adamw_isa_supported(enum adamw_isa isa)
-{
-    switch (isa) {
-    case ADAMW_ISA_SCALAR:
-        return 1;
-#if defined(__x86_64__)
-    /* __builtin_cpu_supports also checks that the OS saves the vector registers (XCR0) */
-    case ADAMW_ISA_AVX2:
-        __builtin_cpu_init();
-        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c");
-    case ADAMW_ISA_AVX512:
-        __builtin_cpu_init();
-        return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-               __builtin_cpu_supports("avx512vl");
-#endif
-    default:
-        return 0;
-    }
-}
-
-static enum adamw_isa isa_from_env(void)
-{
-    const char *s = getenv("GPT50B_CPU_ISA");
-    if (!s || !*s) {
-        enum adamw_isa best = ADAMW_ISA_SCALAR;
-        for (int i = 0; i < ADAMW_ISA_COUNT; i++)
-            if (adamw_isa_supported(i)) best = i;
-        return best;
-    }
-    for (int i = 0; i < ADAMW_ISA_COUNT; i++)
-        if (strcmp(s, adamw_isa_name(i)) == 0) {
-            if (adamw_isa_supported(i)) return i;
-            break;
-        }
-    /* A user error, but this library sits below runtime/ and its user_fail: same line, same exit
-     * code. */
-    fprintf(stderr,
-            "gpt50b: error: GPT50B_CPU_ISA=%s is not an ISA this CPU runs: use scalar, avx2 or "
-            "avx512 (one it supports), or unset it\n",
-            s);
-    exit(EXIT_USER);
-}
-
-enum adamw_isa adamw_isa_selected(void)
-{
-    /* StarPU's CPU workers may make the first calls concurrently; they all compute the same
-     * value, so a relaxed race is harmless. */
-    static int cached = -1;
-    int isa = __atomic_load_n(&cached, __ATOMIC_RELAXED);
-    if (isa < 0) {
-        isa = isa_from_env();
-        __atomic_store_n(&cached, isa, __ATOMIC_RELAXED);
-    }
-    return isa;
-}
 
 /* The step's scalar factors; 0 when the step is skipped (non-finite gradient norm). */
 static int adamw_factors_init(struct adamw_factors *f, const float *sumsq,
@@ -124,11 +60,11 @@ static void adamw_block_scalar(const struct adamw_factors *f, void *param, float
     if (param) dtype_from_f32(dt, w, (char *)param + off * dtype_size(dt), len);
 }
 
-void adamw_cpu_isa(enum adamw_isa isa, void *param, float *master, float *m, float *v,
+void adamw_cpu_isa(enum cpu_isa isa, void *param, float *master, float *m, float *v,
                    const void *grad, const float *sumsq, size_t n, const struct adamw_hparams *hp,
                    enum dtype dt)
 {
-    CHECK_MSG(adamw_isa_supported(isa), "adamw_cpu_isa: this CPU does not run that ISA");
+    CHECK_MSG(cpu_isa_supported(isa), "adamw_cpu_isa: this CPU does not run that ISA");
     struct adamw_factors f;
     if (!adamw_factors_init(&f, sumsq, hp)) return;
     size_t es = dtype_size(dt), nblocks = (n + ADAMW_BLOCK - 1) / ADAMW_BLOCK;
@@ -138,9 +74,9 @@ void adamw_cpu_isa(enum adamw_isa isa, void *param, float *master, float *m, flo
         void *pb = param ? (char *)param + off * es : NULL;
         const void *gb = (const char *)grad + off * es;
         size_t done = 0;
-        if (isa == ADAMW_ISA_AVX512)
+        if (isa == CPU_ISA_AVX512)
             done = adamw_block_avx512(&f, pb, master + off, m + off, v + off, gb, len, dt);
-        else if (isa == ADAMW_ISA_AVX2)
+        else if (isa == CPU_ISA_AVX2)
             done = adamw_block_avx2(&f, pb, master + off, m + off, v + off, gb, len, dt);
         if (done < len)
             adamw_block_scalar(&f, param, master, m, v, grad, off + done, len - done, dt);
@@ -150,11 +86,11 @@ void adamw_cpu_isa(enum adamw_isa isa, void *param, float *master, float *m, flo
 void adamw_cpu_scalar(void *param, float *master, float *m, float *v, const void *grad,
                       const float *sumsq, size_t n, const struct adamw_hparams *hp, enum dtype dt)
 {
-    adamw_cpu_isa(ADAMW_ISA_SCALAR, param, master, m, v, grad, sumsq, n, hp, dt);
+    adamw_cpu_isa(CPU_ISA_SCALAR, param, master, m, v, grad, sumsq, n, hp, dt);
 }
 
 void adamw_cpu(void *param, float *master, float *m, float *v, const void *grad, const float *sumsq,
                size_t n, const struct adamw_hparams *hp, enum dtype dt)
 {
-    adamw_cpu_isa(adamw_isa_selected(), param, master, m, v, grad, sumsq, n, hp, dt);
+    adamw_cpu_isa(cpu_isa_selected(), param, master, m, v, grad, sumsq, n, hp, dt);
 }

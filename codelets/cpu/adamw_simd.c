@@ -189,7 +189,7 @@ TARGET_AVX2 size_t adamw_block_avx2(const struct adamw_factors *f, void *param, 
     return 0;
 }
 
-#else /* no x86-64 vector kernels: adamw_isa_supported() says so and these never run */
+#else /* no x86-64 vector kernels: cpu_isa_supported() says so and these never run */
 
 size_t adamw_block_avx512(const struct adamw_factors *f, void *param, float *master, float *m,
                           float *v, const void *grad, size_t len, enum dtype dt)

@@ -1,9 +1,10 @@
-/* adamw_simd.h: the instruction sets adamw_cpu runs on, and the per-ISA block kernels behind it.
+/* adamw_simd.h: adamw_cpu on a chosen instruction set, and the per-ISA block kernels behind it.
  *
- * adamw_cpu (kernels_cpu.h) picks the fastest ISA this CPU supports once, at its first call, or
- * the one named by GPT50B_CPU_ISA=scalar|avx2|avx512. Every ISA gives the same bits as the
- * scalar reference (adamw_cpu_scalar): the vector kernels repeat its fp32 operations one by one,
- * in its order, with no fused multiply-add. Tests and benchmarks name an ISA with adamw_cpu_isa.
+ * adamw_cpu (kernels_cpu.h) runs on cpu_isa_selected() (cpu_isa.h): the fastest ISA this CPU
+ * supports, or the one named by GPT50B_CPU_ISA=scalar|avx2|avx512. Every ISA gives the same bits as
+ * the scalar reference (adamw_cpu_scalar): the vector kernels repeat its fp32 operations one by
+ * one, in its order, with no fused multiply-add. Tests and benchmarks name an ISA with
+ * adamw_cpu_isa.
  *
  * The block kernels are private to codelets/cpu/adamw.c (its OpenMP loop calls them on blocks of
  * at most ADAMW_BLOCK elements); they are declared here so adamw_simd.c can stay a file of its
@@ -13,29 +14,14 @@
 
 #include <stddef.h>
 
+#include "cpu_isa.h"
 #include "kernels_cpu.h"
 
-/* Slowest first: adamw_isa_selected() returns the last one supported. */
-enum adamw_isa {
-    ADAMW_ISA_SCALAR,
-    ADAMW_ISA_AVX2,   /* AVX2 + F16C: 8 lanes */
-    ADAMW_ISA_AVX512, /* AVX-512 F, BW and VL: 16 lanes, masked tails */
-    ADAMW_ISA_COUNT,
-};
-
-/* "scalar", "avx2", "avx512" */
-const char *adamw_isa_name(enum adamw_isa isa);
-/* 1 when this CPU (and OS) can run isa. */
-int adamw_isa_supported(enum adamw_isa isa);
-/* The ISA adamw_cpu uses: GPT50B_CPU_ISA if set, else the best supported. Decided at the first
- * call and cached; a bad GPT50B_CPU_ISA ends the program with a one-line error (exit 2). */
-enum adamw_isa adamw_isa_selected(void);
-
 /* adamw_cpu on a given ISA, which must be supported (checked). */
-void adamw_cpu_isa(enum adamw_isa isa, void *param, float *master, float *m, float *v,
+void adamw_cpu_isa(enum cpu_isa isa, void *param, float *master, float *m, float *v,
                    const void *grad, const float *sumsq, size_t n, const struct adamw_hparams *hp,
                    enum dtype dt);
-/* The scalar reference: adamw_cpu_isa(ADAMW_ISA_SCALAR, ...). */
+/* The scalar reference: adamw_cpu_isa(CPU_ISA_SCALAR, ...). */
 void adamw_cpu_scalar(void *param, float *master, float *m, float *v, const void *grad,
                       const float *sumsq, size_t n, const struct adamw_hparams *hp, enum dtype dt);
 

@@ -1,17 +1,23 @@
-/* crossentropy.c: CPU reference of the softmax cross-entropy over the real vocabulary.
+/* crossentropy.c: CPU softmax cross-entropy over the real vocabulary, and the dispatch to its
+ * vector row kernels.
  *
- * Rows are independent and run in parallel. Only columns [0, V) take part in the softmax;
- * the padding columns [V, Vp) of the logits are never read and get a zero gradient. The backward
- * may run in place (dlogits == logits): for fp32 each element is read before it is overwritten,
- * for fp16/bf16 the row is widened into scratch first. */
+ * Rows are independent and run in parallel; a row is never split, so any thread count gives the
+ * same bits. Only columns [0, V) take part in the softmax; the padding columns [V, Vp) of the
+ * logits are never read and get a zero gradient. Each row costs one exp per logit, which is why
+ * the exp runs on the fastest ISA of this CPU (crossentropy_simd.c, chosen by cpu_isa.h); the
+ * scalar code here, with libm's expf, is the reference. The forward reads a row twice (max, sum
+ * of exp), the backward three times (max, exp into dlogits with their sum, scale).
+ *
+ * The backward may run in place (dlogits == logits): for fp32 each element is read before it is
+ * overwritten, for fp16/bf16 the row is widened into scratch first. */
 #include <math.h>
 #include <stdlib.h>
 
+#include "crossentropy_simd.h"
 #include "f32_view.h"
 #include "kernels_cpu.h"
 
-/* the largest of l[0:V], the shift that keeps exp() finite */
-static float row_max(const float *l, int V)
+static float max_scalar(const float *l, int V)
 {
     float m = -INFINITY;
     for (int i = 0; i < V; i++)
@@ -19,9 +25,43 @@ static float row_max(const float *l, int V)
     return m;
 }
 
-void crossentropy_forward_cpu(float *losses, const void *logits, const int32_t *targets, int N,
-                              int V, int Vp, enum dtype dt)
+static float sumexp_scalar(const float *l, int V, float maxv)
 {
+    float sum = 0.0f;
+    for (int i = 0; i < V; i++)
+        sum += expf(l[i] - maxv);
+    return sum;
+}
+
+static float exp_scalar(float *d, const float *l, int V, float maxv)
+{
+    float sum = 0.0f;
+    for (int i = 0; i < V; i++) {
+        d[i] = expf(l[i] - maxv);
+        sum += d[i];
+    }
+    return sum;
+}
+
+static const struct ce_row_ops ce_row_scalar = {max_scalar, sumexp_scalar, exp_scalar};
+
+static const struct ce_row_ops *row_ops(enum cpu_isa isa)
+{
+    CHECK_MSG(cpu_isa_supported(isa), "crossentropy: this CPU does not run that ISA");
+    switch (isa) {
+    case CPU_ISA_AVX512:
+        return &ce_row_avx512;
+    case CPU_ISA_AVX2:
+        return &ce_row_avx2;
+    default:
+        return &ce_row_scalar;
+    }
+}
+
+void crossentropy_forward_cpu_isa(enum cpu_isa isa, float *losses, const void *logits,
+                                  const int32_t *targets, int N, int V, int Vp, enum dtype dt)
+{
+    const struct ce_row_ops *ops = row_ops(isa);
 #pragma omp parallel
     {
         float *tl = f32_scratch(dt, V);
@@ -29,18 +69,18 @@ void crossentropy_forward_cpu(float *losses, const void *logits, const int32_t *
         for (int n = 0; n < N; n++) {
             CHECK_MSG(targets[n] >= 0 && targets[n] < V, "target token outside the vocabulary");
             const float *l = f32_in(dt, logits, (size_t)n * Vp, V, tl);
-            float maxv = row_max(l, V), sum = 0.0f;
-            for (int i = 0; i < V; i++)
-                sum += expf(l[i] - maxv);
-            losses[n] = logf(sum) + maxv - l[targets[n]];
+            float maxv = ops->max(l, V);
+            losses[n] = logf(ops->sumexp(l, V, maxv)) + maxv - l[targets[n]];
         }
         free(tl);
     }
 }
 
-void crossentropy_backward_cpu(void *dlogits, const void *logits, const int32_t *targets,
-                               float dloss, int N, int V, int Vp, enum dtype dt)
+void crossentropy_backward_cpu_isa(enum cpu_isa isa, void *dlogits, const void *logits,
+                                   const int32_t *targets, float dloss, int N, int V, int Vp,
+                                   enum dtype dt)
 {
+    const struct ce_row_ops *ops = row_ops(isa);
 #pragma omp parallel
     {
         float *tl = f32_scratch(dt, Vp);
@@ -49,14 +89,9 @@ void crossentropy_backward_cpu(void *dlogits, const void *logits, const int32_t 
             CHECK_MSG(targets[n] >= 0 && targets[n] < V, "target token outside the vocabulary");
             const float *l = f32_in(dt, logits, (size_t)n * Vp, V, tl);
             float *d = f32_out(dt, dlogits, (size_t)n * Vp, tl);
-            /* the exponentials go straight into d (one expf per element, the row's main cost),
-             * each read of l[i] coming before the write of d[i] */
-            float maxv = row_max(l, V), sum = 0.0f;
-            for (int i = 0; i < V; i++) {
-                d[i] = expf(l[i] - maxv);
-                sum += d[i];
-            }
-            float scale = dloss / sum;
+            /* the exponentials go straight into d, storing them being cheaper than a second exp */
+            float maxv = ops->max(l, V);
+            float scale = dloss / ops->exp(d, l, V, maxv);
             for (int i = 0; i < V; i++)
                 d[i] *= scale;
             d[targets[n]] -= dloss;
@@ -66,4 +101,17 @@ void crossentropy_backward_cpu(void *dlogits, const void *logits, const int32_t 
         }
         free(tl);
     }
+}
+
+void crossentropy_forward_cpu(float *losses, const void *logits, const int32_t *targets, int N,
+                              int V, int Vp, enum dtype dt)
+{
+    crossentropy_forward_cpu_isa(cpu_isa_selected(), losses, logits, targets, N, V, Vp, dt);
+}
+
+void crossentropy_backward_cpu(void *dlogits, const void *logits, const int32_t *targets,
+                               float dloss, int N, int V, int Vp, enum dtype dt)
+{
+    crossentropy_backward_cpu_isa(cpu_isa_selected(), dlogits, logits, targets, dloss, N, V, Vp,
+                                  dt);
 }

@@ -178,19 +178,19 @@ static void state_free(struct state *st)
 static void compare_isas(enum dtype dt)
 {
     size_t es = dtype_size(dt);
-    int runs = 0, bad[ADAMW_ISA_COUNT] = {0};
+    int runs = 0, bad[CPU_ISA_COUNT] = {0};
     for (int with_param = 0; with_param < 2; with_param++)
         for (size_t h = 0; h < NHSETS; h++)
             for (size_t li = 0; li < sizeof lengths / sizeof lengths[0]; li++) {
                 size_t n = lengths[li];
                 test_seed(1000 * h + 10 * li + with_param);
-                struct state ref = state_alloc(n, dt, with_param), got[ADAMW_ISA_COUNT];
+                struct state ref = state_alloc(n, dt, with_param), got[CPU_ISA_COUNT];
                 for (size_t i = 0; i < n; i++) {
                     ref.w[i] = mixed_value(1, 1, 0);
                     ref.m[i] = mixed_value(0.1f, 1, 0);
                     ref.v[i] = mixed_value(0.01f, 1, 1);
                 }
-                for (int isa = 1; isa < ADAMW_ISA_COUNT; isa++) {
+                for (int isa = 1; isa < CPU_ISA_COUNT; isa++) {
                     got[isa] = state_alloc(n, dt, with_param);
                     state_copy(&got[isa], &ref, n, n * es);
                 }
@@ -202,15 +202,15 @@ static void compare_isas(enum dtype dt)
                     void *gd = test_to_dt(dt, g, n);
                     adamw_cpu_scalar(ref.param, ref.w, ref.m, ref.v, gd, &hset_sumsq[h], n, &hp,
                                      dt);
-                    for (int isa = 1; isa < ADAMW_ISA_COUNT; isa++) {
-                        if (!adamw_isa_supported(isa)) continue;
+                    for (int isa = 1; isa < CPU_ISA_COUNT; isa++) {
+                        if (!cpu_isa_supported(isa)) continue;
                         struct state *st = &got[isa];
                         adamw_cpu_isa(isa, st->param, st->w, st->m, st->v, gd, &hset_sumsq[h], n,
                                       &hp, dt);
                         char what[160];
                         snprintf(what, sizeof what, "%s %s%s hparams %zu n %zu step %d",
-                                 adamw_isa_name(isa), dtype_name(dt), with_param ? " +param" : "",
-                                 h, n, s + 1);
+                                 cpu_isa_name(isa), dtype_name(dt), with_param ? " +param" : "", h,
+                                 n, s + 1);
                         if (!bad[isa] && state_same(what, st, &ref, n, es)) bad[isa] = 1;
                     }
                     free(g);
@@ -218,21 +218,21 @@ static void compare_isas(enum dtype dt)
                 }
                 runs++;
                 state_free(&ref);
-                for (int isa = 1; isa < ADAMW_ISA_COUNT; isa++)
+                for (int isa = 1; isa < CPU_ISA_COUNT; isa++)
                     state_free(&got[isa]);
             }
-    for (int isa = 1; isa < ADAMW_ISA_COUNT; isa++) {
-        if (!adamw_isa_supported(isa)) continue;
+    for (int isa = 1; isa < CPU_ISA_COUNT; isa++) {
+        if (!cpu_isa_supported(isa)) continue;
         if (bad[isa])
             fails++;
         else
             printf("ok   %s %s: %d runs x %d steps bit-identical to the scalar reference\n",
-                   adamw_isa_name(isa), dtype_name(dt), runs, STEPS);
+                   cpu_isa_name(isa), dtype_name(dt), runs, STEPS);
     }
 }
 
 /* A non-finite norm, or one that overflows once unscaled, skips the step: nothing is written. */
-static void test_skip(enum adamw_isa isa, enum dtype dt)
+static void test_skip(enum cpu_isa isa, enum dtype dt)
 {
     const size_t n = 1000;
     const float sums[] = {INFINITY, NAN, 1e30f};
@@ -252,14 +252,14 @@ static void test_skip(enum adamw_isa isa, enum dtype dt)
         state_copy(&got, &init, n, n * dtype_size(dt));
         adamw_cpu_isa(isa, got.param, got.w, got.m, got.v, gd, &sums[k], n, &hp, dt);
         char what[120];
-        snprintf(what, sizeof what, "%s %s skip (sumsq %g)", adamw_isa_name(isa), dtype_name(dt),
+        snprintf(what, sizeof what, "%s %s skip (sumsq %g)", cpu_isa_name(isa), dtype_name(dt),
                  sums[k]);
         bad |= state_same(what, &got, &init, n, dtype_size(dt));
     }
     if (bad)
         fails++;
     else
-        printf("ok   %s %s: skipped steps leave everything untouched\n", adamw_isa_name(isa),
+        printf("ok   %s %s: skipped steps leave everything untouched\n", cpu_isa_name(isa),
                dtype_name(dt));
     free(g);
     free(gd);
@@ -271,16 +271,15 @@ static void test_skip(enum adamw_isa isa, enum dtype dt)
 static void test_selection(void)
 {
     const char *env = getenv("GPT50B_CPU_ISA");
-    enum adamw_isa want = ADAMW_ISA_SCALAR;
-    for (int i = 0; i < ADAMW_ISA_COUNT; i++)
-        if (env && *env ? strcmp(env, adamw_isa_name(i)) == 0 : adamw_isa_supported(i)) want = i;
-    enum adamw_isa got = adamw_isa_selected();
+    enum cpu_isa want = CPU_ISA_SCALAR;
+    for (int i = 0; i < CPU_ISA_COUNT; i++)
+        if (env && *env ? strcmp(env, cpu_isa_name(i)) == 0 : cpu_isa_supported(i)) want = i;
+    enum cpu_isa got = cpu_isa_selected();
     if (got != want) {
-        printf("FAIL adamw_cpu selects %s, expected %s\n", adamw_isa_name(got),
-               adamw_isa_name(want));
+        printf("FAIL adamw_cpu selects %s, expected %s\n", cpu_isa_name(got), cpu_isa_name(want));
         fails++;
     } else {
-        printf("ok   adamw_cpu selects %s\n", adamw_isa_name(got));
+        printf("ok   adamw_cpu selects %s\n", cpu_isa_name(got));
     }
 }
 
@@ -310,8 +309,8 @@ static void print_throughput(void)
     struct adamw_hparams hp = hsets[1];
     float sumsq = 1.7e10f;
     int maxt = omp_get_max_threads();
-    for (int isa = 0; isa < ADAMW_ISA_COUNT; isa++) {
-        if (!adamw_isa_supported(isa)) continue;
+    for (int isa = 0; isa < CPU_ISA_COUNT; isa++) {
+        if (!cpu_isa_supported(isa)) continue;
         for (int t = 1; t <= maxt; t = t < maxt ? maxt : maxt + 1) { /* 1, then all threads */
             omp_set_num_threads(t);
             double t0 = now_s();
@@ -319,7 +318,7 @@ static void print_throughput(void)
                 adamw_cpu_isa(isa, p, w, m, v, g, &sumsq, n, &hp, DTYPE_BF16);
             double sec = (now_s() - t0) / BENCH_ITER;
             printf("info %-6s %2d thread%s: %7.1f M params/s  %6.1f GB/s (64M bf16 params)\n",
-                   adamw_isa_name(isa), t, t > 1 ? "s" : " ", n / sec / 1e6, 28.0 * n / sec / 1e9);
+                   cpu_isa_name(isa), t, t > 1 ? "s" : " ", n / sec / 1e6, 28.0 * n / sec / 1e9);
         }
     }
     omp_set_num_threads(maxt);
@@ -334,13 +333,13 @@ out:
 int main(void)
 {
     const enum dtype dts[] = {DTYPE_FP32, DTYPE_FP16, DTYPE_BF16};
-    for (int isa = 0; isa < ADAMW_ISA_COUNT; isa++)
-        if (!adamw_isa_supported(isa))
-            printf("note %s: not supported by this CPU, not tested\n", adamw_isa_name(isa));
+    for (int isa = 0; isa < CPU_ISA_COUNT; isa++)
+        if (!cpu_isa_supported(isa))
+            printf("note %s: not supported by this CPU, not tested\n", cpu_isa_name(isa));
     for (int d = 0; d < 3; d++) {
         compare_isas(dts[d]);
-        for (int isa = 0; isa < ADAMW_ISA_COUNT; isa++)
-            if (adamw_isa_supported(isa)) test_skip(isa, dts[d]);
+        for (int isa = 0; isa < CPU_ISA_COUNT; isa++)
+            if (cpu_isa_supported(isa)) test_skip(isa, dts[d]);
     }
     test_selection();
     print_throughput();
