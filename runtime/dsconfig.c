@@ -735,7 +735,7 @@ static int unknown_key(struct ctx *x, const struct key_def *level, const char *p
         }
     }
     char near[160];
-    join(near, sizeof near, prefix, best);
+    join(near, sizeof near, prefix, best ? best : "(none)"); /* a level without keys */
     size_t close = strlen(key) / 3 > 2 ? strlen(key) / 3 : 2;
     char hint[200];
     snprintf(hint, sizeof hint, best_d <= close ? "did you mean %s?" : "nearest known key: %s",

@@ -177,6 +177,9 @@ int main(int argc, char **argv)
     dataset_close(d);
     rt_shutdown();
     json_decref(ref);
+    void *buffers[] = {in, tg, logits, ours, got_loss, ref_loss, got_norm, ref_norm};
+    for (size_t k = 0; k < sizeof buffers / sizeof buffers[0]; k++)
+        free(buffers[k]);
     printf("%s\n", failures ? "FAILED" : "PASSED");
     return failures ? 1 : 0;
 }
