@@ -30,6 +30,7 @@
 /* The on-disk layout has no padding for the compiler to vary. */
 _Static_assert(sizeof(struct swap_header) == 296, "swap_header layout");
 _Static_assert(sizeof(struct swap_block) == 24, "swap_block layout");
+_Static_assert(SWAP_BLOCK_SIZE % AIO_ALIGN == 0, "swap blocks stay O_DIRECT-aligned");
 
 struct swap_dir {
     struct aio_engine *e;

@@ -26,7 +26,14 @@
 
 #include "tests/test_expect.h"
 
-#define MiB (1u << 20)
+/* One checksum block: the unit of every offset and size below, so that each case keeps its
+ * block structure (which block is stale, flipped or dirty) whatever SWAP_BLOCK_SIZE is. */
+#define BLK SWAP_BLOCK_SIZE
+/* The engine moves a block in four requests, so a piece of n blocks is 4n I/Os and the write
+ * error injected after one I/O (test_failed_write) fires inside the piece it is meant for, after
+ * part of it went out. */
+#define ENGINE_REQUEST (BLK / 4)
+_Static_assert(ENGINE_REQUEST % AIO_ALIGN == 0, "engine requests must be O_DIRECT-aligned");
 
 static char base[256]; /* the test's directory: the "NVMe path" of every swap folder */
 
@@ -52,7 +59,7 @@ static struct aio_engine *engine(void)
 {
     char err[AIO_ERR_SIZE];
     struct aio_config c = {
-        .block_size = 256 << 10, .queue_depth = 8, .threads = 2, .overlap_events = true};
+        .block_size = ENGINE_REQUEST, .queue_depth = 8, .threads = 2, .overlap_events = true};
     struct aio_engine *e = aio_engine_create(&c, err, sizeof err);
     if (!e) {
         fprintf(stderr, "aio_engine_create: %s\n", err);
@@ -173,7 +180,7 @@ static void test_round_trip(struct aio_engine *e)
 {
     char err[SWAP_ERR_SIZE] = "";
     struct swap_dir *d = open_dir(e, base);
-    const uint64_t bytes = 5 * MiB + 12345;
+    const uint64_t bytes = 5 * BLK + 12345;
     struct swap_file *f = create(d, "layers.3/adam m", bytes);
     uint64_t padded = swap_file_padded_bytes(f);
     EXPECT(padded == (bytes + 4095) / 4096 * 4096 && swap_file_bytes(f) == bytes,
@@ -184,14 +191,14 @@ static void test_round_trip(struct aio_engine *e)
     unsigned char *w = aio_alloc_aligned(padded), *r = aio_alloc_aligned(padded);
     test_fill_pattern(w, padded, 1);
 
-    int rc = swap_file_read(f, r, 0, MiB, SWAP_ANY_GENERATION, err, sizeof err);
+    int rc = swap_file_read(f, r, 0, BLK, SWAP_ANY_GENERATION, err, sizeof err);
     EXPECT(rc == -ENODATA && strstr(err, "never written") && strstr(err, "block 0"),
            "read before any write: %d '%s'", rc, err);
 
     /* Two pieces in flight at once; the second reaches the padded end. */
-    struct swap_io *a = swap_write_submit(f, w, 0, 2 * MiB, 1);
-    struct swap_io *b = swap_write_submit(f, w + 2 * MiB, 2 * MiB, padded - 2 * MiB, 1);
-    struct swap_io *c = swap_write_submit(f, w + MiB, MiB, MiB, 1);
+    struct swap_io *a = swap_write_submit(f, w, 0, 2 * BLK, 1);
+    struct swap_io *b = swap_write_submit(f, w + 2 * BLK, 2 * BLK, padded - 2 * BLK, 1);
+    struct swap_io *c = swap_write_submit(f, w + BLK, BLK, BLK, 1);
     rc = swap_io_wait(c, err, sizeof err);
     EXPECT(rc == -EBUSY && strstr(err, "block 1"), "overlapping write in flight: %d '%s'", rc, err);
     rc = swap_io_wait(b, err, sizeof err);
@@ -203,34 +210,35 @@ static void test_round_trip(struct aio_engine *e)
 
     expect_read_pattern(f, r, 0, padded, 1, 1, "whole tensor");
     memset(r, 0xEE, padded);
-    rc = swap_file_read(f, r, 3 * MiB, 2 * MiB, SWAP_ANY_GENERATION, err, sizeof err);
+    rc = swap_file_read(f, r, 3 * BLK, 2 * BLK, SWAP_ANY_GENERATION, err, sizeof err);
     EXPECT(rc == 0, "read of a middle piece: %d %s", rc, err);
     unsigned char *ref = malloc(padded);
     test_fill_pattern(ref, padded, 1);
-    EXPECT(!memcmp(r, ref + 3 * MiB, 2 * MiB), "middle piece differs");
+    EXPECT(!memcmp(r, ref + 3 * BLK, 2 * BLK), "middle piece differs");
     free(ref);
 
     struct {
         size_t shift;
         uint64_t off;
         size_t len;
-    } bad[] = {{0, 4096, MiB}, {0, 0, 3 * 4096}, {8, 0, MiB}, {0, 4 * MiB, 2 * MiB}, {0, 0, 0}};
+    } bad[] = {{0, 4096, BLK}, {0, 0, 3 * 4096}, {8, 0, BLK}, {0, 4 * BLK, 2 * BLK}, {0, 0, 0}};
+    char multiple[64];
+    snprintf(multiple, sizeof multiple, "multiple of %u", BLK);
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         rc = swap_file_write(f, w + bad[i].shift, bad[i].off, bad[i].len, 2, err, sizeof err);
-        EXPECT(rc == -EINVAL && strstr(err, "multiple of 1048576"), "bad write %zu: %d '%s'", i, rc,
-               err);
+        EXPECT(rc == -EINVAL && strstr(err, multiple), "bad write %zu: %d '%s'", i, rc, err);
         rc = swap_file_read(f, r + bad[i].shift, bad[i].off, bad[i].len, 1, err, sizeof err);
         EXPECT(rc == -EINVAL, "bad read %zu: %d", i, rc);
     }
-    EXPECT(swap_file_write(f, w, 0, MiB, SWAP_ANY_GENERATION, err, sizeof err) == -EINVAL,
+    EXPECT(swap_file_write(f, w, 0, BLK, SWAP_ANY_GENERATION, err, sizeof err) == -EINVAL,
            "a write tagged with SWAP_ANY_GENERATION accepted");
 
     /* Iteration 2 rewrites block 2 only: reading the tensor as of iteration 1 finds it stale. */
-    write_pattern(f, w + 2 * MiB, 2 * MiB, MiB, 2, 2, "rewrite of block 2");
+    write_pattern(f, w + 2 * BLK, 2 * BLK, BLK, 2, 2, "rewrite of block 2");
     rc = swap_file_read(f, r, 0, padded, 1, err, sizeof err);
     EXPECT(rc == -ESTALE && strstr(err, "stale block 2") && strstr(err, "generation 2"),
            "stale read: %d '%s'", rc, err);
-    expect_read_pattern(f, r, 2 * MiB, MiB, 2, 2, "block 2 as of iteration 2");
+    expect_read_pattern(f, r, 2 * BLK, BLK, 2, 2, "block 2 as of iteration 2");
 
     /* The same state comes back through swap_file_open. */
     char path[512];
@@ -239,19 +247,19 @@ static void test_round_trip(struct aio_engine *e)
     rc = swap_file_open(e, path, &f, err, sizeof err);
     EXPECT(rc == 0, "reopen: %d %s", rc, err);
     if (rc == 0) {
-        expect_read_pattern(f, r, 0, 2 * MiB, 1, 1, "after reopen");
+        expect_read_pattern(f, r, 0, 2 * BLK, 1, 1, "after reopen");
         EXPECT(swap_file_bytes(f) == bytes && !strcmp(swap_file_name(f), "layers.3/adam m"),
                "reopened header: %llu bytes, name %s", (unsigned long long)swap_file_bytes(f),
                swap_file_name(f));
         swap_file_close(f);
     }
 
-    rc = swap_file_create(d, "layers.3_adam_m", MiB, &f, err, sizeof err);
+    rc = swap_file_create(d, "layers.3_adam_m", BLK, &f, err, sizeof err);
     EXPECT(rc == -EEXIST && strstr(err, "same file name"), "name collision: %d '%s'", rc, err);
     char longname[SWAP_NAME_MAX + 2];
     memset(longname, 'x', sizeof longname - 1);
     longname[sizeof longname - 1] = '\0';
-    rc = swap_file_create(d, longname, MiB, &f, err, sizeof err);
+    rc = swap_file_create(d, longname, BLK, &f, err, sizeof err);
     EXPECT(rc == -EINVAL, "a name of %d bytes: %d", SWAP_NAME_MAX + 1, rc);
     free(w);
     free(r);
@@ -266,26 +274,27 @@ static void test_corruption(struct aio_engine *e)
 {
     char err[SWAP_ERR_SIZE] = "";
     struct swap_dir *d = open_dir(e, base);
-    struct swap_file *f = create(d, "fp32.master.wte", 6 * MiB);
-    unsigned char *buf = aio_alloc_aligned(6 * MiB);
-    write_pattern(f, buf, 0, 6 * MiB, 7, 3, "write");
+    struct swap_file *f = create(d, "fp32.master.wte", 6 * BLK);
+    unsigned char *buf = aio_alloc_aligned(6 * BLK);
+    write_pattern(f, buf, 0, 6 * BLK, 7, 3, "write");
     char path[512];
     snprintf(path, sizeof path, "%s", swap_file_path(f));
     swap_file_close(f);
 
     struct swap_header h = read_header(path);
     EXPECT(!memcmp(h.magic, SWAP_MAGIC, 8) && h.version == SWAP_VERSION && h.nblocks == 6 &&
-               h.header_bytes % 4096 == 0 && h.data_bytes == 6 * MiB,
-           "header: version %u, %u blocks, data at %u", h.version, h.nblocks, h.header_bytes);
-    flip_byte(path, (off_t)h.header_bytes + 3 * MiB + 100);
+               h.block_size == BLK && h.header_bytes % 4096 == 0 && h.data_bytes == 6 * BLK,
+           "header: version %u, %u blocks of %u bytes, data at %u", h.version, h.nblocks,
+           h.block_size, h.header_bytes);
+    flip_byte(path, (off_t)h.header_bytes + 3 * BLK + 100);
     int rc = swap_file_open(e, path, &f, err, sizeof err);
     EXPECT(rc == 0, "open after a data byte flipped: %d %s", rc, err);
     if (rc == 0) {
-        rc = swap_file_read(f, buf, 0, 6 * MiB, 7, err, sizeof err);
+        rc = swap_file_read(f, buf, 0, 6 * BLK, 7, err, sizeof err);
         EXPECT(rc == -EBADMSG && strstr(err, "block 3") && strstr(err, "fp32.master.wte") &&
                    strstr(err, path) && strstr(err, "checksum mismatch"),
                "flipped data byte: %d '%s'", rc, err);
-        rc = swap_file_read(f, buf, 0, 3 * MiB, 7, err, sizeof err);
+        rc = swap_file_read(f, buf, 0, 3 * BLK, 7, err, sizeof err);
         EXPECT(rc == 0, "blocks before the flipped one: %d %s", rc, err);
         swap_file_close(f);
     }
@@ -312,16 +321,16 @@ static void test_failed_write(struct aio_engine *e)
 {
     char err[SWAP_ERR_SIZE] = "";
     struct swap_dir *d = open_dir(e, base);
-    struct swap_file *f = create(d, "adam.v", 4 * MiB);
-    unsigned char *buf = aio_alloc_aligned(4 * MiB);
-    write_pattern(f, buf, 0, 4 * MiB, 1, 4, "first write");
+    struct swap_file *f = create(d, "adam.v", 4 * BLK);
+    unsigned char *buf = aio_alloc_aligned(4 * BLK);
+    write_pattern(f, buf, 0, 4 * BLK, 1, 4, "first write");
     aio_engine_set_fault(e, AIO_FAULT_EIO_WRITE, 1);
-    int rc = swap_file_write(f, buf, MiB, 2 * MiB, 2, err, sizeof err);
+    int rc = swap_file_write(f, buf, BLK, 2 * BLK, 2, err, sizeof err);
     EXPECT(rc == -EIO && strstr(err, "adam.v"), "injected write error: %d '%s'", rc, err);
-    rc = swap_file_read(f, buf, 0, 4 * MiB, SWAP_ANY_GENERATION, err, sizeof err);
+    rc = swap_file_read(f, buf, 0, 4 * BLK, SWAP_ANY_GENERATION, err, sizeof err);
     EXPECT(rc == -ENODATA && strstr(err, "incomplete write") && strstr(err, "block 1"),
            "read after a failed write: %d '%s'", rc, err);
-    rc = swap_file_read(f, buf, 3 * MiB, MiB, 1, err, sizeof err);
+    rc = swap_file_read(f, buf, 3 * BLK, BLK, 1, err, sizeof err);
     EXPECT(rc == 0, "a block the failed write did not touch: %d %s", rc, err);
 
     char path[512];
@@ -330,8 +339,8 @@ static void test_failed_write(struct aio_engine *e)
     rc = swap_file_open(e, path, &g, err, sizeof err);
     EXPECT(rc == -ENODATA && strstr(err, "incomplete write") && strstr(err, "block 1"),
            "open after a failed write: %d '%s'", rc, err);
-    write_pattern(f, buf, 0, 4 * MiB, 3, 5, "rewrite");
-    expect_read_pattern(f, buf, 0, 4 * MiB, 3, 5, "after the rewrite");
+    write_pattern(f, buf, 0, 4 * BLK, 3, 5, "rewrite");
+    expect_read_pattern(f, buf, 0, 4 * BLK, 3, 5, "after the rewrite");
     free(buf);
     swap_file_close(f);
     swap_dir_close(d);
@@ -360,17 +369,17 @@ static void child_main(int how, int out_fd, int in_fd)
 {
     struct aio_engine *e = engine();
     struct swap_dir *d = open_dir(e, base);
-    struct swap_file *f = create(d, "kill.me", 8 * MiB);
-    unsigned char *buf = aio_alloc_aligned(8 * MiB);
-    test_fill_pattern(buf, 8 * MiB, 6);
+    struct swap_file *f = create(d, "kill.me", 8 * BLK);
+    unsigned char *buf = aio_alloc_aligned(8 * BLK);
+    test_fill_pattern(buf, 8 * BLK, 6);
     char err[SWAP_ERR_SIZE];
-    if (swap_file_write(f, buf, 0, 8 * MiB, 1, err, sizeof err) < 0) _exit(3);
+    if (swap_file_write(f, buf, 0, 8 * BLK, 1, err, sizeof err) < 0) _exit(3);
     struct child_paths p;
     snprintf(p.folder, sizeof p.folder, "%s", swap_dir_path(d));
     snprintf(p.file, sizeof p.file, "%s", swap_file_path(f));
     if (write(out_fd, &p, sizeof p) != (ssize_t)sizeof p) _exit(3);
     if (how == 0) {
-        swap_write_submit(f, buf, 2 * MiB, 4 * MiB, 2);
+        swap_write_submit(f, buf, 2 * BLK, 4 * BLK, 2);
         raise(SIGKILL);
     }
     if (how == 1) exit(0);
@@ -483,12 +492,15 @@ static void test_prealloc_failure(struct aio_engine *e)
     struct rlimit saved, small;
     getrlimit(RLIMIT_FSIZE, &saved);
     signal(SIGXFSZ, SIG_IGN);
-    small = (struct rlimit){.rlim_cur = MiB, .rlim_max = saved.rlim_max};
+    small = (struct rlimit){.rlim_cur = BLK, .rlim_max = saved.rlim_max};
     EXPECT(setrlimit(RLIMIT_FSIZE, &small) == 0, "setrlimit: %s", strerror(errno));
     struct swap_file *f = NULL;
-    int rc = swap_file_create(d, "too.big", 8 * MiB, &f, err, sizeof err);
+    int rc = swap_file_create(d, "too.big", 8 * BLK, &f, err, sizeof err);
     setrlimit(RLIMIT_FSIZE, &saved);
-    EXPECT(rc == -EFBIG && !f && strstr(err, swap_dir_path(d)) && strstr(err, "needs 8396800") &&
+    /* A header page, one table page (8 blocks of 24 bytes) and the data. */
+    char needs[64];
+    snprintf(needs, sizeof needs, "needs %llu bytes,", 2 * 4096 + 8ull * BLK);
+    EXPECT(rc == -EFBIG && !f && strstr(err, swap_dir_path(d)) && strstr(err, needs) &&
                strstr(err, "bytes free") && strstr(err, "too.big"),
            "preallocation past the limit: %d '%s'", rc, err);
     EXPECT(count_entries(swap_dir_path(d)) == 1, "%d entries left in %s (only .lock expected)",
@@ -521,10 +533,10 @@ static void test_fallback(void)
     struct aio_engine *e = engine();
     aio_engine_set_fault(e, AIO_FAULT_NO_DIRECT, 0);
     struct swap_dir *d = open_dir(e, shm);
-    struct swap_file *f = create(d, "fallback", 3 * MiB);
-    unsigned char *buf = aio_alloc_aligned(3 * MiB);
-    write_pattern(f, buf, 0, 3 * MiB, 1, 8, "buffered write");
-    expect_read_pattern(f, buf, 0, 3 * MiB, 1, 8, "buffered read");
+    struct swap_file *f = create(d, "fallback", 3 * BLK);
+    unsigned char *buf = aio_alloc_aligned(3 * BLK);
+    write_pattern(f, buf, 0, 3 * BLK, 1, 8, "buffered write");
+    expect_read_pattern(f, buf, 0, 3 * BLK, 1, 8, "buffered read");
     free(buf);
     swap_file_close(f);
     swap_dir_close(d);
