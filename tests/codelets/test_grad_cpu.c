@@ -4,7 +4,9 @@
  * against central finite differences of the scalar objective sum(out * W) (W random, so dout =
  * W); the accumulate contract (a backward on a non-zero gradient adds to it); and the fp16/bf16
  * paths against the fp32 path on the same (rounded) inputs, which they must match to within one
- * rounding of the result. Small odd shapes so that every index computation is exercised. */
+ * rounding of the result. Small odd shapes so that every index computation is exercised. All
+ * operations but the crossentropy (a loss: no dout, and its backward overwrites) go through one
+ * driver, test_op(), described by a struct op_desc. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -94,517 +96,412 @@ static void check_dt(const char *what, enum dtype dt, const float *got, const fl
 
 static const enum dtype half_types[] = {DTYPE_FP16, DTYPE_BF16};
 
-/* ---------------------------------------------------------------- encoder */
+/* ---------------------------------------------------------------- the driver */
 
-struct enc {
-    int32_t tok[N];
-    float *wte, *wpe, *W, *out;
+#define MAXIN   3
+#define MAXSIDE 2
+
+struct op;
+
+/* One operation: out = f(in[0..nin-1]), objective sum(out * W). The callbacks see the inputs, the
+ * dout (= W) and the gradients already converted to dt, and the output as dt NaNs the forward must
+ * overwrite; a gradient pointer may be NULL (the kernel must then leave it alone). Side outputs
+ * are fp32 state the forward keeps for the backward (layernorm's mean and rstd, attention's
+ * probabilities), held in s->side. */
+struct op_desc {
+    const char *name;
+    uint64_t seed, half_seed; /* inputs of the fp32 checks, and of the 16-bit comparison */
+    int nin, ngrad;           /* the backward gives the gradients of in[0..ngrad-1] */
+    const char *in_name[MAXIN];
+    size_t in_n[MAXIN];
+    float in_scale[MAXIN]; /* in[i] is uniform in [-in_scale[i], in_scale[i]) */
+    size_t nout;
+    int nside;
+    const char *side_name[MAXSIDE];
+    size_t side_n[MAXSIDE];
+    int side_exact;              /* the 16-bit paths must give the fp32 side outputs bit for bit */
+    void (*setup)(struct op *s); /* optional: state beyond the random inputs */
+    void (*fwd)(enum dtype dt, struct op *s, void *out, void *const *in);
+    void (*bwd)(enum dtype dt, struct op *s, void *const *grad, const void *dout, void *const *in);
+    /* the forward (and side outputs) of s->in in double precision */
+    void (*reference)(const struct op *s, float *out, float *const *side);
+    void (*extra)(struct op *s, float *const *grad); /* optional: checks of this op alone */
 };
 
-static void enc_init(struct enc *s, uint64_t seed)
+struct op {
+    const struct op_desc *d;
+    float *in[MAXIN], *W, *out, *side[MAXSIDE];
+    int32_t tok[N]; /* encoder */
+    int no_bias;    /* matmul */
+};
+
+static void op_init(struct op *s, const struct op_desc *d, uint64_t seed)
 {
+    memset(s, 0, sizeof *s);
+    s->d = d;
     test_seed(seed);
+    for (int i = 0; i < d->nin; i++)
+        s->in[i] = test_rand(d->in_n[i], d->in_scale[i]);
+    s->W = test_rand(d->nout, 1);
+    s->out = test_alloc(d->nout);
+    for (int i = 0; i < d->nside; i++)
+        s->side[i] = test_alloc(d->side_n[i]);
+    if (d->setup) d->setup(s);
+}
+
+static void op_round(struct op *s, enum dtype dt)
+{
+    for (int i = 0; i < s->d->nin; i++)
+        test_round(dt, s->in[i], s->d->in_n[i]);
+    test_round(dt, s->W, s->d->nout);
+}
+
+static void op_free(struct op *s)
+{
+    for (int i = 0; i < s->d->nin; i++)
+        free(s->in[i]);
+    for (int i = 0; i < s->d->nside; i++)
+        free(s->side[i]);
+    free(s->W);
+    free(s->out);
+}
+
+static void op_fwd(enum dtype dt, struct op *s)
+{
+    const struct op_desc *d = s->d;
+    void *in[MAXIN] = {0}, *out = test_nan_dt(dt, d->nout);
+    for (int i = 0; i < d->nin; i++)
+        in[i] = test_to_dt(dt, s->in[i], d->in_n[i]);
+    d->fwd(dt, s, out, in);
+    dtype_to_f32(dt, out, s->out, d->nout);
+    for (int i = 0; i < d->nin; i++)
+        free(in[i]);
+    free(out);
+}
+
+/* grad[i] += the gradient of in[i], through dt; uses the side outputs of the last forward */
+static void op_bwd(enum dtype dt, struct op *s, float *const *grad)
+{
+    const struct op_desc *d = s->d;
+    void *in[MAXIN] = {0}, *g[MAXIN] = {0}, *dout = test_to_dt(dt, s->W, d->nout);
+    for (int i = 0; i < d->nin; i++)
+        in[i] = test_to_dt(dt, s->in[i], d->in_n[i]);
+    for (int i = 0; i < d->ngrad; i++)
+        if (grad[i]) g[i] = test_to_dt(dt, grad[i], d->in_n[i]);
+    d->bwd(dt, s, g, dout, in);
+    for (int i = 0; i < d->ngrad; i++)
+        if (grad[i]) dtype_to_f32(dt, g[i], grad[i], d->in_n[i]);
+    for (int i = 0; i < d->nin; i++) {
+        free(in[i]);
+        free(g[i]);
+    }
+    free(dout);
+}
+
+static double op_obj(void *ctx)
+{
+    struct op *s = ctx;
+    op_fwd(DTYPE_FP32, s);
+    return dot(s->out, s->W, s->d->nout);
+}
+
+/* n_i random gradients, rounded to dt (nothing to round for fp32) */
+static void rand_grads(const struct op_desc *d, enum dtype dt, float **g)
+{
+    for (int i = 0; i < d->ngrad; i++) {
+        g[i] = test_rand(d->in_n[i], 1);
+        test_round(dt, g[i], d->in_n[i]);
+    }
+}
+
+static void dup_grads(const struct op_desc *d, float *const *g, float **copy)
+{
+    for (int i = 0; i < d->ngrad; i++)
+        copy[i] = test_dup(g[i], d->in_n[i]);
+}
+
+static void free_grads(const struct op_desc *d, float **g)
+{
+    for (int i = 0; i < d->ngrad; i++)
+        free(g[i]);
+}
+
+/* fp16/bf16 against fp32 on the same rounded inputs; both backwards read the side outputs of the
+ * 16-bit forward, so that attention's backward sees the same (rounded) probabilities */
+static void test_op_half(const struct op_desc *d, enum dtype dt)
+{
+    char what[128];
+    struct op r;
+    op_init(&r, d, d->half_seed);
+    op_round(&r, dt);
+    op_fwd(DTYPE_FP32, &r);
+    float *out32 = test_dup(r.out, d->nout), *side32[MAXSIDE];
+    for (int i = 0; i < d->nside; i++)
+        side32[i] = test_dup(r.side[i], d->side_n[i]);
+    op_fwd(dt, &r);
+    snprintf(what, sizeof what, "%s forward", d->name);
+    check_dt(what, dt, r.out, out32, d->nout);
+    for (int i = 0; i < d->nside; i++) {
+        if (d->side_exact) {
+            snprintf(what, sizeof what, "%s 16-bit %s equals fp32's", d->name, d->side_name[i]);
+            fails += test_same_bits(what, r.side[i], side32[i], d->side_n[i] * sizeof(float));
+        } else {
+            snprintf(what, sizeof what, "%s %s", d->name, d->side_name[i]);
+            check_dt(what, dt, r.side[i], side32[i], d->side_n[i]);
+        }
+        free(side32[i]);
+    }
+    float *g[MAXIN], *h[MAXIN];
+    rand_grads(d, dt, g);
+    dup_grads(d, g, h);
+    op_bwd(DTYPE_FP32, &r, g);
+    op_bwd(dt, &r, h);
+    for (int i = 0; i < d->ngrad; i++) {
+        snprintf(what, sizeof what, "%s d%s", d->name, d->in_name[i]);
+        check_dt(what, dt, h[i], g[i], d->in_n[i]);
+    }
+    free_grads(d, g);
+    free_grads(d, h);
+    free(out32);
+    op_free(&r);
+}
+
+static void test_op(const struct op_desc *d)
+{
+    char what[128];
+    struct op s;
+    op_init(&s, d, d->seed);
+    op_fwd(DTYPE_FP32, &s);
+    float *ref = test_alloc(d->nout), *side_ref[MAXSIDE];
+    for (int i = 0; i < d->nside; i++)
+        side_ref[i] = test_alloc(d->side_n[i]);
+    d->reference(&s, ref, side_ref);
+    snprintf(what, sizeof what, "%s forward", d->name);
+    check_ref(what, s.out, ref, d->nout);
+    for (int i = 0; i < d->nside; i++) {
+        snprintf(what, sizeof what, "%s %s", d->name, d->side_name[i]);
+        check_ref(what, s.side[i], side_ref[i], d->side_n[i]);
+        free(side_ref[i]);
+    }
+
+    float *grad[MAXIN], *init[MAXIN], *acc[MAXIN];
+    for (int i = 0; i < d->ngrad; i++)
+        grad[i] = test_alloc(d->in_n[i]);
+    op_fwd(DTYPE_FP32, &s);
+    op_bwd(DTYPE_FP32, &s, grad);
+    for (int i = 0; i < d->ngrad; i++) {
+        snprintf(what, sizeof what, "%s d%s", d->name, d->in_name[i]);
+        check_fd(what, s.in[i], d->in_n[i], op_obj, &s, grad[i]);
+    }
+
+    rand_grads(d, DTYPE_FP32, init);
+    dup_grads(d, init, acc);
+    op_fwd(DTYPE_FP32, &s);
+    op_bwd(DTYPE_FP32, &s, acc);
+    for (int i = 0; i < d->ngrad; i++) {
+        snprintf(what, sizeof what, "%s d%s", d->name, d->in_name[i]);
+        check_acc(what, acc[i], init[i], grad[i], d->in_n[i]);
+    }
+    if (d->extra) d->extra(&s, grad);
+
+    for (int k = 0; k < 2; k++)
+        test_op_half(d, half_types[k]);
+    free(ref);
+    free_grads(d, grad);
+    free_grads(d, init);
+    free_grads(d, acc);
+    op_free(&s);
+}
+
+/* ---------------------------------------------------------------- encoder */
+
+static void enc_setup(struct op *s)
+{
     for (int n = 0; n < N; n++)
         s->tok[n] = (int32_t)((n * 7 + 3) % V);
     s->tok[N - 1] = s->tok[0]; /* a repeated token: its dwte row sums two rows of dout */
     s->tok[1] = s->tok[0];
-    s->wte = test_rand((size_t)VP * C, 1);
-    s->wpe = test_rand((size_t)MAXT * C, 1);
-    s->W = test_rand((size_t)N * C, 1);
-    s->out = test_alloc((size_t)N * C);
 }
 
-static void enc_round(struct enc *s, enum dtype dt)
+static void enc_fwd(enum dtype dt, struct op *s, void *out, void *const *in)
 {
-    test_round(dt, s->wte, (size_t)VP * C);
-    test_round(dt, s->wpe, (size_t)MAXT * C);
-    test_round(dt, s->W, (size_t)N * C);
+    encoder_forward_cpu(out, s->tok, in[0], in[1], B, T, C, dt);
 }
 
-static void enc_fwd(enum dtype dt, struct enc *s)
+static void enc_bwd(enum dtype dt, struct op *s, void *const *g, const void *dout, void *const *in)
 {
-    void *wte = test_to_dt(dt, s->wte, VP * C), *wpe = test_to_dt(dt, s->wpe, MAXT * C);
-    void *out = test_nan_dt(dt, N * C);
-    encoder_forward_cpu(out, s->tok, wte, wpe, B, T, C, dt);
-    dtype_to_f32(dt, out, s->out, N * C);
-    free(wte);
-    free(wpe);
-    free(out);
+    (void)in;
+    encoder_backward_cpu(g[0], g[1], dout, s->tok, B, T, C, dt);
 }
 
-static void enc_bwd(enum dtype dt, struct enc *s, float *dwte, float *dwpe)
+static void enc_ref(const struct op *s, float *out, float *const *side)
 {
-    void *a = test_to_dt(dt, dwte, VP * C), *b = test_to_dt(dt, dwpe, MAXT * C);
-    void *dout = test_to_dt(dt, s->W, N * C);
-    encoder_backward_cpu(a, b, dout, s->tok, B, T, C, dt);
-    dtype_to_f32(dt, a, dwte, VP * C);
-    dtype_to_f32(dt, b, dwpe, MAXT * C);
-    free(a);
-    free(b);
-    free(dout);
-}
-
-static double enc_obj(void *ctx)
-{
-    struct enc *s = ctx;
-    enc_fwd(DTYPE_FP32, s);
-    return dot(s->out, s->W, (size_t)N * C);
-}
-
-static void enc_free(struct enc *s)
-{
-    free(s->wte);
-    free(s->wpe);
-    free(s->W);
-    free(s->out);
-}
-
-static void test_encoder(void)
-{
-    struct enc s;
-    enc_init(&s, 1);
-    enc_fwd(DTYPE_FP32, &s);
-    float *ref = test_alloc((size_t)N * C);
+    (void)side;
     for (int n = 0; n < N; n++)
         for (int c = 0; c < C; c++)
-            ref[n * C + c] = s.wte[s.tok[n] * C + c] + s.wpe[(n % T) * C + c];
-    check_ref("encoder forward", s.out, ref, (size_t)N * C);
-
-    float *dwte = test_alloc((size_t)VP * C), *dwpe = test_alloc((size_t)MAXT * C);
-    enc_bwd(DTYPE_FP32, &s, dwte, dwpe);
-    check_fd("encoder dwte", s.wte, (size_t)VP * C, enc_obj, &s, dwte);
-    check_fd("encoder dwpe", s.wpe, (size_t)MAXT * C, enc_obj, &s, dwpe);
-
-    float *r1 = test_rand((size_t)VP * C, 1), *r2 = test_rand((size_t)MAXT * C, 1);
-    float *a1 = test_dup(r1, (size_t)VP * C), *a2 = test_dup(r2, (size_t)MAXT * C);
-    enc_bwd(DTYPE_FP32, &s, a1, a2);
-    check_acc("encoder dwte", a1, r1, dwte, (size_t)VP * C);
-    check_acc("encoder dwpe", a2, r2, dwpe, (size_t)MAXT * C);
-
-    for (int k = 0; k < 2; k++) {
-        enum dtype dt = half_types[k];
-        struct enc r;
-        enc_init(&r, 2);
-        enc_round(&r, dt);
-        float *g1 = test_rand((size_t)VP * C, 1), *g2 = test_rand((size_t)MAXT * C, 1);
-        test_round(dt, g1, (size_t)VP * C);
-        test_round(dt, g2, (size_t)MAXT * C);
-        float *h1 = test_dup(g1, (size_t)VP * C), *h2 = test_dup(g2, (size_t)MAXT * C);
-        enc_fwd(DTYPE_FP32, &r);
-        float *out32 = test_dup(r.out, (size_t)N * C);
-        enc_fwd(dt, &r);
-        check_dt("encoder forward", dt, r.out, out32, (size_t)N * C);
-        enc_bwd(DTYPE_FP32, &r, g1, g2);
-        enc_bwd(dt, &r, h1, h2);
-        check_dt("encoder dwte", dt, h1, g1, (size_t)VP * C);
-        check_dt("encoder dwpe", dt, h2, g2, (size_t)MAXT * C);
-        free(g1);
-        free(g2);
-        free(h1);
-        free(h2);
-        free(out32);
-        enc_free(&r);
-    }
-    free(ref);
-    free(dwte);
-    free(dwpe);
-    free(r1);
-    free(r2);
-    free(a1);
-    free(a2);
-    enc_free(&s);
+            out[n * C + c] = s->in[0][s->tok[n] * C + c] + s->in[1][(n % T) * C + c];
 }
+
+static const struct op_desc encoder = {
+    .name = "encoder",
+    .seed = 1,
+    .half_seed = 2,
+    .nin = 2,
+    .ngrad = 2,
+    .in_name = {"wte", "wpe"},
+    .in_n = {(size_t)VP * C, (size_t)MAXT *C},
+    .in_scale = {1, 1},
+    .nout = (size_t)N * C,
+    .setup = enc_setup,
+    .fwd = enc_fwd,
+    .bwd = enc_bwd,
+    .reference = enc_ref,
+};
 
 /* ---------------------------------------------------------------- layernorm */
 
-struct ln {
-    float *inp, *w, *b, *W, *out, mean[N], rstd[N];
-};
-
-static void ln_init(struct ln *s, uint64_t seed)
+static void ln_fwd(enum dtype dt, struct op *s, void *out, void *const *in)
 {
-    test_seed(seed);
-    s->inp = test_rand((size_t)N * C, 2);
-    s->w = test_rand(C, 1);
-    s->b = test_rand(C, 1);
-    s->W = test_rand((size_t)N * C, 1);
-    s->out = test_alloc((size_t)N * C);
+    layernorm_forward_cpu(out, s->side[0], s->side[1], in[0], in[1], in[2], N, C, dt);
 }
 
-static void ln_round(struct ln *s, enum dtype dt)
+static void ln_bwd(enum dtype dt, struct op *s, void *const *g, const void *dout, void *const *in)
 {
-    test_round(dt, s->inp, (size_t)N * C);
-    test_round(dt, s->w, C);
-    test_round(dt, s->b, C);
-    test_round(dt, s->W, (size_t)N * C);
+    layernorm_backward_cpu(g[0], g[1], g[2], dout, in[0], in[1], s->side[0], s->side[1], N, C, dt);
 }
 
-static void ln_fwd(enum dtype dt, struct ln *s)
+static void ln_ref(const struct op *s, float *out, float *const *side)
 {
-    void *inp = test_to_dt(dt, s->inp, N * C), *w = test_to_dt(dt, s->w, C),
-         *b = test_to_dt(dt, s->b, C);
-    void *out = test_nan_dt(dt, N * C);
-    layernorm_forward_cpu(out, s->mean, s->rstd, inp, w, b, N, C, dt);
-    dtype_to_f32(dt, out, s->out, N * C);
-    free(inp);
-    free(w);
-    free(b);
-    free(out);
-}
-
-/* runs the forward first, for mean and rstd */
-static void ln_bwd(enum dtype dt, struct ln *s, float *dinp, float *dw, float *db)
-{
-    ln_fwd(dt, s);
-    void *inp = test_to_dt(dt, s->inp, N * C), *w = test_to_dt(dt, s->w, C),
-         *dout = test_to_dt(dt, s->W, N * C);
-    void *di = test_to_dt(dt, dinp, N * C), *dwb = test_to_dt(dt, dw, C),
-         *dbb = test_to_dt(dt, db, C);
-    layernorm_backward_cpu(di, dwb, dbb, dout, inp, w, s->mean, s->rstd, N, C, dt);
-    dtype_to_f32(dt, di, dinp, N * C);
-    dtype_to_f32(dt, dwb, dw, C);
-    dtype_to_f32(dt, dbb, db, C);
-    free(inp);
-    free(w);
-    free(dout);
-    free(di);
-    free(dwb);
-    free(dbb);
-}
-
-static double ln_obj(void *ctx)
-{
-    struct ln *s = ctx;
-    ln_fwd(DTYPE_FP32, s);
-    return dot(s->out, s->W, (size_t)N * C);
-}
-
-static void ln_free(struct ln *s)
-{
-    free(s->inp);
-    free(s->w);
-    free(s->b);
-    free(s->W);
-    free(s->out);
-}
-
-static void test_layernorm(void)
-{
-    struct ln s;
-    ln_init(&s, 3);
-    ln_fwd(DTYPE_FP32, &s);
-    float *ref = test_alloc((size_t)N * C), rm[N], rr[N];
+    const float *inp = s->in[0], *w = s->in[1], *b = s->in[2];
     for (int n = 0; n < N; n++) {
         double m = 0, var = 0;
         for (int c = 0; c < C; c++)
-            m += s.inp[n * C + c];
+            m += inp[n * C + c];
         m /= C;
         for (int c = 0; c < C; c++)
-            var += (s.inp[n * C + c] - m) * (s.inp[n * C + c] - m);
+            var += (inp[n * C + c] - m) * (inp[n * C + c] - m);
         var /= C;
         double r = 1 / sqrt(var + 1e-5);
-        rm[n] = (float)m;
-        rr[n] = (float)r;
+        side[0][n] = (float)m;
+        side[1][n] = (float)r;
         for (int c = 0; c < C; c++)
-            ref[n * C + c] = (float)((s.inp[n * C + c] - m) * r * s.w[c] + s.b[c]);
+            out[n * C + c] = (float)((inp[n * C + c] - m) * r * w[c] + b[c]);
     }
-    check_ref("layernorm forward", s.out, ref, (size_t)N * C);
-    check_ref("layernorm mean", s.mean, rm, N);
-    check_ref("layernorm rstd", s.rstd, rr, N);
-
-    float *dinp = test_alloc((size_t)N * C), *dw = test_alloc(C), *db = test_alloc(C);
-    ln_bwd(DTYPE_FP32, &s, dinp, dw, db);
-    check_fd("layernorm dinp", s.inp, (size_t)N * C, ln_obj, &s, dinp);
-    check_fd("layernorm dweight", s.w, C, ln_obj, &s, dw);
-    check_fd("layernorm dbias", s.b, C, ln_obj, &s, db);
-
-    float *r1 = test_rand((size_t)N * C, 1), *r2 = test_rand(C, 1), *r3 = test_rand(C, 1);
-    float *a1 = test_dup(r1, (size_t)N * C), *a2 = test_dup(r2, C), *a3 = test_dup(r3, C);
-    ln_bwd(DTYPE_FP32, &s, a1, a2, a3);
-    check_acc("layernorm dinp", a1, r1, dinp, (size_t)N * C);
-    check_acc("layernorm dweight", a2, r2, dw, C);
-    check_acc("layernorm dbias", a3, r3, db, C);
-
-    for (int k = 0; k < 2; k++) {
-        enum dtype dt = half_types[k];
-        struct ln r;
-        ln_init(&r, 4);
-        ln_round(&r, dt);
-        ln_fwd(DTYPE_FP32, &r);
-        float *out32 = test_dup(r.out, (size_t)N * C), m32[N], r32[N];
-        memcpy(m32, r.mean, sizeof m32);
-        memcpy(r32, r.rstd, sizeof r32);
-        ln_fwd(dt, &r);
-        check_dt("layernorm forward", dt, r.out, out32, (size_t)N * C);
-        fails += test_same_bits("layernorm 16-bit mean equals fp32's", r.mean, m32, sizeof m32);
-        fails += test_same_bits("layernorm 16-bit rstd equals fp32's", r.rstd, r32, sizeof r32);
-        float *g[3] = {test_rand((size_t)N * C, 1), test_rand(C, 1), test_rand(C, 1)};
-        size_t gn[3] = {(size_t)N * C, C, C};
-        float *h[3];
-        for (int i = 0; i < 3; i++) {
-            test_round(dt, g[i], gn[i]);
-            h[i] = test_dup(g[i], gn[i]);
-        }
-        ln_bwd(DTYPE_FP32, &r, g[0], g[1], g[2]);
-        ln_bwd(dt, &r, h[0], h[1], h[2]);
-        check_dt("layernorm dinp", dt, h[0], g[0], gn[0]);
-        check_dt("layernorm dweight", dt, h[1], g[1], gn[1]);
-        check_dt("layernorm dbias", dt, h[2], g[2], gn[2]);
-        for (int i = 0; i < 3; i++) {
-            free(g[i]);
-            free(h[i]);
-        }
-        free(out32);
-        ln_free(&r);
-    }
-    free(ref);
-    free(dinp);
-    free(dw);
-    free(db);
-    free(r1);
-    free(r2);
-    free(r3);
-    free(a1);
-    free(a2);
-    free(a3);
-    ln_free(&s);
 }
+
+static const struct op_desc layernorm = {
+    .name = "layernorm",
+    .seed = 3,
+    .half_seed = 4,
+    .nin = 3,
+    .ngrad = 3,
+    .in_name = {"inp", "weight", "bias"},
+    .in_n = {(size_t)N * C, C, C},
+    .in_scale = {2, 1, 1},
+    .nout = (size_t)N * C,
+    .nside = 2,
+    .side_name = {"mean", "rstd"},
+    .side_n = {N, N},
+    .side_exact = 1,
+    .fwd = ln_fwd,
+    .bwd = ln_bwd,
+    .reference = ln_ref,
+};
 
 /* ---------------------------------------------------------------- matmul */
 
-struct mm {
-    float *inp, *w, *bias, *W, *out;
-    int has_bias;
-};
-
-static void mm_init(struct mm *s, uint64_t seed)
+static void mm_fwd(enum dtype dt, struct op *s, void *out, void *const *in)
 {
-    test_seed(seed);
-    s->inp = test_rand((size_t)N * C, 1);
-    s->w = test_rand((size_t)OC * C, 1);
-    s->bias = test_rand(OC, 1);
-    s->W = test_rand((size_t)N * OC, 1);
-    s->out = test_alloc((size_t)N * OC);
-    s->has_bias = 1;
+    matmul_forward_cpu(out, in[0], in[1], s->no_bias ? NULL : in[2], N, C, OC, OC, dt);
 }
 
-static void mm_round(struct mm *s, enum dtype dt)
+static void mm_bwd(enum dtype dt, struct op *s, void *const *g, const void *dout, void *const *in)
 {
-    test_round(dt, s->inp, (size_t)N * C);
-    test_round(dt, s->w, (size_t)OC * C);
-    test_round(dt, s->bias, OC);
-    test_round(dt, s->W, (size_t)N * OC);
+    (void)s;
+    matmul_backward_cpu(g[0], g[1], g[2], dout, in[0], in[1], N, C, OC, OC, dt);
 }
 
-static void mm_fwd(enum dtype dt, struct mm *s)
+static void mm_ref_bias(const struct op *s, float *out, int with_bias)
 {
-    void *inp = test_to_dt(dt, s->inp, N * C), *w = test_to_dt(dt, s->w, OC * C);
-    void *bias = s->has_bias ? test_to_dt(dt, s->bias, OC) : NULL, *out = test_nan_dt(dt, N * OC);
-    matmul_forward_cpu(out, inp, w, bias, N, C, OC, OC, dt);
-    dtype_to_f32(dt, out, s->out, N * OC);
-    free(inp);
-    free(w);
-    free(bias);
-    free(out);
-}
-
-/* dinp and dbias may be NULL, as the kernel allows */
-static void mm_bwd(enum dtype dt, struct mm *s, float *dinp, float *dw, float *db)
-{
-    void *inp = test_to_dt(dt, s->inp, N * C), *w = test_to_dt(dt, s->w, OC * C);
-    void *dout = test_to_dt(dt, s->W, N * OC), *dwb = test_to_dt(dt, dw, OC * C);
-    void *di = dinp ? test_to_dt(dt, dinp, N * C) : NULL, *dbb = db ? test_to_dt(dt, db, OC) : NULL;
-    matmul_backward_cpu(di, dwb, dbb, dout, inp, w, N, C, OC, OC, dt);
-    if (dinp) dtype_to_f32(dt, di, dinp, N * C);
-    dtype_to_f32(dt, dwb, dw, OC * C);
-    if (db) dtype_to_f32(dt, dbb, db, OC);
-    free(inp);
-    free(w);
-    free(dout);
-    free(dwb);
-    free(di);
-    free(dbb);
-}
-
-static double mm_obj(void *ctx)
-{
-    struct mm *s = ctx;
-    mm_fwd(DTYPE_FP32, s);
-    return dot(s->out, s->W, (size_t)N * OC);
-}
-
-static void mm_free(struct mm *s)
-{
-    free(s->inp);
-    free(s->w);
-    free(s->bias);
-    free(s->W);
-    free(s->out);
-}
-
-static void test_matmul(void)
-{
-    struct mm s;
-    mm_init(&s, 5);
-    mm_fwd(DTYPE_FP32, &s);
-    float *ref = test_alloc((size_t)N * OC);
     for (int n = 0; n < N; n++)
         for (int o = 0; o < OC; o++) {
-            double acc = s.bias[o];
+            double acc = with_bias ? s->in[2][o] : 0;
             for (int c = 0; c < C; c++)
-                acc += (double)s.inp[n * C + c] * s.w[o * C + c];
-            ref[n * OC + o] = (float)acc;
+                acc += (double)s->in[0][n * C + c] * s->in[1][o * C + c];
+            out[n * OC + o] = (float)acc;
         }
-    check_ref("matmul forward", s.out, ref, (size_t)N * OC);
-    s.has_bias = 0;
-    mm_fwd(DTYPE_FP32, &s);
-    for (int n = 0; n < N; n++)
-        for (int o = 0; o < OC; o++)
-            ref[n * OC + o] -= s.bias[o];
-    check_ref("matmul forward without bias", s.out, ref, (size_t)N * OC);
-    s.has_bias = 1;
-
-    float *dinp = test_alloc((size_t)N * C), *dw = test_alloc((size_t)OC * C);
-    float *db = test_alloc(OC);
-    mm_bwd(DTYPE_FP32, &s, dinp, dw, db);
-    check_fd("matmul dinp", s.inp, (size_t)N * C, mm_obj, &s, dinp);
-    check_fd("matmul dweight", s.w, (size_t)OC * C, mm_obj, &s, dw);
-    check_fd("matmul dbias", s.bias, OC, mm_obj, &s, db);
-
-    float *r1 = test_rand((size_t)N * C, 1), *r2 = test_rand((size_t)OC * C, 1);
-    float *r3 = test_rand(OC, 1);
-    float *a1 = test_dup(r1, (size_t)N * C), *a2 = test_dup(r2, (size_t)OC * C);
-    float *a3 = test_dup(r3, OC);
-    mm_bwd(DTYPE_FP32, &s, a1, a2, a3);
-    check_acc("matmul dinp", a1, r1, dinp, (size_t)N * C);
-    check_acc("matmul dweight", a2, r2, dw, (size_t)OC * C);
-    check_acc("matmul dbias", a3, r3, db, OC);
-    float *dw_only = test_alloc((size_t)OC * C);
-    mm_bwd(DTYPE_FP32, &s, NULL, dw_only, NULL);
-    fails += test_same_bits("matmul dweight with dinp and dbias NULL", dw_only, dw,
-                            (size_t)OC * C * sizeof(float));
-
-    for (int k = 0; k < 2; k++) {
-        enum dtype dt = half_types[k];
-        struct mm r;
-        mm_init(&r, 6);
-        mm_round(&r, dt);
-        mm_fwd(DTYPE_FP32, &r);
-        float *out32 = test_dup(r.out, (size_t)N * OC);
-        mm_fwd(dt, &r);
-        check_dt("matmul forward", dt, r.out, out32, (size_t)N * OC);
-        float *g[3] = {test_rand((size_t)N * C, 1), test_rand((size_t)OC * C, 1), test_rand(OC, 1)};
-        size_t gn[3] = {(size_t)N * C, (size_t)OC * C, OC};
-        float *h[3];
-        for (int i = 0; i < 3; i++) {
-            test_round(dt, g[i], gn[i]);
-            h[i] = test_dup(g[i], gn[i]);
-        }
-        mm_bwd(DTYPE_FP32, &r, g[0], g[1], g[2]);
-        mm_bwd(dt, &r, h[0], h[1], h[2]);
-        check_dt("matmul dinp", dt, h[0], g[0], gn[0]);
-        check_dt("matmul dweight", dt, h[1], g[1], gn[1]);
-        check_dt("matmul dbias", dt, h[2], g[2], gn[2]);
-        for (int i = 0; i < 3; i++) {
-            free(g[i]);
-            free(h[i]);
-        }
-        free(out32);
-        mm_free(&r);
-    }
-    free(ref);
-    free(dinp);
-    free(dw);
-    free(db);
-    free(dw_only);
-    free(r1);
-    free(r2);
-    free(r3);
-    free(a1);
-    free(a2);
-    free(a3);
-    mm_free(&s);
 }
+
+static void mm_ref(const struct op *s, float *out, float *const *side)
+{
+    (void)side;
+    mm_ref_bias(s, out, 1);
+}
+
+/* the bias is optional in the forward, and dinp and dbias in the backward */
+static void mm_extra(struct op *s, float *const *grad)
+{
+    float *ref = test_alloc((size_t)N * OC);
+    mm_ref_bias(s, ref, 0);
+    s->no_bias = 1;
+    op_fwd(DTYPE_FP32, s);
+    s->no_bias = 0;
+    check_ref("matmul forward without bias", s->out, ref, (size_t)N * OC);
+    float *dw_only = test_alloc((size_t)OC * C);
+    op_bwd(DTYPE_FP32, s, (float *[]){NULL, dw_only, NULL});
+    fails += test_same_bits("matmul dweight with dinp and dbias NULL", dw_only, grad[1],
+                            (size_t)OC * C * sizeof(float));
+    free(ref);
+    free(dw_only);
+}
+
+static const struct op_desc matmul = {
+    .name = "matmul",
+    .seed = 5,
+    .half_seed = 6,
+    .nin = 3,
+    .ngrad = 3,
+    .in_name = {"inp", "weight", "bias"},
+    .in_n = {(size_t)N * C, (size_t)OC *C, OC},
+    .in_scale = {1, 1, 1},
+    .nout = (size_t)N * OC,
+    .fwd = mm_fwd,
+    .bwd = mm_bwd,
+    .reference = mm_ref,
+    .extra = mm_extra,
+};
 
 /* ---------------------------------------------------------------- attention */
 
 #define NATT ((size_t)B * NH * T * T)
 
-struct att {
-    float *qkv, *W, *out, *att;
-};
-
-static void att_init(struct att *s, uint64_t seed)
+static void att_fwd(enum dtype dt, struct op *s, void *out, void *const *in)
 {
-    test_seed(seed);
-    s->qkv = test_rand((size_t)N * 3 * C, 2);
-    s->W = test_rand((size_t)N * C, 1);
-    s->out = test_alloc((size_t)N * C);
-    s->att = test_alloc(NATT);
-}
-
-static void att_round(struct att *s, enum dtype dt)
-{
-    test_round(dt, s->qkv, (size_t)N * 3 * C);
-    test_round(dt, s->W, (size_t)N * C);
-}
-
-static void att_fwd(enum dtype dt, struct att *s)
-{
-    void *qkv = test_to_dt(dt, s->qkv, N * 3 * C), *out = test_nan_dt(dt, N * C),
-         *a = test_nan_dt(dt, NATT);
-    attention_forward_cpu(out, a, qkv, B, T, C, NH, dt);
-    dtype_to_f32(dt, out, s->out, N * C);
-    dtype_to_f32(dt, a, s->att, NATT);
-    free(qkv);
-    free(out);
+    void *a = test_nan_dt(dt, NATT);
+    attention_forward_cpu(out, a, in[0], B, T, C, NH, dt);
+    dtype_to_f32(dt, a, s->side[0], NATT);
     free(a);
 }
 
-/* the backward of the forward's att as stored (in dt); runs the forward only when asked, so a
- * dtype comparison can give both paths the same probabilities */
-static void att_bwd(enum dtype dt, struct att *s, float *dqkv, int run_forward)
+/* the backward of the forward's att as stored (in dt) */
+static void att_bwd(enum dtype dt, struct op *s, void *const *g, const void *dout, void *const *in)
 {
-    if (run_forward) att_fwd(dt, s);
-    void *qkv = test_to_dt(dt, s->qkv, N * 3 * C), *a = test_to_dt(dt, s->att, NATT);
-    void *dout = test_to_dt(dt, s->W, N * C), *d = test_to_dt(dt, dqkv, N * 3 * C);
-    attention_backward_cpu(d, dout, qkv, a, B, T, C, NH, dt);
-    dtype_to_f32(dt, d, dqkv, N * 3 * C);
-    free(qkv);
+    void *a = test_to_dt(dt, s->side[0], NATT);
+    attention_backward_cpu(g[0], dout, in[0], a, B, T, C, NH, dt);
     free(a);
-    free(dout);
-    free(d);
 }
 
-static double att_obj(void *ctx)
+static void att_ref(const struct op *s, float *out, float *const *side)
 {
-    struct att *s = ctx;
-    att_fwd(DTYPE_FP32, s);
-    return dot(s->out, s->W, (size_t)N * C);
-}
-
-static void att_free(struct att *s)
-{
-    free(s->qkv);
-    free(s->W);
-    free(s->out);
-    free(s->att);
-}
-
-static void test_attention(void)
-{
-    struct att s;
-    att_init(&s, 7);
-    att_fwd(DTYPE_FP32, &s);
-    float *ref = test_alloc((size_t)N * C), *aref = test_alloc(NATT);
+    const float *qkv = s->in[0];
     double scale = 1 / sqrt((double)HS);
     for (int b = 0; b < B; b++)
         for (int h = 0; h < NH; h++)
             for (int t = 0; t < T; t++) {
                 double p[T], mx = -INFINITY, sum = 0;
-                const float *q = s.qkv + (b * T + t) * 3 * C + h * HS;
+                const float *q = qkv + (b * T + t) * 3 * C + h * HS;
                 for (int t2 = 0; t2 <= t; t2++) {
-                    const float *k = s.qkv + (b * T + t2) * 3 * C + C + h * HS;
+                    const float *k = qkv + (b * T + t2) * 3 * C + C + h * HS;
                     p[t2] = 0;
                     for (int i = 0; i < HS; i++)
                         p[t2] += (double)q[i] * k[i] * scale;
@@ -613,201 +510,122 @@ static void test_attention(void)
                 for (int t2 = 0; t2 <= t; t2++)
                     sum += p[t2] = exp(p[t2] - mx);
                 for (int t2 = 0; t2 < T; t2++)
-                    aref[((b * NH + h) * T + t) * T + t2] = t2 <= t ? (float)(p[t2] / sum) : 0;
+                    side[0][((b * NH + h) * T + t) * T + t2] = t2 <= t ? (float)(p[t2] / sum) : 0;
                 for (int i = 0; i < HS; i++) {
                     double y = 0;
                     for (int t2 = 0; t2 <= t; t2++)
-                        y += p[t2] / sum * s.qkv[(b * T + t2) * 3 * C + 2 * C + h * HS + i];
-                    ref[(b * T + t) * C + h * HS + i] = (float)y;
+                        y += p[t2] / sum * qkv[(b * T + t2) * 3 * C + 2 * C + h * HS + i];
+                    out[(b * T + t) * C + h * HS + i] = (float)y;
                 }
             }
-    check_ref("attention forward", s.out, ref, (size_t)N * C);
-    check_ref("attention probabilities", s.att, aref, NATT);
-
-    float *dqkv = test_alloc((size_t)N * 3 * C);
-    att_bwd(DTYPE_FP32, &s, dqkv, 1);
-    check_fd("attention dqkv", s.qkv, (size_t)N * 3 * C, att_obj, &s, dqkv);
-
-    float *r1 = test_rand((size_t)N * 3 * C, 1), *a1 = test_dup(r1, (size_t)N * 3 * C);
-    att_bwd(DTYPE_FP32, &s, a1, 1);
-    check_acc("attention dqkv", a1, r1, dqkv, (size_t)N * 3 * C);
-
-    for (int k = 0; k < 2; k++) {
-        enum dtype dt = half_types[k];
-        struct att r;
-        att_init(&r, 8);
-        att_round(&r, dt);
-        att_fwd(DTYPE_FP32, &r);
-        float *out32 = test_dup(r.out, (size_t)N * C), *att32 = test_dup(r.att, NATT);
-        att_fwd(dt, &r);
-        check_dt("attention forward", dt, r.out, out32, (size_t)N * C);
-        check_dt("attention probabilities", dt, r.att, att32, NATT);
-        float *g = test_rand((size_t)N * 3 * C, 1);
-        test_round(dt, g, (size_t)N * 3 * C);
-        float *hq = test_dup(g, (size_t)N * 3 * C);
-        att_bwd(DTYPE_FP32, &r, g, 0); /* both from the dt forward's rounded probabilities */
-        att_bwd(dt, &r, hq, 0);
-        check_dt("attention dqkv", dt, hq, g, (size_t)N * 3 * C);
-        free(g);
-        free(hq);
-        free(out32);
-        free(att32);
-        att_free(&r);
-    }
-    free(ref);
-    free(aref);
-    free(dqkv);
-    free(r1);
-    free(a1);
-    att_free(&s);
 }
+
+static const struct op_desc attention = {
+    .name = "attention",
+    .seed = 7,
+    .half_seed = 8,
+    .nin = 1,
+    .ngrad = 1,
+    .in_name = {"qkv"},
+    .in_n = {(size_t)N * 3 * C},
+    .in_scale = {2},
+    .nout = (size_t)N * C,
+    .nside = 1,
+    .side_name = {"probabilities"},
+    .side_n = {NATT},
+    .fwd = att_fwd,
+    .bwd = att_bwd,
+    .reference = att_ref,
+};
 
 /* ---------------------------------------------------------------- gelu and residual add */
 
 #define NE ((size_t)N * C)
 
-struct ew {
-    float *a, *b, *W, *out;
-    int op; /* 0 gelu(a), 1 a + b */
+static void gelu_fwd(enum dtype dt, struct op *s, void *out, void *const *in)
+{
+    (void)s;
+    gelu_forward_cpu(out, in[0], NE, dt);
+}
+
+static void gelu_bwd(enum dtype dt, struct op *s, void *const *g, const void *dout, void *const *in)
+{
+    (void)s;
+    gelu_backward_cpu(g[0], in[0], dout, NE, dt);
+}
+
+static void gelu_ref(const struct op *s, float *out, float *const *side)
+{
+    (void)side;
+    for (size_t i = 0; i < NE; i++) {
+        double x = s->in[0][i];
+        out[i] = (float)(0.5 * x * (1 + tanh(sqrt(2 / M_PI) * (x + 0.044715 * x * x * x))));
+    }
+}
+
+static void add_fwd(enum dtype dt, struct op *s, void *out, void *const *in)
+{
+    (void)s;
+    add_forward_cpu(out, in[0], in[1], NE, dt);
+}
+
+/* da += W and db += W: two accumulates, as the graph does */
+static void add_bwd(enum dtype dt, struct op *s, void *const *g, const void *dout, void *const *in)
+{
+    (void)s;
+    (void)in;
+    accumulate_cpu(g[0], dout, NE, dt);
+    accumulate_cpu(g[1], dout, NE, dt);
+}
+
+static void add_ref(const struct op *s, float *out, float *const *side)
+{
+    (void)side;
+    for (size_t i = 0; i < NE; i++)
+        out[i] = (float)((double)s->in[0][i] + s->in[1][i]);
+}
+
+/* the residual runs in place: out may be one of the inputs */
+static void add_extra(struct op *s, float *const *grad)
+{
+    (void)grad;
+    float *x = test_dup(s->in[0], NE);
+    op_fwd(DTYPE_FP32, s);
+    add_forward_cpu(x, x, s->in[1], NE, DTYPE_FP32);
+    fails += test_same_bits("add forward in place", x, s->out, NE * sizeof(float));
+    free(x);
+}
+
+static const struct op_desc gelu = {
+    .name = "gelu",
+    .seed = 9,
+    .half_seed = 11,
+    .nin = 1,
+    .ngrad = 1,
+    .in_name = {"a"},
+    .in_n = {NE},
+    .in_scale = {4}, /* gelu's tails and its curved middle */
+    .nout = NE,
+    .fwd = gelu_fwd,
+    .bwd = gelu_bwd,
+    .reference = gelu_ref,
 };
 
-static void ew_init(struct ew *s, uint64_t seed, int op)
-{
-    test_seed(seed);
-    s->a = test_rand(NE, 4); /* gelu's tails and its curved middle */
-    s->b = test_rand(NE, 1);
-    s->W = test_rand(NE, 1);
-    s->out = test_alloc(NE);
-    s->op = op;
-}
-
-static void ew_round(struct ew *s, enum dtype dt)
-{
-    test_round(dt, s->a, NE);
-    test_round(dt, s->b, NE);
-    test_round(dt, s->W, NE);
-}
-
-static void ew_fwd(enum dtype dt, struct ew *s)
-{
-    void *a = test_to_dt(dt, s->a, NE), *b = test_to_dt(dt, s->b, NE), *out = test_nan_dt(dt, NE);
-    if (s->op == 0)
-        gelu_forward_cpu(out, a, NE, dt);
-    else
-        add_forward_cpu(out, a, b, NE, dt);
-    dtype_to_f32(dt, out, s->out, NE);
-    free(a);
-    free(b);
-    free(out);
-}
-
-/* gelu: da += gelu'(a) W; add: da += W and db += W (two accumulates, as the graph does) */
-static void ew_bwd(enum dtype dt, struct ew *s, float *da, float *db)
-{
-    void *a = test_to_dt(dt, s->a, NE), *dout = test_to_dt(dt, s->W, NE);
-    void *dab = test_to_dt(dt, da, NE), *dbb = test_to_dt(dt, db, NE);
-    if (s->op == 0) {
-        gelu_backward_cpu(dab, a, dout, NE, dt);
-    } else {
-        accumulate_cpu(dab, dout, NE, dt);
-        accumulate_cpu(dbb, dout, NE, dt);
-    }
-    dtype_to_f32(dt, dab, da, NE);
-    dtype_to_f32(dt, dbb, db, NE);
-    free(a);
-    free(dout);
-    free(dab);
-    free(dbb);
-}
-
-static double ew_obj(void *ctx)
-{
-    struct ew *s = ctx;
-    ew_fwd(DTYPE_FP32, s);
-    return dot(s->out, s->W, NE);
-}
-
-static void ew_free(struct ew *s)
-{
-    free(s->a);
-    free(s->b);
-    free(s->W);
-    free(s->out);
-}
-
-static void test_elementwise(int op)
-{
-    const char *name = op == 0 ? "gelu" : "add";
-    char what[64];
-    struct ew s;
-    ew_init(&s, 9 + op, op);
-    ew_fwd(DTYPE_FP32, &s);
-    float *ref = test_alloc(NE);
-    for (size_t i = 0; i < NE; i++) {
-        double x = s.a[i];
-        ref[i] = op == 0
-                     ? (float)(0.5 * x * (1 + tanh(sqrt(2 / M_PI) * (x + 0.044715 * x * x * x))))
-                     : (float)(x + s.b[i]);
-    }
-    snprintf(what, sizeof what, "%s forward", name);
-    check_ref(what, s.out, ref, NE);
-
-    float *da = test_alloc(NE), *db = test_alloc(NE);
-    ew_bwd(DTYPE_FP32, &s, da, db);
-    snprintf(what, sizeof what, "%s da", name);
-    check_fd(what, s.a, NE, ew_obj, &s, da);
-    if (op == 1) {
-        check_fd("add db", s.b, NE, ew_obj, &s, db);
-        /* the residual runs in place: out may be one of the inputs */
-        float *x = test_dup(s.a, NE);
-        ew_fwd(DTYPE_FP32, &s);
-        add_forward_cpu(x, x, s.b, NE, DTYPE_FP32);
-        fails += test_same_bits("add forward in place", x, s.out, NE * sizeof(float));
-        free(x);
-    }
-
-    float *r1 = test_rand(NE, 1), *r2 = test_rand(NE, 1);
-    float *a1 = test_dup(r1, NE), *a2 = test_dup(r2, NE);
-    ew_bwd(DTYPE_FP32, &s, a1, a2);
-    snprintf(what, sizeof what, "%s da", name);
-    check_acc(what, a1, r1, da, NE);
-    if (op == 1) check_acc("add db", a2, r2, db, NE);
-
-    for (int k = 0; k < 2; k++) {
-        enum dtype dt = half_types[k];
-        struct ew r;
-        ew_init(&r, 11 + op, op);
-        ew_round(&r, dt);
-        ew_fwd(DTYPE_FP32, &r);
-        float *out32 = test_dup(r.out, NE);
-        ew_fwd(dt, &r);
-        snprintf(what, sizeof what, "%s forward", name);
-        check_dt(what, dt, r.out, out32, NE);
-        float *g1 = test_rand(NE, 1), *g2 = test_rand(NE, 1);
-        test_round(dt, g1, NE);
-        test_round(dt, g2, NE);
-        float *h1 = test_dup(g1, NE), *h2 = test_dup(g2, NE);
-        ew_bwd(DTYPE_FP32, &r, g1, g2);
-        ew_bwd(dt, &r, h1, h2);
-        snprintf(what, sizeof what, "%s da", name);
-        check_dt(what, dt, h1, g1, NE);
-        if (op == 1) check_dt("add db", dt, h2, g2, NE);
-        free(g1);
-        free(g2);
-        free(h1);
-        free(h2);
-        free(out32);
-        ew_free(&r);
-    }
-    free(ref);
-    free(da);
-    free(db);
-    free(r1);
-    free(r2);
-    free(a1);
-    free(a2);
-    ew_free(&s);
-}
+static const struct op_desc add = {
+    .name = "add",
+    .seed = 10,
+    .half_seed = 12,
+    .nin = 2,
+    .ngrad = 2,
+    .in_name = {"a", "b"},
+    .in_n = {NE, NE},
+    .in_scale = {4, 1},
+    .nout = NE,
+    .fwd = add_fwd,
+    .bwd = add_bwd,
+    .reference = add_ref,
+    .extra = add_extra,
+};
 
 /* ---------------------------------------------------------------- crossentropy */
 
@@ -957,12 +775,9 @@ static void test_cast(void)
 
 int main(void)
 {
-    test_encoder();
-    test_layernorm();
-    test_matmul();
-    test_attention();
-    test_elementwise(0);
-    test_elementwise(1);
+    const struct op_desc *ops[] = {&encoder, &layernorm, &matmul, &attention, &gelu, &add};
+    for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++)
+        test_op(ops[i]);
     test_crossentropy();
     test_cast();
     printf("%s: %d failure(s)\n", fails ? "FAIL" : "ok", fails);
