@@ -791,7 +791,8 @@ static int make_plan(struct args *a, struct plan *p, char *verdict, size_t n)
 {
     struct plan_input in;
     char err[PLAN_ERR_SIZE];
-    int has_gpu = rt_probe_gpu_bytes() > 0;
+    int64_t gpu_bytes = rt_probe_gpu_bytes();
+    int has_gpu = gpu_bytes > 0;
     plan_input_init(&in);
     if (a->ds_path) plan_input_from_dsconfig(&in, &a->ds);
     in.L = a->cfg.L;
@@ -823,7 +824,7 @@ static int make_plan(struct args *a, struct plan *p, char *verdict, size_t n)
     in.resident_fraction = a->resident_fraction >= 0 ? a->resident_fraction : 1.0;
     for (int k = 0; k < PLAN_NKNOBS; k++)
         if (a->origin[k].source != SOURCE_DEFAULT) in.origin[k] = a->origin[k];
-    if (plan_capacity_gpu(&in.cap[PLAN_TIER_GPU], rt_probe_gpu_bytes(), err, sizeof err) ||
+    if (plan_capacity_gpu(&in.cap[PLAN_TIER_GPU], gpu_bytes, err, sizeof err) ||
         plan_capacity_ram(&in.cap[PLAN_TIER_CPU], err, sizeof err) ||
         plan_capacity_nvme(&in.cap[PLAN_TIER_NVME],
                            a->optim_tier == OPTIM_TIER_NVME ? a->nvme_path : NULL, err, sizeof err))

@@ -320,7 +320,7 @@ static size_t pinned_bytes(const struct gpt *m)
         if (m->params[i].swapped)
             total += host_pool_piece_bytes(param_numel(&m->params[i]) * dtype_size(m->opt.dt));
     int nbufs = m->opt.swap_buffers > 0 ? m->opt.swap_buffers : 1;
-    if (region_max(m)) total += (size_t)nbufs * 3 * host_pool_piece_bytes(region_max(m));
+    total += (size_t)nbufs * 3 * host_pool_piece_bytes(region_max(m));
     return total;
 }
 
