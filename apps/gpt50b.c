@@ -47,7 +47,8 @@ struct args {
     const char *nvme_path;
     int swap_buffers;
     double resident_fraction; /* < 0: the plan's share */
-    int param_offload;        /* offload_param to CPU memory (planned; see note_no_effect) */
+    int param_offload;        /* fp16 parameters in pinned CPU memory (gpt_options.offload_param) */
+    int64_t optim_chunk;      /* elements per CPU AdamW task */
     int grad_accum;
     struct aio_config aio;
     int world_size, ranks_per_node, dry_run;
@@ -156,11 +157,10 @@ static void note_no_effect(const struct args *a)
         {DS_OPTIM_PIPELINE_READ, "swap-in is always pipelined"},
         {DS_OPTIM_PIPELINE_WRITE, "swap-out is always pipelined"},
         {DS_OPTIM_PIN_MEMORY, "swap buffers are page-aligned, not pinned"},
-        {DS_PARAM_PIN_MEMORY, "parameters stay with the compute"},
-        {DS_PARAM_DEVICE, "parameters stay with the compute in this version"},
-        {DS_PARAM_NVME_PATH, "parameters stay with the compute"},
-        {DS_PARAM_BUFFER_COUNT, "parameters stay with the compute"},
-        {DS_PARAM_BUFFER_SIZE, "parameters stay with the compute"},
+        {DS_PARAM_PIN_MEMORY, "offloaded parameters are always pinned"},
+        {DS_PARAM_NVME_PATH, "parameters are offloaded to CPU memory, not NVMe"},
+        {DS_PARAM_BUFFER_COUNT, "parameters are offloaded to CPU memory, not NVMe"},
+        {DS_PARAM_BUFFER_SIZE, "parameters are offloaded to CPU memory, not NVMe"},
         {DS_CPU_CHECKPOINTING, "activation checkpoints stay with the compute"},
         {DS_ZERO_STAGE, "one rank"},
         {DS_WARMUP_MIN_LR, "warmup starts at lr/warmup_num_steps"},
@@ -174,12 +174,17 @@ static void note_no_effect(const struct args *a)
         /* 2021 keys feed several settings (swap_tensor.folder is also the optimizer's folder,
          * which does take effect): name each key once, and only where it has no effect */
         if (a->ds.origin[later[i].k].source != SOURCE_CONFIG || strstr(line, key) ||
-            (later[i].k == DS_PARAM_NVME_PATH && a->ds.param_device != DS_DEVICE_NVME) ||
+            ((later[i].k == DS_PARAM_NVME_PATH || later[i].k == DS_PARAM_BUFFER_COUNT ||
+              later[i].k == DS_PARAM_BUFFER_SIZE) &&
+             a->ds.param_device != DS_DEVICE_NVME) ||
             len >= sizeof line)
             continue;
         len += snprintf(line + len, sizeof line - len, "%s%s (%s)", len ? ", " : "", key,
                         later[i].why);
     }
+    if (a->ds.param_device == DS_DEVICE_NVME && len < sizeof line)
+        len += snprintf(line + len, sizeof line - len, "%s%s nvme (parameters go to CPU memory)",
+                        len ? ", " : "", a->ds.origin[DS_PARAM_DEVICE].key);
     if (len)
         fprintf(stderr, "note: %s: read but without effect in this version: %s\n", a->ds_path,
                 line);
@@ -252,6 +257,7 @@ static void defaults(struct args *a, const char *ds_path, int strict)
     a->loss_scale_window = 1000;
     a->hysteresis = 2;
     a->swap_buffers = 4; /* DeepSpeed's optimizer_buffer_count */
+    a->optim_chunk = 1 << 23;
     apply_preset(a, "tiny");
 }
 
@@ -296,7 +302,11 @@ static const char usage[] =
     "  --swap-buffer-count N          RAM buffer sets cycled through the swap (default 4)\n"
     "  --nvme-resident-fraction X     share of the optimizer state kept in RAM (default: the\n"
     "                                 plan's, what RAM holds after everything else)\n"
-    "  --offload-param none|cpu       fp16 parameters in CPU memory (planned; not yet run)\n"
+    "  --offload-param none|cpu       fp16 parameters and gradients in pinned CPU memory, each\n"
+    "                                 layer's moved to the GPU a layer ahead of use and evicted\n"
+    "                                 first after it\n"
+    "  --optimizer-chunk-size N       elements per CPU AdamW task: large tensors step in\n"
+    "                                 pieces shared by the CPU workers (default 8388608)\n"
     "  --deepspeed_config FILE        DeepSpeed JSON (2021 or current schema); flags override it\n"
     "  --strict-config                unknown config keys are errors, not warnings\n"
     "  --gradient-accumulation-steps N  micro-batches per optimizer step (default 1)\n"
@@ -384,6 +394,7 @@ enum {
     OPT_SWAP_BUFFERS,
     OPT_RESIDENT,
     OPT_OFFLOAD_PARAM,
+    OPT_OPTIM_CHUNK,
     OPT_DS_CONFIG,
     OPT_STRICT_CONFIG,
     OPT_DRY_RUN,
@@ -441,6 +452,7 @@ static const struct option options[] = {
     {"swap-buffer-count", required_argument, 0, OPT_SWAP_BUFFERS},
     {"nvme-resident-fraction", required_argument, 0, OPT_RESIDENT},
     {"offload-param", required_argument, 0, OPT_OFFLOAD_PARAM},
+    {"optimizer-chunk-size", required_argument, 0, OPT_OPTIM_CHUNK},
     {"deepspeed_config", required_argument, 0, OPT_DS_CONFIG},
     {"deepspeed-config", required_argument, 0, OPT_DS_CONFIG},
     {"strict-config", no_argument, 0, OPT_STRICT_CONFIG},
@@ -661,6 +673,9 @@ static void parse_args(struct args *a, int argc, char **argv)
                 user_fail("--offload-param %s: choose none or cpu", optarg);
             a->param_offload = strcmp(optarg, "cpu") == 0;
             setting_origin_set(&a->origin[PLAN_KNOB_TIER_PARAMS], SOURCE_FLAG, flag);
+            break;
+        case OPT_OPTIM_CHUNK:
+            a->optim_chunk = parse_int(flag, optarg, 0);
             break;
         case OPT_DS_CONFIG:
         case OPT_STRICT_CONFIG:
@@ -893,6 +908,8 @@ int main(int argc, char **argv)
                               .tile_size = a.tile_size,
                               .optim_tier = a.optim_tier,
                               .nvme_path = a.nvme_path,
+                              .offload_param = a.param_offload,
+                              .optim_chunk = a.optim_chunk,
                               .swap_buffers = a.swap_buffers,
                               .resident_fraction = a.resident_fraction,
                               .aio = &a.aio};
@@ -939,10 +956,11 @@ int main(int argc, char **argv)
         struct gpt_optim_placement pl;
         gpt_optim_placement(m, &pl);
         printf("> optimizer state: %d tensors (%.3f GB) in RAM, %d tensors (%.3f GB) on NVMe "
-               "(%s), swap buffers %.3f GB; resident share %.1f%%\n",
+               "(%s), swap buffers %.3f GB; resident share %.1f%%; %d AdamW tasks per step\n",
                pl.resident_tensors, pl.resident_bytes / 1e9, pl.swapped_tensors,
                pl.swapped_bytes / 1e9, a.nvme_path ? a.nvme_path : "-", pl.swap_buffer_bytes / 1e9,
-               100.0 * pl.resident_bytes / (double)(pl.resident_bytes + pl.swapped_bytes));
+               100.0 * pl.resident_bytes / (double)(pl.resident_bytes + pl.swapped_bytes),
+               pl.adamw_tasks);
     }
     printf("> data: %s (%s, %zu tokens; %zu training, %zu validation), order %s\n", a.data_path,
            dataset_format(data), ntok, train_end, have_val ? val_end - train_end : 0,

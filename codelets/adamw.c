@@ -1,5 +1,8 @@
 /* adamw.c: the fused AdamW step over fp32 master weights and moments, with the unscale, clip and
- * overflow skip decided from the global sum of squares where the task runs (no host sync). */
+ * overflow skip decided from the global sum of squares where the task runs (no host sync). A
+ * master split by tensor_tiles (the optimizer's sub-groups) steps as one task per piece, so the
+ * CPU workers share a large tensor. */
+#include "check.h"
 #include "codelet_def.h"
 #include "codelets.h"
 #include "kernels_cuda.h"
@@ -36,8 +39,21 @@ void adamw_insert(struct tensor *param, struct tensor *master, struct tensor *m,
                   struct tensor *grad, struct tensor *sumsq, const struct adamw_hparams *hp,
                   int prio, enum rt_where where)
 {
-    struct adamw_args a = {grad->n, *hp, (enum dtype)grad->type, param != NULL, sumsq != NULL};
-    struct rt_buf bufs[] = {{param, RT_RW}, {master, RT_RW}, {m, RT_RW},
-                            {v, RT_RW},     {grad, RT_R},    {sumsq, RT_R}};
-    rt_submit(&adamw_cl, "adamw", bufs, 6, &a, sizeof a, 12.0 * grad->n, prio, where);
+    int n = master->ntiles ? master->ntiles : 1;
+    CHECK_MSG(!master->ntiles || ((!param || param->ntiles == n) && grad->ntiles == n &&
+                                  m->ntiles == n && v->ntiles == n),
+              "AdamW: the gradient and the state are split differently");
+    for (int k = 0; k < n; k++) {
+#define PIECE(t) ((t) && master->ntiles ? &(t)->tiles[k] : (t))
+        struct tensor *g = PIECE(grad);
+        struct adamw_args a = {g->n, *hp, (enum dtype)g->type, param != NULL, sumsq != NULL};
+        struct rt_buf bufs[] = {{PIECE(param), RT_RW},
+                                {PIECE(master), RT_RW},
+                                {PIECE(m), RT_RW},
+                                {PIECE(v), RT_RW},
+                                {g, RT_R},
+                                {sumsq, RT_R}};
+#undef PIECE
+        rt_submit(&adamw_cl, "adamw", bufs, 6, &a, sizeof a, 12.0 * g->n, prio, where);
+    }
 }

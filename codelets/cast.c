@@ -27,12 +27,12 @@ static void cast_cuda_func(void *b[], void *cl_arg)
 
 CODELET_DEFINE(cast);
 
-void cast_insert(struct tensor *dst, struct tensor *src, int prio)
+void cast_insert(struct tensor *dst, struct tensor *src, int prio, enum rt_where where)
 {
     CHECK(dst->n == src->n);
     struct cast_args a = {dst->n, (enum dtype)dst->type, (enum dtype)src->type};
     struct rt_buf bufs[] = {{dst, RT_W}, {src, RT_R}};
-    rt_submit(&cast_cl, "cast", bufs, 2, &a, sizeof a, 0, prio, RT_WHERE_COMPUTE);
+    rt_submit(&cast_cl, "cast", bufs, 2, &a, sizeof a, 0, prio, where);
 }
 
 struct zero_args {

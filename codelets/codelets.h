@@ -51,8 +51,8 @@ void crossentropy_backward_insert(struct tensor *logits, struct tensor *targets,
 void sumsq_insert(struct tensor *acc, struct tensor *grad, int prio);
 /* param may be NULL (fp32 runs train the master itself); sumsq may be NULL (no clipping, no
  * overflow skip: the task then waits for this tensor's gradient only). The step covers grad->n
- * elements:
- * master, m and v may be larger (swap buffers shared by tensors of several sizes). */
+ * elements: master, m and v may be larger (swap buffers shared by tensors of several sizes). A
+ * split master steps one task per piece; the other tensors must be split the same way. */
 void adamw_insert(struct tensor *param, struct tensor *master, struct tensor *m, struct tensor *v,
                   struct tensor *grad, struct tensor *sumsq, const struct adamw_hparams *hp,
                   int prio, enum rt_where where);
@@ -64,7 +64,10 @@ void swap_in_insert(struct tensor *master, struct tensor *m, struct tensor *v,
                     struct swap_file *file, size_t region_bytes, uint64_t generation, int prio);
 void swap_out_insert(struct tensor *master, struct tensor *m, struct tensor *v,
                      struct swap_file *file, size_t region_bytes, uint64_t generation, int prio);
-void cast_insert(struct tensor *dst, struct tensor *src, int prio);
+void cast_insert(struct tensor *dst, struct tensor *src, int prio, enum rt_where where);
+/* A task on the compute device that only reads `ts` (n of them; NULL skipped) once `after` is
+ * ready: the scheduler moves them to the device while the tasks before it run. */
+void prefetch_insert(struct tensor *const *ts, int n, struct tensor *after, int prio);
 /* Sets every byte of t to 0. */
 void zero_insert(struct tensor *t, int prio);
 

@@ -27,7 +27,7 @@ static void *out_cols(void *b[], int i, const struct matmul_args *a)
 /* Tile i of t, or t itself when it is not split; NULL stays NULL. */
 static struct tensor *tile_of(struct tensor *t, int i)
 {
-    return t && t->ntiles ? &t->tiles[i] : t;
+    return t && tensor_compute_tiles(t) ? &t->tiles[i] : t;
 }
 
 static void matmul_forward_cpu_func(void *b[], void *cl_arg)
@@ -51,8 +51,9 @@ CODELET_DEFINE(matmul_forward);
 void matmul_forward_insert(struct tensor *out, struct tensor *inp, struct tensor *weight,
                            struct tensor *bias, int N, int C, int OC, int prio)
 {
-    int ntiles = weight->ntiles ? weight->ntiles : 1;
-    CHECK_MSG(!bias || bias->ntiles == weight->ntiles, "bias and weight tiled differently");
+    int ntiles = tensor_compute_tiles(weight) ? tensor_compute_tiles(weight) : 1;
+    CHECK_MSG(!bias || tensor_compute_tiles(bias) == tensor_compute_tiles(weight),
+              "bias and weight tiled differently");
     for (int t = 0; t < ntiles; t++) {
         struct tensor *w = tile_of(weight, t);
         struct matmul_args a = {
@@ -92,8 +93,9 @@ void matmul_backward_insert(struct tensor *dinp, struct tensor *dweight, struct 
                             struct tensor *dout, struct tensor *inp, struct tensor *weight, int N,
                             int C, int OC, int prio)
 {
-    int ntiles = weight->ntiles ? weight->ntiles : 1;
-    CHECK_MSG(dweight->ntiles == weight->ntiles && (!dbias || dbias->ntiles == weight->ntiles),
+    int ntiles = tensor_compute_tiles(weight) ? tensor_compute_tiles(weight) : 1;
+    CHECK_MSG(tensor_compute_tiles(dweight) == tensor_compute_tiles(weight) &&
+                  (!dbias || tensor_compute_tiles(dbias) == tensor_compute_tiles(weight)),
               "gradients and weight tiled differently");
     for (int t = 0; t < ntiles; t++) {
         struct tensor *w = tile_of(weight, t);

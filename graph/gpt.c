@@ -279,6 +279,18 @@ static int param_tiles(const struct gpt *m, int i)
     return tile > 0 && rows > tile ? (int)((rows + tile - 1) / tile) : 0;
 }
 
+/* How tensor i is split, for the compute (tile_size) or, with AdamW on CPU workers, for the
+ * optimizer's tasks (sub_group elements each, whole rows); 0: kept whole. */
+static int param_split(const struct gpt *m, int i)
+{
+    const struct gpt_param *p = &m->params[i];
+    int64_t rows = p->shape[0], sub = m->opt.optim_chunk;
+    if (param_tiles(m, i)) return param_tiles(m, i);
+    if (m->opt.optim_tier == OPTIM_TIER_DEVICE || p->swapped || sub <= 0) return 0;
+    int64_t pieces = (param_numel(p) + sub - 1) / sub;
+    return pieces > 1 ? (int)(pieces < rows ? pieces : rows) : 0;
+}
+
 /* Which tensors stream from NVMe: the planned resident share of the optimizer bytes stays in RAM,
  * taken in table order (whole tensors), the rest is swapped. A fixed plan, not a cache: every
  * tensor is visited once per step, the cyclic pattern under which LRU keeps exactly the wrong
@@ -310,15 +322,24 @@ static size_t region_max(const struct gpt *m)
     return max;
 }
 
-/* Bytes of the pinned pool: the batch and the loss, and with the optimizer state on NVMe the
- * swap buffers and the compute copies that the CPU AdamW writes (copied to the GPU each step). */
+/* Parameters and gradients have their home in pinned CPU memory when the optimizer runs on CPU
+ * workers (it reads the gradients and writes the parameters there) or when asked. */
+static int params_in_pinned_ram(const struct gpt *m)
+{
+    return m->opt.optim_tier != OPTIM_TIER_DEVICE || m->opt.offload_param;
+}
+
+/* Bytes of the pinned pool: the batch and the loss, the parameters and gradients when their home
+ * is there, and with the optimizer state on NVMe the swap buffers. */
 static size_t pinned_bytes(const struct gpt *m)
 {
     size_t N = (size_t)m->opt.B * m->opt.T, total = 3 * host_pool_piece_bytes(N * 4);
     total += host_pool_piece_bytes(sizeof(float));
-    for (int i = 0; i < m->nparams; i++)
-        if (m->params[i].swapped)
-            total += host_pool_piece_bytes(param_numel(&m->params[i]) * dtype_size(m->opt.dt));
+    for (int i = 0; i < m->nparams && params_in_pinned_ram(m); i++) {
+        size_t bytes = param_numel(&m->params[i]) * dtype_size(m->opt.dt);
+        total += host_pool_piece_bytes(bytes); /* the gradient */
+        if (m->opt.dt != DTYPE_FP32 || m->params[i].swapped) total += host_pool_piece_bytes(bytes);
+    }
     int nbufs = m->opt.swap_buffers > 0 ? m->opt.swap_buffers : 1;
     total += (size_t)nbufs * 3 * host_pool_piece_bytes(region_max(m));
     return total;
@@ -374,6 +395,8 @@ void gpt_optim_placement(const struct gpt *m, struct gpt_optim_placement *out)
     memset(out, 0, sizeof *out);
     for (int i = 0; i < m->nparams; i++) {
         uint64_t bytes = 12 * (uint64_t)param_numel(&m->params[i]);
+        out->adamw_tasks +=
+            m->params[i].master && m->params[i].master->ntiles ? m->params[i].master->ntiles : 1;
         if (m->params[i].swapped) {
             out->swapped_tensors++;
             out->swapped_bytes += bytes;
@@ -456,10 +479,12 @@ struct gpt *gpt_create(const struct gpt_config *cfg, const struct gpt_options *o
         struct gpt_param *p = &m->params[i];
         struct tensor *s = &m->store[i * 5];
         size_t n = param_numel(p);
-        /* A tiled compute copy and gradient live in RAM, whence each task fetches its tile
-         * alone: StarPU switches between a tensor and its tiles in the home memory. */
-        int ntiles = param_tiles(m, i);
-        enum tensor_host home = ntiles ? TENSOR_HOST_PAGEABLE : TENSOR_HOST_NONE;
+        /* A split tensor lives in RAM, whence each task fetches its piece alone: StarPU switches
+         * between a tensor and its pieces in the home memory. */
+        int ntiles = param_split(m, i);
+        enum tensor_host home = params_in_pinned_ram(m) ? TENSOR_HOST_PINNED
+                                : ntiles                ? TENSOR_HOST_PAGEABLE
+                                                        : TENSOR_HOST_NONE;
         if (!p->swapped) {
             snprintf(name, sizeof name, "%s.master", p->name);
             tensor_init(&s[0], name, TENSOR_TYPE_FP32, n, TENSOR_HOST_PAGEABLE);
@@ -485,8 +510,12 @@ struct gpt *gpt_create(const struct gpt_config *cfg, const struct gpt_options *o
         }
         /* before any task touches them: StarPU plans partitions of unallocated data only */
         if (ntiles) {
-            tensor_tiles(p->param, ntiles, (size_t)p->shape[1]);
-            tensor_tiles(p->grad, ntiles, (size_t)p->shape[1]);
+            struct tensor *split[] = {p->param, p->grad, p->master, p->m, p->v};
+            for (int k = 0; k < 5; k++) {
+                if (!split[k] || (k == 2 && p->master == p->param)) continue;
+                tensor_tiles(split[k], ntiles, (size_t)p->shape[1]);
+                split[k]->compute_tiles = k < 2 && param_tiles(m, i) > 0;
+            }
         }
     }
     /* Each tensor draws from its own stream, so the values do not depend on the thread count. */
@@ -560,12 +589,18 @@ void gpt_destroy(struct gpt *m)
     free(m);
 }
 
+/* Where AdamW runs, and so where the master weights are cast to the compute copies. */
+static enum rt_where optim_where(const struct gpt *m)
+{
+    return m->opt.optim_tier == OPTIM_TIER_DEVICE ? RT_WHERE_COMPUTE : RT_WHERE_CPU;
+}
+
 void gpt_sync_params(struct gpt *m)
 {
     if (m->opt.dt == DTYPE_FP32) return;
     for (int i = 0; i < m->nparams; i++)
         if (!m->params[i].swapped)
-            cast_insert(m->params[i].param, m->params[i].master, RT_PRIO_HIGH);
+            cast_insert(m->params[i].param, m->params[i].master, RT_PRIO_HIGH, optim_where(m));
 }
 
 void gpt_set_batch(struct gpt *m, const int32_t *inputs, const int32_t *targets)
@@ -614,18 +649,48 @@ static void block_forward_to_gelu(struct gpt *m, int l, int prio)
 #undef W
 }
 
+/* With parameter offload: a task that brings layer l's parameters (l == L: the final LayerNorm
+ * and the LM head) to the device once `after` is ready. Tiled tensors stream tile by tile and are
+ * left out. */
+static void prefetch_layer(struct gpt *m, int l, struct tensor *after)
+{
+    struct tensor *ts[LP_COUNT];
+    int n = 0, first = l < m->cfg.L ? P_FIRST_LAYER + l * LP_COUNT : m->nparams - 2;
+    int count = l < m->cfg.L ? LP_COUNT : 2;
+    if (!m->opt.offload_param || l < 0) return;
+    for (int k = 0; k < count; k++)
+        if (!tensor_compute_tiles(m->params[first + k].param)) ts[n++] = m->params[first + k].param;
+    if (l == m->cfg.L && !tensor_compute_tiles(m->params[P_WTE].param))
+        ts[n++] = m->params[P_WTE].param;
+    prefetch_insert(ts, n, after, RT_PRIO_LOW);
+}
+
+/* With parameter offload, layer l's parameters (and its gradients, with `grads`) are the first
+ * to leave the device once the tasks submitted so far are done; gradients go home then. */
+static void evict_layer(struct gpt *m, int l, int grads)
+{
+    for (int k = 0; k < LP_COUNT; k++) {
+        struct gpt_param *p = layer_param(m, l, k);
+        if (m->opt.offload_param) tensor_wont_use(p->param);
+        if (grads && params_in_pinned_ram(m)) tensor_wont_use(p->grad);
+    }
+}
+
 void gpt_forward(struct gpt *m)
 {
     const struct gpt_config *c = &m->cfg;
     int B = m->opt.B, T = m->opt.T, N = B * T, C = c->C;
+    prefetch_layer(m, 0, &m->inputs);
     encoder_forward_insert(&m->encoded, &m->inputs, m->params[P_WTE].param, m->params[P_WPE].param,
                            B, T, C, RT_PRIO_NORMAL);
     for (int l = 0; l < c->L; l++) {
         struct layer_acts *a = acts_of(m, l);
+        prefetch_layer(m, l + 1, block_input(m, l));
         block_forward_to_gelu(m, l, RT_PRIO_NORMAL);
         matmul_forward_insert(&a->fcproj, &a->fch_gelu, layer_param(m, l, LP_FCPROJ_W)->param,
                               layer_param(m, l, LP_FCPROJ_B)->param, N, 4 * C, C, RT_PRIO_NORMAL);
         add_forward_insert(&m->res3[l], &a->res2, &a->fcproj, RT_PRIO_NORMAL);
+        evict_layer(m, l, 0);
     }
     struct gpt_param *lnf_w = &m->params[m->nparams - 2], *lnf_b = &m->params[m->nparams - 1];
     layernorm_forward_insert(&m->lnf, &m->lnf_mean, &m->lnf_rstd, &m->res3[c->L - 1], lnf_w->param,
@@ -636,7 +701,7 @@ void gpt_forward(struct gpt *m)
                                 RT_PRIO_NORMAL);
 }
 
-static void block_backward(struct gpt *m, int l, int prio)
+static void block_backward(struct gpt *m, int l, int prio, int last_micro)
 {
     const struct gpt_config *c = &m->cfg;
     int B = m->opt.B, T = m->opt.T, N = B * T, C = c->C;
@@ -650,6 +715,9 @@ static void block_backward(struct gpt *m, int l, int prio)
     zero_insert(&m->dfch_gelu, prio);
     matmul_backward_insert(&m->dfch_gelu, P(LP_FCPROJ_W)->grad, P(LP_FCPROJ_B)->grad, &m->dresidual,
                            &a->fch_gelu, P(LP_FCPROJ_W)->param, N, 4 * C, C, prio);
+    /* the layer below's parameters move in while this layer's backward runs: the next writer of
+     * dfch_gelu is that layer, which needs them anyway */
+    prefetch_layer(m, l - 1, &m->dfch_gelu);
     zero_insert(&m->dfch, prio);
     gelu_backward_insert(&m->dfch, &a->fch, &m->dfch_gelu, prio);
     zero_insert(&m->dln2, prio);
@@ -668,6 +736,7 @@ static void block_backward(struct gpt *m, int l, int prio)
     layernorm_backward_insert(&m->dresidual, P(LP_LN1_W)->grad, P(LP_LN1_B)->grad, &m->dln1, x,
                               P(LP_LN1_W)->param, &a->ln1_mean, &a->ln1_rstd, N, C, prio);
 #undef P
+    evict_layer(m, l, last_micro);
 }
 
 void gpt_backward(struct gpt *m, float loss_scale, int micro, int micro_steps)
@@ -688,7 +757,7 @@ void gpt_backward(struct gpt *m, float loss_scale, int micro, int micro_steps)
     layernorm_backward_insert(&m->dresidual, lnf_w->grad, lnf_b->grad, &m->dlnf, &m->res3[c->L - 1],
                               lnf_w->param, &m->lnf_mean, &m->lnf_rstd, N, C, prio);
     for (int l = c->L - 1; l >= 0; l--)
-        block_backward(m, l, prio);
+        block_backward(m, l, prio, micro == micro_steps - 1);
     encoder_backward_insert(m->params[P_WTE].grad, m->params[P_WPE].grad, &m->dresidual, &m->inputs,
                             B, T, C, prio);
     if (micro != micro_steps - 1) return;
@@ -699,7 +768,7 @@ void gpt_backward(struct gpt *m, float loss_scale, int micro, int micro_steps)
 
 void gpt_update(struct gpt *m, const struct adamw_hparams *hp)
 {
-    enum rt_where where = m->opt.optim_tier == OPTIM_TIER_DEVICE ? RT_WHERE_COMPUTE : RT_WHERE_CPU;
+    enum rt_where where = optim_where(m);
     /* Without clipping and without fp16's overflow skip, no step needs the global norm: each
      * tensor's AdamW (and its swap-in) then runs as soon as its own gradient is complete, while
      * the backward goes on with the layers below. */

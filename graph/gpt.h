@@ -54,6 +54,15 @@ struct gpt_options {
     int tile_size;     /* memory-centric tiling: linear layers with more output channels run as
                           tasks of at most this many (separate tiles of the weight); 0: whole */
     enum optim_tier optim_tier;
+    /* fp16/bf16 parameters live in pinned CPU memory: each layer's are moved to the device one
+     * layer ahead of use (a prefetch task) and are the first evicted after it (ZeRO-Infinity's
+     * parameter offload). With the optimizer away from the device, parameters and gradients have
+     * their home in pinned CPU memory anyway; this adds the prefetch and eviction. */
+    int offload_param;
+    /* Optimizer on CPU workers: AdamW steps tensors in pieces of at most this many elements, one
+     * task each, so the workers share a large tensor (whole rows; 0: whole tensors). Tensors
+     * split by tile_size use their tiles instead. NVMe-streamed tensors step whole. */
+    int64_t optim_chunk;
     /* OPTIM_TIER_NVME only: */
     const char *nvme_path;        /* the folder that receives this run's swap folder */
     int swap_buffers;             /* RAM buffer sets cycled by swap-in/AdamW/swap-out (>= 1) */
@@ -114,6 +123,7 @@ void gpt_read_logits(struct gpt *m, float *out);
 struct gpt_optim_placement {
     int resident_tensors, swapped_tensors;
     uint64_t resident_bytes, swapped_bytes, swap_buffer_bytes;
+    int adamw_tasks; /* AdamW tasks per step (tensors in pieces count each piece) */
 };
 void gpt_optim_placement(const struct gpt *m, struct gpt_optim_placement *out);
 /* Bytes the NVMe swap has read and written so far (headers and checksum tables included); zero

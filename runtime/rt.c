@@ -68,6 +68,11 @@ void rt_init(const struct rt_options *opt)
         conf.sched_policy_name = "peager";
     else if (!getenv("STARPU_NCPU") && !opt->cpu_workers)
         conf.ncpus = 0;
+    else
+        /* GPU and CPU workers (offloaded optimizer): dmdas assigns each task to a worker that
+         * can run it, in priority order, and starts the transfers of a task's inputs when it
+         * assigns the task, which is what the parameter prefetch tasks rely on. */
+        conf.sched_policy_name = "dmdas";
     if (opt->trace_later) starpu_fxt_autostart_profiling(0);
     int ret = starpu_initialize(&conf, NULL, NULL);
     if (ret == -ENODEV) user_fail("StarPU found no worker: check STARPU_NCPU and STARPU_NCUDA");
@@ -172,6 +177,16 @@ void tensor_init(struct tensor *t, const char *name, enum tensor_type type, size
                                     elem);
     }
     starpu_data_set_name(t->handle, t->name);
+}
+
+int tensor_compute_tiles(const struct tensor *t)
+{
+    return t->compute_tiles ? t->ntiles : 0;
+}
+
+void tensor_wont_use(struct tensor *t)
+{
+    starpu_data_wont_use(t->handle);
 }
 
 struct tensor *tensor_tiles(struct tensor *t, int ntiles, size_t row)
@@ -285,9 +300,12 @@ void rt_submit(struct starpu_codelet *cl, const char *name, const struct rt_buf 
         descr[k].mode = starpu_mode(bufs[i].mode);
         k++;
     }
-    void *arg_copy = malloc(args_size);
-    CHECK(arg_copy);
-    memcpy(arg_copy, args, args_size);
+    void *arg_copy = NULL;
+    if (args_size) {
+        arg_copy = malloc(args_size);
+        CHECK(arg_copy);
+        memcpy(arg_copy, args, args_size);
+    }
     uint32_t mask =
         where == RT_WHERE_COMPUTE && device == RT_DEVICE_CUDA ? STARPU_CUDA : STARPU_CPU;
     int ret = starpu_task_insert(cl, STARPU_DATA_MODE_ARRAY, descr, k, STARPU_CL_ARGS, arg_copy,

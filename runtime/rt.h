@@ -46,6 +46,8 @@ struct tensor {
     starpu_data_handle_t handle;
     size_t offset;        /* a tile: its first element within the whole tensor, else 0 */
     int ntiles;           /* a whole tensor split by tensor_tiles: the tile count, else 0 */
+    int compute_tiles;    /* kernels run one task per tile (memory-centric tiling); else the
+                             split serves the optimizer's tasks only */
     struct tensor *tiles; /* [ntiles] */
     starpu_data_handle_t *tile_handles; /* [ntiles] */
 };
@@ -104,6 +106,12 @@ void tensor_free(struct tensor *t);
  * call; later calls must ask for the same split. Tiles are freed with t, never by tensor_free. */
 struct tensor *tensor_tiles(struct tensor *t, int ntiles, size_t row);
 size_t tensor_bytes(const struct tensor *t);
+/* Tile count that compute kernels must use: t's tiles under memory-centric tiling, else 0. */
+int tensor_compute_tiles(const struct tensor *t);
+/* A hint that no task will use t for a while: once the tasks submitted so far are done, its copies
+ * away from its home are the first StarPU evicts under memory pressure, and a copy newer than the
+ * home is written back there when the link is idle (parameter and gradient offload). */
+void tensor_wont_use(struct tensor *t);
 /* Blocks until all submitted tasks writing t are done and makes the host copy current (read), or
  * exclusive (write). Pair with tensor_release. */
 void *tensor_acquire_read(struct tensor *t);
@@ -141,8 +149,8 @@ enum rt_where {
 };
 
 /* Submits one task of codelet cl on buffers bufs (NULL tensors skipped, order kept) with a copy
- * of args (args_size bytes, freed by StarPU) as cl_arg. `flops` feeds STARPU_FLOPS (0: none).
- * Asynchronous: returns once submitted. */
+ * of args (args_size bytes, freed by StarPU; none when 0) as cl_arg. `flops` feeds STARPU_FLOPS (0:
+ * none). Asynchronous: returns once submitted. */
 void rt_submit(struct starpu_codelet *cl, const char *name, const struct rt_buf *bufs, int nbufs,
                const void *args, size_t args_size, double flops, int prio, enum rt_where where);
 /* Waits for every submitted task. */

@@ -308,13 +308,16 @@ fi
 # --- 9. optimizer-state tiers -------------------------------------------------------------------
 # The same seed and data give bit-identical metrics (losses, gradient norms, loss scales, as
 # written with 9 significant digits) whether the optimizer state is with the compute, in CPU
-# memory, on NVMe, or on NVMe with a planned share resident in RAM and fewer swap buffers.
+# memory, on NVMe, or on NVMe with a planned share resident in RAM and fewer swap buffers, and
+# with the parameters offloaded (prefetch tasks and eviction hints) and the CPU AdamW in pieces.
 NV=$W/nvme
 mkdir -p "$NV"
 for prec in "" --fp16; do
     ref=""
     for tier in none cpu "nvme --nvme-path $NV" \
-        "nvme --nvme-path $NV --nvme-resident-fraction 0.5 --swap-buffer-count 2"; do
+        "nvme --nvme-path $NV --nvme-resident-fraction 0.5 --swap-buffer-count 2" \
+        "none --offload-param cpu" "cpu --offload-param cpu --optimizer-chunk-size 100000" \
+        "nvme --nvme-path $NV --nvme-resident-fraction 0.5 --optimizer-chunk-size 100000"; do
         # shellcheck disable=SC2086
         train "tier $tier $prec" --train-iters 5 $prec --offload-optimizer $tier \
             --metrics "$W/tier.jsonl" || continue
@@ -333,6 +336,15 @@ if [ -n "$(ls -A "$NV")" ]; then
     fail "swap folders removed at the end of a run" "left: $(ls "$NV")"
 else
     ok "swap folders removed at the end of each run"
+fi
+# The CPU AdamW in pieces: the 28 tensors of TINY step as more tasks (wte in 17 pieces).
+if train "AdamW in pieces" --train-iters 1 --offload-optimizer cpu --optimizer-chunk-size 100000; then
+    tasks=$(sed -n 's/.*; \([0-9]*\) AdamW tasks per step$/\1/p' "$LOG/out")
+    if [ "${tasks:-0}" -eq 44 ]; then
+        ok "--optimizer-chunk-size 100000 steps the 28 tensors as 44 AdamW tasks"
+    else
+        fail "--optimizer-chunk-size 100000 gives 44 AdamW tasks" "got '${tasks}'"
+    fi
 fi
 expect_error "--offload-optimizer nvme without --nvme-path" "--nvme-path" "${TINY[@]}" \
     --offload-optimizer nvme

@@ -1,0 +1,27 @@
+/* prefetch.c: a task that only reads data, to move a layer's parameters to the compute device
+ * ahead of the layer.
+ *
+ * The task does nothing itself. Its worth is in its inputs: it reads the tensors to bring over and
+ * a trigger tensor, so it becomes ready when the trigger is (say, the previous layer's input), and
+ * the scheduler starts the transfers then (dm* policies prefetch a task's inputs when they assign
+ * it), while the previous layer computes. Its low priority lets the compute tasks run first. */
+#include "check.h"
+#include "codelets.h"
+
+static void prefetch_func(void *b[], void *cl_arg) {}
+
+static struct starpu_codelet prefetch_cl = {.cpu_funcs = {prefetch_func},
+                                            .cuda_funcs = {prefetch_func},
+                                            .cuda_flags = {STARPU_CUDA_ASYNC},
+                                            .nbuffers = STARPU_VARIABLE_NBUFFERS,
+                                            .name = "prefetch"};
+
+void prefetch_insert(struct tensor *const *ts, int n, struct tensor *after, int prio)
+{
+    struct rt_buf bufs[STARPU_NMAXBUFS];
+    CHECK_MSG(n < STARPU_NMAXBUFS, "prefetch: too many tensors for one task");
+    for (int i = 0; i < n; i++)
+        bufs[i] = (struct rt_buf){ts[i], RT_R};
+    bufs[n] = (struct rt_buf){after, RT_R};
+    rt_submit(&prefetch_cl, "prefetch", bufs, n + 1, NULL, 0, 0, prio, RT_WHERE_COMPUTE);
+}
