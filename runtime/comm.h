@@ -43,7 +43,9 @@
  *
  * Limits: local <= COMM_MAX_LOCAL (2 buffers per local rank and the token in STARPU_NMAXBUFS);
  * host collectives across processes send one shard as one MPI element, so a shard is at most
- * 2 GiB. Every process must create and destroy its communicators in the same order. */
+ * 2 GiB. Every process must create and destroy its communicators in the same order. With several
+ * processes on one machine, give each its own GPUs (CUDA_VISIBLE_DEVICES or
+ * STARPU_WORKERS_CUDAID): NCCL refuses two ranks on one GPU. */
 #ifndef GPT50B_COMM_H
 #define GPT50B_COMM_H
 
