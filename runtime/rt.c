@@ -3,9 +3,11 @@
 
 #include <cblas.h>
 #include <cuda_runtime_api.h>
+#include <mpi.h>
 #include <omp.h>
 #include <starpu_cublas_v2.h>
 #include <starpu_fxt.h>
+#include <starpu_mpi.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -15,6 +17,7 @@
 static enum rt_device device = RT_DEVICE_CPU;
 static struct host_pool *pool;
 static char device_name[128];
+static int mpi_on, mpi_rank, mpi_size = 1;
 
 #define RT_MAX_SCRATCH 32
 static struct tensor scratch[RT_MAX_SCRATCH];
@@ -55,6 +58,20 @@ static void cpu_model_name(char *out, size_t len)
     fclose(f);
 }
 
+/* MPI first, by us: StarPU-MPI would ask for less than MPI_THREAD_MULTIPLE. Then StarPU-MPI,
+ * which starts StarPU with conf. */
+static int mpi_start(struct starpu_conf *conf)
+{
+    int provided;
+    CHECK(MPI_Init_thread(NULL, NULL, MPI_THREAD_MULTIPLE, &provided) == MPI_SUCCESS);
+    if (provided < MPI_THREAD_MULTIPLE)
+        user_fail("this MPI lacks MPI_THREAD_MULTIPLE: use an MPI built with thread support");
+    MPI_Comm_rank(MPI_COMM_WORLD, &mpi_rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &mpi_size);
+    mpi_on = 1;
+    return starpu_mpi_init_conf(NULL, NULL, 0, MPI_COMM_WORLD, conf);
+}
+
 void rt_init(const struct rt_options *opt)
 {
     struct starpu_conf conf;
@@ -74,7 +91,7 @@ void rt_init(const struct rt_options *opt)
          * assigns the task, which is what the parameter prefetch tasks rely on. */
         conf.sched_policy_name = "dmdas";
     if (opt->trace_later) starpu_fxt_autostart_profiling(0);
-    int ret = starpu_initialize(&conf, NULL, NULL);
+    int ret = opt->mpi ? mpi_start(&conf) : starpu_initialize(&conf, NULL, NULL);
     if (ret == -ENODEV) user_fail("StarPU found no worker: check STARPU_NCPU and STARPU_NCUDA");
     CHECK_MSG(ret == 0, "starpu_initialize failed");
     device = starpu_cuda_worker_get_count() > 0 ? RT_DEVICE_CUDA : RT_DEVICE_CPU;
@@ -119,7 +136,22 @@ void rt_shutdown(void)
         tensor_free(&scratch[i]);
     nscratch = 0;
     if (device == RT_DEVICE_CUDA) starpu_cublas_shutdown();
-    starpu_shutdown();
+    if (!mpi_on) {
+        starpu_shutdown();
+        return;
+    }
+    starpu_mpi_shutdown(); /* and StarPU, which it started */
+    MPI_Finalize();
+    mpi_on = 0;
+}
+
+int rt_mpi_rank(void)
+{
+    return mpi_rank;
+}
+int rt_mpi_size(void)
+{
+    return mpi_size;
 }
 
 enum rt_device rt_device(void)

@@ -62,6 +62,8 @@ struct rt_options {
     int quiet;       /* no banner */
     int cpu_workers; /* host-side tasks will run: keep CPU workers even with a GPU */
     int trace_later; /* FxT records only between rt_trace_start and rt_trace_stop */
+    int mpi;         /* a run of several processes (mpirun): rt_init initialises MPI with
+                        MPI_THREAD_MULTIPLE (collectives run on worker threads) and StarPU-MPI */
 };
 
 /* FxT recording of a window (STARPU_FXT_TRACE on). Both wait for every submitted task first, so
@@ -79,6 +81,9 @@ int64_t rt_probe_gpu_bytes(void);
  * the model's graph is mostly a chain, so parallelism has to come from inside the kernels. */
 void rt_init(const struct rt_options *opt);
 void rt_shutdown(void);
+/* This process's rank and the number of processes; 0 and 1 without rt_options.mpi. */
+int rt_mpi_rank(void);
+int rt_mpi_size(void);
 enum rt_device rt_device(void);
 /* "H100 80GB HBM3" or the CPU model; for logs and result files. */
 const char *rt_device_name(void);
