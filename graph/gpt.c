@@ -165,23 +165,31 @@ static void table_build(struct gpt *m)
     table_add(m, "transformer.ln_f.bias", C, 0, 0, INIT_ZERO);
 }
 
+/* Fills w like a sequential loop drawing two uniforms per element from one splitmix64 stream;
+ * the stream is counter-based (state = seed + calls * increment), so blocks of elements start
+ * their draws in parallel where the loop would have reached them: the same values on any thread
+ * count. */
 static void init_values(float *w, size_t n, enum init_kind kind, float std, uint64_t seed)
 {
-    uint64_t s = seed;
-    for (size_t i = 0; i < n; i++) {
-        switch (kind) {
-        case INIT_ZERO:
-            w[i] = 0;
-            break;
-        case INIT_ONE:
-            w[i] = 1;
-            break;
-        case INIT_NORMAL:
-        case INIT_NORMAL_RESIDUAL: {
-            double u1 = rng_uniform(&s), u2 = rng_uniform(&s);
-            w[i] = (float)(std * sqrt(-2.0 * log(u1)) * cos(2.0 * M_PI * u2));
-            break;
-        }
+    const size_t block = 1 << 16;
+#pragma omp parallel for schedule(static)
+    for (size_t b0 = 0; b0 < n; b0 += block) {
+        uint64_t s = seed + 2 * (uint64_t)b0 * RNG_INCREMENT;
+        for (size_t i = b0; i < n && i < b0 + block; i++) {
+            switch (kind) {
+            case INIT_ZERO:
+                w[i] = 0;
+                break;
+            case INIT_ONE:
+                w[i] = 1;
+                break;
+            case INIT_NORMAL:
+            case INIT_NORMAL_RESIDUAL: {
+                double u1 = rng_uniform(&s), u2 = rng_uniform(&s);
+                w[i] = (float)(std * sqrt(-2.0 * log(u1)) * cos(2.0 * M_PI * u2));
+                break;
+            }
+            }
         }
     }
 }
@@ -518,8 +526,7 @@ struct gpt *gpt_create(const struct gpt_config *cfg, const struct gpt_options *o
             }
         }
     }
-    /* Each tensor draws from its own stream, so the values do not depend on the thread count. */
-#pragma omp parallel for schedule(dynamic)
+    /* Each tensor draws from its own stream (init_values fills it in parallel). */
     for (int i = 0; i < m->nparams; i++)
         if (!m->params[i].swapped) init_param(m, i, m->params[i].master->host);
     if (opt->optim_tier == OPTIM_TIER_NVME) swap_init(m);

@@ -5,9 +5,13 @@
 
 #include <stdint.h>
 
+/* The state after k draws from seed s0 is s0 + k * RNG_INCREMENT (mod 2^64): a stream can be
+ * entered anywhere. */
+#define RNG_INCREMENT 0x9E3779B97F4A7C15ull
+
 static inline uint64_t rng_next(uint64_t *s)
 {
-    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
+    uint64_t z = (*s += RNG_INCREMENT);
     z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
     z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
     return z ^ (z >> 31);

@@ -59,7 +59,11 @@ struct host_pool *host_pool_create(size_t capacity, char *err, size_t errlen)
     p->info.capacity = capacity;
     /* bind before the first touch, so that the pages land on the chosen node */
     p->info.numa_node = place_near_gpu(p->base, capacity);
-    memset(p->base, 0, capacity);
+    /* zeroed by all cores: the pages are touched here first (tensor_init relies on the zeros) */
+    const size_t chunk = (size_t)64 << 20;
+#pragma omp parallel for schedule(static)
+    for (size_t off = 0; off < capacity; off += chunk)
+        memset(p->base + off, 0, capacity - off < chunk ? capacity - off : chunk);
     p->info.pinned =
         starpu_cuda_worker_get_count() > 0 && starpu_memory_pin(p->base, capacity) == 0;
     return p;

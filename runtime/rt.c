@@ -10,6 +10,7 @@
 #include <starpu_mpi.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "check.h"
 #include "pool.h"
@@ -201,10 +202,16 @@ void tensor_init(struct tensor *t, const char *name, enum tensor_type type, size
         CHECK_MSG(!(host == TENSOR_HOST_PINNED && pool) || t->host,
                   "the pinned pool is smaller than its plan");
         t->host_kind = t->host ? TENSOR_HOST_PINNED : TENSOR_HOST_PAGEABLE;
-        if (!t->host && posix_memalign(&t->host, 4096, n * elem) != 0)
-            user_fail("cannot allocate %zu bytes of host memory for %s: lower the model size",
-                      n * elem, name);
-        memset(t->host, 0, n * elem);
+        /* Pool pieces are zero (the pool is zeroed once, pieces are never reused); pageable
+         * copies are anonymous mappings, zero pages until whoever fills them first touches them
+         * (in parallel, for weights), instead of a memset here by one thread. */
+        if (!t->host) {
+            t->host =
+                mmap(NULL, n * elem, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+            if (t->host == MAP_FAILED)
+                user_fail("cannot allocate %zu bytes of host memory for %s: lower the model size",
+                          n * elem, name);
+        }
         starpu_vector_data_register(&t->handle, STARPU_MAIN_RAM, (uintptr_t)t->host, (uint32_t)n,
                                     elem);
     }
@@ -269,7 +276,8 @@ void tensor_free(struct tensor *t)
     }
     /* The host copy is not brought up to date: whoever needs the data acquires it first. */
     starpu_data_unregister_no_coherency(t->handle);
-    if (t->host_kind == TENSOR_HOST_PAGEABLE) free(t->host); /* pool pieces go with the pool */
+    if (t->host_kind == TENSOR_HOST_PAGEABLE)
+        munmap(t->host, tensor_bytes(t)); /* pool pieces go with the pool */
     memset(t, 0, sizeof *t);
 }
 

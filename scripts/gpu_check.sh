@@ -2,8 +2,9 @@
 # gpu_check.sh OUTDIR: the GPU-host checks of a change, in one call (run after scripts/ship.sh):
 # the gpu test suite's programs, the fixture on CPU and GPU, and the same-math check of the
 # optimizer tiers on the GPU (5 iterations of a small model with the optimizer state on the GPU,
-# in CPU memory and on NVMe, fp32 and fp16: metrics must be identical), and a tiled LM head
-# against the untiled one. Writes OUTDIR/tiers.txt.
+# in CPU memory and on NVMe, and with the parameters offloaded, also under a memory cap that
+# forces eviction, fp32 and fp16: metrics must be identical), and a tiled LM head against the
+# untiled one. Writes OUTDIR/tiers.txt.
 set -u
 out=${1:?usage: gpu_check.sh OUTDIR}
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -12,8 +13,10 @@ b=$top/ship/build
 export GPT50B_TOP=$top STARPU_SILENT=1
 mkdir -p "$out"
 rc=0
-"$b/tests/codelets/cuda/test_cuda_vs_cpu" >"$out/cuda_vs_cpu.log" 2>&1 || rc=1
-tail -n 1 "$out/cuda_vs_cpu.log"
+for t in test_cuda_vs_cpu test_comm_nccl; do
+	"$b/tests/codelets/cuda/$t" >"$out/$t.log" 2>&1 || rc=1
+	echo "$t: $(tail -n 1 "$out/$t.log")"
+done
 for dev in cpu cuda; do
 	"$b/tests/graph/test_fixture" $([ $dev = cuda ] && echo cuda) >"$out/fixture_$dev.log" 2>&1 || rc=1
 	echo "fixture $dev: $(tail -n 1 "$out/fixture_$dev.log")"
@@ -22,22 +25,39 @@ nv=$(mktemp -d)
 small=(--num-layers 2 --hidden-size 256 --num-attention-heads 4 --seq-length 128
 	--max-position-embeddings 128 --micro-batch-size 4 --train-iters 5 --eval-iters 0
 	--data-path "$top/data/brown.bin")
+# name:flags; the last two offload the parameters (prefetch, eviction), the last under a 160 MiB
+# cap that forces StarPU to evict and fetch again
+variants=("none:" "cpu:--offload-optimizer cpu" "nvme:--offload-optimizer nvme --nvme-path $nv"
+	"param:--offload-param cpu"
+	"param-cpu-pieces:--offload-param cpu --offload-optimizer cpu --optimizer-chunk-size 20000"
+	"param-cpu-cap:--offload-param cpu --offload-optimizer cpu")
 for prec in fp32 fp16; do
 	p=(); [ $prec = fp16 ] && p=(--fp16)
-	for tier in none cpu nvme; do
-		"$b/apps/gpt50b" "${small[@]}" "${p[@]}" --offload-optimizer $tier --nvme-path "$nv" \
-			--metrics "$out/$prec-$tier.jsonl" >"$out/$prec-$tier.log" 2>&1 || rc=1
-		grep '^> done' "$out/$prec-$tier.log" | cut -c1-160
+	for v in "${variants[@]}"; do
+		name=${v%%:*}
+		# shellcheck disable=SC2206
+		flags=(${v#*:})
+		cap=(); [ "$name" = param-cpu-cap ] && cap=(env STARPU_LIMIT_CUDA_MEM=160)
+		"${cap[@]}" "$b/apps/gpt50b" "${small[@]}" "${p[@]}" "${flags[@]}" \
+			--metrics "$out/$prec-$name.jsonl" >"$out/$prec-$name.log" 2>&1 || rc=1
+		grep '^> done' "$out/$prec-$name.log" | cut -c1-160
 	done
-	python3 - "$out" "$prec" <<'PY' | tee -a "$out/tiers.txt" || rc=1
+	python3 - "$out" "$prec" "${variants[@]%%:*}" <<'PY' | tee -a "$out/tiers.txt" || rc=1
 import json, sys
-out, prec = sys.argv[1:]
-runs = {t: [(r["loss"], r["grad_norm"]) for r in map(json.loads, open(f"{out}/{prec}-{t}.jsonl"))]
-        for t in ("none", "cpu", "nvme")}
-same = runs["none"] == runs["cpu"] == runs["nvme"] and len(runs["none"]) == 5
-print(f"{prec}: optimizer on GPU / CPU / NVMe: {'identical' if same else 'DIFFERENT'}: "
-      f"losses {[l for l, _ in runs['none']]}")
-sys.exit(0 if same else 1)
+out, prec, names = sys.argv[1], sys.argv[2], sys.argv[3:]
+def load(t):
+    try:
+        return [(r["loss"], r["grad_norm"]) for r in map(json.loads, open(f"{out}/{prec}-{t}.jsonl"))]
+    except OSError:
+        return []
+runs = {t: load(t) for t in names}
+ref = runs["none"]
+bad = [t for t in names if runs[t] != ref or len(runs[t]) != 5]
+print(f"{prec}: {' / '.join(names)}: {'identical' if not bad else 'DIFFERENT: ' + ' '.join(bad)}: "
+      f"losses {[l for l, _ in ref]}")
+for t in bad:
+    print(f"  {t}: {[l for l, _ in runs[t]]}")
+sys.exit(0 if not bad else 1)
 PY
 done
 for tile in 0 20000; do

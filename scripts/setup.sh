@@ -49,11 +49,15 @@ fi
 [ -x "$cuda/bin/nvcc" ] || die "no CUDA toolkit at $cuda: install CUDA 13 or set CUDA_HOME"
 
 # --- 2. StarPU ---------------------------------------------------------------------------------
-starpu_has_cuda() { # $1: directory holding starpu-1.4.pc, or empty for the default search path
+# A StarPU this project can use: 1.4 with CUDA and MPI, built with blocking drivers (idle workers
+# sleep; StarPU's default makes every idle CPU worker spin, which took 15 of 16 cores from the
+# CUDA driver thread and the main thread on the GPU host).
+starpu_suitable() { # $1: directory holding starpu-1.4.pc, or empty for the default search path
 	local pcdir=$1 inc
-	PKG_CONFIG_PATH=$pcdir${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH} pkg-config --atleast-version=1.4 starpu-1.4 2>/dev/null || return 1
+	PKG_CONFIG_PATH=$pcdir${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH} pkg-config --atleast-version=1.4 starpu-1.4 starpumpi-1.4 2>/dev/null || return 1
 	inc=$(PKG_CONFIG_PATH=$pcdir${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH} pkg-config --variable=includedir starpu-1.4)
-	grep -qs '#define STARPU_USE_CUDA 1' "$inc"/starpu/1.4/starpu_config.h
+	grep -qs '#define STARPU_USE_CUDA 1' "$inc"/starpu/1.4/starpu_config.h &&
+		! grep -qs '#define STARPU_NON_BLOCKING_DRIVERS 1' "$inc"/starpu/1.4/starpu_config.h
 }
 
 apt_source_dir() { # downloads Debian's starpu source package into $1 without touching apt's config
@@ -94,22 +98,22 @@ build_starpu() {
 		--enable-maxcpus=256 --enable-maxcudadev=16 --enable-maxbuffers=32 \
 		--disable-opencl --disable-build-tests --disable-build-examples --disable-fortran \
 		--disable-socl --disable-starpupy --disable-starpufft --disable-build-doc --disable-hdf5 \
-		--enable-mpi >"$work/configure.log" 2>&1) || die "StarPU configure failed: see $work/configure.log"
+		--enable-mpi --enable-blocking-drivers >"$work/configure.log" 2>&1) || die "StarPU configure failed: see $work/configure.log"
 	(cd "$src" && make -j"$(nproc)" >"$work/make.log" 2>&1 && make install >>"$work/make.log" 2>&1) ||
 		die "StarPU build failed: see $work/make.log"
 	rm -rf "$src"
 }
 
 starpu_pc=""
-if starpu_has_cuda ""; then
+if starpu_suitable ""; then
 	say "using the installed StarPU $(pkg-config --modversion starpu-1.4)"
-elif starpu_has_cuda "$prefix/lib/pkgconfig"; then
+elif starpu_suitable "$prefix/lib/pkgconfig"; then
 	starpu_pc=$prefix/lib/pkgconfig
 	say "using StarPU from $prefix"
 else
 	build_starpu
 	starpu_pc=$prefix/lib/pkgconfig
-	starpu_has_cuda "$starpu_pc" || die "StarPU at $prefix was built without CUDA"
+	starpu_suitable "$starpu_pc" || die "StarPU at $prefix lacks CUDA, MPI or blocking drivers: see $cache/starpu-build/configure.log"
 fi
 
 # --- 3. vocabulary and corpus, build ------------------------------------------------------------
