@@ -8,6 +8,8 @@
 #           (--offload-param cpu --offload-optimizer cpu); ITERS iterations (default 6)
 #   nvme    the same with the optimizer state streamed from NVMe, nothing resident
 #           (--nvme-resident-fraction 0) in NVME_DIR (default /tmp/gpt50b-nvme); NVME_ITERS (3)
+#   gpu     everything on the GPU, no cap (the same-math reference: its losses must equal cpu's
+#           and nvme's; needs about 60 GB of GPU memory)
 #   fsdp2   scripts/bench_fsdp2.py: PyTorch FSDP2 CPUOffloadPolicy, same shape, bf16, 16 GiB cap
 #   L=N     the `cpu` mode with N layers (the largest model search)
 # Extra gpt50b flags come from GPT50B_FLAGS; TRACE=I traces iteration I of the cpu mode (FxT
@@ -23,7 +25,7 @@ mkdir -p "$out"
 export STARPU_LIMIT_CUDA_MEM=${STARPU_LIMIT_CUDA_MEM:-16384} STARPU_BUS_STATS=${STARPU_BUS_STATS:-1}
 shape=(--hidden-size 8192 --num-attention-heads 32 --seq-length 1024 --max-position-embeddings 1024
 	--micro-batch-size 4 --fp16 --checkpoint-activations --eval-iters 0 --log-interval 1
-	--lr 1e-4 --min-lr 1e-5 --lr-warmup-iters 0 --data-path "$top/data/brown.bin")
+	--lr 3e-5 --min-lr 3e-6 --lr-warmup-iters 1 --data-path "$top/data/brown.bin")
 # shellcheck disable=SC2206
 extra=(${GPT50B_FLAGS:-})
 
@@ -54,6 +56,12 @@ for mode in "$@"; do
 		run nvme 4 "${NVME_ITERS:-3}" --offload-param cpu --offload-optimizer nvme --nvme-path "$dir" \
 			--nvme-resident-fraction 0
 		;;
+	gpu)
+		(
+			unset STARPU_LIMIT_CUDA_MEM
+			run gpu 4 "${ITERS:-6}"
+		)
+		;;
 	fsdp2)
 		python3 "$top/scripts/bench_fsdp2.py" --gpu-mem-gib 16 --iters 3 --warmup 1 \
 			--out "$out/fsdp2.json" >"$out/fsdp2.log" 2>&1 || echo "fsdp2: exit $?"
@@ -62,7 +70,7 @@ for mode in "$@"; do
 	L=*)
 		run "layers${mode#L=}" "${mode#L=}" "${ITERS:-4}" --offload-param cpu --offload-optimizer cpu
 		;;
-	*) echo "bench_offload.sh: unknown mode $mode: use cpu, nvme, fsdp2 or L=N" >&2 && exit 2 ;;
+	*) echo "bench_offload.sh: unknown mode $mode: use cpu, nvme, gpu, fsdp2 or L=N" >&2 && exit 2 ;;
 	esac
 done
 
