@@ -1047,6 +1047,8 @@ int main(int argc, char **argv)
         if (a.save && a.save_interval > 0 && it % a.save_interval == 0 && it != a.iters)
             save_checkpoint(m, &a, &st);
     }
+    /* the last optimizer step (CPU AdamW, swap-out) may still run: it belongs to the run's time */
+    rt_wait_all();
     double t_end = now_ms();
     int64_t done = a.iters - first + 1;
     int evaluated_last = a.eval_interval > 0 && a.iters % a.eval_interval == 0;

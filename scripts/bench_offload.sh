@@ -12,8 +12,9 @@
 #           and nvme's; needs about 60 GB of GPU memory)
 #   fsdp2   scripts/bench_fsdp2.py: PyTorch FSDP2 CPUOffloadPolicy, same shape, bf16, 16 GiB cap
 #   L=N     the `cpu` mode with N layers (the largest model search)
-# Extra gpt50b flags come from GPT50B_FLAGS; TRACE=I traces iteration I of the cpu mode (FxT
-# files in OUTDIR/fxt). StarPU's bus statistics (STARPU_BUS_STATS=1) end each gpt50b log.
+#   trace   the cpu mode for 3 iterations, the third traced by FxT into OUTDIR/fxt (a separate
+#           run: the trace window waits for all tasks at both ends, which would skew the timing)
+# Extra gpt50b flags come from GPT50B_FLAGS. StarPU's bus statistics (STARPU_BUS_STATS=1) end each gpt50b log.
 # Each mode leaves OUTDIR/MODE.log (and .jsonl); a table and OUTDIR/bench_offload.json close.
 set -euo pipefail
 out=${1:?usage: bench_offload.sh OUTDIR MODE...}
@@ -44,11 +45,12 @@ run() { # NAME LAYERS ITERS FLAGS...
 for mode in "$@"; do
 	case $mode in
 	cpu)
-		trace=()
-		[ -n "${TRACE:-}" ] && trace=(--trace "$TRACE:$TRACE") && export STARPU_FXT_PREFIX=$out/fxt/ &&
-			mkdir -p "$out/fxt"
-		run cpu 4 "${ITERS:-6}" --offload-param cpu --offload-optimizer cpu "${trace[@]}"
-		unset STARPU_FXT_PREFIX
+		run cpu 4 "${ITERS:-6}" --offload-param cpu --offload-optimizer cpu
+		;;
+	trace)
+		mkdir -p "$out/fxt"
+		STARPU_FXT_PREFIX=$out/fxt/ run trace 4 3 --offload-param cpu --offload-optimizer cpu \
+			--trace 3:3
 		;;
 	nvme)
 		dir=${NVME_DIR:-/tmp/gpt50b-nvme}
@@ -70,12 +72,12 @@ for mode in "$@"; do
 	L=*)
 		run "layers${mode#L=}" "${mode#L=}" "${ITERS:-4}" --offload-param cpu --offload-optimizer cpu
 		;;
-	*) echo "bench_offload.sh: unknown mode $mode: use cpu, nvme, gpu, fsdp2 or L=N" >&2 && exit 2 ;;
+	*) echo "bench_offload.sh: unknown mode $mode: use cpu, trace, nvme, gpu, fsdp2 or L=N" >&2 && exit 2 ;;
 	esac
 done
 
 python3 - "$out" <<'PY'
-import glob, json, os, re, statistics, sys
+import glob, json, os, re, sys
 out = sys.argv[1]
 res, rows = {}, []
 for path in sorted(glob.glob(f"{out}/*.jsonl")):
@@ -84,8 +86,10 @@ for path in sorted(glob.glob(f"{out}/*.jsonl")):
     log = open(f"{out}/{name}.log").read()
     m = re.search(r"model: (\d+) layers.*?, (\d+) parameters", log)
     dev = re.search(r"CUDA workers, device (.+)", log)
-    steady = [r["elapsed_ms"] for r in its[2:]] or [r["elapsed_ms"] for r in its]
-    ms = statistics.median(steady) if steady else float("nan")
+    # the run's own average after the first iteration, the last optimizer step's tail included
+    # (an iteration's elapsed_ms ends at its loss, before its CPU AdamW is done)
+    done = re.search(r"([0-9.]+) ms per iteration after the first", log)
+    ms = float(done.group(1)) if done else float("nan")
     params = int(m.group(2)) if m else 0
     r = {"device": dev.group(1) if dev else "?", "layers": int(m.group(1)) if m else 0,
          "params": params, "iterations_ms": [x["elapsed_ms"] for x in its],
@@ -100,7 +104,7 @@ if os.path.exists(f"{out}/fsdp2.json"):
                            "median_ms": f["median_s"] * 1e3, "tokens_per_s": f["tokens_per_s"],
                            "tflops_8PT": f["tflops_per_gpu"], "losses": f["losses"]}))
 json.dump(res, open(f"{out}/bench_offload.json", "w"), indent=1)
-print("\n| run | card | params | median s/iter | tokens/s | TFLOP/s (8PT) | losses |")
+print("\n| run | card | params | s/iter (mean after the first) | tokens/s | TFLOP/s (8PT) | losses |")
 print("|---|---|---|---|---|---|---|")
 for name, r in rows:
     print(f"| {name} | {r['device']} | {r['params'] / 1e9:.3f}B | {r['median_ms'] / 1e3:.2f} | "
