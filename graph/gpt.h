@@ -46,7 +46,14 @@ enum optim_tier {
     OPTIM_TIER_NVME,   /* in swap files, streamed through RAM buffers, AdamW on CPU workers */
 };
 
+struct comm;
+
 struct gpt_options {
+    /* ZeRO-3 data parallelism over the communicator's ranks, all in this process (see
+     * docs/design.md): each rank owns a shard of every tensor and its optimizer state, runs its
+     * own micro-batch on comm_worker, and the layers' parameters are all-gathered before use and
+     * their gradients reduce-scattered after the backward. NULL: one rank, no collectives. */
+    struct comm *comm;
     enum dtype dt;     /* parameters, gradients and activations; master weights are fp32 */
     int B, T;          /* micro-batch and sequence length of every step */
     int checkpointing; /* keep each layer's input only; recompute the layer in backward */
