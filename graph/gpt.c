@@ -427,8 +427,9 @@ void gpt_optim_placement(const struct gpt *m, struct gpt_optim_placement *out)
     memset(out, 0, sizeof *out);
     for (int i = 0; i < m->nparams; i++) {
         uint64_t bytes = 12 * (uint64_t)param_numel(&m->params[i]);
+        /* several ranks: one task per rank's shard */
         out->adamw_tasks +=
-            m->params[i].master && m->params[i].master->ntiles ? m->params[i].master->ntiles : 1;
+            m->params[i].master && m->params[i].master->ntiles ? m->params[i].master->ntiles : m->R;
         if (m->params[i].swapped) {
             out->swapped_tensors++;
             out->swapped_bytes += bytes;
