@@ -14,6 +14,7 @@
 
 #include "check.h"
 #include "checkpoint.h"
+#include "comm.h"
 #include "dataset.h"
 #include "dsconfig.h"
 #include "gpt.h"
@@ -52,6 +53,7 @@ struct args {
     int grad_accum;
     struct aio_config aio;
     int world_size, ranks_per_node, dry_run;
+    int num_gpus;                    /* ZeRO-3 ranks in this process (gpt_options.comm) */
     int64_t trace_first, trace_last; /* --trace: iterations recorded by FxT (0: all or none) */
     const char *ds_path;             /* --deepspeed_config */
     int strict_config;
@@ -239,6 +241,7 @@ static void defaults(struct args *a, const char *ds_path, int strict)
     a->resident_fraction = -1;
     a->grad_accum = 1;
     a->world_size = 1;
+    a->num_gpus = 1;
     a->aio = aio_config_default();
     a->cfg.V = 50257; /* GPT-2's BPE vocabulary */
     a->vocab_divisor = 128;
@@ -310,6 +313,9 @@ static const char usage[] =
     "  --deepspeed_config FILE        DeepSpeed JSON (2021 or current schema); flags override it\n"
     "  --strict-config                unknown config keys are errors, not warnings\n"
     "  --gradient-accumulation-steps N  micro-batches per optimizer step (default 1)\n"
+    "  --num-gpus N                   ZeRO-3 data parallelism over N ranks in this process: one\n"
+    "                                 per GPU (NCCL), or N simulated ranks on the CPU without\n"
+    "                                 GPUs; each rank runs its own micro-batch (default 1)\n"
     "  --world-size N  --ranks-per-node N  data-parallel ranks to plan for (--dry-run)\n"
     "  --dry-run                      print the memory plan and exit without allocating\n"
     "  --trace FIRST:LAST             FxT-trace only these iterations (sets STARPU_FXT_TRACE=1\n"
@@ -399,6 +405,7 @@ enum {
     OPT_STRICT_CONFIG,
     OPT_DRY_RUN,
     OPT_WORLD_SIZE,
+    OPT_NUM_GPUS,
     OPT_RANKS_PER_NODE,
     OPT_GRAD_ACCUM,
     OPT_TRACE,
@@ -458,6 +465,7 @@ static const struct option options[] = {
     {"strict-config", no_argument, 0, OPT_STRICT_CONFIG},
     {"dry-run", no_argument, 0, OPT_DRY_RUN},
     {"world-size", required_argument, 0, OPT_WORLD_SIZE},
+    {"num-gpus", required_argument, 0, OPT_NUM_GPUS},
     {"ranks-per-node", required_argument, 0, OPT_RANKS_PER_NODE},
     {"gradient-accumulation-steps", required_argument, 0, OPT_GRAD_ACCUM},
     {"trace", required_argument, 0, OPT_TRACE},
@@ -687,6 +695,9 @@ static void parse_args(struct args *a, int argc, char **argv)
             a->world_size = (int)parse_int(flag, optarg, 1);
             setting_origin_set(&a->origin[PLAN_KNOB_WORLD], SOURCE_FLAG, flag);
             break;
+        case OPT_NUM_GPUS:
+            a->num_gpus = (int)parse_int(flag, optarg, 1);
+            break;
         case OPT_RANKS_PER_NODE:
             a->ranks_per_node = (int)parse_int(flag, optarg, 1);
             break;
@@ -759,12 +770,22 @@ static const char *dtype_label(enum dtype dt)
     return dt == DTYPE_FP32 ? "fp32" : dt == DTYPE_FP16 ? "fp16" : "bf16";
 }
 
-static double evaluate(struct gpt *m, struct loader *val, int64_t iters, int32_t *in, int32_t *tg)
+/* Micro-batch `micro` of the run's sequence into rank r's slot of in/tg (N tokens each): rank r
+ * of R gets what micro-batch micro * R + r of one rank would (the single-rank run with R times the
+ * accumulation sees the same data). */
+static void load_ranks(struct loader *l, int64_t micro, int R, size_t N, int32_t *in, int32_t *tg)
+{
+    for (int r = 0; r < R; r++)
+        loader_batch(l, micro * R + r, in + r * N, tg + r * N);
+}
+
+static double evaluate(struct gpt *m, struct loader *val, int64_t iters, int R, size_t N,
+                       int32_t *in, int32_t *tg)
 {
     double sum = 0;
     for (int64_t j = 0; j < iters; j++) {
         float loss;
-        loader_batch(val, j, in, tg);
+        load_ranks(val, j, R, N, in, tg);
         gpt_set_batch(m, in, tg);
         gpt_forward(m);
         gpt_step_stats(m, &loss, NULL);
@@ -859,6 +880,8 @@ int main(int argc, char **argv)
     prescan_config(argc, argv, &ds_path, &strict);
     defaults(&a, ds_path, strict);
     parse_args(&a, argc, argv);
+    /* the in-process ranks are the data-parallel world the plan and the batch sizes count */
+    if (a.num_gpus > 1 && a.world_size == 1) a.world_size = a.num_gpus;
     if (a.ds_path) {
         if (dsconfig_resolve_batch(&a.ds, a.world_size, err, sizeof err) != 0) user_fail("%s", err);
         note_no_effect(&a);
@@ -877,10 +900,15 @@ int main(int argc, char **argv)
         return fits ? 0 : EXIT_USER;
     }
     if (!fits) user_fail("%s", verdict);
-    if (a.world_size > 1)
-        user_fail("--world-size %d: several ranks are planned only (--dry-run); training runs on "
-                  "one rank in this version",
-                  a.world_size);
+    if (a.world_size != a.num_gpus)
+        user_fail("--world-size %d: ranks across processes are planned only (--dry-run); training "
+                  "runs its ranks in one process: use --num-gpus %d",
+                  a.world_size, a.world_size);
+    const char *ncuda = getenv("STARPU_NCUDA");
+    if (a.num_gpus > 1 && ncuda && atoi(ncuda) > 0 && atoi(ncuda) < a.num_gpus)
+        user_fail("--num-gpus %d with STARPU_NCUDA=%s: raise STARPU_NCUDA to at least %d or unset "
+                  "it",
+                  a.num_gpus, ncuda, a.num_gpus);
     if (a.resident_fraction < 0) a.resident_fraction = plan.resident_share;
     if (a.optim_tier == OPTIM_TIER_NVME && !a.nvme_path)
         user_fail("--offload-optimizer nvme needs --nvme-path DIR: a folder on a fast local disk");
@@ -927,6 +955,14 @@ int main(int argc, char **argv)
     double t_init = now_ms();
     rt_init(&(struct rt_options){.cpu_workers = a.optim_tier != OPTIM_TIER_DEVICE,
                                  .trace_later = a.trace_first > 0});
+    struct comm *comm = NULL;
+    if (a.num_gpus > 1) {
+        enum comm_backend be = rt_ncuda() > 0 ? COMM_BACKEND_NCCL : COMM_BACKEND_HOST;
+        comm = comm_create(&(struct comm_config){be, a.num_gpus});
+        printf("> ZeRO-3 over %d ranks in this process (%s)\n", a.num_gpus,
+               be == COMM_BACKEND_NCCL ? "NCCL, one per GPU" : "simulated on the CPU");
+    }
+    opt.comm = comm;
     struct gpt *m = gpt_create(&a.cfg, &opt);
     struct train_state st = {0};
     int dynamic = a.dt == DTYPE_FP16 && a.loss_scale == 0;
@@ -971,7 +1007,8 @@ int main(int argc, char **argv)
         user_fail("--metrics %s: %s: choose a writable file", a.metrics, strerror(errno));
 
     size_t N = (size_t)a.B * a.T;
-    int32_t *in = malloc(N * sizeof *in), *tg = malloc(N * sizeof *tg);
+    int R = a.num_gpus, micro_per_step = a.grad_accum * R; /* micro-batches of all ranks */
+    int32_t *in = malloc(N * R * sizeof *in), *tg = malloc(N * R * sizeof *tg);
     CHECK(in && tg);
     uint64_t nvme_read0, nvme_written0; /* the initial state's writes are not an iteration's */
     gpt_nvme_traffic(m, &nvme_read0, &nvme_written0);
@@ -990,7 +1027,7 @@ int main(int argc, char **argv)
         double loss_sum = 0;
         for (int micro = 0; micro < a.grad_accum; micro++) {
             float micro_loss;
-            loader_batch(&train, (it - 1) * a.grad_accum + micro, in, tg);
+            load_ranks(&train, (it - 1) * a.grad_accum + micro, R, N, in, tg);
             gpt_set_batch(m, in, tg);
             gpt_forward(m);
             gpt_backward(m, scale, micro, a.grad_accum);
@@ -1017,8 +1054,8 @@ int main(int argc, char **argv)
         interval_loss += loss;
         interval_n++;
 
-        double tokens_s = (double)N * a.grad_accum / (dt_ms / 1e3),
-               tflops = flops * a.grad_accum / (dt_ms / 1e3) / ngpu / 1e12;
+        double tokens_s = (double)N * micro_per_step / (dt_ms / 1e3),
+               tflops = flops * micro_per_step / (dt_ms / 1e3) / ngpu / 1e12;
         if (metrics) {
             fprintf(metrics,
                     "{\"iteration\": %lld, \"loss\": %.9g, \"lr\": %.9g, \"loss_scale\": %.9g, "
@@ -1033,14 +1070,14 @@ int main(int argc, char **argv)
                    "(ms): %.1f | learning rate: %.3E | global batch size: %5d | lm loss: %.6E | "
                    "loss scale: %.1f | grad norm: %.3f | number of skipped iterations: %3lld | "
                    "number of nan iterations: %3lld | TFLOP/s per GPU: %.2f | tokens/s: %.0f\n",
-                   (long long)it, (long long)a.iters, (long long)(it * a.B * a.grad_accum), dt_ms,
-                   lr, a.B * a.grad_accum, interval_loss / interval_n, scale, grad_norm,
+                   (long long)it, (long long)a.iters, (long long)(it * a.B * micro_per_step), dt_ms,
+                   lr, a.B * micro_per_step, interval_loss / interval_n, scale, grad_norm,
                    (long long)skipped_total, (long long)nan_total, tflops, tokens_s);
             interval_loss = 0;
             interval_n = 0;
         }
         if (have_val && a.eval_interval > 0 && it % a.eval_interval == 0) {
-            val_loss = (float)evaluate(m, &val, a.eval_iters, in, tg);
+            val_loss = (float)evaluate(m, &val, a.eval_iters, R, N, in, tg);
             printf(" validation loss at iteration %lld | lm loss value: %.6E | lm loss PPL: %.6E\n",
                    (long long)it, val_loss, exp(val_loss));
         }
@@ -1053,7 +1090,7 @@ int main(int argc, char **argv)
     int64_t done = a.iters - first + 1;
     int evaluated_last = a.eval_interval > 0 && a.iters % a.eval_interval == 0;
     if (done > 0 && have_val && !evaluated_last) {
-        val_loss = (float)evaluate(m, &val, a.eval_iters, in, tg);
+        val_loss = (float)evaluate(m, &val, a.eval_iters, R, N, in, tg);
         printf(" validation loss at the end of training | lm loss value: %.6E | lm loss PPL: "
                "%.6E\n",
                val_loss, exp(val_loss));
@@ -1065,8 +1102,8 @@ int main(int argc, char **argv)
                "%.0f tokens/s | %.2f TFLOP/s per GPU | final lm loss %.4f | validation loss "
                "%.4f | skipped %lld\n",
                (long long)done, (t_end - t_start) / 1e3, rt_device_name(), steady_ms,
-               (double)N * a.grad_accum / (steady_ms / 1e3),
-               flops * a.grad_accum / (steady_ms / 1e3) / ngpu / 1e12, loss, val_loss,
+               (double)N * micro_per_step / (steady_ms / 1e3),
+               flops * micro_per_step / (steady_ms / 1e3) / ngpu / 1e12, loss, val_loss,
                (long long)skipped_total);
     }
     if (a.optim_tier == OPTIM_TIER_NVME && done > 0) {
@@ -1081,6 +1118,7 @@ int main(int argc, char **argv)
     free(in);
     free(tg);
     gpt_destroy(m);
+    if (comm) comm_destroy(comm);
     loader_free(&train);
     if (have_val) loader_free(&val);
     dataset_close(data);

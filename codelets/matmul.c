@@ -48,6 +48,13 @@ static void matmul_forward_cuda_func(void *b[], void *cl_arg)
 
 CODELET_DEFINE(matmul_forward);
 
+/* Output channels of tile w of weight: its rows when tiled, else OC (a ZeRO-3 rank's full buffer
+ * may be longer than the weight: the shards' padding). */
+static int tile_rows(const struct tensor *weight, const struct tensor *w, int C, int OC)
+{
+    return tensor_compute_tiles(weight) ? (int)(w->n / C) : OC;
+}
+
 void matmul_forward_insert(struct tensor *out, struct tensor *inp, struct tensor *weight,
                            struct tensor *bias, int N, int C, int OC, int prio)
 {
@@ -56,8 +63,14 @@ void matmul_forward_insert(struct tensor *out, struct tensor *inp, struct tensor
               "bias and weight tiled differently");
     for (int t = 0; t < ntiles; t++) {
         struct tensor *w = tile_of(weight, t);
-        struct matmul_args a = {
-            N, C, (int)(w->n / C), OC, w->offset / C, (enum dtype)out->type, bias != NULL, 0};
+        struct matmul_args a = {N,
+                                C,
+                                tile_rows(weight, w, C, OC),
+                                OC,
+                                w->offset / C,
+                                (enum dtype)out->type,
+                                bias != NULL,
+                                0};
         struct rt_buf bufs[] = {
             {out, t == 0 ? RT_W : RT_RW}, {inp, RT_R}, {w, RT_R}, {tile_of(bias, t), RT_R}};
         rt_submit(&matmul_forward_cl, "matmul_fwd", bufs, 4, &a, sizeof a, 2.0 * N * C * a.OC, prio,
@@ -99,7 +112,7 @@ void matmul_backward_insert(struct tensor *dinp, struct tensor *dweight, struct 
               "gradients and weight tiled differently");
     for (int t = 0; t < ntiles; t++) {
         struct tensor *w = tile_of(weight, t);
-        int oc = (int)(w->n / C);
+        int oc = tile_rows(weight, w, C, OC);
         struct tensor *scratch =
             dbias ? rt_scratch(matmul_backward_cuda_scratch_bytes(N, oc)) : NULL;
         struct matmul_args a = {

@@ -7,6 +7,7 @@
 
 #include "check.h"
 #include "codelets.h"
+#include "comm.h"
 #include "rng.h"
 #include "swap.h"
 
@@ -43,13 +44,10 @@ struct layer_acts {
     struct tensor fcproj;                  /* [N,C] */
 };
 
-struct gpt {
-    struct gpt_config cfg;
-    struct gpt_options opt;
-    int nparams;
-    struct gpt_param *params;
-    enum init_kind *init;
-    struct tensor *store;                  /* the tensors params[] point into, 5 per entry */
+/* One data-parallel rank's working set: its micro-batch, activations and activation gradients,
+ * and the full compute-dtype parameters and gradients its compute reads and writes. */
+struct rank {
+    int worker;                            /* comm_worker: where its compute runs (-1: any) */
     struct tensor inputs, targets;         /* [N] int32 */
     struct tensor encoded;                 /* [N,C] the first block's input */
     struct tensor *res3;                   /* [L] of [N,C]: each block's output */
@@ -57,10 +55,28 @@ struct gpt {
     struct tensor lnf, lnf_mean, lnf_rstd; /* [N,C], [N], [N] */
     struct tensor logits;                  /* [N,Vp], dlogits after the backward */
     struct tensor losses;                  /* [N] fp32 */
-    struct tensor sumsq;                   /* [1] fp32: sum of squares of all gradients */
     /* gradients of activations, shared by all blocks */
     struct tensor dresidual, dln1, dqkv, datty, dln2, dlnf; /* [N,C] ([N,3C] for dqkv) */
     struct tensor dfch, dfch_gelu;                          /* [N,4C] */
+    /* [nparams]: full parameters and gradients; one rank: the table's own param and grad, else
+     * gathered from the shards and reduce-scattered into them */
+    struct tensor **wfull, **gfull;
+};
+
+struct gpt {
+    struct gpt_config cfg;
+    struct gpt_options opt;
+    int nparams;
+    struct gpt_param *params;
+    enum init_kind *init;
+    int R;                    /* data-parallel ranks in this process (1 without a communicator) */
+    struct gpt_param *shards; /* [nparams * R]: rank r's shard of tensor i at i * R + r; one rank:
+                                 params[] itself */
+    size_t *shard_n;          /* [nparams]: elements of each shard (the whole tensor: one rank) */
+    struct tensor *store;     /* the shards' tensors, 5 per shard */
+    struct tensor *full;      /* several ranks: the ranks' full buffers, 2 per shard */
+    struct rank *ranks;       /* [R] */
+    struct tensor sumsq;      /* [1] fp32: sum of squares of all gradients (all ranks' shards) */
     /* optimizer state on NVMe: one swap file per swapped tensor (master | m | v regions of
      * region_bytes[i] each), and swap_buffers sets of three RAM buffers cycled through them */
     struct aio_engine *aio;
@@ -195,14 +211,14 @@ static void init_values(float *w, size_t n, enum init_kind kind, float std, uint
 }
 
 static void acts_init(struct layer_acts *a, const struct gpt_config *c, const struct gpt_options *o,
-                      int l)
+                      const char *pre, int l)
 {
     size_t N = (size_t)o->B * o->T, C = c->C;
     enum tensor_type t = (enum tensor_type)o->dt;
     char name[96];
 #define ACT(field, type, n)                                                                        \
     do {                                                                                           \
-        snprintf(name, sizeof name, "h%d.%s", l, #field);                                          \
+        snprintf(name, sizeof name, "%sh%d.%s", pre, l, #field);                                   \
         tensor_init(&a->field, name, type, n, TENSOR_HOST_NONE);                                   \
     } while (0)
     ACT(ln1, t, N * C);
@@ -246,6 +262,13 @@ void gpt_check_config(const struct gpt_config *c, const struct gpt_options *o)
                   o->T, c->maxT);
     if (c->Vp < c->V)
         user_fail("padded vocabulary %d is smaller than the vocabulary %d", c->Vp, c->V);
+    if (o->comm && comm_local(o->comm) != comm_world(o->comm))
+        user_fail("ZeRO-3 across processes is not supported yet: run the ranks in one process");
+    if (o->comm && comm_local(o->comm) > 1 &&
+        (o->tile_size > 0 || o->offload_param || o->optim_tier == OPTIM_TIER_NVME))
+        user_fail("--num-gpus %d: ZeRO-3 over several ranks does not support --tile-size, "
+                  "--offload-param or --offload-optimizer nvme yet: drop them or use one rank",
+                  comm_local(o->comm));
 }
 
 static size_t param_numel(const struct gpt_param *p)
@@ -294,7 +317,7 @@ static int param_split(const struct gpt *m, int i)
     const struct gpt_param *p = &m->params[i];
     int64_t rows = p->shape[0], sub = m->opt.optim_chunk;
     if (param_tiles(m, i)) return param_tiles(m, i);
-    if (m->opt.optim_tier == OPTIM_TIER_DEVICE || p->swapped || sub <= 0) return 0;
+    if (m->opt.optim_tier == OPTIM_TIER_DEVICE || p->swapped || sub <= 0 || m->R > 1) return 0;
     int64_t pieces = (param_numel(p) + sub - 1) / sub;
     return pieces > 1 ? (int)(pieces < rows ? pieces : rows) : 0;
 }
@@ -341,12 +364,13 @@ static int params_in_pinned_ram(const struct gpt *m)
  * is there, and with the optimizer state on NVMe the swap buffers. */
 static size_t pinned_bytes(const struct gpt *m)
 {
-    size_t N = (size_t)m->opt.B * m->opt.T, total = 3 * host_pool_piece_bytes(N * 4);
+    size_t N = (size_t)m->opt.B * m->opt.T, total = 3 * m->R * host_pool_piece_bytes(N * 4);
     total += host_pool_piece_bytes(sizeof(float));
     for (int i = 0; i < m->nparams && params_in_pinned_ram(m); i++) {
-        size_t bytes = param_numel(&m->params[i]) * dtype_size(m->opt.dt);
-        total += host_pool_piece_bytes(bytes); /* the gradient */
-        if (m->opt.dt != DTYPE_FP32 || m->params[i].swapped) total += host_pool_piece_bytes(bytes);
+        size_t bytes = m->shard_n[i] * dtype_size(m->opt.dt);
+        total += m->R * host_pool_piece_bytes(bytes); /* the gradient */
+        if (m->opt.dt != DTYPE_FP32 || m->params[i].swapped)
+            total += m->R * host_pool_piece_bytes(bytes);
     }
     int nbufs = m->opt.swap_buffers > 0 ? m->opt.swap_buffers : 1;
     total += (size_t)nbufs * 3 * host_pool_piece_bytes(region_max(m));
@@ -403,8 +427,9 @@ void gpt_optim_placement(const struct gpt *m, struct gpt_optim_placement *out)
     memset(out, 0, sizeof *out);
     for (int i = 0; i < m->nparams; i++) {
         uint64_t bytes = 12 * (uint64_t)param_numel(&m->params[i]);
+        /* several ranks: one task per rank's shard */
         out->adamw_tasks +=
-            m->params[i].master && m->params[i].master->ntiles ? m->params[i].master->ntiles : 1;
+            m->params[i].master && m->params[i].master->ntiles ? m->params[i].master->ntiles : m->R;
         if (m->params[i].swapped) {
             out->swapped_tensors++;
             out->swapped_bytes += bytes;
@@ -422,10 +447,41 @@ static struct tensor *state_tensor(struct gpt_param *p, enum gpt_state which)
     return which == GPT_STATE_MASTER ? p->master : which == GPT_STATE_EXP_AVG ? p->m : p->v;
 }
 
+/* Several ranks: the full tensor assembled from the ranks' shards, in a buffer of R shards. */
+static float *shards_gather(struct gpt *m, int i, enum gpt_state which)
+{
+    size_t s = m->shard_n[i];
+    float *view = malloc(m->R * s * sizeof *view);
+    CHECK(view);
+    for (int r = 0; r < m->R; r++) {
+        struct tensor *t = state_tensor(&m->shards[i * m->R + r], which);
+        memcpy(view + r * s, tensor_acquire_read(t), s * sizeof *view);
+        tensor_release(t);
+    }
+    return view;
+}
+
+/* Several ranks: view back into the shards (padding past the tensor's elements stays zero); the
+ * compute copies follow at gpt_sync_params. */
+static void shards_scatter(struct gpt *m, int i, enum gpt_state which, const float *view)
+{
+    size_t s = m->shard_n[i], n = param_numel(&m->params[i]);
+    for (int r = 0; r < m->R; r++) {
+        struct gpt_param *sh = &m->shards[i * m->R + r];
+        struct tensor *t = state_tensor(sh, which);
+        float *dst = tensor_acquire_write(t);
+        size_t first = r * s, len = first >= n ? 0 : n - first < s ? n - first : s;
+        memset(dst, 0, s * sizeof *dst);
+        memcpy(dst, view + first, len * sizeof *dst);
+        tensor_release(t);
+    }
+}
+
 float *gpt_state_acquire(struct gpt *m, int i, enum gpt_state which, int write)
 {
     struct gpt_param *p = &m->params[i];
     char err[SWAP_ERR_SIZE];
+    if (m->R > 1) return shards_gather(m, i, which);
     if (!p->swapped)
         return write ? tensor_acquire_write(state_tensor(p, which))
                      : tensor_acquire_read(state_tensor(p, which));
@@ -442,6 +498,11 @@ void gpt_state_release(struct gpt *m, int i, enum gpt_state which, float *view, 
 {
     struct gpt_param *p = &m->params[i];
     char err[SWAP_ERR_SIZE];
+    if (m->R > 1) {
+        if (write) shards_scatter(m, i, which, view);
+        free(view);
+        return;
+    }
     if (!p->swapped) {
         tensor_release(state_tensor(p, which));
         return;
@@ -466,6 +527,142 @@ void gpt_nvme_traffic(const struct gpt *m, uint64_t *read, uint64_t *written)
     *written = st.bytes_written;
 }
 
+/* The shard of tensor i that rank r owns (its five store slots): the whole tensor with one rank,
+ * named like the tensor; with several, named after the rank too. */
+static void shard_init(struct gpt *m, int i, int r)
+{
+    struct gpt_param *p = &m->shards[i * m->R + r];
+    struct tensor *s = &m->store[((size_t)i * m->R + r) * 5];
+    size_t n = m->shard_n[i];
+    enum tensor_type dt = (enum tensor_type)m->opt.dt;
+    char base[112], name[128];
+    if (m->R > 1)
+        snprintf(base, sizeof base, "%s.rank%d", p->name, r);
+    else
+        snprintf(base, sizeof base, "%s", p->name);
+    /* A split tensor lives in RAM, whence each task fetches its piece alone: StarPU switches
+     * between a tensor and its pieces in the home memory. */
+    int ntiles = param_split(m, i);
+    enum tensor_host home = params_in_pinned_ram(m) ? TENSOR_HOST_PINNED
+                            : ntiles                ? TENSOR_HOST_PAGEABLE
+                                                    : TENSOR_HOST_NONE;
+    if (!p->swapped) {
+        snprintf(name, sizeof name, "%s.master", base);
+        tensor_init(&s[0], name, TENSOR_TYPE_FP32, n, TENSOR_HOST_PAGEABLE);
+        p->master = &s[0];
+    }
+    if (m->opt.dt == DTYPE_FP32 && !p->swapped) {
+        p->param = p->master;
+    } else {
+        /* a swapped tensor's compute copy is written by AdamW on the CPU: keep it there */
+        tensor_init(&s[1], base, dt, n, p->swapped ? TENSOR_HOST_PINNED : home);
+        p->param = &s[1];
+    }
+    snprintf(name, sizeof name, "%s.grad", base);
+    tensor_init(&s[2], name, dt, n, home);
+    p->grad = &s[2];
+    if (!p->swapped) {
+        snprintf(name, sizeof name, "%s.exp_avg", base);
+        tensor_init(&s[3], name, TENSOR_TYPE_FP32, n, TENSOR_HOST_PAGEABLE);
+        p->m = &s[3];
+        snprintf(name, sizeof name, "%s.exp_avg_sq", base);
+        tensor_init(&s[4], name, TENSOR_TYPE_FP32, n, TENSOR_HOST_PAGEABLE);
+        p->v = &s[4];
+    }
+    /* before any task touches them: StarPU plans partitions of unallocated data only */
+    if (ntiles) {
+        struct tensor *split[] = {p->param, p->grad, p->master, p->m, p->v};
+        for (int k = 0; k < 5; k++) {
+            if (!split[k] || (k == 2 && p->master == p->param)) continue;
+            tensor_tiles(split[k], ntiles, (size_t)p->shape[1]);
+            split[k]->compute_tiles = k < 2 && param_tiles(m, i) > 0;
+        }
+    }
+}
+
+/* The initial master weights: each tensor draws from its own stream (init_values fills it in
+ * parallel); with several ranks the full tensor is drawn once and each rank keeps its slice, so
+ * the weights are those of one rank. */
+static void init_masters(struct gpt *m)
+{
+    for (int i = 0; i < m->nparams; i++) {
+        if (m->params[i].swapped) continue;
+        if (m->R == 1) {
+            init_param(m, i, m->params[i].master->host);
+            continue;
+        }
+        size_t s = m->shard_n[i];
+        float *w = calloc(m->R * s, sizeof *w);
+        CHECK(w);
+        init_param(m, i, w);
+        for (int r = 0; r < m->R; r++)
+            memcpy(m->shards[i * m->R + r].master->host, w + r * s, s * sizeof *w);
+        free(w);
+    }
+}
+
+/* Rank r's micro-batch, activations and full buffers; tensor names carry the rank when there
+ * are several. */
+static void rank_init(struct gpt *m, int r)
+{
+    const struct gpt_config *c = &m->cfg;
+    const struct gpt_options *opt = &m->opt;
+    struct rank *k = &m->ranks[r];
+    enum tensor_type dt = (enum tensor_type)opt->dt;
+    size_t N = (size_t)opt->B * opt->T, C = c->C;
+    char pre[16] = "", name[128];
+    if (m->R > 1) snprintf(pre, sizeof pre, "rank%d.", r);
+#define RANK_TENSOR(field, label, type, n, host)                                                   \
+    do {                                                                                           \
+        snprintf(name, sizeof name, "%s%s", pre, label);                                           \
+        tensor_init(&k->field, name, type, n, host);                                               \
+    } while (0)
+    RANK_TENSOR(inputs, "inputs", TENSOR_TYPE_I32, N, TENSOR_HOST_PINNED);
+    RANK_TENSOR(targets, "targets", TENSOR_TYPE_I32, N, TENSOR_HOST_PINNED);
+    RANK_TENSOR(encoded, "encoded", dt, N * C, TENSOR_HOST_NONE);
+    k->res3 = calloc(c->L, sizeof *k->res3);
+    int nacts = opt->checkpointing ? 1 : c->L;
+    k->acts = calloc(nacts, sizeof *k->acts);
+    k->wfull = calloc(m->nparams, sizeof *k->wfull);
+    k->gfull = calloc(m->nparams, sizeof *k->gfull);
+    CHECK(k->res3 && k->acts && k->wfull && k->gfull);
+    for (int l = 0; l < c->L; l++) {
+        snprintf(name, sizeof name, "%sh%d.out", pre, l);
+        tensor_init(&k->res3[l], name, dt, N * C, TENSOR_HOST_NONE);
+    }
+    for (int l = 0; l < nacts; l++)
+        acts_init(&k->acts[l], c, opt, pre, opt->checkpointing ? -1 : l);
+    RANK_TENSOR(lnf, "lnf", dt, N * C, TENSOR_HOST_NONE);
+    RANK_TENSOR(lnf_mean, "lnf_mean", TENSOR_TYPE_FP32, N, TENSOR_HOST_NONE);
+    RANK_TENSOR(lnf_rstd, "lnf_rstd", TENSOR_TYPE_FP32, N, TENSOR_HOST_NONE);
+    RANK_TENSOR(logits, "logits", dt, N * c->Vp, TENSOR_HOST_NONE);
+    RANK_TENSOR(losses, "losses", TENSOR_TYPE_FP32, N, TENSOR_HOST_PINNED);
+    RANK_TENSOR(dresidual, "dresidual", dt, N * C, TENSOR_HOST_NONE);
+    RANK_TENSOR(dln1, "dln1", dt, N * C, TENSOR_HOST_NONE);
+    RANK_TENSOR(dqkv, "dqkv", dt, N * 3 * C, TENSOR_HOST_NONE);
+    RANK_TENSOR(datty, "datty", dt, N * C, TENSOR_HOST_NONE);
+    RANK_TENSOR(dln2, "dln2", dt, N * C, TENSOR_HOST_NONE);
+    RANK_TENSOR(dlnf, "dlnf", dt, N * C, TENSOR_HOST_NONE);
+    RANK_TENSOR(dfch, "dfch", dt, N * 4 * C, TENSOR_HOST_NONE);
+    RANK_TENSOR(dfch_gelu, "dfch_gelu", dt, N * 4 * C, TENSOR_HOST_NONE);
+#undef RANK_TENSOR
+    for (int i = 0; i < m->nparams; i++) {
+        if (m->R == 1) {
+            k->wfull[i] = m->params[i].param;
+            k->gfull[i] = m->params[i].grad;
+            continue;
+        }
+        struct tensor *f = &m->full[((size_t)i * m->R + r) * 2];
+        size_t n = m->R * m->shard_n[i];
+        snprintf(name, sizeof name, "%s.rank%d.full", m->params[i].name, r);
+        tensor_init(&f[0], name, dt, n, TENSOR_HOST_NONE);
+        snprintf(name, sizeof name, "%s.rank%d.full_grad", m->params[i].name, r);
+        tensor_init(&f[1], name, dt, n, TENSOR_HOST_NONE);
+        k->wfull[i] = &f[0];
+        k->gfull[i] = &f[1];
+    }
+}
+
 struct gpt *gpt_create(const struct gpt_config *cfg, const struct gpt_options *opt)
 {
     gpt_check_config(cfg, opt);
@@ -473,110 +670,71 @@ struct gpt *gpt_create(const struct gpt_config *cfg, const struct gpt_options *o
     CHECK(m);
     m->cfg = *cfg;
     m->opt = *opt;
+    m->R = opt->comm ? comm_local(opt->comm) : 1;
     table_build(m);
-    const struct gpt_config *c = &m->cfg;
-    enum tensor_type dt = (enum tensor_type)opt->dt;
-    size_t N = (size_t)opt->B * opt->T, C = c->C;
-    char name[128];
+    m->shard_n = calloc(m->nparams, sizeof *m->shard_n);
+    CHECK(m->shard_n);
+    for (int i = 0; i < m->nparams; i++) {
+        size_t n = param_numel(&m->params[i]);
+        m->shard_n[i] = m->R > 1 ? comm_shard_elems(n, m->R, 4096, dtype_size(opt->dt)) : n;
+    }
+    if (m->R == 1) {
+        m->shards = m->params;
+    } else {
+        m->shards = calloc((size_t)m->nparams * m->R, sizeof *m->shards);
+        m->full = calloc((size_t)m->nparams * m->R * 2, sizeof *m->full);
+        CHECK(m->shards && m->full);
+        for (int i = 0; i < m->nparams * m->R; i++)
+            m->shards[i] = m->params[i / m->R];
+    }
 
     if (opt->optim_tier == OPTIM_TIER_NVME) plan_swap(m);
     rt_pool_init(pinned_bytes(m));
-    m->store = calloc((size_t)m->nparams * 5, sizeof *m->store);
-    CHECK(m->store);
-    for (int i = 0; i < m->nparams; i++) {
-        struct gpt_param *p = &m->params[i];
-        struct tensor *s = &m->store[i * 5];
-        size_t n = param_numel(p);
-        /* A split tensor lives in RAM, whence each task fetches its piece alone: StarPU switches
-         * between a tensor and its pieces in the home memory. */
-        int ntiles = param_split(m, i);
-        enum tensor_host home = params_in_pinned_ram(m) ? TENSOR_HOST_PINNED
-                                : ntiles                ? TENSOR_HOST_PAGEABLE
-                                                        : TENSOR_HOST_NONE;
-        if (!p->swapped) {
-            snprintf(name, sizeof name, "%s.master", p->name);
-            tensor_init(&s[0], name, TENSOR_TYPE_FP32, n, TENSOR_HOST_PAGEABLE);
-            p->master = &s[0];
-        }
-        if (opt->dt == DTYPE_FP32 && !p->swapped) {
-            p->param = p->master;
-        } else {
-            /* a swapped tensor's compute copy is written by AdamW on the CPU: keep it there */
-            tensor_init(&s[1], p->name, dt, n, p->swapped ? TENSOR_HOST_PINNED : home);
-            p->param = &s[1];
-        }
-        snprintf(name, sizeof name, "%s.grad", p->name);
-        tensor_init(&s[2], name, dt, n, home);
-        p->grad = &s[2];
-        if (!p->swapped) {
-            snprintf(name, sizeof name, "%s.exp_avg", p->name);
-            tensor_init(&s[3], name, TENSOR_TYPE_FP32, n, TENSOR_HOST_PAGEABLE);
-            p->m = &s[3];
-            snprintf(name, sizeof name, "%s.exp_avg_sq", p->name);
-            tensor_init(&s[4], name, TENSOR_TYPE_FP32, n, TENSOR_HOST_PAGEABLE);
-            p->v = &s[4];
-        }
-        /* before any task touches them: StarPU plans partitions of unallocated data only */
-        if (ntiles) {
-            struct tensor *split[] = {p->param, p->grad, p->master, p->m, p->v};
-            for (int k = 0; k < 5; k++) {
-                if (!split[k] || (k == 2 && p->master == p->param)) continue;
-                tensor_tiles(split[k], ntiles, (size_t)p->shape[1]);
-                split[k]->compute_tiles = k < 2 && param_tiles(m, i) > 0;
-            }
-        }
-    }
-    /* Each tensor draws from its own stream (init_values fills it in parallel). */
+    m->store = calloc((size_t)m->nparams * m->R * 5, sizeof *m->store);
+    m->ranks = calloc(m->R, sizeof *m->ranks);
+    CHECK(m->store && m->ranks);
+    for (int r = 0; r < m->R; r++)
+        m->ranks[r].worker = opt->comm ? comm_worker(opt->comm, r) : -1;
     for (int i = 0; i < m->nparams; i++)
-        if (!m->params[i].swapped) init_param(m, i, m->params[i].master->host);
+        for (int r = 0; r < m->R; r++)
+            shard_init(m, i, r);
+    init_masters(m);
     if (opt->optim_tier == OPTIM_TIER_NVME) swap_init(m);
     gpt_sync_params(m);
-
-    tensor_init(&m->inputs, "inputs", TENSOR_TYPE_I32, N, TENSOR_HOST_PINNED);
-    tensor_init(&m->targets, "targets", TENSOR_TYPE_I32, N, TENSOR_HOST_PINNED);
-    tensor_init(&m->encoded, "encoded", dt, N * C, TENSOR_HOST_NONE);
-    m->res3 = calloc(c->L, sizeof *m->res3);
-    int nacts = opt->checkpointing ? 1 : c->L;
-    m->acts = calloc(nacts, sizeof *m->acts);
-    CHECK(m->res3 && m->acts);
-    for (int l = 0; l < c->L; l++) {
-        snprintf(name, sizeof name, "h%d.out", l);
-        tensor_init(&m->res3[l], name, dt, N * C, TENSOR_HOST_NONE);
-    }
-    for (int l = 0; l < nacts; l++)
-        acts_init(&m->acts[l], c, opt, opt->checkpointing ? -1 : l);
-    tensor_init(&m->lnf, "lnf", dt, N * C, TENSOR_HOST_NONE);
-    tensor_init(&m->lnf_mean, "lnf_mean", TENSOR_TYPE_FP32, N, TENSOR_HOST_NONE);
-    tensor_init(&m->lnf_rstd, "lnf_rstd", TENSOR_TYPE_FP32, N, TENSOR_HOST_NONE);
-    tensor_init(&m->logits, "logits", dt, N * c->Vp, TENSOR_HOST_NONE);
-    tensor_init(&m->losses, "losses", TENSOR_TYPE_FP32, N, TENSOR_HOST_PINNED);
+    for (int r = 0; r < m->R; r++)
+        rank_init(m, r);
     tensor_init(&m->sumsq, "grad_sumsq", TENSOR_TYPE_FP32, 1, TENSOR_HOST_PINNED);
-    tensor_init(&m->dresidual, "dresidual", dt, N * C, TENSOR_HOST_NONE);
-    tensor_init(&m->dln1, "dln1", dt, N * C, TENSOR_HOST_NONE);
-    tensor_init(&m->dqkv, "dqkv", dt, N * 3 * C, TENSOR_HOST_NONE);
-    tensor_init(&m->datty, "datty", dt, N * C, TENSOR_HOST_NONE);
-    tensor_init(&m->dln2, "dln2", dt, N * C, TENSOR_HOST_NONE);
-    tensor_init(&m->dlnf, "dlnf", dt, N * C, TENSOR_HOST_NONE);
-    tensor_init(&m->dfch, "dfch", dt, N * 4 * C, TENSOR_HOST_NONE);
-    tensor_init(&m->dfch_gelu, "dfch_gelu", dt, N * 4 * C, TENSOR_HOST_NONE);
     return m;
+}
+
+static void rank_free(struct gpt *m, struct rank *k)
+{
+    for (int l = 0; l < m->cfg.L; l++)
+        tensor_free(&k->res3[l]);
+    for (int l = 0; l < (m->opt.checkpointing ? 1 : m->cfg.L); l++)
+        acts_free(&k->acts[l]);
+    struct tensor *rest[] = {&k->inputs,    &k->targets,  &k->encoded, &k->lnf,
+                             &k->lnf_mean,  &k->lnf_rstd, &k->logits,  &k->losses,
+                             &k->dresidual, &k->dln1,     &k->dqkv,    &k->datty,
+                             &k->dln2,      &k->dlnf,     &k->dfch,    &k->dfch_gelu};
+    for (size_t i = 0; i < sizeof rest / sizeof rest[0]; i++)
+        tensor_free(rest[i]);
+    free(k->res3);
+    free(k->acts);
+    free(k->wfull);
+    free(k->gfull);
 }
 
 void gpt_destroy(struct gpt *m)
 {
     rt_wait_all();
-    for (int i = 0; i < m->nparams * 5; i++)
+    for (size_t i = 0; i < (size_t)m->nparams * m->R * 5; i++)
         tensor_free(&m->store[i]);
-    for (int l = 0; l < m->cfg.L; l++)
-        tensor_free(&m->res3[l]);
-    for (int l = 0; l < (m->opt.checkpointing ? 1 : m->cfg.L); l++)
-        acts_free(&m->acts[l]);
-    struct tensor *rest[] = {&m->inputs,   &m->targets,  &m->encoded, &m->lnf,   &m->lnf_mean,
-                             &m->lnf_rstd, &m->logits,   &m->losses,  &m->sumsq, &m->dresidual,
-                             &m->dln1,     &m->dqkv,     &m->datty,   &m->dln2,  &m->dlnf,
-                             &m->dfch,     &m->dfch_gelu};
-    for (size_t i = 0; i < sizeof rest / sizeof rest[0]; i++)
-        tensor_free(rest[i]);
+    for (size_t i = 0; m->full && i < (size_t)m->nparams * m->R * 2; i++)
+        tensor_free(&m->full[i]);
+    for (int r = 0; r < m->R; r++)
+        rank_free(m, &m->ranks[r]);
+    tensor_free(&m->sumsq);
     for (int b = 0; b < m->nbufs; b++)
         for (int k = 0; k < 3; k++)
             tensor_free(&m->bufs[b][k]);
@@ -589,8 +747,10 @@ void gpt_destroy(struct gpt *m)
     free(m->swapf);
     free(m->region_bytes);
     free(m->store);
-    free(m->res3);
-    free(m->acts);
+    free(m->full);
+    free(m->ranks);
+    if (m->shards != m->params) free(m->shards);
+    free(m->shard_n);
     free(m->params);
     free(m->init);
     free(m);
@@ -606,43 +766,77 @@ void gpt_sync_params(struct gpt *m)
 {
     if (m->opt.dt == DTYPE_FP32) return;
     for (int i = 0; i < m->nparams; i++)
-        if (!m->params[i].swapped)
-            cast_insert(m->params[i].param, m->params[i].master, RT_PRIO_HIGH, optim_where(m));
+        for (int r = 0; r < m->R && !m->params[i].swapped; r++) {
+            struct gpt_param *sh = &m->shards[i * m->R + r];
+            rt_set_worker(m->ranks[r].worker);
+            cast_insert(sh->param, sh->master, RT_PRIO_HIGH, optim_where(m));
+        }
+    rt_set_worker(-1);
 }
 
 void gpt_set_batch(struct gpt *m, const int32_t *inputs, const int32_t *targets)
 {
-    size_t N = m->inputs.n;
-    for (size_t i = 0; i < N; i++)
+    size_t N = (size_t)m->opt.B * m->opt.T;
+    for (size_t i = 0; i < N * m->R; i++)
         if (inputs[i] < 0 || inputs[i] >= m->cfg.V || targets[i] < 0 || targets[i] >= m->cfg.V)
             user_fail("token id %d is outside the model's vocabulary of %d: the data does not "
                       "match the model (check --data-path and --vocab-size)",
                       inputs[i] < 0 || inputs[i] >= m->cfg.V ? inputs[i] : targets[i], m->cfg.V);
-    memcpy(tensor_acquire_write(&m->inputs), inputs, N * sizeof *inputs);
-    tensor_release(&m->inputs);
-    memcpy(tensor_acquire_write(&m->targets), targets, N * sizeof *targets);
-    tensor_release(&m->targets);
+    for (int r = 0; r < m->R; r++) {
+        struct rank *k = &m->ranks[r];
+        memcpy(tensor_acquire_write(&k->inputs), inputs + r * N, N * sizeof *inputs);
+        tensor_release(&k->inputs);
+        memcpy(tensor_acquire_write(&k->targets), targets + r * N, N * sizeof *targets);
+        tensor_release(&k->targets);
+    }
 }
 
-static struct layer_acts *acts_of(struct gpt *m, int l)
+static struct layer_acts *acts_of(struct gpt *m, struct rank *k, int l)
 {
-    return &m->acts[m->opt.checkpointing ? 0 : l];
+    return &k->acts[m->opt.checkpointing ? 0 : l];
 }
 
-static struct tensor *block_input(struct gpt *m, int l)
+static struct tensor *block_input(struct rank *k, int l)
 {
-    return l == 0 ? &m->encoded : &m->res3[l - 1];
+    return l == 0 ? &k->encoded : &k->res3[l - 1];
+}
+
+static int layer_index(int l, enum layer_param p)
+{
+    return P_FIRST_LAYER + l * LP_COUNT + p;
+}
+
+enum collective { GATHER_PARAMS, SCATTER_GRADS };
+
+/* Several ranks: one collective for each of tensors first..first+count-1: the all-gather of the
+ * parameter shards into every rank's full buffers, or the reduce-scatter of the ranks' full
+ * gradients (summed) into the gradient shards. One rank: nothing (the compute uses the table's
+ * tensors). */
+static void collective(struct gpt *m, enum collective op, int first, int count)
+{
+    struct tensor *shard[COMM_MAX_LOCAL], *full[COMM_MAX_LOCAL];
+    for (int i = first; m->R > 1 && i < first + count; i++) {
+        for (int r = 0; r < m->R; r++) {
+            struct gpt_param *sh = &m->shards[i * m->R + r];
+            shard[r] = op == GATHER_PARAMS ? sh->param : sh->grad;
+            full[r] = op == GATHER_PARAMS ? m->ranks[r].wfull[i] : m->ranks[r].gfull[i];
+        }
+        if (op == GATHER_PARAMS)
+            comm_all_gather(m->opt.comm, shard, full, m->shard_n[i]);
+        else
+            comm_reduce_scatter(m->opt.comm, full, shard, m->shard_n[i]);
+    }
 }
 
 /* One block's forward up to the MLP activation; the full forward adds the MLP output projection
  * and the residual, which the recompute in backward does not need. */
-static void block_forward_to_gelu(struct gpt *m, int l, int prio)
+static void block_forward_to_gelu(struct gpt *m, struct rank *k, int l, int prio)
 {
     const struct gpt_config *c = &m->cfg;
     int B = m->opt.B, T = m->opt.T, N = B * T, C = c->C;
-    struct layer_acts *a = acts_of(m, l);
-    struct tensor *x = block_input(m, l);
-#define W(k) (layer_param(m, l, k)->param)
+    struct layer_acts *a = acts_of(m, k, l);
+    struct tensor *x = block_input(k, l);
+#define W(p) (k->wfull[layer_index(l, p)])
     layernorm_forward_insert(&a->ln1, &a->ln1_mean, &a->ln1_rstd, x, W(LP_LN1_W), W(LP_LN1_B), N, C,
                              prio);
     matmul_forward_insert(&a->qkv, &a->ln1, W(LP_QKV_W), W(LP_QKV_B), N, C, 3 * C, prio);
@@ -656,9 +850,9 @@ static void block_forward_to_gelu(struct gpt *m, int l, int prio)
 #undef W
 }
 
-/* With parameter offload: a task that brings layer l's parameters (l == L: the final LayerNorm
- * and the LM head) to the device once `after` is ready. Tiled tensors stream tile by tile and are
- * left out. */
+/* With parameter offload (one rank only): a task that brings layer l's parameters (l == L: the
+ * final LayerNorm and the LM head) to the device once `after` is ready. Tiled tensors stream tile
+ * by tile and are left out. */
 static void prefetch_layer(struct gpt *m, int l, struct tensor *after)
 {
     struct tensor *ts[LP_COUNT];
@@ -673,10 +867,11 @@ static void prefetch_layer(struct gpt *m, int l, struct tensor *after)
 }
 
 /* With parameter offload, layer l's parameters (and its gradients, with `grads`) are the first
- * to leave the device once the tasks submitted so far are done; gradients go home then. */
+ * to leave the device once the tasks submitted so far are done; gradients go home then. Several
+ * ranks: nothing (their gradient shards are written where the collectives run). */
 static void evict_layer(struct gpt *m, int l, int grads)
 {
-    for (int k = 0; k < LP_COUNT; k++) {
+    for (int k = 0; k < LP_COUNT && m->R == 1; k++) {
         struct gpt_param *p = layer_param(m, l, k);
         if (m->opt.offload_param) tensor_wont_use(p->param);
         if (grads && params_in_pinned_ram(m)) tensor_wont_use(p->grad);
@@ -687,62 +882,81 @@ void gpt_forward(struct gpt *m)
 {
     const struct gpt_config *c = &m->cfg;
     int B = m->opt.B, T = m->opt.T, N = B * T, C = c->C;
-    prefetch_layer(m, 0, &m->inputs);
-    encoder_forward_insert(&m->encoded, &m->inputs, m->params[P_WTE].param, m->params[P_WPE].param,
-                           B, T, C, RT_PRIO_NORMAL);
-    for (int l = 0; l < c->L; l++) {
-        struct layer_acts *a = acts_of(m, l);
-        prefetch_layer(m, l + 1, block_input(m, l));
-        block_forward_to_gelu(m, l, RT_PRIO_NORMAL);
-        matmul_forward_insert(&a->fcproj, &a->fch_gelu, layer_param(m, l, LP_FCPROJ_W)->param,
-                              layer_param(m, l, LP_FCPROJ_B)->param, N, 4 * C, C, RT_PRIO_NORMAL);
-        add_forward_insert(&m->res3[l], &a->res2, &a->fcproj, RT_PRIO_NORMAL);
-        evict_layer(m, l, 0);
+    collective(m, GATHER_PARAMS, P_WTE, 2);
+    for (int r = 0; r < m->R; r++) {
+        struct rank *k = &m->ranks[r];
+        rt_set_worker(k->worker);
+        prefetch_layer(m, 0, &k->inputs);
+        encoder_forward_insert(&k->encoded, &k->inputs, k->wfull[P_WTE], k->wfull[P_WPE], B, T, C,
+                               RT_PRIO_NORMAL);
     }
-    struct gpt_param *lnf_w = &m->params[m->nparams - 2], *lnf_b = &m->params[m->nparams - 1];
-    layernorm_forward_insert(&m->lnf, &m->lnf_mean, &m->lnf_rstd, &m->res3[c->L - 1], lnf_w->param,
-                             lnf_b->param, N, C, RT_PRIO_NORMAL);
-    matmul_forward_insert(&m->logits, &m->lnf, m->params[P_WTE].param, NULL, N, C, c->Vp,
-                          RT_PRIO_NORMAL);
-    crossentropy_forward_insert(&m->losses, &m->logits, &m->targets, N, c->V, c->Vp,
-                                RT_PRIO_NORMAL);
+    for (int l = 0; l < c->L; l++) {
+        collective(m, GATHER_PARAMS, layer_index(l, 0), LP_COUNT);
+        for (int r = 0; r < m->R; r++) {
+            struct rank *k = &m->ranks[r];
+            struct layer_acts *a = acts_of(m, k, l);
+            rt_set_worker(k->worker);
+            prefetch_layer(m, l + 1, block_input(k, l));
+            block_forward_to_gelu(m, k, l, RT_PRIO_NORMAL);
+            matmul_forward_insert(&a->fcproj, &a->fch_gelu, k->wfull[layer_index(l, LP_FCPROJ_W)],
+                                  k->wfull[layer_index(l, LP_FCPROJ_B)], N, 4 * C, C,
+                                  RT_PRIO_NORMAL);
+            add_forward_insert(&k->res3[l], &a->res2, &a->fcproj, RT_PRIO_NORMAL);
+            evict_layer(m, l, 0);
+        }
+    }
+    int lnf = m->nparams - 2;
+    collective(m, GATHER_PARAMS, lnf, 2);
+    for (int r = 0; r < m->R; r++) {
+        struct rank *k = &m->ranks[r];
+        rt_set_worker(k->worker);
+        layernorm_forward_insert(&k->lnf, &k->lnf_mean, &k->lnf_rstd, &k->res3[c->L - 1],
+                                 k->wfull[lnf], k->wfull[lnf + 1], N, C, RT_PRIO_NORMAL);
+        matmul_forward_insert(&k->logits, &k->lnf, k->wfull[P_WTE], NULL, N, C, c->Vp,
+                              RT_PRIO_NORMAL);
+        crossentropy_forward_insert(&k->losses, &k->logits, &k->targets, N, c->V, c->Vp,
+                                    RT_PRIO_NORMAL);
+    }
+    rt_set_worker(-1);
 }
 
-static void block_backward(struct gpt *m, int l, int prio, int last_micro)
+static void block_backward(struct gpt *m, struct rank *k, int l, int prio, int last_micro)
 {
     const struct gpt_config *c = &m->cfg;
     int B = m->opt.B, T = m->opt.T, N = B * T, C = c->C;
-    struct layer_acts *a = acts_of(m, l);
-    struct tensor *x = block_input(m, l);
-#define P(k) layer_param(m, l, k)
+    struct layer_acts *a = acts_of(m, k, l);
+    struct tensor *x = block_input(k, l);
+#define W(p) (k->wfull[layer_index(l, p)])
+#define G(p) (k->gfull[layer_index(l, p)])
     /* The last block's activations are still in the shared set from the forward. */
-    if (m->opt.checkpointing && l != c->L - 1) block_forward_to_gelu(m, l, prio);
+    if (m->opt.checkpointing && l != c->L - 1) block_forward_to_gelu(m, k, l, prio);
     /* dresidual holds d(block output); each LayerNorm backward adds its share to it in place,
      * which is the residual connections' backward. */
-    zero_insert(&m->dfch_gelu, prio);
-    matmul_backward_insert(&m->dfch_gelu, P(LP_FCPROJ_W)->grad, P(LP_FCPROJ_B)->grad, &m->dresidual,
-                           &a->fch_gelu, P(LP_FCPROJ_W)->param, N, 4 * C, C, prio);
+    zero_insert(&k->dfch_gelu, prio);
+    matmul_backward_insert(&k->dfch_gelu, G(LP_FCPROJ_W), G(LP_FCPROJ_B), &k->dresidual,
+                           &a->fch_gelu, W(LP_FCPROJ_W), N, 4 * C, C, prio);
     /* the layer below's parameters move in while this layer's backward runs: the next writer of
      * dfch_gelu is that layer, which needs them anyway */
-    prefetch_layer(m, l - 1, &m->dfch_gelu);
-    zero_insert(&m->dfch, prio);
-    gelu_backward_insert(&m->dfch, &a->fch, &m->dfch_gelu, prio);
-    zero_insert(&m->dln2, prio);
-    matmul_backward_insert(&m->dln2, P(LP_FC_W)->grad, P(LP_FC_B)->grad, &m->dfch, &a->ln2,
-                           P(LP_FC_W)->param, N, C, 4 * C, prio);
-    layernorm_backward_insert(&m->dresidual, P(LP_LN2_W)->grad, P(LP_LN2_B)->grad, &m->dln2,
-                              &a->res2, P(LP_LN2_W)->param, &a->ln2_mean, &a->ln2_rstd, N, C, prio);
-    zero_insert(&m->datty, prio);
-    matmul_backward_insert(&m->datty, P(LP_PROJ_W)->grad, P(LP_PROJ_B)->grad, &m->dresidual,
-                           &a->atty, P(LP_PROJ_W)->param, N, C, C, prio);
-    zero_insert(&m->dqkv, prio);
-    attention_backward_insert(&m->dqkv, &m->datty, &a->qkv, &a->att, B, T, C, c->NH, prio);
-    zero_insert(&m->dln1, prio);
-    matmul_backward_insert(&m->dln1, P(LP_QKV_W)->grad, P(LP_QKV_B)->grad, &m->dqkv, &a->ln1,
-                           P(LP_QKV_W)->param, N, C, 3 * C, prio);
-    layernorm_backward_insert(&m->dresidual, P(LP_LN1_W)->grad, P(LP_LN1_B)->grad, &m->dln1, x,
-                              P(LP_LN1_W)->param, &a->ln1_mean, &a->ln1_rstd, N, C, prio);
-#undef P
+    prefetch_layer(m, l - 1, &k->dfch_gelu);
+    zero_insert(&k->dfch, prio);
+    gelu_backward_insert(&k->dfch, &a->fch, &k->dfch_gelu, prio);
+    zero_insert(&k->dln2, prio);
+    matmul_backward_insert(&k->dln2, G(LP_FC_W), G(LP_FC_B), &k->dfch, &a->ln2, W(LP_FC_W), N, C,
+                           4 * C, prio);
+    layernorm_backward_insert(&k->dresidual, G(LP_LN2_W), G(LP_LN2_B), &k->dln2, &a->res2,
+                              W(LP_LN2_W), &a->ln2_mean, &a->ln2_rstd, N, C, prio);
+    zero_insert(&k->datty, prio);
+    matmul_backward_insert(&k->datty, G(LP_PROJ_W), G(LP_PROJ_B), &k->dresidual, &a->atty,
+                           W(LP_PROJ_W), N, C, C, prio);
+    zero_insert(&k->dqkv, prio);
+    attention_backward_insert(&k->dqkv, &k->datty, &a->qkv, &a->att, B, T, C, c->NH, prio);
+    zero_insert(&k->dln1, prio);
+    matmul_backward_insert(&k->dln1, G(LP_QKV_W), G(LP_QKV_B), &k->dqkv, &a->ln1, W(LP_QKV_W), N, C,
+                           3 * C, prio);
+    layernorm_backward_insert(&k->dresidual, G(LP_LN1_W), G(LP_LN1_B), &k->dln1, x, W(LP_LN1_W),
+                              &a->ln1_mean, &a->ln1_rstd, N, C, prio);
+#undef W
+#undef G
     evict_layer(m, l, last_micro);
 }
 
@@ -750,27 +964,51 @@ void gpt_backward(struct gpt *m, float loss_scale, int micro, int micro_steps)
 {
     const struct gpt_config *c = &m->cfg;
     int B = m->opt.B, T = m->opt.T, N = B * T, C = c->C;
-    int prio = RT_PRIO_NORMAL;
-    /* the first micro-batch starts the gradients, the others add to them */
-    for (int i = 0; micro == 0 && i < m->nparams; i++)
-        zero_insert(m->params[i].grad, prio);
-    zero_insert(&m->dresidual, prio);
-    zero_insert(&m->dlnf, prio);
-    crossentropy_backward_insert(&m->logits, &m->targets, loss_scale / ((float)N * micro_steps), N,
-                                 c->V, c->Vp, prio);
-    matmul_backward_insert(&m->dlnf, m->params[P_WTE].grad, NULL, &m->logits, &m->lnf,
-                           m->params[P_WTE].param, N, C, c->Vp, prio);
-    struct gpt_param *lnf_w = &m->params[m->nparams - 2], *lnf_b = &m->params[m->nparams - 1];
-    layernorm_backward_insert(&m->dresidual, lnf_w->grad, lnf_b->grad, &m->dlnf, &m->res3[c->L - 1],
-                              lnf_w->param, &m->lnf_mean, &m->lnf_rstd, N, C, prio);
-    for (int l = c->L - 1; l >= 0; l--)
-        block_backward(m, l, prio, micro == micro_steps - 1);
-    encoder_backward_insert(m->params[P_WTE].grad, m->params[P_WPE].grad, &m->dresidual, &m->inputs,
-                            B, T, C, prio);
-    if (micro != micro_steps - 1) return;
+    int prio = RT_PRIO_NORMAL, last = micro == micro_steps - 1, lnf = m->nparams - 2;
+    /* the gradient of the mean loss over every rank's micro-batches */
+    float dloss = loss_scale / ((float)N * micro_steps * m->R);
+    collective(m, GATHER_PARAMS, lnf, 2);
+    collective(m, GATHER_PARAMS, P_WTE, 1);
+    for (int r = 0; r < m->R; r++) {
+        struct rank *k = &m->ranks[r];
+        rt_set_worker(k->worker);
+        /* the first micro-batch starts the gradients, the others add to them */
+        for (int i = 0; micro == 0 && i < m->nparams; i++)
+            zero_insert(k->gfull[i], prio);
+        zero_insert(&k->dresidual, prio);
+        zero_insert(&k->dlnf, prio);
+        crossentropy_backward_insert(&k->logits, &k->targets, dloss, N, c->V, c->Vp, prio);
+        matmul_backward_insert(&k->dlnf, k->gfull[P_WTE], NULL, &k->logits, &k->lnf,
+                               k->wfull[P_WTE], N, C, c->Vp, prio);
+        layernorm_backward_insert(&k->dresidual, k->gfull[lnf], k->gfull[lnf + 1], &k->dlnf,
+                                  &k->res3[c->L - 1], k->wfull[lnf], &k->lnf_mean, &k->lnf_rstd, N,
+                                  C, prio);
+    }
+    if (last) collective(m, SCATTER_GRADS, lnf, 2);
+    for (int l = c->L - 1; l >= 0; l--) {
+        collective(m, GATHER_PARAMS, layer_index(l, 0), LP_COUNT);
+        for (int r = 0; r < m->R; r++) {
+            rt_set_worker(m->ranks[r].worker);
+            block_backward(m, &m->ranks[r], l, prio, last);
+        }
+        if (last) collective(m, SCATTER_GRADS, layer_index(l, 0), LP_COUNT);
+    }
+    for (int r = 0; r < m->R; r++) {
+        struct rank *k = &m->ranks[r];
+        rt_set_worker(k->worker);
+        encoder_backward_insert(k->gfull[P_WTE], k->gfull[P_WPE], &k->dresidual, &k->inputs, B, T,
+                                C, prio);
+    }
+    if (last) collective(m, SCATTER_GRADS, P_WTE, 2);
+    rt_set_worker(-1);
+    if (!last) return;
     zero_insert(&m->sumsq, prio);
     for (int i = 0; i < m->nparams; i++)
-        sumsq_insert(&m->sumsq, m->params[i].grad, prio);
+        for (int r = 0; r < m->R; r++) {
+            rt_set_worker(m->ranks[r].worker);
+            sumsq_insert(&m->sumsq, m->shards[i * m->R + r].grad, prio);
+        }
+    rt_set_worker(-1);
 }
 
 void gpt_update(struct gpt *m, const struct adamw_hparams *hp)
@@ -786,8 +1024,14 @@ void gpt_update(struct gpt *m, const struct adamw_hparams *hp)
         struct adamw_hparams h = *hp;
         if (!p->decay) h.weight_decay = 0;
         if (!p->swapped) {
-            adamw_insert(p->param == p->master ? NULL : p->param, p->master, p->m, p->v, p->grad,
-                         norm, &h, RT_PRIO_LOW, where);
+            /* each rank steps its own shard */
+            for (int r = 0; r < m->R; r++) {
+                struct gpt_param *sh = &m->shards[i * m->R + r];
+                rt_set_worker(m->ranks[r].worker);
+                adamw_insert(sh->param == sh->master ? NULL : sh->param, sh->master, sh->m, sh->v,
+                             sh->grad, norm, &h, RT_PRIO_LOW, where);
+            }
+            rt_set_worker(-1);
             continue;
         }
         /* swap-in, AdamW, swap-out through buffer set b: StarPU orders the swap-in of the
@@ -806,12 +1050,17 @@ void gpt_update(struct gpt *m, const struct adamw_hparams *hp)
 
 void gpt_step_stats(struct gpt *m, float *mean_loss, float *sumsq)
 {
-    const float *losses = tensor_acquire_read(&m->losses);
     double sum = 0;
-    for (size_t i = 0; i < m->losses.n; i++)
-        sum += losses[i];
-    tensor_release(&m->losses);
-    *mean_loss = (float)(sum / m->losses.n);
+    size_t count = 0;
+    for (int r = 0; r < m->R; r++) {
+        struct tensor *t = &m->ranks[r].losses;
+        const float *losses = tensor_acquire_read(t);
+        for (size_t i = 0; i < t->n; i++)
+            sum += losses[i];
+        count += t->n;
+        tensor_release(t);
+    }
+    *mean_loss = (float)(sum / count);
     if (sumsq) {
         *sumsq = *(const float *)tensor_acquire_read(&m->sumsq);
         tensor_release(&m->sumsq);
@@ -827,9 +1076,16 @@ static void read_widened(struct tensor *t, float *out)
 
 void gpt_read_logits(struct gpt *m, float *out)
 {
-    read_widened(&m->logits, out);
+    read_widened(&m->ranks[0].logits, out);
 }
+
 void gpt_read_grad(struct gpt *m, int i, float *out)
 {
-    read_widened(m->params[i].grad, out);
+    size_t s = m->shard_n[i];
+    float *all = malloc(m->R * s * sizeof *all);
+    CHECK(all);
+    for (int r = 0; r < m->R; r++)
+        read_widened(m->shards[i * m->R + r].grad, all + r * s);
+    memcpy(out, all, param_numel(&m->params[i]) * sizeof *out);
+    free(all);
 }

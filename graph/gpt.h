@@ -46,7 +46,14 @@ enum optim_tier {
     OPTIM_TIER_NVME,   /* in swap files, streamed through RAM buffers, AdamW on CPU workers */
 };
 
+struct comm;
+
 struct gpt_options {
+    /* ZeRO-3 data parallelism over the communicator's ranks, all in this process (see
+     * docs/design.md): each rank owns a shard of every tensor and its optimizer state, runs its
+     * own micro-batch on comm_worker, and the layers' parameters are all-gathered before use and
+     * their gradients reduce-scattered after the backward. NULL: one rank, no collectives. */
+    struct comm *comm;
     enum dtype dt;     /* parameters, gradients and activations; master weights are fp32 */
     int B, T;          /* micro-batch and sequence length of every step */
     int checkpointing; /* keep each layer's input only; recompute the layer in backward */
@@ -72,7 +79,9 @@ struct gpt_options {
 
 /* One trainable tensor of the table. The master (fp32) is what checkpoints hold; `param` is the
  * compute copy in opt.dt (the master itself in fp32 runs). With the optimizer state on NVMe,
- * master, m and v are NULL for the tensors streamed from swap files (`swapped`). */
+ * master, m and v are NULL for the tensors streamed from swap files (`swapped`). With several
+ * ZeRO-3 ranks all five are NULL: the ranks' shards hold them (gpt_state_acquire, gpt_read_grad
+ * see the full tensor). */
 struct gpt_param {
     char name[96]; /* Hugging Face GPT-2 name, e.g. transformer.h.3.attn.c_attn.weight */
     int ndim;
@@ -102,21 +111,24 @@ struct gpt_param *gpt_tensor(struct gpt *m, int i);
 /* After changing master weights on the host (loading), refreshes the compute copies. */
 void gpt_sync_params(struct gpt *m);
 
-/* Copies one batch (N tokens each, row-major [B,T]) into the model's input tensors. Waits for the
- * previous step's readers of those tensors. Token ids must be < V. */
+/* Copies one batch per rank (R = comm_local ranks, 1 without a communicator; N tokens each,
+ * row-major [B,T], rank r's at r*N) into the ranks' input tensors. Waits for the previous step's
+ * readers of those tensors. Token ids must be < V. */
 void gpt_set_batch(struct gpt *m, const int32_t *inputs, const int32_t *targets);
 void gpt_forward(struct gpt *m);
 /* Backward of micro-batch `micro` (0-based) of `micro_steps` accumulated into one step: the
- * gradients are those of the mean loss over all the step's micro-batches, times loss_scale. The
- * first micro-batch zeroes them; the last ends with the global sum of squares of the (scaled)
- * gradients in a tensor the update reads. */
+ * gradients are those of the mean loss over all the step's micro-batches of all ranks, times
+ * loss_scale. The first micro-batch zeroes them; the last reduce-scatters them into the ranks'
+ * shards and ends with the global sum of squares of the (scaled) gradients in a tensor the update
+ * reads. */
 void gpt_backward(struct gpt *m, float loss_scale, int micro, int micro_steps);
 void gpt_update(struct gpt *m, const struct adamw_hparams *hp);
-/* Waits for the current step's mean loss and, after gpt_backward, the gradients' sum of squares
- * (scaled by loss_scale^2; non-finite on overflow). sumsq may be NULL (forward only). */
+/* Waits for the current step's mean loss (over all ranks) and, after gpt_backward, the gradients'
+ * sum of squares (scaled by loss_scale^2; non-finite on overflow). sumsq may be NULL (forward
+ * only). */
 void gpt_step_stats(struct gpt *m, float *mean_loss, float *sumsq);
-/* Logits of the last forward, [N,Vp] widened to fp32 into out; waits for them. Call between
- * gpt_forward and gpt_backward (the backward overwrites them). */
+/* Rank 0's logits of the last forward, [N,Vp] widened to fp32 into out; waits for them. Call
+ * between gpt_forward and gpt_backward (the backward overwrites them). */
 void gpt_read_logits(struct gpt *m, float *out);
 /* Optimizer-state placement of the model, for logs: tensors and bytes resident in RAM or on the
  * device, and streamed from NVMe (all zero streamed unless OPTIM_TIER_NVME). */

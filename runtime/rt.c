@@ -328,6 +328,13 @@ static enum starpu_data_access_mode starpu_mode(enum rt_mode mode)
     return STARPU_RW;
 }
 
+static _Thread_local int exec_worker = -1;
+
+void rt_set_worker(int worker)
+{
+    exec_worker = worker;
+}
+
 void rt_submit(struct starpu_codelet *cl, const char *name, const struct rt_buf *bufs, int nbufs,
                const void *args, size_t args_size, double flops, int prio, enum rt_where where)
 {
@@ -348,9 +355,11 @@ void rt_submit(struct starpu_codelet *cl, const char *name, const struct rt_buf 
     }
     uint32_t mask =
         where == RT_WHERE_COMPUTE && device == RT_DEVICE_CUDA ? STARPU_CUDA : STARPU_CPU;
-    int ret = starpu_task_insert(cl, STARPU_DATA_MODE_ARRAY, descr, k, STARPU_CL_ARGS, arg_copy,
-                                 args_size, STARPU_PRIORITY, prio, STARPU_NAME, name, STARPU_FLOPS,
-                                 flops, STARPU_EXECUTE_WHERE, mask, 0);
+    int worker = where == RT_WHERE_COMPUTE ? exec_worker : -1; /* -1: StarPU chooses */
+    int ret =
+        starpu_task_insert(cl, STARPU_DATA_MODE_ARRAY, descr, k, STARPU_CL_ARGS, arg_copy,
+                           args_size, STARPU_PRIORITY, prio, STARPU_NAME, name, STARPU_FLOPS, flops,
+                           STARPU_EXECUTE_WHERE, mask, STARPU_EXECUTE_ON_WORKER, worker, 0);
     CHECK_MSG(ret == 0, "starpu_task_insert failed: no worker can run this codelet");
 }
 

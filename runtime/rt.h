@@ -158,6 +158,10 @@ enum rt_where {
  * none). Asynchronous: returns once submitted. */
 void rt_submit(struct starpu_codelet *cl, const char *name, const struct rt_buf *bufs, int nbufs,
                const void *args, size_t args_size, double flops, int prio, enum rt_where where);
+/* Tasks submitted from now on for RT_WHERE_COMPUTE run on StarPU worker `worker` (a data-parallel
+ * rank's GPU), or on any worker of the compute device with -1 (the default). RT_WHERE_CPU tasks
+ * are never pinned. For the submitting thread; graph/ sets it around each rank's tasks. */
+void rt_set_worker(int worker);
 /* Waits for every submitted task. */
 void rt_wait_all(void);
 

@@ -10,6 +10,7 @@ equal to the 7 significant digits of its %.7g, finer than any real divergence sh
     precision FP32 FP16 BF16 ATOL16 ATOL_BF16 RTOL16 RTOL_BF16
                                losses fall; fp16/bf16 losses and grad norms follow fp32
     config DIR                 DIR/config.json is a GPT-2 config with n_embd etc.
+    close A B RTOL             the same iterations, losses and grad norms within RTOL (relative)
     drop FILE NAME             rewrites a .safetensors file without tensor NAME
     transpose FILE NAME        rewrites it with NAME's 2-D shape reversed (same bytes)
     rewrite FILE               rewrites it unchanged: the control that the rewriting is sound
@@ -91,6 +92,22 @@ def cmd_precision(p32, p16, pbf, atol16, atolbf, rtol16, rtolbf):
                 f"{ref[dg]['grad_norm']}, rel. diff {gn_rel:.3g} > {rtol}")
 
 
+def cmd_close(pa, pb, rtol):
+    a, b, rtol = read_metrics(pa), read_metrics(pb), float(rtol)
+    if [r["iteration"] for r in a] != [r["iteration"] for r in b]:
+        die(f"different iterations: {[r['iteration'] for r in a]} vs {[r['iteration'] for r in b]}")
+    worst = (0.0, None)
+    for ra, rb in zip(a, b):
+        for key in ("loss", "grad_norm"):
+            x, y = ra[key], rb[key]
+            rel = abs(x - y) / max(abs(x), abs(y), 1e-30)
+            if rel > worst[0] or not math.isfinite(rel):
+                worst = (rel, f"iteration {ra['iteration']} {key}: {x!r} vs {y!r}")
+    if not worst[0] <= rtol:
+        die(f"relative difference {worst[0]:.3g} > {rtol:g} at {worst[1]}")
+    print(f"close: largest relative difference {worst[0]:.3g} <= {rtol:g}")
+
+
 def cmd_config(d):
     with open(f"{d}/config.json") as f:
         c = json.load(f)
@@ -142,6 +159,8 @@ def main():
         cmd_fields(*args)
     elif cmd == "precision":
         cmd_precision(*args)
+    elif cmd == "close":
+        cmd_close(*args)
     elif cmd == "config":
         cmd_config(*args)
     elif cmd == "drop":

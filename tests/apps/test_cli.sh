@@ -4,9 +4,10 @@
 # Runs the real program on a tiny model (2 layers, 32 channels, 32 tokens) over data/brown.bin:
 # user errors (exit 2, one line, nothing left on disk), --help, the --metrics file, determinism,
 # resuming from --save in fp32 and fp16, mixed precision against fp32, --data-order shuffle,
-# presets and --tile-size against untiled runs. cli_check.py, beside this file, reads the metrics and checkpoints. Prints one
+# presets, --tile-size against untiled runs, and ZeRO-3 ranks (--num-gpus) against one rank.
+# cli_check.py, beside this file, reads the metrics and checkpoints. Prints one
 # "ok - ..." or "FAIL - ...: details" line per check; exits 0 (pass), 1 (fail) or 77 (skip: no
-# data/brown.bin, which scripts/setup.sh makes). 30 to 45 s on 2 shared cores.
+# data/brown.bin, which scripts/setup.sh makes). About a minute on 2 shared cores.
 #
 #   usage: test_cli.sh PATH/TO/gpt50b      (GPT50B_TOP: the source root; default ../.. of here)
 set -u
@@ -460,6 +461,55 @@ if [ -x "$fxt_tool" ]; then
 else
     echo "skip - --trace: no starpu_fxt_tool"
 fi
+
+# --- 12. ZeRO-3: --num-gpus 2 (2 ranks simulated on the CPU) against 1 rank -------------------
+# Rank r trains on micro-batch r of what 1 rank with --gradient-accumulation-steps 2 sees, and the
+# gradient is that of the mean loss of both, so both runs train the same model in fp32. Tolerance:
+# 1e-5 relative on losses and grad norms, not bit equality: one rank accumulates micro-batch 2's
+# weight gradients onto micro-batch 1's inside the matmul and LayerNorm kernels, two ranks start
+# both from zero and the reduce-scatter adds them, and the logged loss is a mean of two float means
+# against one sum: rounding of ~1e-7. A wrong gradient (a missing 1/R, a rank on the wrong data)
+# moves the loss by more than 1e-3 within a step; the control (other data) shows the check sees it.
+# Checkpoints hold full tensors: one saved by 2 ranks continues in 1 rank and vice versa.
+zero3_close() {
+    local msg
+    if msg=$(python3 "$CHECK" close "$2" "$3" 1e-5); then ok "$1 ($msg)"; else fail "$1" "$msg"; fi
+}
+Z3=(--lr-decay-iters 5 --lr-warmup-iters 1)
+Z1=("${Z3[@]}" --gradient-accumulation-steps 2)
+Z2=("${Z3[@]}" --num-gpus 2)
+if train "zero3: 1 rank, 2 micro-batches" "${Z1[@]}" --train-iters 5 --metrics "$W/z1.jsonl" &&
+    train "zero3: 2 ranks" "${Z2[@]}" --train-iters 5 --metrics "$W/z2.jsonl"; then
+    if ! grep -q "global batch size:     4" "$LOG/out"; then
+        fail "zero3: 2 ranks' global batch size" "$(grep -m1 -o 'global batch size: *[0-9]*' "$LOG/out")"
+    fi
+    zero3_close "--num-gpus 2 equals --gradient-accumulation-steps 2 over 5 iterations" \
+        "$W/z1.jsonl" "$W/z2.jsonl"
+    if train "zero3 control: 1 micro-batch" "${Z3[@]}" --train-iters 5 --metrics "$W/z0.jsonl"; then
+        if python3 "$CHECK" close "$W/z1.jsonl" "$W/z0.jsonl" 1e-5 >/dev/null; then
+            fail "zero3 control" "1 micro-batch (other data) is within 1e-5 of 2"
+        else
+            ok "zero3 control: other data is not within 1e-5"
+        fi
+    fi
+    tail -n 2 "$W/z1.jsonl" >"$W/z1-tail.jsonl"
+    tail -n 2 "$W/z2.jsonl" >"$W/z2-tail.jsonl"
+    if train "zero3: 2 ranks save" "${Z2[@]}" --train-iters 3 --save "$W/zck2" &&
+        train "zero3: 2 ranks resume" "${Z2[@]}" --train-iters 5 --load "$W/zck2" --metrics "$W/z22.jsonl" &&
+        train "zero3: 1 rank loads 2 ranks' checkpoint" "${Z1[@]}" --train-iters 5 --load "$W/zck2" \
+            --metrics "$W/z21.jsonl"; then
+        zero3_close "2 ranks resume like the uninterrupted run" "$W/z2-tail.jsonl" "$W/z22.jsonl"
+        zero3_close "a 2-rank checkpoint continues in 1 rank as in 2" "$W/z22.jsonl" "$W/z21.jsonl"
+    fi
+    if train "zero3: 1 rank saves" "${Z1[@]}" --train-iters 3 --save "$W/zck1" &&
+        train "zero3: 2 ranks load 1 rank's checkpoint" "${Z2[@]}" --train-iters 5 --load "$W/zck1" \
+            --metrics "$W/z12.jsonl"; then
+        zero3_close "a 1-rank checkpoint continues in 2 ranks as in 1" "$W/z1-tail.jsonl" "$W/z12.jsonl"
+    fi
+fi
+expect_error "--num-gpus 2 with --tile-size" "--tile-size" "${TINY[@]}" "${OUT[@]}" --num-gpus 2 \
+    --tile-size 16
+expect_error "--world-size 2 for training" "--num-gpus 2" "${TINY[@]}" "${OUT[@]}" --world-size 2
 
 if [ "$failures" -gt 0 ]; then
     echo "$failures check(s) failed"
