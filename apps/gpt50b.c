@@ -326,7 +326,8 @@ static const char usage[] =
     "  --split A,B,C                  train, validation, test weights (default 949,50,1)\n"
     "  --data-order S                 sequential (llm.c's exact order) or shuffle\n"
     "checkpoints and logs:\n"
-    "  --load DIR  --save DIR         Hugging Face GPT-2 directories (+ optimizer state)\n"
+    "  --load DIR  --save DIR         Hugging Face GPT-2 directories (+ optimizer state); with\n"
+    "                                 --train-iters 0, --save writes the initial weights\n"
     "  --save-interval N              save every N iterations (and at the end)\n"
     "  --log-interval N               log line every N iterations (default 1)\n"
     "  --eval-interval N  --eval-iters N  validation loss every N iterations, over N batches\n"
@@ -1095,7 +1096,7 @@ int main(int argc, char **argv)
                "%.6E\n",
                val_loss, exp(val_loss));
     }
-    if (a.save && done > 0) save_checkpoint(m, &a, &st);
+    if (a.save && (done > 0 || a.iters == 0)) save_checkpoint(m, &a, &st); /* 0: initial weights */
     if (done > 0) {
         double steady_ms = done > 1 ? (t_end - t_steady) / (done - 1) : t_end - t_start;
         printf("> done: %lld iterations in %.1f s on %s | %.1f ms per iteration after the first | "

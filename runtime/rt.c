@@ -211,6 +211,10 @@ void tensor_init(struct tensor *t, const char *name, enum tensor_type type, size
             if (t->host == MAP_FAILED)
                 user_fail("cannot allocate %zu bytes of host memory for %s: lower the model size",
                           n * elem, name);
+            /* 2 MiB pages where the kernel allows them: the first touch of the optimizer state
+             * by every CPU worker at once took 512 times more page faults with 4 KiB pages (10
+             * s of a 3.6B model's first AdamW on a 16-core host) */
+            madvise(t->host, n * elem, MADV_HUGEPAGE);
         }
         starpu_vector_data_register(&t->handle, STARPU_MAIN_RAM, (uintptr_t)t->host, (uint32_t)n,
                                     elem);

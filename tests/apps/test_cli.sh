@@ -290,6 +290,12 @@ if [ "$rc" -eq 0 ]; then
 else
     fail "--preset sc21-small with overrides" "exit $rc: $(tr '\n' ' ' <"$LOG/err")"
 fi
+# --train-iters 0 --save writes the initial weights (to compare first steps with PyTorch).
+if train "--train-iters 0 --save" --train-iters 0 --save "$W/init0" && [ -s "$W/init0/model.safetensors" ]; then
+    ok "--train-iters 0 --save writes the initial weights"
+else
+    fail "--train-iters 0 --save writes the initial weights" "no $W/init0/model.safetensors"
+fi
 # --train-iters 0 builds the model and stops: it logs the model and trains nothing.
 gpt50b --data-path "$DATA" --hidden-size 32 --preset tiny --train-iters 0
 rc=$?
