@@ -3,8 +3,8 @@
  *
  * The task does nothing itself. Its worth is in its inputs: it reads the tensors to bring over and
  * a trigger tensor, so it becomes ready when the trigger is (say, the previous layer's input), and
- * the scheduler starts the transfers then (dm* policies prefetch a task's inputs when they assign
- * it), while the previous layer computes. Its low priority lets the compute tasks run first. */
+ * the transfers start then: dm* policies prefetch a task's inputs when they assign it, other
+ * policies when a worker pops it. Its low priority lets the compute tasks run first. */
 #include "check.h"
 #include "codelets.h"
 
