@@ -13,10 +13,10 @@ betas (0.9, 0.999), eps 1e-8, no weight decay, clipping to --clip, a constant --
         --seq 256 --steps 3 --lr 3e-5
 """
 import argparse
-import struct
-import sys
 
 import numpy as np
+
+from check_hf_load import read_split
 
 
 def main():
@@ -35,13 +35,7 @@ def main():
     import torch.nn.functional as F
     import transformers
 
-    with open(a.tokens, "rb") as f:
-        header = struct.unpack("<256i", f.read(1024))
-        if header[0] != 20240520 or header[1] != 1:
-            sys.exit(f"{a.tokens}: not an llm.c token file")
-        tokens = np.frombuffer(f.read(2 * header[2]), dtype=np.uint16).astype(np.int64)
-    w = [float(x) for x in a.split.split(",")]
-    train = tokens[: int(len(tokens) * (w[0] / sum(w)))]
+    train = read_split(a.tokens, a.split, 0)
     B, T, N = a.micro_batch, a.seq, len(train)
     dev = "cuda" if torch.cuda.is_available() else "cpu"
     torch.backends.cuda.matmul.allow_tf32 = False

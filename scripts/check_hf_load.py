@@ -18,6 +18,19 @@ import sys
 import numpy as np
 
 
+def read_split(path, split, which):
+    """Tokens of split `which` (0 training, 1 validation) of an llm.c token file, cut by the
+    split weights "A,B,C" as gpt50b cuts them."""
+    with open(path, "rb") as f:
+        header = struct.unpack("<256i", f.read(1024))
+        if header[0] != 20240520 or header[1] != 1:
+            sys.exit(f"{path}: not an llm.c token file")
+        tokens = np.frombuffer(f.read(2 * header[2]), dtype=np.uint16).astype(np.int64)
+    w = [float(x) for x in split.split(",")]
+    cuts = [0, int(len(tokens) * (w[0] / sum(w))), int(len(tokens) * ((w[0] + w[1]) / sum(w)))]
+    return tokens[cuts[which]:cuts[which + 1]]
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--ckpt", required=True)
@@ -34,15 +47,7 @@ def main():
     import torch.nn.functional as F
     import transformers
 
-    with open(a.tokens, "rb") as f:
-        header = struct.unpack("<256i", f.read(1024))
-        if header[0] != 20240520 or header[1] != 1:
-            sys.exit(f"{a.tokens}: not an llm.c token file")
-        tokens = np.frombuffer(f.read(2 * header[2]), dtype=np.uint16).astype(np.int64)
-    w = [float(x) for x in a.split.split(",")]
-    n = len(tokens)
-    begin, end = int(n * (w[0] / sum(w))), int(n * ((w[0] + w[1]) / sum(w)))
-    val = tokens[begin:end]
+    val = read_split(a.tokens, a.split, 1)
     B, T, N = a.micro_batch, a.seq, len(val)
 
     model = transformers.GPT2LMHeadModel.from_pretrained(a.ckpt).eval()
