@@ -66,6 +66,11 @@ struct gpt_options {
      * parameter offload). With the optimizer away from the device, parameters and gradients have
      * their home in pinned CPU memory anyway; this adds the prefetch and eviction. */
     int offload_param;
+    /* With checkpointing: the activation checkpoints (each block's input) have their home in
+     * pinned CPU memory. Each is written back and the first evicted once the forward has read
+     * it, and moved back to the device one layer ahead of its recompute in the backward
+     * (ZeRO-Infinity's activation-checkpoint offload, DeepSpeed's cpu_checkpointing). */
+    int offload_checkpoints;
     /* Optimizer on CPU workers: AdamW steps tensors in pieces of at most this many elements, one
      * task each, so the workers share a large tensor (whole rows; 0: whole tensors). Tensors
      * split by tile_size use their tiles instead. NVMe-streamed tensors step whole. */

@@ -319,6 +319,7 @@ int plan_compute(struct plan *p, const struct plan_input *in, char *err, size_t 
     row(p, PLAN_ROW_CHECKPOINTS, in_cpu ? PLAN_TIER_CPU : dev, (L + 1) * tok * C * dts,
         in_cpu ? PLAN_KNOB_CKPT_IN_CPU : PLAN_KNOB_CHECKPOINTING, "%s [%d][B,T,C]",
         in->checkpointing ? "activation checkpoints" : "layer outputs", in->L + 1);
+    p->rows[PLAN_ROW_CHECKPOINTS].pinned = in_cpu;
     int64_t one_layer =
         17 * tok * C * dts + (int64_t)in->B * in->NH * (int64_t)in->T * in->T * dts + 4 * tok * 4;
     row(p, PLAN_ROW_LAYER_ACTS, dev, (in->checkpointing ? 1 : L) * one_layer,

@@ -353,6 +353,32 @@ if train "AdamW in pieces" --train-iters 1 --offload-optimizer cpu --optimizer-c
         fail "--optimizer-chunk-size 100000 gives 44 AdamW tasks" "got '${tasks}'"
     fi
 fi
+# Activation checkpoints in pinned CPU memory (write-back hints after the forward, prefetch before
+# the recompute) change where the checkpoints live, not the math: bit-identical to checkpointing
+# on the device, also with parameters and optimizer offloaded; the DeepSpeed key turns it on.
+printf '{"activation_checkpointing": {"cpu_checkpointing": true}}\n' >"$W/ckpt_cpu.json"
+for prec in "" --fp16; do
+    ref=""
+    for mode in "" --checkpoint-in-cpu "--deepspeed_config $W/ckpt_cpu.json" \
+        "--checkpoint-in-cpu --offload-param cpu --offload-optimizer cpu"; do
+        # shellcheck disable=SC2086
+        train "checkpoints $mode $prec" --num-layers 3 --train-iters 4 $prec \
+            --checkpoint-activations $mode --metrics "$W/ck.jsonl" || continue
+        got=$(fields "$W/ck.jsonl")
+        rm -f "$W/ck.jsonl"
+        if [ -n "$mode" ] && ! model_line | grep -q 'checkpoints in pinned CPU memory'; then
+            fail "checkpoints $mode ${prec:-fp32} in CPU memory" "model line '$(model_line)'"
+        elif [ -z "$ref" ]; then
+            ref=$got
+        elif [ "$got" != "$ref" ]; then
+            fail "checkpoints $mode ${prec:-fp32} equal the device's" "$(first_diff "$ref" "$got")"
+        else
+            ok "activation checkpoints in CPU memory ($mode ${prec:-fp32}): bit-identical metrics"
+        fi
+    done
+done
+expect_error "--checkpoint-in-cpu without checkpointing" "--checkpoint-activations" "${TINY[@]}" \
+    --train-iters 1 --checkpoint-in-cpu
 expect_error "--offload-optimizer nvme without --nvme-path" "--nvme-path" "${TINY[@]}" \
     --offload-optimizer nvme
 expect_error "--nvme-path that does not exist" "$RUN/nowhere" "${TINY[@]}" \
