@@ -1014,6 +1014,12 @@ int main(int argc, char **argv)
                pl.swapped_bytes / 1e9, a.nvme_path ? a.nvme_path : "-", pl.swap_buffer_bytes / 1e9,
                100.0 * pl.resident_bytes / (double)(pl.resident_bytes + pl.swapped_bytes),
                pl.adamw_tasks);
+        char nodes[64], io[160];
+        rt_cpu_worker_nodes(nodes, sizeof nodes);
+        numa_io_describe(pl.io_numa, io, sizeof io);
+        printf(
+            "> NUMA: CPU workers (AdamW) on node %s, as StarPU bound them; NVMe I/O threads %s\n",
+            nodes, a.optim_tier == OPTIM_TIER_NVME ? io : "none");
     }
     printf("> data: %s (%s, %zu tokens; %zu training, %zu validation), order %s\n", a.data_path,
            dataset_format(data), ntok, train_end, have_val ? val_end - train_end : 0,

@@ -399,6 +399,7 @@ static void swap_init(struct gpt *m)
     size_t rmax = region_max(m);
     m->aio = aio_engine_create(m->opt.aio, err, sizeof err);
     if (!m->aio) user_fail("%s", err);
+    aio_engine_place(m->aio, m->opt.nvme_path, rt_pool_info().numa_node);
     m->swapdir = swap_dir_open(m->aio, m->opt.nvme_path, err, sizeof err);
     if (!m->swapdir) user_fail("%s", err);
     m->swapf = calloc(m->nparams, sizeof *m->swapf);
@@ -438,6 +439,8 @@ static void swap_init(struct gpt *m)
 void gpt_optim_placement(const struct gpt *m, struct gpt_optim_placement *out)
 {
     memset(out, 0, sizeof *out);
+    out->io_numa =
+        m->aio ? aio_engine_placement(m->aio) : (struct numa_io_choice){-1, NUMA_IO_UNPLACED};
     for (int i = 0; i < m->nparams; i++) {
         uint64_t bytes = 12 * (uint64_t)param_numel(&m->params[i]);
         /* several ranks: one task per rank's shard */
