@@ -1014,6 +1014,12 @@ int main(int argc, char **argv)
                pl.swapped_bytes / 1e9, a.nvme_path ? a.nvme_path : "-", pl.swap_buffer_bytes / 1e9,
                100.0 * pl.resident_bytes / (double)(pl.resident_bytes + pl.swapped_bytes),
                pl.adamw_tasks);
+        char nodes[64], io[160];
+        rt_cpu_worker_nodes(nodes, sizeof nodes);
+        numa_io_describe(pl.io_numa, io, sizeof io);
+        printf(
+            "> NUMA: CPU workers (AdamW) on node %s, as StarPU bound them; NVMe I/O threads %s\n",
+            nodes, a.optim_tier == OPTIM_TIER_NVME ? io : "none");
     }
     printf("> data: %s (%s, %zu tokens; %zu training, %zu validation), order %s\n", a.data_path,
            dataset_format(data), ntok, train_end, have_val ? val_end - train_end : 0,
@@ -1027,8 +1033,9 @@ int main(int argc, char **argv)
     int R = a.num_gpus, micro_per_step = a.grad_accum * R; /* micro-batches of all ranks */
     int32_t *in = malloc(N * R * sizeof *in), *tg = malloc(N * R * sizeof *tg);
     CHECK(in && tg);
-    uint64_t nvme_read0, nvme_written0; /* the initial state's writes are not an iteration's */
-    gpt_nvme_traffic(m, &nvme_read0, &nvme_written0);
+    uint64_t nvme_read0, nvme_written0, nvme_kept0; /* the initial state's writes are not an
+                                                        iteration's */
+    gpt_nvme_traffic(m, &nvme_read0, &nvme_written0, &nvme_kept0);
     double t_start = now_ms(), t_steady = 0, interval_loss = 0;
     int64_t first = st.iteration + 1, skipped_total = 0, nan_total = 0, interval_n = 0;
     float loss = NAN, val_loss = NAN;
@@ -1124,12 +1131,13 @@ int main(int argc, char **argv)
                (long long)skipped_total);
     }
     if (a.optim_tier == OPTIM_TIER_NVME && done > 0) {
-        uint64_t r, w;
-        gpt_nvme_traffic(m, &r, &w);
+        uint64_t r, w, k;
+        gpt_nvme_traffic(m, &r, &w, &k);
         printf("> NVMe optimizer traffic: %.3f GB read, %.3f GB written per iteration (plan: %.3f "
-               "GB each way; %.3f GB without the resident share)\n",
+               "GB each way; %.3f GB without the resident share); skipped steps left %.3f GB "
+               "unwritten\n",
                (r - nvme_read0) / 1e9 / done, (w - nvme_written0) / 1e9 / done,
-               plan.nvme_read / 1e9, plan.nvme_read_swapped / 1e9);
+               plan.nvme_read / 1e9, plan.nvme_read_swapped / 1e9, (k - nvme_kept0) / 1e9);
     }
     if (metrics) fclose(metrics);
     free(in);

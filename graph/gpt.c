@@ -399,6 +399,7 @@ static void swap_init(struct gpt *m)
     size_t rmax = region_max(m);
     m->aio = aio_engine_create(m->opt.aio, err, sizeof err);
     if (!m->aio) user_fail("%s", err);
+    aio_engine_place(m->aio, m->opt.nvme_path, rt_pool_info().numa_node);
     m->swapdir = swap_dir_open(m->aio, m->opt.nvme_path, err, sizeof err);
     if (!m->swapdir) user_fail("%s", err);
     m->swapf = calloc(m->nparams, sizeof *m->swapf);
@@ -438,6 +439,8 @@ static void swap_init(struct gpt *m)
 void gpt_optim_placement(const struct gpt *m, struct gpt_optim_placement *out)
 {
     memset(out, 0, sizeof *out);
+    out->io_numa =
+        m->aio ? aio_engine_placement(m->aio) : (struct numa_io_choice){-1, NUMA_IO_UNPLACED};
     for (int i = 0; i < m->nparams; i++) {
         uint64_t bytes = 12 * (uint64_t)param_numel(&m->params[i]);
         /* several ranks: one task per rank's shard */
@@ -532,12 +535,15 @@ void gpt_state_release(struct gpt *m, int i, enum gpt_state which, float *view, 
     free(view);
 }
 
-void gpt_nvme_traffic(const struct gpt *m, uint64_t *read, uint64_t *written)
+void gpt_nvme_traffic(const struct gpt *m, uint64_t *read, uint64_t *written, uint64_t *kept)
 {
     struct aio_stats st = {0, 0, 0};
     if (m->aio) st = aio_engine_stats(m->aio);
     *read = st.bytes_read;
     *written = st.bytes_written;
+    *kept = 0;
+    for (int i = 0; m->swapf && i < m->nparams; i++)
+        if (m->swapf[i]) *kept += swap_file_kept_bytes(m->swapf[i]);
 }
 
 /* The shard of tensor i that rank r owns (its five store slots): the whole tensor with one rank,
@@ -1061,8 +1067,8 @@ void gpt_update(struct gpt *m, const struct adamw_hparams *hp)
                        RT_PRIO_HIGH);
         adamw_insert(p->param, &b[0], &b[1], &b[2], p->grad, norm, &h, RT_PRIO_NORMAL,
                      RT_WHERE_CPU);
-        swap_out_insert(&b[0], &b[1], &b[2], m->swapf[i], m->region_bytes[i], m->generation + 1,
-                        RT_PRIO_LOW);
+        swap_out_insert(&b[0], &b[1], &b[2], norm, hp->inv_loss_scale, m->swapf[i],
+                        m->region_bytes[i], m->generation + 1, RT_PRIO_LOW);
     }
     m->generation++;
 }

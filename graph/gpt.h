@@ -140,12 +140,14 @@ void gpt_read_logits(struct gpt *m, float *out);
 struct gpt_optim_placement {
     int resident_tensors, swapped_tensors;
     uint64_t resident_bytes, swapped_bytes, swap_buffer_bytes;
-    int adamw_tasks; /* AdamW tasks per step (tensors in pieces count each piece) */
+    int adamw_tasks;               /* AdamW tasks per step (tensors in pieces count each piece) */
+    struct numa_io_choice io_numa; /* where the NVMe I/O threads run (NUMA_IO_UNPLACED: none) */
 };
 void gpt_optim_placement(const struct gpt *m, struct gpt_optim_placement *out);
-/* Bytes the NVMe swap has read and written so far (headers and checksum tables included); zero
- * unless OPTIM_TIER_NVME. */
-void gpt_nvme_traffic(const struct gpt *m, uint64_t *read, uint64_t *written);
+/* Bytes the NVMe swap has read and written so far (the data; headers and checksum tables are
+ * not counted), and the bytes that swap-outs of skipped steps (fp16 overflow) did not have to
+ * write; zero unless OPTIM_TIER_NVME. */
+void gpt_nvme_traffic(const struct gpt *m, uint64_t *read, uint64_t *written, uint64_t *kept);
 
 /* The fp32 optimizer state of a tensor, wherever it lives. */
 enum gpt_state {
