@@ -869,6 +869,7 @@ static int make_plan(struct args *a, struct plan *p, char *verdict, size_t n)
     in.tier_grads = a->optim_tier == OPTIM_TIER_DEVICE ? compute : PLAN_TIER_CPU;
     in.grads_with_optim = 0;
     in.optim_buffer_count = a->swap_buffers;
+    in.optim_buffer_tensors = 3; /* each set holds a tensor's master, m and v */
     in.sub_group_size = (int64_t)a->cfg.Vp * a->cfg.C; /* the swap unit: the largest tensor */
     in.resident_fraction = a->resident_fraction >= 0 ? a->resident_fraction : 1.0;
     for (int k = 0; k < PLAN_NKNOBS; k++)

@@ -15,12 +15,17 @@
 #   gpu       everything on the GPU, no cap (the same-math reference: its losses must equal cpu's
 #             and nvme's; needs about 60 GB of GPU memory)
 #   fsdp2     scripts/bench_fsdp2.py: PyTorch FSDP2 CPUOffloadPolicy, same shape, bf16, 16 GiB cap
-#   ceilings  scripts/host_ceilings.py: GEMM TFLOP/s, pinned PCIe GB/s each way, host memory GB/s
+#   ceilings  scripts/host_ceilings.py: GEMM TFLOP/s, pinned PCIe GB/s each way, host memory GB/s;
+#             build/apps/bench_adam: our AdamW kernel's own GB/s (its best thread count)
 #   disk      build/apps/nvme_tune at the run's aio settings (1 MiB, queue depth 32, 2 threads,
 #             8 GiB) on NVME_DIR: the I/O engine's own read and write GB/s
 #   L=N       the cpu mode with N layers; NL=N: the SC21 tiers (parameters and checkpoints in CPU
 #             memory, optimizer state on NVMe with the plan's resident share) with N layers, for
 #             the largest model search (ITERS, default 4)
+#   largest   the largest model search: --dry-run plans of the NL tiers for LMAX (default 24)
+#             layers down to 1 on this host (RAM, NVME_DIR's free space, the 16 GiB cap); the first
+#             that fits trains ITERS (default 2) iterations as NL=N. OUTDIR/largest.txt keeps the
+#             plans' verdicts
 #   trace     the cpu mode for 3 iterations, the third traced by FxT into OUTDIR/fxt (a separate
 #             run: the trace window waits for all tasks at both ends, which would skew the timing)
 #   nvtrace   the nvme mode for 3 iterations, the third traced into OUTDIR/fxt
@@ -29,8 +34,9 @@
 # close. The table puts each run next to its bound, the slowest resource at the rates `ceilings`
 # and `disk` measured in the same call: compute (the run's FLOPs at the GEMM rate), PCIe (its
 # bytes each way, from the bus statistics, at the copy rates; the two directions overlap), CPU
-# AdamW (28 bytes per parameter at the host memory rate) and the disk (NVMe bytes read and
-# written at nvme_tune's rates, one after the other).
+# AdamW (28 bytes per parameter at the faster of the host memory copy and bench_adam's rate: the
+# AdamW kernel outruns PyTorch's copy) and the disk (NVMe bytes read and written at nvme_tune's
+# rates, one after the other).
 set -euo pipefail
 out=${1:?usage: bench_offload.sh OUTDIR MODE...}
 shift
@@ -93,6 +99,8 @@ for mode in "$@"; do
 		;;
 	ceilings)
 		python3 "$top/scripts/host_ceilings.py" --out "$out/ceilings.json" || echo "ceilings: exit $?"
+		"$bin/bench_adam" --params 268435456 --iters 3 --dtype bf16 --out "$out/adam.json" |
+			tail -n 3 || echo "bench_adam: exit $?"
 		;;
 	disk)
 		mkdir -p "$nvdir"
@@ -104,7 +112,18 @@ for mode in "$@"; do
 		mkdir -p "$nvdir"
 		run "nvlayers${mode#NL=}" "${mode#NL=}" "${ITERS:-4}" "${nvme[@]}" --checkpoint-in-cpu
 		;;
-	*) echo "bench_offload.sh: unknown mode $mode: use cpu, ckpt, nvme, resident, gpu, fsdp2, ceilings, disk, trace, nvtrace, L=N or NL=N" >&2 && exit 2 ;;
+	largest)
+		mkdir -p "$nvdir"
+		for ((layers = ${LMAX:-24}; layers > 0; layers--)); do
+			verdict=$("$bin/gpt50b" "${shape[@]}" --num-layers "$layers" "${nvme[@]}" --checkpoint-in-cpu \
+				"${extra[@]}" --dry-run 2>&1 | grep '^plan: ' | tail -n 1)
+			echo "$layers layers: $verdict" | tee -a "$out/largest.txt"
+			[ "$verdict" = "plan: fits" ] && break
+		done
+		[ "$layers" -gt 0 ] && ITERS=${ITERS:-2} run "nvlayers$layers" "$layers" "${ITERS:-2}" "${nvme[@]}" \
+			--checkpoint-in-cpu
+		;;
+	*) echo "bench_offload.sh: unknown mode $mode: use cpu, ckpt, nvme, resident, gpu, fsdp2, ceilings, disk, largest, trace, nvtrace, L=N or NL=N" >&2 && exit 2 ;;
 	esac
 done
 

@@ -11,7 +11,8 @@ iteration each way (StarPU's bus statistics over the iterations), the NVMe bytes
 (the run's own count, and the plan's without the resident share), and the bound: the largest of
 compute (the run's FLOPs at the measured GEMM rate), PCIe (each direction at its copy rate, the
 two overlapping), CPU AdamW (28 bytes per parameter with 16-bit gradients and parameters, 16 in
-fp32, at the host memory rate) and the disk (bytes read then written at nvme_tune's rates).
+fp32, at the faster of the host memory copy rate and the AdamW kernel's own rate from bench_adam's
+adam.json) and the disk (bytes read then written at nvme_tune's rates).
 """
 import glob
 import json
@@ -38,7 +39,16 @@ def bus_bytes(log):
     return h2d, d2h
 
 
-def run_row(out, name, ceil, disk):
+def adam_rate(ceil, adam):
+    """Bytes per second CPU AdamW can move: the host memory copy rate, or the AdamW kernel's
+    best measured rate when that is higher."""
+    rates = [ceil["host_memory"]["copy_gb_s"]] if ceil else []
+    if adam:
+        rates.append(max(x["gb_s"] for x in adam["results"]))
+    return max(rates) * 1e9
+
+
+def run_row(out, name, ceil, disk, adam):
     its = [json.loads(line) for line in open(f"{out}/{name}.jsonl")]
     log = open(f"{out}/{name}.log").read()
     model = re.search(r"model: (\d+) layers.*?, (\d+) parameters, (\w+)", log)
@@ -74,8 +84,7 @@ def run_row(out, name, ceil, disk):
         bound["pcie_s"] = max(r["pcie_h2d_bytes_per_iteration"] / (ceil["pcie"]["h2d_gb_s"] * 1e9),
                               r["pcie_d2h_bytes_per_iteration"] / (ceil["pcie"]["d2h_gb_s"] * 1e9))
         per_param = 16 if dtype == "fp32" else 28
-        bound["adam_s"] = (per_param * params / (ceil["host_memory"]["copy_gb_s"] * 1e9)
-                           if offloaded else 0.0)
+        bound["adam_s"] = per_param * params / adam_rate(ceil, adam) if offloaded else 0.0
     if disk and nv:
         best = min((x for x in disk["results"] if x["data_ok"]),
                    key=lambda x: 1 / x["write_gbs"] + 1 / x["read_gbs"])
@@ -92,12 +101,12 @@ def run_row(out, name, ceil, disk):
 
 def main():
     out = sys.argv[1]
-    ceil, disk = load(f"{out}/ceilings.json"), load(f"{out}/disk.json")
-    res = {"ceilings": ceil, "disk": disk}
+    ceil, disk, adam = (load(f"{out}/{f}.json") for f in ("ceilings", "disk", "adam"))
+    res = {"ceilings": ceil, "disk": disk, "adam": adam}
     rows = []
     for path in sorted(glob.glob(f"{out}/*.jsonl")):
         name = os.path.basename(path)[:-6]
-        res[name] = run_row(out, name, ceil, disk)
+        res[name] = run_row(out, name, ceil, disk, adam)
         rows.append((name, res[name]))
     fsdp2 = load(f"{out}/fsdp2.json")
     if fsdp2:
@@ -108,7 +117,8 @@ def main():
         print(f"\nceilings ({ceil['device']}): {ceil['gemm']['dtype']} GEMM "
               f"{ceil['gemm']['tflops']:.0f} TFLOP/s, PCIe {ceil['pcie']['h2d_gb_s']:.1f} GB/s "
               f"up and {ceil['pcie']['d2h_gb_s']:.1f} GB/s down, host memory "
-              f"{ceil['host_memory']['copy_gb_s']:.1f} GB/s")
+              f"{ceil['host_memory']['copy_gb_s']:.1f} GB/s; CPU AdamW bound at "
+              f"{adam_rate(ceil, adam) / 1e9:.1f} GB/s")
     if disk:
         best = min(disk["results"], key=lambda x: 1 / x["write_gbs"] + 1 / x["read_gbs"])
         print(f"disk (nvme_tune, {best['block_size'] >> 10} KiB, queue depth "
