@@ -116,7 +116,7 @@ for mode in "$@"; do
 		mkdir -p "$nvdir"
 		for ((layers = ${LMAX:-24}; layers > 0; layers--)); do
 			verdict=$("$bin/gpt50b" "${shape[@]}" --num-layers "$layers" "${nvme[@]}" --checkpoint-in-cpu \
-				"${extra[@]}" --dry-run 2>&1 | grep '^plan: ' | tail -n 1)
+				"${extra[@]}" --dry-run 2>&1 | grep '^plan: ' | tail -n 1 || true)
 			echo "$layers layers: $verdict" | tee -a "$out/largest.txt"
 			[ "$verdict" = "plan: fits" ] && break
 		done
