@@ -410,14 +410,14 @@ void comm_bcast_host(struct comm *c, void *buf, size_t bytes)
     MPI_Type_free(&block);
 }
 
-void comm_gather_host(struct comm *c, const void *mine, void *all, size_t bytes)
+void comm_gather_host(struct comm *c, void *buf, size_t bytes)
 {
-    if (c->nproc == 1) {
-        if (all != mine) memcpy(all, mine, bytes);
-        return;
-    }
+    if (c->nproc == 1) return;
     MPI_Datatype block = host_block(bytes);
-    MPI_OK(MPI_Gather(mine, 1, block, all, 1, block, 0, c->mpi_host));
+    if (c->proc == 0)
+        MPI_OK(MPI_Gather(MPI_IN_PLACE, 1, block, buf, 1, block, 0, c->mpi_host));
+    else
+        MPI_OK(MPI_Gather((char *)buf + c->proc * bytes, 1, block, NULL, 1, block, 0, c->mpi_host));
     MPI_Type_free(&block);
 }
 

@@ -124,9 +124,9 @@ int comm_processes(const struct comm *c);
 void comm_allreduce_host(struct comm *c, double *vals, int n);
 /* buf (bytes, at most 2 GiB) = process 0's buf, in every process. */
 void comm_bcast_host(struct comm *c, void *buf, size_t bytes);
-/* Process 0: all = the concatenation of every process's `mine` (bytes each, at most 2 GiB), in
- * process order; other processes: all is not used (may be NULL). */
-void comm_gather_host(struct comm *c, const void *mine, void *all, size_t bytes);
+/* In place: process p's part is buf[p * bytes, (p+1) * bytes) (at most 2 GiB); process 0
+ * receives every other process's part at its place, the others' buf is only read. */
+void comm_gather_host(struct comm *c, void *buf, size_t bytes);
 /* 1 when `value` is the same in every process (e.g. a hash of the command line), else 0; the
  * same answer in every process. */
 int comm_same_everywhere(struct comm *c, uint64_t value);

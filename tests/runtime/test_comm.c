@@ -177,12 +177,15 @@ int main(int argc, char **argv)
     double np = rt_mpi_size();
     EXPECT(vals[0] == np * (np + 1) / 2 && vals[1] == np, "allreduce_host: %g %g", vals[0],
            vals[1]);
-    int me = rt_mpi_rank(), all[8] = {0}, from0 = me == 0 ? 42 : -1;
+    int me = rt_mpi_rank(), *all = calloc(rt_mpi_size(), sizeof *all), from0 = me == 0 ? 42 : -1;
+    CHECK(all);
     comm_bcast_host(c, &from0, sizeof from0);
     EXPECT(from0 == 42, "bcast_host: process %d got %d", me, from0);
-    comm_gather_host(c, &me, all, sizeof me);
-    for (int p = 0; me == 0 && p < rt_mpi_size() && p < 8; p++)
+    all[me] = me;
+    comm_gather_host(c, all, sizeof me);
+    for (int p = 0; me == 0 && p < rt_mpi_size(); p++)
         EXPECT(all[p] == p, "gather_host: slot %d holds %d", p, all[p]);
+    free(all);
     EXPECT(comm_same_everywhere(c, 7) && comm_same_everywhere(c, 7 + (uint64_t)me) == (np == 1),
            "same_everywhere");
     comm_destroy(c);
