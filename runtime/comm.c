@@ -274,6 +274,12 @@ struct comm *comm_create(const struct comm_config *cfg)
         MPI_OK(MPI_Allreduce(&c->local, &lo, 1, MPI_INT, MPI_MIN, c->mpi_host));
         MPI_OK(MPI_Allreduce(&c->local, &hi, 1, MPI_INT, MPI_MAX, c->mpi_host));
         if (lo != hi) user_fail("processes have %d to %d local ranks: give each the same", lo, hi);
+        int be = cfg->backend;
+        MPI_OK(MPI_Allreduce(&be, &lo, 1, MPI_INT, MPI_MIN, c->mpi_host));
+        MPI_OK(MPI_Allreduce(&be, &hi, 1, MPI_INT, MPI_MAX, c->mpi_host));
+        if (lo != hi)
+            user_fail("some processes have GPUs (NCCL) and some not (host buffers): give each "
+                      "process its own GPUs, or none with STARPU_NCUDA=0");
     }
     if (cfg->backend == COMM_BACKEND_NCCL) nccl_start(c);
     c->cl = (struct starpu_codelet){
