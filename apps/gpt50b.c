@@ -49,6 +49,7 @@ struct args {
     int swap_buffers;
     double resident_fraction; /* < 0: the plan's share */
     int param_offload;        /* fp16 parameters in pinned CPU memory (gpt_options.offload_param) */
+    int ckpt_in_cpu;          /* activation checkpoints in pinned CPU memory */
     int64_t optim_chunk;      /* elements per CPU AdamW task */
     int grad_accum;
     struct aio_config aio;
@@ -137,6 +138,8 @@ static void apply_ds_config(struct args *a)
         a->swap_buffers = (int)d->optim_buffer_count;
     if (from_config(a, DS_PARAM_DEVICE, PLAN_KNOB_TIER_PARAMS))
         a->param_offload = d->param_device != DS_DEVICE_NONE;
+    if (from_config(a, DS_CPU_CHECKPOINTING, PLAN_KNOB_CKPT_IN_CPU))
+        a->ckpt_in_cpu = d->cpu_checkpointing;
     if (from_config(a, DS_AIO_BLOCK_SIZE, -1)) a->aio.block_size = (size_t)d->aio_block_size;
     if (from_config(a, DS_AIO_QUEUE_DEPTH, -1)) a->aio.queue_depth = (int)d->aio_queue_depth;
     if (from_config(a, DS_AIO_THREADS, -1)) a->aio.threads = (int)d->aio_threads;
@@ -164,7 +167,6 @@ static void note_no_effect(const struct args *a)
         {DS_PARAM_NVME_PATH, "parameters are offloaded to CPU memory, not NVMe"},
         {DS_PARAM_BUFFER_COUNT, "parameters are offloaded to CPU memory, not NVMe"},
         {DS_PARAM_BUFFER_SIZE, "parameters are offloaded to CPU memory, not NVMe"},
-        {DS_CPU_CHECKPOINTING, "activation checkpoints stay with the compute"},
         {DS_ZERO_STAGE, "one rank"},
         {DS_WARMUP_MIN_LR, "warmup starts at lr/warmup_num_steps"},
         {DS_WARMUP_TYPE, "warmup is linear"},
@@ -219,10 +221,12 @@ static void apply_preset(struct args *a, const char *name)
         a->eval_iters = p->eval_iters;
         /* the SC21 run: fp16 parameters in CPU memory, optimizer state on NVMe */
         a->param_offload = p->L == 62;
+        a->ckpt_in_cpu = p->L == 62;
         a->optim_tier = p->L == 62 ? OPTIM_TIER_NVME : OPTIM_TIER_DEVICE;
         static const enum plan_knob set_by_preset[] = {
             PLAN_KNOB_MODEL,         PLAN_KNOB_MICRO_BATCH, PLAN_KNOB_DTYPE,
-            PLAN_KNOB_CHECKPOINTING, PLAN_KNOB_TIER_PARAMS, PLAN_KNOB_TIER_OPTIM};
+            PLAN_KNOB_CHECKPOINTING, PLAN_KNOB_TIER_PARAMS, PLAN_KNOB_TIER_OPTIM,
+            PLAN_KNOB_CKPT_IN_CPU};
         for (size_t k = 0; k < sizeof set_by_preset / sizeof set_by_preset[0]; k++)
             setting_origin_set(&a->origin[set_by_preset[k]], SOURCE_PRESET, name);
         if (a->ds_path) apply_ds_config(a);
@@ -297,6 +301,8 @@ static const char usage[] =
     "  --loss-scale X                 fp16 static loss scale (default: dynamic)\n"
     "  --initial-loss-scale X  --min-loss-scale X  --loss-scale-window N  --hysteresis N\n"
     "  --checkpoint-activations       keep each layer's input, recompute the layer in backward\n"
+    "  --checkpoint-in-cpu            activation checkpoints in pinned CPU memory, moved back\n"
+    "                                 one layer ahead of their recompute\n"
     "  --tile-size N                  split linear layers wider than N output channels into\n"
     "                                 tiles of at most N, one task each (default 0: off)\n"
     "  --seed N                       weight initialisation and shuffling\n"
@@ -391,6 +397,7 @@ enum {
     OPT_LOSS_SCALE_WINDOW,
     OPT_HYSTERESIS,
     OPT_CKPT,
+    OPT_CKPT_IN_CPU,
     OPT_TILE,
     OPT_SEED,
     OPT_DATA,
@@ -451,6 +458,7 @@ static const struct option options[] = {
     {"loss-scale-window", required_argument, 0, OPT_LOSS_SCALE_WINDOW},
     {"hysteresis", required_argument, 0, OPT_HYSTERESIS},
     {"checkpoint-activations", no_argument, 0, OPT_CKPT},
+    {"checkpoint-in-cpu", no_argument, 0, OPT_CKPT_IN_CPU},
     {"tile-size", required_argument, 0, OPT_TILE},
     {"seed", required_argument, 0, OPT_SEED},
     {"data-path", required_argument, 0, OPT_DATA},
@@ -618,6 +626,10 @@ static void parse_args(struct args *a, int argc, char **argv)
         case OPT_CKPT:
             a->checkpointing = 1;
             setting_origin_set(&a->origin[PLAN_KNOB_CHECKPOINTING], SOURCE_FLAG, flag);
+            break;
+        case OPT_CKPT_IN_CPU:
+            a->ckpt_in_cpu = 1;
+            setting_origin_set(&a->origin[PLAN_KNOB_CKPT_IN_CPU], SOURCE_FLAG, flag);
             break;
         case OPT_TILE:
             a->tile_size = (int)parse_int(flag, optarg, 0);
@@ -911,7 +923,7 @@ static int make_plan(struct args *a, struct plan *p, char *verdict, size_t n)
     in.dt = a->dt;
     in.checkpointing = a->checkpointing;
     in.tile = a->tile_size;
-    in.ckpt_in_cpu = 0;
+    in.ckpt_in_cpu = a->ckpt_in_cpu;
     in.world_size = a->world_size;
     in.ranks_per_node = a->ranks_per_node   ? a->ranks_per_node
                         : a->world_size > 8 ? 8
@@ -925,6 +937,7 @@ static int make_plan(struct args *a, struct plan *p, char *verdict, size_t n)
     in.tier_grads = a->optim_tier == OPTIM_TIER_DEVICE ? compute : PLAN_TIER_CPU;
     in.grads_with_optim = 0;
     in.optim_buffer_count = a->swap_buffers;
+    in.optim_buffer_tensors = 3; /* each set holds a tensor's master, m and v */
     in.sub_group_size = (int64_t)a->cfg.Vp * a->cfg.C; /* the swap unit: the largest tensor */
     in.resident_fraction = a->resident_fraction >= 0 ? a->resident_fraction : 1.0;
     for (int k = 0; k < PLAN_NKNOBS; k++)
@@ -1011,6 +1024,7 @@ int main(int argc, char **argv)
                               .optim_tier = a.optim_tier,
                               .nvme_path = a.nvme_path,
                               .offload_param = a.param_offload,
+                              .offload_checkpoints = a.ckpt_in_cpu,
                               .optim_chunk = a.optim_chunk,
                               .swap_buffers = a.swap_buffers,
                               .resident_fraction = a.resident_fraction,
@@ -1071,7 +1085,10 @@ int main(int argc, char **argv)
     printf("> model: %d layers, hidden %d, %d heads, seq %d, vocab %d (padded %d), %lld "
            "parameters, %s%s\n",
            a.cfg.L, a.cfg.C, a.cfg.NH, a.T, a.cfg.V, a.cfg.Vp, (long long)nparams,
-           dtype_label(a.dt), a.checkpointing ? ", activation checkpointing" : "");
+           dtype_label(a.dt),
+           !a.checkpointing ? ""
+           : a.ckpt_in_cpu  ? ", activation checkpointing (checkpoints in pinned CPU memory)"
+                            : ", activation checkpointing");
     struct host_pool_info pool = rt_pool_info();
     printf("> pinned host pool: %.3f GB (%s, %s)\n", pool.capacity / 1e9,
            pool.pinned ? "page-locked" : "not page-locked: no GPU",
@@ -1085,6 +1102,12 @@ int main(int argc, char **argv)
                pl.swapped_bytes / 1e9, a.nvme_path ? a.nvme_path : "-", pl.swap_buffer_bytes / 1e9,
                100.0 * pl.resident_bytes / (double)(pl.resident_bytes + pl.swapped_bytes),
                pl.adamw_tasks);
+        char nodes[64], io[160];
+        rt_cpu_worker_nodes(nodes, sizeof nodes);
+        numa_io_describe(pl.io_numa, io, sizeof io);
+        printf(
+            "> NUMA: CPU workers (AdamW) on node %s, as StarPU bound them; NVMe I/O threads %s\n",
+            nodes, a.optim_tier == OPTIM_TIER_NVME ? io : "none");
     }
     printf("> data: %s (%s, %zu tokens; %zu training, %zu validation), order %s\n", a.data_path,
            dataset_format(data), ntok, train_end, have_val ? val_end - train_end : 0,
@@ -1098,8 +1121,9 @@ int main(int argc, char **argv)
     int micro_per_step = a.grad_accum * rk.W; /* micro-batches of all ranks */
     int32_t *in = malloc(N * rk.R * sizeof *in), *tg = malloc(N * rk.R * sizeof *tg);
     CHECK(in && tg);
-    uint64_t nvme_read0, nvme_written0; /* the initial state's writes are not an iteration's */
-    gpt_nvme_traffic(m, &nvme_read0, &nvme_written0);
+    uint64_t nvme_read0, nvme_written0, nvme_kept0; /* the initial state's writes are not an
+                                                        iteration's */
+    gpt_nvme_traffic(m, &nvme_read0, &nvme_written0, &nvme_kept0);
     double t_start = now_ms(), t_steady = 0, interval_loss = 0;
     int64_t first = st.iteration + 1, skipped_total = 0, nan_total = 0, interval_n = 0;
     float loss = NAN, val_loss = NAN;
@@ -1195,12 +1219,13 @@ int main(int argc, char **argv)
                (long long)skipped_total);
     }
     if (a.optim_tier == OPTIM_TIER_NVME && done > 0) {
-        uint64_t r, w;
-        gpt_nvme_traffic(m, &r, &w);
+        uint64_t r, w, k;
+        gpt_nvme_traffic(m, &r, &w, &k);
         printf("> NVMe optimizer traffic: %.3f GB read, %.3f GB written per iteration (plan: %.3f "
-               "GB each way; %.3f GB without the resident share)\n",
+               "GB each way; %.3f GB without the resident share); skipped steps left %.3f GB "
+               "unwritten\n",
                (r - nvme_read0) / 1e9 / done, (w - nvme_written0) / 1e9 / done,
-               plan.nvme_read / 1e9, plan.nvme_read_swapped / 1e9);
+               plan.nvme_read / 1e9, plan.nvme_read_swapped / 1e9, (k - nvme_kept0) / 1e9);
     }
     if (done > 0) {
         printf("> memory of process 0 (of %d): peak resident set %.1f MB; StarPU's buffers: %.1f "

@@ -59,11 +59,15 @@ void adamw_insert(struct tensor *param, struct tensor *master, struct tensor *m,
 
 /* NVMe optimizer state (codelets/swap.c): the master, m and v regions of `file`, each
  * region_bytes long, into or out of three RAM buffers of at least region_bytes. A swap-in expects
- * the regions to carry `generation` (what the last swap-out wrote); a swap-out writes it. */
+ * the regions to carry `generation` (what the last swap-out wrote); a swap-out writes it. With
+ * sumsq (the one AdamW read, NULL: none), a swap-out whose step AdamW skipped (non-finite
+ * adamw_global_norm(sumsq, inv_loss_scale)) writes nothing and retags the regions, which hold
+ * generation - 1, as generation (swap_file_keep). */
 void swap_in_insert(struct tensor *master, struct tensor *m, struct tensor *v,
                     struct swap_file *file, size_t region_bytes, uint64_t generation, int prio);
 void swap_out_insert(struct tensor *master, struct tensor *m, struct tensor *v,
-                     struct swap_file *file, size_t region_bytes, uint64_t generation, int prio);
+                     struct tensor *sumsq, float inv_loss_scale, struct swap_file *file,
+                     size_t region_bytes, uint64_t generation, int prio);
 void cast_insert(struct tensor *dst, struct tensor *src, int prio, enum rt_where where);
 /* A task on the compute device that only reads `ts` (n of them; NULL skipped) once `after` is
  * ready: the scheduler moves them to the device while the tasks before it run. */

@@ -102,6 +102,10 @@ struct adamw_hparams {
  * complete; it equals the step with a finite sumsq and clip_norm <= 0 bit for bit. */
 void adamw_cpu(void *param, float *master, float *m, float *v, const void *grad, const float *sumsq,
                size_t n, const struct adamw_hparams *hp, enum dtype dt);
+/* The global norm that adamw_cpu computes, sqrt(*sumsq) * inv_loss_scale (0 with sumsq NULL);
+ * non-finite means every tensor's step is skipped. Shared with the NVMe swap-out, which then has
+ * nothing new to write. */
+float adamw_global_norm(const float *sumsq, float inv_loss_scale);
 
 /* dst (type dst_dt) = src (type src_dt), n elements. */
 void cast_cpu(void *dst, enum dtype dst_dt, const void *src, enum dtype src_dt, size_t n);

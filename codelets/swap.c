@@ -6,14 +6,23 @@
  * (written: StarPU orders it after the previous user of those buffers); a swap-out task writes
  * them back (read). Both run on CPU workers and block on the disk while the engine's threads
  * move the data; the checksums are verified at the read. An I/O error or stale or corrupt state
- * ends the run with one line naming the file, the tensor and the block. */
+ * ends the run with one line naming the file, the tensor and the block.
+ *
+ * A swap-out may also read the global sum of squares that the AdamW tasks read: when it says
+ * the step was skipped (fp16 overflow), AdamW left the buffers as the swap-in read them, so the
+ * task writes nothing and only retags the blocks with the new generation (swap_file_keep), which
+ * saves a whole write of the state per skipped step. */
+#include <math.h>
+
 #include "check.h"
 #include "codelets.h"
 
 struct swap_args {
     struct swap_file *file;
     size_t region_bytes;
-    uint64_t generation; /* written by a swap-out, expected by a swap-in */
+    uint64_t generation;  /* written by a swap-out, expected by a swap-in */
+    int has_sumsq;        /* swap-out: buffer 3 is the global sum of squares */
+    float inv_loss_scale; /* with it, to decide the skip as AdamW does */
 };
 
 static void swap_regions(void *b[], const struct swap_args *a, int write)
@@ -35,9 +44,19 @@ static void swap_in_cpu_func(void *b[], void *cl_arg)
 {
     swap_regions(b, cl_arg, 0);
 }
+/* Buffers: master, m, v, [sumsq]. */
 static void swap_out_cpu_func(void *b[], void *cl_arg)
 {
-    swap_regions(b, cl_arg, 1);
+    const struct swap_args *a = cl_arg;
+    char err[SWAP_ERR_SIZE];
+    if (!a->has_sumsq || isfinite(adamw_global_norm(RT_PTR(b, 3), a->inv_loss_scale))) {
+        swap_regions(b, a, 1);
+        return;
+    }
+    for (int k = 0; k < 3; k++)
+        if (swap_file_keep(a->file, (uint64_t)k * a->region_bytes, a->region_bytes,
+                           a->generation - 1, a->generation, err, sizeof err) < 0)
+            user_fail("optimizer state swap-out of a skipped step: %s", err);
 }
 
 static struct starpu_perfmodel swap_in_model = {.type = STARPU_HISTORY_BASED,
@@ -50,23 +69,23 @@ static struct starpu_codelet swap_in_cl = {.cpu_funcs = {swap_in_cpu_func},
                                            .model = &swap_in_model,
                                            .name = "swap_in"};
 static struct starpu_codelet swap_out_cl = {.cpu_funcs = {swap_out_cpu_func},
-                                            .nbuffers = 3,
-                                            .modes = {STARPU_R, STARPU_R, STARPU_R},
+                                            .nbuffers = STARPU_VARIABLE_NBUFFERS,
                                             .model = &swap_out_model,
                                             .name = "swap_out"};
 
 void swap_in_insert(struct tensor *master, struct tensor *m, struct tensor *v,
                     struct swap_file *file, size_t region_bytes, uint64_t generation, int prio)
 {
-    struct swap_args a = {file, region_bytes, generation};
+    struct swap_args a = {file, region_bytes, generation, 0, 1.0f};
     struct rt_buf bufs[] = {{master, RT_W}, {m, RT_W}, {v, RT_W}};
     rt_submit(&swap_in_cl, "swap_in", bufs, 3, &a, sizeof a, 0, prio, RT_WHERE_CPU);
 }
 
 void swap_out_insert(struct tensor *master, struct tensor *m, struct tensor *v,
-                     struct swap_file *file, size_t region_bytes, uint64_t generation, int prio)
+                     struct tensor *sumsq, float inv_loss_scale, struct swap_file *file,
+                     size_t region_bytes, uint64_t generation, int prio)
 {
-    struct swap_args a = {file, region_bytes, generation};
-    struct rt_buf bufs[] = {{master, RT_R}, {m, RT_R}, {v, RT_R}};
-    rt_submit(&swap_out_cl, "swap_out", bufs, 3, &a, sizeof a, 0, prio, RT_WHERE_CPU);
+    struct swap_args a = {file, region_bytes, generation, sumsq != NULL, inv_loss_scale};
+    struct rt_buf bufs[] = {{master, RT_R}, {m, RT_R}, {v, RT_R}, {sumsq, RT_R}};
+    rt_submit(&swap_out_cl, "swap_out", bufs, 4, &a, sizeof a, 0, prio, RT_WHERE_CPU);
 }

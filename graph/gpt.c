@@ -272,6 +272,9 @@ void gpt_check_config(const struct gpt_config *c, const struct gpt_options *o)
                   o->T, c->maxT);
     if (c->Vp < c->V)
         user_fail("padded vocabulary %d is smaller than the vocabulary %d", c->Vp, c->V);
+    if (o->offload_checkpoints && !o->checkpointing)
+        user_fail("--checkpoint-in-cpu offloads activation checkpoints: add "
+                  "--checkpoint-activations or drop it");
     if (o->comm && comm_world(o->comm) > 1 &&
         (o->tile_size > 0 || o->offload_param || o->optim_tier == OPTIM_TIER_NVME))
         user_fail("ZeRO-3 over %d ranks does not support --tile-size, --offload-param or "
@@ -368,12 +371,22 @@ static int params_in_pinned_ram(const struct gpt *m)
     return m->opt.optim_tier != OPTIM_TIER_DEVICE || m->opt.offload_param;
 }
 
+/* The activation checkpoints (the blocks' inputs) have their home in pinned CPU memory. */
+static int ckpt_offloaded(const struct gpt *m)
+{
+    return m->opt.checkpointing && m->opt.offload_checkpoints;
+}
+
 /* Bytes of the pinned pool: the batch and the loss, the parameters and gradients when their home
- * is there, and with the optimizer state on NVMe the swap buffers. */
+ * is there, the offloaded activation checkpoints, and with the optimizer state on NVMe the swap
+ * buffers. */
 static size_t pinned_bytes(const struct gpt *m)
 {
     size_t N = (size_t)m->opt.B * m->opt.T, total = 3 * m->R * host_pool_piece_bytes(N * 4);
     total += m->R * host_pool_piece_bytes(sizeof(float));
+    if (ckpt_offloaded(m))
+        total +=
+            (size_t)m->R * m->cfg.L * host_pool_piece_bytes(N * m->cfg.C * dtype_size(m->opt.dt));
     for (int i = 0; i < m->nparams && params_in_pinned_ram(m); i++) {
         size_t bytes = m->shard_n[i] * dtype_size(m->opt.dt);
         total += m->R * host_pool_piece_bytes(bytes); /* the gradient */
@@ -394,6 +407,7 @@ static void swap_init(struct gpt *m)
     size_t rmax = region_max(m);
     m->aio = aio_engine_create(m->opt.aio, err, sizeof err);
     if (!m->aio) user_fail("%s", err);
+    aio_engine_place(m->aio, m->opt.nvme_path, rt_pool_info().numa_node);
     m->swapdir = swap_dir_open(m->aio, m->opt.nvme_path, err, sizeof err);
     if (!m->swapdir) user_fail("%s", err);
     m->swapf = calloc(m->nparams, sizeof *m->swapf);
@@ -433,6 +447,8 @@ static void swap_init(struct gpt *m)
 void gpt_optim_placement(const struct gpt *m, struct gpt_optim_placement *out)
 {
     memset(out, 0, sizeof *out);
+    out->io_numa =
+        m->aio ? aio_engine_placement(m->aio) : (struct numa_io_choice){-1, NUMA_IO_UNPLACED};
     for (int i = 0; i < m->nparams; i++) {
         uint64_t bytes = 12 * (uint64_t)param_numel(&m->params[i]);
         /* several ranks: one task per rank's shard */
@@ -579,12 +595,15 @@ void gpt_state_release(struct gpt *m, int i, enum gpt_state which, float *view, 
     free(view);
 }
 
-void gpt_nvme_traffic(const struct gpt *m, uint64_t *read, uint64_t *written)
+void gpt_nvme_traffic(const struct gpt *m, uint64_t *read, uint64_t *written, uint64_t *kept)
 {
     struct aio_stats st = {0, 0, 0};
     if (m->aio) st = aio_engine_stats(m->aio);
     *read = st.bytes_read;
     *written = st.bytes_written;
+    *kept = 0;
+    for (int i = 0; m->swapf && i < m->nparams; i++)
+        if (m->swapf[i]) *kept += swap_file_kept_bytes(m->swapf[i]);
 }
 
 /* The shard of tensor i that local rank r owns (its five store slots): the whole tensor with one
@@ -679,7 +698,8 @@ static void rank_init(struct gpt *m, int r)
     } while (0)
     RANK_TENSOR(inputs, "inputs", TENSOR_TYPE_I32, N, TENSOR_HOST_PINNED);
     RANK_TENSOR(targets, "targets", TENSOR_TYPE_I32, N, TENSOR_HOST_PINNED);
-    RANK_TENSOR(encoded, "encoded", dt, N * C, TENSOR_HOST_NONE);
+    enum tensor_host ckpt_home = ckpt_offloaded(m) ? TENSOR_HOST_PINNED : TENSOR_HOST_NONE;
+    RANK_TENSOR(encoded, "encoded", dt, N * C, ckpt_home);
     k->res3 = calloc(c->L, sizeof *k->res3);
     int nacts = opt->checkpointing ? 1 : c->L;
     k->acts = calloc(nacts, sizeof *k->acts);
@@ -688,7 +708,7 @@ static void rank_init(struct gpt *m, int r)
     CHECK(k->res3 && k->acts && k->wfull && k->gfull);
     for (int l = 0; l < c->L; l++) {
         snprintf(name, sizeof name, "%sh%d.out", pre, l);
-        tensor_init(&k->res3[l], name, dt, N * C, TENSOR_HOST_NONE);
+        tensor_init(&k->res3[l], name, dt, N * C, l < c->L - 1 ? ckpt_home : TENSOR_HOST_NONE);
     }
     for (int l = 0; l < nacts; l++)
         acts_init(&k->acts[l], c, opt, pre, opt->checkpointing ? -1 : l);
@@ -926,20 +946,22 @@ static void block_forward_to_gelu(struct gpt *m, struct rank *k, int l, int prio
 #undef W
 }
 
-/* With parameter offload (one rank only): a task that brings layer l's parameters (l == L: the
- * final LayerNorm and the LM head) to the device once `after` is ready. Tiled tensors stream tile
- * by tile and are left out. */
-static void prefetch_layer(struct gpt *m, int l, struct tensor *after)
+/* A task that brings layer l's parameters (l == L: the final LayerNorm and the LM head) to the
+ * device once `after` is ready, with parameter offload (one rank only; tiled tensors stream tile
+ * by tile and are left out); in the backward (`ckpt`) with offloaded checkpoints, layer l's
+ * checkpoint too, for its recompute. */
+static void prefetch_layer(struct gpt *m, struct rank *r, int l, struct tensor *after, int ckpt)
 {
-    struct tensor *ts[LP_COUNT];
+    struct tensor *ts[LP_COUNT + 1];
     int n = 0, first = l < m->cfg.L ? P_FIRST_LAYER + l * LP_COUNT : m->nparams - 2;
     int count = l < m->cfg.L ? LP_COUNT : 2;
-    if (!m->opt.offload_param || l < 0) return;
-    for (int k = 0; k < count; k++)
+    if (l < 0) return;
+    for (int k = 0; m->opt.offload_param && k < count; k++)
         if (!tensor_compute_tiles(m->params[first + k].param)) ts[n++] = m->params[first + k].param;
-    if (l == m->cfg.L && !tensor_compute_tiles(m->params[P_WTE].param))
+    if (m->opt.offload_param && l == m->cfg.L && !tensor_compute_tiles(m->params[P_WTE].param))
         ts[n++] = m->params[P_WTE].param;
-    prefetch_insert(ts, n, after, RT_PRIO_LOW);
+    if (ckpt && ckpt_offloaded(m) && l < m->cfg.L) ts[n++] = block_input(r, l);
+    if (n) prefetch_insert(ts, n, after, RT_PRIO_LOW);
 }
 
 /* With parameter offload, layer l's parameters (and its gradients, with `grads`) are the first
@@ -962,7 +984,7 @@ void gpt_forward(struct gpt *m)
     for (int r = 0; r < m->R; r++) {
         struct rank *k = &m->ranks[r];
         rt_set_worker(k->worker);
-        prefetch_layer(m, 0, &k->inputs);
+        prefetch_layer(m, k, 0, &k->inputs, 0);
         encoder_forward_insert(&k->encoded, &k->inputs, k->wfull[P_WTE], k->wfull[P_WPE], B, T, C,
                                RT_PRIO_NORMAL);
     }
@@ -972,13 +994,16 @@ void gpt_forward(struct gpt *m)
             struct rank *k = &m->ranks[r];
             struct layer_acts *a = acts_of(m, k, l);
             rt_set_worker(k->worker);
-            prefetch_layer(m, l + 1, block_input(k, l));
+            prefetch_layer(m, k, l + 1, block_input(k, l), 0);
             block_forward_to_gelu(m, k, l, RT_PRIO_NORMAL);
             matmul_forward_insert(&a->fcproj, &a->fch_gelu, k->wfull[layer_index(l, LP_FCPROJ_W)],
                                   k->wfull[layer_index(l, LP_FCPROJ_B)], N, 4 * C, C,
                                   RT_PRIO_NORMAL);
             add_forward_insert(&k->res3[l], &a->res2, &a->fcproj, RT_PRIO_NORMAL);
             evict_layer(m, l, 0);
+            /* the checkpoint goes home once this layer has read it, until its recompute (the
+             * last layer's backward comes next and does not recompute: its input stays) */
+            if (ckpt_offloaded(m) && l < c->L - 1) tensor_wont_use(block_input(k, l));
         }
     }
     int lnf = m->nparams - 2;
@@ -1024,7 +1049,7 @@ static void block_backward(struct gpt *m, struct rank *k, int l, int prio, int m
                            &a->fch_gelu, W(LP_FCPROJ_W), N, 4 * C, C, prio);
     /* the layer below's parameters move in while this layer's backward runs: the next writer of
      * dfch_gelu is that layer, which needs them anyway */
-    prefetch_layer(m, l - 1, &k->dfch_gelu);
+    prefetch_layer(m, k, l - 1, &k->dfch_gelu, 1);
     zero_insert(&k->dfch, prio);
     gelu_backward_insert(&k->dfch, &a->fch, &k->dfch_gelu, prio);
     zero_insert(&k->dln2, prio);
@@ -1135,10 +1160,11 @@ void gpt_update(struct gpt *m, const struct adamw_hparams *hp)
         next = (next + 1) % m->nbufs;
         swap_in_insert(&b[0], &b[1], &b[2], m->swapf[i], m->region_bytes[i], m->generation,
                        RT_PRIO_HIGH);
-        adamw_insert(p->param, &b[0], &b[1], &b[2], p->grad, with_norm ? &m->ranks[0].sumsq : NULL,
-                     &h, RT_PRIO_NORMAL, RT_WHERE_CPU);
-        swap_out_insert(&b[0], &b[1], &b[2], m->swapf[i], m->region_bytes[i], m->generation + 1,
-                        RT_PRIO_LOW);
+        struct tensor *norm = with_norm ? &m->ranks[0].sumsq : NULL;
+        adamw_insert(p->param, &b[0], &b[1], &b[2], p->grad, norm, &h, RT_PRIO_NORMAL,
+                     RT_WHERE_CPU);
+        swap_out_insert(&b[0], &b[1], &b[2], norm, hp->inv_loss_scale, m->swapf[i],
+                        m->region_bytes[i], m->generation + 1, RT_PRIO_LOW);
     }
     m->generation++;
 }

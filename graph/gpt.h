@@ -73,6 +73,11 @@ struct gpt_options {
      * parameter offload). With the optimizer away from the device, parameters and gradients have
      * their home in pinned CPU memory anyway; this adds the prefetch and eviction. */
     int offload_param;
+    /* With checkpointing: the activation checkpoints (each block's input) have their home in
+     * pinned CPU memory. Each is written back and the first evicted once the forward has read
+     * it, and moved back to the device one layer ahead of its recompute in the backward
+     * (ZeRO-Infinity's activation-checkpoint offload, DeepSpeed's cpu_checkpointing). */
+    int offload_checkpoints;
     /* Optimizer on CPU workers: AdamW steps tensors in pieces of at most this many elements, one
      * task each, so the workers share a large tensor (whole rows; 0: whole tensors). Tensors
      * split by tile_size use their tiles instead. NVMe-streamed tensors step whole. */
@@ -142,12 +147,14 @@ void gpt_read_logits(struct gpt *m, float *out);
 struct gpt_optim_placement {
     int resident_tensors, swapped_tensors;
     uint64_t resident_bytes, swapped_bytes, swap_buffer_bytes;
-    int adamw_tasks; /* AdamW tasks per step (tensors in pieces count each piece) */
+    int adamw_tasks;               /* AdamW tasks per step (tensors in pieces count each piece) */
+    struct numa_io_choice io_numa; /* where the NVMe I/O threads run (NUMA_IO_UNPLACED: none) */
 };
 void gpt_optim_placement(const struct gpt *m, struct gpt_optim_placement *out);
-/* Bytes the NVMe swap has read and written so far (headers and checksum tables included); zero
- * unless OPTIM_TIER_NVME. */
-void gpt_nvme_traffic(const struct gpt *m, uint64_t *read, uint64_t *written);
+/* Bytes the NVMe swap has read and written so far (the data; headers and checksum tables are
+ * not counted), and the bytes that swap-outs of skipped steps (fp16 overflow) did not have to
+ * write; zero unless OPTIM_TIER_NVME. */
+void gpt_nvme_traffic(const struct gpt *m, uint64_t *read, uint64_t *written, uint64_t *kept);
 
 /* The fp32 optimizer state of a tensor, wherever it lives. */
 enum gpt_state {

@@ -79,6 +79,7 @@ struct aio_engine {
     _Atomic int fault_kind;
     _Atomic long fault_countdown;
     _Atomic uint64_t bytes_read, bytes_written, retries;
+    struct numa_io_choice place;
 };
 
 /* Records the first error of a request; later ones are dropped, so the message names the
@@ -342,6 +343,7 @@ struct aio_engine *aio_engine_create(const struct aio_config *cfg, char *err, si
     struct aio_engine *e = calloc(1, sizeof *e);
     CHECK(e);
     e->cfg = c;
+    e->place = (struct numa_io_choice){-1, NUMA_IO_UNPLACED};
     pthread_mutex_init(&e->mu, NULL);
     pthread_cond_init(&e->work_cv, NULL);
     pthread_cond_init(&e->done_cv, NULL);
@@ -359,6 +361,7 @@ struct aio_engine *aio_engine_create(const struct aio_config *cfg, char *err, si
         w->events = calloc((size_t)c.queue_depth, sizeof *w->events);
         CHECK(w->pieces && w->pending && w->free && w->events);
         CHECK(pthread_create(&w->tid, NULL, worker_main, w) == 0);
+        pthread_setname_np(w->tid, "gpt50b-aio");
     }
     if (rc < 0) {
         snprintf(err, errlen, "io_setup(%d) for aio thread %d failed: %s%s", c.queue_depth, started,
@@ -399,6 +402,28 @@ void aio_engine_destroy(struct aio_engine *e)
 struct aio_config aio_engine_config(const struct aio_engine *e)
 {
     return e->cfg;
+}
+
+int aio_engine_bind(struct aio_engine *e, int node)
+{
+    pthread_t tids[64]; /* threads <= 64, checked at creation */
+    for (int i = 0; i < e->cfg.threads; i++)
+        tids[i] = e->workers[i].tid;
+    return numa_bind_threads(tids, e->cfg.threads, node);
+}
+
+struct numa_io_choice aio_engine_place(struct aio_engine *e, const char *folder, int fallback_node)
+{
+    struct numa_io_choice c =
+        numa_io_choose(numa_node_count(), numa_path_node(folder), fallback_node);
+    if (c.node >= 0 && aio_engine_bind(e, c.node) < 0) c.why = NUMA_IO_REFUSED;
+    e->place = c;
+    return c;
+}
+
+struct numa_io_choice aio_engine_placement(const struct aio_engine *e)
+{
+    return e->place;
 }
 
 struct aio_stats aio_engine_stats(const struct aio_engine *e)

@@ -43,6 +43,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "numa.h"
+
 /* Alignment of buffers, offsets and lengths (the logical block size of every current drive). */
 #define AIO_ALIGN 4096
 /* Size of an error buffer that always holds a whole message (long paths are cut short). */
@@ -74,6 +76,16 @@ struct aio_engine *aio_engine_create(const struct aio_config *cfg, char *err, si
 void aio_engine_destroy(struct aio_engine *e);
 /* The configuration in use, defaults filled in. */
 struct aio_config aio_engine_config(const struct aio_engine *e);
+/* Places the engine's threads for the files of `folder` (numa.h): on a machine of several NUMA
+ * nodes, binds them to the node of the drive that holds folder, else to fallback_node (the
+ * pinned pool's, -1: none); one node: unbound. Returns the choice, which aio_engine_placement
+ * keeps. Blocks for two hwloc topology loads (tens of ms). */
+struct numa_io_choice aio_engine_place(struct aio_engine *e, const char *folder, int fallback_node);
+/* The last aio_engine_place's choice; {-1, NUMA_IO_UNPLACED} before any. */
+struct numa_io_choice aio_engine_placement(const struct aio_engine *e);
+/* Binds the engine's threads to NUMA node `node` (numa_bind_threads: 0 or -errno). The threads
+ * are named "gpt50b-aio" (top -H, /proc/PID/task/TID/comm). */
+int aio_engine_bind(struct aio_engine *e, int node);
 
 /* Opens path with flags (O_RDONLY, O_WRONLY or O_RDWR, and O_CREAT, O_EXCL, O_TRUNC) plus
  * O_DIRECT. If the filesystem refuses O_DIRECT (EINVAL at open: some network and FUSE

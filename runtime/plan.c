@@ -33,6 +33,7 @@ void plan_input_init(struct plan_input *in)
     in->param_buffer_count = 5;
     in->param_buffer_size = 100000000;
     in->optim_buffer_count = 4;
+    in->optim_buffer_tensors = 1;
     in->sub_group_size = 1000000000;
     in->resident_fraction = 1.0;
     in->ram_headroom = 0.1;
@@ -300,9 +301,10 @@ int plan_compute(struct plan *p, const struct plan_input *in, char *err, size_t 
     /* Buffers in RAM. */
     const int64_t sg = min64(in->sub_group_size, Pr);
     if (to == PLAN_TIER_NVME)
-        row(p, PLAN_ROW_OPTIM_SWAP_BUFFERS, PLAN_TIER_CPU, in->optim_buffer_count * sg * 4,
-            PLAN_KNOB_OPTIM_BUFFERS, "optimizer swap buffers (%d x %" PRId64 " fp32)",
-            in->optim_buffer_count, sg);
+        row(p, PLAN_ROW_OPTIM_SWAP_BUFFERS, PLAN_TIER_CPU,
+            (int64_t)in->optim_buffer_count * in->optim_buffer_tensors * sg * 4,
+            PLAN_KNOB_OPTIM_BUFFERS, "optimizer swap buffers (%d x %d x %" PRId64 " fp32)",
+            in->optim_buffer_count, in->optim_buffer_tensors, sg);
     if (tp == PLAN_TIER_NVME)
         row(p, PLAN_ROW_PARAM_SWAP_BUFFERS, PLAN_TIER_CPU,
             in->param_buffer_count * in->param_buffer_size * dts, PLAN_KNOB_PARAM_BUFFERS,
@@ -319,6 +321,7 @@ int plan_compute(struct plan *p, const struct plan_input *in, char *err, size_t 
     row(p, PLAN_ROW_CHECKPOINTS, in_cpu ? PLAN_TIER_CPU : dev, (L + 1) * tok * C * dts,
         in_cpu ? PLAN_KNOB_CKPT_IN_CPU : PLAN_KNOB_CHECKPOINTING, "%s [%d][B,T,C]",
         in->checkpointing ? "activation checkpoints" : "layer outputs", in->L + 1);
+    p->rows[PLAN_ROW_CHECKPOINTS].pinned = in_cpu;
     int64_t one_layer =
         17 * tok * C * dts + (int64_t)in->B * in->NH * (int64_t)in->T * in->T * dts + 4 * tok * 4;
     row(p, PLAN_ROW_LAYER_ACTS, dev, (in->checkpointing ? 1 : L) * one_layer,

@@ -108,6 +108,8 @@ struct plan_input {
     int param_buffer_count;     /* parameter swap buffers (parameters on NVMe) ... */
     int64_t param_buffer_size;  /* ... of this many elements */
     int optim_buffer_count;     /* optimizer swap buffers of one sub-group's fp32 elements */
+    int optim_buffer_tensors;   /* tensors each buffer holds: 1 in DeepSpeed (a buffer per
+                                   tensor), 3 in gpt50b (a buffer set holds master, m and v) */
     int64_t sub_group_size;     /* elements of a rank's partition per optimizer step unit */
     double resident_fraction;   /* at most this share of NVMe optimizer state stays in RAM */
     double ram_headroom;        /* share of the RAM capacity the resident share leaves free */

@@ -14,6 +14,7 @@
 #include <sys/resource.h>
 
 #include "check.h"
+#include "numa.h"
 #include "pool.h"
 
 static enum rt_device device = RT_DEVICE_CPU;
@@ -206,6 +207,19 @@ int rt_ncuda(void)
 int rt_ncpu(void)
 {
     return (int)starpu_cpu_worker_get_count();
+}
+
+void rt_cpu_worker_nodes(char *buf, size_t len)
+{
+    hwloc_cpuset_t cpus = hwloc_bitmap_alloc();
+    for (unsigned w = 0; w < starpu_worker_get_count(); w++) {
+        if (starpu_worker_get_type((int)w) != STARPU_CPU_WORKER) continue;
+        hwloc_cpuset_t set = starpu_worker_get_hwloc_cpuset((int)w);
+        hwloc_bitmap_or(cpus, cpus, set);
+        hwloc_bitmap_free(set);
+    }
+    numa_nodes_of_cpus(cpus, buf, len);
+    hwloc_bitmap_free(cpus);
 }
 
 static size_t type_size(enum tensor_type type)

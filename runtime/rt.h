@@ -104,6 +104,10 @@ enum rt_device rt_device(void);
 const char *rt_device_name(void);
 int rt_ncuda(void);
 int rt_ncpu(void);
+/* The NUMA nodes that StarPU bound its CPU workers (the CPU AdamW's) to, as a list like "0" or
+ * "0-1" into buf; "" without CPU workers. StarPU places them (STARPU_WORKERS_CPUID,
+ * STARPU_WORKERS_COREID, STARPU_WORKERS_NOBIND), and this program never overrides that. */
+void rt_cpu_worker_nodes(char *buf, size_t len);
 
 /* Creates the bounded pool of pinned host memory (pool.h) from which TENSOR_HOST_PINNED copies
  * are carved; bytes as host_pool_piece_bytes sums them. After rt_init, one pool at a time: the

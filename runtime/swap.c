@@ -44,13 +44,14 @@ struct swap_dir {
 struct swap_file {
     struct aio_engine *e;
     struct aio_file *af;
-    struct swap_dir *d;       /* NULL when opened by path */
-    struct swap_header *hdr;  /* aligned copy of the file's [0, header_bytes) */
-    struct swap_block *table; /* [nblocks], inside hdr's buffer at offset AIO_ALIGN */
-    unsigned char *busy;      /* [nblocks] a write of the block is in flight */
-    uint64_t padded;          /* round_up(data_bytes, AIO_ALIGN) */
-    pthread_mutex_t mu;       /* guards table, busy and the table's pages on disk */
-    _Atomic int nio;          /* swap_io not yet waited for */
+    struct swap_dir *d;          /* NULL when opened by path */
+    struct swap_header *hdr;     /* aligned copy of the file's [0, header_bytes) */
+    struct swap_block *table;    /* [nblocks], inside hdr's buffer at offset AIO_ALIGN */
+    unsigned char *busy;         /* [nblocks] a write of the block is in flight */
+    uint64_t padded;             /* round_up(data_bytes, AIO_ALIGN) */
+    pthread_mutex_t mu;          /* guards table, busy and the table's pages on disk */
+    _Atomic int nio;             /* swap_io not yet waited for */
+    _Atomic uint64_t kept_bytes; /* spared by swap_file_keep */
 };
 
 struct swap_io {
@@ -684,14 +685,13 @@ struct swap_io *swap_write_submit(struct swap_file *f, const void *buf, uint64_t
     return io;
 }
 
-struct swap_io *swap_read_submit(struct swap_file *f, void *buf, uint64_t off, size_t len,
-                                 uint64_t expect_generation)
+/* Checks that blocks [io->b0, io->b0 + io->nb) hold readable data of generation expect (EMPTY
+ * and DIRTY: -ENODATA, another generation: -ESTALE, being written: -EBUSY) and copies their
+ * checksums into io->sums; the first failure goes into io. Caller holds f->mu. */
+static void blocks_check(struct swap_file *f, struct swap_io *io, uint64_t expect)
 {
-    struct swap_io *io = io_new(f, buf, off, len, false, expect_generation);
-    if (io->rc) return io;
     const char *path = swap_file_path(f), *name = f->hdr->name;
     uint64_t bs = f->hdr->block_size;
-    pthread_mutex_lock(&f->mu);
     for (uint32_t i = io->b0; i < io->b0 + io->nb && !io->rc; i++) {
         const struct swap_block *b = &f->table[i];
         unsigned long long lo = i * bs, g = b->generation;
@@ -705,17 +705,56 @@ struct swap_io *swap_read_submit(struct swap_file *f, void *buf, uint64_t off, s
                     "%s: tensor %s: incomplete write: block %u (bytes %llu..%llu) of generation "
                     "%llu was not completely written; the data is not usable",
                     path, name, i, lo, lo + bs, g);
-        else if (expect_generation != SWAP_ANY_GENERATION && g != expect_generation)
+        else if (expect != SWAP_ANY_GENERATION && g != expect)
             io_fail(io, -ESTALE,
                     "%s: tensor %s: stale block %u (bytes %llu..%llu): generation %llu, expected "
                     "%llu",
-                    path, name, i, lo, lo + bs, g, (unsigned long long)expect_generation);
+                    path, name, i, lo, lo + bs, g, (unsigned long long)expect);
         io->sums[i - io->b0] = b->checksum;
     }
+}
+
+struct swap_io *swap_read_submit(struct swap_file *f, void *buf, uint64_t off, size_t len,
+                                 uint64_t expect_generation)
+{
+    struct swap_io *io = io_new(f, buf, off, len, false, expect_generation);
+    if (io->rc) return io;
+    pthread_mutex_lock(&f->mu);
+    blocks_check(f, io, expect_generation);
     pthread_mutex_unlock(&f->mu);
     if (!io->rc)
         io->req = aio_submit_read(f->e, f->af, buf, len, (off_t)(f->hdr->header_bytes + off));
     return io;
+}
+
+int swap_file_keep(struct swap_file *f, uint64_t off, size_t len, uint64_t from, uint64_t to,
+                   char *err, size_t errlen)
+{
+    /* a write's argument rules (AIO_ALIGN-aligned buffer: none; `to` below ANY) */
+    struct swap_io *io = io_new(f, NULL, off, len, true, to);
+    if (!io->rc && from == SWAP_ANY_GENERATION)
+        io_fail(io, -EINVAL, "%s: tensor %s: keep needs the generation the blocks hold",
+                swap_file_path(f), f->hdr->name);
+    if (!io->rc) {
+        pthread_mutex_lock(&f->mu);
+        blocks_check(f, io, from);
+        for (uint32_t i = io->b0; i < io->b0 + io->nb && !io->rc; i++)
+            f->table[i].generation = to;
+        int rc = io->rc ? 0 : table_store(f, io->b0, io->nb);
+        pthread_mutex_unlock(&f->mu);
+        if (rc < 0)
+            io_fail(io, rc, "%s: tensor %s: cannot record blocks %u..%u as generation %llu: %s",
+                    swap_file_path(f), f->hdr->name, io->b0, io->b0 + io->nb - 1,
+                    (unsigned long long)to, strerror(-rc));
+        else if (!io->rc)
+            atomic_fetch_add(&f->kept_bytes, len);
+    }
+    return swap_io_wait(io, err, errlen);
+}
+
+uint64_t swap_file_kept_bytes(const struct swap_file *f)
+{
+    return atomic_load(&f->kept_bytes);
 }
 
 static void write_finish(struct swap_io *io)

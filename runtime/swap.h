@@ -143,6 +143,19 @@ struct swap_io *swap_write_submit(struct swap_file *f, const void *buf, uint64_t
  * being written (-EBUSY) fail here without I/O. The checksums are checked at swap_io_wait. */
 struct swap_io *swap_read_submit(struct swap_file *f, void *buf, uint64_t off, size_t len,
                                  uint64_t expect_generation);
+/* Records that [off, off + len) of the tensor (the same rules as a write's piece), unchanged
+ * since it was written as generation `from`, now stands for generation `to`: an optimizer step
+ * that was skipped (an fp16 overflow) leaves its state as it was, so its swap-out retags the
+ * blocks instead of writing the same bytes again. Every block must be VALID with generation
+ * `from` (-ENODATA, -ESTALE, -EBUSY as swap_read_submit says). No data moves: one write of the
+ * table's pages, not synced; if it is lost (a kill), the blocks read as stale (generation
+ * `from`) where `to` is expected, never as wrong data. Counted by swap_file_kept_bytes. Returns
+ * 0 or -errno with one line in err. O(len / SWAP_BLOCK_SIZE). */
+int swap_file_keep(struct swap_file *f, uint64_t off, size_t len, uint64_t from, uint64_t to,
+                   char *err, size_t errlen);
+/* Bytes that swap_file_keep did not have to write, since the file was created or opened. */
+uint64_t swap_file_kept_bytes(const struct swap_file *f);
+
 /* Blocks until io is done and frees it. For a write: fdatasyncs the data, then records the
  * blocks VALID (one small write, not synced: losing it only leaves them DIRTY). For a read:
  * verifies every block's checksum, O(len); -EBADMSG names the first bad block. Returns 0 or the

@@ -4,18 +4,39 @@
 # The SC21 layer shape on one GPU: hidden 8192, 32 heads, seq 1024, micro-batch 4, fp16,
 # activation checkpointing, 4 layers (3,642,146,816 parameters), the GPU capped at 16 GiB
 # (STARPU_LIMIT_CUDA_MEM=16384, unless set) like the seed's V100s. MODEs:
-#   cpu     fp16 parameters and gradients in pinned CPU memory, optimizer state in RAM, CPU AdamW
-#           (--offload-param cpu --offload-optimizer cpu); ITERS iterations (default 6)
-#   nvme    the same with the optimizer state streamed from NVMe, nothing resident
-#           (--nvme-resident-fraction 0) in NVME_DIR (default /tmp/gpt50b-nvme); NVME_ITERS (3)
-#   gpu     everything on the GPU, no cap (the same-math reference: its losses must equal cpu's
-#           and nvme's; needs about 60 GB of GPU memory)
-#   fsdp2   scripts/bench_fsdp2.py: PyTorch FSDP2 CPUOffloadPolicy, same shape, bf16, 16 GiB cap
-#   L=N     the `cpu` mode with N layers (the largest model search)
-#   trace   the cpu mode for 3 iterations, the third traced by FxT into OUTDIR/fxt (a separate
-#           run: the trace window waits for all tasks at both ends, which would skew the timing)
-# Extra gpt50b flags come from GPT50B_FLAGS. StarPU's bus statistics (STARPU_BUS_STATS=1) end each gpt50b log.
-# Each mode leaves OUTDIR/MODE.log (and .jsonl); a table and OUTDIR/bench_offload.json close.
+#   cpu       fp16 parameters and gradients in pinned CPU memory, optimizer state in RAM, CPU AdamW
+#             (--offload-param cpu --offload-optimizer cpu); ITERS iterations (default 6)
+#   ckpt      the cpu mode with the activation checkpoints in pinned CPU memory too
+#             (--checkpoint-in-cpu); its losses must equal cpu's, its PCIe bytes grow by theirs
+#   nvme      the same with the optimizer state streamed from NVMe, nothing resident
+#             (--nvme-resident-fraction 0) in NVME_DIR (default /tmp/gpt50b-nvme); NVME_ITERS (5)
+#   resident  nvme with a planned share of the optimizer state resident in RAM: NVME_RESIDENT
+#             (default 0.5) of it; NVME_ITERS iterations
+#   gpu       everything on the GPU, no cap (the same-math reference: its losses must equal cpu's
+#             and nvme's; needs about 60 GB of GPU memory)
+#   fsdp2     scripts/bench_fsdp2.py: PyTorch FSDP2 CPUOffloadPolicy, same shape, bf16, 16 GiB cap
+#   ceilings  scripts/host_ceilings.py: GEMM TFLOP/s, pinned PCIe GB/s each way, host memory GB/s;
+#             build/apps/bench_adam: our AdamW kernel's own GB/s (its best thread count)
+#   disk      build/apps/nvme_tune at the run's aio settings (1 MiB, queue depth 32, 2 threads,
+#             8 GiB) on NVME_DIR: the I/O engine's own read and write GB/s
+#   L=N       the cpu mode with N layers; NL=N: the SC21 tiers (parameters and checkpoints in CPU
+#             memory, optimizer state on NVMe with the plan's resident share) with N layers, for
+#             the largest model search (ITERS, default 4)
+#   largest   the largest model search: --dry-run plans of the NL tiers for LMAX (default 24)
+#             layers down to 1 on this host (RAM, NVME_DIR's free space, the 16 GiB cap); the first
+#             that fits trains ITERS (default 2) iterations as NL=N. OUTDIR/largest.txt keeps the
+#             plans' verdicts
+#   trace     the cpu mode for 3 iterations, the third traced by FxT into OUTDIR/fxt (a separate
+#             run: the trace window waits for all tasks at both ends, which would skew the timing)
+#   nvtrace   the nvme mode for 3 iterations, the third traced into OUTDIR/fxt
+# Extra gpt50b flags come from GPT50B_FLAGS. StarPU's bus statistics (STARPU_BUS_STATS=1) end each
+# gpt50b log. Each mode leaves OUTDIR/MODE.log (and .jsonl); a table and OUTDIR/bench_offload.json
+# close. The table puts each run next to its bound, the slowest resource at the rates `ceilings`
+# and `disk` measured in the same call: compute (the run's FLOPs at the GEMM rate), PCIe (its
+# bytes each way, from the bus statistics, at the copy rates; the two directions overlap), CPU
+# AdamW (28 bytes per parameter at the faster of the host memory copy and bench_adam's rate: the
+# AdamW kernel outruns PyTorch's copy) and the disk (NVMe bytes read and written at nvme_tune's
+# rates, one after the other).
 set -euo pipefail
 out=${1:?usage: bench_offload.sh OUTDIR MODE...}
 shift
@@ -42,21 +63,28 @@ run() { # NAME LAYERS ITERS FLAGS...
 	grep -E "^ iteration|error|CUDA|fits|pinned host pool|optimizer state:" "$out/$name.log" | tail -n 12
 }
 
+nvdir=${NVME_DIR:-/tmp/gpt50b-nvme}
+offload=(--offload-param cpu --offload-optimizer cpu)
+nvme=(--offload-param cpu --offload-optimizer nvme --nvme-path "$nvdir")
 for mode in "$@"; do
 	case $mode in
-	cpu)
-		run cpu 4 "${ITERS:-6}" --offload-param cpu --offload-optimizer cpu
-		;;
+	cpu) run cpu 4 "${ITERS:-6}" "${offload[@]}" ;;
+	ckpt) run ckpt 4 "${ITERS:-6}" "${offload[@]}" --checkpoint-in-cpu ;;
 	trace)
 		mkdir -p "$out/fxt"
-		STARPU_FXT_PREFIX=$out/fxt/ run trace 4 3 --offload-param cpu --offload-optimizer cpu \
-			--trace 3:3
+		STARPU_FXT_PREFIX=$out/fxt/ run trace 4 3 "${offload[@]}" --trace 3:3
+		;;
+	nvtrace)
+		mkdir -p "$out/fxt" "$nvdir"
+		STARPU_FXT_PREFIX=$out/fxt/ run nvtrace 4 3 "${nvme[@]}" --nvme-resident-fraction 0 --trace 3:3
 		;;
 	nvme)
-		dir=${NVME_DIR:-/tmp/gpt50b-nvme}
-		mkdir -p "$dir"
-		run nvme 4 "${NVME_ITERS:-3}" --offload-param cpu --offload-optimizer nvme --nvme-path "$dir" \
-			--nvme-resident-fraction 0
+		mkdir -p "$nvdir"
+		run nvme 4 "${NVME_ITERS:-5}" "${nvme[@]}" --nvme-resident-fraction 0
+		;;
+	resident)
+		mkdir -p "$nvdir"
+		run resident 4 "${NVME_ITERS:-5}" "${nvme[@]}" --nvme-resident-fraction "${NVME_RESIDENT:-0.5}"
 		;;
 	gpu)
 		(
@@ -69,45 +97,34 @@ for mode in "$@"; do
 			--out "$out/fsdp2.json" >"$out/fsdp2.log" 2>&1 || echo "fsdp2: exit $?"
 		tail -n 4 "$out/fsdp2.log"
 		;;
-	L=*)
-		run "layers${mode#L=}" "${mode#L=}" "${ITERS:-4}" --offload-param cpu --offload-optimizer cpu
+	ceilings)
+		python3 "$top/scripts/host_ceilings.py" --out "$out/ceilings.json" || echo "ceilings: exit $?"
+		"$bin/bench_adam" --params 268435456 --iters 3 --dtype bf16 --out "$out/adam.json" |
+			tail -n 3 || echo "bench_adam: exit $?"
 		;;
-	*) echo "bench_offload.sh: unknown mode $mode: use cpu, trace, nvme, gpu, fsdp2 or L=N" >&2 && exit 2 ;;
+	disk)
+		mkdir -p "$nvdir"
+		"$bin/nvme_tune" --path "$nvdir" --size 8G --block-sizes 1M --queue-depths 32 --threads 2 \
+			--out "$out/disk.json" | tail -n 4 || echo "disk: exit $?"
+		;;
+	L=*) run "layers${mode#L=}" "${mode#L=}" "${ITERS:-4}" "${offload[@]}" ;;
+	NL=*)
+		mkdir -p "$nvdir"
+		run "nvlayers${mode#NL=}" "${mode#NL=}" "${ITERS:-4}" "${nvme[@]}" --checkpoint-in-cpu
+		;;
+	largest)
+		mkdir -p "$nvdir"
+		for ((layers = ${LMAX:-24}; layers > 0; layers--)); do
+			verdict=$("$bin/gpt50b" "${shape[@]}" --num-layers "$layers" "${nvme[@]}" --checkpoint-in-cpu \
+				"${extra[@]}" --dry-run 2>&1 | grep '^plan: ' | tail -n 1 || true)
+			echo "$layers layers: $verdict" | tee -a "$out/largest.txt"
+			[ "$verdict" = "plan: fits" ] && break
+		done
+		[ "$layers" -gt 0 ] && ITERS=${ITERS:-2} run "nvlayers$layers" "$layers" "${ITERS:-2}" "${nvme[@]}" \
+			--checkpoint-in-cpu
+		;;
+	*) echo "bench_offload.sh: unknown mode $mode: use cpu, ckpt, nvme, resident, gpu, fsdp2, ceilings, disk, largest, trace, nvtrace, L=N or NL=N" >&2 && exit 2 ;;
 	esac
 done
 
-python3 - "$out" <<'PY'
-import glob, json, os, re, sys
-out = sys.argv[1]
-res, rows = {}, []
-for path in sorted(glob.glob(f"{out}/*.jsonl")):
-    name = os.path.basename(path)[:-6]
-    its = [json.loads(l) for l in open(path)]
-    log = open(f"{out}/{name}.log").read()
-    m = re.search(r"model: (\d+) layers.*?, (\d+) parameters", log)
-    dev = re.search(r"CUDA workers, device (.+)", log)
-    # the run's own average after the first iteration, the last optimizer step's tail included
-    # (an iteration's elapsed_ms ends at its loss, before its CPU AdamW is done)
-    done = re.search(r"([0-9.]+) ms per iteration after the first", log)
-    ms = float(done.group(1)) if done else float("nan")
-    params = int(m.group(2)) if m else 0
-    r = {"device": dev.group(1) if dev else "?", "layers": int(m.group(1)) if m else 0,
-         "params": params, "iterations_ms": [x["elapsed_ms"] for x in its],
-         "losses": [x["loss"] for x in its], "median_ms": ms,
-         "tokens_per_s": 4096 / (ms / 1e3), "tflops_8PT": 8 * params * 4096 / (ms / 1e3) / 1e12}
-    res[name] = r
-    rows.append((name, r))
-if os.path.exists(f"{out}/fsdp2.json"):
-    f = json.load(open(f"{out}/fsdp2.json"))
-    res["fsdp2"] = f
-    rows.append(("fsdp2", {"device": f["device"], "params": f["model"]["params"],
-                           "median_ms": f["median_s"] * 1e3, "tokens_per_s": f["tokens_per_s"],
-                           "tflops_8PT": f["tflops_per_gpu"], "losses": f["losses"]}))
-json.dump(res, open(f"{out}/bench_offload.json", "w"), indent=1)
-print("\n| run | card | params | s/iter (mean after the first) | tokens/s | TFLOP/s (8PT) | losses |")
-print("|---|---|---|---|---|---|---|")
-for name, r in rows:
-    print(f"| {name} | {r['device']} | {r['params'] / 1e9:.3f}B | {r['median_ms'] / 1e3:.2f} | "
-          f"{r['tokens_per_s']:.0f} | {r['tflops_8PT']:.1f} | "
-          f"{' '.join(f'{x:.3f}' for x in r['losses'])} |")
-PY
+python3 "$top/scripts/offload_table.py" "$out"

@@ -25,22 +25,28 @@ nv=$(mktemp -d)
 small=(--num-layers 2 --hidden-size 256 --num-attention-heads 4 --seq-length 128
 	--max-position-embeddings 128 --micro-batch-size 4 --train-iters 5 --eval-iters 0
 	--data-path "$top/data/brown.bin")
-# name:flags; the last two offload the parameters (prefetch, eviction), the last under a 160 MiB
-# cap that forces StarPU to evict and fetch again
+# name:flags; param* offload the parameters (prefetch, eviction), ckpt* checkpoint the activations
+# (ckpt-cpu* in pinned CPU memory: written back after the forward, fetched before the recompute);
+# *-cap run under a cap (160 MiB in fp16, 320 MiB in fp32) that forces StarPU to evict and fetch
+# again
 variants=("none:" "cpu:--offload-optimizer cpu" "nvme:--offload-optimizer nvme --nvme-path $nv"
 	"param:--offload-param cpu"
 	"param-cpu-pieces:--offload-param cpu --offload-optimizer cpu --optimizer-chunk-size 20000"
-	"param-cpu-cap:--offload-param cpu --offload-optimizer cpu")
+	"param-cpu-cap:--offload-param cpu --offload-optimizer cpu"
+	"ckpt:--checkpoint-activations" "ckpt-cpu:--checkpoint-activations --checkpoint-in-cpu"
+	"ckpt-cpu-cap:--checkpoint-activations --checkpoint-in-cpu --offload-param cpu --offload-optimizer cpu")
 for prec in fp32 fp16; do
 	p=(); [ $prec = fp16 ] && p=(--fp16)
 	for v in "${variants[@]}"; do
 		name=${v%%:*}
 		# shellcheck disable=SC2206
 		flags=(${v#*:})
-		cap=(); [ "$name" = param-cpu-cap ] && cap=(env STARPU_LIMIT_CUDA_MEM=160)
+		cap=()
+		[[ $name == *-cap ]] && cap=(env STARPU_LIMIT_CUDA_MEM=$([ $prec = fp16 ] && echo 160 || echo 320))
 		"${cap[@]}" "$b/apps/gpt50b" "${small[@]}" "${p[@]}" "${flags[@]}" \
 			--metrics "$out/$prec-$name.jsonl" >"$out/$prec-$name.log" 2>&1 || rc=1
-		grep '^> done' "$out/$prec-$name.log" | cut -c1-160
+		grep '^> done' "$out/$prec-$name.log" | cut -c1-160 ||
+			echo "$prec $name: $(grep -m1 error "$out/$prec-$name.log")"
 	done
 	python3 - "$out" "$prec" "${variants[@]%%:*}" <<'PY' | tee -a "$out/tiers.txt" || rc=1
 import json, sys

@@ -20,11 +20,16 @@
 
 #define ADAMW_BLOCK 1024
 
+float adamw_global_norm(const float *sumsq, float inv_loss_scale)
+{
+    return sumsq ? sqrtf(*sumsq) * inv_loss_scale : 0.0f;
+}
+
 /* The step's scalar factors; 0 when the step is skipped (non-finite gradient norm). */
 static int adamw_factors_init(struct adamw_factors *f, const float *sumsq,
                               const struct adamw_hparams *hp)
 {
-    float norm = sumsq ? sqrtf(*sumsq) * hp->inv_loss_scale : 0.0f;
+    float norm = adamw_global_norm(sumsq, hp->inv_loss_scale);
     if (!isfinite(norm)) return 0;
     /* torch.nn.utils.clip_grad_norm_'s coefficient */
     float coef =

@@ -337,6 +337,46 @@ if [ -n "$(ls -A "$NV")" ]; then
 else
     ok "swap folders removed at the end of each run"
 fi
+# A skipped fp16 step leaves the optimizer state as it was, so its swap-outs write nothing and
+# only retag the blocks with the new generation. The loss scale starts at 2^20 with hysteresis 1,
+# which makes steps 1, 2 and 4 of 6 overflow: the metrics equal the CPU tier's bit for bit (the
+# next swap-ins accept the retagged state), fewer bytes are written per iteration than in the same
+# run without overflow, and the bytes spared are reported.
+# nvme_line FIELD: "written" (GB per iteration) or "spared" (GB) from the last run's traffic line.
+nvme_line() {
+    local re='s/^> NVMe optimizer traffic: .* GB read, \([0-9.]*\) GB written per iteration.*/\1/p'
+    [ "$1" = spared ] && re='s/^> NVMe optimizer traffic: .*skipped steps left \([0-9.]*\) GB unwritten$/\1/p'
+    sed -n "$re" "$LOG/out"
+}
+overflow_skip() {
+    local ovf=(--train-iters 6 --fp16 --metrics "$W/ovf.jsonl") scale=(--initial-loss-scale 1048576
+        --hysteresis 1) nv=(--offload-optimizer nvme --nvme-path "$NV" --nvme-resident-fraction 0)
+    local ref got full part spared nskip
+    train "overflow on the CPU tier" "${ovf[@]}" "${scale[@]}" --offload-optimizer cpu || return
+    ref=$(fields "$W/ovf.jsonl")
+    rm -f "$W/ovf.jsonl"
+    train "NVMe tier without overflow" "${ovf[@]}" "${nv[@]}" || return
+    full=$(nvme_line written)
+    rm -f "$W/ovf.jsonl"
+    train "overflow on the NVMe tier" "${ovf[@]}" "${scale[@]}" "${nv[@]}" || return
+    got=$(fields "$W/ovf.jsonl")
+    rm -f "$W/ovf.jsonl"
+    part=$(nvme_line written)
+    spared=$(nvme_line spared)
+    nskip=$(grep -c ' true$' <<<"$got")
+    if [ "$got" != "$ref" ]; then
+        fail "skipped steps on the NVMe tier equal the CPU tier" "$(first_diff "$ref" "$got")"
+    elif [ "$nskip" -eq 0 ] || [ "$nskip" -eq 6 ]; then
+        fail "loss scale 2^20 overflows some of 6 fp16 steps" "$nskip skipped"
+    elif ! awk -v p="$part" -v f="$full" -v s="$spared" 'BEGIN { exit !(p + 0 < f + 0 && s + 0 > 0) }'; then
+        fail "skipped steps write less to NVMe" \
+            "${part:-?} GB per iteration against ${full:-?} without overflow, ${spared:-?} GB spared"
+    else
+        ok "fp16 NVMe tier, $nskip of 6 steps skipped: metrics equal the CPU tier's bit for bit, $part GB written per iteration against $full without overflow, $spared GB spared"
+    fi
+}
+overflow_skip
+
 # The CPU AdamW in pieces: the 28 tensors of TINY step as more tasks (wte in 17 pieces).
 if train "AdamW in pieces" --train-iters 1 --offload-optimizer cpu --optimizer-chunk-size 100000; then
     tasks=$(sed -n 's/.*; \([0-9]*\) AdamW tasks per step$/\1/p' "$LOG/out")
@@ -346,6 +386,32 @@ if train "AdamW in pieces" --train-iters 1 --offload-optimizer cpu --optimizer-c
         fail "--optimizer-chunk-size 100000 gives 44 AdamW tasks" "got '${tasks}'"
     fi
 fi
+# Activation checkpoints in pinned CPU memory (write-back hints after the forward, prefetch before
+# the recompute) change where the checkpoints live, not the math: bit-identical to checkpointing
+# on the device, also with parameters and optimizer offloaded; the DeepSpeed key turns it on.
+printf '{"activation_checkpointing": {"cpu_checkpointing": true}}\n' >"$W/ckpt_cpu.json"
+for prec in "" --fp16; do
+    ref=""
+    for mode in "" --checkpoint-in-cpu "--deepspeed_config $W/ckpt_cpu.json" \
+        "--checkpoint-in-cpu --offload-param cpu --offload-optimizer cpu"; do
+        # shellcheck disable=SC2086
+        train "checkpoints $mode $prec" --num-layers 3 --train-iters 4 $prec \
+            --checkpoint-activations $mode --metrics "$W/ck.jsonl" || continue
+        got=$(fields "$W/ck.jsonl")
+        rm -f "$W/ck.jsonl"
+        if [ -n "$mode" ] && ! model_line | grep -q 'checkpoints in pinned CPU memory'; then
+            fail "checkpoints $mode ${prec:-fp32} in CPU memory" "model line '$(model_line)'"
+        elif [ -z "$ref" ]; then
+            ref=$got
+        elif [ "$got" != "$ref" ]; then
+            fail "checkpoints $mode ${prec:-fp32} equal the device's" "$(first_diff "$ref" "$got")"
+        else
+            ok "activation checkpoints in CPU memory ($mode ${prec:-fp32}): bit-identical metrics"
+        fi
+    done
+done
+expect_error "--checkpoint-in-cpu without checkpointing" "--checkpoint-activations" "${TINY[@]}" \
+    --train-iters 1 --checkpoint-in-cpu
 expect_error "--offload-optimizer nvme without --nvme-path" "--nvme-path" "${TINY[@]}" \
     --offload-optimizer nvme
 expect_error "--nvme-path that does not exist" "$RUN/nowhere" "${TINY[@]}" \

@@ -4,8 +4,9 @@
  * once, read back whole and in part; pieces rejected for alignment (-EINVAL) or overlap (-EBUSY);
  * blocks never written (-ENODATA) and of another generation (-ESTALE); a byte flipped in the data
  * (-EBADMSG naming the block) and in the header; a failed write leaving its blocks refused as an
- * incomplete write until rewritten; a child SIGKILLed between the DIRTY mark and its clear, whose
- * file then opens as an "incomplete write"; stale folders of dead runs removed at the next
+ * incomplete write until rewritten; blocks kept (retagged without a write, a skipped step's
+ * swap-out) and a lost keep read as stale; a child SIGKILLed between the DIRTY mark and its clear,
+ * whose file then opens as an "incomplete write"; stale folders of dead runs removed at the next
  * swap_dir_open while a live run's folder stays; preallocation past RLIMIT_FSIZE reported with
  * the folder, the bytes needed and free, and no file left; the folder removed at close and at a
  * normal exit; the buffered fallback on /dev/shm. Everything happens under a fresh directory in
@@ -346,6 +347,80 @@ static void test_failed_write(struct aio_engine *e)
     swap_dir_close(d);
 }
 
+/* swap_file_keep, the swap-out of a skipped step: blocks retagged without a write, counted;
+ * refused on blocks of another generation, never written or left dirty; the retag survives a
+ * reopen; and when it is lost (the table page put back as it was, as if the run were killed
+ * before it reached the disk), the blocks read as stale, not as the new generation. */
+static void test_keep(struct aio_engine *e)
+{
+    char err[SWAP_ERR_SIZE] = "";
+    struct swap_dir *d = open_dir(e, base);
+    struct swap_file *f = create(d, "adam.keep", 4 * BLK);
+    unsigned char *buf = aio_alloc_aligned(4 * BLK);
+    write_pattern(f, buf, 0, 3 * BLK, 1, 9, "write of generation 1");
+    uint64_t written = aio_engine_stats(e).bytes_written;
+    int rc = swap_file_keep(f, 0, 2 * BLK, 1, 2, err, sizeof err);
+    EXPECT(rc == 0, "keep 1 -> 2: %d %s", rc, err);
+    EXPECT(aio_engine_stats(e).bytes_written == written, "keep moved data: %llu bytes",
+           (unsigned long long)(aio_engine_stats(e).bytes_written - written));
+    EXPECT(swap_file_kept_bytes(f) == 2 * BLK, "kept %llu bytes",
+           (unsigned long long)swap_file_kept_bytes(f));
+    expect_read_pattern(f, buf, 0, 2 * BLK, 2, 9, "kept blocks as generation 2");
+    rc = swap_file_read(f, buf, 0, BLK, 1, err, sizeof err);
+    EXPECT(rc == -ESTALE, "kept block read as generation 1: %d '%s'", rc, err);
+    rc = swap_file_keep(f, 0, BLK, 1, 3, err, sizeof err);
+    EXPECT(rc == -ESTALE && strstr(err, "stale block 0"), "keep from the wrong generation: %d '%s'",
+           rc, err);
+    rc = swap_file_keep(f, 2 * BLK, 2 * BLK, 1, 2, err, sizeof err);
+    EXPECT(rc == -ENODATA && strstr(err, "block 3") && strstr(err, "never written"),
+           "keep of a block never written: %d '%s'", rc, err);
+    rc = swap_file_read(f, buf, 2 * BLK, BLK, 1, err, sizeof err);
+    EXPECT(rc == 0, "a refused keep changed block 2: %d %s", rc, err);
+    rc = swap_file_keep(f, 100, BLK, 1, 2, err, sizeof err);
+    EXPECT(rc == -EINVAL, "keep at a misaligned offset: %d", rc);
+    aio_engine_set_fault(e, AIO_FAULT_EIO_WRITE, 0);
+    rc = swap_file_write(f, buf, 2 * BLK, BLK, 2, err, sizeof err);
+    EXPECT(rc == -EIO, "injected write error: %d '%s'", rc, err);
+    rc = swap_file_keep(f, 2 * BLK, BLK, 1, 2, err, sizeof err);
+    EXPECT(rc == -ENODATA && strstr(err, "incomplete write"), "keep of a dirty block: %d '%s'", rc,
+           err);
+    write_pattern(f, buf, 2 * BLK, 2 * BLK, 2, 10, "rewrite of blocks 2-3");
+    EXPECT(swap_file_kept_bytes(f) == 2 * BLK, "refused keeps counted: %llu",
+           (unsigned long long)swap_file_kept_bytes(f));
+
+    /* The table page as it is now (blocks 0-1 at generation 2), then a keep 2 -> 3 whose record
+     * is lost: the old page goes back, as if the run died before the page reached the disk. */
+    char path[512];
+    snprintf(path, sizeof path, "%s", swap_file_path(f));
+    int fd = open(path, O_RDWR);
+    static unsigned char page[AIO_ALIGN];
+    EXPECT(fd >= 0 && pread(fd, page, AIO_ALIGN, AIO_ALIGN) == AIO_ALIGN, "table page: %s",
+           strerror(errno));
+    rc = swap_file_keep(f, 0, 4 * BLK, 2, 3, err, sizeof err);
+    EXPECT(rc == 0, "keep 2 -> 3: %d %s", rc, err);
+    swap_file_close(f);
+    struct swap_file *g;
+    rc = swap_file_open(e, path, &g, err, sizeof err);
+    EXPECT(rc == 0, "reopen after keeps: %d %s", rc, err);
+    if (rc == 0) {
+        expect_read_pattern(g, buf, 0, 2 * BLK, 3, 9, "kept record on disk");
+        swap_file_close(g);
+    }
+    EXPECT(pwrite(fd, page, AIO_ALIGN, AIO_ALIGN) == AIO_ALIGN, "put the old page back");
+    close(fd);
+    rc = swap_file_open(e, path, &g, err, sizeof err);
+    EXPECT(rc == 0, "reopen after a lost keep: %d %s", rc, err);
+    if (rc == 0) {
+        rc = swap_file_read(g, buf, 0, 4 * BLK, 3, err, sizeof err);
+        EXPECT(rc == -ESTALE && strstr(err, "generation 2, expected 3"),
+               "read after a lost keep: %d '%s'", rc, err);
+        expect_read_pattern(g, buf, 0, 2 * BLK, 2, 9, "the data under a lost keep");
+        swap_file_close(g);
+    }
+    free(buf);
+    swap_dir_close(d);
+}
+
 /* Reads exactly n bytes from a pipe; false at its end. */
 static bool read_pipe(int fd, void *p, size_t n)
 {
@@ -553,6 +628,7 @@ int main(void)
     test_round_trip(e);
     test_corruption(e);
     test_failed_write(e);
+    test_keep(e);
     test_prealloc_failure(e);
     aio_engine_destroy(e);
     test_fallback();
