@@ -55,6 +55,7 @@ struct args {
     struct aio_config aio;
     int world_size, ranks_per_node, dry_run;
     int num_gpus;                    /* ZeRO-3 ranks in this process (gpt_options.comm) */
+    int64_t global_batch;            /* --global-batch-size: sets grad_accum (0: not given) */
     int64_t trace_first, trace_last; /* --trace: iterations recorded by FxT (0: all or none) */
     const char *ds_path;             /* --deepspeed_config */
     int strict_config;
@@ -178,6 +179,8 @@ static void note_no_effect(const struct args *a)
         /* 2021 keys feed several settings (swap_tensor.folder is also the optimizer's folder,
          * which does take effect): name each key once, and only where it has no effect */
         if (a->ds.origin[later[i].k].source != SOURCE_CONFIG || strstr(line, key) ||
+            ((later[i].k == DS_MAX_LIVE_PARAMETERS || later[i].k == DS_ZERO_STAGE) &&
+             a->world_size > 1) ||
             ((later[i].k == DS_PARAM_NVME_PATH || later[i].k == DS_PARAM_BUFFER_COUNT ||
               later[i].k == DS_PARAM_BUFFER_SIZE) &&
              a->ds.param_device != DS_DEVICE_NVME) ||
@@ -321,8 +324,12 @@ static const char usage[] =
     "  --gradient-accumulation-steps N  micro-batches per optimizer step (default 1)\n"
     "  --num-gpus N                   ZeRO-3 data parallelism over N ranks in this process: one\n"
     "                                 per GPU (NCCL), or N simulated ranks on the CPU without\n"
-    "                                 GPUs; each rank runs its own micro-batch (default 1)\n"
-    "  --world-size N  --ranks-per-node N  data-parallel ranks to plan for (--dry-run)\n"
+    "                                 GPUs; each rank runs its own micro-batch (default 1).\n"
+    "                                 Under mpirun -np P: P x N ranks (docs/multinode.md)\n"
+    "  --global-batch-size N          sequences per step in all ranks: sets the accumulation\n"
+    "                                 to N / (micro-batch x ranks), which must be whole\n"
+    "  --world-size N  --ranks-per-node N  data-parallel ranks to plan for (--dry-run); when\n"
+    "                                 training, N must be the launch's processes x --num-gpus\n"
     "  --dry-run                      print the memory plan and exit without allocating\n"
     "  --trace FIRST:LAST             FxT-trace only these iterations (sets STARPU_FXT_TRACE=1\n"
     "                                 unless set; files in STARPU_FXT_PREFIX, default /tmp)\n"
@@ -416,6 +423,7 @@ enum {
     OPT_NUM_GPUS,
     OPT_RANKS_PER_NODE,
     OPT_GRAD_ACCUM,
+    OPT_GLOBAL_BATCH,
     OPT_TRACE,
     OPT_HELP,
 };
@@ -477,6 +485,7 @@ static const struct option options[] = {
     {"num-gpus", required_argument, 0, OPT_NUM_GPUS},
     {"ranks-per-node", required_argument, 0, OPT_RANKS_PER_NODE},
     {"gradient-accumulation-steps", required_argument, 0, OPT_GRAD_ACCUM},
+    {"global-batch-size", required_argument, 0, OPT_GLOBAL_BATCH},
     {"trace", required_argument, 0, OPT_TRACE},
     {"help", no_argument, 0, OPT_HELP},
     {0, 0, 0, 0},
@@ -718,6 +727,9 @@ static void parse_args(struct args *a, int argc, char **argv)
             a->grad_accum = (int)parse_int(flag, optarg, 1);
             setting_origin_set(&a->origin[PLAN_KNOB_GRAD_ACCUM], SOURCE_FLAG, flag);
             break;
+        case OPT_GLOBAL_BATCH:
+            a->global_batch = parse_int(flag, optarg, 1);
+            break;
         case OPT_TRACE: {
             long long first, last;
             char tail;
@@ -783,22 +795,29 @@ static const char *dtype_label(enum dtype dt)
     return dt == DTYPE_FP32 ? "fp32" : dt == DTYPE_FP16 ? "fp16" : "bf16";
 }
 
-/* Micro-batch `micro` of the run's sequence into rank r's slot of in/tg (N tokens each): rank r
- * of R gets what micro-batch micro * R + r of one rank would (the single-rank run with R times the
- * accumulation sees the same data). */
-static void load_ranks(struct loader *l, int64_t micro, int R, size_t N, int32_t *in, int32_t *tg)
+/* The data-parallel ranks: W in all processes, this process's R of them from global rank first
+ * (1, 1, 0 for one rank). */
+struct ranks {
+    int W, R, first;
+};
+
+/* Micro-batch `micro` of the run's sequence into local rank r's slot of in/tg (N tokens each):
+ * global rank g of W gets what micro-batch micro * W + g of one rank would (the single-rank run
+ * with W times the accumulation sees the same data, whatever the split into processes). */
+static void load_ranks(struct loader *l, int64_t micro, const struct ranks *rk, size_t N,
+                       int32_t *in, int32_t *tg)
 {
-    for (int r = 0; r < R; r++)
-        loader_batch(l, micro * R + r, in + r * N, tg + r * N);
+    for (int r = 0; r < rk->R; r++)
+        loader_batch(l, micro * rk->W + rk->first + r, in + r * N, tg + r * N);
 }
 
-static double evaluate(struct gpt *m, struct loader *val, int64_t iters, int R, size_t N,
-                       int32_t *in, int32_t *tg)
+static double evaluate(struct gpt *m, struct loader *val, int64_t iters, const struct ranks *rk,
+                       size_t N, int32_t *in, int32_t *tg)
 {
     double sum = 0;
     for (int64_t j = 0; j < iters; j++) {
         float loss;
-        load_ranks(val, j, R, N, in, tg);
+        load_ranks(val, j, rk, N, in, tg);
         gpt_set_batch(m, in, tg);
         gpt_forward(m);
         gpt_step_stats(m, &loss, NULL);
@@ -832,6 +851,55 @@ static void prescan_config(int argc, char **argv, const char **path, int *strict
                  strncmp(s, "--deepspeed-config=", 19) == 0)
             *path = s + 19;
     }
+}
+
+/* The data-parallel world: the launch's processes x --num-gpus ranks each, which --world-size
+ * (for training) and --global-batch-size must agree with. Sets world_size, ranks_per_node (unless
+ * given) and, from --global-batch-size, the accumulation. */
+static void check_ranks(struct args *a, const struct rt_launch *l)
+{
+    int world = l->size * a->num_gpus, W = a->world_size;
+    if (a->origin[PLAN_KNOB_WORLD].source != SOURCE_FLAG) {
+        a->world_size = world;
+    } else if (!a->dry_run && W != world) {
+        char fix[128] = "";
+        if (W % l->size == 0)
+            snprintf(fix, sizeof fix, "give --num-gpus %d, ", W / l->size);
+        else if (W % a->num_gpus == 0)
+            snprintf(fix, sizeof fix, "launch mpirun -np %d, ", W / a->num_gpus);
+        user_fail("--world-size %d, but this run has %d process%s x --num-gpus %d = %d rank%s: "
+                  "%sor drop --world-size",
+                  W, l->size, l->size > 1 ? "es" : "", a->num_gpus, world, world > 1 ? "s" : "",
+                  fix);
+    }
+    if (!a->ranks_per_node && l->size > 1 && l->local_size > 0)
+        a->ranks_per_node = l->local_size * a->num_gpus;
+    if (!a->global_batch) return;
+    int64_t per_micro = (int64_t)a->B * a->world_size;
+    if (a->global_batch % per_micro != 0)
+        user_fail("--global-batch-size %lld is not a multiple of --micro-batch-size %d x %d "
+                  "data-parallel ranks (%lld): change one of them",
+                  (long long)a->global_batch, a->B, a->world_size, (long long)per_micro);
+    if (a->origin[PLAN_KNOB_GRAD_ACCUM].source == SOURCE_FLAG &&
+        a->grad_accum != a->global_batch / per_micro)
+        user_fail("--global-batch-size %lld is not --gradient-accumulation-steps %d x "
+                  "--micro-batch-size %d x %d ranks: give one of the two",
+                  (long long)a->global_batch, a->grad_accum, a->B, a->world_size);
+    a->grad_accum = (int)(a->global_batch / per_micro);
+    setting_origin_set(&a->origin[PLAN_KNOB_GRAD_ACCUM], SOURCE_FLAG, "--global-batch-size");
+}
+
+/* FNV-1a of the flags (not the program's path, which may differ from node to node), to find
+ * processes started with different flags. */
+static uint64_t argv_hash(int argc, char **argv)
+{
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (int i = 1; i < argc; i++)
+        for (const char *p = argv[i];; p++) {
+            h = (h ^ (unsigned char)*p) * 0x100000001b3ull;
+            if (!*p) break;
+        }
+    return h;
 }
 
 /* The memory plan of this run, before anything is allocated: printed, and checked against each
@@ -891,18 +959,27 @@ int main(int argc, char **argv)
     const char *ds_path = NULL;
     int strict = 0;
     setvbuf(stdout, NULL, _IOLBF, 0);
+    /* Under mpirun every process parses the same command line: process 0 reports what is wrong
+     * with it (the others wait to let it: check_set_delay) and prints the log (the others'
+     * stdout goes nowhere); errors in files, found by each process, are each one's own. */
+    struct rt_launch launch = rt_mpi_launch();
+    int delay = launch.rank != 0 ? 3 : 0; /* seconds: process 0's exit ends the job first */
+    check_set_delay(delay);
+    if (launch.rank != 0 && !freopen("/dev/null", "w", stdout))
+        user_fail("cannot open /dev/null for process %d's log", launch.rank);
     prescan_config(argc, argv, &ds_path, &strict);
     defaults(&a, ds_path, strict);
     parse_args(&a, argc, argv);
-    /* the in-process ranks are the data-parallel world the plan and the batch sizes count */
-    if (a.num_gpus > 1 && a.world_size == 1) a.world_size = a.num_gpus;
+    check_ranks(&a, &launch);
     if (a.ds_path) {
         if (dsconfig_resolve_batch(&a.ds, a.world_size, err, sizeof err) != 0) user_fail("%s", err);
-        note_no_effect(&a);
+        if (launch.rank == 0) note_no_effect(&a);
     }
+    check_set_delay(0);
+    rt_mpi_pick_gpus(&launch, a.num_gpus);
     if (a.load) shape_from_checkpoint(&a);
     a.cfg.Vp = gpt_padded_vocab(a.cfg.V, a.vocab_divisor);
-    if (a.save) checkpoint_check_writable(a.save);
+    if (a.save && launch.rank == 0) checkpoint_check_writable(a.save);
     a.lr.decay_iters = a.decay_iters ? a.decay_iters : a.iters;
     a.lr.warmup_iters =
         a.warmup_iters >= 0 ? a.warmup_iters : (int64_t)(a.warmup_fraction * a.lr.decay_iters);
@@ -914,10 +991,6 @@ int main(int argc, char **argv)
         return fits ? 0 : EXIT_USER;
     }
     if (!fits) user_fail("%s", verdict);
-    if (a.world_size != a.num_gpus)
-        user_fail("--world-size %d: ranks across processes are planned only (--dry-run); training "
-                  "runs its ranks in one process: use --num-gpus %d",
-                  a.world_size, a.world_size);
     const char *ncuda = getenv("STARPU_NCUDA");
     if (a.num_gpus > 1 && ncuda && atoi(ncuda) > 0 && atoi(ncuda) < a.num_gpus)
         user_fail("--num-gpus %d with STARPU_NCUDA=%s: raise STARPU_NCUDA to at least %d or unset "
@@ -969,15 +1042,29 @@ int main(int argc, char **argv)
     }
     double t_init = now_ms();
     rt_init(&(struct rt_options){.cpu_workers = a.optim_tier != OPTIM_TIER_DEVICE,
-                                 .trace_later = a.trace_first > 0});
+                                 .trace_later = a.trace_first > 0,
+                                 .mpi = launch.size > 1});
     struct comm *comm = NULL;
-    if (a.num_gpus > 1) {
+    if (a.world_size > 1) {
         enum comm_backend be = rt_ncuda() > 0 ? COMM_BACKEND_NCCL : COMM_BACKEND_HOST;
+        check_set_delay(delay); /* what every process finds alike */
         comm = comm_create(&(struct comm_config){be, a.num_gpus});
-        printf("> ZeRO-3 over %d ranks in this process (%s)\n", a.num_gpus,
-               be == COMM_BACKEND_NCCL ? "NCCL, one per GPU" : "simulated on the CPU");
+        if (!comm_same_everywhere(comm, argv_hash(argc, argv)))
+            user_fail("the %d processes were started with different flags: give every process "
+                      "the same command line",
+                      launch.size);
+        check_set_delay(0);
+        printf("> ZeRO-3 over %d ranks: %d process%s x %d (%s)\n", a.world_size, launch.size,
+               launch.size > 1 ? "es" : "", a.num_gpus,
+               be == COMM_BACKEND_NCCL ? "NCCL, one rank per GPU"
+               : launch.size > 1       ? "host buffers, MPI between processes"
+                                       : "simulated on the CPU");
     }
     opt.comm = comm;
+    opt.micro_steps = a.grad_accum;
+    opt.max_live_elems =
+        a.ds.origin[DS_MAX_LIVE_PARAMETERS].source == SOURCE_CONFIG ? a.ds.max_live_parameters : 0;
+    struct ranks rk = {a.world_size, a.num_gpus, comm ? comm_rank(comm, 0) : 0};
     struct gpt *m = gpt_create(&a.cfg, &opt);
     struct train_state st = {0};
     int dynamic = a.dt == DTYPE_FP16 && a.loss_scale == 0;
@@ -993,7 +1080,7 @@ int main(int argc, char **argv)
     printf("> StarPU started, model allocated and initialised in %.1f s\n",
            (now_ms() - t_init) / 1e3);
     int64_t nparams = gpt_num_params(&a.cfg);
-    int ngpu = rt_ncuda() > 0 ? rt_ncuda() : 1;
+    int ngpu = rt_ncuda() == 0 ? 1 : a.world_size > 1 ? a.world_size : rt_ncuda();
     double flops = gpt_flops_per_iteration(&a.cfg, a.B, a.T, a.checkpointing);
     printf("> model: %d layers, hidden %d, %d heads, seq %d, vocab %d (padded %d), %lld "
            "parameters, %s%s\n",
@@ -1027,12 +1114,12 @@ int main(int argc, char **argv)
            a.order == DATA_ORDER_SEQUENTIAL ? "sequential" : "shuffle");
 
     FILE *metrics = NULL;
-    if (a.metrics && !(metrics = fopen(a.metrics, "a")))
+    if (a.metrics && launch.rank == 0 && !(metrics = fopen(a.metrics, "a")))
         user_fail("--metrics %s: %s: choose a writable file", a.metrics, strerror(errno));
 
     size_t N = (size_t)a.B * a.T;
-    int R = a.num_gpus, micro_per_step = a.grad_accum * R; /* micro-batches of all ranks */
-    int32_t *in = malloc(N * R * sizeof *in), *tg = malloc(N * R * sizeof *tg);
+    int micro_per_step = a.grad_accum * rk.W; /* micro-batches of all ranks */
+    int32_t *in = malloc(N * rk.R * sizeof *in), *tg = malloc(N * rk.R * sizeof *tg);
     CHECK(in && tg);
     uint64_t nvme_read0, nvme_written0, nvme_kept0; /* the initial state's writes are not an
                                                         iteration's */
@@ -1052,7 +1139,7 @@ int main(int argc, char **argv)
         double loss_sum = 0;
         for (int micro = 0; micro < a.grad_accum; micro++) {
             float micro_loss;
-            load_ranks(&train, (it - 1) * a.grad_accum + micro, R, N, in, tg);
+            load_ranks(&train, (it - 1) * a.grad_accum + micro, &rk, N, in, tg);
             gpt_set_batch(m, in, tg);
             gpt_forward(m);
             gpt_backward(m, scale, micro, a.grad_accum);
@@ -1102,7 +1189,7 @@ int main(int argc, char **argv)
             interval_n = 0;
         }
         if (have_val && a.eval_interval > 0 && it % a.eval_interval == 0) {
-            val_loss = (float)evaluate(m, &val, a.eval_iters, R, N, in, tg);
+            val_loss = (float)evaluate(m, &val, a.eval_iters, &rk, N, in, tg);
             printf(" validation loss at iteration %lld | lm loss value: %.6E | lm loss PPL: %.6E\n",
                    (long long)it, val_loss, exp(val_loss));
         }
@@ -1115,7 +1202,7 @@ int main(int argc, char **argv)
     int64_t done = a.iters - first + 1;
     int evaluated_last = a.eval_interval > 0 && a.iters % a.eval_interval == 0;
     if (done > 0 && have_val && !evaluated_last) {
-        val_loss = (float)evaluate(m, &val, a.eval_iters, R, N, in, tg);
+        val_loss = (float)evaluate(m, &val, a.eval_iters, &rk, N, in, tg);
         printf(" validation loss at the end of training | lm loss value: %.6E | lm loss PPL: "
                "%.6E\n",
                val_loss, exp(val_loss));
@@ -1139,6 +1226,14 @@ int main(int argc, char **argv)
                "unwritten\n",
                (r - nvme_read0) / 1e9 / done, (w - nvme_written0) / 1e9 / done,
                plan.nvme_read / 1e9, plan.nvme_read_swapped / 1e9, (k - nvme_kept0) / 1e9);
+    }
+    if (done > 0) {
+        printf("> memory of process 0 (of %d): peak resident set %.1f MB; StarPU's buffers: %.1f "
+               "MB in RAM",
+               launch.size, rt_peak_rss_bytes() / 1e6, rt_starpu_bytes_used(-1) / 1e6);
+        for (int g = 0; g < rt_ncuda(); g++)
+            printf(", %.1f MB on GPU %d", rt_starpu_bytes_used(g) / 1e6, g);
+        printf("\n");
     }
     if (metrics) fclose(metrics);
     free(in);

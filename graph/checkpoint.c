@@ -351,6 +351,11 @@ int checkpoint_save(struct gpt *m, const char *dir, const struct train_state *st
 {
     char tmp[4096], old[4096];
     struct stat sb;
+    if (gpt_process(m) != 0) { /* process 0 writes; this one lends it its shards */
+        int rc = gpt_state_serve(m);
+        if (rc != 0) snprintf(err, err_size, "process 0 could not save %s: see its message", dir);
+        return rc;
+    }
     snprintf(tmp, sizeof tmp, "%s.tmp.%d", dir, (int)getpid());
     snprintf(old, sizeof old, "%s.old.%d", dir, (int)getpid());
     remove_tree(tmp);
@@ -358,6 +363,7 @@ int checkpoint_save(struct gpt *m, const char *dir, const struct train_state *st
         int e = errno;
         snprintf(err, err_size, "cannot create %s: %s: choose a writable --save directory", tmp,
                  strerror(e));
+        gpt_state_serve_end(m, -e);
         return -e;
     }
     int rc = write_files(m, tmp, st, err, err_size);
@@ -372,6 +378,7 @@ int checkpoint_save(struct gpt *m, const char *dir, const struct train_state *st
         }
     }
     if (rc != 0) remove_tree(tmp);
+    gpt_state_serve_end(m, rc);
     return rc;
 }
 

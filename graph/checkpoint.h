@@ -8,7 +8,11 @@
  *   optimizer.safetensors  AdamW moments "exp_avg.<name>", "exp_avg_sq.<name>" (our layout)
  *   trainer_state.json     iteration, AdamW step, loss-scaler state (format "gpt50b-trainer", 1)
  * Saving writes a sibling temporary directory and renames it into place, so an interrupted or
- * failed save leaves the previous checkpoint whole and no partial one. */
+ * failed save leaves the previous checkpoint whole and no partial one. The files hold full
+ * tensors whatever the ZeRO-3 ranks: a checkpoint loads into any number of ranks and processes.
+ * With several processes, process 0 writes (gathering each tensor's shards from the others,
+ * one tensor at a time) and every process loads on its own, so --load must be readable
+ * everywhere. */
 #ifndef GPT50B_CHECKPOINT_H
 #define GPT50B_CHECKPOINT_H
 
@@ -30,7 +34,8 @@ void checkpoint_read_config(const char *dir, struct gpt_config *cfg);
 /* Loads weights (and, when DIR has them and st is not NULL, optimizer state and trainer state:
  * then returns 1; 0 for weights only). User error on a missing tensor, a wrong shape or dtype. */
 int checkpoint_load(struct gpt *m, const char *dir, struct train_state *st);
-/* Saves atomically. Returns 0, or a negative errno with a one-line message in err. */
+/* Saves atomically. Several processes: call it in every process; returns process 0's status in
+ * all. Returns 0, or a negative errno with a one-line message in err. */
 int checkpoint_save(struct gpt *m, const char *dir, const struct train_state *st, char *err,
                     size_t err_size);
 /* Fails (exit 2) now, before any training, when DIR could not be written later. */

@@ -55,11 +55,13 @@ struct rank {
     struct tensor lnf, lnf_mean, lnf_rstd; /* [N,C], [N], [N] */
     struct tensor logits;                  /* [N,Vp], dlogits after the backward */
     struct tensor losses;                  /* [N] fp32 */
+    struct tensor sumsq; /* [1] fp32: sum of squares of all gradients; several ranks: its shards',
+                            then all ranks' (all-reduced), which its AdamW tasks read */
     /* gradients of activations, shared by all blocks */
     struct tensor dresidual, dln1, dqkv, datty, dln2, dlnf; /* [N,C] ([N,3C] for dqkv) */
     struct tensor dfch, dfch_gelu;                          /* [N,4C] */
     /* [nparams]: full parameters and gradients; one rank: the table's own param and grad, else
-     * gathered from the shards and reduce-scattered into them */
+     * gathered from the shards and reduce-scattered into them, and released after use */
     struct tensor **wfull, **gfull;
 };
 
@@ -70,13 +72,21 @@ struct gpt {
     struct gpt_param *params;
     enum init_kind *init;
     int R;                    /* data-parallel ranks in this process (1 without a communicator) */
-    struct gpt_param *shards; /* [nparams * R]: rank r's shard of tensor i at i * R + r; one rank:
-                                 params[] itself */
+    int W;                    /* data-parallel ranks in all processes (R in one process) */
+    struct gpt_param *shards; /* [nparams * R]: local rank r's shard of tensor i at i * R + r; one
+                                 rank: params[] itself */
     size_t *shard_n;          /* [nparams]: elements of each shard (the whole tensor: one rank) */
     struct tensor *store;     /* the shards' tensors, 5 per shard */
-    struct tensor *full;      /* several ranks: the ranks' full buffers, 2 per shard */
-    struct rank *ranks;       /* [R] */
-    struct tensor sumsq;      /* [1] fp32: sum of squares of all gradients (all ranks' shards) */
+    struct tensor *full;      /* several ranks: the ranks' full buffers, 2 per shard (param,
+                                 grad), those of layers sharing a slot left unused */
+    /* Several ranks: ZeRO-3's memory saving. Layer l's full parameters are the buffers of layer
+     * l % slots, so the all-gather of layer l + slots, which writes them, waits for layer l's
+     * tasks that read them (StarPU's write-after-read): at most `slots` layers' gathered
+     * parameters exist per rank, and the gathers run at most slots - 1 layers ahead. Full
+     * gradients likewise with grad_slots (L when gradients accumulate over micro-batches: each
+     * layer's then lives until the step's last backward). Embeddings and ln_f keep their own. */
+    int slots, grad_slots;
+    struct rank *ranks; /* [R] */
     /* optimizer state on NVMe: one swap file per swapped tensor (master | m | v regions of
      * region_bytes[i] each), and swap_buffers sets of three RAM buffers cycled through them */
     struct aio_engine *aio;
@@ -265,13 +275,11 @@ void gpt_check_config(const struct gpt_config *c, const struct gpt_options *o)
     if (o->offload_checkpoints && !o->checkpointing)
         user_fail("--checkpoint-in-cpu offloads activation checkpoints: add "
                   "--checkpoint-activations or drop it");
-    if (o->comm && comm_local(o->comm) != comm_world(o->comm))
-        user_fail("ZeRO-3 across processes is not supported yet: run the ranks in one process");
-    if (o->comm && comm_local(o->comm) > 1 &&
+    if (o->comm && comm_world(o->comm) > 1 &&
         (o->tile_size > 0 || o->offload_param || o->optim_tier == OPTIM_TIER_NVME))
-        user_fail("--num-gpus %d: ZeRO-3 over several ranks does not support --tile-size, "
-                  "--offload-param or --offload-optimizer nvme yet: drop them or use one rank",
-                  comm_local(o->comm));
+        user_fail("ZeRO-3 over %d ranks does not support --tile-size, --offload-param or "
+                  "--offload-optimizer nvme yet: drop them or use one rank",
+                  comm_world(o->comm));
 }
 
 static size_t param_numel(const struct gpt_param *p)
@@ -320,7 +328,7 @@ static int param_split(const struct gpt *m, int i)
     const struct gpt_param *p = &m->params[i];
     int64_t rows = p->shape[0], sub = m->opt.optim_chunk;
     if (param_tiles(m, i)) return param_tiles(m, i);
-    if (m->opt.optim_tier == OPTIM_TIER_DEVICE || p->swapped || sub <= 0 || m->R > 1) return 0;
+    if (m->opt.optim_tier == OPTIM_TIER_DEVICE || p->swapped || sub <= 0 || m->W > 1) return 0;
     int64_t pieces = (param_numel(p) + sub - 1) / sub;
     return pieces > 1 ? (int)(pieces < rows ? pieces : rows) : 0;
 }
@@ -375,7 +383,7 @@ static int ckpt_offloaded(const struct gpt *m)
 static size_t pinned_bytes(const struct gpt *m)
 {
     size_t N = (size_t)m->opt.B * m->opt.T, total = 3 * m->R * host_pool_piece_bytes(N * 4);
-    total += host_pool_piece_bytes(sizeof(float));
+    total += m->R * host_pool_piece_bytes(sizeof(float));
     if (ckpt_offloaded(m))
         total +=
             (size_t)m->R * m->cfg.L * host_pool_piece_bytes(N * m->cfg.C * dtype_size(m->opt.dt));
@@ -463,22 +471,34 @@ static struct tensor *state_tensor(struct gpt_param *p, enum gpt_state which)
     return which == GPT_STATE_MASTER ? p->master : which == GPT_STATE_EXP_AVG ? p->m : p->v;
 }
 
-/* Several ranks: the full tensor assembled from the ranks' shards, in a buffer of R shards. */
-static float *shards_gather(struct gpt *m, int i, enum gpt_state which)
+/* Global rank of local rank r. */
+static int global_rank(const struct gpt *m, int r)
+{
+    return m->opt.comm ? comm_rank(m->opt.comm, r) : r;
+}
+
+int gpt_process(const struct gpt *m)
+{
+    return m->opt.comm ? comm_process(m->opt.comm) : 0;
+}
+
+/* Several ranks: a buffer of W shards of tensor i's state, this process's ranks' slices filled in
+ * (global ranks are contiguous per process) and the other processes' zero. */
+static float *shards_local_view(struct gpt *m, int i, enum gpt_state which)
 {
     size_t s = m->shard_n[i];
-    float *view = malloc(m->R * s * sizeof *view);
+    float *view = calloc((size_t)m->W * s, sizeof *view);
     CHECK(view);
     for (int r = 0; r < m->R; r++) {
         struct tensor *t = state_tensor(&m->shards[i * m->R + r], which);
-        memcpy(view + r * s, tensor_acquire_read(t), s * sizeof *view);
+        memcpy(view + global_rank(m, r) * s, tensor_acquire_read(t), s * sizeof *view);
         tensor_release(t);
     }
     return view;
 }
 
-/* Several ranks: view back into the shards (padding past the tensor's elements stays zero); the
- * compute copies follow at gpt_sync_params. */
+/* Several ranks: view back into this process's shards (padding past the tensor's elements stays
+ * zero); the compute copies follow at gpt_sync_params. */
 static void shards_scatter(struct gpt *m, int i, enum gpt_state which, const float *view)
 {
     size_t s = m->shard_n[i], n = param_numel(&m->params[i]);
@@ -486,18 +506,58 @@ static void shards_scatter(struct gpt *m, int i, enum gpt_state which, const flo
         struct gpt_param *sh = &m->shards[i * m->R + r];
         struct tensor *t = state_tensor(sh, which);
         float *dst = tensor_acquire_write(t);
-        size_t first = r * s, len = first >= n ? 0 : n - first < s ? n - first : s;
+        size_t first = global_rank(m, r) * s, len = first >= n ? 0 : n - first < s ? n - first : s;
         memset(dst, 0, s * sizeof *dst);
         memcpy(dst, view + first, len * sizeof *dst);
         tensor_release(t);
     }
 }
 
+/* What process 0 asks of the others while they serve: tensor i's state `which`, or with i < 0
+ * the end, `which` then carrying process 0's status. */
+struct state_request {
+    int32_t i, which;
+};
+
+/* Several processes: this process's slices of the state into process 0's view. */
+static void shards_gather(struct gpt *m, float *view, int i)
+{
+    comm_gather_host(m->opt.comm, view, m->R * m->shard_n[i] * sizeof *view);
+}
+
+int gpt_state_serve(struct gpt *m)
+{
+    struct state_request q;
+    CHECK_MSG(gpt_process(m) != 0, "process 0 reads the state; the others serve it");
+    for (;;) {
+        comm_bcast_host(m->opt.comm, &q, sizeof q);
+        if (q.i < 0) return q.which;
+        float *view = shards_local_view(m, q.i, (enum gpt_state)q.which);
+        shards_gather(m, view, q.i);
+        free(view);
+    }
+}
+
+void gpt_state_serve_end(struct gpt *m, int status)
+{
+    struct state_request q = {-1, status};
+    if (m->R < m->W) comm_bcast_host(m->opt.comm, &q, sizeof q);
+}
+
 float *gpt_state_acquire(struct gpt *m, int i, enum gpt_state which, int write)
 {
     struct gpt_param *p = &m->params[i];
     char err[SWAP_ERR_SIZE];
-    if (m->R > 1) return shards_gather(m, i, which);
+    if (m->W > 1) {
+        float *view = shards_local_view(m, i, which);
+        if (write || m->R == m->W) return view;
+        /* a read across processes: the others serve (gpt_state_serve) */
+        struct state_request q = {i, which};
+        CHECK_MSG(gpt_process(m) == 0, "only process 0 reads the state of several processes");
+        comm_bcast_host(m->opt.comm, &q, sizeof q);
+        shards_gather(m, view, i);
+        return view;
+    }
     if (!p->swapped)
         return write ? tensor_acquire_write(state_tensor(p, which))
                      : tensor_acquire_read(state_tensor(p, which));
@@ -514,7 +574,7 @@ void gpt_state_release(struct gpt *m, int i, enum gpt_state which, float *view, 
 {
     struct gpt_param *p = &m->params[i];
     char err[SWAP_ERR_SIZE];
-    if (m->R > 1) {
+    if (m->W > 1) {
         if (write) shards_scatter(m, i, which, view);
         free(view);
         return;
@@ -546,8 +606,8 @@ void gpt_nvme_traffic(const struct gpt *m, uint64_t *read, uint64_t *written, ui
         if (m->swapf[i]) *kept += swap_file_kept_bytes(m->swapf[i]);
 }
 
-/* The shard of tensor i that rank r owns (its five store slots): the whole tensor with one rank,
- * named like the tensor; with several, named after the rank too. */
+/* The shard of tensor i that local rank r owns (its five store slots): the whole tensor with one
+ * rank, named like the tensor; with several, named after the global rank too. */
 static void shard_init(struct gpt *m, int i, int r)
 {
     struct gpt_param *p = &m->shards[i * m->R + r];
@@ -555,8 +615,8 @@ static void shard_init(struct gpt *m, int i, int r)
     size_t n = m->shard_n[i];
     enum tensor_type dt = (enum tensor_type)m->opt.dt;
     char base[112], name[128];
-    if (m->R > 1)
-        snprintf(base, sizeof base, "%s.rank%d", p->name, r);
+    if (m->W > 1)
+        snprintf(base, sizeof base, "%s.rank%d", p->name, global_rank(m, r));
     else
         snprintf(base, sizeof base, "%s", p->name);
     /* A split tensor lives in RAM, whence each task fetches its piece alone: StarPU switches
@@ -600,28 +660,28 @@ static void shard_init(struct gpt *m, int i, int r)
 }
 
 /* The initial master weights: each tensor draws from its own stream (init_values fills it in
- * parallel); with several ranks the full tensor is drawn once and each rank keeps its slice, so
- * the weights are those of one rank. */
+ * parallel); with several ranks every process draws the full tensor and each of its ranks keeps
+ * its slice, so the weights are those of one rank. */
 static void init_masters(struct gpt *m)
 {
     for (int i = 0; i < m->nparams; i++) {
         if (m->params[i].swapped) continue;
-        if (m->R == 1) {
+        if (m->W == 1) {
             init_param(m, i, m->params[i].master->host);
             continue;
         }
         size_t s = m->shard_n[i];
-        float *w = calloc(m->R * s, sizeof *w);
+        float *w = calloc(m->W * s, sizeof *w);
         CHECK(w);
         init_param(m, i, w);
         for (int r = 0; r < m->R; r++)
-            memcpy(m->shards[i * m->R + r].master->host, w + r * s, s * sizeof *w);
+            memcpy(m->shards[i * m->R + r].master->host, w + global_rank(m, r) * s, s * sizeof *w);
         free(w);
     }
 }
 
-/* Rank r's micro-batch, activations and full buffers; tensor names carry the rank when there
- * are several. */
+/* Local rank r's micro-batch, activations and full buffers; tensor names carry the global rank
+ * when there are several. */
 static void rank_init(struct gpt *m, int r)
 {
     const struct gpt_config *c = &m->cfg;
@@ -630,7 +690,7 @@ static void rank_init(struct gpt *m, int r)
     enum tensor_type dt = (enum tensor_type)opt->dt;
     size_t N = (size_t)opt->B * opt->T, C = c->C;
     char pre[16] = "", name[128];
-    if (m->R > 1) snprintf(pre, sizeof pre, "rank%d.", r);
+    if (m->W > 1) snprintf(pre, sizeof pre, "rank%d.", global_rank(m, r));
 #define RANK_TENSOR(field, label, type, n, host)                                                   \
     do {                                                                                           \
         snprintf(name, sizeof name, "%s%s", pre, label);                                           \
@@ -657,6 +717,7 @@ static void rank_init(struct gpt *m, int r)
     RANK_TENSOR(lnf_rstd, "lnf_rstd", TENSOR_TYPE_FP32, N, TENSOR_HOST_NONE);
     RANK_TENSOR(logits, "logits", dt, N * c->Vp, TENSOR_HOST_NONE);
     RANK_TENSOR(losses, "losses", TENSOR_TYPE_FP32, N, TENSOR_HOST_PINNED);
+    RANK_TENSOR(sumsq, "grad_sumsq", TENSOR_TYPE_FP32, 1, TENSOR_HOST_PINNED);
     RANK_TENSOR(dresidual, "dresidual", dt, N * C, TENSOR_HOST_NONE);
     RANK_TENSOR(dln1, "dln1", dt, N * C, TENSOR_HOST_NONE);
     RANK_TENSOR(dqkv, "dqkv", dt, N * 3 * C, TENSOR_HOST_NONE);
@@ -667,19 +728,31 @@ static void rank_init(struct gpt *m, int r)
     RANK_TENSOR(dfch_gelu, "dfch_gelu", dt, N * 4 * C, TENSOR_HOST_NONE);
 #undef RANK_TENSOR
     for (int i = 0; i < m->nparams; i++) {
-        if (m->R == 1) {
+        if (m->W == 1) {
             k->wfull[i] = m->params[i].param;
             k->gfull[i] = m->params[i].grad;
             continue;
         }
-        struct tensor *f = &m->full[((size_t)i * m->R + r) * 2];
-        size_t n = m->R * m->shard_n[i];
-        snprintf(name, sizeof name, "%s.rank%d.full", m->params[i].name, r);
-        tensor_init(&f[0], name, dt, n, TENSOR_HOST_NONE);
-        snprintf(name, sizeof name, "%s.rank%d.full_grad", m->params[i].name, r);
-        tensor_init(&f[1], name, dt, n, TENSOR_HOST_NONE);
-        k->wfull[i] = &f[0];
-        k->gfull[i] = &f[1];
+        /* layer tensors: those of the layer whose slot it shares (named after that layer) */
+        int l = i >= P_FIRST_LAYER && i < P_FIRST_LAYER + c->L * LP_COUNT
+                    ? (i - P_FIRST_LAYER) / LP_COUNT
+                    : -1;
+        int wi = l < 0 ? i : i - (l - l % m->slots) * LP_COUNT;
+        int gi = l < 0 ? i : i - (l - l % m->grad_slots) * LP_COUNT;
+        struct tensor *wf = &m->full[((size_t)wi * m->R + r) * 2];
+        struct tensor *gf = &m->full[((size_t)gi * m->R + r) * 2 + 1];
+        size_t n = m->W * m->shard_n[i];
+        if (wi == i) {
+            snprintf(name, sizeof name, "%s.rank%d.full", m->params[i].name, global_rank(m, r));
+            tensor_init(wf, name, dt, n, TENSOR_HOST_NONE);
+        }
+        if (gi == i) {
+            snprintf(name, sizeof name, "%s.rank%d.full_grad", m->params[i].name,
+                     global_rank(m, r));
+            tensor_init(gf, name, dt, n, TENSOR_HOST_NONE);
+        }
+        k->wfull[i] = wf;
+        k->gfull[i] = gf;
     }
 }
 
@@ -691,14 +764,19 @@ struct gpt *gpt_create(const struct gpt_config *cfg, const struct gpt_options *o
     m->cfg = *cfg;
     m->opt = *opt;
     m->R = opt->comm ? comm_local(opt->comm) : 1;
+    m->W = opt->comm ? comm_world(opt->comm) : 1;
+    int64_t layer_elems = 12 * (int64_t)cfg->C * cfg->C + 13 * (int64_t)cfg->C;
+    m->slots = opt->max_live_elems > 0 ? (int)(opt->max_live_elems / layer_elems) : 2;
+    m->slots = m->slots > cfg->L ? cfg->L : m->slots < 2 ? (cfg->L < 2 ? cfg->L : 2) : m->slots;
+    m->grad_slots = opt->micro_steps > 1 ? cfg->L : m->slots;
     table_build(m);
     m->shard_n = calloc(m->nparams, sizeof *m->shard_n);
     CHECK(m->shard_n);
     for (int i = 0; i < m->nparams; i++) {
         size_t n = param_numel(&m->params[i]);
-        m->shard_n[i] = m->R > 1 ? comm_shard_elems(n, m->R, 4096, dtype_size(opt->dt)) : n;
+        m->shard_n[i] = m->W > 1 ? comm_shard_elems(n, m->W, 4096, dtype_size(opt->dt)) : n;
     }
-    if (m->R == 1) {
+    if (m->W == 1) {
         m->shards = m->params;
     } else {
         m->shards = calloc((size_t)m->nparams * m->R, sizeof *m->shards);
@@ -723,7 +801,6 @@ struct gpt *gpt_create(const struct gpt_config *cfg, const struct gpt_options *o
     gpt_sync_params(m);
     for (int r = 0; r < m->R; r++)
         rank_init(m, r);
-    tensor_init(&m->sumsq, "grad_sumsq", TENSOR_TYPE_FP32, 1, TENSOR_HOST_PINNED);
     return m;
 }
 
@@ -733,10 +810,10 @@ static void rank_free(struct gpt *m, struct rank *k)
         tensor_free(&k->res3[l]);
     for (int l = 0; l < (m->opt.checkpointing ? 1 : m->cfg.L); l++)
         acts_free(&k->acts[l]);
-    struct tensor *rest[] = {&k->inputs,    &k->targets,  &k->encoded, &k->lnf,
-                             &k->lnf_mean,  &k->lnf_rstd, &k->logits,  &k->losses,
-                             &k->dresidual, &k->dln1,     &k->dqkv,    &k->datty,
-                             &k->dln2,      &k->dlnf,     &k->dfch,    &k->dfch_gelu};
+    struct tensor *rest[] = {&k->inputs,   &k->targets,  &k->encoded, &k->lnf,   &k->lnf_mean,
+                             &k->lnf_rstd, &k->logits,   &k->losses,  &k->sumsq, &k->dresidual,
+                             &k->dln1,     &k->dqkv,     &k->datty,   &k->dln2,  &k->dlnf,
+                             &k->dfch,     &k->dfch_gelu};
     for (size_t i = 0; i < sizeof rest / sizeof rest[0]; i++)
         tensor_free(rest[i]);
     free(k->res3);
@@ -754,7 +831,6 @@ void gpt_destroy(struct gpt *m)
         tensor_free(&m->full[i]);
     for (int r = 0; r < m->R; r++)
         rank_free(m, &m->ranks[r]);
-    tensor_free(&m->sumsq);
     for (int b = 0; b < m->nbufs; b++)
         for (int k = 0; k < 3; k++)
             tensor_free(&m->bufs[b][k]);
@@ -835,7 +911,7 @@ enum collective { GATHER_PARAMS, SCATTER_GRADS };
 static void collective(struct gpt *m, enum collective op, int first, int count)
 {
     struct tensor *shard[COMM_MAX_LOCAL], *full[COMM_MAX_LOCAL];
-    for (int i = first; m->R > 1 && i < first + count; i++) {
+    for (int i = first; m->W > 1 && i < first + count; i++) {
         for (int r = 0; r < m->R; r++) {
             struct gpt_param *sh = &m->shards[i * m->R + r];
             shard[r] = op == GATHER_PARAMS ? sh->param : sh->grad;
@@ -893,7 +969,7 @@ static void prefetch_layer(struct gpt *m, struct rank *r, int l, struct tensor *
  * ranks: nothing (their gradient shards are written where the collectives run). */
 static void evict_layer(struct gpt *m, int l, int grads)
 {
-    for (int k = 0; k < LP_COUNT && m->R == 1; k++) {
+    for (int k = 0; k < LP_COUNT && m->W == 1; k++) {
         struct gpt_param *p = layer_param(m, l, k);
         if (m->opt.offload_param) tensor_wont_use(p->param);
         if (grads && params_in_pinned_ram(m)) tensor_wont_use(p->grad);
@@ -945,7 +1021,17 @@ void gpt_forward(struct gpt *m)
     rt_set_worker(-1);
 }
 
-static void block_backward(struct gpt *m, struct rank *k, int l, int prio, int last_micro)
+/* The first micro-batch of a step starts rank k's gradients of tensors first..first+count-1, just
+ * before the tasks that add to them (several ranks: layers share full-gradient buffers, see
+ * struct gpt's slots); the others add to them. */
+static void zero_grads(struct rank *k, int first, int count, int micro, int prio)
+{
+    for (int i = first; micro == 0 && i < first + count; i++)
+        zero_insert(k->gfull[i], prio);
+}
+
+static void block_backward(struct gpt *m, struct rank *k, int l, int prio, int micro,
+                           int last_micro)
 {
     const struct gpt_config *c = &m->cfg;
     int B = m->opt.B, T = m->opt.T, N = B * T, C = c->C;
@@ -955,6 +1041,7 @@ static void block_backward(struct gpt *m, struct rank *k, int l, int prio, int l
 #define G(p) (k->gfull[layer_index(l, p)])
     /* The last block's activations are still in the shared set from the forward. */
     if (m->opt.checkpointing && l != c->L - 1) block_forward_to_gelu(m, k, l, prio);
+    zero_grads(k, layer_index(l, 0), LP_COUNT, micro, prio);
     /* dresidual holds d(block output); each LayerNorm backward adds its share to it in place,
      * which is the residual connections' backward. */
     zero_insert(&k->dfch_gelu, prio);
@@ -990,16 +1077,17 @@ void gpt_backward(struct gpt *m, float loss_scale, int micro, int micro_steps)
     const struct gpt_config *c = &m->cfg;
     int B = m->opt.B, T = m->opt.T, N = B * T, C = c->C;
     int prio = RT_PRIO_NORMAL, last = micro == micro_steps - 1, lnf = m->nparams - 2;
+    CHECK_MSG(m->W == 1 || micro_steps == 1 || m->grad_slots == c->L,
+              "gpt_backward: several micro-batches a step, but gpt_options.micro_steps said one");
     /* the gradient of the mean loss over every rank's micro-batches */
-    float dloss = loss_scale / ((float)N * micro_steps * m->R);
+    float dloss = loss_scale / ((float)N * micro_steps * m->W);
     collective(m, GATHER_PARAMS, lnf, 2);
     collective(m, GATHER_PARAMS, P_WTE, 1);
     for (int r = 0; r < m->R; r++) {
         struct rank *k = &m->ranks[r];
         rt_set_worker(k->worker);
-        /* the first micro-batch starts the gradients, the others add to them */
-        for (int i = 0; micro == 0 && i < m->nparams; i++)
-            zero_insert(k->gfull[i], prio);
+        zero_grads(k, P_WTE, 1, micro, prio);
+        zero_grads(k, lnf, 2, micro, prio);
         zero_insert(&k->dresidual, prio);
         zero_insert(&k->dlnf, prio);
         crossentropy_backward_insert(&k->logits, &k->targets, dloss, N, c->V, c->Vp, prio);
@@ -1014,26 +1102,32 @@ void gpt_backward(struct gpt *m, float loss_scale, int micro, int micro_steps)
         collective(m, GATHER_PARAMS, layer_index(l, 0), LP_COUNT);
         for (int r = 0; r < m->R; r++) {
             rt_set_worker(m->ranks[r].worker);
-            block_backward(m, &m->ranks[r], l, prio, last);
+            block_backward(m, &m->ranks[r], l, prio, micro, last);
         }
         if (last) collective(m, SCATTER_GRADS, layer_index(l, 0), LP_COUNT);
     }
     for (int r = 0; r < m->R; r++) {
         struct rank *k = &m->ranks[r];
         rt_set_worker(k->worker);
+        zero_grads(k, P_WPE, 1, micro, prio);
         encoder_backward_insert(k->gfull[P_WTE], k->gfull[P_WPE], &k->dresidual, &k->inputs, B, T,
                                 C, prio);
     }
     if (last) collective(m, SCATTER_GRADS, P_WTE, 2);
     rt_set_worker(-1);
     if (!last) return;
-    zero_insert(&m->sumsq, prio);
-    for (int i = 0; i < m->nparams; i++)
-        for (int r = 0; r < m->R; r++) {
-            rt_set_worker(m->ranks[r].worker);
-            sumsq_insert(&m->sumsq, m->shards[i * m->R + r].grad, prio);
-        }
+    /* each rank's share of the global sum of squares, then the sum of all ranks' in every rank */
+    struct tensor *sumsq[COMM_MAX_LOCAL];
+    for (int r = 0; r < m->R; r++) {
+        struct rank *k = &m->ranks[r];
+        rt_set_worker(k->worker);
+        zero_insert(&k->sumsq, prio);
+        for (int i = 0; i < m->nparams; i++)
+            sumsq_insert(&k->sumsq, m->shards[i * m->R + r].grad, prio);
+        sumsq[r] = &k->sumsq;
+    }
     rt_set_worker(-1);
+    if (m->W > 1) comm_all_reduce(m->opt.comm, sumsq, 1);
 }
 
 void gpt_update(struct gpt *m, const struct adamw_hparams *hp)
@@ -1042,7 +1136,7 @@ void gpt_update(struct gpt *m, const struct adamw_hparams *hp)
     /* Without clipping and without fp16's overflow skip, no step needs the global norm: each
      * tensor's AdamW (and its swap-in) then runs as soon as its own gradient is complete, while
      * the backward goes on with the layers below. */
-    struct tensor *norm = hp->clip_norm > 0 || m->opt.dt == DTYPE_FP16 ? &m->sumsq : NULL;
+    int with_norm = hp->clip_norm > 0 || m->opt.dt == DTYPE_FP16;
     int next = 0; /* buffer set of the next swapped tensor */
     for (int i = 0; i < m->nparams; i++) {
         struct gpt_param *p = &m->params[i];
@@ -1054,7 +1148,8 @@ void gpt_update(struct gpt *m, const struct adamw_hparams *hp)
                 struct gpt_param *sh = &m->shards[i * m->R + r];
                 rt_set_worker(m->ranks[r].worker);
                 adamw_insert(sh->param == sh->master ? NULL : sh->param, sh->master, sh->m, sh->v,
-                             sh->grad, norm, &h, RT_PRIO_LOW, where);
+                             sh->grad, with_norm ? &m->ranks[r].sumsq : NULL, &h, RT_PRIO_LOW,
+                             where);
             }
             rt_set_worker(-1);
             continue;
@@ -1065,6 +1160,7 @@ void gpt_update(struct gpt *m, const struct adamw_hparams *hp)
         next = (next + 1) % m->nbufs;
         swap_in_insert(&b[0], &b[1], &b[2], m->swapf[i], m->region_bytes[i], m->generation,
                        RT_PRIO_HIGH);
+        struct tensor *norm = with_norm ? &m->ranks[0].sumsq : NULL;
         adamw_insert(p->param, &b[0], &b[1], &b[2], p->grad, norm, &h, RT_PRIO_NORMAL,
                      RT_WHERE_CPU);
         swap_out_insert(&b[0], &b[1], &b[2], norm, hp->inv_loss_scale, m->swapf[i],
@@ -1075,20 +1171,23 @@ void gpt_update(struct gpt *m, const struct adamw_hparams *hp)
 
 void gpt_step_stats(struct gpt *m, float *mean_loss, float *sumsq)
 {
-    double sum = 0;
-    size_t count = 0;
+    /* per rank, then over ranks in global order: 1 process x 2 ranks and 2 x 1 add alike */
+    double v[2] = {0, 0}; /* sum of the losses, their count */
     for (int r = 0; r < m->R; r++) {
         struct tensor *t = &m->ranks[r].losses;
         const float *losses = tensor_acquire_read(t);
+        double sum = 0;
         for (size_t i = 0; i < t->n; i++)
             sum += losses[i];
-        count += t->n;
+        v[0] += sum;
+        v[1] += (double)t->n;
         tensor_release(t);
     }
-    *mean_loss = (float)(sum / count);
+    if (m->opt.comm) comm_allreduce_host(m->opt.comm, v, 2);
+    *mean_loss = (float)(v[0] / v[1]);
     if (sumsq) {
-        *sumsq = *(const float *)tensor_acquire_read(&m->sumsq);
-        tensor_release(&m->sumsq);
+        *sumsq = *(const float *)tensor_acquire_read(&m->ranks[0].sumsq);
+        tensor_release(&m->ranks[0].sumsq);
     }
 }
 
@@ -1108,6 +1207,7 @@ void gpt_read_grad(struct gpt *m, int i, float *out)
 {
     size_t s = m->shard_n[i];
     float *all = malloc(m->R * s * sizeof *all);
+    CHECK_MSG(m->R == m->W, "gpt_read_grad: one process only");
     CHECK(all);
     for (int r = 0; r < m->R; r++)
         read_widened(m->shards[i * m->R + r].grad, all + r * s);

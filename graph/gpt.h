@@ -49,11 +49,18 @@ enum optim_tier {
 struct comm;
 
 struct gpt_options {
-    /* ZeRO-3 data parallelism over the communicator's ranks, all in this process (see
-     * docs/design.md): each rank owns a shard of every tensor and its optimizer state, runs its
-     * own micro-batch on comm_worker, and the layers' parameters are all-gathered before use and
-     * their gradients reduce-scattered after the backward. NULL: one rank, no collectives. */
+    /* ZeRO-3 data parallelism over the communicator's ranks, comm_local of them in this process
+     * and comm_world in all (see docs/design.md): each rank owns a shard of every tensor and its
+     * optimizer state, runs its own micro-batch on comm_worker, and the layers' parameters are
+     * all-gathered before use and released after it, their gradients reduce-scattered after the
+     * backward. Every process runs the same calls in the same order (SPMD). NULL: one rank, no
+     * collectives. */
     struct comm *comm;
+    /* Several ranks: gathered parameters that may live at once per rank, in elements,
+     * DeepSpeed's stage3_max_live_parameters, rounded down to whole layers, at least 2 (0: 2
+     * layers); the embeddings and ln_f live throughout. */
+    int64_t max_live_elems;
+    int micro_steps;   /* micro-batches per step, gpt_backward's micro_steps (0: 1) */
     enum dtype dt;     /* parameters, gradients and activations; master weights are fp32 */
     int B, T;          /* micro-batch and sequence length of every step */
     int checkpointing; /* keep each layer's input only; recompute the layer in backward */
@@ -116,9 +123,9 @@ struct gpt_param *gpt_tensor(struct gpt *m, int i);
 /* After changing master weights on the host (loading), refreshes the compute copies. */
 void gpt_sync_params(struct gpt *m);
 
-/* Copies one batch per rank (R = comm_local ranks, 1 without a communicator; N tokens each,
- * row-major [B,T], rank r's at r*N) into the ranks' input tensors. Waits for the previous step's
- * readers of those tensors. Token ids must be < V. */
+/* Copies one batch per local rank (R = comm_local ranks, 1 without a communicator; N tokens
+ * each, row-major [B,T], local rank r's at r*N) into the ranks' input tensors. Waits for the
+ * previous step's readers of those tensors. Token ids must be < V. */
 void gpt_set_batch(struct gpt *m, const int32_t *inputs, const int32_t *targets);
 void gpt_forward(struct gpt *m);
 /* Backward of micro-batch `micro` (0-based) of `micro_steps` accumulated into one step: the
@@ -128,9 +135,9 @@ void gpt_forward(struct gpt *m);
  * reads. */
 void gpt_backward(struct gpt *m, float loss_scale, int micro, int micro_steps);
 void gpt_update(struct gpt *m, const struct adamw_hparams *hp);
-/* Waits for the current step's mean loss (over all ranks) and, after gpt_backward, the gradients'
- * sum of squares (scaled by loss_scale^2; non-finite on overflow). sumsq may be NULL (forward
- * only). */
+/* Waits for the current step's mean loss (over all ranks of all processes: a collective, call it
+ * in every process) and, after gpt_backward, the gradients' sum of squares (scaled by
+ * loss_scale^2; non-finite on overflow). sumsq may be NULL (forward only). */
 void gpt_step_stats(struct gpt *m, float *mean_loss, float *sumsq);
 /* Rank 0's logits of the last forward, [N,Vp] widened to fp32 into out; waits for them. Call
  * between gpt_forward and gpt_backward (the backward overwrites them). */
@@ -163,8 +170,18 @@ enum gpt_state {
  * refreshes the compute copy (resident ones: gpt_sync_params). */
 float *gpt_state_acquire(struct gpt *m, int i, enum gpt_state which, int write);
 void gpt_state_release(struct gpt *m, int i, enum gpt_state which, float *view, int write);
+/* Several processes: a write view holds this process's slices (the others' are zero) and the
+ * release stores only those, so every process loads a checkpoint alone. A read view gathers the
+ * tensor from every process, and only process 0 takes them (saves): meanwhile the others wait in
+ * gpt_state_serve, which returns the status that process 0 passes to gpt_state_serve_end when
+ * it has read all it needs (any tensors, in any order). One process: serve_end does nothing. */
+int gpt_state_serve(struct gpt *m);
+void gpt_state_serve_end(struct gpt *m, int status);
+/* This process's index among the communicator's processes (0 without MPI). */
+int gpt_process(const struct gpt *m);
 
-/* Gradient of tensor i widened to fp32 (our layout) into out; waits for the backward. */
+/* Gradient of tensor i widened to fp32 (our layout) into out; waits for the backward. One
+ * process only. */
 void gpt_read_grad(struct gpt *m, int i, float *out);
 
 #endif

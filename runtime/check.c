@@ -2,8 +2,15 @@
 #include "check.h"
 
 #include <stdarg.h>
+#include <unistd.h>
 
 static const char *program = "gpt50b";
+static int delay;
+
+void check_set_delay(int seconds)
+{
+    delay = seconds;
+}
 
 void check_set_program(const char *name)
 {
@@ -13,6 +20,7 @@ void check_set_program(const char *name)
 void user_fail(const char *fmt, ...)
 {
     va_list ap;
+    if (delay > 0) sleep((unsigned)delay);
     fprintf(stderr, "%s: error: ", program);
     va_start(ap, fmt);
     vfprintf(stderr, fmt, ap);

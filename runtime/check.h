@@ -16,6 +16,12 @@
 /* Prints "gpt50b: error: <message>" and exits with EXIT_USER. Never returns. */
 __attribute__((noreturn, format(printf, 1, 2))) void user_fail(const char *fmt, ...);
 
+/* With `seconds` > 0, user_fail waits that long before it prints and exits. For the processes
+ * other than 0 of an MPI run while they check what every process checks alike (the flags):
+ * process 0 finds the same error, prints it and exits at once, and mpirun ends the job before the
+ * others print, so the user reads one line; a process alone with its error still reports it. */
+void check_set_delay(int seconds);
+
 /* Sets the program name printed by user_fail (default "gpt50b"). */
 void check_set_program(const char *name);
 

@@ -19,17 +19,19 @@
 enum comm_op {
     COMM_OP_ALL_GATHER,
     COMM_OP_REDUCE_SCATTER,
+    COMM_OP_ALL_REDUCE,
 };
 
 struct comm {
     enum comm_backend backend;
     int local, proc, nproc; /* world = nproc * local */
     int workers[COMM_MAX_LOCAL], nodes[COMM_MAX_LOCAL];
-    struct starpu_codelet cl;
-    struct tensor token;          /* a void handle: orders the collectives, carries no data */
-    MPI_Comm mpi_tasks, mpi_host; /* duplicates of MPI_COMM_WORLD (nproc > 1): collective tasks
-                                     use the first, comm_allreduce_host the second */
-    char *stage;                  /* host MPI staging, used by one task at a time (the token) */
+    struct starpu_codelet cl;        /* all-gather, reduce-scatter: shard[L], full[L], token */
+    struct starpu_codelet cl_reduce; /* all-reduce: t[L], token */
+    struct tensor token;             /* a void handle: orders the collectives, carries no data */
+    MPI_Comm mpi_tasks, mpi_host;    /* duplicates of MPI_COMM_WORLD (nproc > 1): collective tasks
+                                        use the first, comm_allreduce_host the second */
+    char *stage;                     /* host MPI staging, used by one task at a time (the token) */
     size_t stage_bytes;
     struct ncclComm *nccl[COMM_MAX_LOCAL];
     cudaStream_t streams[COMM_MAX_LOCAL];
@@ -76,6 +78,16 @@ static char *stage(struct comm *c, size_t bytes)
     return c->stage;
 }
 
+/* One MPI element of `bytes` bytes (MPI counts are ints). */
+static MPI_Datatype host_block(size_t bytes)
+{
+    MPI_Datatype block;
+    CHECK_MSG(bytes > 0 && bytes <= INT32_MAX, "host MPI transfer of more than 2 GiB at once");
+    MPI_OK(MPI_Type_contiguous((int)bytes, MPI_BYTE, &block));
+    MPI_OK(MPI_Type_commit(&block));
+    return block;
+}
+
 /* Across processes: the ranks of one process are contiguous in global order, so an all-gather of
  * each process's packed shards is the whole gather, and a reduce-scatter is an all-to-all of the
  * slices each process's ranks own followed by the same ordered sum as in one process. One MPI
@@ -86,13 +98,26 @@ static void comm_host_func(void *b[], void *cl_arg)
     struct comm *c = a->c;
     int L = c->local, W = c->nproc * L;
     size_t bytes = a->shard * dtype_size(a->dt);
-    MPI_Datatype block = MPI_DATATYPE_NULL;
-    if (c->nproc > 1) {
-        CHECK_MSG(bytes <= INT32_MAX, "host MPI collective with a shard over 2 GiB");
-        MPI_OK(MPI_Type_contiguous((int)bytes, MPI_BYTE, &block));
-        MPI_OK(MPI_Type_commit(&block));
-    }
-    if (a->op == COMM_OP_ALL_GATHER) {
+    MPI_Datatype block = c->nproc > 1 ? host_block(bytes) : MPI_DATATYPE_NULL;
+    if (a->op == COMM_OP_ALL_REDUCE) {
+        /* every rank's vector, in global order: this process's buffers, or all processes' */
+        char *all = NULL, **terms = malloc(W * sizeof *terms);
+        CHECK(terms);
+        if (c->nproc > 1) {
+            char *packed = stage(c, (size_t)(L + W) * bytes);
+            all = packed + (size_t)L * bytes;
+            for (int r = 0; r < L; r++)
+                memcpy(packed + r * bytes, RT_PTR(b, r), bytes);
+            MPI_OK(MPI_Allgather(packed, L, block, all, L, block, c->mpi_tasks));
+        }
+        for (int g = 0; g < W; g++)
+            terms[g] = all ? all + (size_t)g * bytes : (char *)RT_PTR(b, g);
+        /* in place into buffer 0 is safe: sum_in_order reads each chunk before writing it */
+        sum_in_order(a->dt, RT_PTR(b, 0), terms, W, a->shard);
+        for (int r = 1; r < L; r++)
+            memcpy(RT_PTR(b, r), RT_PTR(b, 0), bytes);
+        free(terms);
+    } else if (a->op == COMM_OP_ALL_GATHER) {
         char *full0 = RT_PTR(b, L);
         if (c->nproc == 1) {
             for (int g = 0; g < W; g++)
@@ -149,8 +174,13 @@ static void comm_nccl_func(void *b[], void *cl_arg)
     CUDA_OK(cudaGetDevice(&dev));
     NCCL_OK(ncclGroupStart());
     for (int r = 0; r < c->local; r++) {
-        void *shard = RT_PTR(b, r), *full = RT_PTR(b, c->local + r);
-        if (a->op == COMM_OP_ALL_GATHER)
+        /* all-reduce: buffer r is rank r's vector, reduced in place; full is not used */
+        void *shard = RT_PTR(b, r),
+             *full = a->op == COMM_OP_ALL_REDUCE ? NULL : RT_PTR(b, c->local + r);
+        if (a->op == COMM_OP_ALL_REDUCE)
+            NCCL_OK(ncclAllReduce(shard, shard, a->shard, nccl_type(a->dt), ncclSum, c->nccl[r],
+                                  c->streams[r]));
+        else if (a->op == COMM_OP_ALL_GATHER)
             NCCL_OK(
                 ncclAllGather(shard, full, a->shard, nccl_type(a->dt), c->nccl[r], c->streams[r]));
         else
@@ -244,6 +274,12 @@ struct comm *comm_create(const struct comm_config *cfg)
         MPI_OK(MPI_Allreduce(&c->local, &lo, 1, MPI_INT, MPI_MIN, c->mpi_host));
         MPI_OK(MPI_Allreduce(&c->local, &hi, 1, MPI_INT, MPI_MAX, c->mpi_host));
         if (lo != hi) user_fail("processes have %d to %d local ranks: give each the same", lo, hi);
+        int be = cfg->backend;
+        MPI_OK(MPI_Allreduce(&be, &lo, 1, MPI_INT, MPI_MIN, c->mpi_host));
+        MPI_OK(MPI_Allreduce(&be, &hi, 1, MPI_INT, MPI_MAX, c->mpi_host));
+        if (lo != hi)
+            user_fail("some processes have GPUs (NCCL) and some not (host buffers): give each "
+                      "process its own GPUs, or none with STARPU_NCUDA=0");
     }
     if (cfg->backend == COMM_BACKEND_NCCL) nccl_start(c);
     c->cl = (struct starpu_codelet){
@@ -255,6 +291,8 @@ struct comm *comm_create(const struct comm_config *cfg)
     for (int r = 0; r < c->local; r++)
         c->cl.nodes[r] = c->cl.nodes[c->local + r] = c->nodes[r];
     c->cl.nodes[2 * c->local] = STARPU_SPECIFIC_NODE_LOCAL;
+    c->cl_reduce = c->cl;
+    c->cl_reduce.nodes[c->local] = STARPU_SPECIFIC_NODE_LOCAL;
     snprintf(c->token.name, sizeof c->token.name, "comm.token");
     starpu_void_data_register(&c->token.handle);
     starpu_data_set_name(c->token.handle, c->token.name);
@@ -344,6 +382,58 @@ void comm_reduce_scatter(struct comm *c, struct tensor **full, struct tensor **s
                          size_t shard_elems)
 {
     submit(c, COMM_OP_REDUCE_SCATTER, shard, full, shard_elems);
+}
+
+void comm_all_reduce(struct comm *c, struct tensor **t, size_t n)
+{
+    int L = c->local;
+    struct rt_buf bufs[COMM_MAX_LOCAL + 1];
+    for (int r = 0; r < L; r++) {
+        CHECK_MSG(t[r]->type == t[0]->type && t[0]->type != TENSOR_TYPE_I32 && t[r]->n >= n,
+                  "all-reduce over tensors of different or integer types, or too small");
+        bufs[r] = (struct rt_buf){t[r], RT_RW};
+    }
+    bufs[L] = (struct rt_buf){&c->token, RT_RW};
+    struct comm_args a = {c, COMM_OP_ALL_REDUCE, n, (enum dtype)t[0]->type};
+    rt_submit(&c->cl_reduce, "all_reduce", bufs, L + 1, &a, sizeof a, 0, RT_PRIO_HIGH,
+              c->backend == COMM_BACKEND_NCCL ? RT_WHERE_COMPUTE : RT_WHERE_CPU);
+}
+
+int comm_process(const struct comm *c)
+{
+    return c->proc;
+}
+int comm_processes(const struct comm *c)
+{
+    return c->nproc;
+}
+
+void comm_bcast_host(struct comm *c, void *buf, size_t bytes)
+{
+    if (c->nproc == 1) return;
+    MPI_Datatype block = host_block(bytes);
+    MPI_OK(MPI_Bcast(buf, 1, block, 0, c->mpi_host));
+    MPI_Type_free(&block);
+}
+
+void comm_gather_host(struct comm *c, void *buf, size_t bytes)
+{
+    if (c->nproc == 1) return;
+    MPI_Datatype block = host_block(bytes);
+    if (c->proc == 0)
+        MPI_OK(MPI_Gather(MPI_IN_PLACE, 1, block, buf, 1, block, 0, c->mpi_host));
+    else
+        MPI_OK(MPI_Gather((char *)buf + c->proc * bytes, 1, block, NULL, 1, block, 0, c->mpi_host));
+    MPI_Type_free(&block);
+}
+
+int comm_same_everywhere(struct comm *c, uint64_t value)
+{
+    uint64_t lo = value, hi = value;
+    if (c->nproc == 1) return 1;
+    MPI_OK(MPI_Allreduce(&value, &lo, 1, MPI_UINT64_T, MPI_MIN, c->mpi_host));
+    MPI_OK(MPI_Allreduce(&value, &hi, 1, MPI_UINT64_T, MPI_MAX, c->mpi_host));
+    return lo == hi;
 }
 
 void comm_allreduce_host(struct comm *c, double *vals, int n)

@@ -41,6 +41,8 @@
  * worker's thread, not its GPU) until it ends, and collectives of one communicator never
  * overlap each other; make a second communicator for a second stream of collectives.
  *
+ * All-reduce (comm_all_reduce) is the same pattern over one buffer per local rank and the token.
+ *
  * Limits: local <= COMM_MAX_LOCAL (2 buffers per local rank and the token in STARPU_NMAXBUFS);
  * host collectives across processes send one shard as one MPI element, so a shard is at most
  * 2 GiB. Every process must create and destroy its communicators in the same order. With several
@@ -50,6 +52,7 @@
 #define GPT50B_COMM_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "rt.h"
 
@@ -103,8 +106,29 @@ void comm_all_gather(struct comm *c, struct tensor **shard, struct tensor **full
 void comm_reduce_scatter(struct comm *c, struct tensor **full, struct tensor **shard,
                          size_t shard_elems);
 
-/* vals[i] = the sum of vals[i] over processes (one process: unchanged). Blocks; call from the
- * submitting thread, in the same order in every process. For logging (losses, norms). */
+/* For every local rank r: t[r][0..n) = the sum over all ranks g of t_g[0..n) (host backend: in
+ * fp32 in global-rank order, rounded once, so every rank gets the same bits whatever the split
+ * into processes). t[] read and written. One task; returns once submitted. For the global
+ * gradient norm that every rank's optimizer step reads. */
+void comm_all_reduce(struct comm *c, struct tensor **t, size_t n);
+
+/* This process's index and the number of processes (0 and 1 without MPI). */
+int comm_process(const struct comm *c);
+int comm_processes(const struct comm *c);
+
+/* Host-memory transfers between processes, for checkpoints and checks. They block; call them
+ * from the submitting thread, in the same order in every process (one process: no MPI). */
+
+/* vals[i] = the sum of vals[i] over processes (one process: unchanged). For logging (losses,
+ * norms). */
 void comm_allreduce_host(struct comm *c, double *vals, int n);
+/* buf (bytes, at most 2 GiB) = process 0's buf, in every process. */
+void comm_bcast_host(struct comm *c, void *buf, size_t bytes);
+/* In place: process p's part is buf[p * bytes, (p+1) * bytes) (at most 2 GiB); process 0
+ * receives every other process's part at its place, the others' buf is only read. */
+void comm_gather_host(struct comm *c, void *buf, size_t bytes);
+/* 1 when `value` is the same in every process (e.g. a hash of the command line), else 0; the
+ * same answer in every process. */
+int comm_same_everywhere(struct comm *c, uint64_t value);
 
 #endif

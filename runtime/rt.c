@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 
 #include "check.h"
 #include "numa.h"
@@ -74,6 +75,41 @@ static int mpi_start(struct starpu_conf *conf)
     return starpu_mpi_init_conf(NULL, NULL, 0, MPI_COMM_WORLD, conf);
 }
 
+/* The first of the environment variables names that is set, as an int; else fallback. */
+static int env_int(const char *const *names, int fallback)
+{
+    for (; *names; names++)
+        if (getenv(*names)) return atoi(getenv(*names));
+    return fallback;
+}
+
+struct rt_launch rt_mpi_launch(void)
+{
+    static const char *const size[] = {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", NULL},
+                             *const rank[] = {"OMPI_COMM_WORLD_RANK", "PMI_RANK", NULL},
+                             *const local_rank[] = {"OMPI_COMM_WORLD_LOCAL_RANK", "MPI_LOCALRANKID",
+                                                    "SLURM_LOCALID", NULL},
+                             *const local_size[] = {"OMPI_COMM_WORLD_LOCAL_SIZE", "MPI_LOCALNRANKS",
+                                                    NULL};
+    struct rt_launch l = {env_int(size, 1), env_int(rank, 0), env_int(local_rank, -1),
+                          env_int(local_size, -1)};
+    if (l.size < 1) l.size = 1;
+    return l;
+}
+
+void rt_mpi_pick_gpus(const struct rt_launch *l, int per_process)
+{
+    char ids[256] = "";
+    size_t len = 0;
+    if (l->size < 2 || l->local_rank < 0 || getenv("CUDA_VISIBLE_DEVICES") ||
+        getenv("STARPU_WORKERS_CUDAID"))
+        return;
+    for (int d = 0; d < per_process && len < sizeof ids; d++)
+        len += snprintf(ids + len, sizeof ids - len, "%s%d", d ? "," : "",
+                        l->local_rank * per_process + d);
+    setenv("CUDA_VISIBLE_DEVICES", ids, 1);
+}
+
 void rt_init(const struct rt_options *opt)
 {
     struct starpu_conf conf;
@@ -105,7 +141,7 @@ void rt_init(const struct rt_options *opt)
     } else {
         cpu_model_name(device_name, sizeof device_name);
     }
-    if (!opt->quiet)
+    if (!opt->quiet && mpi_rank == 0)
         fprintf(stderr,
                 "> StarPU %d.%d.%d, scheduler %s, %d CPU workers, %d CUDA workers, device %s\n",
                 STARPU_MAJOR_VERSION, STARPU_MINOR_VERSION, STARPU_RELEASE_VERSION,
@@ -244,6 +280,20 @@ int tensor_compute_tiles(const struct tensor *t)
 void tensor_wont_use(struct tensor *t)
 {
     starpu_data_wont_use(t->handle);
+}
+
+int64_t rt_peak_rss_bytes(void)
+{
+    struct rusage ru;
+    CHECK(getrusage(RUSAGE_SELF, &ru) == 0);
+    return (int64_t)ru.ru_maxrss * 1024; /* Linux: kilobytes */
+}
+
+int64_t rt_starpu_bytes_used(int cuda_index)
+{
+    if (cuda_index < 0) return (int64_t)starpu_memory_get_used(STARPU_MAIN_RAM);
+    int worker = starpu_worker_get_by_type(STARPU_CUDA_WORKER, cuda_index);
+    return worker < 0 ? 0 : (int64_t)starpu_memory_get_used(starpu_worker_get_memory_node(worker));
 }
 
 struct tensor *tensor_tiles(struct tensor *t, int ntiles, size_t row)

@@ -76,6 +76,21 @@ void rt_trace_stop(void);
  * memory plan); 0 without a GPU or with STARPU_NCUDA=0. */
 int64_t rt_probe_gpu_bytes(void);
 
+/* An MPI launch as the launcher's environment tells it, before MPI starts: Open MPI's mpirun
+ * (OMPI_COMM_WORLD_*), or a PMI launcher such as MPICH's Hydra or srun --mpi=pmi2 (PMI_SIZE,
+ * PMI_RANK, MPI_LOCALRANKID or SLURM_LOCALID). size 1 and rank 0 when the program was not
+ * launched so; local_rank and local_size -1 when the launcher does not say. */
+struct rt_launch {
+    int size, rank;             /* processes, and this one's index */
+    int local_rank, local_size; /* on this node */
+};
+struct rt_launch rt_mpi_launch(void);
+/* Several processes: gives this one GPUs [local_rank * per_process, (local_rank+1) *
+ * per_process) by setting CUDA_VISIBLE_DEVICES, as a PyTorch job's torch.cuda.set_device(
+ * local_rank) does, unless CUDA_VISIBLE_DEVICES or STARPU_WORKERS_CUDAID is set already (the
+ * user's choice wins). Call before anything asks CUDA about devices. */
+void rt_mpi_pick_gpus(const struct rt_launch *l, int per_process);
+
 /* Starts StarPU (and cuBLAS on every CUDA worker). Without a GPU and without STARPU_SCHED, the
  * default policy is peager, which runs each CPU task as one fork-join task over all CPU workers:
  * the model's graph is mostly a chain, so parallelism has to come from inside the kernels. */
@@ -168,6 +183,14 @@ void rt_submit(struct starpu_codelet *cl, const char *name, const struct rt_buf 
 void rt_set_worker(int worker);
 /* Waits for every submitted task. */
 void rt_wait_all(void);
+
+/* Memory, for logs: the peak resident set of this process in bytes (what the kernel counted: all
+ * tensors, StarPU's and the libraries' own), and the bytes that StarPU allocated and holds in RAM
+ * (cuda_index -1) or on the GPU of the cuda_index-th CUDA worker (0 without one): the buffers of
+ * tensors without a host copy, and on GPUs copies and StarPU's allocation cache, which it
+ * empties only under memory pressure (without pressure: the run's high-water mark). */
+int64_t rt_peak_rss_bytes(void);
+int64_t rt_starpu_bytes_used(int cuda_index);
 
 /* For CPU implementations of codelets: sets the OpenMP and BLAS thread counts to the size of the
  * (combined) worker running the task, and returns it. */

@@ -34,15 +34,8 @@ RUN=$W/run # everything the runs write, so that a failed one can be seen to leav
 mkdir -p "$LOG" "$RUN"
 cd "$RUN" || exit 1
 
-failures=0
-ok() { echo "ok - $1"; }
-fail() {
-    echo "FAIL - $1: $2"
-    failures=$((failures + 1))
-}
-
-TINY=(--num-layers 2 --hidden-size 32 --num-attention-heads 2 --seq-length 32
-    --max-position-embeddings 32 --micro-batch-size 2 --eval-iters 0 --data-path "$DATA")
+# shellcheck source=testlib.sh
+. "$HERE/testlib.sh"
 
 # gpt50b ARGS...: runs the program, stdout and stderr into $LOG; returns its exit code.
 gpt50b() { "$GPT50B" "$@" >"$LOG/out" 2>"$LOG/err"; }
@@ -543,10 +536,6 @@ fi
 # against one sum: rounding of ~1e-7. A wrong gradient (a missing 1/R, a rank on the wrong data)
 # moves the loss by more than 1e-3 within a step; the control (other data) shows the check sees it.
 # Checkpoints hold full tensors: one saved by 2 ranks continues in 1 rank and vice versa.
-zero3_close() {
-    local msg
-    if msg=$(python3 "$CHECK" close "$2" "$3" 1e-5); then ok "$1 ($msg)"; else fail "$1" "$msg"; fi
-}
 Z3=(--lr-decay-iters 5 --lr-warmup-iters 1)
 Z1=("${Z3[@]}" --gradient-accumulation-steps 2)
 Z2=("${Z3[@]}" --num-gpus 2)
@@ -555,8 +544,8 @@ if train "zero3: 1 rank, 2 micro-batches" "${Z1[@]}" --train-iters 5 --metrics "
     if ! grep -q "global batch size:     4" "$LOG/out"; then
         fail "zero3: 2 ranks' global batch size" "$(grep -m1 -o 'global batch size: *[0-9]*' "$LOG/out")"
     fi
-    zero3_close "--num-gpus 2 equals --gradient-accumulation-steps 2 over 5 iterations" \
-        "$W/z1.jsonl" "$W/z2.jsonl"
+    close "--num-gpus 2 equals --gradient-accumulation-steps 2 over 5 iterations" \
+        "$W/z1.jsonl" "$W/z2.jsonl" 1e-5
     if train "zero3 control: 1 micro-batch" "${Z3[@]}" --train-iters 5 --metrics "$W/z0.jsonl"; then
         if python3 "$CHECK" close "$W/z1.jsonl" "$W/z0.jsonl" 1e-5 >/dev/null; then
             fail "zero3 control" "1 micro-batch (other data) is within 1e-5 of 2"
@@ -570,21 +559,17 @@ if train "zero3: 1 rank, 2 micro-batches" "${Z1[@]}" --train-iters 5 --metrics "
         train "zero3: 2 ranks resume" "${Z2[@]}" --train-iters 5 --load "$W/zck2" --metrics "$W/z22.jsonl" &&
         train "zero3: 1 rank loads 2 ranks' checkpoint" "${Z1[@]}" --train-iters 5 --load "$W/zck2" \
             --metrics "$W/z21.jsonl"; then
-        zero3_close "2 ranks resume like the uninterrupted run" "$W/z2-tail.jsonl" "$W/z22.jsonl"
-        zero3_close "a 2-rank checkpoint continues in 1 rank as in 2" "$W/z22.jsonl" "$W/z21.jsonl"
+        close "2 ranks resume like the uninterrupted run" "$W/z2-tail.jsonl" "$W/z22.jsonl" 1e-5
+        close "a 2-rank checkpoint continues in 1 rank as in 2" "$W/z22.jsonl" "$W/z21.jsonl" 1e-5
     fi
     if train "zero3: 1 rank saves" "${Z1[@]}" --train-iters 3 --save "$W/zck1" &&
         train "zero3: 2 ranks load 1 rank's checkpoint" "${Z2[@]}" --train-iters 5 --load "$W/zck1" \
             --metrics "$W/z12.jsonl"; then
-        zero3_close "a 1-rank checkpoint continues in 2 ranks as in 1" "$W/z1-tail.jsonl" "$W/z12.jsonl"
+        close "a 1-rank checkpoint continues in 2 ranks as in 1" "$W/z1-tail.jsonl" "$W/z12.jsonl" 1e-5
     fi
 fi
 expect_error "--num-gpus 2 with --tile-size" "--tile-size" "${TINY[@]}" "${OUT[@]}" --num-gpus 2 \
     --tile-size 16
 expect_error "--world-size 2 for training" "--num-gpus 2" "${TINY[@]}" "${OUT[@]}" --world-size 2
 
-if [ "$failures" -gt 0 ]; then
-    echo "$failures check(s) failed"
-    exit 1
-fi
-exit 0
+finish

@@ -6,7 +6,9 @@
  * reduce-scatter followed at once by an all-gather back into the same full buffers (their data
  * dependencies only, no wait in between) must give the concatenation of the reduced shards.
  * Sizes are not multiples of the alignment and some cases leave whole ranks as padding. Also
- * checks comm_shard_elems against a brute-force search, and comm_allreduce_host.
+ * checks comm_shard_elems against a brute-force search; all-reduce against the same ordered sums;
+ * and the host transfers (comm_allreduce_host, comm_bcast_host, comm_gather_host,
+ * comm_same_everywhere).
  *
  *     test_comm        one process, simulated ranks W = 1..4, fp32/fp16/bf16
  *     test_comm mpi    under mpirun: every process with 1 then 2 local ranks
@@ -119,6 +121,14 @@ static void check_case(int local, enum dtype dt, size_t n, size_t align, uint64_
         expect_equal(dt, tensor_acquire_read(full[r]), ref, W * s, "reduce-scatter+all-gather", W,
                      r);
         tensor_release(full[r]);
+        fill(full[r], seed + 1, comm_rank(c, r), 0, n);
+    }
+
+    /* all-reduce of the whole full buffers: every rank gets what the reduce-scatter gave all */
+    comm_all_reduce(c, full, W * s);
+    for (int r = 0; r < local; r++) {
+        expect_equal(dt, tensor_acquire_read(full[r]), ref, W * s, "all-reduce", W, r);
+        tensor_release(full[r]);
         tensor_free(shard[r]);
         tensor_free(full[r]);
     }
@@ -167,6 +177,17 @@ int main(int argc, char **argv)
     double np = rt_mpi_size();
     EXPECT(vals[0] == np * (np + 1) / 2 && vals[1] == np, "allreduce_host: %g %g", vals[0],
            vals[1]);
+    int me = rt_mpi_rank(), *all = calloc(rt_mpi_size(), sizeof *all), from0 = me == 0 ? 42 : -1;
+    CHECK(all);
+    comm_bcast_host(c, &from0, sizeof from0);
+    EXPECT(from0 == 42, "bcast_host: process %d got %d", me, from0);
+    all[me] = me;
+    comm_gather_host(c, all, sizeof me);
+    for (int p = 0; me == 0 && p < rt_mpi_size(); p++)
+        EXPECT(all[p] == p, "gather_host: slot %d holds %d", p, all[p]);
+    free(all);
+    EXPECT(comm_same_everywhere(c, 7) && comm_same_everywhere(c, 7 + (uint64_t)me) == (np == 1),
+           "same_everywhere");
     comm_destroy(c);
     rt_shutdown();
     return test_finish(mpi ? "test_comm mpi" : "test_comm");
