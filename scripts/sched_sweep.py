@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """sched_sweep.py: runs gpt50b under several StarPU scheduling policies and knob settings and
-tabulates iteration time, worker busy share, NVMe bandwidth, peak RSS and loss.
+tabulates iteration time, worker busy share, NVMe bandwidth, peak memory per tier and loss.
 
     python3 scripts/sched_sweep.py [--gpt50b build/apps/gpt50b] [--policies default,eager,lws]
         [--knobs STARPU_SCHED_BETA=0,1,4] [--knobs STARPU_NCPU=1,2] [--iters 6]
@@ -15,7 +15,10 @@ STARPU_SCHED / STARPU_CALIBRATE, plus its setting, STARPU_SILENT=1, STARPU_PROFI
 STARPU_WORKER_STATS=1: StarPU then prints each worker's time split at shutdown, from which the
 busy share (executing / total) of the compute workers (CUDA ones if any, else CPU ones) comes.
 Those totals span the whole process, start-up included, so the share is a lower bound on the
-share during the iterations. Standard library only. See docs/tuning.md.
+share during the iterations. Peak memory per tier: the GPU's (the largest memory.used that
+`nvidia-smi -lms 200` reported during the run, CUDA context included; n/a without nvidia-smi), the
+process's peak RSS, the pinned pool and the NVMe swap files (their sizes, from the run's log).
+Standard library only. See docs/tuning.md.
 """
 import argparse
 import json
@@ -111,16 +114,40 @@ def available_policies(gpt50b, flags):
     return {m.group(1) for m in re.finditer(r"^(\S+)\s+->", listing[1], re.M)}
 
 
+def gpu_monitor(path):
+    """nvidia-smi printing every GPU's memory.used (MiB) every 200 ms into path, or None."""
+    if not shutil.which("nvidia-smi"):
+        return None
+    try:
+        return subprocess.Popen(["nvidia-smi", "--query-gpu=memory.used",
+                                 "--format=csv,noheader,nounits", "-lms", "200"],
+                                stdout=open(path, "w"), stderr=subprocess.DEVNULL)
+    except OSError:
+        return None
+
+
+def gpu_peak_mb(mon, path):
+    """The largest memory.used sample of one GPU (MiB -> MB), None without samples."""
+    if mon is None:
+        return None
+    mon.terminate()
+    mon.wait()
+    with open(path) as f:
+        samples = [int(x) for x in re.findall(r"^\s*(\d+)", f.read(), re.M)]
+    return max(samples) * 1.048576 if samples else None
+
+
 def run_once(gpt50b, flags, iters, setting, timeout):
     """Runs gpt50b once; returns (returncode or None on timeout, metrics lines, stdout, stderr,
-    peak RSS in MB). os.wait4 gives this child's own rusage, unlike RUSAGE_CHILDREN's maximum
-    over every child so far."""
+    peak RSS in MB, peak GPU memory in MB or None). os.wait4 gives this child's own rusage,
+    unlike RUSAGE_CHILDREN's maximum over every child so far."""
     env = base_env()
     env.update(setting)
     with tempfile.TemporaryDirectory(prefix="sched_sweep.") as tmp:
         metrics = os.path.join(tmp, "metrics.jsonl")
         out_path, err_path = os.path.join(tmp, "out"), os.path.join(tmp, "err")
         cmd = [gpt50b] + flags + ["--train-iters", str(iters), "--metrics", metrics]
+        mon = gpu_monitor(os.path.join(tmp, "gpu"))
         with open(out_path, "w") as out, open(err_path, "w") as err:
             proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=err, start_new_session=True)
             deadline, rc, rss = time.monotonic() + timeout, None, None
@@ -135,6 +162,7 @@ def run_once(gpt50b, flags, iters, setting, timeout):
                     break
                 time.sleep(0.05)
             proc.returncode = rc if rc is not None else -signal.SIGKILL
+        gpu = gpu_peak_mb(mon, os.path.join(tmp, "gpu"))
         rows = []
         if os.path.exists(metrics):
             with open(metrics) as f:
@@ -143,7 +171,7 @@ def run_once(gpt50b, flags, iters, setting, timeout):
             stdout = f.read()
         with open(err_path, errors="replace") as f:
             stderr = f.read()
-    return rc, rows, stdout, stderr, rss
+    return rc, rows, stdout, stderr, rss, gpu
 
 
 def parse_worker_stats(stderr):
@@ -179,10 +207,14 @@ def busy_share(workers):
 
 
 def measure(args, label, policy, knob, setting, calibrating=False):
-    rc, rows, stdout, stderr, rss = run_once(args.gpt50b, args.flags, args.iters, setting,
-                                             args.timeout)
+    rc, rows, stdout, stderr, rss, gpu = run_once(args.gpt50b, args.flags, args.iters, setting,
+                                                  args.timeout)
     run = {"setting": label, "policy": policy, "knob": knob, "env": setting, "returncode": rc,
-           "peak_rss_mb": rss}
+           "peak_rss_mb": rss, "peak_gpu_mb": gpu}
+    pool = re.search(r"> pinned host pool: ([\d.]+) GB", stdout)
+    run["pinned_mb"] = float(pool.group(1)) * 1e3 if pool else None
+    nv = re.search(r"> optimizer state: .*?, \d+ tensors \(([\d.]+) GB\) on NVMe", stdout)
+    run["nvme_gb"] = float(nv.group(1)) if nv else None
     m = re.search(r"> StarPU [\d.]+, scheduler (\S+), (\d+) CPU workers, (\d+) CUDA workers, "
                   r"device (.*)", stderr)
     if m:
@@ -261,15 +293,18 @@ def table(runs):
     ok = [r for r in runs if r["status"].startswith("ok")]
     ref = ok[0] if ok else None
     lines = ["| setting | scheduler | mean ms | median ms | min ms | busy share | NVMe GB/s "
-             "| peak RSS MB | final loss | loss vs first | status |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| peak GPU MB | peak RSS MB | pinned MB | NVMe GB | final loss | loss vs first "
+             "| status |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in runs:
         r["loss_vs_first"] = loss_note(r, ref)
         busy = "n/a" if r["busy_share"] is None else f"{100 * r['busy_share']:.0f}% {r['busy_kind']}"
         lines.append(f"| {r['setting']} | {r.get('scheduler', '-')} | {fmt(r['mean_ms'], '.1f')} "
                      f"| {fmt(r['median_ms'], '.1f')} "
                      f"| {fmt(r['min_ms'], '.1f')} | {busy} | {fmt(r['nvme_gb_s'], '.2f')} "
-                     f"| {fmt(r['peak_rss_mb'], '.0f')} | {fmt(r['final_loss'], '.6f')} "
+                     f"| {fmt(r['peak_gpu_mb'], '.0f')} | {fmt(r['peak_rss_mb'], '.0f')} "
+                     f"| {fmt(r['pinned_mb'], '.0f')} | {fmt(r['nvme_gb'], '.3f')} "
+                     f"| {fmt(r['final_loss'], '.6f')} "
                      f"| {r['loss_vs_first']} | {r['status']} |")
     return "\n".join(lines)
 
@@ -301,7 +336,8 @@ def main(argv):
                          "iteration_ms": [], "losses": [], "median_ms": None, "min_ms": None, "mean_ms": None,
                          "final_loss": None, "workers": [], "busy_share": None,
                          "busy_kind": None, "nvme_gb_per_iter": None, "nvme_gb_s": None,
-                         "peak_rss_mb": None})
+                         "peak_rss_mb": None, "peak_gpu_mb": None, "pinned_mb": None,
+                         "nvme_gb": None})
             continue
         print(f"running {label} ...", flush=True)
         runs.append(measure(args, label, policy, knob, setting))

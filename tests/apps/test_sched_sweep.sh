@@ -22,7 +22,7 @@ rc=$?
 cat "$w/out"
 [ $rc -eq 0 ] || { echo "FAIL - sched_sweep.py exited $rc"; exit 1; }
 python3 - "$w/out" "$w/sweep.json" "$STARPU_HOME" <<'PY'
-import json, os, sys
+import json, os, shutil, sys
 out, js, home = sys.argv[1], sys.argv[2], sys.argv[3]
 text = open(out).read()
 want = ["eager", "lws", "no-such-policy", "eager + STARPU_NCPU=1", "eager + STARPU_NCPU=2"]
@@ -44,6 +44,17 @@ for s in want[:2] + want[3:]:
         float(rows[s][2]), float(rows[s][3]), float(rows[s][4])
     except (KeyError, ValueError, IndexError):
         bad.append(f"row {s}: times not numeric: {rows.get(s)}")
+for s in want[:2] + want[3:]:
+    cells = rows.get(s, [])
+    try:
+        rss, pinned = float(cells[8]), float(cells[9])
+        if rss <= 0 or pinned < 0:
+            raise ValueError
+    except (ValueError, IndexError):
+        bad.append(f"row {s}: peak RSS and pinned pool not numeric: {cells}")
+    gpu = cells[7] if len(cells) > 7 else ""
+    if (gpu == "n/a") != (shutil.which("nvidia-smi") is None):
+        bad.append(f"row {s}: peak GPU memory '{gpu}' with nvidia-smi {shutil.which('nvidia-smi')}")
 if "not available" not in " ".join(rows.get("no-such-policy", [])):
     bad.append(f"bogus policy row: {rows.get('no-such-policy')}")
 d = json.load(open(js))
