@@ -23,12 +23,13 @@ void layernorm_backward_insert(struct tensor *dinp, struct tensor *dweight, stru
                                struct tensor *dout, struct tensor *inp, struct tensor *weight,
                                struct tensor *mean, struct tensor *rstd, int N, int C, int prio);
 
-/* bias / dbias may be NULL. */
+/* bias / dbias may be NULL. acc (may be NULL): an fp32 tensor of dinp's size in which a tiled
+ * layer's backward sums its tiles when dinp is fp16/bf16, so that dinp is rounded once. */
 void matmul_forward_insert(struct tensor *out, struct tensor *inp, struct tensor *weight,
                            struct tensor *bias, int N, int C, int OC, int prio);
 void matmul_backward_insert(struct tensor *dinp, struct tensor *dweight, struct tensor *dbias,
                             struct tensor *dout, struct tensor *inp, struct tensor *weight, int N,
-                            int C, int OC, int prio);
+                            int C, int OC, struct tensor *acc, int prio);
 
 void attention_forward_insert(struct tensor *out, struct tensor *att, struct tensor *qkv, int B,
                               int T, int C, int NH, int prio);

@@ -42,8 +42,9 @@ void matmul_forward_cpu(void *out, const void *inp, const void *weight, const vo
                         int C, int OC, int ldo, enum dtype dt);
 /* dinp[N,C] += dout . weight; dweight[OC,C] += dout^T . inp; dbias[OC] += column sums of dout,
  * whose rows are ldo >= OC elements apart. dinp and dbias may be NULL (not wanted). */
-void matmul_backward_cpu(void *dinp, void *dweight, void *dbias, const void *dout, const void *inp,
-                         const void *weight, int N, int C, int OC, int ldo, enum dtype dt);
+void matmul_backward_cpu(void *dinp, enum dtype dinp_dt, void *dweight, void *dbias,
+                         const void *dout, const void *inp, const void *weight, int N, int C,
+                         int OC, int ldo, enum dtype dt);
 
 /* Causal self-attention. qkv[N,3C] holds per token q (C) | k (C) | v (C), head h in columns
  * [h*hs, (h+1)*hs) of each. att[B,NH,T,T] (type dt) receives the softmax probabilities (scale

@@ -41,9 +41,10 @@ void matmul_forward_cuda(cublasHandle_t handle, void *out, const void *inp, cons
                          const void *bias, int N, int C, int OC, int ldo, enum dtype dt,
                          cudaStream_t stream);
 size_t matmul_backward_cuda_scratch_bytes(int N, int OC);
-void matmul_backward_cuda(cublasHandle_t handle, void *dinp, void *dweight, void *dbias,
-                          const void *dout, const void *inp, const void *weight, int N, int C,
-                          int OC, int ldo, enum dtype dt, void *scratch, cudaStream_t stream);
+void matmul_backward_cuda(cublasHandle_t handle, void *dinp, enum dtype dinp_dt, void *dweight,
+                          void *dbias, const void *dout, const void *inp, const void *weight, int N,
+                          int C, int OC, int ldo, enum dtype dt, void *scratch,
+                          cudaStream_t stream);
 
 size_t attention_forward_cuda_scratch_bytes(int B, int T, int C, int NH, enum dtype dt);
 void attention_forward_cuda(cublasHandle_t handle, void *out, void *att, const void *qkv, int B,

@@ -60,6 +60,8 @@ struct rank {
     /* gradients of activations, shared by all blocks */
     struct tensor dresidual, dln1, dqkv, datty, dln2, dlnf; /* [N,C] ([N,3C] for dqkv) */
     struct tensor dfch, dfch_gelu;                          /* [N,4C] */
+    /* fp16/bf16 with tiling: fp32 sums of a tiled layer's input gradient ([N,C], [N,4C]) */
+    struct tensor dacc, dacc4;
     /* [nparams]: full parameters and gradients; one rank: the table's own param and grad, else
      * gathered from the shards and reduce-scattered into them, and released after use */
     struct tensor **wfull, **gfull;
@@ -726,6 +728,10 @@ static void rank_init(struct gpt *m, int r)
     RANK_TENSOR(dlnf, "dlnf", dt, N * C, TENSOR_HOST_NONE);
     RANK_TENSOR(dfch, "dfch", dt, N * 4 * C, TENSOR_HOST_NONE);
     RANK_TENSOR(dfch_gelu, "dfch_gelu", dt, N * 4 * C, TENSOR_HOST_NONE);
+    if (opt->tile_size > 0 && opt->dt != DTYPE_FP32) {
+        RANK_TENSOR(dacc, "dinp_fp32_sum", TENSOR_TYPE_FP32, N * C, TENSOR_HOST_NONE);
+        RANK_TENSOR(dacc4, "dinp_fp32_sum4", TENSOR_TYPE_FP32, N * 4 * C, TENSOR_HOST_NONE);
+    }
 #undef RANK_TENSOR
     for (int i = 0; i < m->nparams; i++) {
         if (m->W == 1) {
@@ -810,10 +816,10 @@ static void rank_free(struct gpt *m, struct rank *k)
         tensor_free(&k->res3[l]);
     for (int l = 0; l < (m->opt.checkpointing ? 1 : m->cfg.L); l++)
         acts_free(&k->acts[l]);
-    struct tensor *rest[] = {&k->inputs,   &k->targets,  &k->encoded, &k->lnf,   &k->lnf_mean,
-                             &k->lnf_rstd, &k->logits,   &k->losses,  &k->sumsq, &k->dresidual,
-                             &k->dln1,     &k->dqkv,     &k->datty,   &k->dln2,  &k->dlnf,
-                             &k->dfch,     &k->dfch_gelu};
+    struct tensor *rest[] = {&k->inputs,   &k->targets,   &k->encoded, &k->lnf,   &k->lnf_mean,
+                             &k->lnf_rstd, &k->logits,    &k->losses,  &k->sumsq, &k->dresidual,
+                             &k->dln1,     &k->dqkv,      &k->datty,   &k->dln2,  &k->dlnf,
+                             &k->dfch,     &k->dfch_gelu, &k->dacc,    &k->dacc4};
     for (size_t i = 0; i < sizeof rest / sizeof rest[0]; i++)
         tensor_free(rest[i]);
     free(k->res3);
@@ -1046,7 +1052,7 @@ static void block_backward(struct gpt *m, struct rank *k, int l, int prio, int m
      * which is the residual connections' backward. */
     zero_insert(&k->dfch_gelu, prio);
     matmul_backward_insert(&k->dfch_gelu, G(LP_FCPROJ_W), G(LP_FCPROJ_B), &k->dresidual,
-                           &a->fch_gelu, W(LP_FCPROJ_W), N, 4 * C, C, prio);
+                           &a->fch_gelu, W(LP_FCPROJ_W), N, 4 * C, C, &k->dacc4, prio);
     /* the layer below's parameters move in while this layer's backward runs: the next writer of
      * dfch_gelu is that layer, which needs them anyway */
     prefetch_layer(m, k, l - 1, &k->dfch_gelu, 1);
@@ -1054,17 +1060,17 @@ static void block_backward(struct gpt *m, struct rank *k, int l, int prio, int m
     gelu_backward_insert(&k->dfch, &a->fch, &k->dfch_gelu, prio);
     zero_insert(&k->dln2, prio);
     matmul_backward_insert(&k->dln2, G(LP_FC_W), G(LP_FC_B), &k->dfch, &a->ln2, W(LP_FC_W), N, C,
-                           4 * C, prio);
+                           4 * C, &k->dacc, prio);
     layernorm_backward_insert(&k->dresidual, G(LP_LN2_W), G(LP_LN2_B), &k->dln2, &a->res2,
                               W(LP_LN2_W), &a->ln2_mean, &a->ln2_rstd, N, C, prio);
     zero_insert(&k->datty, prio);
     matmul_backward_insert(&k->datty, G(LP_PROJ_W), G(LP_PROJ_B), &k->dresidual, &a->atty,
-                           W(LP_PROJ_W), N, C, C, prio);
+                           W(LP_PROJ_W), N, C, C, &k->dacc, prio);
     zero_insert(&k->dqkv, prio);
     attention_backward_insert(&k->dqkv, &k->datty, &a->qkv, &a->att, B, T, C, c->NH, prio);
     zero_insert(&k->dln1, prio);
     matmul_backward_insert(&k->dln1, G(LP_QKV_W), G(LP_QKV_B), &k->dqkv, &a->ln1, W(LP_QKV_W), N, C,
-                           3 * C, prio);
+                           3 * C, &k->dacc, prio);
     layernorm_backward_insert(&k->dresidual, G(LP_LN1_W), G(LP_LN1_B), &k->dln1, x, W(LP_LN1_W),
                               &a->ln1_mean, &a->ln1_rstd, N, C, prio);
 #undef W
@@ -1092,7 +1098,7 @@ void gpt_backward(struct gpt *m, float loss_scale, int micro, int micro_steps)
         zero_insert(&k->dlnf, prio);
         crossentropy_backward_insert(&k->logits, &k->targets, dloss, N, c->V, c->Vp, prio);
         matmul_backward_insert(&k->dlnf, k->gfull[P_WTE], NULL, &k->logits, &k->lnf,
-                               k->wfull[P_WTE], N, C, c->Vp, prio);
+                               k->wfull[P_WTE], N, C, c->Vp, &k->dacc, prio);
         layernorm_backward_insert(&k->dresidual, k->gfull[lnf], k->gfull[lnf + 1], &k->dlnf,
                                   &k->res3[c->L - 1], k->wfull[lnf], &k->lnf_mean, &k->lnf_rstd, N,
                                   C, prio);

@@ -327,8 +327,11 @@ int plan_compute(struct plan *p, const struct plan_input *in, char *err, size_t 
     row(p, PLAN_ROW_LAYER_ACTS, dev, (in->checkpointing ? 1 : L) * one_layer,
         PLAN_KNOB_CHECKPOINTING,
         in->checkpointing ? "one layer's activations (recomputed)" : "activations of all layers");
-    row(p, PLAN_ROW_ACT_GRADS, dev, 16 * tok * C * dts, PLAN_KNOB_MICRO_BATCH,
-        "activation gradients");
+    /* with tiling in fp16/bf16, a tiled layer's input gradient sums in fp32: [N,C] and [N,4C] */
+    int fp32_sums = in->tile > 0 && dts < 4;
+    row(p, PLAN_ROW_ACT_GRADS, dev, 16 * tok * C * dts + (fp32_sums ? 20 * tok * C : 0),
+        PLAN_KNOB_MICRO_BATCH, "activation gradients%s",
+        fp32_sums ? " and fp32 sums of tiled layers" : "");
     row(p, PLAN_ROW_LOGITS, dev, tok * in->Vp * dts + tok * C * dts + 3 * tok * 4,
         PLAN_KNOB_MICRO_BATCH, "logits [B,T,Vp], final LayerNorm, losses");
 

@@ -4,7 +4,7 @@
 # optimizer tiers on the GPU (5 iterations of a small model with the optimizer state on the GPU,
 # in CPU memory and on NVMe, and with the parameters offloaded, also under a memory cap that
 # forces eviction, fp32 and fp16: metrics must be identical), and a tiled LM head against the
-# untiled one. Writes OUTDIR/tiers.txt.
+# untiled one (fp32 and fp16). Writes OUTDIR/tiers.txt.
 set -u
 out=${1:?usage: gpu_check.sh OUTDIR}
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -66,16 +66,22 @@ for t in bad:
 sys.exit(0 if not bad else 1)
 PY
 done
-for tile in 0 20000; do
-	"$b/apps/gpt50b" "${small[@]}" --tile-size $tile --metrics "$out/tile$tile.jsonl" \
-		>"$out/tile$tile.log" 2>&1 || rc=1
-done
-python3 - "$out" <<'PY' | tee -a "$out/tiers.txt" || rc=1
+# tiled LM head (3 tiles) against untiled: fp32, and fp16 whose tiles sum in an fp32 accumulator
+for prec in fp32:1e-5 fp16:1e-4; do
+	p=${prec%%:*} pf=()
+	[ "$p" = fp16 ] && pf=(--fp16)
+	for tile in 0 20000; do
+		"$b/apps/gpt50b" "${small[@]}" "${pf[@]}" --tile-size $tile \
+			--metrics "$out/$p-tile$tile.jsonl" >"$out/$p-tile$tile.log" 2>&1 || rc=1
+	done
+	python3 - "$out" "$p" "${prec#*:}" <<'PY' | tee -a "$out/tiers.txt" || rc=1
 import json, sys
-a, b = ([json.loads(l)["loss"] for l in open(f"{sys.argv[1]}/tile{t}.jsonl")] for t in (0, 20000))
+out, p, tol = sys.argv[1], sys.argv[2], float(sys.argv[3])
+a, b = ([json.loads(l)["loss"] for l in open(f"{out}/{p}-tile{t}.jsonl")] for t in (0, 20000))
 worst = max(abs(x - y) for x, y in zip(a, b)) if len(a) == len(b) == 5 else float("inf")
-print(f"fp32: LM head in 3 tiles against untiled on the GPU: max |loss difference| {worst:.2e}")
-sys.exit(0 if worst <= 1e-5 else 1)
+print(f"{p}: LM head in 3 tiles against untiled on the GPU: max |loss difference| {worst:.2e}")
+sys.exit(0 if worst <= tol else 1)
 PY
+done
 rm -rf "$nv"
 exit $rc

@@ -63,8 +63,9 @@ void matmul_forward_cpu(void *out, const void *inp, const void *weight, const vo
     free(tb);
 }
 
-void matmul_backward_cpu(void *dinp, void *dweight, void *dbias, const void *dout, const void *inp,
-                         const void *weight, int N, int C, int OC, int ldo, enum dtype dt)
+void matmul_backward_cpu(void *dinp, enum dtype dinp_dt, void *dweight, void *dbias,
+                         const void *dout, const void *inp, const void *weight, int N, int C,
+                         int OC, int ldo, enum dtype dt)
 {
     size_t nin = (size_t)N * C, nw = (size_t)OC * C, nout = (size_t)N * OC;
     float *tg = f32_scratch(dt, nout);
@@ -72,12 +73,12 @@ void matmul_backward_cpu(void *dinp, void *dweight, void *dbias, const void *dou
     const float *g = rows_view(dt, (void *)dout, N, OC, ldo, tg, 1, &ldg);
 
     if (dinp) {
-        float *tw = f32_scratch(dt, nw), *tdi = f32_scratch(dt, nin);
+        float *tw = f32_scratch(dt, nw), *tdi = f32_scratch(dinp_dt, nin);
         const float *w = f32_in(dt, weight, 0, nw, tw);
-        float *di = f32_inout(dt, dinp, 0, nin, tdi);
+        float *di = f32_inout(dinp_dt, dinp, 0, nin, tdi);
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, C, OC, 1.0f, g, ldg, w, C, 1.0f,
                     di, C);
-        f32_store(dt, dinp, 0, nin, di);
+        f32_store(dinp_dt, dinp, 0, nin, di);
         free(tw);
         free(tdi);
     }

@@ -101,8 +101,8 @@ extern "C" size_t matmul_backward_cuda_scratch_bytes(int N, int OC)
     return colsum_scratch_bytes(N, OC, 1);
 }
 
-extern "C" void matmul_backward_cuda(cublasHandle_t handle, void *dinp, void *dweight, void *dbias,
-                                     const void *dout, const void *inp, const void *weight, int N,
+extern "C" void matmul_backward_cuda(cublasHandle_t handle, void *dinp, enum dtype dinp_dt,
+                                     void *dweight, void *dbias, const void *dout, const void *inp, const void *weight, int N,
                                      int C, int OC, int ldo, enum dtype dt, void *scratch,
                                      cudaStream_t stream)
 {
@@ -111,9 +111,10 @@ extern "C" void matmul_backward_cuda(cublasHandle_t handle, void *dinp, void *dw
     dtype_dispatch(dt, [&](auto tag) {
         using S = typename decltype(tag)::type;
         const cudaDataType_t ty = cuda_type<S>();
-        if (dinp) /* dinp[N,C] += dout[N,OC] . weight[OC,C] */
+        /* dinp[N,C] += dout[N,OC] . weight[OC,C], dinp in dt or fp32 (a tiled layer's sum) */
+        if (dinp)
             gemm_rm(handle, false, false, N, C, OC, 1.0f, dout, ldo, 0, weight, C, 0, 1.0f, dinp, C,
-                    0, 1, ty, ty);
+                    0, 1, ty, dinp_dt == DTYPE_FP32 ? CUDA_R_32F : ty);
         /* dweight[OC,C] += dout^T . inp[N,C] */
         gemm_rm(handle, true, false, OC, C, N, 1.0f, dout, ldo, 0, inp, C, 0, 1.0f, dweight, C, 0,
                 1, ty, ty);

@@ -314,8 +314,8 @@ static void test_matmul(enum dtype dt, const struct shape *s, int OC, int ldo, i
     void *d_dw = upload(dw, nw * es);
     void *d_dinp = dinp ? upload(dinp, nin * es) : NULL, *d_db = db ? upload(db, OC * es) : NULL;
     void *scratch = dmalloc(matmul_backward_cuda_scratch_bytes(N, OC));
-    matmul_backward_cpu(dinp, dw, db, (char *)dout + col, inp, w, N, C, OC, ldo, dt);
-    matmul_backward_cuda(blas, d_dinp, d_dw, d_db, (char *)upload(dout, nout * es) + col, d_inp,
+    matmul_backward_cpu(dinp, dt, dw, db, (char *)dout + col, inp, w, N, C, OC, ldo, dt);
+    matmul_backward_cuda(blas, d_dinp, dt, d_dw, d_db, (char *)upload(dout, nout * es) + col, d_inp,
                          d_w, N, C, OC, ldo, dt, scratch, stream);
     snprintf(name, sizeof name, "matmul_backward OC%d ldo%d dweight", OC, ldo);
     compare(label(name, s), dt, download(d_dw, nw * es), dw, nw, TOL_REDUCTION[dt]);
@@ -324,6 +324,17 @@ static void test_matmul(enum dtype dt, const struct shape *s, int OC, int ldo, i
         compare(label(name, s), dt, download(d_dinp, nin * es), dinp, nin, TOL_REDUCTION[dt]);
         snprintf(name, sizeof name, "matmul_backward OC%d ldo%d dbias", OC, ldo);
         compare(label(name, s), dt, download(d_db, OC * es), db, OC, TOL_REDUCTION[dt]);
+    }
+    if (dt != DTYPE_FP32) { /* a tiled layer's fp32 sum of dinp (codelets/matmul.c's acc) */
+        void *acc = hrand(DTYPE_FP32, nin, -1, 1), *d_acc = upload(acc, nin * 4);
+        matmul_backward_cpu(acc, DTYPE_FP32, dw, NULL, (char *)dout + col, inp, w, N, C, OC, ldo,
+                            dt);
+        matmul_backward_cuda(blas, d_acc, DTYPE_FP32, d_dw, NULL,
+                             (char *)upload(dout, nout * es) + col, d_inp, d_w, N, C, OC, ldo, dt,
+                             NULL, stream);
+        snprintf(name, sizeof name, "matmul_backward OC%d ldo%d dinp into fp32", OC, ldo);
+        compare(label(name, s), DTYPE_FP32, download(d_acc, nin * 4), acc, nin,
+                TOL_REDUCTION[DTYPE_FP32]);
     }
     release();
 }
