@@ -938,7 +938,9 @@ static int make_plan(struct args *a, struct plan *p, char *verdict, size_t n)
     in.grads_with_optim = 0;
     in.optim_buffer_count = a->swap_buffers;
     in.optim_buffer_tensors = 3; /* each set holds a tensor's master, m and v */
-    in.sub_group_size = (int64_t)a->cfg.Vp * a->cfg.C; /* the swap unit: the largest tensor */
+    /* the swap unit: a rank's shard of the largest tensor (the whole tensor with one rank) */
+    in.sub_group_size = (int64_t)comm_shard_elems((size_t)a->cfg.Vp * a->cfg.C, a->world_size, 4096,
+                                                  dtype_size(a->dt));
     in.resident_fraction = a->resident_fraction >= 0 ? a->resident_fraction : 1.0;
     for (int k = 0; k < PLAN_NKNOBS; k++)
         if (a->origin[k].source != SOURCE_DEFAULT) in.origin[k] = a->origin[k];
@@ -1219,13 +1221,15 @@ int main(int argc, char **argv)
                (long long)skipped_total);
     }
     if (a.optim_tier == OPTIM_TIER_NVME && done > 0) {
-        uint64_t r, w, k;
+        /* the engine counts this process's ranks, the plan one rank */
+        uint64_t r, w, k, local = a.world_size > 1 ? (uint64_t)a.num_gpus : 1;
         gpt_nvme_traffic(m, &r, &w, &k);
         printf("> NVMe optimizer traffic: %.3f GB read, %.3f GB written per iteration (plan: %.3f "
                "GB each way; %.3f GB without the resident share); skipped steps left %.3f GB "
                "unwritten\n",
                (r - nvme_read0) / 1e9 / done, (w - nvme_written0) / 1e9 / done,
-               plan.nvme_read / 1e9, plan.nvme_read_swapped / 1e9, (k - nvme_kept0) / 1e9);
+               local * plan.nvme_read / 1e9, local * plan.nvme_read_swapped / 1e9,
+               (k - nvme_kept0) / 1e9);
     }
     if (done > 0) {
         printf("> memory of process 0 (of %d): peak resident set %.1f MB; StarPU's buffers: %.1f "

@@ -89,8 +89,10 @@ struct gpt {
      * layer's then lives until the step's last backward). Embeddings and ln_f keep their own. */
     int slots, grad_slots;
     struct rank *ranks; /* [R] */
-    /* optimizer state on NVMe: one swap file per swapped tensor (master | m | v regions of
-     * region_bytes[i] each), and swap_buffers sets of three RAM buffers cycled through them */
+    /* optimizer state on NVMe: one swap file per shard of a swapped tensor (local rank r's of
+     * tensor i at i * R + r; master | m | v regions of region_bytes[i] each), in this process's
+     * one swap folder, and per local rank nbufs sets of three RAM buffers cycled through its
+     * shards' files (rank r's set b at r * nbufs + b) */
     struct aio_engine *aio;
     struct swap_dir *swapdir;
     struct swap_file **swapf;
@@ -131,11 +133,6 @@ int gpt_num_tensors(const struct gpt *m)
 struct gpt_param *gpt_tensor(struct gpt *m, int i)
 {
     return &m->params[i];
-}
-
-static struct gpt_param *layer_param(struct gpt *m, int l, enum layer_param k)
-{
-    return &m->params[P_FIRST_LAYER + l * LP_COUNT + k];
 }
 
 static void table_add(struct gpt *m, const char *name, int64_t rows, int64_t cols, int conv1d,
@@ -277,10 +274,10 @@ void gpt_check_config(const struct gpt_config *c, const struct gpt_options *o)
     if (o->offload_checkpoints && !o->checkpointing)
         user_fail("--checkpoint-in-cpu offloads activation checkpoints: add "
                   "--checkpoint-activations or drop it");
-    if (o->comm && comm_world(o->comm) > 1 &&
-        (o->tile_size > 0 || o->offload_param || o->optim_tier == OPTIM_TIER_NVME))
-        user_fail("ZeRO-3 over %d ranks does not support --tile-size, --offload-param or "
-                  "--offload-optimizer nvme yet: drop them or use one rank",
+    /* Tiles are views of a tensor's host copy (tensor_tiles), and the gathered full buffers that
+     * several ranks compute with have none: tiling them needs a home for every gathered layer. */
+    if (o->comm && comm_world(o->comm) > 1 && o->tile_size > 0)
+        user_fail("ZeRO-3 over %d ranks does not support --tile-size yet: drop it or use one rank",
                   comm_world(o->comm));
 }
 
@@ -335,26 +332,26 @@ static int param_split(const struct gpt *m, int i)
     return pieces > 1 ? (int)(pieces < rows ? pieces : rows) : 0;
 }
 
-/* Which tensors stream from NVMe: the planned resident share of the optimizer bytes stays in RAM,
- * taken in table order (whole tensors), the rest is swapped. A fixed plan, not a cache: every
- * tensor is visited once per step, the cyclic pattern under which LRU keeps exactly the wrong
- * ones. */
+/* Which tensors stream from NVMe: the planned resident share of a rank's optimizer bytes stays
+ * in RAM, taken in table order (whole shards), the rest is swapped. Every rank's shards have the
+ * same sizes, so one plan serves all ranks (the whole tensors with one rank). A fixed plan, not a
+ * cache: every shard is visited once per step, the cyclic pattern under which LRU keeps exactly
+ * the wrong ones. Call before the shards copy the table's flags. */
 static void plan_swap(struct gpt *m)
 {
     uint64_t total = 0, kept = 0;
     m->region_bytes = calloc(m->nparams, sizeof *m->region_bytes);
     CHECK(m->region_bytes);
     for (int i = 0; i < m->nparams; i++)
-        total += 12 * (uint64_t)param_numel(&m->params[i]);
+        total += 12 * (uint64_t)m->shard_n[i];
     uint64_t budget = (uint64_t)(m->opt.resident_fraction * (double)total);
     for (int i = 0; i < m->nparams; i++) {
-        uint64_t bytes = 12 * (uint64_t)param_numel(&m->params[i]);
+        uint64_t bytes = 12 * (uint64_t)m->shard_n[i];
         m->params[i].swapped = kept + bytes > budget;
         if (!m->params[i].swapped)
             kept += bytes;
         else
-            m->region_bytes[i] =
-                round_up(param_numel(&m->params[i]) * sizeof(float), SWAP_BLOCK_SIZE);
+            m->region_bytes[i] = round_up(m->shard_n[i] * sizeof(float), SWAP_BLOCK_SIZE);
     }
 }
 
@@ -396,54 +393,8 @@ static size_t pinned_bytes(const struct gpt *m)
             total += m->R * host_pool_piece_bytes(bytes);
     }
     int nbufs = m->opt.swap_buffers > 0 ? m->opt.swap_buffers : 1;
-    total += (size_t)nbufs * 3 * host_pool_piece_bytes(region_max(m));
+    total += (size_t)m->R * nbufs * 3 * host_pool_piece_bytes(region_max(m));
     return total;
-}
-
-/* Creates the run's swap folder and files, the RAM buffer sets, and writes every swapped
- * tensor's initial state (generation 0). Exits with a user error when the folder cannot be used
- * or the disk cannot hold the state (found here, at preallocation, never mid-run). */
-static void swap_init(struct gpt *m)
-{
-    char err[SWAP_ERR_SIZE], name[160];
-    size_t rmax = region_max(m);
-    m->aio = aio_engine_create(m->opt.aio, err, sizeof err);
-    if (!m->aio) user_fail("%s", err);
-    aio_engine_place(m->aio, m->opt.nvme_path, rt_pool_info().numa_node);
-    m->swapdir = swap_dir_open(m->aio, m->opt.nvme_path, err, sizeof err);
-    if (!m->swapdir) user_fail("%s", err);
-    m->swapf = calloc(m->nparams, sizeof *m->swapf);
-    CHECK(m->swapf);
-    for (int i = 0; i < m->nparams; i++) {
-        if (!m->params[i].swapped) continue;
-        if (swap_file_create(m->swapdir, m->params[i].name, 3 * m->region_bytes[i], &m->swapf[i],
-                             err, sizeof err) < 0)
-            user_fail("%s", err);
-    }
-    if (!rmax) return;
-    m->nbufs = m->opt.swap_buffers > 0 ? m->opt.swap_buffers : 1;
-    m->bufs = calloc(m->nbufs, sizeof *m->bufs);
-    CHECK(m->bufs);
-    static const char *const kind[3] = {"master", "exp_avg", "exp_avg_sq"};
-    for (int b = 0; b < m->nbufs; b++)
-        for (int k = 0; k < 3; k++) {
-            snprintf(name, sizeof name, "swap_buffer%d.%s", b, kind[k]);
-            tensor_init(&m->bufs[b][k], name, TENSOR_TYPE_FP32, rmax / sizeof(float),
-                        TENSOR_HOST_PINNED);
-        }
-    /* No task runs yet: the buffers' host copies are written directly. m and v start at 0. */
-    float *w = m->bufs[0][0].host;
-    for (int i = 0; i < m->nparams; i++) {
-        struct gpt_param *p = &m->params[i];
-        if (!p->swapped) continue;
-        memset(w, 0, m->region_bytes[i]);
-        init_param(m, i, w);
-        dtype_from_f32(m->opt.dt, w, p->param->host, param_numel(p));
-        for (int k = 0; k < 3; k++)
-            if (swap_file_write(m->swapf[i], m->bufs[0][k].host, k * m->region_bytes[i],
-                                m->region_bytes[i], 0, err, sizeof err) < 0)
-                user_fail("%s", err);
-    }
 }
 
 void gpt_optim_placement(const struct gpt *m, struct gpt_optim_placement *out)
@@ -452,7 +403,7 @@ void gpt_optim_placement(const struct gpt *m, struct gpt_optim_placement *out)
     out->io_numa =
         m->aio ? aio_engine_placement(m->aio) : (struct numa_io_choice){-1, NUMA_IO_UNPLACED};
     for (int i = 0; i < m->nparams; i++) {
-        uint64_t bytes = 12 * (uint64_t)param_numel(&m->params[i]);
+        uint64_t bytes = 12 * (uint64_t)m->shard_n[i] * m->R; /* this process's shards */
         /* several ranks: one task per rank's shard */
         out->adamw_tasks +=
             m->params[i].master && m->params[i].master->ntiles ? m->params[i].master->ntiles : m->R;
@@ -464,7 +415,7 @@ void gpt_optim_placement(const struct gpt *m, struct gpt_optim_placement *out)
             out->resident_bytes += bytes;
         }
     }
-    for (int b = 0; b < m->nbufs; b++)
+    for (int b = 0; b < m->R * m->nbufs; b++)
         out->swap_buffer_bytes += 3 * tensor_bytes(&m->bufs[b][0]);
 }
 
@@ -484,34 +435,81 @@ int gpt_process(const struct gpt *m)
     return m->opt.comm ? comm_process(m->opt.comm) : 0;
 }
 
-/* Several ranks: a buffer of W shards of tensor i's state, this process's ranks' slices filled in
- * (global ranks are contiguous per process) and the other processes' zero. */
+/* State `which` of local rank r's shard of tensor i (shard_n[i] elements) into dst: from its
+ * host copy, or from its swap file at the current generation (after every submitted task: the
+ * shard's last swap-out may still be in flight). */
+static void shard_state_get(struct gpt *m, int i, int r, enum gpt_state which, float *dst)
+{
+    char err[SWAP_ERR_SIZE];
+    size_t s = m->shard_n[i];
+    struct gpt_param *sh = &m->shards[i * m->R + r];
+    if (!sh->swapped) {
+        struct tensor *t = state_tensor(sh, which);
+        memcpy(dst, tensor_acquire_read(t), s * sizeof *dst);
+        tensor_release(t);
+        return;
+    }
+    rt_wait_all();
+    float *region = aio_alloc_aligned(m->region_bytes[i]);
+    CHECK(region);
+    if (swap_file_read(m->swapf[i * m->R + r], region, which * m->region_bytes[i],
+                       m->region_bytes[i], m->generation, err, sizeof err) < 0)
+        user_fail("%s", err);
+    memcpy(dst, region, s * sizeof *dst);
+    free(region);
+}
+
+/* src[0..len) into state `which` of local rank r's shard of tensor i, the rest of the shard zero:
+ * its host copy, or its swap file with the current generation, a swapped master refreshing its
+ * compute copy too (resident ones follow at gpt_sync_params). */
+static void shard_state_put(struct gpt *m, int i, int r, enum gpt_state which, const float *src,
+                            size_t len)
+{
+    char err[SWAP_ERR_SIZE];
+    size_t s = m->shard_n[i];
+    struct gpt_param *sh = &m->shards[i * m->R + r];
+    if (!sh->swapped) {
+        struct tensor *t = state_tensor(sh, which);
+        float *dst = tensor_acquire_write(t);
+        memset(dst, 0, s * sizeof *dst);
+        memcpy(dst, src, len * sizeof *dst);
+        tensor_release(t);
+        return;
+    }
+    rt_wait_all();
+    float *region = aio_alloc_aligned(m->region_bytes[i]);
+    CHECK(region);
+    memset(region, 0, m->region_bytes[i]);
+    memcpy(region, src, len * sizeof *region);
+    if (swap_file_write(m->swapf[i * m->R + r], region, which * m->region_bytes[i],
+                        m->region_bytes[i], m->generation, err, sizeof err) < 0)
+        user_fail("%s", err);
+    if (which == GPT_STATE_MASTER) {
+        dtype_from_f32(m->opt.dt, region, tensor_acquire_write(sh->param), s);
+        tensor_release(sh->param);
+    }
+    free(region);
+}
+
+/* A buffer of W shards of tensor i's state, this process's ranks' slices filled in (global ranks
+ * are contiguous per process) and the other processes' zero; one rank: the tensor. */
 static float *shards_local_view(struct gpt *m, int i, enum gpt_state which)
 {
     size_t s = m->shard_n[i];
     float *view = calloc((size_t)m->W * s, sizeof *view);
     CHECK(view);
-    for (int r = 0; r < m->R; r++) {
-        struct tensor *t = state_tensor(&m->shards[i * m->R + r], which);
-        memcpy(view + global_rank(m, r) * s, tensor_acquire_read(t), s * sizeof *view);
-        tensor_release(t);
-    }
+    for (int r = 0; r < m->R; r++)
+        shard_state_get(m, i, r, which, view + global_rank(m, r) * s);
     return view;
 }
 
-/* Several ranks: view back into this process's shards (padding past the tensor's elements stays
- * zero); the compute copies follow at gpt_sync_params. */
+/* view back into this process's shards (padding past the tensor's elements stays zero). */
 static void shards_scatter(struct gpt *m, int i, enum gpt_state which, const float *view)
 {
     size_t s = m->shard_n[i], n = param_numel(&m->params[i]);
     for (int r = 0; r < m->R; r++) {
-        struct gpt_param *sh = &m->shards[i * m->R + r];
-        struct tensor *t = state_tensor(sh, which);
-        float *dst = tensor_acquire_write(t);
         size_t first = global_rank(m, r) * s, len = first >= n ? 0 : n - first < s ? n - first : s;
-        memset(dst, 0, s * sizeof *dst);
-        memcpy(dst, view + first, len * sizeof *dst);
-        tensor_release(t);
+        shard_state_put(m, i, r, which, view + first, len);
     }
 }
 
@@ -548,55 +546,23 @@ void gpt_state_serve_end(struct gpt *m, int status)
 
 float *gpt_state_acquire(struct gpt *m, int i, enum gpt_state which, int write)
 {
-    struct gpt_param *p = &m->params[i];
-    char err[SWAP_ERR_SIZE];
-    if (m->W > 1) {
-        float *view = shards_local_view(m, i, which);
-        if (write || m->R == m->W) return view;
-        /* a read across processes: the others serve (gpt_state_serve) */
-        struct state_request q = {i, which};
-        CHECK_MSG(gpt_process(m) == 0, "only process 0 reads the state of several processes");
-        comm_bcast_host(m->opt.comm, &q, sizeof q);
-        shards_gather(m, view, i);
-        return view;
-    }
-    if (!p->swapped)
-        return write ? tensor_acquire_write(state_tensor(p, which))
-                     : tensor_acquire_read(state_tensor(p, which));
-    rt_wait_all(); /* the last swap-out of this tensor may still be in flight */
-    float *view = aio_alloc_aligned(m->region_bytes[i]);
-    CHECK(view);
-    if (swap_file_read(m->swapf[i], view, which * m->region_bytes[i], m->region_bytes[i],
-                       m->generation, err, sizeof err) < 0)
-        user_fail("%s", err);
+    float *view = shards_local_view(m, i, which);
+    if (write || m->R == m->W) return view;
+    /* a read across processes: the others serve (gpt_state_serve) */
+    struct state_request q = {i, which};
+    CHECK_MSG(gpt_process(m) == 0, "only process 0 reads the state of several processes");
+    comm_bcast_host(m->opt.comm, &q, sizeof q);
+    shards_gather(m, view, i);
     return view;
 }
 
 void gpt_state_release(struct gpt *m, int i, enum gpt_state which, float *view, int write)
 {
-    struct gpt_param *p = &m->params[i];
-    char err[SWAP_ERR_SIZE];
-    if (m->W > 1) {
-        if (write) shards_scatter(m, i, which, view);
-        free(view);
-        return;
-    }
-    if (!p->swapped) {
-        tensor_release(state_tensor(p, which));
-        return;
-    }
-    if (write) {
-        if (swap_file_write(m->swapf[i], view, which * m->region_bytes[i], m->region_bytes[i],
-                            m->generation, err, sizeof err) < 0)
-            user_fail("%s", err);
-        if (which == GPT_STATE_MASTER) {
-            dtype_from_f32(m->opt.dt, view, tensor_acquire_write(p->param), param_numel(p));
-            tensor_release(p->param);
-        }
-    }
+    if (write) shards_scatter(m, i, which, view);
     free(view);
 }
 
+/* One aio engine per process: its counts are those of all the process's ranks. */
 void gpt_nvme_traffic(const struct gpt *m, uint64_t *read, uint64_t *written, uint64_t *kept)
 {
     struct aio_stats st = {0, 0, 0};
@@ -604,12 +570,21 @@ void gpt_nvme_traffic(const struct gpt *m, uint64_t *read, uint64_t *written, ui
     *read = st.bytes_read;
     *written = st.bytes_written;
     *kept = 0;
-    for (int i = 0; m->swapf && i < m->nparams; i++)
+    for (int i = 0; m->swapf && i < m->nparams * m->R; i++)
         if (m->swapf[i]) *kept += swap_file_kept_bytes(m->swapf[i]);
 }
 
-/* The shard of tensor i that local rank r owns (its five store slots): the whole tensor with one
- * rank, named like the tensor; with several, named after the global rank too. */
+/* The name of local rank r's shard of tensor i: the tensor's with one rank, with the global rank
+ * added with several (its tensors' names and its swap file's start with it). */
+static void shard_name(const struct gpt *m, int i, int r, char *out, size_t n)
+{
+    if (m->W > 1)
+        snprintf(out, n, "%s.rank%d", m->params[i].name, global_rank(m, r));
+    else
+        snprintf(out, n, "%s", m->params[i].name);
+}
+
+/* The shard of tensor i that local rank r owns (its five store slots). */
 static void shard_init(struct gpt *m, int i, int r)
 {
     struct gpt_param *p = &m->shards[i * m->R + r];
@@ -617,10 +592,7 @@ static void shard_init(struct gpt *m, int i, int r)
     size_t n = m->shard_n[i];
     enum tensor_type dt = (enum tensor_type)m->opt.dt;
     char base[112], name[128];
-    if (m->W > 1)
-        snprintf(base, sizeof base, "%s.rank%d", p->name, global_rank(m, r));
-    else
-        snprintf(base, sizeof base, "%s", p->name);
+    shard_name(m, i, r, base, sizeof base);
     /* A split tensor lives in RAM, whence each task fetches its piece alone: StarPU switches
      * between a tensor and its pieces in the home memory. */
     int ntiles = param_split(m, i);
@@ -661,23 +633,78 @@ static void shard_init(struct gpt *m, int i, int r)
     }
 }
 
-/* The initial master weights: each tensor draws from its own stream (init_values fills it in
- * parallel); with several ranks every process draws the full tensor and each of its ranks keeps
- * its slice, so the weights are those of one rank. */
+/* Creates the process's swap folder, one swap file per shard of a swapped tensor (named after
+ * the shard: "<tensor>.rank<g>" with several ranks) and each local rank's RAM buffer sets. Exits
+ * with a user error when the folder cannot be used or the disk cannot hold the state (found here,
+ * at preallocation, never mid-run). */
+static void swap_init(struct gpt *m)
+{
+    char err[SWAP_ERR_SIZE], name[160];
+    size_t rmax = region_max(m);
+    m->aio = aio_engine_create(m->opt.aio, err, sizeof err);
+    if (!m->aio) user_fail("%s", err);
+    aio_engine_place(m->aio, m->opt.nvme_path, rt_pool_info().numa_node);
+    m->swapdir = swap_dir_open(m->aio, m->opt.nvme_path, err, sizeof err);
+    if (!m->swapdir) user_fail("%s", err);
+    m->swapf = calloc((size_t)m->nparams * m->R, sizeof *m->swapf);
+    CHECK(m->swapf);
+    for (int i = 0; i < m->nparams * m->R; i++) {
+        if (!m->params[i / m->R].swapped) continue;
+        shard_name(m, i / m->R, i % m->R, name, sizeof name);
+        if (swap_file_create(m->swapdir, name, 3 * m->region_bytes[i / m->R], &m->swapf[i], err,
+                             sizeof err) < 0)
+            user_fail("%s", err);
+    }
+    if (!rmax) return;
+    m->nbufs = m->opt.swap_buffers > 0 ? m->opt.swap_buffers : 1;
+    m->bufs = calloc((size_t)m->R * m->nbufs, sizeof *m->bufs);
+    CHECK(m->bufs);
+    static const char *const kind[3] = {"master", "exp_avg", "exp_avg_sq"};
+    char pre[16] = "";
+    for (int b = 0; b < m->R * m->nbufs; b++)
+        for (int k = 0; k < 3; k++) {
+            if (m->W > 1) snprintf(pre, sizeof pre, "rank%d.", global_rank(m, b / m->nbufs));
+            snprintf(name, sizeof name, "%sswap_buffer%d.%s", pre, b % m->nbufs, kind[k]);
+            tensor_init(&m->bufs[b][k], name, TENSOR_TYPE_FP32, rmax / sizeof(float),
+                        TENSOR_HOST_PINNED);
+        }
+}
+
+/* The initial state of a swapped shard, generation 0: master `w` (shard_n[i] elements), m and v
+ * zero; also its compute copy. No task runs yet: the first buffer set's host copies are written
+ * directly (its m and v are still zero). */
+static void swap_write_initial(struct gpt *m, int i, int r, const float *w)
+{
+    char err[SWAP_ERR_SIZE];
+    struct gpt_param *sh = &m->shards[i * m->R + r];
+    float *buf = m->bufs[0][0].host;
+    memset(buf, 0, m->region_bytes[i]);
+    memcpy(buf, w, m->shard_n[i] * sizeof *buf);
+    dtype_from_f32(m->opt.dt, buf, sh->param->host, m->shard_n[i]);
+    for (int k = 0; k < 3; k++)
+        if (swap_file_write(m->swapf[i * m->R + r], m->bufs[0][k].host, k * m->region_bytes[i],
+                            m->region_bytes[i], 0, err, sizeof err) < 0)
+            user_fail("%s", err);
+}
+
+/* The initial master weights (m and v are zero): each tensor draws from its own stream
+ * (init_values fills it in parallel); with several ranks every process draws the full tensor and
+ * each of its ranks keeps its slice, so the weights are those of one rank. A swapped shard's go
+ * to its swap file. */
 static void init_masters(struct gpt *m)
 {
     for (int i = 0; i < m->nparams; i++) {
-        if (m->params[i].swapped) continue;
-        if (m->W == 1) {
-            init_param(m, i, m->params[i].master->host);
-            continue;
-        }
         size_t s = m->shard_n[i];
         float *w = calloc(m->W * s, sizeof *w);
         CHECK(w);
         init_param(m, i, w);
-        for (int r = 0; r < m->R; r++)
-            memcpy(m->shards[i * m->R + r].master->host, w + global_rank(m, r) * s, s * sizeof *w);
+        for (int r = 0; r < m->R; r++) {
+            const float *mine = w + global_rank(m, r) * s;
+            if (m->params[i].swapped)
+                swap_write_initial(m, i, r, mine);
+            else
+                memcpy(m->shards[i * m->R + r].master->host, mine, s * sizeof *w);
+        }
         free(w);
     }
 }
@@ -782,6 +809,7 @@ struct gpt *gpt_create(const struct gpt_config *cfg, const struct gpt_options *o
         size_t n = param_numel(&m->params[i]);
         m->shard_n[i] = m->W > 1 ? comm_shard_elems(n, m->W, 4096, dtype_size(opt->dt)) : n;
     }
+    if (opt->optim_tier == OPTIM_TIER_NVME) plan_swap(m);
     if (m->W == 1) {
         m->shards = m->params;
     } else {
@@ -791,8 +819,6 @@ struct gpt *gpt_create(const struct gpt_config *cfg, const struct gpt_options *o
         for (int i = 0; i < m->nparams * m->R; i++)
             m->shards[i] = m->params[i / m->R];
     }
-
-    if (opt->optim_tier == OPTIM_TIER_NVME) plan_swap(m);
     rt_pool_init(pinned_bytes(m));
     m->store = calloc((size_t)m->nparams * m->R * 5, sizeof *m->store);
     m->ranks = calloc(m->R, sizeof *m->ranks);
@@ -802,8 +828,8 @@ struct gpt *gpt_create(const struct gpt_config *cfg, const struct gpt_options *o
     for (int i = 0; i < m->nparams; i++)
         for (int r = 0; r < m->R; r++)
             shard_init(m, i, r);
-    init_masters(m);
     if (opt->optim_tier == OPTIM_TIER_NVME) swap_init(m);
+    init_masters(m);
     gpt_sync_params(m);
     for (int r = 0; r < m->R; r++)
         rank_init(m, r);
@@ -837,10 +863,10 @@ void gpt_destroy(struct gpt *m)
         tensor_free(&m->full[i]);
     for (int r = 0; r < m->R; r++)
         rank_free(m, &m->ranks[r]);
-    for (int b = 0; b < m->nbufs; b++)
+    for (int b = 0; b < m->R * m->nbufs; b++)
         for (int k = 0; k < 3; k++)
             tensor_free(&m->bufs[b][k]);
-    for (int i = 0; m->swapf && i < m->nparams; i++)
+    for (int i = 0; m->swapf && i < m->nparams * m->R; i++)
         if (m->swapf[i]) swap_file_close(m->swapf[i]);
     if (m->swapdir) swap_dir_close(m->swapdir);
     if (m->aio) aio_engine_destroy(m->aio);
@@ -953,32 +979,36 @@ static void block_forward_to_gelu(struct gpt *m, struct rank *k, int l, int prio
 }
 
 /* A task that brings layer l's parameters (l == L: the final LayerNorm and the LM head) to the
- * device once `after` is ready, with parameter offload (one rank only; tiled tensors stream tile
- * by tile and are left out); in the backward (`ckpt`) with offloaded checkpoints, layer l's
- * checkpoint too, for its recompute. */
+ * device once `after` is ready, with parameter offload (tiled tensors stream tile by tile and are
+ * left out); in the backward (`ckpt`) with offloaded checkpoints, layer l's checkpoint too, for
+ * its recompute. Several ranks: no parameters, the layer's all-gather is their prefetch (it reads
+ * the shards from their home and runs ahead of the compute as far as the slots let it). */
 static void prefetch_layer(struct gpt *m, struct rank *r, int l, struct tensor *after, int ckpt)
 {
     struct tensor *ts[LP_COUNT + 1];
     int n = 0, first = l < m->cfg.L ? P_FIRST_LAYER + l * LP_COUNT : m->nparams - 2;
-    int count = l < m->cfg.L ? LP_COUNT : 2;
+    int count = l < m->cfg.L ? LP_COUNT : 2, params = m->opt.offload_param && m->W == 1;
     if (l < 0) return;
-    for (int k = 0; m->opt.offload_param && k < count; k++)
+    for (int k = 0; params && k < count; k++)
         if (!tensor_compute_tiles(m->params[first + k].param)) ts[n++] = m->params[first + k].param;
-    if (m->opt.offload_param && l == m->cfg.L && !tensor_compute_tiles(m->params[P_WTE].param))
+    if (params && l == m->cfg.L && !tensor_compute_tiles(m->params[P_WTE].param))
         ts[n++] = m->params[P_WTE].param;
     if (ckpt && ckpt_offloaded(m) && l < m->cfg.L) ts[n++] = block_input(r, l);
     if (n) prefetch_insert(ts, n, after, RT_PRIO_LOW);
 }
 
-/* With parameter offload, layer l's parameters (and its gradients, with `grads`) are the first
- * to leave the device once the tasks submitted so far are done; gradients go home then. Several
- * ranks: nothing (their gradient shards are written where the collectives run). */
-static void evict_layer(struct gpt *m, int l, int grads)
+/* With parameter offload, local rank r's shards of layer l's parameters (one rank: the table's
+ * tensors), or with `grads` its gradient shards when their home is in pinned memory, are the first
+ * to leave the device once the tasks submitted so far are done; gradients go home then. Call it
+ * after the layer's last reader of the parameters (several ranks: its all-gather), and after the
+ * last writer of the gradients (the last micro-batch's backward, or the reduce-scatter). The
+ * gathered full buffers get no hint: they have no home to go to, and the slots bound them. */
+static void evict_layer(struct gpt *m, int r, int l, int grads)
 {
-    for (int k = 0; k < LP_COUNT && m->W == 1; k++) {
-        struct gpt_param *p = layer_param(m, l, k);
-        if (m->opt.offload_param) tensor_wont_use(p->param);
-        if (grads && params_in_pinned_ram(m)) tensor_wont_use(p->grad);
+    for (int k = 0; k < LP_COUNT; k++) {
+        struct gpt_param *sh = &m->shards[layer_index(l, k) * m->R + r];
+        if (!grads && m->opt.offload_param) tensor_wont_use(sh->param);
+        if (grads && params_in_pinned_ram(m)) tensor_wont_use(sh->grad);
     }
 }
 
@@ -1006,7 +1036,7 @@ void gpt_forward(struct gpt *m)
                                   k->wfull[layer_index(l, LP_FCPROJ_B)], N, 4 * C, C,
                                   RT_PRIO_NORMAL);
             add_forward_insert(&k->res3[l], &a->res2, &a->fcproj, RT_PRIO_NORMAL);
-            evict_layer(m, l, 0);
+            evict_layer(m, r, l, 0);
             /* the checkpoint goes home once this layer has read it, until its recompute (the
              * last layer's backward comes next and does not recompute: its input stays) */
             if (ckpt_offloaded(m) && l < c->L - 1) tensor_wont_use(block_input(k, l));
@@ -1036,8 +1066,7 @@ static void zero_grads(struct rank *k, int first, int count, int micro, int prio
         zero_insert(k->gfull[i], prio);
 }
 
-static void block_backward(struct gpt *m, struct rank *k, int l, int prio, int micro,
-                           int last_micro)
+static void block_backward(struct gpt *m, struct rank *k, int l, int prio, int micro)
 {
     const struct gpt_config *c = &m->cfg;
     int B = m->opt.B, T = m->opt.T, N = B * T, C = c->C;
@@ -1075,7 +1104,7 @@ static void block_backward(struct gpt *m, struct rank *k, int l, int prio, int m
                               &a->ln1_mean, &a->ln1_rstd, N, C, prio);
 #undef W
 #undef G
-    evict_layer(m, l, last_micro);
+    evict_layer(m, (int)(k - m->ranks), l, 0);
 }
 
 void gpt_backward(struct gpt *m, float loss_scale, int micro, int micro_steps)
@@ -1108,9 +1137,11 @@ void gpt_backward(struct gpt *m, float loss_scale, int micro, int micro_steps)
         collective(m, GATHER_PARAMS, layer_index(l, 0), LP_COUNT);
         for (int r = 0; r < m->R; r++) {
             rt_set_worker(m->ranks[r].worker);
-            block_backward(m, &m->ranks[r], l, prio, micro, last);
+            block_backward(m, &m->ranks[r], l, prio, micro);
         }
         if (last) collective(m, SCATTER_GRADS, layer_index(l, 0), LP_COUNT);
+        for (int r = 0; last && r < m->R; r++)
+            evict_layer(m, r, l, 1);
     }
     for (int r = 0; r < m->R; r++) {
         struct rank *k = &m->ranks[r];
@@ -1160,17 +1191,21 @@ void gpt_update(struct gpt *m, const struct adamw_hparams *hp)
             rt_set_worker(-1);
             continue;
         }
-        /* swap-in, AdamW, swap-out through buffer set b: StarPU orders the swap-in of the
-         * tensor that next uses b after this swap-out, so up to nbufs tensors are in flight */
-        struct tensor *b = m->bufs[next];
+        /* each rank's shard: swap-in, AdamW, swap-out through the rank's buffer set `next`:
+         * StarPU orders the swap-in of the shard that next uses the set after this swap-out, so
+         * up to nbufs shards per rank are in flight */
+        for (int r = 0; r < m->R; r++) {
+            struct gpt_param *sh = &m->shards[i * m->R + r];
+            struct swap_file *f = m->swapf[i * m->R + r];
+            struct tensor *b = m->bufs[r * m->nbufs + next];
+            struct tensor *norm = with_norm ? &m->ranks[r].sumsq : NULL;
+            swap_in_insert(&b[0], &b[1], &b[2], f, m->region_bytes[i], m->generation, RT_PRIO_HIGH);
+            adamw_insert(sh->param, &b[0], &b[1], &b[2], sh->grad, norm, &h, RT_PRIO_NORMAL,
+                         RT_WHERE_CPU);
+            swap_out_insert(&b[0], &b[1], &b[2], norm, hp->inv_loss_scale, f, m->region_bytes[i],
+                            m->generation + 1, RT_PRIO_LOW);
+        }
         next = (next + 1) % m->nbufs;
-        swap_in_insert(&b[0], &b[1], &b[2], m->swapf[i], m->region_bytes[i], m->generation,
-                       RT_PRIO_HIGH);
-        struct tensor *norm = with_norm ? &m->ranks[0].sumsq : NULL;
-        adamw_insert(p->param, &b[0], &b[1], &b[2], p->grad, norm, &h, RT_PRIO_NORMAL,
-                     RT_WHERE_CPU);
-        swap_out_insert(&b[0], &b[1], &b[2], norm, hp->inv_loss_scale, m->swapf[i],
-                        m->region_bytes[i], m->generation + 1, RT_PRIO_LOW);
     }
     m->generation++;
 }

@@ -71,7 +71,10 @@ struct gpt_options {
     /* fp16/bf16 parameters live in pinned CPU memory: each layer's are moved to the device one
      * layer ahead of use (a prefetch task) and are the first evicted after it (ZeRO-Infinity's
      * parameter offload). With the optimizer away from the device, parameters and gradients have
-     * their home in pinned CPU memory anyway; this adds the prefetch and eviction. */
+     * their home in pinned CPU memory anyway; this adds the prefetch and eviction. Several ranks:
+     * the shards live there; a layer's all-gather, which runs ahead of the compute, is its
+     * prefetch, and the eviction hints go to the shards after the all-gather (parameters) and the
+     * reduce-scatter (gradients). */
     int offload_param;
     /* With checkpointing: the activation checkpoints (each block's input) have their home in
      * pinned CPU memory. Each is written back and the first evicted once the forward has read
@@ -82,18 +85,19 @@ struct gpt_options {
      * task each, so the workers share a large tensor (whole rows; 0: whole tensors). Tensors
      * split by tile_size use their tiles instead. NVMe-streamed tensors step whole. */
     int64_t optim_chunk;
-    /* OPTIM_TIER_NVME only: */
-    const char *nvme_path;        /* the folder that receives this run's swap folder */
-    int swap_buffers;             /* RAM buffer sets cycled by swap-in/AdamW/swap-out (>= 1) */
-    double resident_fraction;     /* share of the optimizer bytes planned to stay in RAM */
+    /* OPTIM_TIER_NVME only (several ranks: one swap file per shard, named after its rank, in
+     * the process's one swap folder): */
+    const char *nvme_path;    /* the folder that receives this process's swap folder */
+    int swap_buffers;         /* RAM buffer sets per rank cycled by swap-in/AdamW/swap-out (>= 1) */
+    double resident_fraction; /* share of a rank's optimizer bytes planned to stay in RAM */
     const struct aio_config *aio; /* the I/O engine's settings (NULL: defaults) */
 };
 
 /* One trainable tensor of the table. The master (fp32) is what checkpoints hold; `param` is the
  * compute copy in opt.dt (the master itself in fp32 runs). With the optimizer state on NVMe,
- * master, m and v are NULL for the tensors streamed from swap files (`swapped`). With several
- * ZeRO-3 ranks all five are NULL: the ranks' shards hold them (gpt_state_acquire, gpt_read_grad
- * see the full tensor). */
+ * master, m and v are NULL for the tensors streamed from swap files (`swapped`, the same for all
+ * ranks' shards). With several ZeRO-3 ranks all five are NULL: the ranks' shards hold them
+ * (gpt_state_acquire, gpt_read_grad see the full tensor). */
 struct gpt_param {
     char name[96]; /* Hugging Face GPT-2 name, e.g. transformer.h.3.attn.c_attn.weight */
     int ndim;
@@ -142,8 +146,9 @@ void gpt_step_stats(struct gpt *m, float *mean_loss, float *sumsq);
 /* Rank 0's logits of the last forward, [N,Vp] widened to fp32 into out; waits for them. Call
  * between gpt_forward and gpt_backward (the backward overwrites them). */
 void gpt_read_logits(struct gpt *m, float *out);
-/* Optimizer-state placement of the model, for logs: tensors and bytes resident in RAM or on the
- * device, and streamed from NVMe (all zero streamed unless OPTIM_TIER_NVME). */
+/* Optimizer-state placement, for logs: tensors, and bytes of this process's ranks' shards (the
+ * whole model with one rank), resident in RAM or on the device and streamed from NVMe (all zero
+ * streamed unless OPTIM_TIER_NVME); the swap buffers of all its ranks. */
 struct gpt_optim_placement {
     int resident_tensors, swapped_tensors;
     uint64_t resident_bytes, swapped_bytes, swap_buffer_bytes;
@@ -151,9 +156,9 @@ struct gpt_optim_placement {
     struct numa_io_choice io_numa; /* where the NVMe I/O threads run (NUMA_IO_UNPLACED: none) */
 };
 void gpt_optim_placement(const struct gpt *m, struct gpt_optim_placement *out);
-/* Bytes the NVMe swap has read and written so far (the data; headers and checksum tables are
- * not counted), and the bytes that swap-outs of skipped steps (fp16 overflow) did not have to
- * write; zero unless OPTIM_TIER_NVME. */
+/* Bytes the NVMe swap has read and written so far for all of this process's ranks (the data;
+ * headers and checksum tables are not counted), and the bytes that swap-outs of skipped steps
+ * (fp16 overflow) did not have to write; zero unless OPTIM_TIER_NVME. */
 void gpt_nvme_traffic(const struct gpt *m, uint64_t *read, uint64_t *written, uint64_t *kept);
 
 /* The fp32 optimizer state of a tensor, wherever it lives. */
@@ -162,12 +167,12 @@ enum gpt_state {
     GPT_STATE_EXP_AVG,
     GPT_STATE_EXP_AVG_SQ,
 };
-/* A host view of state `which` of tensor i (fp32, our layout, its shape's elements): the host
- * copy of a resident tensor, or a buffer read from the swap file of a swapped one. Waits for every
- * submitted task. For checkpoints: one tensor at a time, so a save or a load needs RAM for the
- * largest tensor only. gpt_state_release ends the view; with `write`, it stores the view back
- * (the host copy, or the swap file with the current generation) and, for a swapped master,
- * refreshes the compute copy (resident ones: gpt_sync_params). */
+/* A host view of state `which` of tensor i (fp32, our layout, its shape's elements): a copy of
+ * the shards' host copies, or of what their swap files hold at the current generation (then
+ * after every submitted task). For checkpoints: one tensor at a time, so a save or a load needs
+ * RAM for the largest tensor only. gpt_state_release ends the view; with `write`, it stores the
+ * view back (the host copies, or the swap files with the current generation) and, for a swapped
+ * master, refreshes the compute copies (resident ones: gpt_sync_params). */
 float *gpt_state_acquire(struct gpt *m, int i, enum gpt_state which, int write);
 void gpt_state_release(struct gpt *m, int i, enum gpt_state which, float *view, int write);
 /* Several processes: a write view holds this process's slices (the others' are zero) and the

@@ -4,7 +4,8 @@
 # Runs the real program on a tiny model (2 layers, 32 channels, 32 tokens) over data/brown.bin:
 # user errors (exit 2, one line, nothing left on disk), --help, the --metrics file, determinism,
 # resuming from --save in fp32 and fp16, mixed precision against fp32, --data-order shuffle,
-# presets, --tile-size against untiled runs, and ZeRO-3 ranks (--num-gpus) against one rank.
+# presets, --tile-size against untiled runs, and ZeRO-3 ranks (--num-gpus) against one rank and
+# across the offload tiers (NVMe swap files per rank, parameter offload).
 # cli_check.py, beside this file, reads the metrics and checkpoints. Prints one
 # "ok - ..." or "FAIL - ...: details" line per check; exits 0 (pass), 1 (fail) or 77 (skip: no
 # data/brown.bin, which scripts/setup.sh makes). About a minute on 2 shared cores.
@@ -60,6 +61,22 @@ first_diff() {
     local d
     d=$(diff <(echo "$1") <(echo "$2"))
     echo "$(grep -m 1 '^<' <<<"$d") vs $(grep -m 1 '^>' <<<"$d")"
+}
+
+# same_bits WHAT ARGS...: a run that must succeed; the first after ref="" sets $ref to its
+# fields, the later ones must equal them as written. Returns 1 (after a FAIL line) otherwise.
+same_bits() {
+    local what=$1 got
+    shift
+    train "$what" "$@" --metrics "$W/bits.jsonl" || return 1
+    got=$(fields "$W/bits.jsonl")
+    rm -f "$W/bits.jsonl"
+    if [ -z "$ref" ]; then
+        ref=$got
+    elif [ "$got" != "$ref" ]; then
+        fail "$what" "$(first_diff "$ref" "$got")"
+        return 1
+    fi
 }
 
 # --- 1. user errors -----------------------------------------------------------------------------
@@ -319,17 +336,8 @@ for prec in "" --fp16; do
         "none --offload-param cpu" "cpu --offload-param cpu --optimizer-chunk-size 100000" \
         "nvme --nvme-path $NV --nvme-resident-fraction 0.5 --optimizer-chunk-size 100000"; do
         # shellcheck disable=SC2086
-        train "tier $tier $prec" --train-iters 5 $prec --offload-optimizer $tier \
-            --metrics "$W/tier.jsonl" || continue
-        got=$(fields "$W/tier.jsonl")
-        rm -f "$W/tier.jsonl"
-        if [ -z "$ref" ]; then
-            ref=$got
-        elif [ "$got" != "$ref" ]; then
-            fail "tier $tier ${prec:-fp32} equals the GPU/compute tier" "$(first_diff "$ref" "$got")"
-            continue
-        fi
-        ok "optimizer state tier $tier ${prec:-fp32}: bit-identical metrics"
+        same_bits "tier $tier ${prec:-fp32} equals the GPU/compute tier" --train-iters 5 $prec \
+            --offload-optimizer $tier && ok "optimizer state tier $tier ${prec:-fp32}: bit-identical metrics"
     done
 done
 if [ -n "$(ls -A "$NV")" ]; then
@@ -575,6 +583,81 @@ if train "zero3: 1 rank, 2 micro-batches" "${Z1[@]}" --train-iters 5 --metrics "
             --metrics "$W/z12.jsonl"; then
         close "a 1-rank checkpoint continues in 2 ranks as in 1" "$W/z1-tail.jsonl" "$W/z12.jsonl" 1e-5
     fi
+fi
+
+# The offload tiers with 2 ranks: each rank's optimizer-state shard in its own swap files (one
+# folder per process, files named after the rank), streamed through the rank's buffer sets, all of
+# it or half resident; parameter and gradient shards homed in pinned memory (--offload-param cpu).
+# The same tasks on the same shards: metrics bit-identical to the device tier's with 2 ranks.
+NV2=$W/nvme2
+mkdir -p "$NV2"
+nvme2=(--offload-optimizer nvme --nvme-path "$NV2" --nvme-resident-fraction)
+for prec in "" --fp16; do
+    ref=""
+    for tier in "--offload-optimizer none" "--offload-optimizer cpu" "${nvme2[*]} 0" \
+        "${nvme2[*]} 0.5 --swap-buffer-count 2" "--offload-param cpu" \
+        "--offload-param cpu ${nvme2[*]} 0"; do
+        # shellcheck disable=SC2086
+        same_bits "zero3 $tier ${prec:-fp32} equals the device tier" "${Z2[@]}" --train-iters 4 \
+            $prec $tier && ok "zero3, 2 ranks, $tier ${prec:-fp32}: bit-identical to the device tier"
+    done
+done
+# Skipped fp16 steps (loss scale 2^20, hysteresis 1: some of 6 overflow) retag every shard's
+# blocks instead of writing them: the metrics stay the CPU tier's, and bytes are spared.
+ovf2=("${Z2[@]}" --train-iters 6 --fp16 --initial-loss-scale 1048576 --hysteresis 1)
+if train "zero3 overflow, CPU tier" "${ovf2[@]}" --offload-optimizer cpu --metrics "$W/z2o-cpu.jsonl" &&
+    train "zero3 overflow, NVMe tier" "${ovf2[@]}" "${nvme2[@]}" 0 --metrics "$W/z2o-nvme.jsonl"; then
+    ref=$(fields "$W/z2o-cpu.jsonl") got=$(fields "$W/z2o-nvme.jsonl") spared=$(nvme_line spared)
+    nskip=$(grep -c ' true$' <<<"$got")
+    if [ "$got" != "$ref" ]; then
+        fail "zero3 skipped steps on NVMe equal the CPU tier" "$(first_diff "$ref" "$got")"
+    elif [ "$nskip" -eq 0 ] || [ "$nskip" -eq 6 ] || ! awk -v s="$spared" 'BEGIN { exit !(s + 0 > 0) }'; then
+        fail "zero3 skipped steps on NVMe" "$nskip of 6 skipped, ${spared:-?} GB spared"
+    else
+        ok "zero3 fp16 NVMe tier, $nskip of 6 steps skipped: the CPU tier's metrics, $spared GB spared"
+    fi
+fi
+# While a 2-rank run trains, the process's swap folder holds one swap file per shard, named after
+# its rank; killed, it leaves the folder to the next run (the save below), which removes it.
+"$GPT50B" "${TINY[@]}" "${Z2[@]}" --train-iters 100000 "${nvme2[@]}" 0 >"$LOG/out" 2>"$LOG/err" &
+pid=$!
+for _ in $(seq 100); do
+    grep -q '^ iteration  *2/' "$LOG/out" 2>/dev/null && break
+    sleep 0.1
+done
+files=$(ls "$NV2"/*/ 2>/dev/null)
+kill -9 "$pid" 2>/dev/null
+wait "$pid" 2>/dev/null
+n0=$(grep -c '^transformer\..*\.rank0\.swp$' <<<"$files") n1=$(grep -c '^transformer\..*\.rank1\.swp$' <<<"$files")
+if [ "$n0" -eq 28 ] && [ "$n1" -eq 28 ] && [ "$(ls "$NV2" | wc -l)" -eq 1 ]; then
+    ok "zero3 NVMe: one swap folder per process, 28 swap files per rank named after it"
+else
+    fail "zero3 NVMe swap files" "$(ls "$NV2" | wc -l) folder(s), rank0 $n0 and rank1 $n1 files (28 each expected)"
+fi
+# A 2-rank NVMe checkpoint (half resident: shards gathered from swap files and host copies) is
+# the device tier's, byte for byte; it resumes in 2 ranks and continues in 1 rank (NVMe tier) as
+# the device tier's checkpoint does.
+if [ -d "$W/zck2" ] && train "zero3 NVMe: 2 ranks save" "${Z2[@]}" --train-iters 3 "${nvme2[@]}" 0.5 \
+    --save "$W/zck2nv" &&
+    train "zero3 NVMe: 2 ranks resume" "${Z2[@]}" --train-iters 5 "${nvme2[@]}" 0.5 --load "$W/zck2nv" \
+        --metrics "$W/z22nv.jsonl" &&
+    train "zero3 NVMe: 1 rank loads it" "${Z1[@]}" --train-iters 5 "${nvme2[@]}" 0.5 --load "$W/zck2nv" \
+        --metrics "$W/z21nv.jsonl"; then
+    if cmp -s "$W/zck2/model.safetensors" "$W/zck2nv/model.safetensors" &&
+        cmp -s "$W/zck2/optimizer.safetensors" "$W/zck2nv/optimizer.safetensors"; then
+        ok "a 2-rank NVMe checkpoint is the device tier's, byte for byte"
+    else
+        fail "zero3 NVMe checkpoint" "model or optimizer.safetensors differ from the device tier's"
+    fi
+    close "a 2-rank NVMe checkpoint resumes in 2 ranks like the uninterrupted run, bit for bit" \
+        "$W/z2-tail.jsonl" "$W/z22nv.jsonl" 0
+    close "a 2-rank NVMe checkpoint continues in 1 rank as the device tier's, bit for bit" \
+        "$W/z21.jsonl" "$W/z21nv.jsonl" 0
+fi
+if [ -n "$(ls -A "$NV2")" ]; then
+    fail "zero3: swap folders removed at the end of a run" "left: $(ls "$NV2")"
+else
+    ok "zero3: swap folders removed at the end of each run"
 fi
 expect_error "--num-gpus 2 with --tile-size" "--tile-size" "${TINY[@]}" "${OUT[@]}" --num-gpus 2 \
     --tile-size 16

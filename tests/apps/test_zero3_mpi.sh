@@ -6,16 +6,18 @@
 # process): the host backend sums gradients in fp32 in global-rank order and rounds once, and the
 # logged loss adds per-rank sums in rank order, whatever the split into processes. Against one
 # rank accumulating the same 2 micro-batches (--gradient-accumulation-steps 2) the tolerance is
-# test_cli.sh's 1e-5 relative (section 12 says why). A checkpoint saved by the 2 processes must be
-# the one that 1 process with 2 ranks saves, byte for byte, and continue identically in 1 process
-# (2 ranks, or 1 rank accumulating 2) and in 2 processes. Gathered parameters of 2 layers at a time
+# test_cli.sh's 1e-5 relative (section 12 says why). With SC21's tiers (--offload-param cpu
+# --offload-optimizer nvme, a swap folder per process) the bits stay those of 2 ranks in one
+# process, in fp32 and fp16. A checkpoint saved by the 2 processes must be the one that 1 process
+# with 2 ranks saves, byte for byte (also from the NVMe tier), and continue identically in 1
+# process (2 ranks, or 1 rank accumulating 2) and in 2 processes. Gathered parameters of 2 layers at a time
 # (the default) must take less of a process's memory than all layers' (a DeepSpeed config's
 # stage3_max_live_parameters, the old behaviour) and give the same losses. Wrong configurations
 # end with one "gpt50b: error:" line and exit code 2.
 #
 # Open MPI, allowed to run as root as CI does; one CPU worker per process so that 2 shared cores
 # suffice. Exits 0 (pass), 1 (fail) or 77 (skip: no mpirun, no python3 or no data/brown.bin).
-# About 40 s on 2 shared cores.
+# About 55 s on 2 shared cores.
 #
 #   usage: test_zero3_mpi.sh PATH/TO/gpt50b      (GPT50B_TOP: the source root; default ../..)
 set -u
@@ -81,6 +83,22 @@ if one accum "${TINY[@]}" --train-iters 5 --gradient-accumulation-steps 2 --metr
     fi
 fi
 
+# --- SC21's tiers across processes -------------------------------------------------------------
+# Each process streams its rank's optimizer-state shard through its own swap folder under the one
+# --nvme-path (half of it resident), with the parameter and gradient shards homed in pinned memory
+# (--offload-param cpu): bit for bit the 1 process x 2 ranks run on the device tier, fp32 and fp16.
+mkdir -p nvme
+NVT=(--offload-param cpu --offload-optimizer nvme --nvme-path "$W/nvme" --nvme-resident-fraction 0.5)
+if [ -s ranks.jsonl ] && two procs-nvme "${TINY[@]}" --train-iters 5 "${NVT[@]}" --metrics procs-nvme.jsonl; then
+    close "2 processes with NVMe and parameter offload equal 1 process x 2 ranks, bit for bit" \
+        ranks.jsonl procs-nvme.jsonl 0
+fi
+if one ranks-fp16 "${TINY[@]}" --train-iters 5 --num-gpus 2 --fp16 --metrics ranks-fp16.jsonl &&
+    two procs-nvme-fp16 "${TINY[@]}" --train-iters 5 --fp16 "${NVT[@]}" --metrics procs-nvme-fp16.jsonl; then
+    close "2 processes with NVMe and parameter offload equal 1 process x 2 ranks in fp16, bit for bit" \
+        ranks-fp16.jsonl procs-nvme-fp16.jsonl 0
+fi
+
 # --- checkpoints ---------------------------------------------------------------------------------
 tail -n 2 procs.jsonl >procs-tail.jsonl
 if two save2 "${TINY[@]}" --train-iters 3 --save ck2 && one save1 "${TINY[@]}" --train-iters 3 --num-gpus 2 --save ck1; then
@@ -96,6 +114,19 @@ if two save2 "${TINY[@]}" --train-iters 3 --save ck2 && one save1 "${TINY[@]}" -
         close "2 processes' checkpoint continues in 2 processes, bit for bit" procs-tail.jsonl load-procs.jsonl 0
         close "2 processes' checkpoint continues in 1 rank accumulating 2" procs-tail.jsonl load-accum.jsonl 1e-5
     fi
+fi
+# The NVMe tier's checkpoint: process 0 gathers the other's shards from its swap files.
+if [ -d ck2 ] && two save2-nvme "${TINY[@]}" --train-iters 3 "${NVT[@]}" --save ck2nv; then
+    if cmp -s ck2/model.safetensors ck2nv/model.safetensors && cmp -s ck2/optimizer.safetensors ck2nv/optimizer.safetensors; then
+        ok "the 2 processes' NVMe checkpoint is the device tier's, byte for byte"
+    else
+        fail "NVMe checkpoints" "the 2 processes' NVMe checkpoint differs from the device tier's"
+    fi
+fi
+if [ -n "$(ls -A nvme)" ]; then
+    fail "swap folders removed at the end of the runs" "left: $(ls nvme)"
+else
+    ok "each process's swap folder is removed at the end of its run"
 fi
 
 # --- memory: gathered parameters of 2 layers at a time ------------------------------------------
