@@ -49,7 +49,11 @@ void crossentropy_backward_insert(struct tensor *logits, struct tensor *targets,
                                   int V, int Vp, int prio);
 
 /* acc[0] += sum of grad^2; acc is fp32 with one element, updated in any order. */
-void sumsq_insert(struct tensor *acc, struct tensor *grad, int prio);
+/* parts[slot] += the sum of squares of grad. Tasks on distinct slots of parts run in any order
+ * (STARPU_COMMUTE) and give the same bits in any order; sum_insert then adds the slots in index
+ * order into out[0], so the global norm does not depend on the schedule. */
+void sumsq_insert(struct tensor *parts, int slot, struct tensor *grad, int prio);
+void sum_insert(struct tensor *out, struct tensor *parts, int prio);
 /* param may be NULL (fp32 runs train the master itself); sumsq may be NULL (no clipping, no
  * overflow skip: the task then waits for this tensor's gradient only). The step covers grad->n
  * elements: master, m and v may be larger (swap buffers shared by tensors of several sizes). A

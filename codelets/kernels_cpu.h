@@ -78,6 +78,8 @@ void crossentropy_backward_cpu(void *dlogits, const void *logits, const int32_t 
 /* out[0] += sum of grad[i]^2 over n elements (fp32 result, accumulated in double on CPU).
  * A non-finite element makes the result non-finite (overflow detection). */
 void sumsq_cpu(float *out, const void *grad, size_t n, enum dtype dt);
+/* out[0] = in[0] + ... + in[n-1], summed in double in index order (the same bits as sum_cuda). */
+void sum_cpu(float *out, const float *in, size_t n);
 
 /* Hyper-parameters of one AdamW step. */
 struct adamw_hparams {

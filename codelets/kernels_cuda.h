@@ -70,6 +70,8 @@ void crossentropy_backward_cuda(void *dlogits, const void *logits, const int32_t
                                 cudaStream_t stream);
 
 size_t sumsq_cuda_scratch_bytes(size_t n);
+/* out[0] = in[0] + ... + in[n-1] in double, in index order, one thread: sum_cpu's bits. */
+void sum_cuda(float *out, const float *in, size_t n, cudaStream_t stream);
 void sumsq_cuda(float *out, const void *grad, size_t n, enum dtype dt, void *scratch,
                 cudaStream_t stream);
 

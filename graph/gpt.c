@@ -57,6 +57,7 @@ struct rank {
     struct tensor losses;                  /* [N] fp32 */
     struct tensor sumsq; /* [1] fp32: sum of squares of all gradients; several ranks: its shards',
                             then all ranks' (all-reduced), which its AdamW tasks read */
+    struct tensor sumsq_parts; /* [nparams] fp32: each tensor's (shard's) sum of squares */
     /* gradients of activations, shared by all blocks */
     struct tensor dresidual, dln1, dqkv, datty, dln2, dlnf; /* [N,C] ([N,3C] for dqkv) */
     struct tensor dfch, dfch_gelu;                          /* [N,4C] */
@@ -747,6 +748,7 @@ static void rank_init(struct gpt *m, int r)
     RANK_TENSOR(logits, "logits", dt, N * c->Vp, TENSOR_HOST_NONE);
     RANK_TENSOR(losses, "losses", TENSOR_TYPE_FP32, N, TENSOR_HOST_PINNED);
     RANK_TENSOR(sumsq, "grad_sumsq", TENSOR_TYPE_FP32, 1, TENSOR_HOST_PINNED);
+    RANK_TENSOR(sumsq_parts, "grad_sumsq_parts", TENSOR_TYPE_FP32, m->nparams, TENSOR_HOST_NONE);
     RANK_TENSOR(dresidual, "dresidual", dt, N * C, TENSOR_HOST_NONE);
     RANK_TENSOR(dln1, "dln1", dt, N * C, TENSOR_HOST_NONE);
     RANK_TENSOR(dqkv, "dqkv", dt, N * 3 * C, TENSOR_HOST_NONE);
@@ -842,10 +844,10 @@ static void rank_free(struct gpt *m, struct rank *k)
         tensor_free(&k->res3[l]);
     for (int l = 0; l < (m->opt.checkpointing ? 1 : m->cfg.L); l++)
         acts_free(&k->acts[l]);
-    struct tensor *rest[] = {&k->inputs,   &k->targets,   &k->encoded, &k->lnf,   &k->lnf_mean,
-                             &k->lnf_rstd, &k->logits,    &k->losses,  &k->sumsq, &k->dresidual,
-                             &k->dln1,     &k->dqkv,      &k->datty,   &k->dln2,  &k->dlnf,
-                             &k->dfch,     &k->dfch_gelu, &k->dacc,    &k->dacc4};
+    struct tensor *rest[] = {&k->inputs,    &k->targets, &k->encoded,   &k->lnf,   &k->lnf_mean,
+                             &k->lnf_rstd,  &k->logits,  &k->losses,    &k->sumsq, &k->sumsq_parts,
+                             &k->dresidual, &k->dln1,    &k->dqkv,      &k->datty, &k->dln2,
+                             &k->dlnf,      &k->dfch,    &k->dfch_gelu, &k->dacc,  &k->dacc4};
     for (size_t i = 0; i < sizeof rest / sizeof rest[0]; i++)
         tensor_free(rest[i]);
     free(k->res3);
@@ -1158,9 +1160,10 @@ void gpt_backward(struct gpt *m, float loss_scale, int micro, int micro_steps)
     for (int r = 0; r < m->R; r++) {
         struct rank *k = &m->ranks[r];
         rt_set_worker(k->worker);
-        zero_insert(&k->sumsq, prio);
+        zero_insert(&k->sumsq_parts, prio);
         for (int i = 0; i < m->nparams; i++)
-            sumsq_insert(&k->sumsq, m->shards[i * m->R + r].grad, prio);
+            sumsq_insert(&k->sumsq_parts, i, m->shards[i * m->R + r].grad, prio);
+        sum_insert(&k->sumsq, &k->sumsq_parts, prio);
         sumsq[r] = &k->sumsq;
     }
     rt_set_worker(-1);

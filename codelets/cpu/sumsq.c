@@ -31,3 +31,11 @@ void sumsq_cpu(float *out, const void *grad, size_t n, enum dtype dt)
     out[0] = (float)total;
     free(partial);
 }
+
+void sum_cpu(float *out, const float *in, size_t n)
+{
+    double s = 0.0;
+    for (size_t i = 0; i < n; i++)
+        s += in[i];
+    out[0] = (float)s;
+}

@@ -62,6 +62,20 @@ __global__ void __launch_bounds__(SUMSQ_BLOCKS_MAX)
     if (threadIdx.x == 0) *out = (float)((double)*out + s);
 }
 
+__global__ void sum_kernel(float *out, const float *in, size_t n)
+{
+    double s = 0.0;
+    for (size_t i = 0; i < n; i++)
+        s += in[i];
+    *out = (float)s;
+}
+
+extern "C" void sum_cuda(float *out, const float *in, size_t n, cudaStream_t stream)
+{
+    sum_kernel<<<1, 1, 0, stream>>>(out, in, n);
+    CUDA_LAUNCH_CHECK();
+}
+
 extern "C" size_t sumsq_cuda_scratch_bytes(size_t n)
 {
     return sumsq_blocks(n) * sizeof(double);

@@ -479,6 +479,19 @@ static void test_sumsq(enum dtype dt, size_t off, int bad, uint64_t seed)
     release();
 }
 
+/* The sum of the per-tensor slots into the global sum of squares: the same bits on both. */
+static void test_sum(uint64_t seed)
+{
+    rng_seed(seed);
+    size_t n = 341;
+    float *x = hrand(DTYPE_FP32, n, 0, 1000), out = 0, *d_out = dmalloc(sizeof(float));
+    sum_cpu(&out, x, n);
+    sum_cuda(d_out, upload(x, n * sizeof(float)), n, stream);
+    expect(memcmp(download(d_out, sizeof(float)), &out, sizeof out) == 0,
+           "sum of 341 slots: the same bits on GPU and CPU");
+    release();
+}
+
 enum adamw_case { ADAMW_PLAIN, ADAMW_CLIP, ADAMW_SKIP, ADAMW_NO_PARAM, ADAMW_NO_NORM };
 
 static void test_adamw(enum dtype dt, enum adamw_case which, uint64_t seed)
@@ -591,6 +604,7 @@ int main(void)
         for (int s = 0; s < 3; s++)
             test_cast(dt, DTYPES[s], base + 100 + s);
     }
+    test_sum(7);
 
     CHECK_MSG(cublasDestroy(blas) == CUBLAS_STATUS_SUCCESS, "cublasDestroy failed");
     CUDA_OK(cudaStreamDestroy(stream));
