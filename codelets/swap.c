@@ -78,7 +78,10 @@ void swap_in_insert(struct tensor *master, struct tensor *m, struct tensor *v,
 {
     struct swap_args a = {file, region_bytes, generation, 0, 1.0f};
     struct rt_buf bufs[] = {{master, RT_W}, {m, RT_W}, {v, RT_W}};
-    rt_submit(&swap_in_cl, "swap_in", bufs, 3, &a, sizeof a, 0, prio, RT_WHERE_CPU);
+    /* the task's "flops" are the bytes it reads: FxT records them (tasks.rec's GFlop) and the
+     * trace report counts the NVMe lanes' bytes from them, not from the buffers' capacity */
+    rt_submit(&swap_in_cl, "swap_in", bufs, 3, &a, sizeof a, 3.0 * region_bytes, prio,
+              RT_WHERE_CPU);
 }
 
 void swap_out_insert(struct tensor *master, struct tensor *m, struct tensor *v,
@@ -87,5 +90,6 @@ void swap_out_insert(struct tensor *master, struct tensor *m, struct tensor *v,
 {
     struct swap_args a = {file, region_bytes, generation, sumsq != NULL, inv_loss_scale};
     struct rt_buf bufs[] = {{master, RT_R}, {m, RT_R}, {v, RT_R}, {sumsq, RT_R}};
-    rt_submit(&swap_out_cl, "swap_out", bufs, 4, &a, sizeof a, 0, prio, RT_WHERE_CPU);
+    rt_submit(&swap_out_cl, "swap_out", bufs, 4, &a, sizeof a, 3.0 * region_bytes, prio,
+              RT_WHERE_CPU); /* "flops": the bytes it writes, as swap_in's */
 }

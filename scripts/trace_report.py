@@ -136,7 +136,8 @@ def load(recdir):
                  "start": float(r["StartTime"]), "end": float(r["EndTime"]),
                  "so": int(r["SubmitOrder"]) if "SubmitOrder" in r else None,
                  "handles": r.get("Handles", "").split(),
-                 "sizes": [int(s) for s in r.get("Sizes", "").split()]}
+                 "sizes": [int(s) for s in r.get("Sizes", "").split()],
+                 "gflop": float(r.get("GFlop", 0))}
             if t["end"] < t["start"]:
                 raise ValueError(f"JobId {job} ends before it starts")
             tr.weight[job] = t["end"] - t["start"]
@@ -187,7 +188,8 @@ def io_items(tr):
         if t["name"] in ("swap_in", "swap_out"):
             group = "NVMe read" if t["name"] == "swap_in" else "NVMe write"
             items.append({"group": group, "start": t["start"], "end": t["end"],
-                          "bytes": sum(t["sizes"]), "link": group, "label": t["name"],
+                          "bytes": t["gflop"] * 1e9 if t["gflop"] else sum(t["sizes"]),
+                          "link": group, "label": t["name"],
                           "handles": t["handles"], "dst": None, "task": t})
     items.sort(key=lambda i: i["start"])
     return items
@@ -346,7 +348,7 @@ def summarize(tr, items, bounds):
                    f"({100 * ov / max(length(iow), 1e-12):.1f}%) overlapped compute")
         sel = [i for i in items if i["iter"] == k]
         if sel:
-            out.append("  bytes per link (NVMe: the swap tasks' buffer sizes, an upper bound):")
+            out.append("  bytes per link (NVMe: the bytes each swap task reads or writes):")
             out += links(sel)
         out += crit({t["job"] for t in tasks} | unattributed)
     out += ["", "whole trace: time per task kind"] + kind_table(tr.tasks, tend - t0)

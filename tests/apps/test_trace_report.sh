@@ -8,7 +8,8 @@
 # 2. gpt50b traced for 2 iterations of a tiny model on the CPU (STARPU_NCUDA=0, NVMe optimizer
 #    swap, --metrics), then trace_report.py --fxt: gantt.svg well-formed with a lane per worker and
 #    rects for matmul_fwd and adamw, gantt.png when rsvg-convert exists, trace.json with the lanes
-#    and task names and per-kind durations within 1% of summary.txt's, metrics.svg.
+#    and task names and per-kind durations within 1% of summary.txt's, metrics.svg, and NVMe bytes
+#    equal to the run's own traffic line.
 # Exits 0 / 1, or 77 after part 1 when starpu_fxt_tool or data/brown.bin is missing.
 #
 #   usage: test_trace_report.sh PATH/TO/gpt50b      (GPT50B_TOP: the source root; default ../..)
@@ -78,10 +79,10 @@ mkdir -p "$W/fxt" "$W/nvme"
     { tail -5 "$W/run.log"; echo "FAIL - the traced gpt50b run"; exit 1; }
 STARPU_FXT_TOOL=$tool python3 "$REPORT" --fxt "$W/fxt" --metrics "$W/m.jsonl" --out "$W/o2" >"$W/log2" 2>&1 ||
     { cat "$W/log2"; echo "FAIL - trace_report.py on the CPU trace"; exit 1; }
-python3 - "$W/o2" "$(command -v rsvg-convert || true)" <<'PY'
+python3 - "$W/o2" "$(command -v rsvg-convert || true)" "$W/run.log" <<'PY'
 import json, os, re, sys
 import xml.etree.ElementTree as ET
-d, rsvg = sys.argv[1], sys.argv[2]
+d, rsvg, runlog = sys.argv[1], sys.argv[2], open(sys.argv[3]).read()
 fails = []
 def check(ok, what):
     print(("ok - " if ok else "FAIL - ") + what)
@@ -115,5 +116,12 @@ worst = max(ref, key=lambda k: abs(dur.get(k, 0) - ref[k]) / max(ref[k], 1e-9), 
 ok = bool(ref) and set(ref) == set(dur) and all(abs(dur[k] - ref[k]) <= 1e-3 + 0.01 * ref[k] for k in ref)
 check(ok, f"per-kind durations agree within 1% (worst {worst}: trace.json {dur.get(worst)} ms, summary {ref.get(worst)} ms)")
 check(s.count("\niteration ") == 2 and "critical path:" in s, "summary.txt: 2 iterations and a critical path")
+# the NVMe lanes count each swap task's own bytes: the run's traffic over its 2 iterations
+run = re.search(r"NVMe optimizer traffic: ([\d.]+) GB read, ([\d.]+) GB written", runlog)
+whole = s.split("whole trace: bytes per link")[1]
+got = {m.group(1): float(m.group(2)) for m in re.finditer(r"^  NVMe (read|write)\s+([\d.]+) MB", whole, re.M)}
+want_mb = {"read": 2 * float(run.group(1)) * 1e3, "write": 2 * float(run.group(2)) * 1e3} if run else {}
+check(run and set(got) == {"read", "write"} and all(abs(got[k] - want_mb[k]) <= 0.0006 * 2e3 + 0.01 * want_mb[k] for k in got),
+      f"NVMe bytes of the trace {got} MB match the run's traffic line {want_mb} MB")
 sys.exit(1 if fails else 0)
 PY
