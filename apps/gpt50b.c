@@ -1220,6 +1220,21 @@ int main(int argc, char **argv)
                flops * micro_per_step / (steady_ms / 1e3) / ngpu / 1e12, loss, val_loss,
                (long long)skipped_total);
     }
+    if (comm && done > 0) {
+        /* the time inside the collective tasks, and of it in MPI/NCCL, which holds the wait for
+         * the other processes (evaluation's collectives count too) */
+        static const char *const names[COMM_NOPS] = {"all-gather", "reduce-scatter", "all-reduce"};
+        struct comm_stats cs = comm_stats(comm);
+        printf("> collectives of process 0, per iteration:");
+        for (int op = 0; op < COMM_NOPS; op++)
+            printf("%s %.1f %s, %.3f ms each (%.3f in %s)", op ? ";" : "",
+                   (double)cs.count[op] / done, names[op],
+                   cs.count[op] ? 1e3 * cs.task_s[op] / cs.count[op] : 0.0,
+                   cs.count[op] ? 1e3 * cs.wire_s[op] / cs.count[op] : 0.0,
+                   rt_ncuda() > 0 ? "NCCL" : "MPI");
+        printf("; loss all-reduce on the host %.1f, %.3f ms each\n", (double)cs.host_count / done,
+               cs.host_count ? 1e3 * cs.host_s / cs.host_count : 0.0);
+    }
     if (a.optim_tier == OPTIM_TIER_NVME && done > 0) {
         /* the engine counts this process's ranks, the plan one rank */
         uint64_t r, w, k, local = a.world_size > 1 ? (uint64_t)a.num_gpus : 1;

@@ -10,6 +10,7 @@
 #include <mpi.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #if GPT50B_HAVE_NCCL
 #include <nccl.h>
 #endif
@@ -35,6 +36,7 @@ struct comm {
     size_t stage_bytes;
     struct ncclComm *nccl[COMM_MAX_LOCAL];
     cudaStream_t streams[COMM_MAX_LOCAL];
+    struct comm_stats stats; /* written by the running collective only (the token) */
 };
 
 struct comm_args {
@@ -46,6 +48,22 @@ struct comm_args {
 
 #define CUDA_OK(x) CHECK_MSG((x) == cudaSuccess, #x)
 #define MPI_OK(x)  CHECK_MSG((x) == MPI_SUCCESS, #x)
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* The task's time and the part of it spent in MPI or in NCCL's call and stream wait (which holds
+ * the wait for the peers); one collective runs at a time per communicator, so no lock. */
+static void stats_add(struct comm *c, enum comm_op op, double t0, double wire_s)
+{
+    c->stats.count[op]++;
+    c->stats.task_s[op] += now_s() - t0;
+    c->stats.wire_s[op] += wire_s;
+}
 
 /* ---- host backend ---- */
 
@@ -98,6 +116,7 @@ static void comm_host_func(void *b[], void *cl_arg)
     struct comm *c = a->c;
     int L = c->local, W = c->nproc * L;
     size_t bytes = a->shard * dtype_size(a->dt);
+    double t0 = now_s(), t_mpi = 0;
     MPI_Datatype block = c->nproc > 1 ? host_block(bytes) : MPI_DATATYPE_NULL;
     if (a->op == COMM_OP_ALL_REDUCE) {
         /* every rank's vector, in global order: this process's buffers, or all processes' */
@@ -108,7 +127,9 @@ static void comm_host_func(void *b[], void *cl_arg)
             all = packed + (size_t)L * bytes;
             for (int r = 0; r < L; r++)
                 memcpy(packed + r * bytes, RT_PTR(b, r), bytes);
+            t_mpi = now_s();
             MPI_OK(MPI_Allgather(packed, L, block, all, L, block, c->mpi_tasks));
+            t_mpi = now_s() - t_mpi;
         }
         for (int g = 0; g < W; g++)
             terms[g] = all ? all + (size_t)g * bytes : (char *)RT_PTR(b, g);
@@ -126,7 +147,9 @@ static void comm_host_func(void *b[], void *cl_arg)
             char *packed = stage(c, L * bytes);
             for (int r = 0; r < L; r++)
                 memcpy(packed + r * bytes, RT_PTR(b, r), bytes);
+            t_mpi = now_s();
             MPI_OK(MPI_Allgather(packed, L, block, full0, L, block, c->mpi_tasks));
+            t_mpi = now_s() - t_mpi;
         }
         for (int r = 1; r < L; r++)
             memcpy(RT_PTR(b, L + r), full0, W * bytes);
@@ -140,7 +163,9 @@ static void comm_host_func(void *b[], void *cl_arg)
                 for (int r = 0; r < L; r++)
                     memcpy(send + (size_t)(p * L + r) * L * bytes,
                            (char *)RT_PTR(b, L + r) + (size_t)p * L * bytes, L * bytes);
+            t_mpi = now_s();
             MPI_OK(MPI_Alltoall(send, L * L, block, recv, L * L, block, c->mpi_tasks));
+            t_mpi = now_s() - t_mpi;
         }
         /* terms[g]: global rank g's slice for local rank r, from process g / L's block of recv */
         for (int r = 0; r < L; r++) {
@@ -152,6 +177,7 @@ static void comm_host_func(void *b[], void *cl_arg)
         free(terms);
     }
     if (block != MPI_DATATYPE_NULL) MPI_Type_free(&block);
+    stats_add(c, a->op, t0, t_mpi);
 }
 
 /* ---- NCCL backend ---- */
@@ -171,6 +197,7 @@ static void comm_nccl_func(void *b[], void *cl_arg)
     const struct comm_args *a = cl_arg;
     struct comm *c = a->c;
     int dev;
+    double t0 = now_s();
     CUDA_OK(cudaGetDevice(&dev));
     NCCL_OK(ncclGroupStart());
     for (int r = 0; r < c->local; r++) {
@@ -191,6 +218,7 @@ static void comm_nccl_func(void *b[], void *cl_arg)
     for (int r = 0; r < c->local; r++)
         CUDA_OK(cudaStreamSynchronize(c->streams[r]));
     CUDA_OK(cudaSetDevice(dev));
+    stats_add(c, a->op, t0, now_s() - t0);
 }
 
 /* One NCCL rank and one stream per local GPU; the id comes from process 0. */
@@ -399,6 +427,14 @@ void comm_all_reduce(struct comm *c, struct tensor **t, size_t n)
               c->backend == COMM_BACKEND_NCCL ? RT_WHERE_COMPUTE : RT_WHERE_CPU);
 }
 
+struct comm_stats comm_stats(struct comm *c)
+{
+    struct comm_stats s;
+    rt_wait_all(); /* no collective is running: the counts are still */
+    s = c->stats;
+    return s;
+}
+
 int comm_process(const struct comm *c)
 {
     return c->proc;
@@ -438,6 +474,18 @@ int comm_same_everywhere(struct comm *c, uint64_t value)
 
 void comm_allreduce_host(struct comm *c, double *vals, int n)
 {
-    if (c->nproc > 1)
-        MPI_OK(MPI_Allreduce(MPI_IN_PLACE, vals, n, MPI_DOUBLE, MPI_SUM, c->mpi_host));
+    if (c->nproc == 1) return;
+    double t0 = now_s();
+    /* Not MPI_Allreduce: Open MPI spins in it until the slowest process arrives (the end of its
+     * forward), taking the core from this process's own workers; a test every 50 us sleeps. */
+    MPI_Request req;
+    int done = 0;
+    MPI_OK(MPI_Iallreduce(MPI_IN_PLACE, vals, n, MPI_DOUBLE, MPI_SUM, c->mpi_host, &req));
+    for (;;) {
+        MPI_OK(MPI_Test(&req, &done, MPI_STATUS_IGNORE));
+        if (done) break;
+        nanosleep(&(struct timespec){0, 50000}, NULL);
+    }
+    c->stats.host_count++;
+    c->stats.host_s += now_s() - t0;
 }

@@ -112,6 +112,21 @@ void comm_reduce_scatter(struct comm *c, struct tensor **full, struct tensor **s
  * gradient norm that every rank's optimizer step reads. */
 void comm_all_reduce(struct comm *c, struct tensor **t, size_t n);
 
+/* What this process's collective tasks took so far, per operation (0 all-gather, 1
+ * reduce-scatter, 2 all-reduce): how many ran, the seconds inside the tasks, and of those the
+ * seconds in MPI's collective call (host backend across processes; 0 in one process) or in
+ * NCCL's calls and the wait for their streams, which hold the wait for the other processes to
+ * reach the same collective; and the submitting thread's comm_allreduce_host calls. Waits for every
+ * submitted task first. */
+enum { COMM_NOPS = 3 };
+struct comm_stats {
+    int64_t count[COMM_NOPS];
+    double task_s[COMM_NOPS], wire_s[COMM_NOPS];
+    int64_t host_count; /* comm_allreduce_host calls (the logged loss), and their seconds */
+    double host_s;
+};
+struct comm_stats comm_stats(struct comm *c);
+
 /* This process's index and the number of processes (0 and 1 without MPI). */
 int comm_process(const struct comm *c);
 int comm_processes(const struct comm *c);

@@ -3,11 +3,12 @@
 
 #include <cblas.h>
 #include <cuda_runtime_api.h>
+#include <hwloc.h>
 #include <mpi.h>
 #include <omp.h>
+#include <sched.h>
 #include <starpu_cublas_v2.h>
 #include <starpu_fxt.h>
-#include <starpu_mpi.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -21,6 +22,7 @@ static enum rt_device device = RT_DEVICE_CPU;
 static struct host_pool *pool;
 static char device_name[128];
 static int mpi_on, mpi_rank, mpi_size = 1;
+static char cpu_split[160]; /* what mpi_split_cpus did, for the banner; "" when nothing */
 
 #define RT_MAX_SCRATCH 32
 static struct tensor scratch[RT_MAX_SCRATCH];
@@ -61,8 +63,80 @@ static void cpu_model_name(char *out, size_t len)
     fclose(f);
 }
 
-/* MPI first, by us: StarPU-MPI would ask for less than MPI_THREAD_MULTIPLE. Then StarPU-MPI,
- * which starts StarPU with conf. */
+/* Several processes on one node that may all run on the same CPUs (mpirun --bind-to none, or a
+ * taskset around mpirun): StarPU binds each process's workers from the first CPU it may use, so
+ * every process's workers would sit on the same cores (measured on 2 cores, 2 processes x 1 CPU
+ * rank: both CPU workers on core 0, core 1 idle, every collective waiting about 7 ms for the
+ * other process's worker to get the core: 728 ms per iteration, 42 ms with the split). So
+ * the node's processes split those CPUs: process i of k on the node takes whole cores [i n / k,
+ * (i+1) n / k) of the n it may use (core i mod n when n < k), as mpirun --map-by slot:PE=n/k
+ * --bind-to core would. The main thread's binding is set before StarPU starts, so StarPU's
+ * workers, OpenMP's, NCCL's and the I/O engine's threads inherit it and StarPU binds within it
+ * (STARPU_WORKERS_GETBIND, its default). Left alone when the processes were given different CPUs
+ * (the launcher bound them) or when the user binds StarPU's workers himself
+ * (STARPU_WORKERS_CPUID, STARPU_WORKERS_COREID, STARPU_WORKERS_NOBIND, STARPU_WORKERS_GETBIND=0)
+ * or sets GPT50B_CPU_SPLIT=0. */
+static void mpi_split_cpus(void)
+{
+    const char *getbind = getenv("STARPU_WORKERS_GETBIND"), *split = getenv("GPT50B_CPU_SPLIT");
+    MPI_Comm node;
+    int i, k;
+    cpu_set_t mine;
+    CHECK(MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node) ==
+          MPI_SUCCESS);
+    MPI_Comm_rank(node, &i);
+    MPI_Comm_size(node, &k);
+    CPU_ZERO(&mine);
+    CHECK(sched_getaffinity(0, sizeof mine, &mine) == 0);
+    cpu_set_t *all = malloc(k * sizeof *all);
+    CHECK(all);
+    CHECK(MPI_Allgather(&mine, sizeof mine, MPI_BYTE, all, sizeof mine, MPI_BYTE, node) ==
+          MPI_SUCCESS);
+    MPI_Comm_free(&node);
+    int same = 1, user = getenv("STARPU_WORKERS_CPUID") || getenv("STARPU_WORKERS_COREID") ||
+                         getenv("STARPU_WORKERS_NOBIND") || (getbind && atoi(getbind) == 0) ||
+                         (split && atoi(split) == 0);
+    for (int p = 0; p < k; p++)
+        same &= CPU_EQUAL(&all[p], &mine);
+    free(all);
+    if (k < 2 || !same || user) return;
+
+    hwloc_topology_t topo;
+    if (hwloc_topology_init(&topo) != 0) return;
+    if (hwloc_topology_load(topo) != 0) {
+        hwloc_topology_destroy(topo);
+        return;
+    }
+    hwloc_cpuset_t allowed = hwloc_bitmap_alloc(), set = hwloc_bitmap_alloc();
+    hwloc_obj_t cores[CPU_SETSIZE];
+    int n = 0;
+    for (int c = 0; c < CPU_SETSIZE; c++)
+        if (CPU_ISSET(c, &mine)) hwloc_bitmap_set(allowed, (unsigned)c);
+    for (hwloc_obj_t core = NULL;
+         n < CPU_SETSIZE && (core = hwloc_get_next_obj_by_type(topo, HWLOC_OBJ_CORE, core));)
+        if (hwloc_bitmap_intersects(core->cpuset, allowed)) cores[n++] = core;
+    int lo = n >= k ? i * n / k : i % n, hi = n >= k ? (i + 1) * n / k : i % n + 1;
+    for (int c = lo; c < hi; c++)
+        hwloc_bitmap_or(set, set, cores[c]->cpuset);
+    hwloc_bitmap_and(set, set, allowed);
+    if (n > 0 && !hwloc_bitmap_iszero(set) &&
+        hwloc_set_cpubind(topo, set, HWLOC_CPUBIND_THREAD) == 0) {
+        char list[64];
+        hwloc_bitmap_list_snprintf(list, sizeof list, set);
+        snprintf(cpu_split, sizeof cpu_split,
+                 "> CPUs: %d processes on this node share %d cores; process 0 binds to CPUs %s "
+                 "(GPT50B_CPU_SPLIT=0: no split)",
+                 k, n, list);
+    }
+    hwloc_bitmap_free(set);
+    hwloc_bitmap_free(allowed);
+    hwloc_topology_destroy(topo);
+}
+
+/* MPI first, with MPI_THREAD_MULTIPLE (collectives run on worker threads), then StarPU alone:
+ * every transfer between processes is our MPI or NCCL calls, none is StarPU-MPI's, whose start
+ * would only reserve a core (one CPU worker fewer per process) for a progression thread that
+ * has nothing to do. */
 static int mpi_start(struct starpu_conf *conf)
 {
     int provided;
@@ -72,7 +146,8 @@ static int mpi_start(struct starpu_conf *conf)
     MPI_Comm_rank(MPI_COMM_WORLD, &mpi_rank);
     MPI_Comm_size(MPI_COMM_WORLD, &mpi_size);
     mpi_on = 1;
-    return starpu_mpi_init_conf(NULL, NULL, 0, MPI_COMM_WORLD, conf);
+    mpi_split_cpus();
+    return starpu_initialize(conf, NULL, NULL);
 }
 
 /* The first of the environment variables names that is set, as an int; else fallback. */
@@ -146,6 +221,7 @@ void rt_init(const struct rt_options *opt)
                 "> StarPU %d.%d.%d, scheduler %s, %d CPU workers, %d CUDA workers, device %s\n",
                 STARPU_MAJOR_VERSION, STARPU_MINOR_VERSION, STARPU_RELEASE_VERSION,
                 starpu_sched_get_sched_policy()->policy_name, rt_ncpu(), rt_ncuda(), device_name);
+    if (!opt->quiet && mpi_rank == 0 && cpu_split[0]) fprintf(stderr, "%s\n", cpu_split);
 }
 
 void rt_pool_init(size_t bytes)
@@ -178,7 +254,7 @@ void rt_shutdown(void)
         starpu_shutdown();
         return;
     }
-    starpu_mpi_shutdown(); /* and StarPU, which it started */
+    starpu_shutdown();
     MPI_Finalize();
     mpi_on = 0;
 }

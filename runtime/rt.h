@@ -63,7 +63,8 @@ struct rt_options {
     int cpu_workers; /* host-side tasks will run: keep CPU workers even with a GPU */
     int trace_later; /* FxT records only between rt_trace_start and rt_trace_stop */
     int mpi;         /* a run of several processes (mpirun): rt_init initialises MPI with
-                        MPI_THREAD_MULTIPLE (collectives run on worker threads) and StarPU-MPI */
+                        MPI_THREAD_MULTIPLE (collectives run on worker threads), splits
+                        the node's CPUs between its processes, then starts StarPU */
 };
 
 /* FxT recording of a window (STARPU_FXT_TRACE on). Both wait for every submitted task first, so

@@ -81,6 +81,14 @@ if one accum "${TINY[@]}" --train-iters 5 --gradient-accumulation-steps 2 --metr
     else
         ok "2 processes log once, from process 0 (global batch size 4)"
     fi
+    # the processes split the node's cores (docs/multinode.md): on a shared core every collective
+    # waited a time slice for the other process (728 ms per iteration against 42 on 2 cores)
+    if grep -q "> CPUs: 2 processes on this node share" procs.log &&
+        grep -q "> collectives of process 0, per iteration: [0-9.]* all-gather, [0-9.]* ms each" procs.log; then
+        ok "2 processes split the cores; the collectives line is there"
+    else
+        fail "2 processes split the cores" "$(grep -m 1 -e '> CPUs' -e '> collectives' procs.log)"
+    fi
 fi
 
 # --- SC21's tiers across processes -------------------------------------------------------------
