@@ -20,6 +20,16 @@ struct numa_io_choice numa_io_choose(int nnodes, int drive_node, int gpu_node)
     return (struct numa_io_choice){-1, NUMA_IO_UNKNOWN};
 }
 
+int numa_cores_first(const unsigned *core_cpu, const int *core_node, int ncores, int node,
+                     unsigned *out, int max)
+{
+    int n = 0;
+    for (int pass = 0; pass < 2; pass++)
+        for (int i = 0; i < ncores && n < max; i++)
+            if ((core_node[i] == node) == (pass == 0)) out[n++] = core_cpu[i];
+    return n;
+}
+
 void numa_io_describe(struct numa_io_choice c, char *buf, size_t len)
 {
     /* every text takes the node, used or not (extra printf arguments are ignored) */

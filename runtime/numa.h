@@ -37,6 +37,14 @@ struct numa_io_choice {
 /* The choice from the facts: nnodes NUMA nodes in the machine, drive_node and gpu_node the
  * nodes of the swap drive and of the pinned pool (-1: unknown). Pure, O(1). */
 struct numa_io_choice numa_io_choose(int nnodes, int drive_node, int gpu_node);
+/* The order in which StarPU binds its workers (CUDA workers first, then CPU workers, each on the
+ * next CPU of the list) on a machine of several nodes: the cores of `node` (the GPU's) first, in
+ * their order, then the others. core_cpu[i] is core i's CPU to bind to (a logical PU index) and
+ * core_node[i] its node. Writes at most max CPUs into out and returns their count. Pure: the CUDA
+ * worker and the first CPU workers, which run most of the AdamW tasks over the pinned pool
+ * (bound to that node), land next to the GPU. */
+int numa_cores_first(const unsigned *core_cpu, const int *core_node, int ncores, int node,
+                     unsigned *out, int max);
 /* One phrase for the start log, e.g. "bound to NUMA node 1 (the swap drive's)". */
 void numa_io_describe(struct numa_io_choice c, char *buf, size_t len);
 

@@ -4,6 +4,7 @@
 #include <cblas.h>
 #include <cuda_runtime_api.h>
 #include <hwloc.h>
+#include <hwloc/cudart.h>
 #include <mpi.h>
 #include <omp.h>
 #include <sched.h>
@@ -137,7 +138,7 @@ static void mpi_split_cpus(void)
  * every transfer between processes is our MPI or NCCL calls, none is StarPU-MPI's, whose start
  * would only reserve a core (one CPU worker fewer per process) for a progression thread that
  * has nothing to do. */
-static int mpi_start(struct starpu_conf *conf)
+static void mpi_start(void)
 {
     int provided;
     CHECK(MPI_Init_thread(NULL, NULL, MPI_THREAD_MULTIPLE, &provided) == MPI_SUCCESS);
@@ -147,7 +148,59 @@ static int mpi_start(struct starpu_conf *conf)
     MPI_Comm_size(MPI_COMM_WORLD, &mpi_size);
     mpi_on = 1;
     mpi_split_cpus();
-    return starpu_initialize(conf, NULL, NULL);
+}
+
+/* On a machine of several NUMA nodes with a GPU, unless the user binds StarPU's workers
+ * (STARPU_WORKERS_CPUID, STARPU_WORKERS_COREID, STARPU_WORKERS_NOBIND), binds them to the cores
+ * this thread may run on (after any split between processes) with the GPU's node first
+ * (numa_cores_first), through starpu_conf so that no StarPU variable is set. One node, no GPU or
+ * no answer from hwloc: StarPU's own binding. Writes a line for the banner into note. */
+static void numa_order_workers(struct starpu_conf *conf, int with_cuda, char *note, size_t len)
+{
+    hwloc_topology_t topo;
+    note[0] = 0;
+    if (!with_cuda || getenv("STARPU_WORKERS_CPUID") || getenv("STARPU_WORKERS_COREID") ||
+        getenv("STARPU_WORKERS_NOBIND") || hwloc_topology_init(&topo) != 0)
+        return;
+    hwloc_cpuset_t allowed = hwloc_bitmap_alloc(), gpu = hwloc_bitmap_alloc();
+    hwloc_nodeset_t gnodes = hwloc_bitmap_alloc();
+    if (hwloc_topology_load(topo) == 0 && hwloc_get_nbobjs_by_type(topo, HWLOC_OBJ_NUMANODE) > 1 &&
+        hwloc_get_cpubind(topo, allowed, HWLOC_CPUBIND_THREAD) == 0 &&
+        hwloc_cudart_get_device_cpuset(topo, 0, gpu) == 0) {
+        hwloc_cpuset_to_nodeset(topo, gpu, gnodes);
+        int ncores = hwloc_get_nbobjs_by_type(topo, HWLOC_OBJ_CORE), n = 0;
+        unsigned *cpu = calloc(ncores + 1, sizeof *cpu);
+        int *node = calloc(ncores + 1, sizeof *node);
+        CHECK(cpu && node);
+        for (hwloc_obj_t core = NULL;
+             (core = hwloc_get_next_obj_by_type(topo, HWLOC_OBJ_CORE, core)) && n < ncores;) {
+            hwloc_obj_t pu =
+                hwloc_get_next_obj_inside_cpuset_by_type(topo, allowed, HWLOC_OBJ_PU, NULL);
+            for (; pu && !hwloc_bitmap_isincluded(pu->cpuset, core->cpuset);
+                 pu = hwloc_get_next_obj_inside_cpuset_by_type(topo, allowed, HWLOC_OBJ_PU, pu))
+                ;
+            if (!pu) continue;
+            cpu[n] = pu->logical_index;
+            node[n++] = hwloc_bitmap_first(core->nodeset);
+        }
+        int gnode = hwloc_bitmap_weight(gnodes) == 1 ? hwloc_bitmap_first(gnodes) : -1, local = 0;
+        for (int i = 0; i < n; i++)
+            local += node[i] == gnode;
+        if (gnode >= 0 && local > 0) {
+            numa_cores_first(cpu, node, n, gnode, conf->workers_bindid, STARPU_NMAXWORKERS);
+            conf->use_explicit_workers_bindid = 1;
+            snprintf(note, len,
+                     "> NUMA: StarPU's workers bound to the %d cores of the GPU's node %d first, "
+                     "then the %d others (STARPU_WORKERS_CPUID overrides)",
+                     local, gnode, n - local);
+        }
+        free(cpu);
+        free(node);
+    }
+    hwloc_bitmap_free(gnodes);
+    hwloc_bitmap_free(gpu);
+    hwloc_bitmap_free(allowed);
+    hwloc_topology_destroy(topo);
 }
 
 /* The first of the environment variables names that is set, as an int; else fallback. */
@@ -204,7 +257,10 @@ void rt_init(const struct rt_options *opt)
          * lws, 1055 eager, 1143 heteroprio, 1202 modular-heft, 1474 dmda, 1552 dmdas. */
         conf.sched_policy_name = "lws";
     if (opt->trace_later) starpu_fxt_autostart_profiling(0);
-    int ret = opt->mpi ? mpi_start(&conf) : starpu_initialize(&conf, NULL, NULL);
+    char numa_note[160];
+    if (opt->mpi) mpi_start();
+    numa_order_workers(&conf, with_cuda, numa_note, sizeof numa_note);
+    int ret = starpu_initialize(&conf, NULL, NULL);
     if (ret == -ENODEV) user_fail("StarPU found no worker: check STARPU_NCPU and STARPU_NCUDA");
     CHECK_MSG(ret == 0, "starpu_initialize failed");
     device = starpu_cuda_worker_get_count() > 0 ? RT_DEVICE_CUDA : RT_DEVICE_CPU;
@@ -222,6 +278,7 @@ void rt_init(const struct rt_options *opt)
                 STARPU_MAJOR_VERSION, STARPU_MINOR_VERSION, STARPU_RELEASE_VERSION,
                 starpu_sched_get_sched_policy()->policy_name, rt_ncpu(), rt_ncuda(), device_name);
     if (!opt->quiet && mpi_rank == 0 && cpu_split[0]) fprintf(stderr, "%s\n", cpu_split);
+    if (!opt->quiet && mpi_rank == 0 && numa_note[0]) fprintf(stderr, "%s\n", numa_note);
 }
 
 void rt_pool_init(size_t bytes)

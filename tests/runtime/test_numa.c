@@ -148,6 +148,23 @@ static void test_bind(const char *dir, hwloc_topology_t topo)
     hwloc_bitmap_free(one);
 }
 
+/* Worker binding order on a synthetic 2-node machine of 8 cores (CPUs 0-3 on node 0, 4-7 on
+ * node 1): the GPU's node's cores first, in order, then the rest; a short out array is filled
+ * and no more. */
+static void test_cores_first(void)
+{
+    const unsigned cpu[8] = {0, 1, 2, 3, 4, 5, 6, 7};
+    const int node[8] = {0, 0, 0, 0, 1, 1, 1, 1};
+    unsigned out[8];
+    int n = numa_cores_first(cpu, node, 8, 1, out, 8);
+    EXPECT(n == 8 && out[0] == 4 && out[3] == 7 && out[4] == 0 && out[7] == 3,
+           "GPU on node 1: %d CPUs, %u %u %u %u ...", n, out[0], out[1], out[4], out[7]);
+    n = numa_cores_first(cpu, node, 8, 0, out, 8);
+    EXPECT(n == 8 && out[0] == 0 && out[4] == 4, "GPU on node 0: the identity order");
+    n = numa_cores_first(cpu, node, 8, 1, out, 3);
+    EXPECT(n == 3 && out[2] == 6, "a 3-entry array holds the first 3 local cores");
+}
+
 int main(void)
 {
     char dir[256];
@@ -161,6 +178,7 @@ int main(void)
     EXPECT(numa_node_count() == (nnodes > 1 ? nnodes : 1), "node count %d, hwloc says %d",
            numa_node_count(), nnodes);
     test_choose();
+    test_cores_first();
     test_path_node(dir, nnodes > 1 ? nnodes : 1);
     test_bind(dir, topo);
     hwloc_topology_destroy(topo);
