@@ -102,9 +102,9 @@ extern "C" size_t matmul_backward_cuda_scratch_bytes(int N, int OC)
 }
 
 extern "C" void matmul_backward_cuda(cublasHandle_t handle, void *dinp, enum dtype dinp_dt,
-                                     void *dweight, void *dbias, const void *dout, const void *inp, const void *weight, int N,
-                                     int C, int OC, int ldo, enum dtype dt, void *scratch,
-                                     cudaStream_t stream)
+                                     void *dweight, void *dbias, const void *dout, const void *inp,
+                                     const void *weight, int N, int C, int OC, int ldo,
+                                     enum dtype dt, void *scratch, cudaStream_t stream)
 {
     if (N == 0 || C == 0 || OC == 0) return;
     CHECK_MSG(ldo >= OC, "matmul_backward_cuda needs ldo >= OC");
