@@ -1,6 +1,8 @@
 /* numa.c: NUMA facts from sysfs and hwloc, the I/O threads' placement and binding (see numa.h). */
 #include "numa.h"
 
+#include <hwloc/cudart.h>
+
 #include <dirent.h>
 #include <errno.h>
 #include <limits.h>
@@ -18,6 +20,21 @@ struct numa_io_choice numa_io_choose(int nnodes, int drive_node, int gpu_node)
     if (drive_node >= 0) return (struct numa_io_choice){drive_node, NUMA_IO_DRIVE};
     if (gpu_node >= 0) return (struct numa_io_choice){gpu_node, NUMA_IO_GPU};
     return (struct numa_io_choice){-1, NUMA_IO_UNKNOWN};
+}
+
+int numa_gpu_node(hwloc_topology_t topo)
+{
+    int node = -1;
+    if (hwloc_get_nbobjs_by_type(topo, HWLOC_OBJ_NUMANODE) < 2) return -1;
+    hwloc_cpuset_t cpus = hwloc_bitmap_alloc();
+    hwloc_nodeset_t nodes = hwloc_bitmap_alloc();
+    if (hwloc_cudart_get_device_cpuset(topo, 0, cpus) == 0) {
+        hwloc_cpuset_to_nodeset(topo, cpus, nodes);
+        if (hwloc_bitmap_weight(nodes) == 1) node = hwloc_bitmap_first(nodes);
+    }
+    hwloc_bitmap_free(cpus);
+    hwloc_bitmap_free(nodes);
+    return node;
 }
 
 int numa_cores_first(const unsigned *core_cpu, const int *core_node, int ncores, int node,

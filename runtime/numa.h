@@ -53,6 +53,9 @@ void numa_io_describe(struct numa_io_choice c, char *buf, size_t len);
  * one-socket machines and most VMs), or a dm/md device whose members sit on different nodes.
  * Reads a few sysfs files; never fails otherwise. */
 int numa_path_node(const char *path);
+/* The NUMA node (OS index) of CUDA device 0 in a loaded topology of several nodes, or -1: one
+ * node, no such device, or a device whose CPUs span several nodes. */
+int numa_gpu_node(hwloc_topology_t topo);
 /* NUMA nodes of this machine (1 when hwloc cannot tell). Loads an hwloc topology: ~10 ms. */
 int numa_node_count(void);
 /* Binds threads t[0..n) to the CPUs of NUMA node `node` that each may already run on (a run

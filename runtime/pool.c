@@ -2,13 +2,13 @@
 #include "pool.h"
 
 #include <hwloc.h>
-#include <hwloc/cudart.h>
 #include <starpu.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "aio.h"
+#include "numa.h"
 
 struct host_pool {
     char *base;
@@ -27,17 +27,13 @@ static int place_near_gpu(void *p, size_t n)
     hwloc_topology_t topo;
     int node = -1;
     if (starpu_cuda_worker_get_count() == 0 || hwloc_topology_init(&topo) != 0) return -1;
-    if (hwloc_topology_load(topo) == 0 && hwloc_get_nbobjs_by_type(topo, HWLOC_OBJ_NUMANODE) > 1) {
-        hwloc_cpuset_t cpus = hwloc_bitmap_alloc();
+    int gpu = hwloc_topology_load(topo) == 0 ? numa_gpu_node(topo) : -1;
+    if (gpu >= 0) {
         hwloc_nodeset_t nodes = hwloc_bitmap_alloc();
-        if (hwloc_cudart_get_device_cpuset(topo, 0, cpus) == 0) {
-            hwloc_cpuset_to_nodeset(topo, cpus, nodes);
-            if (hwloc_bitmap_weight(nodes) == 1 &&
-                hwloc_set_area_membind(topo, p, n, nodes, HWLOC_MEMBIND_BIND,
-                                       HWLOC_MEMBIND_BYNODESET) == 0)
-                node = hwloc_bitmap_first(nodes);
-        }
-        hwloc_bitmap_free(cpus);
+        hwloc_bitmap_only(nodes, (unsigned)gpu);
+        if (hwloc_set_area_membind(topo, p, n, nodes, HWLOC_MEMBIND_BIND,
+                                   HWLOC_MEMBIND_BYNODESET) == 0)
+            node = gpu;
         hwloc_bitmap_free(nodes);
     }
     hwloc_topology_destroy(topo);

@@ -4,7 +4,6 @@
 #include <cblas.h>
 #include <cuda_runtime_api.h>
 #include <hwloc.h>
-#include <hwloc/cudart.h>
 #include <mpi.h>
 #include <omp.h>
 #include <sched.h>
@@ -162,31 +161,24 @@ static void numa_order_workers(struct starpu_conf *conf, int with_cuda, char *no
     if (!with_cuda || getenv("STARPU_WORKERS_CPUID") || getenv("STARPU_WORKERS_COREID") ||
         getenv("STARPU_WORKERS_NOBIND") || hwloc_topology_init(&topo) != 0)
         return;
-    hwloc_cpuset_t allowed = hwloc_bitmap_alloc(), gpu = hwloc_bitmap_alloc();
-    hwloc_nodeset_t gnodes = hwloc_bitmap_alloc();
-    if (hwloc_topology_load(topo) == 0 && hwloc_get_nbobjs_by_type(topo, HWLOC_OBJ_NUMANODE) > 1 &&
-        hwloc_get_cpubind(topo, allowed, HWLOC_CPUBIND_THREAD) == 0 &&
-        hwloc_cudart_get_device_cpuset(topo, 0, gpu) == 0) {
-        hwloc_cpuset_to_nodeset(topo, gpu, gnodes);
-        int ncores = hwloc_get_nbobjs_by_type(topo, HWLOC_OBJ_CORE), n = 0;
+    hwloc_cpuset_t allowed = hwloc_bitmap_alloc(), mine = hwloc_bitmap_alloc();
+    int gnode = hwloc_topology_load(topo) == 0 ? numa_gpu_node(topo) : -1;
+    if (gnode >= 0 && hwloc_get_cpubind(topo, allowed, HWLOC_CPUBIND_THREAD) == 0) {
+        int ncores = hwloc_get_nbobjs_by_type(topo, HWLOC_OBJ_CORE), n = 0, local = 0;
         unsigned *cpu = calloc(ncores + 1, sizeof *cpu);
         int *node = calloc(ncores + 1, sizeof *node);
         CHECK(cpu && node);
         for (hwloc_obj_t core = NULL;
              (core = hwloc_get_next_obj_by_type(topo, HWLOC_OBJ_CORE, core)) && n < ncores;) {
+            hwloc_bitmap_and(mine, core->cpuset, allowed);
             hwloc_obj_t pu =
-                hwloc_get_next_obj_inside_cpuset_by_type(topo, allowed, HWLOC_OBJ_PU, NULL);
-            for (; pu && !hwloc_bitmap_isincluded(pu->cpuset, core->cpuset);
-                 pu = hwloc_get_next_obj_inside_cpuset_by_type(topo, allowed, HWLOC_OBJ_PU, pu))
-                ;
+                hwloc_get_next_obj_inside_cpuset_by_type(topo, mine, HWLOC_OBJ_PU, NULL);
             if (!pu) continue;
             cpu[n] = pu->logical_index;
-            node[n++] = hwloc_bitmap_first(core->nodeset);
+            node[n] = hwloc_bitmap_first(core->nodeset);
+            local += node[n++] == gnode;
         }
-        int gnode = hwloc_bitmap_weight(gnodes) == 1 ? hwloc_bitmap_first(gnodes) : -1, local = 0;
-        for (int i = 0; i < n; i++)
-            local += node[i] == gnode;
-        if (gnode >= 0 && local > 0) {
+        if (local > 0) {
             numa_cores_first(cpu, node, n, gnode, conf->workers_bindid, STARPU_NMAXWORKERS);
             conf->use_explicit_workers_bindid = 1;
             snprintf(note, len,
@@ -197,8 +189,7 @@ static void numa_order_workers(struct starpu_conf *conf, int with_cuda, char *no
         free(cpu);
         free(node);
     }
-    hwloc_bitmap_free(gnodes);
-    hwloc_bitmap_free(gpu);
+    hwloc_bitmap_free(mine);
     hwloc_bitmap_free(allowed);
     hwloc_topology_destroy(topo);
 }

@@ -119,9 +119,10 @@ def gpu_monitor(path):
     if not shutil.which("nvidia-smi"):
         return None
     try:
-        return subprocess.Popen(["nvidia-smi", "--query-gpu=memory.used",
-                                 "--format=csv,noheader,nounits", "-lms", "200"],
-                                stdout=open(path, "w"), stderr=subprocess.DEVNULL)
+        with open(path, "w") as out:  # the child keeps its own copy of the descriptor
+            return subprocess.Popen(["nvidia-smi", "--query-gpu=memory.used",
+                                     "--format=csv,noheader,nounits", "-lms", "200"],
+                                    stdout=out, stderr=subprocess.DEVNULL)
     except OSError:
         return None
 
