@@ -1,7 +1,6 @@
 /* rt.c: StarPU start-up, tensors as StarPU vectors, and the generic task submitter. */
 #include "rt.h"
 
-#include <cblas.h>
 #include <cuda_runtime_api.h>
 #include <hwloc.h>
 #include <mpi.h>
@@ -579,6 +578,5 @@ int rt_cpu_task_begin(void)
 {
     int n = starpu_combined_worker_get_size();
     omp_set_num_threads(n);
-    openblas_set_num_threads(n);
     return n;
 }

@@ -193,7 +193,7 @@ void rt_wait_all(void);
 int64_t rt_peak_rss_bytes(void);
 int64_t rt_starpu_bytes_used(int cuda_index);
 
-/* For CPU implementations of codelets: sets the OpenMP and BLAS thread counts to the size of the
+/* For CPU implementations of codelets: sets the OpenMP thread count to the size of the
  * (combined) worker running the task, and returns it. */
 int rt_cpu_task_begin(void);
 

@@ -5,13 +5,17 @@
  * same bits. Only columns [0, V) take part in the softmax; the padding columns [V, Vp) of the
  * logits are never read and get a zero gradient. Each row costs one exp per logit, which is why
  * the exp runs on the fastest ISA of this CPU (crossentropy_simd.c, chosen by cpu_isa.h); the
- * scalar code here, with libm's expf, is the reference. The forward reads a row twice (max, sum
- * of exp), the backward three times (max, exp into dlogits with their sum, scale).
+ * scalar code here is the same computation one element at a time (fmaf for the vector fused
+ * multiply-adds, 16 partial sums for the lanes), so every ISA gives the same bits. The forward
+ * reads a row twice (max, sum of exp), the backward three times (max, exp into dlogits with their
+ * sum, scale).
  *
  * The backward may run in place (dlogits == logits): for fp32 each element is read before it is
  * overwritten, for fp16/bf16 the row is widened into scratch first. */
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "crossentropy_simd.h"
 #include "f32_view.h"
@@ -25,25 +29,58 @@ static float max_scalar(const float *l, int V)
     return m;
 }
 
+/* crossentropy_simd.c's vector exp, one lane: the same correctly rounded operations in the same
+ * order (fnmadd(a, b, c) is fmaf(-a, b, c)). */
+static float exp_poly(float x)
+{
+    if (x < CE_EXP_LOMIN) return 0.0f;
+    float fx = nearbyintf(x * CE_EXP_LOG2E);
+    float r = fmaf(-fx, CE_EXP_C1, x);
+    r = fmaf(-fx, CE_EXP_C2, r);
+    float p = CE_EXP_P0;
+    p = fmaf(p, r, CE_EXP_P1);
+    p = fmaf(p, r, CE_EXP_P2);
+    p = fmaf(p, r, CE_EXP_P3);
+    p = fmaf(p, r, CE_EXP_P4);
+    p = fmaf(p, r, CE_EXP_P5);
+    float y = fmaf(p, r * r, r) + 1.0f;
+    if (isnan(y)) return y;
+    /* fx is in [-126, 0] here, so 2^fx is a normal number */
+    uint32_t bits = (uint32_t)((int32_t)fx + 127) << 23;
+    float e;
+    memcpy(&e, &bits, sizeof e);
+    return y * e;
+}
+
+float ce_fold16(const float s[16])
+{
+    float a[8], b[4];
+    for (int j = 0; j < 8; j++)
+        a[j] = s[j] + s[j + 8];
+    for (int j = 0; j < 4; j++)
+        b[j] = a[j] + a[j + 4];
+    return (b[0] + b[2]) + (b[1] + b[3]);
+}
+
 static float sumexp_scalar(const float *l, int V, float maxv)
 {
-    float sum = 0.0f;
+    float s[16] = {0};
     for (int i = 0; i < V; i++)
-        sum += expf(l[i] - maxv);
-    return sum;
+        s[i % 16] += exp_poly(l[i] - maxv);
+    return ce_fold16(s);
 }
 
 static float exp_scalar(float *d, const float *l, int V, float maxv)
 {
-    float sum = 0.0f;
+    float s[16] = {0};
     for (int i = 0; i < V; i++) {
-        d[i] = expf(l[i] - maxv);
-        sum += d[i];
+        d[i] = exp_poly(l[i] - maxv);
+        s[i % 16] += d[i];
     }
-    return sum;
+    return ce_fold16(s);
 }
 
-static const struct ce_row_ops ce_row_scalar = {max_scalar, sumexp_scalar, exp_scalar};
+const struct ce_row_ops ce_row_scalar = {max_scalar, sumexp_scalar, exp_scalar};
 
 static const struct ce_row_ops *row_ops(enum cpu_isa isa)
 {

@@ -1,19 +1,21 @@
 /* matmul.c: CPU reference of the fully connected layer, out = inp . weight^T + bias.
  *
- * Both products go to OpenBLAS sgemm, which splits the output matrix (never the reduction)
- * between its threads, so results do not depend on the thread count. fp16/bf16 operands are
- * widened to fp32 copies first and the result rounded once. The backward accumulates: beta = 1
- * straight into fp32 gradients, or into a widened copy for fp16/bf16. dbias is a sum over the N
- * rows, parallel over blocks of output channels, each summing the rows in order.
+ * Both products are gemm_f32 (gemm.h): every element is one chain of fused multiply-adds in
+ * ascending k, so the bits depend on neither the thread count, the processor, the tiling nor the
+ * rows around it. The forward starts each output element's chain at its bias (or 0); the backward
+ * continues the chains of the gradients it accumulates into, so tiles of a layer adding their
+ * share of dinp one after the other give the whole layer's bits. fp16/bf16 operands are widened to
+ * fp32 copies first and the result rounded once; the backward accumulates straight into fp32
+ * gradients, or into a widened copy for fp16/bf16. dbias is a sum over the N rows, parallel over
+ * blocks of output channels, each summing the rows in order.
  *
  * out and dout may be column blocks of wider matrices (leading dimension ldo >= OC), so that a
  * layer split into tiles of output channels writes each tile's columns in place: the fp32 path
- * hands ldo to BLAS, the fp16/bf16 path widens and rounds row by row. */
+ * hands ldo to the product, the fp16/bf16 path widens and rounds row by row. */
 #include <stdlib.h>
 
-#include <cblas.h>
-
 #include "f32_view.h"
+#include "gemm.h"
 #include "kernels_cpu.h"
 
 /* Output channels per block of the dbias reduction. */
@@ -48,14 +50,12 @@ void matmul_forward_cpu(void *out, const void *inp, const void *weight, const vo
     const float *x = f32_in(dt, inp, 0, nin, ti);
     const float *w = f32_in(dt, weight, 0, nw, tw);
     float *o = rows_view(dt, out, N, OC, ldo, to, 0, &ld);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, OC, C, 1.0f, x, C, w, C, 0.0f, o, ld);
-    if (bias) {
-        const float *b = f32_in(dt, bias, 0, OC, tb);
+    const float *b = bias ? f32_in(dt, bias, 0, OC, tb) : NULL;
 #pragma omp parallel for schedule(static)
-        for (int n = 0; n < N; n++)
-            for (int oc = 0; oc < OC; oc++)
-                o[(size_t)n * ld + oc] += b[oc];
-    }
+    for (int n = 0; n < N; n++)
+        for (int oc = 0; oc < OC; oc++)
+            o[(size_t)n * ld + oc] = b ? b[oc] : 0.0f;
+    gemm_f32(0, 1, N, OC, C, x, C, w, C, o, ld);
     rows_store(dt, out, N, OC, ldo, o);
     free(ti);
     free(tw);
@@ -76,8 +76,7 @@ void matmul_backward_cpu(void *dinp, enum dtype dinp_dt, void *dweight, void *db
         float *tw = f32_scratch(dt, nw), *tdi = f32_scratch(dinp_dt, nin);
         const float *w = f32_in(dt, weight, 0, nw, tw);
         float *di = f32_inout(dinp_dt, dinp, 0, nin, tdi);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, C, OC, 1.0f, g, ldg, w, C, 1.0f,
-                    di, C);
+        gemm_f32(0, 0, N, C, OC, g, ldg, w, C, di, C);
         f32_store(dinp_dt, dinp, 0, nin, di);
         free(tw);
         free(tdi);
@@ -86,7 +85,7 @@ void matmul_backward_cpu(void *dinp, enum dtype dinp_dt, void *dweight, void *db
     float *ti = f32_scratch(dt, nin), *tdw = f32_scratch(dt, nw);
     const float *x = f32_in(dt, inp, 0, nin, ti);
     float *dw = f32_inout(dt, dweight, 0, nw, tdw);
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OC, C, N, 1.0f, g, ldg, x, C, 1.0f, dw, C);
+    gemm_f32(1, 0, OC, C, N, g, ldg, x, C, dw, C);
     f32_store(dt, dweight, 0, nw, dw);
     free(ti);
     free(tdw);

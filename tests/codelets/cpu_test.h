@@ -12,9 +12,23 @@
 #include <string.h>
 
 #include "check.h"
+#include "cpu/cpu_isa.h"
 #include "dtype.h"
 
 static uint64_t test_rng_state = 0x9e3779b97f4a7c15ull;
+
+/* The suite runs the tests whose bits could depend on the instruction set once per ISA cap
+ * (GPT50B_CPU_ISA=scalar|avx2|avx512): a cap this CPU cannot run is a skip (exit 77), not an
+ * error. Call first in main. */
+static inline void test_skip_unsupported_isa(void)
+{
+    const char *s = getenv("GPT50B_CPU_ISA");
+    for (int i = 0; s && *s && i < CPU_ISA_COUNT; i++)
+        if (strcmp(s, cpu_isa_name(i)) == 0 && !cpu_isa_supported(i)) {
+            printf("skip: this CPU does not run GPT50B_CPU_ISA=%s\n", s);
+            exit(77);
+        }
+}
 
 static inline void test_seed(uint64_t seed)
 {

@@ -775,6 +775,7 @@ static void test_cast(void)
 
 int main(void)
 {
+    test_skip_unsupported_isa();
     const struct op_desc *ops[] = {&encoder, &layernorm, &matmul, &attention, &gelu, &add};
     for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++)
         test_op(ops[i]);
