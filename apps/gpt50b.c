@@ -148,46 +148,60 @@ static void apply_ds_config(struct args *a)
 }
 
 /* Settings read from the config that this version does not act on, named in one line so that
- * nothing is silently ignored. */
+ * nothing is silently ignored. Why depends on the ranks planned (--world-size in a dry run), not
+ * on this process's. */
 static void note_no_effect(const struct args *a)
 {
     static const struct {
         enum ds_setting k;
-        const char *why;
+        const char *one;  /* why, with one rank */
+        const char *many; /* why, with several (after "N ranks: "); NULL: the same as one's */
     } later[] = {
-        {DS_SUB_GROUP_SIZE, "the swap unit is one tensor"},
-        {DS_PREFETCH_BUCKET_SIZE, "one rank: nothing to gather"},
-        {DS_MAX_LIVE_PARAMETERS, "one rank: nothing to gather"},
-        {DS_MAX_REUSE_DISTANCE, "one rank: nothing to gather"},
-        {DS_PARAM_PERSISTENCE_THRESHOLD, "one rank: nothing to gather"},
-        {DS_OPTIM_PIPELINE_READ, "swap-in is always pipelined"},
-        {DS_OPTIM_PIPELINE_WRITE, "swap-out is always pipelined"},
-        {DS_OPTIM_PIN_MEMORY, "swap buffers are page-aligned, not pinned"},
-        {DS_PARAM_PIN_MEMORY, "offloaded parameters are always pinned"},
-        {DS_PARAM_NVME_PATH, "parameters are offloaded to CPU memory, not NVMe"},
-        {DS_PARAM_BUFFER_COUNT, "parameters are offloaded to CPU memory, not NVMe"},
-        {DS_PARAM_BUFFER_SIZE, "parameters are offloaded to CPU memory, not NVMe"},
-        {DS_ZERO_STAGE, "one rank"},
-        {DS_WARMUP_MIN_LR, "warmup starts at lr/warmup_num_steps"},
-        {DS_WARMUP_TYPE, "warmup is linear"},
-        {DS_WARMUP_MIN_RATIO, "warmup starts at lr/warmup_num_steps"},
+        {DS_SUB_GROUP_SIZE, "the swap unit is one tensor",
+         "the swap unit is a rank's shard of one tensor"},
+        {DS_PREFETCH_BUCKET_SIZE, "one rank: nothing to gather",
+         "the prefetch is each layer's all-gather, as far ahead as stage3_max_live_parameters "
+         "allows"},
+        {DS_MAX_LIVE_PARAMETERS, "one rank: nothing to gather", NULL},
+        {DS_MAX_REUSE_DISTANCE, "one rank: nothing to gather",
+         "the backward gathers every layer again"},
+        {DS_PARAM_PERSISTENCE_THRESHOLD, "one rank: nothing to gather",
+         "every tensor is gathered for each use, however small"},
+        {DS_OPTIM_PIPELINE_READ, "swap-in is always pipelined", NULL},
+        {DS_OPTIM_PIPELINE_WRITE, "swap-out is always pipelined", NULL},
+        {DS_OPTIM_PIN_MEMORY, "swap buffers are page-aligned, not pinned", NULL},
+        {DS_PARAM_PIN_MEMORY, "offloaded parameters are always pinned", NULL},
+        {DS_PARAM_NVME_PATH, "parameters are offloaded to CPU memory, not NVMe", NULL},
+        {DS_PARAM_BUFFER_COUNT, "parameters are offloaded to CPU memory, not NVMe", NULL},
+        {DS_PARAM_BUFFER_SIZE, "parameters are offloaded to CPU memory, not NVMe", NULL},
+        {DS_ZERO_STAGE, "one rank", "partitioned as ZeRO stage 3 whatever the setting"},
+        {DS_WARMUP_MIN_LR, "warmup starts at lr/warmup_num_steps", NULL},
+        {DS_WARMUP_TYPE, "warmup is linear", NULL},
+        {DS_WARMUP_MIN_RATIO, "warmup starts at lr/warmup_num_steps", NULL},
     };
     char line[2048] = "";
     size_t len = 0;
+    int many = a->world_size > 1;
     for (size_t i = 0; i < sizeof later / sizeof later[0]; i++) {
         const char *key = a->ds.origin[later[i].k].key;
         /* 2021 keys feed several settings (swap_tensor.folder is also the optimizer's folder,
-         * which does take effect): name each key once, and only where it has no effect */
-        if (a->ds.origin[later[i].k].source != SOURCE_CONFIG || strstr(line, key) ||
-            ((later[i].k == DS_MAX_LIVE_PARAMETERS || later[i].k == DS_ZERO_STAGE) &&
-             a->world_size > 1) ||
+         * which does take effect): name each key once, and only where it has no effect. The
+         * whole key: zero_optimization.stage begins zero_optimization.stage3_... */
+        char named[sizeof a->ds.origin[0].key + 2];
+        snprintf(named, sizeof named, "%s (", key);
+        if (a->ds.origin[later[i].k].source != SOURCE_CONFIG || strstr(line, named) ||
+            (many && (later[i].k == DS_MAX_LIVE_PARAMETERS ||
+                      (later[i].k == DS_ZERO_STAGE && a->ds.zero_stage == 3))) ||
             ((later[i].k == DS_PARAM_NVME_PATH || later[i].k == DS_PARAM_BUFFER_COUNT ||
               later[i].k == DS_PARAM_BUFFER_SIZE) &&
              a->ds.param_device != DS_DEVICE_NVME) ||
             len >= sizeof line)
             continue;
-        len += snprintf(line + len, sizeof line - len, "%s%s (%s)", len ? ", " : "", key,
-                        later[i].why);
+        const char *why = many && later[i].many ? later[i].many : later[i].one;
+        char ranks[32] = "";
+        if (why == later[i].many) snprintf(ranks, sizeof ranks, "%d ranks: ", a->world_size);
+        len += snprintf(line + len, sizeof line - len, "%s%s (%s%s)", len ? ", " : "", key, ranks,
+                        why);
     }
     if (a->ds.param_device == DS_DEVICE_NVME && len < sizeof line)
         len += snprintf(line + len, sizeof line - len, "%s%s nvme (parameters go to CPU memory)",
@@ -945,9 +959,14 @@ static int make_plan(struct args *a, struct plan *p, char *verdict, size_t n)
     for (int k = 0; k < PLAN_NKNOBS; k++)
         if (a->origin[k].source != SOURCE_DEFAULT) in.origin[k] = a->origin[k];
     if (plan_capacity_gpu(&in.cap[PLAN_TIER_GPU], gpu_bytes, err, sizeof err) ||
-        plan_capacity_ram(&in.cap[PLAN_TIER_CPU], err, sizeof err) ||
-        plan_capacity_nvme(&in.cap[PLAN_TIER_NVME],
-                           a->optim_tier == OPTIM_TIER_NVME ? a->nvme_path : NULL, err, sizeof err))
+        plan_capacity_ram(&in.cap[PLAN_TIER_CPU], err, sizeof err))
+        user_fail("%s", err);
+    /* A dry run plans without the folder (it may be made later, or exist on the nodes only): the
+     * plan's NVMe line says why the space is not checked. A run stops here. */
+    if (plan_capacity_nvme(&in.cap[PLAN_TIER_NVME],
+                           a->optim_tier == OPTIM_TIER_NVME ? a->nvme_path : NULL, err,
+                           sizeof err) != 0 &&
+        !a->dry_run)
         user_fail("%s", err);
     if (plan_compute(p, &in, err, sizeof err) != 0) user_fail("%s", err);
     plan_print(p, stdout);

@@ -40,7 +40,7 @@ void plan_input_init(struct plan_input *in)
     in->prefetch = 50000000;
     for (int t = 0; t < PLAN_NTIERS; t++) {
         in->cap[t].bytes = -1;
-        setting_origin_set(&in->cap[t].origin, SOURCE_DEFAULT, "unknown");
+        setting_origin_set(&in->cap[t].origin, SOURCE_DEFAULT, "capacity unknown");
     }
     for (int k = 0; k < PLAN_NKNOBS; k++)
         setting_origin_set(&in->origin[k], SOURCE_DEFAULT, NULL);
@@ -143,7 +143,8 @@ int plan_capacity_ram(struct plan_capacity *cap, char *err, size_t errlen)
         return 0;
     }
     cap->bytes = plan_mem_available();
-    setting_origin_set(&cap->origin, SOURCE_DEFAULT, cap->bytes < 0 ? "unknown" : "MemAvailable");
+    setting_origin_set(&cap->origin, SOURCE_DEFAULT,
+                       cap->bytes < 0 ? "MemAvailable unknown" : "MemAvailable");
     return 0;
 }
 
@@ -153,15 +154,18 @@ int plan_capacity_nvme(struct plan_capacity *cap, const char *folder, char *err,
     setting_origin_set(&cap->origin, SOURCE_DEFAULT, "no NVMe folder");
     if (!folder || !*folder) return 0;
     struct statvfs st;
+    char key[sizeof cap->origin.key];
     if (statvfs(folder, &st) != 0) {
+        const char *why = strerror(errno);
         snprintf(err, errlen,
                  "%s: cannot read the free space of the NVMe folder: %s: create it "
                  "or fix nvme_path",
-                 folder, strerror(errno));
+                 folder, why);
+        snprintf(key, sizeof key, "%s: %s", folder, why);
+        setting_origin_set(&cap->origin, SOURCE_DEFAULT, key);
         return -1;
     }
     cap->bytes = (int64_t)st.f_bavail * (int64_t)st.f_frsize;
-    char key[sizeof cap->origin.key];
     snprintf(key, sizeof key, "free space of %s", folder);
     setting_origin_set(&cap->origin, SOURCE_DEFAULT, key);
     return 0;
@@ -554,8 +558,8 @@ void plan_print(const struct plan *p, FILE *f)
         cap_words(cap, from, sizeof from);
         const char *per = t == PLAN_TIER_GPU ? "GPU" : "node";
         if (cap->bytes < 0) {
-            fprintf(f, "  %-10s needs %11s per %-4s, capacity unknown: not checked\n",
-                    tier_words(t), a, per);
+            fprintf(f, "  %-10s needs %11s per %-4s, not checked: %s\n", tier_words(t), a, per,
+                    from);
             continue;
         }
         if (t == PLAN_TIER_GPU && p->compute != PLAN_TIER_GPU) {

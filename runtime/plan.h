@@ -86,7 +86,8 @@ enum plan_knob {
 
 struct plan_capacity {
     int64_t bytes;                /* -1: unknown */
-    struct setting_origin origin; /* e.g. env STARPU_LIMIT_CUDA_MEM, default MemAvailable */
+    struct setting_origin origin; /* e.g. env STARPU_LIMIT_CUDA_MEM, default MemAvailable; when
+                                     unknown, why ("no NVMe folder"), which plan_print shows */
 };
 
 struct plan_input {
@@ -181,7 +182,9 @@ int plan_capacity_gpu(struct plan_capacity *cap, int64_t card_bytes, char *err, 
 /* STARPU_LIMIT_CPU_MEM (MiB) when set, else MemAvailable; -1 bytes when neither is known. */
 int plan_capacity_ram(struct plan_capacity *cap, char *err, size_t errlen);
 /* Free space of folder (statvfs f_bavail); unknown when folder is NULL or "". -1 when the folder
- * cannot be examined. */
+ * cannot be examined (missing, unreadable): err holds the one-line error of a run, and the
+ * capacity is unknown with "FOLDER: reason" as its origin, so that a dry run can go on planning
+ * and report it ("NVMe space ... not checked: /local_nvme: No such file or directory"). */
 int plan_capacity_nvme(struct plan_capacity *cap, const char *folder, char *err, size_t errlen);
 /* MemAvailable of /proc/meminfo in bytes, -1 when unknown. */
 int64_t plan_mem_available(void);

@@ -424,6 +424,15 @@ expect_error "--offload-optimizer nvme without --nvme-path" "--nvme-path" "${TIN
     --offload-optimizer nvme
 expect_error "--nvme-path that does not exist" "$RUN/nowhere" "${TINY[@]}" \
     --offload-optimizer nvme --nvme-path "$RUN/nowhere"
+# A dry run plans without the folder: the whole plan, exit 0, the folder named on its NVMe line.
+gpt50b "${TINY[@]}" --offload-optimizer nvme --nvme-path "$RUN/nowhere" --dry-run
+rc=$?
+if [ "$rc" -eq 0 ] && grep -q '^plan: fits$' "$LOG/out" &&
+    grep -qxF "  NVMe space needs         0 B per node, not checked: $RUN/nowhere: No such file or directory" "$LOG/out"; then
+    ok "--dry-run with an --nvme-path that does not exist: the whole plan, exit 0, $(grep -m 1 'NVMe space' "$LOG/out" | sed 's/^ *//')"
+else
+    fail "--dry-run with an --nvme-path that does not exist" "exit $rc: $(grep -e 'NVMe space' -e '^plan: ' "$LOG/out" | tr '\n' '|') $(tr '\n' ' ' <"$LOG/err")"
+fi
 # A run killed in the middle of its swap traffic leaves its folder; the next run names it and
 # removes it before creating its own.
 "$GPT50B" "${TINY[@]}" --train-iters 100000 --offload-optimizer nvme --nvme-path "$NV" \
@@ -457,6 +466,43 @@ if grep -q '^plan: 50356092928 parameters (50.36B), 16 ranks' "$LOG/out" &&
     ok "--preset gpt50b --world-size 16 --dry-run shows 50.36B parameters, 100.71 GB fp16 parameters, 604.27 GB NVMe state (exit $rc)"
 else
     fail "--dry-run of the 50B run" "$(head -n 3 "$LOG/out" | tr '\n' '|')"
+fi
+# The SC21 config as it ships (swap_tensor.folder /local_nvme, absent here; RAM capped at 2 TB so
+# that the plan fits anywhere), planned for 16 ranks: the plan, the finding, exit 0; the keys read
+# but not acted on are explained for 16 ranks (stage3_max_live_parameters and stage 3 do act).
+SC21=$TOP/tests/fixtures/ds_zero3_sc21.json
+STARPU_LIMIT_CPU_MEM=2000000 gpt50b --preset gpt50b --world-size 16 --deepspeed_config "$SC21" \
+    --dry-run --data-path "$DATA"
+rc=$?
+if [ -e /local_nvme ]; then
+    echo "skip - the SC21 dry run without /local_nvme: the folder exists here"
+elif [ "$rc" -eq 0 ] && grep -q '^plan: 50356092928 parameters (50.36B), 16 ranks' "$LOG/out" &&
+    grep -q '^  NVMe space needs .* per node, not checked: /local_nvme: No such file or directory$' "$LOG/out" &&
+    grep -q '^plan: fits$' "$LOG/out"; then
+    ok "SC21 config, --world-size 16 --dry-run: the whole plan, exit 0, $(grep -m 1 'NVMe space' "$LOG/out" | sed 's/^ *//')"
+else
+    fail "SC21 config --dry-run without /local_nvme" "exit $rc: $(grep -e 'NVMe space' -e '^plan: ' "$LOG/out" | tr '\n' '|') $(tr '\n' ' ' <"$LOG/err")"
+fi
+notes=$(grep 'read but without effect' "$LOG/err")
+if grep -qF "stage3_prefetch_bucket_size (16 ranks: the prefetch is each layer's all-gather" <<<"$notes" &&
+    grep -qF 'stage3_max_reuse_distance (16 ranks: the backward gathers every layer again)' <<<"$notes" &&
+    grep -qF "sub_group_size (16 ranks: the swap unit is a rank's shard of one tensor)" <<<"$notes" &&
+    ! grep -q -e 'one rank' -e 'stage3_max_live_parameters (' -e 'zero_optimization.stage (' <<<"$notes"; then
+    ok "SC21 config, --world-size 16: the notes say what 16 ranks do"
+else
+    fail "notes for --world-size 16" "$notes"
+fi
+printf '{"zero_optimization": {"stage": 2, "stage3_max_live_parameters": 1e9}}\n' >"$W/stage2.json"
+gpt50b "${TINY[@]}" --world-size 1 --deepspeed_config "$W/stage2.json" --dry-run
+one=$(grep 'read but without effect' "$LOG/err")
+gpt50b "${TINY[@]}" --world-size 16 --deepspeed_config "$W/stage2.json" --dry-run
+many=$(grep 'read but without effect' "$LOG/err")
+if grep -qF 'stage3_max_live_parameters (one rank: nothing to gather), zero_optimization.stage (one rank)' <<<"$one" &&
+    grep -qF ': zero_optimization.stage (16 ranks: partitioned as ZeRO stage 3 whatever the setting)' <<<"$many" &&
+    ! grep -q 'stage3_max_live_parameters' <<<"$many"; then
+    ok "stage 2 config: one rank's notes, and 16 ranks partition as stage 3"
+else
+    fail "stage 2 notes" "1 rank: $one; 16 ranks: $many"
 fi
 STARPU_LIMIT_CPU_MEM=1 expect_error "a plan that does not fit RAM" "STARPU_LIMIT_CPU_MEM" \
     "${TINY[@]}" --train-iters 1

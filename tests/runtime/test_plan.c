@@ -7,8 +7,8 @@
  * node); keeping the gradients in RAM instead shows 12 bytes per parameter. Then: a plan that
  * fits; one that does not fit each tier, with the exact message; world size dividing the
  * per-rank figures; the resident share of a small example worked by hand; no GPU; impossible
- * inputs; the capacity helpers. Every expected figure below is worked out by hand in its
- * comment, not taken from the code. */
+ * inputs; the capacity helpers; an unknown capacity printed with why it is not checked. Every
+ * expected figure below is worked out by hand in its comment, not taken from the code. */
 #include "plan.h"
 
 #include <math.h>
@@ -424,6 +424,56 @@ static void test_capacities(void)
                strcmp(err, "/nonexistent/nvme: cannot read the free space of the NVMe folder: No "
                            "such file or directory: create it or fix nvme_path") == 0,
            "%s", err);
+    EXPECT(cap.bytes == -1 &&
+               strcmp(cap.origin.key, "/nonexistent/nvme: No such file or directory") == 0,
+           "a missing folder leaves the capacity unknown, with why: %lld %s", (long long)cap.bytes,
+           cap.origin.key);
+}
+
+/* The lines of plan_print that start with prefix, into out. */
+static void printed(const struct plan *p, const char *prefix, char *out, size_t n)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    if (!f) exit(1);
+    plan_print(p, f);
+    fclose(f);
+    out[0] = 0;
+    for (char *l = strtok(buf, "\n"); l; l = strtok(NULL, "\n"))
+        if (strncmp(l, prefix, strlen(prefix)) == 0)
+            snprintf(out + strlen(out), n - strlen(out), "%s\n", l);
+    free(buf);
+}
+
+/* A tier whose capacity is unknown is planned and printed with the reason it is not checked: a
+ * dry run's finding for a missing NVMe folder. SC21's 16 ranks, 8 per node: 8 x 12 x 3147255808
+ * bytes of master, m and v = 302.14 GB per node (the fp32 gradients kept in RAM, as gpt50b). */
+static void test_unknown_capacity(void)
+{
+    struct plan_input in;
+    struct plan p;
+    char err[PLAN_ERR_SIZE], got[512];
+    sc21_input(&in);
+    in.grads_with_optim = 0;
+    in.tier_grads = PLAN_TIER_CPU;
+    in.cap[PLAN_TIER_GPU].bytes = 80000000000;
+    in.cap[PLAN_TIER_CPU].bytes = 2000000000000;
+    in.resident_fraction = 0;
+    EXPECT(plan_capacity_nvme(&in.cap[PLAN_TIER_NVME], "/nonexistent/nvme", err, sizeof err) == -1,
+           "missing folder");
+    compute(&p, &in);
+    EXPECT(p.fit && p.fits[PLAN_TIER_NVME] == -1, "fit %d, NVMe %d", p.fit, p.fits[PLAN_TIER_NVME]);
+    printed(&p, "  NVMe space", got, sizeof got);
+    EXPECT(strcmp(got, "  NVMe space needs   302.14 GB per node, not checked: /nonexistent/nvme: "
+                       "No such file or directory\n") == 0,
+           "%s", got);
+    EXPECT(plan_capacity_nvme(&in.cap[PLAN_TIER_NVME], NULL, err, sizeof err) == 0, "no folder");
+    compute(&p, &in);
+    printed(&p, "  NVMe space", got, sizeof got);
+    EXPECT(strcmp(got, "  NVMe space needs   302.14 GB per node, not checked: no NVMe folder\n") ==
+               0,
+           "%s", got);
 }
 
 int main(void)
@@ -438,5 +488,6 @@ int main(void)
     test_no_gpu();
     test_bad_input();
     test_capacities();
+    test_unknown_capacity();
     return test_finish("test_plan");
 }
