@@ -38,6 +38,7 @@ struct args {
     int tile_size; /* memory-centric tiling: max output channels per linear task, 0: off */
     uint64_t seed;
     const char *data_path, *load, *save, *metrics;
+    int save_optim; /* 0: --no-save-optim, checkpoints hold the weights and config only */
     int64_t save_interval, log_interval, eval_interval, eval_iters;
     double split[3];
     enum data_order order;
@@ -281,6 +282,7 @@ static void defaults(struct args *a, const char *ds_path, int strict)
     a->loss_scale_window = 1000;
     a->hysteresis = 2;
     a->swap_buffers = 4; /* DeepSpeed's optimizer_buffer_count */
+    a->save_optim = 1;
     a->optim_chunk = 1 << 23;
     apply_preset(a, "tiny");
 }
@@ -356,6 +358,8 @@ static const char usage[] =
     "  --load DIR  --save DIR         Hugging Face GPT-2 directories (+ optimizer state); with\n"
     "                                 --train-iters 0, --save writes the initial weights\n"
     "  --save-interval N              save every N iterations (and at the end)\n"
+    "  --no-save-optim                save the weights and config only: no optimizer or\n"
+    "                                 trainer state, so --load starts at iteration 1\n"
     "  --log-interval N               log line every N iterations (default 1)\n"
     "  --eval-interval N  --eval-iters N  validation loss every N iterations, over N batches\n"
     "  --metrics FILE                 one JSON object per iteration\n"
@@ -420,6 +424,7 @@ enum {
     OPT_LOAD,
     OPT_SAVE,
     OPT_SAVE_INTERVAL,
+    OPT_NO_SAVE_OPTIM,
     OPT_LOG_INTERVAL,
     OPT_EVAL_INTERVAL,
     OPT_EVAL_ITERS,
@@ -481,6 +486,7 @@ static const struct option options[] = {
     {"load", required_argument, 0, OPT_LOAD},
     {"save", required_argument, 0, OPT_SAVE},
     {"save-interval", required_argument, 0, OPT_SAVE_INTERVAL},
+    {"no-save-optim", no_argument, 0, OPT_NO_SAVE_OPTIM},
     {"log-interval", required_argument, 0, OPT_LOG_INTERVAL},
     {"eval-interval", required_argument, 0, OPT_EVAL_INTERVAL},
     {"eval-iters", required_argument, 0, OPT_EVAL_ITERS},
@@ -675,6 +681,9 @@ static void parse_args(struct args *a, int argc, char **argv)
         case OPT_SAVE_INTERVAL:
             a->save_interval = parse_int(flag, optarg, 1);
             break;
+        case OPT_NO_SAVE_OPTIM:
+            a->save_optim = 0;
+            break;
         case OPT_LOG_INTERVAL:
             a->log_interval = parse_int(flag, optarg, 1);
             break;
@@ -844,7 +853,7 @@ static void save_checkpoint(struct gpt *m, const struct args *a, const struct tr
 {
     char err[512];
     double t0 = now_ms();
-    if (checkpoint_save(m, a->save, st, err, sizeof err) != 0)
+    if (checkpoint_save(m, a->save, st, a->save_optim, err, sizeof err) != 0)
         user_fail("saving the checkpoint failed, the previous one is intact: %s", err);
     printf(" saved checkpoint at iteration %8lld to %s in %.1f ms\n", (long long)st->iteration,
            a->save, now_ms() - t0);
@@ -1000,7 +1009,7 @@ int main(int argc, char **argv)
     rt_mpi_pick_gpus(&launch, a.num_gpus);
     if (a.load) shape_from_checkpoint(&a);
     a.cfg.Vp = gpt_padded_vocab(a.cfg.V, a.vocab_divisor);
-    if (a.save && launch.rank == 0) checkpoint_check_writable(a.save);
+    if (a.save && launch.rank == 0) checkpoint_check_writable(a.save, &a.cfg, a.save_optim);
     a.lr.decay_iters = a.decay_iters ? a.decay_iters : a.iters;
     a.lr.warmup_iters =
         a.warmup_iters >= 0 ? a.warmup_iters : (int64_t)(a.warmup_fraction * a.lr.decay_iters);

@@ -5,6 +5,7 @@
 #include <ftw.h>
 #include <jansson.h>
 #include <libgen.h>
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +13,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "plan.h"
 #include "safetensors.h"
 
 #define TRAINER_FORMAT  "gpt50b-trainer"
@@ -297,9 +299,10 @@ static void add_state(struct safetensors_writer *w, struct state_fill *f, const 
     CHECK(safetensors_writer_add_fill(w, name, SAFETENSORS_F32, ndim, shape, fill_state, f) == 0);
 }
 
-/* Writes the files of a checkpoint into tmp, which exists and is empty. */
-static int write_files(struct gpt *m, const char *tmp, const struct train_state *st, char *err,
-                       size_t err_size)
+/* Writes the files of a checkpoint into tmp, which exists and is empty: the weights and config,
+ * and with with_optim the optimizer and trainer state. */
+static int write_files(struct gpt *m, const char *tmp, const struct train_state *st, int with_optim,
+                       char *err, size_t err_size)
 {
     char path[4096], name[160];
     int n = gpt_num_tensors(m), rc;
@@ -324,6 +327,7 @@ static int write_files(struct gpt *m, const char *tmp, const struct train_state 
                                        0,
                                        NULL};
         add_state(&model, &f[0], p->name, p->ndim, shape);
+        if (!with_optim) continue;
         snprintf(name, sizeof name, "exp_avg.%s", p->name);
         add_state(&optim, &f[1], name, p->ndim, p->shape);
         snprintf(name, sizeof name, "exp_avg_sq.%s", p->name);
@@ -331,7 +335,7 @@ static int write_files(struct gpt *m, const char *tmp, const struct train_state 
     }
     snprintf(path, sizeof path, "%s/model.safetensors", tmp);
     rc = safetensors_writer_write(&model, path, err, err_size);
-    if (rc == 0) {
+    if (rc == 0 && with_optim) {
         snprintf(path, sizeof path, "%s/optimizer.safetensors", tmp);
         rc = safetensors_writer_write(&optim, path, err, err_size);
     }
@@ -342,12 +346,45 @@ static int write_files(struct gpt *m, const char *tmp, const struct train_state 
     safetensors_writer_free(&optim);
     free(fills);
     if (rc == 0) rc = write_json(tmp, "config.json", config_json(gpt_get_config(m)), err, err_size);
-    if (rc == 0) rc = write_json(tmp, "trainer_state.json", trainer_json(st), err, err_size);
+    if (rc == 0 && with_optim)
+        rc = write_json(tmp, "trainer_state.json", trainer_json(st), err, err_size);
     return rc;
 }
 
-int checkpoint_save(struct gpt *m, const char *dir, const struct train_state *st, char *err,
-                    size_t err_size)
+/* Bytes a save writes: the tensors as each file stores them (wte without its padding rows in
+ * model.safetensors, with them in the optimizer's layout), and a bound for the rest: a header
+ * entry is under 256 bytes, a JSON file under 4 kB, and each file's last block is whole (blocks
+ * of up to 64 KiB). */
+static int64_t checkpoint_bytes(const struct gpt_config *c, int with_optim)
+{
+    int64_t params = gpt_num_params(c), padding = (int64_t)(c->Vp - c->V) * c->C;
+    int64_t entries = gpt_tensor_count(c) * (with_optim ? 3 : 1), files = with_optim ? 4 : 2;
+    return 4 * (params - padding) + (with_optim ? 8 * params : 0) + entries * 256 +
+           files * (4096 + 65536);
+}
+
+/* 0 when the file system that receives dir has room for a checkpoint of c; else -ENOSPC with one
+ * line in err. Free space that cannot be read is not checked: the write reports its own error. */
+static int check_space(const char *dir, const struct gpt_config *c, int with_optim, char *err,
+                       size_t err_size)
+{
+    char copy[4096], abs[PATH_MAX], need_words[32], free_words[32], e[PLAN_ERR_SIZE];
+    struct plan_capacity cap;
+    int64_t need = checkpoint_bytes(c, with_optim);
+    snprintf(copy, sizeof copy, "%s", dir);
+    const char *parent = dirname(copy);
+    if (plan_capacity_nvme(&cap, parent, e, sizeof e) != 0 || cap.bytes >= need) return 0;
+    plan_bytes_words(need, 1, need_words, sizeof need_words);
+    plan_bytes_words(cap.bytes, 1, free_words, sizeof free_words);
+    snprintf(err, err_size, "--save %s: the checkpoint needs %s and %s has %s free: %s", dir,
+             need_words, realpath(parent, abs) ? abs : parent, free_words,
+             with_optim ? "free space, pick another --save folder, or add --no-save-optim"
+                        : "free space or pick another --save folder");
+    return -ENOSPC;
+}
+
+int checkpoint_save(struct gpt *m, const char *dir, const struct train_state *st, int with_optim,
+                    char *err, size_t err_size)
 {
     char tmp[4096], old[4096];
     struct stat sb;
@@ -358,6 +395,11 @@ int checkpoint_save(struct gpt *m, const char *dir, const struct train_state *st
     }
     snprintf(tmp, sizeof tmp, "%s.tmp.%d", dir, (int)getpid());
     snprintf(old, sizeof old, "%s.old.%d", dir, (int)getpid());
+    int rc = check_space(dir, gpt_get_config(m), with_optim, err, err_size);
+    if (rc != 0) {
+        gpt_state_serve_end(m, rc);
+        return rc;
+    }
     remove_tree(tmp);
     if (mkdir(tmp, 0755) != 0) {
         int e = errno;
@@ -366,7 +408,7 @@ int checkpoint_save(struct gpt *m, const char *dir, const struct train_state *st
         gpt_state_serve_end(m, -e);
         return -e;
     }
-    int rc = write_files(m, tmp, st, err, err_size);
+    rc = write_files(m, tmp, st, with_optim, err, err_size);
     if (rc == 0) {
         int had_old = stat(dir, &sb) == 0;
         if ((had_old && rename(dir, old) != 0) || rename(tmp, dir) != 0) {
@@ -382,10 +424,10 @@ int checkpoint_save(struct gpt *m, const char *dir, const struct train_state *st
     return rc;
 }
 
-void checkpoint_check_writable(const char *dir)
+void checkpoint_check_writable(const char *dir, const struct gpt_config *cfg, int with_optim)
 {
     struct stat sb;
-    char copy[4096];
+    char copy[4096], err[1024];
     if (stat(dir, &sb) == 0 && !S_ISDIR(sb.st_mode))
         user_fail("--save %s: exists and is not a directory: choose another path", dir);
     snprintf(copy, sizeof copy, "%s", dir);
@@ -397,4 +439,5 @@ void checkpoint_check_writable(const char *dir)
     if (access(parent, W_OK | X_OK) != 0)
         user_fail("--save %s: cannot write in %s (%s): choose a writable directory", dir, parent,
                   strerror(errno));
+    if (check_space(dir, cfg, with_optim, err, sizeof err) != 0) user_fail("%s", err);
 }

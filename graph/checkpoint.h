@@ -4,7 +4,9 @@
  * our weights and we load theirs:
  *   config.json            GPT2Config (vocab_size, n_embd, n_layer, n_head, n_positions, ...)
  *   model.safetensors      fp32 master weights, HF names, Conv1D [in, out] layouts, lm_head tied
- * plus, from us, what resuming needs:
+ * plus, from us, what resuming needs (left out by --no-save-optim, Megatron-LM's flag: a
+ * weights-only checkpoint then loads like any Hugging Face one, at iteration 1 with fresh AdamW
+ * state):
  *   optimizer.safetensors  AdamW moments "exp_avg.<name>", "exp_avg_sq.<name>" (our layout)
  *   trainer_state.json     iteration, AdamW step, loss-scaler state (format "gpt50b-trainer", 1)
  * Saving writes a sibling temporary directory and renames it into place, so an interrupted or
@@ -12,7 +14,8 @@
  * tensors whatever the ZeRO-3 ranks: a checkpoint loads into any number of ranks and processes.
  * With several processes, process 0 writes (gathering each tensor's shards from the others,
  * one tensor at a time) and every process loads on its own, so --load must be readable
- * everywhere. */
+ * everywhere. Before writing anything, a save checks that the file system has room for the whole
+ * checkpoint (the new one is written while the previous one still exists). */
 #ifndef GPT50B_CHECKPOINT_H
 #define GPT50B_CHECKPOINT_H
 
@@ -34,11 +37,14 @@ void checkpoint_read_config(const char *dir, struct gpt_config *cfg);
 /* Loads weights (and, when DIR has them and st is not NULL, optimizer state and trainer state:
  * then returns 1; 0 for weights only). User error on a missing tensor, a wrong shape or dtype. */
 int checkpoint_load(struct gpt *m, const char *dir, struct train_state *st);
-/* Saves atomically. Several processes: call it in every process; returns process 0's status in
- * all. Returns 0, or a negative errno with a one-line message in err. */
-int checkpoint_save(struct gpt *m, const char *dir, const struct train_state *st, char *err,
-                    size_t err_size);
-/* Fails (exit 2) now, before any training, when DIR could not be written later. */
-void checkpoint_check_writable(const char *dir);
+/* Saves atomically the weights and, with with_optim, the optimizer and trainer state. Several
+ * processes: call it in every process; returns process 0's status in all. Returns 0, or a
+ * negative errno with a one-line message in err: -ENOSPC, before anything is written, when the
+ * file system of DIR has less free space than the checkpoint needs. */
+int checkpoint_save(struct gpt *m, const char *dir, const struct train_state *st, int with_optim,
+                    char *err, size_t err_size);
+/* Fails (exit 2) now, before any training, when DIR could not be written later or its file
+ * system has no room for one checkpoint of cfg (Vp set) with or without the optimizer state. */
+void checkpoint_check_writable(const char *dir, const struct gpt_config *cfg, int with_optim);
 
 #endif

@@ -115,6 +115,11 @@ int64_t gpt_num_params(const struct gpt_config *c)
            2 * C;
 }
 
+int gpt_tensor_count(const struct gpt_config *c)
+{
+    return P_FIRST_LAYER + c->L * LP_COUNT + 2;
+}
+
 double gpt_flops_per_iteration(const struct gpt_config *c, int B, int T, int checkpointing)
 {
     /* Megatron-LM: 24 * f * B * s * L * h^2 * (1 + s/(6h) + V/(16 L h)), f = 4 with recompute
@@ -154,7 +159,7 @@ static void table_add(struct gpt *m, const char *name, int64_t rows, int64_t col
 static void table_build(struct gpt *m)
 {
     const struct gpt_config *c = &m->cfg;
-    int C = c->C, n = P_FIRST_LAYER + c->L * LP_COUNT + 2;
+    int C = c->C, n = gpt_tensor_count(c);
     char name[96];
     m->params = calloc(n, sizeof *m->params);
     m->init = calloc(n, sizeof *m->init);

@@ -35,6 +35,8 @@ struct gpt_config {
 int gpt_padded_vocab(int V, int divisor);
 /* Parameter count of a configuration (with the padded vocabulary, as Megatron counts). */
 int64_t gpt_num_params(const struct gpt_config *cfg);
+/* Tensors in the table of a configuration: gpt_num_tensors of the model it builds. */
+int gpt_tensor_count(const struct gpt_config *cfg);
 
 /* Model FLOPs per iteration (Megatron's formula, the recompute counted when checkpointing). */
 double gpt_flops_per_iteration(const struct gpt_config *cfg, int B, int T, int checkpointing);

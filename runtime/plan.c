@@ -416,8 +416,7 @@ int plan_compute(struct plan *p, const struct plan_input *in, char *err, size_t 
     return 0;
 }
 
-/* Bytes in decimal units, e.g. "100.71 GB", "512 B". */
-static void bytes_words(int64_t b, int decimals, char *buf, size_t n)
+void plan_bytes_words(int64_t b, int decimals, char *buf, size_t n)
 {
     static const char *const units[] = {"B", "kB", "MB", "GB", "TB"};
     double v = (double)b;
@@ -518,7 +517,7 @@ static void knob_value(const struct plan *p, enum plan_knob k, char *buf, size_t
         break;
     case PLAN_KNOB_PINNED_POOL: {
         char b[32];
-        bytes_words(in->pinned_pool, 2, b, sizeof b);
+        plan_bytes_words(in->pinned_pool, 2, b, sizeof b);
         snprintf(buf, n, "pinned pool %s per rank", b);
         break;
     }
@@ -543,18 +542,18 @@ void plan_print(const struct plan *p, FILE *f)
     for (int k = 0; k < PLAN_NROWS; k++) {
         const struct plan_row *r = &p->rows[k];
         if (!r->per_rank) continue;
-        bytes_words(r->per_rank, 2, a, sizeof a);
-        bytes_words(r->per_node, 2, b, sizeof b);
-        bytes_words(r->all, 2, c, sizeof c);
+        plan_bytes_words(r->per_rank, 2, a, sizeof a);
+        plan_bytes_words(r->per_node, 2, b, sizeof b);
+        plan_bytes_words(r->all, 2, c, sizeof c);
         setting_origin_format(&in->origin[r->knob], from, sizeof from);
         fprintf(f, "  %-54s %-4s%s %11s %11s %11s  %s\n", r->what, plan_tier_name(r->tier),
                 r->pinned ? "*" : " ", a, b, c, from);
     }
-    bytes_words(p->pinned, 2, a, sizeof a);
+    plan_bytes_words(p->pinned, 2, a, sizeof a);
     fprintf(f, "  (* pinned: %s per node)\n", a);
     for (int t = 0; t < PLAN_NTIERS; t++) {
         const struct plan_capacity *cap = &in->cap[t];
-        bytes_words(p->need[t], 2, a, sizeof a);
+        plan_bytes_words(p->need[t], 2, a, sizeof a);
         cap_words(cap, from, sizeof from);
         const char *per = t == PLAN_TIER_GPU ? "GPU" : "node";
         if (cap->bytes < 0) {
@@ -567,7 +566,7 @@ void plan_print(const struct plan *p, FILE *f)
                     tier_words(t));
             continue;
         }
-        bytes_words(cap->bytes, 2, b, sizeof b);
+        plan_bytes_words(cap->bytes, 2, b, sizeof b);
         fprintf(f, "  %-10s needs %11s per %-4s of %11s (%s): %s\n", tier_words(t), a, per, b, from,
                 p->fits[t] ? "fits" : "DOES NOT FIT");
     }
@@ -575,7 +574,7 @@ void plan_print(const struct plan *p, FILE *f)
         int64_t state = 0;
         for (int k = PLAN_ROW_MASTER; k <= PLAN_ROW_FP32_GRADS; k++)
             state += p->rows[k].tier == PLAN_TIER_NVME ? p->rows[k].all : 0;
-        bytes_words(state, 2, a, sizeof a);
+        plan_bytes_words(state, 2, a, sizeof a);
         fprintf(f, "  NVMe state in all ranks: %s, %d bytes per parameter (%s)\n", a,
                 in->grads_with_optim ? 16 : 12,
                 in->grads_with_optim
@@ -583,7 +582,7 @@ void plan_print(const struct plan *p, FILE *f)
                     : "fp32 master, m and v; the gradients stay in CPU memory in the model's "
                       "dtype, so DeepSpeed's fp32 gradient copy (4 more bytes per parameter) "
                       "is not on NVMe");
-        bytes_words(p->resident_bytes, 2, a, sizeof a);
+        plan_bytes_words(p->resident_bytes, 2, a, sizeof a);
         fprintf(f,
                 "  optimizer state on NVMe: %" PRId64 " of %" PRId64 " sub-groups (%.1f%%, %s per "
                 "rank) stay resident in RAM\n",
@@ -591,11 +590,11 @@ void plan_print(const struct plan *p, FILE *f)
     }
     if (p->nvme_read_swapped == 0) return;
     int64_t R = in->ranks_per_node;
-    bytes_words(p->nvme_read * R, 1, a, sizeof a);
-    bytes_words(p->nvme_write * R, 1, b, sizeof b);
+    plan_bytes_words(p->nvme_read * R, 1, a, sizeof a);
+    plan_bytes_words(p->nvme_write * R, 1, b, sizeof b);
     fprintf(f, "  NVMe traffic per iteration per node: %s read, %s written", a, b);
-    bytes_words(p->nvme_read_swapped * R, 1, a, sizeof a);
-    bytes_words(p->nvme_write_swapped * R, 1, b, sizeof b);
+    plan_bytes_words(p->nvme_read_swapped * R, 1, a, sizeof a);
+    plan_bytes_words(p->nvme_write_swapped * R, 1, b, sizeof b);
     fprintf(f, " (without the resident share: %s and %s)\n", a, b);
 }
 
@@ -656,8 +655,8 @@ int plan_verdict(const struct plan *p, char *msg, size_t n)
     for (int t = 0; t < PLAN_NTIERS; t++) {
         if (p->fits[t] != 0) continue;
         char need[32], cap[32], from[160], what[256];
-        bytes_words(p->need[t], 1, need, sizeof need);
-        bytes_words(p->in.cap[t].bytes, 1, cap, sizeof cap);
+        plan_bytes_words(p->need[t], 1, need, sizeof need);
+        plan_bytes_words(p->in.cap[t].bytes, 1, cap, sizeof cap);
         cap_words(&p->in.cap[t], from, sizeof from);
         hint(p, t, what, sizeof what);
         snprintf(msg, n, "plan: %s: the plan needs %s per %s, the cap is %s (%s): %s",

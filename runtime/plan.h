@@ -181,13 +181,16 @@ void plan_input_from_dsconfig(struct plan_input *in, const struct ds_config *ds)
 int plan_capacity_gpu(struct plan_capacity *cap, int64_t card_bytes, char *err, size_t errlen);
 /* STARPU_LIMIT_CPU_MEM (MiB) when set, else MemAvailable; -1 bytes when neither is known. */
 int plan_capacity_ram(struct plan_capacity *cap, char *err, size_t errlen);
-/* Free space of folder (statvfs f_bavail); unknown when folder is NULL or "". -1 when the folder
- * cannot be examined (missing, unreadable): err holds the one-line error of a run, and the
- * capacity is unknown with "FOLDER: reason" as its origin, so that a dry run can go on planning
- * and report it ("NVMe space ... not checked: /local_nvme: No such file or directory"). */
+/* Free space of folder (statvfs f_bavail): the NVMe folder's, or a checkpoint's; unknown when
+ * folder is NULL or "". -1 when the folder cannot be examined (missing, unreadable): err holds the
+ * one-line error of a run, and the capacity is unknown with "FOLDER: reason" as its origin, so
+ * that a dry run can go on planning and report it ("NVMe space ... not checked: /local_nvme: No
+ * such file or directory"). */
 int plan_capacity_nvme(struct plan_capacity *cap, const char *folder, char *err, size_t errlen);
 /* MemAvailable of /proc/meminfo in bytes, -1 when unknown. */
 int64_t plan_mem_available(void);
+/* b in decimal units with that many decimals into buf, e.g. "100.71 GB", "512 B". */
+void plan_bytes_words(int64_t b, int decimals, char *buf, size_t n);
 
 /* Fills *p from *in; pure, O(1). Returns 0 (fitting or not: see p->fit), or -1 with a message
  * when the inputs are impossible (ranks per node not dividing the world size, gradients on NVMe,

@@ -1,18 +1,86 @@
 #!/usr/bin/env bash
-# gpu_check.sh OUTDIR: the GPU-host checks of a change, in one call (run after scripts/ship.sh):
-# the gpu test suite's programs, the fixture on CPU and GPU, and the same-math check of the
-# optimizer tiers on the GPU (5 iterations of a small model with the optimizer state on the GPU,
-# in CPU memory and on NVMe, and with the parameters offloaded, also under a memory cap that
-# forces eviction, fp32 and fp16: metrics must be identical), and a tiled LM head against the
-# untiled one (fp32 and fp16). Writes OUTDIR/tiers.txt.
+# gpu_check.sh OUTDIR [firststep|firststep-tiny]: the GPU-host checks of a change, in one call
+# (run after scripts/ship.sh): the gpu test suite's programs, the fixture on CPU and GPU, and the
+# same-math check of the optimizer tiers on the GPU (5 iterations of a small model with the
+# optimizer state on the GPU, in CPU memory and on NVMe, and with the parameters offloaded, also
+# under a memory cap that forces eviction, fp32 and fp16: metrics must be identical), a tiled LM
+# head against the untiled one (fp32 and fp16), and firststep-tiny. Writes OUTDIR/tiers.txt.
+#
+# firststep: the A/B of issue 20, gpt50b's first steps against PyTorch's from the same initial
+# weights and data (scripts/check_first_steps.py), alone, at LAYERS (8) x HIDDEN (8192), HEADS
+# (32), SEQ (1024), MB (4), DTYPE (bf16), LR (3e-6, constant after WARMUP (1) iterations of
+# warm-up), with the flags of bench_offload.sh at that width (parameters and optimizer in CPU
+# memory, activation checkpointing, STARPU_LIMIT_CUDA_MEM 16384 unless set). Needs 8 bytes per
+# parameter of disk in AB_DIR (default OUTDIR/firststep-ck: the initial and the after-step-1
+# weights, 55 GB at 8 layers, removed at the end) and 12 bytes per parameter of RAM for the
+# script's step 3 (83 GB); LOSS_ONLY=1 saves no after-step-1 weights and compares the losses alone
+# (12 layers: the script stops at step 2 when RAM lacks that state). REF_DTYPE (default DTYPE)
+# is PyTorch's precision: REF_DTYPE=fp32 judges gpt50b's 16-bit step against the exact one (GPU
+# memory: 8 bytes per parameter, 55 GB at 8 layers). GPT50B_FLAGS adds to (and overrides) gpt50b's
+# flags, e.g. "--offload-optimizer nvme --nvme-path DIR" where RAM cannot hold the optimizer state
+# (12 layers: 121 GB). firststep-tiny: the same at 2 x 256, in seconds (DTYPE, REF_DTYPE, LR,
+# WARMUP and GPT50B_FLAGS still apply).
 set -u
-out=${1:?usage: gpu_check.sh OUTDIR}
+out=${1:?usage: gpu_check.sh OUTDIR [firststep|firststep-tiny]}
 top=$(cd "$(dirname "$0")/.." && pwd)
 b=$top/ship/build
 [ -d "$b" ] || b=$top/build
 export GPT50B_TOP=$top STARPU_SILENT=1
 mkdir -p "$out"
 rc=0
+
+# firststep NAME: the A/B above at the shape of LAYERS HIDDEN HEADS SEQ MB; OUTDIR/NAME.log holds
+# the script's table and verdict, NAME.json everything, NAME-*.log gpt50b's runs.
+firststep() {
+	local name=$1 dir=${AB_DIR:-$out/$1-ck} dtype=${DTYPE:-bf16} pf=() after1=(--loss-only)
+	[ "$dtype" != fp32 ] && pf=(--"$dtype")
+	local flags=(--num-layers "$LAYERS" --hidden-size "$HIDDEN" --num-attention-heads "$HEADS"
+		--seq-length "$SEQ" --max-position-embeddings "$SEQ" --micro-batch-size "$MB" "${pf[@]}"
+		--lr "${LR:-3e-6}" --min-lr "${LR:-3e-6}" --lr-decay-style constant
+		--lr-warmup-iters "${WARMUP:-1}" --eval-iters 0 --checkpoint-activations --offload-param cpu
+		--offload-optimizer cpu --data-path "$top/data/brown.bin")
+	# shellcheck disable=SC2206
+	flags+=(${GPT50B_FLAGS:-})
+	ab() { # LOG FLAGS...: one gpt50b run of the A/B
+		local log=$out/$name-$1.log
+		shift
+		env STARPU_LIMIT_CUDA_MEM="${STARPU_LIMIT_CUDA_MEM:-16384}" "$b/apps/gpt50b" "${flags[@]}" \
+			"$@" >"$log" 2>&1 || { echo "$name: gpt50b $* failed: $(grep -m1 error "$log")"; return 1; }
+	}
+	rm -rf "$dir" "$out/$name.jsonl"
+	mkdir -p "$dir"
+	echo "== $name: $LAYERS layers x $HIDDEN, $HEADS heads, seq $SEQ, micro-batch $MB, $dtype"
+	if ab init --train-iters 0 --save "$dir/init" --no-save-optim &&
+		ab 3 --load "$dir/init" --train-iters 3 --metrics "$out/$name.jsonl" &&
+		{ [ "${LOSS_ONLY:-0}" = 1 ] ||
+			{ ab 1 --load "$dir/init" --train-iters 1 --save "$dir/after1" --no-save-optim &&
+				after1=(--after1 "$dir/after1"); }; }; then
+		python3 "$top/scripts/check_first_steps.py" --init "$dir/init" "${after1[@]}" \
+			--metrics "$out/$name.jsonl" --tokens "$top/data/brown.bin" --micro-batch "$MB" \
+			--seq "$SEQ" --dtype "${REF_DTYPE:-$dtype}" --gpt50b-dtype "$dtype" --steps 3 \
+			--out "$out/$name.json" >"$out/$name.log" 2>&1 ||
+			rc=1
+		grep -E '^(step [0-9]+: lr|first AdamW|note|check_first_steps)' "$out/$name.log" ||
+			tail -n 3 "$out/$name.log"
+	else
+		rc=1
+	fi
+	rm -rf "$dir"
+}
+
+case ${2:-all} in
+firststep)
+	LAYERS=${LAYERS:-8} HIDDEN=${HIDDEN:-8192} HEADS=${HEADS:-32} SEQ=${SEQ:-1024} MB=${MB:-4}
+	firststep firststep
+	exit $rc
+	;;
+firststep-tiny)
+	LAYERS=2 HIDDEN=256 HEADS=4 SEQ=128 MB=4 firststep firststep-tiny
+	exit $rc
+	;;
+all) ;;
+*) echo "gpu_check.sh: unknown check $2: use firststep or firststep-tiny" >&2 && exit 2 ;;
+esac
 for t in test_cuda_vs_cpu test_comm_nccl; do
 	"$b/tests/codelets/cuda/$t" >"$out/$t.log" 2>&1 || rc=1
 	echo "$t: $(tail -n 1 "$out/$t.log")"
@@ -83,5 +151,6 @@ print(f"{p}: LM head in 3 tiles against untiled on the GPU: max |loss difference
 sys.exit(0 if worst <= tol else 1)
 PY
 done
+LAYERS=2 HIDDEN=256 HEADS=4 SEQ=128 MB=4 firststep firststep-tiny
 rm -rf "$nv"
 exit $rc

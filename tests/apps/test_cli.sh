@@ -4,8 +4,9 @@
 # Runs the real program on a tiny model (2 layers, 32 channels, 32 tokens) over data/brown.bin:
 # user errors (exit 2, one line, nothing left on disk), --help, the --metrics file, determinism,
 # resuming from --save in fp32 and fp16, mixed precision against fp32, --data-order shuffle,
-# presets, --tile-size against untiled runs, and ZeRO-3 ranks (--num-gpus) against one rank and
-# across the offload tiers (NVMe swap files per rank, parameter offload).
+# presets, --tile-size against untiled runs, ZeRO-3 ranks (--num-gpus) against one rank and
+# across the offload tiers (NVMe swap files per rank, parameter offload), --no-save-optim and the
+# free-space check of --save (on a small tmpfs, when run as root).
 # cli_check.py, beside this file, reads the metrics and checkpoints. Prints one
 # "ok - ..." or "FAIL - ...: details" line per check; exits 0 (pass), 1 (fail) or 77 (skip: no
 # data/brown.bin, which scripts/setup.sh makes). About a minute on 2 shared cores.
@@ -29,7 +30,7 @@ fi
 export STARPU_NCUDA=0 STARPU_SILENT=1
 
 W=$(mktemp -d)
-trap 'rm -rf "$W"' EXIT
+trap 'umount "$W/fs" 2>/dev/null; rm -rf "$W"' EXIT
 LOG=$W/log # stdout and stderr of the last run
 RUN=$W/run # everything the runs write, so that a failed one can be seen to leave nothing
 mkdir -p "$LOG" "$RUN"
@@ -160,6 +161,7 @@ fi
 gpt50b --help
 rc=$?
 if [ "$rc" -eq 0 ] && grep -q '^usage: gpt50b' "$LOG/out" && grep -q -- '--data-order' "$LOG/out" &&
+    grep -q -- '--no-save-optim' "$LOG/out" &&
     [ ! -s "$LOG/err" ]; then
     ok "--help exits 0 and prints the usage"
 else
@@ -714,5 +716,67 @@ fi
 expect_error "--num-gpus 2 with --tile-size" "--tile-size" "${TINY[@]}" "${OUT[@]}" --num-gpus 2 \
     --tile-size 16
 expect_error "--world-size 2 for training" "--num-gpus 2" "${TINY[@]}" "${OUT[@]}" --world-size 2
+
+# --- 13. --no-save-optim and the free space of the --save folder ---------------------------------
+# --no-save-optim writes config.json and model.safetensors only; --load of it starts at iteration 1
+# with fresh AdamW state, as a run from the same initial weights does: the same metrics as written.
+if train "--no-save-optim of the initial weights" --train-iters 0 --save "$W/w0" --no-save-optim &&
+    train "3 iterations from the seed" --train-iters 3 --metrics "$W/seed.jsonl" &&
+    train "3 iterations from the weights-only checkpoint" --train-iters 3 --load "$W/w0" \
+        --metrics "$W/w0.jsonl"; then
+    files=$(ls -A "$W/w0" | tr '\n' ' ')
+    if [ "$files" != "config.json model.safetensors " ]; then
+        fail "--no-save-optim writes the weights and config only" "the checkpoint holds $files"
+    elif ! grep -q '^> loaded weights from .* (training starts at iteration 1)$' "$LOG/out"; then
+        fail "--load of a weights-only checkpoint" "$(grep '^> loaded' "$LOG/out")"
+    elif [ "$(fields "$W/w0.jsonl")" != "$(fields "$W/seed.jsonl")" ]; then
+        fail "--load of a weights-only checkpoint" \
+            "$(first_diff "$(fields "$W/seed.jsonl")" "$(fields "$W/w0.jsonl")")"
+    else
+        ok "--no-save-optim writes ${files% }; --load of it trains like a run from the seed"
+    fi
+fi
+# A save first checks that the file system has room for the whole checkpoint (19.9 MB here with
+# the optimizer state, 6.8 MB without). A 16 MiB tmpfs holding a weights-only checkpoint has 10.2
+# MB free: the run stops at start-up, and --no-save-optim fits. A 30 MiB tmpfs passes the start-up
+# check, but a run that saves at iterations 1 and 2 into a new folder finds 11.8 MB free beside its
+# first checkpoint at the second save: exit 2 there, the first checkpoint left as a 1-iteration
+# run saves it. Either way, byte for byte the checkpoint that was there, and no temporary folder.
+# untouched WHAT REF: the tmpfs holds ck alone, identical to REF.
+untouched() {
+    local left
+    left=$(ls -A "$W/fs" | tr '\n' ' ')
+    if [ "$left" != "ck " ]; then
+        fail "$1" "the file system holds $left"
+    elif ! diff -r "$2" "$W/fs/ck" >/dev/null; then
+        fail "$1" "the checkpoint changed: $(diff -rq "$2" "$W/fs/ck" | tr '\n' ' ')"
+    else
+        ok "$1"
+    fi
+}
+mkdir -p "$W/fs"
+if [ ! -d "$W/w0" ]; then
+    fail "--save free space" "no weights-only checkpoint to start from"
+elif [ "$(id -u)" -ne 0 ] || ! mount -t tmpfs -o size=16m tmpfs "$W/fs" 2>/dev/null; then
+    echo "skip - --save free space: mounting a small tmpfs needs root"
+else
+    cp -r "$W/w0" "$W/fs/ck"
+    expect_error "--save without room for the checkpoint stops at start-up" \
+        "--save $W/fs/ck: the checkpoint needs 19.9 MB and $W/fs has" \
+        "${TINY[@]}" --train-iters 1 --save "$W/fs/ck"
+    untouched "a checkpoint without room is not started: the one there is intact" "$W/w0"
+    train "--no-save-optim fits" --train-iters 1 --save "$W/fs/ck" --no-save-optim &&
+        ok "--no-save-optim fits where the optimizer state does not"
+    umount "$W/fs"
+    mount -t tmpfs -o size=30m tmpfs "$W/fs"
+    SV=(--lr-decay-iters 2 --lr-warmup-iters 1)
+    if train "1 iteration, saved" "${SV[@]}" --train-iters 1 --save "$W/ref1"; then
+        expect_error "a save without room beside the previous checkpoint" \
+            "saving the checkpoint failed, the previous one is intact: --save $W/fs/ck: the checkpoint needs 19.9 MB" \
+            "${TINY[@]}" "${SV[@]}" --train-iters 2 --save "$W/fs/ck" --save-interval 1
+        untouched "the failed second save leaves the first checkpoint intact" "$W/ref1"
+    fi
+    umount "$W/fs"
+fi
 
 finish
