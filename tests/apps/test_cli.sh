@@ -194,6 +194,31 @@ if train "determinism run 1" --train-iters 8 --metrics "$RUN/d1.jsonl" &&
     fi
 fi
 
+# The same bits on every x86-64 machine: the tiny model's first 3 iterations in fp32 and bf16
+# against the metrics committed in tests/fixtures/bits_tiny.txt (written on an AMD EPYC with AVX2,
+# checked on Intel with AVX-512; docs/design.md, "What is bit-identical"). A change that moves the
+# numbers on purpose rewrites the file: GPT50B_BITS_UPDATE=1 tests/apps/test_cli.sh build/apps/gpt50b.
+bits_tiny() {
+    local p
+    for p in fp32 bf16; do
+        echo "# $p"
+        train "bits $p" --train-iters 3 $([ $p = bf16 ] && echo --bf16) --metrics "$W/bits-$p.jsonl" || return 1
+        fields "$W/bits-$p.jsonl"
+    done
+}
+if got=$(bits_tiny); then
+    if [ "${GPT50B_BITS_UPDATE:-0}" = 1 ]; then
+        echo "$got" >"$TOP/tests/fixtures/bits_tiny.txt"
+        ok "tests/fixtures/bits_tiny.txt rewritten"
+    elif [ "$got" = "$(cat "$TOP/tests/fixtures/bits_tiny.txt")" ]; then
+        ok "the tiny model's fp32 and bf16 metrics are the committed bits"
+    else
+        fail "the committed bits (tests/fixtures/bits_tiny.txt)" "$(first_diff "$(cat "$TOP/tests/fixtures/bits_tiny.txt")" "$got")"
+    fi
+else
+    fail "the committed bits" "$got"
+fi
+
 # --- 5. resume ----------------------------------------------------------------------------------
 # resume WHAT FLAGS...: A trains 6 iterations; B trains 3 and saves (at 2, then over it at 3);
 # C loads B's checkpoint and trains to 6. C must log iterations 4..6 with A's exact values. The
