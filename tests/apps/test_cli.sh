@@ -586,6 +586,13 @@ for p in fp32 fp16 bf16; do
         ok "--tile-size 20000 and 48: the untiled run's metrics bit for bit in $p"
 done
 
+# Any number of CPU workers gives the same bits: 1 worker runs every task on one thread, 2 run
+# tasks side by side and combine for parallel ones (docs/design.md, "What is bit-identical").
+ref=""
+STARPU_NCPU=1 same_bits "STARPU_NCPU=1" --train-iters 12 &&
+    STARPU_NCPU=2 same_bits "STARPU_NCPU=2" --train-iters 12 &&
+    ok "STARPU_NCPU=1 and 2: the same metrics bit for bit over 12 iterations"
+
 # Every instruction set the CPU kernels dispatch to gives the same bits (docs/design.md,
 # "What is bit-identical"): the default (the best this CPU runs) against each cap it supports.
 # Scalar is slow (fmaf calls), hence one micro-batch row of 32 tokens.
