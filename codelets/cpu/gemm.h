@@ -21,8 +21,9 @@
 
 /* C += op(A) . op(B) on cpu_isa_selected(). op(A)[i][k] is A[i*lda + k], or A[k*lda + i] when
  * trans_a; op(B)[k][j] is B[k*ldb + j], or B[j*ldb + k] when trans_b. Splits the output tiles
- * over the OpenMP threads of the calling task. O(M*N*K); packs at most KC x NC of B and MC x KC
- * of A per thread (about 2.2 MiB in all). */
+ * over the OpenMP threads of the calling task. O(M*N*K); packs B in two buffers of at most
+ * KC x NC floats (4 MiB each) and A in one of (MC + MR) x KC (108 KiB) per thread, kept by each
+ * thread for its next products. */
 void gemm_f32(int trans_a, int trans_b, int M, int N, int K, const float *A, long lda,
               const float *B, long ldb, float *C, long ldc);
 /* The same on a given ISA, which must be supported (checked): for tests and benchmarks. */
