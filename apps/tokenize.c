@@ -1,7 +1,9 @@
 /* tokenize: turns UTF-8 text files into an llm.c token file with the GPT-2 BPE.
  *
- *     tokenize --vocab encoder.json --merges vocab.bpe --output OUT.bin [--append-eot] INPUT...
+ *     tokenize [--vocab encoder.json --merges vocab.bpe] -o OUT.bin [--append-eot] INPUT...
  *
+ * --vocab and --merges default to GPT-2's files in the cache scripts/setup.sh fills
+ * ($GPT50B_CACHE/gpt2/, by default ~/.cache/gpt50b/gpt2/).
  * Each input file is one document; documents are separated by <|endoftext|>, and --append-eot
  * ends the last one with it too (so that files written separately can be concatenated). The
  * output is llm.c's format (256 int32 header: 20240520, version 1, token count; then uint16
@@ -30,13 +32,13 @@
 #define CHUNK_BYTES  (1u << 20)
 
 static const char usage[] =
-    "usage: tokenize --vocab encoder.json --merges vocab.bpe --output OUT.bin [--append-eot] "
-    "INPUT...\n"
+    "usage: tokenize [--vocab encoder.json --merges vocab.bpe] -o OUT.bin [--append-eot] INPUT...\n"
     "Encodes UTF-8 text files with the GPT-2 BPE into an llm.c token file (uint16, version 1).\n"
     "Each INPUT is one document; documents are separated by <|endoftext|> (50256).\n"
-    "  --vocab PATH     encoder.json of GPT-2 (scripts/fetch-data.sh puts it in the cache)\n"
-    "  --merges PATH    vocab.bpe of GPT-2\n"
-    "  --output PATH    token file to write (written to PATH.tmp, then renamed)\n"
+    "  --vocab PATH     encoder.json of GPT-2 (default: $GPT50B_CACHE/gpt2/encoder.json,\n"
+    "                   ~/.cache/gpt50b/gpt2/ without GPT50B_CACHE; scripts/setup.sh fetches it)\n"
+    "  --merges PATH    vocab.bpe of GPT-2 (default: beside the default encoder.json)\n"
+    "  -o, --output PATH  token file to write (written to PATH.tmp, then renamed)\n"
     "  --append-eot     also end the last document with <|endoftext|>\n"
     "  --help           show this text\n";
 
@@ -109,6 +111,22 @@ static void encode_file(struct bpe *b, const char *path, struct writer *w)
     munmap((void *)text, n);
 }
 
+/* GPT-2's BPE file `name` in the cache scripts/setup.sh fills, into buf; a user error naming the
+ * flag to pass when it is not there. */
+static const char *cache_file(const char *name, const char *flag, char *buf, size_t size)
+{
+    const char *cache = getenv("GPT50B_CACHE"), *home = getenv("HOME");
+    if (cache && *cache)
+        snprintf(buf, size, "%s/gpt2/%s", cache, name);
+    else
+        snprintf(buf, size, "%s/.cache/gpt50b/gpt2/%s", home ? home : "", name);
+    if (access(buf, R_OK) != 0)
+        user_fail("no %s given and %s is missing: run scripts/setup.sh (it fetches GPT-2's BPE "
+                  "files there) or pass --vocab and --merges",
+                  flag, buf);
+    return buf;
+}
+
 int main(int argc, char **argv)
 {
     check_set_program("tokenize");
@@ -120,7 +138,7 @@ int main(int argc, char **argv)
         {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
     };
     opterr = 0;
-    for (int c; (c = getopt_long(argc, argv, ":", options, NULL)) != -1;) {
+    for (int c; (c = getopt_long(argc, argv, ":o:", options, NULL)) != -1;) {
         switch (c) {
         case 'v':
             vocab = optarg;
@@ -143,8 +161,10 @@ int main(int argc, char **argv)
             user_fail("unknown option '%s'; run tokenize --help for usage", argv[optind - 1]);
         }
     }
-    if (!vocab || !merges || !output)
-        user_fail("--vocab, --merges and --output are required; run tokenize --help for usage");
+    char vocab_buf[4096], merges_buf[4096];
+    if (!vocab) vocab = cache_file("encoder.json", "--vocab", vocab_buf, sizeof vocab_buf);
+    if (!merges) merges = cache_file("vocab.bpe", "--merges", merges_buf, sizeof merges_buf);
+    if (!output) user_fail("-o/--output is required; run tokenize --help for usage");
     if (optind == argc) user_fail("no input files; run tokenize --help for usage");
     for (int i = optind; i < argc; i++) {
         struct stat st;
