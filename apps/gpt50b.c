@@ -1111,6 +1111,8 @@ int main(int argc, char **argv)
            (now_ms() - t_init) / 1e3);
     int64_t nparams = gpt_num_params(&a.cfg);
     int ngpu = rt_ncuda() == 0 ? 1 : a.world_size > 1 ? a.world_size : rt_ncuda();
+    /* what the FLOP rate is divided by: the GPUs, or on CPU workers alone the process */
+    const char *per = rt_ncuda() == 0 ? "process" : "GPU";
     double flops = gpt_flops_per_iteration(&a.cfg, a.B, a.T, a.checkpointing);
     printf("> model: %d layers, hidden %d, %d heads, seq %d, vocab %d (padded %d), %lld "
            "parameters, %s%s\n",
@@ -1211,10 +1213,10 @@ int main(int argc, char **argv)
             printf(" iteration %8lld/%8lld | consumed samples: %12lld | elapsed time per iteration "
                    "(ms): %.1f | learning rate: %.3E | global batch size: %5d | lm loss: %.6E | "
                    "loss scale: %.1f | grad norm: %.3f | number of skipped iterations: %3lld | "
-                   "number of nan iterations: %3lld | TFLOP/s per GPU: %.2f | tokens/s: %.0f\n",
+                   "number of nan iterations: %3lld | TFLOP/s per %s: %.2f | tokens/s: %.0f\n",
                    (long long)it, (long long)a.iters, (long long)(it * a.B * micro_per_step), dt_ms,
                    lr, a.B * micro_per_step, interval_loss / interval_n, scale, grad_norm,
-                   (long long)skipped_total, (long long)nan_total, tflops, tokens_s);
+                   (long long)skipped_total, (long long)nan_total, per, tflops, tokens_s);
             interval_loss = 0;
             interval_n = 0;
         }
@@ -1240,12 +1242,13 @@ int main(int argc, char **argv)
     if (a.save && (done > 0 || a.iters == 0)) save_checkpoint(m, &a, &st); /* 0: initial weights */
     if (done > 0) {
         double steady_ms = done > 1 ? (t_end - t_steady) / (done - 1) : t_end - t_start;
+        char val[64] = "";
+        if (have_val) snprintf(val, sizeof val, " | validation loss %.4f", val_loss);
         printf("> done: %lld iterations in %.1f s on %s | %.1f ms per iteration after the first | "
-               "%.0f tokens/s | %.2f TFLOP/s per GPU | final lm loss %.4f | validation loss "
-               "%.4f | skipped %lld\n",
+               "%.0f tokens/s | %.2f TFLOP/s per %s | final lm loss %.4f%s | skipped %lld\n",
                (long long)done, (t_end - t_start) / 1e3, rt_device_name(), steady_ms,
                (double)N * micro_per_step / (steady_ms / 1e3),
-               flops * micro_per_step / (steady_ms / 1e3) / ngpu / 1e12, loss, val_loss,
+               flops * micro_per_step / (steady_ms / 1e3) / ngpu / 1e12, per, loss, val,
                (long long)skipped_total);
     }
     if (comm && done > 0) {

@@ -54,7 +54,7 @@ def run_row(out, name, ceil, disk, adam):
     model = re.search(r"model: (\d+) layers.*?, (\d+) parameters, (\w+)", log)
     dev = re.search(r"CUDA workers, device (.+)", log)
     done = re.search(r"([0-9.]+) ms per iteration after the first \| (\d+) tokens/s \| ([0-9.]+) "
-                     r"TFLOP/s per GPU", log)
+                     r"TFLOP/s per (?:GPU|process)", log)
     nv = re.search(r"NVMe optimizer traffic: ([0-9.]+) GB read, ([0-9.]+) GB written per "
                    r"iteration \(plan: ([0-9.]+) GB each way; ([0-9.]+) GB without", log)
     params = int(model.group(2)) if model else 0

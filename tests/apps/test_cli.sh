@@ -175,6 +175,15 @@ if train "metrics" --train-iters 3 --metrics "$RUN/m3.jsonl"; then
     else
         fail "--metrics" "$msg"
     fi
+    # --eval-iters 0 (TINY's): no validation ran, so the last line names none; CPU workers alone:
+    # the FLOP rate is per process, not per GPU
+    done_line=$(grep '^> done' "$LOG/out")
+    if [ -n "$done_line" ] && ! grep -q 'validation' <<<"$done_line" && ! grep -q nan <<<"$done_line" &&
+        grep -q 'TFLOP/s per process' <<<"$done_line" && grep -q '^ iteration.*TFLOP/s per process' "$LOG/out"; then
+        ok "--eval-iters 0: no validation loss on the last line; a CPU run's rate is per process"
+    else
+        fail "the last line of a CPU run without validation" "$done_line"
+    fi
 fi
 
 # --- 4. determinism -----------------------------------------------------------------------------
