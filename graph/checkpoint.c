@@ -14,6 +14,7 @@
 
 #include "check.h"
 #include "plan.h"
+#include "progress.h"
 #include "safetensors.h"
 
 #define TRAINER_FORMAT  "gpt50b-trainer"
@@ -183,6 +184,8 @@ int checkpoint_load(struct gpt *m, const char *dir, struct train_state *st)
     snprintf(path, sizeof path, "%s/model.safetensors", dir);
     if (safetensors_open(&f, path, err, sizeof err) < 0) user_fail("%s", err);
     int n = gpt_num_tensors(m);
+    struct progress pr;
+    progress_begin(&pr, "reading", "read", "model.safetensors", (int64_t)f.data_size);
     for (int i = 0; i < n; i++) {
         struct gpt_param *p = gpt_tensor(m, i);
         const struct safetensors_tensor *t = find_weight(&f, p->name);
@@ -192,7 +195,9 @@ int checkpoint_load(struct gpt *m, const char *dir, struct train_state *st)
         float *view = gpt_state_acquire(m, i, GPT_STATE_MASTER, 1);
         load_tensor(p, t, view, path);
         gpt_state_release(m, i, GPT_STATE_MASTER, view, 1);
+        progress_add(&pr, (int64_t)t->nbytes);
     }
+    progress_end(&pr);
     for (int i = 0; i < f.n_tensors; i++)
         if (!is_ignored_tensor(f.tensors[i].name) && !is_model_tensor(m, f.tensors[i].name))
             fprintf(stderr, "warning: %s: tensor %s is not part of the model and is ignored\n",

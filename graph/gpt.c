@@ -8,6 +8,7 @@
 #include "check.h"
 #include "codelets.h"
 #include "comm.h"
+#include "progress.h"
 #include "rng.h"
 #include "swap.h"
 
@@ -654,13 +655,20 @@ static void swap_init(struct gpt *m)
     if (!m->swapdir) user_fail("%s", err);
     m->swapf = calloc((size_t)m->nparams * m->R, sizeof *m->swapf);
     CHECK(m->swapf);
+    struct progress pr;
+    int64_t total = 0;
+    for (int i = 0; i < m->nparams * m->R; i++)
+        total += m->params[i / m->R].swapped ? 3 * (int64_t)m->region_bytes[i / m->R] : 0;
+    progress_begin(&pr, "preallocating", "preallocated", "the swap files", total);
     for (int i = 0; i < m->nparams * m->R; i++) {
         if (!m->params[i / m->R].swapped) continue;
         shard_name(m, i / m->R, i % m->R, name, sizeof name);
         if (swap_file_create(m->swapdir, name, 3 * m->region_bytes[i / m->R], &m->swapf[i], err,
                              sizeof err) < 0)
             user_fail("%s", err);
+        progress_add(&pr, 3 * (int64_t)m->region_bytes[i / m->R]);
     }
+    progress_end(&pr);
     if (!rmax) return;
     m->nbufs = m->opt.swap_buffers > 0 ? m->opt.swap_buffers : 1;
     m->bufs = calloc((size_t)m->R * m->nbufs, sizeof *m->bufs);
@@ -699,6 +707,11 @@ static void swap_write_initial(struct gpt *m, int i, int r, const float *w)
  * to its swap file. */
 static void init_masters(struct gpt *m)
 {
+    struct progress pr;
+    int64_t total = 0;
+    for (int i = 0; i < m->nparams; i++)
+        total += (int64_t)(m->W * m->shard_n[i] * sizeof(float));
+    progress_begin(&pr, "initialising", "initialised", "the fp32 master weights", total);
     for (int i = 0; i < m->nparams; i++) {
         size_t s = m->shard_n[i];
         float *w = calloc(m->W * s, sizeof *w);
@@ -712,7 +725,9 @@ static void init_masters(struct gpt *m)
                 memcpy(m->shards[i * m->R + r].master->host, mine, s * sizeof *w);
         }
         free(w);
+        progress_add(&pr, (int64_t)(m->W * s * sizeof(float)));
     }
+    progress_end(&pr);
 }
 
 /* Local rank r's micro-batch, activations and full buffers; tensor names carry the global rank

@@ -9,6 +9,7 @@
 
 #include "aio.h"
 #include "numa.h"
+#include "progress.h"
 
 struct host_pool {
     char *base;
@@ -57,9 +58,15 @@ struct host_pool *host_pool_create(size_t capacity, char *err, size_t errlen)
     p->info.numa_node = place_near_gpu(p->base, capacity);
     /* zeroed by all cores: the pages are touched here first (tensor_init relies on the zeros) */
     const size_t chunk = (size_t)64 << 20;
+    struct progress pr;
+    progress_begin(&pr, "touching", "touched", "the pinned host pool", (int64_t)capacity);
 #pragma omp parallel for schedule(static)
-    for (size_t off = 0; off < capacity; off += chunk)
-        memset(p->base + off, 0, capacity - off < chunk ? capacity - off : chunk);
+    for (size_t off = 0; off < capacity; off += chunk) {
+        size_t len = capacity - off < chunk ? capacity - off : chunk;
+        memset(p->base + off, 0, len);
+        progress_add(&pr, (int64_t)len);
+    }
+    progress_end(&pr);
     p->info.pinned =
         starpu_cuda_worker_get_count() > 0 && starpu_memory_pin(p->base, capacity) == 0;
     return p;

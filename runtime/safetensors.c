@@ -17,6 +17,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "progress.h"
+
 static const struct {
     const char *name;
     size_t size;
@@ -669,9 +671,12 @@ static char *header_build(const struct safetensors_writer *w,
 }
 
 static int entry_write(struct atomic_file *af, const struct safetensors_writer_entry *e,
-                       void **chunk, char *err, size_t err_size)
+                       void **chunk, struct progress *pr, char *err, size_t err_size)
 {
-    if (!e->fill) return atomic_write(af, e->data, e->nbytes, err, err_size);
+    if (!e->fill) {
+        progress_add(pr, (int64_t)e->nbytes);
+        return atomic_write(af, e->data, e->nbytes, err, err_size);
+    }
     if (!*chunk && !(*chunk = malloc(FILL_CHUNK)))
         return fail(err, err_size, -ENOMEM, "cannot write %s: out of memory", af->path);
     for (size_t off = 0; off < e->nbytes; off += FILL_CHUNK) {
@@ -681,6 +686,7 @@ static int entry_write(struct atomic_file *af, const struct safetensors_writer_e
             return fail(err, err_size, rc, "cannot write %s: reading tensor '%.200s': %s", af->path,
                         e->name, strerror(-rc));
         if ((rc = atomic_write(af, *chunk, len, err, err_size)) < 0) return rc;
+        progress_add(pr, (int64_t)len);
     }
     return 0;
 }
@@ -703,15 +709,22 @@ int safetensors_writer_write(const struct safetensors_writer *w, const char *pat
     }
 
     struct atomic_file af;
+    struct progress pr;
     void *chunk = NULL;
+    int64_t total = 0;
+    for (int i = 0; i < w->n_entries; i++)
+        total += (int64_t)w->entries[i].nbytes;
+    const char *base = strrchr(path, '/');
+    progress_begin(&pr, "writing", "wrote", base ? base + 1 : path, total);
     int rc = atomic_begin(&af, path, err, err_size);
     if (rc == 0) rc = atomic_write(&af, header, header_len, err, err_size);
     for (int i = 0; rc == 0 && i < w->n_entries; i++)
-        rc = entry_write(&af, order[i], &chunk, err, err_size);
+        rc = entry_write(&af, order[i], &chunk, &pr, err, err_size);
     if (rc == 0)
         rc = atomic_commit(&af, err, err_size);
     else
         atomic_abort(&af);
+    progress_end(&pr);
     free(chunk);
     free(header);
     free(order);
