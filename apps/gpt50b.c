@@ -1305,24 +1305,16 @@ int main(int argc, char **argv)
     }
     /* the last optimizer step (CPU AdamW, swap-out) may still run: it belongs to the run's time */
     rt_wait_all();
-    if (stop_signal) {
-        int sig = stop_signal;
+    if (stop_signal) { /* the statistics of an interrupted run would mislead: only what was kept */
         if (a.save && st.iteration > saved_iteration) save_checkpoint(m, &a, &st);
-        char kept[4200];
-        if (!a.save)
-            snprintf(kept, sizeof kept, "no checkpoint kept (no --save)");
-        else if (saved_iteration < 0)
-            snprintf(kept, sizeof kept, "no checkpoint in %s: nothing was trained", a.save);
-        else
+        char kept[4200] = "no checkpoint kept (no --save)";
+        if (a.save)
             snprintf(kept, sizeof kept, "the checkpoint %s holds iteration %lld", a.save,
                      (long long)saved_iteration);
-        gpt_destroy(m); /* removes the swap folder */
         fprintf(stderr, "gpt50b: stopped by %s after iteration %lld: %s%s\n",
-                sig == SIGINT ? "SIGINT" : "SIGTERM", (long long)st.iteration, kept,
+                stop_signal == SIGINT ? "SIGINT" : "SIGTERM", (long long)st.iteration, kept,
                 a.optim_tier == OPTIM_TIER_NVME ? "; swap folder removed" : "");
-        if (metrics) fclose(metrics);
-        rt_shutdown();
-        return 128 + sig;
+        goto cleanup;
     }
     double t_end = now_ms();
     int64_t done = a.iters - first + 1;
@@ -1378,6 +1370,7 @@ int main(int argc, char **argv)
             printf(", %.1f MB on GPU %d", rt_starpu_bytes_used(g) / 1e6, g);
         printf("\n");
     }
+cleanup:
     if (metrics && fclose(metrics) != 0)
         user_fail("--metrics %s: cannot write: %s: free space or choose another file", a.metrics,
                   strerror(errno));
@@ -1390,5 +1383,5 @@ int main(int argc, char **argv)
     if (have_val) loader_free(&val);
     dataset_close(data);
     rt_shutdown();
-    return 0;
+    return stop_signal ? 128 + stop_signal : 0;
 }

@@ -6,7 +6,8 @@
 # stderr. Faults: a crash (SIGKILL) before each file-system step of a save, with RENAME_EXCHANGE
 # and with the two-rename fallback (fault_shim.so, LD_PRELOAD); kill -9 at random steps of saving
 # and at random times of training (seeded); SIGINT and SIGTERM, a second SIGINT; two runs on one
-# --save or --nvme-path; a full --save and --nvme-path folder (small tmpfs mounts, root only).
+# --save or --nvme-path; a full --save folder, an --nvme-path folder full at start or filled
+# mid-run (small tmpfs mounts, root only); a flipped byte and a truncated block in the swap files.
 # Prints one "ok"/"FAIL" line per fault and a table of faults tried and survived; exits 0, 1 or
 # 77 (no data). A few minutes on 2 shared cores.
 #
