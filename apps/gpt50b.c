@@ -1139,7 +1139,6 @@ int main(int argc, char **argv)
     rt_init(&(struct rt_options){.cpu_workers = a.optim_tier != OPTIM_TIER_DEVICE,
                                  .trace_later = a.trace_first > 0,
                                  .mpi = launch.size > 1});
-    catch_stop_signals(); /* after StarPU, whose own SIGINT handler this replaces */
     struct comm *comm = NULL;
     if (a.world_size > 1) {
         enum comm_backend be = rt_ncuda() > 0 ? COMM_BACKEND_NCCL : COMM_BACKEND_HOST;
@@ -1233,6 +1232,10 @@ int main(int argc, char **argv)
     int64_t first = st.iteration + 1, skipped_total = 0, nan_total = 0, interval_n = 0;
     float loss = NAN, val_loss = NAN;
     if (a.load && a.save && strcmp(a.load, a.save) == 0) saved_iteration = st.iteration;
+    /* From here on a stop can wait for a safe point. Before, the default action is right: nothing
+     * is written yet, and mpirun ends the other processes of a failed start with SIGTERM. This
+     * replaces StarPU's own SIGINT handler. */
+    catch_stop_signals();
     for (int64_t it = first; it <= a.iters && !stop_signal; it++) {
         double t0 = now_ms();
         if (it == first + 1) t_steady = t0;

@@ -395,7 +395,8 @@ static int check_space(const char *dir, const struct gpt_config *c, int with_opt
     return -ENOSPC;
 }
 
-/* The switch. A save writes DIR.tmp.PID to the end, then swaps it with DIR in one
+/* The switch. Sets *gone to the folder to remove once it is durable (NULL: none); leaves it as
+ * it is on failure. A save writes DIR.tmp.PID to the end, then swaps it with DIR in one
  * renameat2(RENAME_EXCHANGE) and fsyncs the parent folder: DIR is at every instant either the
  * previous complete checkpoint or the new one. The previous one, now at DIR.tmp.PID, is removed
  * last. A crash before the swap leaves an unfinished DIR.tmp.PID, after it the previous
@@ -406,16 +407,23 @@ static int check_space(const char *dir, const struct gpt_config *c, int with_opt
 static int switch_in(const char *tmp, const char *dir, const char *old, const char **gone)
 {
     struct stat sb;
-    *gone = NULL;
-    if (stat(dir, &sb) != 0) return rename(tmp, dir) == 0 ? 0 : -errno;
-    *gone = tmp;
-    if (renameat2(AT_FDCWD, tmp, AT_FDCWD, dir, RENAME_EXCHANGE) == 0) return 0;
+    if (stat(dir, &sb) != 0) {
+        *gone = NULL;
+        return rename(tmp, dir) == 0 ? 0 : -errno;
+    }
+    if (renameat2(AT_FDCWD, tmp, AT_FDCWD, dir, RENAME_EXCHANGE) == 0) {
+        *gone = tmp;
+        return 0;
+    }
     if (errno != EINVAL && errno != ENOSYS && errno != EOPNOTSUPP) return -errno;
-    *gone = old;
     if (rename(dir, old) != 0) return -errno;
-    if (rename(tmp, dir) == 0) return 0;
+    if (rename(tmp, dir) == 0) {
+        *gone = old;
+        return 0;
+    }
     int e = -errno;
-    rename(old, dir);
+    if (rename(old, dir) == 0) return e;
+    *gone = NULL; /* no dir, old and tmp both whole: the next run's sweep restores tmp */
     return e;
 }
 
@@ -446,7 +454,7 @@ int checkpoint_save(struct gpt *m, const char *dir, const struct train_state *st
         return -e;
     }
     rc = write_files(m, tmp, st, with_optim, err, err_size);
-    const char *gone = tmp;
+    const char *gone = tmp; /* the unfinished save, or after the switch the previous checkpoint */
     if (rc == 0 && (rc = switch_in(tmp, dir, old, &gone)) != 0)
         snprintf(err, err_size, "cannot move the checkpoint into %s: %s", dir, strerror(-rc));
     if (rc == 0 && (rc = fsdir_sync(parent)) != 0)
