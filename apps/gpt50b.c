@@ -7,10 +7,12 @@
 #include <errno.h>
 #include <getopt.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "check.h"
 #include "checkpoint.h"
@@ -22,6 +24,7 @@
 #include "plan.h"
 #include "rt.h"
 #include "schedule.h"
+#include "swap.h"
 
 struct args {
     struct gpt_config cfg; /* Vp derived from V and vocab_divisor */
@@ -600,6 +603,10 @@ static void parse_args(struct args *a, int argc, char **argv)
             break;
         case OPT_WARMUP_FRACTION:
             a->warmup_fraction = parse_float(flag, optarg, 0);
+            if (a->warmup_fraction > 1)
+                user_fail("--lr-warmup-fraction %g: give a fraction of the decay iterations, "
+                          "between 0 and 1",
+                          a->warmup_fraction);
             a->warmup_iters = -1;
             break;
         case OPT_WARMUP_ITERS:
@@ -621,10 +628,14 @@ static void parse_args(struct args *a, int argc, char **argv)
             a->eps = parse_float(flag, optarg, 0);
             break;
         case OPT_FP16:
+            if (a->origin[PLAN_KNOB_DTYPE].source == SOURCE_FLAG && a->dt == DTYPE_BF16)
+                user_fail("--fp16 and --bf16 contradict each other: give one of them");
             a->dt = DTYPE_FP16;
             setting_origin_set(&a->origin[PLAN_KNOB_DTYPE], SOURCE_FLAG, flag);
             break;
         case OPT_BF16:
+            if (a->origin[PLAN_KNOB_DTYPE].source == SOURCE_FLAG && a->dt == DTYPE_FP16)
+                user_fail("--fp16 and --bf16 contradict each other: give one of them");
             a->dt = DTYPE_BF16;
             setting_origin_set(&a->origin[PLAN_KNOB_DTYPE], SOURCE_FLAG, flag);
             break;
@@ -849,6 +860,44 @@ static double evaluate(struct gpt *m, struct loader *val, int64_t iters, const s
     return iters ? sum / iters : NAN;
 }
 
+/* SIGINT and SIGTERM. The first asks the training loop to stop at its next safe point, the end
+ * of the iteration or save in flight; the second kills at once (the default action, re-raised):
+ * saves are atomic, so the checkpoint at --save stays whole, and the next run removes what this
+ * one leaves (its swap folder, an unfinished save), one line each. */
+static volatile sig_atomic_t stop_signal;
+
+static void on_stop_signal(int sig)
+{
+    static const char again[] =
+        "gpt50b: second signal: stopping at once; the last checkpoint is whole, and the next run "
+        "removes what this one leaves\n";
+    if (stop_signal) {
+        if (write(STDERR_FILENO, again, sizeof again - 1) < 0) _exit(128 + sig);
+        signal(sig, SIG_DFL);
+        raise(sig);
+        return;
+    }
+    stop_signal = sig;
+}
+
+static void catch_stop_signals(void)
+{
+    struct sigaction sa = {.sa_handler = on_stop_signal, .sa_flags = SA_RESTART};
+    sigemptyset(&sa.sa_mask);
+    CHECK(sigaction(SIGINT, &sa, NULL) == 0 && sigaction(SIGTERM, &sa, NULL) == 0);
+}
+
+/* Pushes what f holds to its file and stops the run (exit 2, one line) when a write failed: a
+ * full disk must not leave a metrics file or log that silently lacks iterations. The checkpoint at
+ * --save stays the last one saved. */
+static void check_written(FILE *f, const char *what)
+{
+    if (fflush(f) == 0 && !ferror(f)) return;
+    user_fail("%s: cannot write: %s: free space or choose another file", what, strerror(errno));
+}
+
+static int64_t saved_iteration = -1; /* of the checkpoint at --save, -1: none yet from this run */
+
 static void save_checkpoint(struct gpt *m, const struct args *a, const struct train_state *st)
 {
     char err[512];
@@ -857,6 +906,7 @@ static void save_checkpoint(struct gpt *m, const struct args *a, const struct tr
         user_fail("saving the checkpoint failed, the previous one is intact: %s", err);
     printf(" saved checkpoint at iteration %8lld to %s in %.1f ms\n", (long long)st->iteration,
            a->save, now_ms() - t0);
+    saved_iteration = st->iteration;
 }
 
 /* --deepspeed_config FILE (or --deepspeed-config, or =FILE) and --strict-config, read before the
@@ -1007,6 +1057,10 @@ int main(int argc, char **argv)
     }
     check_set_delay(0);
     rt_mpi_pick_gpus(&launch, a.num_gpus);
+    /* Process 0 writes the checkpoints: it locks --save and tidies what dead runs left there
+     * and beside --load (a lost --load comes back here) before anything reads them. */
+    if (a.save && launch.rank == 0 && !a.dry_run) checkpoint_claim(a.save, 1);
+    if (a.load && launch.rank == 0 && !a.dry_run) checkpoint_claim(a.load, 0);
     if (a.load) shape_from_checkpoint(&a);
     a.cfg.Vp = gpt_padded_vocab(a.cfg.V, a.vocab_divisor);
     if (a.save && launch.rank == 0) checkpoint_check_writable(a.save, &a.cfg, a.save_optim);
@@ -1029,12 +1083,23 @@ int main(int argc, char **argv)
     if (a.resident_fraction < 0) a.resident_fraction = plan.resident_share;
     if (a.optim_tier == OPTIM_TIER_NVME && !a.nvme_path)
         user_fail("--offload-optimizer nvme needs --nvme-path DIR: a folder on a fast local disk");
+    /* one lock per run and node: the first process of each node takes it */
+    if (a.optim_tier == OPTIM_TIER_NVME &&
+        (launch.local_rank == 0 || (launch.local_rank < 0 && launch.rank == 0)) &&
+        swap_path_claim(a.nvme_path, err, sizeof err) != 0)
+        user_fail("%s", err);
     if (a.lr.min_lr > a.lr.max_lr)
         user_fail("--min-lr %g is above --lr %g", a.lr.min_lr, a.lr.max_lr);
 
     struct dataset *data = dataset_open(a.data_path, err, sizeof err);
     if (!data) user_fail("%s", err);
     size_t ntok = dataset_ntokens(data);
+    size_t bad = dataset_find_above(data, a.cfg.V - 1);
+    if (bad < ntok)
+        user_fail("--data-path %s: token %d at position %zu is outside the vocabulary of %d: "
+                  "the data was tokenized for another vocabulary; give the matching --vocab-size "
+                  "or --load",
+                  a.data_path, dataset_token(data, bad), bad, a.cfg.V);
     double wsum = a.split[0] + a.split[1] + a.split[2];
     size_t train_end = (size_t)(ntok * (a.split[0] / wsum));
     size_t val_end = (size_t)(ntok * ((a.split[0] + a.split[1]) / wsum));
@@ -1105,6 +1170,13 @@ int main(int argc, char **argv)
         int resumed = checkpoint_load(m, a.load, &st);
         printf("> loaded %s from %s%s\n", resumed ? "weights and optimizer state" : "weights",
                a.load, resumed ? "" : " (training starts at iteration 1)");
+        if (st.iteration > a.iters)
+            user_fail("--load %s holds iteration %lld, beyond --train-iters %lld (which counts "
+                      "the loaded iterations): give --train-iters above %lld",
+                      a.load, (long long)st.iteration, (long long)a.iters, (long long)st.iteration);
+        if (st.iteration == a.iters)
+            printf("> nothing to train: %s holds iteration %lld = --train-iters\n", a.load,
+                   (long long)st.iteration);
     }
 
     printf("> StarPU started, model allocated and initialised in %.1f s\n",
@@ -1148,6 +1220,8 @@ int main(int argc, char **argv)
     FILE *metrics = NULL;
     if (a.metrics && launch.rank == 0 && !(metrics = fopen(a.metrics, "a")))
         user_fail("--metrics %s: %s: choose a writable file", a.metrics, strerror(errno));
+    char metrics_what[4200];
+    snprintf(metrics_what, sizeof metrics_what, "--metrics %s", a.metrics ? a.metrics : "");
 
     size_t N = (size_t)a.B * a.T;
     int micro_per_step = a.grad_accum * rk.W; /* micro-batches of all ranks */
@@ -1159,7 +1233,12 @@ int main(int argc, char **argv)
     double t_start = now_ms(), t_steady = 0, interval_loss = 0;
     int64_t first = st.iteration + 1, skipped_total = 0, nan_total = 0, interval_n = 0;
     float loss = NAN, val_loss = NAN;
-    for (int64_t it = first; it <= a.iters; it++) {
+    if (a.load && a.save && strcmp(a.load, a.save) == 0) saved_iteration = st.iteration;
+    /* From here on a stop can wait for a safe point. Before, the default action is right: nothing
+     * is written yet, and mpirun ends the other processes of a failed start with SIGTERM. This
+     * replaces StarPU's own SIGINT handler. */
+    catch_stop_signals();
+    for (int64_t it = first; it <= a.iters && !stop_signal; it++) {
         double t0 = now_ms();
         if (it == first + 1) t_steady = t0;
         if (it == a.trace_first) rt_trace_start();
@@ -1207,7 +1286,7 @@ int main(int argc, char **argv)
                     "\"tokens_per_s\": %.1f, \"tflops\": %.4f}\n",
                     (long long)it, loss, lr, scale, isfinite(grad_norm) ? grad_norm : -1.0,
                     overflow ? "true" : "false", dt_ms, tokens_s, tflops);
-            fflush(metrics);
+            check_written(metrics, metrics_what);
         }
         if (it % a.log_interval == 0 || it == a.iters) {
             printf(" iteration %8lld/%8lld | consumed samples: %12lld | elapsed time per iteration "
@@ -1219,6 +1298,7 @@ int main(int argc, char **argv)
                    (long long)skipped_total, (long long)nan_total, per, tflops, tokens_s);
             interval_loss = 0;
             interval_n = 0;
+            check_written(stdout, "the log (stdout)");
         }
         if (have_val && a.eval_interval > 0 && it % a.eval_interval == 0) {
             val_loss = (float)evaluate(m, &val, a.eval_iters, &rk, N, in, tg);
@@ -1230,6 +1310,17 @@ int main(int argc, char **argv)
     }
     /* the last optimizer step (CPU AdamW, swap-out) may still run: it belongs to the run's time */
     rt_wait_all();
+    if (stop_signal) { /* the statistics of an interrupted run would mislead: only what was kept */
+        if (a.save && st.iteration > saved_iteration) save_checkpoint(m, &a, &st);
+        char kept[4200] = "no checkpoint kept (no --save)";
+        if (a.save)
+            snprintf(kept, sizeof kept, "the checkpoint %s holds iteration %lld", a.save,
+                     (long long)saved_iteration);
+        fprintf(stderr, "gpt50b: stopped by %s after iteration %lld: %s%s\n",
+                stop_signal == SIGINT ? "SIGINT" : "SIGTERM", (long long)st.iteration, kept,
+                a.optim_tier == OPTIM_TIER_NVME ? "; swap folder removed" : "");
+        goto cleanup;
+    }
     double t_end = now_ms();
     int64_t done = a.iters - first + 1;
     int evaluated_last = a.eval_interval > 0 && a.iters % a.eval_interval == 0;
@@ -1285,7 +1376,11 @@ int main(int argc, char **argv)
             printf(", %.1f MB on GPU %d", rt_starpu_bytes_used(g) / 1e6, g);
         printf("\n");
     }
-    if (metrics) fclose(metrics);
+cleanup:
+    if (metrics && fclose(metrics) != 0)
+        user_fail("--metrics %s: cannot write: %s: free space or choose another file", a.metrics,
+                  strerror(errno));
+    check_written(stdout, "the log (stdout)");
     free(in);
     free(tg);
     gpt_destroy(m);
@@ -1294,5 +1389,5 @@ int main(int argc, char **argv)
     if (have_val) loader_free(&val);
     dataset_close(data);
     rt_shutdown();
-    return 0;
+    return stop_signal ? 128 + stop_signal : 0;
 }

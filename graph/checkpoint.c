@@ -2,7 +2,8 @@
 #include "checkpoint.h"
 
 #include <errno.h>
-#include <ftw.h>
+#include <dirent.h>
+#include <fcntl.h>
 #include <jansson.h>
 #include <libgen.h>
 #include <limits.h>
@@ -13,6 +14,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "fsdir.h"
 #include "plan.h"
 #include "progress.h"
 #include "safetensors.h"
@@ -101,12 +103,19 @@ static void load_tensor(const struct gpt_param *p, const struct safetensors_tens
     hf_shape(p, want);
     int ok =
         t->ndim == p->ndim && t->shape[0] == want[0] && (p->ndim == 1 || t->shape[1] == want[1]);
-    if (!ok)
-        user_fail("%s: tensor %s has shape [%lld%s%lld], expected [%lld%s%lld]: the checkpoint "
-                  "does not match config.json",
-                  path, p->name, (long long)t->shape[0], t->ndim > 1 ? ", " : "",
-                  t->ndim > 1 ? (long long)t->shape[1] : 0LL, (long long)want[0],
-                  p->ndim > 1 ? ", " : "", p->ndim > 1 ? (long long)want[1] : 0LL);
+    if (!ok) {
+        char got[128] = "[", exp[64];
+        for (int d = 0; d < t->ndim; d++)
+            snprintf(got + strlen(got), sizeof got - strlen(got), "%s%lld", d ? ", " : "",
+                     (long long)t->shape[d]);
+        if (p->ndim > 1)
+            snprintf(exp, sizeof exp, "[%lld, %lld]", (long long)want[0], (long long)want[1]);
+        else
+            snprintf(exp, sizeof exp, "[%lld]", (long long)want[0]);
+        user_fail("%s: tensor %s has shape %s], expected %s: the checkpoint does not match "
+                  "config.json",
+                  path, p->name, got, exp);
+    }
     if (safetensors_dtype_to_dtype(t->dtype, &dt) < 0)
         user_fail("%s: tensor %s has dtype %s: expected F32, F16 or BF16", path, p->name,
                   safetensors_dtype_name(t->dtype));
@@ -144,14 +153,20 @@ static void load_state(struct gpt *m, int i, enum gpt_state which, const struct 
     gpt_state_release(m, i, which, view, 1);
 }
 
-static int64_t state_int(json_t *root, const char *path, const char *key)
+/* Integer `key` of the trainer state, which must lie in [min, max]. */
+static int64_t state_int(json_t *root, const char *path, const char *key, int64_t min, int64_t max)
 {
     json_t *v = json_object_get(root, key);
-    if (!json_is_number(v))
-        user_fail("%s: \"%s\" is missing: the trainer state is corrupt; load the weights alone "
-                  "by removing trainer_state.json",
+    if (!json_is_integer(v))
+        user_fail("%s: \"%s\" is missing or not an integer: the trainer state is corrupt; load "
+                  "the weights alone by removing trainer_state.json",
                   path, key);
-    return (int64_t)json_number_value(v);
+    int64_t x = (int64_t)json_integer_value(v);
+    if (x < min || x > max)
+        user_fail("%s: \"%s\" is %lld, outside [%lld, %lld]: the trainer state is corrupt; load "
+                  "the weights alone by removing trainer_state.json",
+                  path, key, (long long)x, (long long)min, (long long)max);
+    return x;
 }
 
 static void load_trainer_state(const char *dir, struct train_state *st)
@@ -164,16 +179,23 @@ static void load_trainer_state(const char *dir, struct train_state *st)
         user_fail("%s: %s: the trainer state is corrupt; load the weights alone by removing it",
                   path, jerr.text);
     const char *format = json_string_value(json_object_get(root, "format"));
-    if (!format || strcmp(format, TRAINER_FORMAT) != 0 ||
-        state_int(root, path, "version") != TRAINER_VERSION)
+    json_t *version = json_object_get(root, "version");
+    if (!format || strcmp(format, TRAINER_FORMAT) != 0 || !json_is_integer(version) ||
+        json_integer_value(version) != TRAINER_VERSION)
         user_fail("%s: not a %s version %d file: it was written by another program or version",
                   path, TRAINER_FORMAT, TRAINER_VERSION);
-    st->iteration = state_int(root, path, "iteration");
-    st->adam_step = state_int(root, path, "adam_step");
-    st->scaler.scale = json_number_value(json_object_get(root, "loss_scale"));
-    st->scaler.hysteresis_left = (int)state_int(root, path, "hysteresis_left");
-    st->scaler.iter = state_int(root, path, "scaler_iter");
-    st->scaler.last_overflow_iter = state_int(root, path, "last_overflow_iter");
+    st->iteration = state_int(root, path, "iteration", 0, INT64_MAX / 2);
+    st->adam_step = state_int(root, path, "adam_step", 0, st->iteration);
+    json_t *scale = json_object_get(root, "loss_scale");
+    st->scaler.scale = json_number_value(scale);
+    if (!json_is_number(scale) || !isfinite(st->scaler.scale) || st->scaler.scale <= 0)
+        user_fail("%s: \"loss_scale\" is missing or not a positive number: the trainer state is "
+                  "corrupt; load the weights alone by removing trainer_state.json",
+                  path);
+    st->scaler.hysteresis_left = (int)state_int(root, path, "hysteresis_left", 0, INT32_MAX);
+    st->scaler.iter = state_int(root, path, "scaler_iter", 0, INT64_MAX / 2);
+    st->scaler.last_overflow_iter =
+        state_int(root, path, "last_overflow_iter", -1, st->scaler.iter);
     json_decref(root);
 }
 
@@ -287,16 +309,6 @@ static int write_json(const char *dir, const char *file, json_t *root, char *err
     return rc;
 }
 
-static int remove_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    return remove(path);
-}
-
-static void remove_tree(const char *path)
-{
-    nftw(path, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
-
 static void add_state(struct safetensors_writer *w, struct state_fill *f, const char *name,
                       int ndim, const int64_t *shape)
 {
@@ -304,8 +316,8 @@ static void add_state(struct safetensors_writer *w, struct state_fill *f, const 
     CHECK(safetensors_writer_add_fill(w, name, SAFETENSORS_F32, ndim, shape, fill_state, f) == 0);
 }
 
-/* Writes the files of a checkpoint into tmp, which exists and is empty: the weights and config,
- * and with with_optim the optimizer and trainer state. */
+/* Writes the files of a checkpoint into tmp, which exists and is empty: the weights, with
+ * with_optim the optimizer and trainer state, and config.json last (see is_complete). */
 static int write_files(struct gpt *m, const char *tmp, const struct train_state *st, int with_optim,
                        char *err, size_t err_size)
 {
@@ -350,9 +362,9 @@ static int write_files(struct gpt *m, const char *tmp, const struct train_state 
     safetensors_writer_free(&model);
     safetensors_writer_free(&optim);
     free(fills);
-    if (rc == 0) rc = write_json(tmp, "config.json", config_json(gpt_get_config(m)), err, err_size);
     if (rc == 0 && with_optim)
         rc = write_json(tmp, "trainer_state.json", trainer_json(st), err, err_size);
+    if (rc == 0) rc = write_json(tmp, "config.json", config_json(gpt_get_config(m)), err, err_size);
     return rc;
 }
 
@@ -388,11 +400,42 @@ static int check_space(const char *dir, const struct gpt_config *c, int with_opt
     return -ENOSPC;
 }
 
+/* The switch. Sets *gone to the folder to remove once it is durable (NULL: none); leaves it as
+ * it is on failure. A save writes DIR.tmp.PID to the end, then swaps it with DIR in one
+ * renameat2(RENAME_EXCHANGE) and fsyncs the parent folder: DIR is at every instant either the
+ * previous complete checkpoint or the new one. The previous one, now at DIR.tmp.PID, is removed
+ * last. A crash before the swap leaves an unfinished DIR.tmp.PID, after it the previous
+ * checkpoint there: a leftover either way, which the next run on DIR removes (checkpoint_claim).
+ * File systems without RENAME_EXCHANGE (EINVAL, e.g. NFS) take two renames, DIR to DIR.old.PID
+ * then DIR.tmp.PID to DIR: a crash between them leaves no DIR but two complete checkpoints, and
+ * checkpoint_claim moves the newer one back to DIR. The first save is one rename. */
+static int switch_in(const char *tmp, const char *dir, const char *old, const char **gone)
+{
+    struct stat sb;
+    if (stat(dir, &sb) != 0) {
+        *gone = NULL;
+        return rename(tmp, dir) == 0 ? 0 : -errno;
+    }
+    if (renameat2(AT_FDCWD, tmp, AT_FDCWD, dir, RENAME_EXCHANGE) == 0) {
+        *gone = tmp;
+        return 0;
+    }
+    if (errno != EINVAL && errno != ENOSYS && errno != EOPNOTSUPP) return -errno;
+    if (rename(dir, old) != 0) return -errno;
+    if (rename(tmp, dir) == 0) {
+        *gone = old;
+        return 0;
+    }
+    int e = -errno;
+    if (rename(old, dir) == 0) return e;
+    *gone = NULL; /* no dir, old and tmp both whole: the next run's sweep restores tmp */
+    return e;
+}
+
 int checkpoint_save(struct gpt *m, const char *dir, const struct train_state *st, int with_optim,
                     char *err, size_t err_size)
 {
-    char tmp[4096], old[4096];
-    struct stat sb;
+    char tmp[4096], old[4096], parent[4096];
     if (gpt_process(m) != 0) { /* process 0 writes; this one lends it its shards */
         int rc = gpt_state_serve(m);
         if (rc != 0) snprintf(err, err_size, "process 0 could not save %s: see its message", dir);
@@ -400,12 +443,14 @@ int checkpoint_save(struct gpt *m, const char *dir, const struct train_state *st
     }
     snprintf(tmp, sizeof tmp, "%s.tmp.%d", dir, (int)getpid());
     snprintf(old, sizeof old, "%s.old.%d", dir, (int)getpid());
+    snprintf(parent, sizeof parent, "%s", dir);
+    dirname(parent);
     int rc = check_space(dir, gpt_get_config(m), with_optim, err, err_size);
     if (rc != 0) {
         gpt_state_serve_end(m, rc);
         return rc;
     }
-    remove_tree(tmp);
+    fsdir_remove(tmp, NULL, NULL);
     if (mkdir(tmp, 0755) != 0) {
         int e = errno;
         snprintf(err, err_size, "cannot create %s: %s: choose a writable --save directory", tmp,
@@ -414,25 +459,103 @@ int checkpoint_save(struct gpt *m, const char *dir, const struct train_state *st
         return -e;
     }
     rc = write_files(m, tmp, st, with_optim, err, err_size);
-    if (rc == 0) {
-        int had_old = stat(dir, &sb) == 0;
-        if ((had_old && rename(dir, old) != 0) || rename(tmp, dir) != 0) {
-            rc = -errno;
-            snprintf(err, err_size, "cannot move the checkpoint into %s: %s", dir, strerror(-rc));
-            if (had_old) rename(old, dir);
-        } else if (had_old) {
-            remove_tree(old);
-        }
-    }
-    if (rc != 0) remove_tree(tmp);
+    const char *gone = tmp; /* the unfinished save, or after the switch the previous checkpoint */
+    if (rc == 0 && (rc = switch_in(tmp, dir, old, &gone)) != 0)
+        snprintf(err, err_size, "cannot move the checkpoint into %s: %s", dir, strerror(-rc));
+    if (rc == 0 && (rc = fsdir_sync(parent)) != 0)
+        snprintf(err, err_size,
+                 "fsync of %s: %s: the new checkpoint is in %s but may not survive a power loss",
+                 parent, strerror(-rc), dir);
+    if (gone) fsdir_remove(gone, NULL, NULL);
     gpt_state_serve_end(m, rc);
     return rc;
 }
 
-void checkpoint_check_writable(const char *dir, const struct gpt_config *cfg, int with_optim)
+/* Whether the checkpoint folder path is whole: config.json, written last, exists (every file is
+ * written whole: temporary file, fsync, rename), and so does model.safetensors. */
+static int is_complete(const char *path)
+{
+    char f[4096];
+    snprintf(f, sizeof f, "%s/config.json", path);
+    if (access(f, F_OK) != 0) return 0;
+    snprintf(f, sizeof f, "%s/model.safetensors", path);
+    return access(f, F_OK) == 0;
+}
+
+/* The folders a save to dir may leave, DIR.tmp.PID and DIR.old.PID: *kind 't' or 'o', *pid. */
+static int is_leftover(const char *base, const char *name, char *kind, long *pid)
+{
+    size_t n = strlen(base);
+    int end = 0;
+    if (strncmp(name, base, n) != 0) return 0;
+    name += n;
+    if (strncmp(name, ".tmp.", 5) == 0)
+        *kind = 't';
+    else if (strncmp(name, ".old.", 5) == 0)
+        *kind = 'o';
+    else
+        return 0;
+    return sscanf(name + 5, "%ld%n", pid, &end) == 1 && name[5 + end] == '\0';
+}
+
+/* Run under dir's lock: every leftover belongs to a dead run. When dir is missing, the newest
+ * complete leftover (a DIR.tmp.PID, else a DIR.old.PID) goes back to dir; the rest are removed.
+ * One line on stderr says all that was done. */
+static void sweep(const char *dir)
+{
+    char parent[4096], copy[4096], path[4096], back[4096] = "", line[2048] = "";
+    struct stat sb;
+    size_t len = 0;
+    int nfiles = 0, failed = 0;
+    uint64_t nbytes = 0;
+    snprintf(parent, sizeof parent, "%s", dir);
+    snprintf(copy, sizeof copy, "%s", dir);
+    dirname(parent);
+    const char *base = basename(copy);
+    int missing = stat(dir, &sb) != 0;
+    for (int pass = 0; pass < 2; pass++) {
+        DIR *dp = opendir(parent);
+        if (!dp) return;
+        struct dirent *de;
+        while ((de = readdir(dp))) {
+            char kind;
+            long pid;
+            if (!is_leftover(base, de->d_name, &kind, &pid) || pid == (long)getpid()) continue;
+            snprintf(path, sizeof path, "%s/%s", parent, de->d_name);
+            if (pass == 0) { /* the one to restore: a complete new checkpoint beats an old one */
+                if (missing && is_complete(path) && (!back[0] || kind == 't'))
+                    snprintf(back, sizeof back, "%s", path);
+                continue;
+            }
+            if (strcmp(path, back) == 0) continue;
+            int rc = fsdir_remove(path, &nfiles, &nbytes);
+            failed |= rc < 0;
+            if (len < sizeof line)
+                len += snprintf(line + len, sizeof line - len, "%s%s%s", len ? ", " : "",
+                                de->d_name, rc < 0 ? " (failed)" : "");
+        }
+        closedir(dp);
+        if (pass == 0 && back[0] && (rename(back, dir) != 0 || fsdir_sync(parent) != 0))
+            user_fail("%s is missing and %s holds the last complete checkpoint, but moving it "
+                      "back failed (%s): rename it to %s by hand",
+                      dir, back, strerror(errno), dir);
+    }
+    if (!len && !back[0]) return;
+    fprintf(stderr, "gpt50b: %s: tidied up after an interrupted save of a run that is gone: ", dir);
+    if (back[0]) fprintf(stderr, "%s was missing, restored it from the complete %s", dir, back);
+    if (len)
+        fprintf(stderr, "%sremoved %s (%d files, %.2f GB)%s", back[0] ? "; " : "", line, nfiles,
+                (double)nbytes / 1e9, failed ? ": remove the failed ones by hand" : "");
+    fprintf(stderr, "%s\n",
+            missing && !back[0] ? "; no complete checkpoint was left"
+                                : "; the checkpoint is whole");
+}
+
+/* Fails (exit 2) unless --save dir can be made: its parent is a writable folder. */
+static void check_parent(const char *dir)
 {
     struct stat sb;
-    char copy[4096], err[1024];
+    char copy[4096];
     if (stat(dir, &sb) == 0 && !S_ISDIR(sb.st_mode))
         user_fail("--save %s: exists and is not a directory: choose another path", dir);
     snprintf(copy, sizeof copy, "%s", dir);
@@ -444,5 +567,44 @@ void checkpoint_check_writable(const char *dir, const struct gpt_config *cfg, in
     if (access(parent, W_OK | X_OK) != 0)
         user_fail("--save %s: cannot write in %s (%s): choose a writable directory", dir, parent,
                   strerror(errno));
+}
+
+static char lock_path[4096];
+static int lock_fd = -1;
+
+static void unlock_at_exit(void)
+{
+    fsdir_unlock(lock_fd, lock_path);
+}
+
+void checkpoint_claim(const char *dir, int hold)
+{
+    char path[4096];
+    long holder = 0;
+    snprintf(path, sizeof path, "%s.lock", dir);
+    if (lock_fd >= 0 && strcmp(path, lock_path) == 0) return; /* held: swept already */
+    if (hold) check_parent(dir);
+    int fd = fsdir_lock(path, &holder);
+    if (fd == -EBUSY && hold)
+        user_fail("--save %s: run %ld is using this checkpoint folder (it holds %s): wait for it "
+                  "to end or choose another --save folder",
+                  dir, holder, path);
+    if (fd < 0 && hold)
+        user_fail("--save %s: cannot create the lock file %s: %s", dir, path, strerror(-fd));
+    if (fd < 0) return; /* another run saves there, or a read-only folder: nothing to tidy */
+    sweep(dir);
+    if (!hold) {
+        fsdir_unlock(fd, path);
+        return;
+    }
+    snprintf(lock_path, sizeof lock_path, "%s", path);
+    lock_fd = fd;
+    atexit(unlock_at_exit);
+}
+
+void checkpoint_check_writable(const char *dir, const struct gpt_config *cfg, int with_optim)
+{
+    char err[1024];
+    check_parent(dir);
     if (check_space(dir, cfg, with_optim, err, sizeof err) != 0) user_fail("%s", err);
 }

@@ -9,8 +9,11 @@
  * state):
  *   optimizer.safetensors  AdamW moments "exp_avg.<name>", "exp_avg_sq.<name>" (our layout)
  *   trainer_state.json     iteration, AdamW step, loss-scaler state (format "gpt50b-trainer", 1)
- * Saving writes a sibling temporary directory and renames it into place, so an interrupted or
- * failed save leaves the previous checkpoint whole and no partial one. The files hold full
+ * Saving writes a sibling DIR.tmp.PID and swaps it with DIR in one rename (checkpoint.c's
+ * switch_in says how), so DIR is at every instant one complete checkpoint: a failed save, a crash
+ * or a kill -9 anywhere in a save leaves the previous checkpoint or the new one, whole. A run
+ * holds DIR.lock (an flock naming its PID) while it saves to DIR, and first removes what dead
+ * runs left beside DIR, one line each, as swap folders are swept. The files hold full
  * tensors whatever the ZeRO-3 ranks: a checkpoint loads into any number of ranks and processes.
  * With several processes, process 0 writes (gathering each tensor's shards from the others,
  * one tensor at a time) and every process loads on its own, so --load must be readable
@@ -43,6 +46,13 @@ int checkpoint_load(struct gpt *m, const char *dir, struct train_state *st);
  * file system of DIR has less free space than the checkpoint needs. */
 int checkpoint_save(struct gpt *m, const char *dir, const struct train_state *st, int with_optim,
                     char *err, size_t err_size);
+/* Takes the lock of checkpoint folder dir (the file DIR.lock beside it) and tidies what dead
+ * runs' saves left beside it: when dir is missing (a save stopped between the two renames of the
+ * fallback without RENAME_EXCHANGE), the newest complete leftover is renamed back to dir; the
+ * other leftovers are removed. One line on stderr per folder. hold (--save): keep the lock until
+ * the process exits, and fail (exit 2) naming the PID of another run that holds it; else
+ * (--load) let it go at once, and leave dir alone when another run holds it. */
+void checkpoint_claim(const char *dir, int hold);
 /* Fails (exit 2) now, before any training, when DIR could not be written later or its file
  * system has no room for one checkpoint of cfg (Vp set) with or without the optimizer state. */
 void checkpoint_check_writable(const char *dir, const struct gpt_config *cfg, int with_optim);

@@ -2,6 +2,7 @@
 #include "check.h"
 
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <unistd.h>
 
 static const char *program = "gpt50b";
@@ -19,6 +20,12 @@ void check_set_program(const char *name)
 
 void user_fail(const char *fmt, ...)
 {
+    /* Errors found in tasks come from several worker threads at once: the first reports and
+     * exits; the others wait for that exit, so the user reads one line and exit() runs once. */
+    static atomic_flag failing = ATOMIC_FLAG_INIT;
+    if (atomic_flag_test_and_set(&failing))
+        for (;;)
+            pause();
     va_list ap;
     if (delay > 0) sleep((unsigned)delay);
     fprintf(stderr, "%s: error: ", program);

@@ -13,7 +13,8 @@
 /* Exit code of every user error. */
 #define EXIT_USER 2
 
-/* Prints "gpt50b: error: <message>" and exits with EXIT_USER. Never returns. */
+/* Prints "gpt50b: error: <message>" and exits with EXIT_USER. Never returns. Thread-safe: when
+ * several threads fail at once, the first prints and exits, the others wait for its exit. */
 __attribute__((noreturn, format(printf, 1, 2))) void user_fail(const char *fmt, ...);
 
 /* With `seconds` > 0, user_fail waits that long before it prints and exits. For the processes

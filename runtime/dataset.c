@@ -384,6 +384,13 @@ const char *dataset_format(const struct dataset *d)
     return d->format;
 }
 
+size_t dataset_find_above(const struct dataset *d, int32_t max)
+{
+    for (size_t i = 0; i < d->ntokens; i++)
+        if (dataset_token(d, i) > max) return i;
+    return d->ntokens;
+}
+
 int32_t dataset_token(const struct dataset *d, size_t i)
 {
     CHECK_MSG(i < d->ntokens, "token index past the end of the dataset");

@@ -42,6 +42,11 @@ size_t dataset_ntokens(const struct dataset *d);
 /* Token i of the stream; i < dataset_ntokens(d). O(1). */
 int32_t dataset_token(const struct dataset *d, size_t i);
 
+/* The position of the first token above max, or dataset_ntokens(d) when there is none: the
+ * check of every token id against the model's vocabulary when the data is opened. O(tokens),
+ * one sequential pass over the mapped file. */
+size_t dataset_find_above(const struct dataset *d, int32_t max);
+
 /* Copies tokens [start, start + n) into out; start + n <= dataset_ntokens(d). Touches the pages
  * it reads, so the first read of a range may wait for the disk. */
 void dataset_read(const struct dataset *d, size_t start, size_t n, int32_t *out);

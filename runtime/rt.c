@@ -262,13 +262,14 @@ void rt_init(const struct rt_options *opt)
     } else {
         cpu_model_name(device_name, sizeof device_name);
     }
+    /* stdout, with the rest of the log: an error found later is then the only line on stderr */
     if (!opt->quiet && mpi_rank == 0)
-        fprintf(stderr,
+        fprintf(stdout,
                 "> StarPU %d.%d.%d, scheduler %s, %d CPU workers, %d CUDA workers, device %s\n",
                 STARPU_MAJOR_VERSION, STARPU_MINOR_VERSION, STARPU_RELEASE_VERSION,
                 starpu_sched_get_sched_policy()->policy_name, rt_ncpu(), rt_ncuda(), device_name);
-    if (!opt->quiet && mpi_rank == 0 && cpu_split[0]) fprintf(stderr, "%s\n", cpu_split);
-    if (!opt->quiet && mpi_rank == 0 && numa_note[0]) fprintf(stderr, "%s\n", numa_note);
+    if (!opt->quiet && mpi_rank == 0 && cpu_split[0]) printf("%s\n", cpu_split);
+    if (!opt->quiet && mpi_rank == 0 && numa_note[0]) printf("%s\n", numa_note);
 }
 
 void rt_pool_init(size_t bytes)

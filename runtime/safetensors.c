@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "fsdir.h"
 #include "progress.h"
 
 static const struct {
@@ -472,12 +473,10 @@ static int atomic_commit(struct atomic_file *af, char *err, size_t err_size)
 
     char *copy = strdup(af->path);
     if (!copy) return fail(err, err_size, -ENOMEM, "cannot write %s: out of memory", af->path);
-    /* EINVAL: the filesystem cannot sync a directory; nothing more can be done there. */
-    int dfd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd < 0 || (fsync(dfd) < 0 && errno != EINVAL))
-        rc = fail(err, err_size, -errno, "cannot write %s: fsync of its directory: %s", af->path,
-                  strerror(errno));
-    if (dfd >= 0) close(dfd);
+    int e = fsdir_sync(dirname(copy));
+    if (e < 0)
+        rc = fail(err, err_size, e, "cannot write %s: fsync of its directory: %s", af->path,
+                  strerror(-e));
     free(copy);
     return rc;
 }

@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "fsdir.h"
 
 #define SWAP_DIR_PREFIX "gpt50b-swap-"
 
@@ -185,30 +186,6 @@ __attribute__((format(printf, 4, 5))) static int fail(int rc, char *err, size_t 
     return rc;
 }
 
-/* Unlinks every entry of the flat folder path, then the folder. Counts what it removed. Returns
- * 0 or -errno of the first failure. O(entries). */
-static int remove_folder(const char *path, int *nfiles, uint64_t *nbytes)
-{
-    DIR *dp = opendir(path);
-    if (!dp) return errno == ENOENT ? 0 : -errno;
-    int rc = 0, dfd = dirfd(dp);
-    struct dirent *de;
-    while ((de = readdir(dp))) {
-        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")) continue;
-        struct stat st;
-        if (fstatat(dfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && nbytes)
-            *nbytes += (uint64_t)st.st_blocks * 512;
-        if (unlinkat(dfd, de->d_name, 0) == 0) {
-            if (nfiles) ++*nfiles;
-        } else if (errno != ENOENT && !rc) {
-            rc = -errno;
-        }
-    }
-    closedir(dp);
-    if (rmdir(path) < 0 && errno != ENOENT && !rc) rc = -errno;
-    return rc;
-}
-
 /* ---- folders ---- */
 
 static pthread_mutex_t registry_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -220,7 +197,7 @@ static void registry_cleanup(void)
 {
     pthread_mutex_lock(&registry_mu);
     for (struct swap_dir *d = registry; d; d = d->next)
-        if (d->owner == getpid()) remove_folder(d->path, NULL, NULL);
+        if (d->owner == getpid()) fsdir_remove(d->path, NULL, NULL);
     pthread_mutex_unlock(&registry_mu);
 }
 
@@ -266,7 +243,7 @@ static void sweep_stale(const char *nvme_path)
             continue;
         int nfiles = 0;
         uint64_t nbytes = 0;
-        int rc = remove_folder(path, &nfiles, &nbytes);
+        int rc = fsdir_remove(path, &nfiles, &nbytes);
         if (lock_fd >= 0) close(lock_fd);
         if (rc < 0)
             fprintf(stderr, "gpt50b: warning: cannot remove stale swap folder %s: %s\n", path,
@@ -278,6 +255,32 @@ static void sweep_stale(const char *nvme_path)
                     path, pid, nfiles, (double)nbytes / 1e9);
     }
     closedir(dp);
+}
+
+static char claim_path[PATH_MAX];
+static int claim_fd = -1;
+
+static void claim_release(void)
+{
+    fsdir_unlock(claim_fd, claim_path);
+}
+
+int swap_path_claim(const char *nvme_path, char *err, size_t errlen)
+{
+    long holder = 0;
+    snprintf(claim_path, sizeof claim_path, "%s/gpt50b.lock", nvme_path);
+    int fd = fsdir_lock(claim_path, &holder);
+    if (fd == -EBUSY)
+        return fail(fd, err, errlen,
+                    "--nvme-path %s: run %ld is using this folder (it holds %s): wait for it to "
+                    "end or choose another --nvme-path",
+                    nvme_path, holder, claim_path);
+    if (fd < 0)
+        return fail(fd, err, errlen, "--nvme-path %s: cannot create %s: %s", nvme_path, claim_path,
+                    strerror(-fd));
+    claim_fd = fd;
+    atexit(claim_release);
+    return 0;
 }
 
 struct swap_dir *swap_dir_open(struct aio_engine *e, const char *nvme_path, char *err,
@@ -328,7 +331,7 @@ struct swap_dir *swap_dir_open(struct aio_engine *e, const char *nvme_path, char
         fail(0, err, errlen, "%s: cannot create the swap folder's lock: %s", d->path,
              strerror(errno));
         if (d->lock_fd >= 0) close(d->lock_fd);
-        remove_folder(d->path, NULL, NULL);
+        fsdir_remove(d->path, NULL, NULL);
         free(d);
         return NULL;
     }
@@ -351,7 +354,7 @@ void swap_dir_close(struct swap_dir *d)
             break;
         }
     pthread_mutex_unlock(&registry_mu);
-    int rc = remove_folder(d->path, NULL, NULL);
+    int rc = fsdir_remove(d->path, NULL, NULL);
     if (rc < 0)
         fprintf(stderr, "gpt50b: warning: cannot remove swap folder %s: %s\n", d->path,
                 strerror(-rc));

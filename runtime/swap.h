@@ -4,6 +4,7 @@
  * .lock file for as long as the process lives. swap_dir_open() removes the folders of earlier
  * runs that nobody holds any more (killed, crashed, out of memory), one line each on stderr, so
  * swap files never pile up; swap_dir_close() and a normal exit() remove the run's own folder.
+ * swap_path_claim() makes nvme_path one run's alone (gpt50b.lock, an flock naming its PID).
  *
  * A swap file is one tensor: a header, then the data.
  *
@@ -106,6 +107,12 @@ struct swap_io;
  * transfer of the folder's files and must outlive it. O(entries of nvme_path). */
 struct swap_dir *swap_dir_open(struct aio_engine *e, const char *nvme_path, char *err,
                                size_t errlen);
+/* Makes nvme_path this run's alone: an flock on nvme_path/gpt50b.lock, which names this
+ * process's PID, held until the process exits (the file goes with a normal exit; a killed run's
+ * is taken over). Take it once per run and node (MPI processes of one run share a node's folder,
+ * each in its own swap folder). Returns 0, or -EBUSY with one line in err naming the PID of the
+ * run that holds it, or another -errno (folder missing or not writable). O(1). */
+int swap_path_claim(const char *nvme_path, char *err, size_t errlen);
 /* Removes the folder and everything in it. Close its swap files first. */
 void swap_dir_close(struct swap_dir *d);
 const char *swap_dir_path(const struct swap_dir *d);

@@ -13,6 +13,7 @@ equal to the 7 significant digits of its %.7g, finer than any real divergence sh
     close A B RTOL             the same iterations, losses and grad norms within RTOL (relative)
     drop FILE NAME             rewrites a .safetensors file without tensor NAME
     transpose FILE NAME        rewrites it with NAME's 2-D shape reversed (same bytes)
+    halve FILE NAME            rewrites it with 1-D tensor NAME cut to its first half
     rewrite FILE               rewrites it unchanged: the control that the rewriting is sound
 """
 import json
@@ -122,9 +123,9 @@ def cmd_config(d):
           f"n_positions {c['n_positions']}")
 
 
-def rewrite(path, drop=None, transpose=None):
+def rewrite(path, drop=None, transpose=None, halve=None):
     """Rewrites a .safetensors file (8-byte little-endian header length, JSON header, data),
-    dropping or reshaping one tensor and packing the data offsets again."""
+    dropping, reshaping or halving one tensor and packing the data offsets again."""
     with open(path, "rb") as f:
         blob = f.read()
     (n,) = struct.unpack("<Q", blob[:8])
@@ -133,7 +134,7 @@ def rewrite(path, drop=None, transpose=None):
     out, chunks, offset = {}, [], 0
     if "__metadata__" in header:
         out["__metadata__"] = header.pop("__metadata__")
-    for name in (drop, transpose):
+    for name in (drop, transpose, halve):
         if name is not None and name not in header:
             die(f"{path}: no tensor {name}")
     for name, t in sorted(header.items(), key=lambda kv: kv[1]["data_offsets"][0]):
@@ -141,6 +142,9 @@ def rewrite(path, drop=None, transpose=None):
             continue
         begin, end = t["data_offsets"]
         shape = t["shape"][::-1] if name == transpose else t["shape"]
+        if name == halve:
+            shape = [shape[0] // 2]
+            end = begin + (end - begin) // 2
         out[name] = {"dtype": t["dtype"], "shape": shape,
                      "data_offsets": [offset, offset + end - begin]}
         chunks.append(data[begin:end])
@@ -167,6 +171,8 @@ def main():
         rewrite(args[0], drop=args[1])
     elif cmd == "transpose":
         rewrite(args[0], transpose=args[1])
+    elif cmd == "halve":
+        rewrite(args[0], halve=args[1])
     elif cmd == "rewrite":
         rewrite(args[0])
     else:

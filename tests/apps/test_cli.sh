@@ -91,7 +91,7 @@ expect_error() {
     gpt50b "$@"
     rc=$?
     after=$(find "$RUN" | sort)
-    lines=$(grep -v '^> StarPU ' "$LOG/err")
+    lines=$(cat "$LOG/err") # StarPU's start-up line goes to stdout: the error is alone
     if [ "$rc" -ne 2 ]; then
         fail "$what" "exit code $rc, expected 2; stderr: $(tr '\n' ' ' <"$LOG/err")"
     elif [ "$(printf '%s\n' "$lines" | wc -l)" -ne 1 ] || [ -z "$lines" ]; then
@@ -126,6 +126,19 @@ expect_error "heads not dividing hidden" "--num-attention-heads 3" "${TINY[@]}" 
 expect_error "sequence beyond the position table" "--max-position-embeddings" "${TINY[@]}" "${OUT[@]}" --seq-length 64
 expect_error "bad --lr-decay-style" "bogus" "${TINY[@]}" "${OUT[@]}" --lr-decay-style bogus
 expect_error "bad --data-order" "bogus" "${TINY[@]}" "${OUT[@]}" --data-order bogus
+expect_error "--fp16 with --bf16" "--fp16 and --bf16 contradict" "${TINY[@]}" "${OUT[@]}" --fp16 --bf16
+expect_error "warm-up fraction above 1" "--lr-warmup-fraction 1.5" "${TINY[@]}" "${OUT[@]}" --lr-warmup-fraction 1.5
+expect_error "a token outside the vocabulary, found at open" "outside the vocabulary of 1000" \
+    "${TINY[@]}" "${OUT[@]}" --vocab-size 1000
+expect_error "--metrics on a full disk (/dev/full)" "--metrics /dev/full: cannot write" \
+    "${TINY[@]}" --train-iters 2 --metrics /dev/full
+"$GPT50B" "${TINY[@]}" --train-iters 2 >/dev/full 2>"$LOG/err"
+rc=$?
+if [ "$rc" -eq 2 ] && [ "$(wc -l <"$LOG/err")" -eq 1 ] && grep -q 'the log (stdout): cannot write' "$LOG/err"; then
+    ok "the log on a full disk (/dev/full): exit 2, '$(cat "$LOG/err")'"
+else
+    fail "the log on a full disk (/dev/full)" "exit $rc: $(tr '\n' '|' <"$LOG/err")"
+fi
 touch "$RUN/plainfile"
 expect_error "--save under a regular file" "not a directory" "${TINY[@]}" --train-iters 1 --save "$RUN/plainfile/ck"
 expect_error "--save under a missing directory" "does not exist" "${TINY[@]}" --train-iters 1 --save "$RUN/nodir/ck"
@@ -134,7 +147,9 @@ expect_error "--save under a missing directory" "does not exist" "${TINY[@]}" --
 # rewriting keeps the file sound, so the errors below come from what each one breaks.
 if train "checkpoint for the --load errors" --train-iters 1 --save "$W/ck"; then
     mkdir -p "$W/bad"
-    for v in rewrite drop transpose truncate nembd; do cp -r "$W/ck" "$W/bad/$v"; done
+    for v in rewrite drop transpose truncate nembd halve iteration; do cp -r "$W/ck" "$W/bad/$v"; done
+    python3 "$CHECK" halve "$W/bad/halve/model.safetensors" transformer.h.0.ln_1.weight
+    sed -i 's/"iteration": 1,/"iteration": -3,/' "$W/bad/iteration/trainer_state.json"
     python3 "$CHECK" rewrite "$W/bad/rewrite/model.safetensors"
     python3 "$CHECK" drop "$W/bad/drop/model.safetensors" transformer.h.1.mlp.c_proj.bias
     python3 "$CHECK" transpose "$W/bad/transpose/model.safetensors" transformer.h.0.attn.c_attn.weight
@@ -153,6 +168,19 @@ if train "checkpoint for the --load errors" --train-iters 1 --save "$W/ck"; then
     expect_error "--load whose config.json disagrees with the weights" "expected [50257, 64]" \
         --num-layers 2 --seq-length 32 --micro-batch-size 2 --eval-iters 0 --data-path "$DATA" \
         "${OUT[@]}" --load "$W/bad/nembd"
+    expect_error "--load with a 1-D tensor of the wrong length" \
+        "transformer.h.0.ln_1.weight has shape [16], expected [32]" \
+        "${TINY[@]}" "${OUT[@]}" --load "$W/bad/halve"
+    expect_error "--load of a trainer state with a negative iteration" '"iteration" is -3' \
+        "${TINY[@]}" "${OUT[@]}" --load "$W/bad/iteration"
+    expect_error "--load beyond --train-iters" "holds iteration 1, beyond --train-iters 0" \
+        "${TINY[@]}" "${OUT[@]}" --load "$W/ck" --train-iters 0
+    if train "--load at --train-iters" --train-iters 1 --load "$W/ck" &&
+        grep -q "nothing to train: $W/ck holds iteration 1" "$LOG/out"; then
+        ok "--load of the last iteration says there is nothing to train"
+    else
+        fail "--load at --train-iters" "$(grep -c . "$LOG/out") lines, no 'nothing to train'"
+    fi
     expect_error "--hidden-size disagreeing with --load" "--hidden-size 64" \
         "${TINY[@]}" "${OUT[@]}" --hidden-size 64 --num-attention-heads 2 --load "$W/ck"
 fi
@@ -724,10 +752,10 @@ files=$(ls "$NV2"/*/ 2>/dev/null)
 kill -9 "$pid" 2>/dev/null
 wait "$pid" 2>/dev/null
 n0=$(grep -c '^transformer\..*\.rank0\.swp$' <<<"$files") n1=$(grep -c '^transformer\..*\.rank1\.swp$' <<<"$files")
-if [ "$n0" -eq 28 ] && [ "$n1" -eq 28 ] && [ "$(ls "$NV2" | wc -l)" -eq 1 ]; then
+if [ "$n0" -eq 28 ] && [ "$n1" -eq 28 ] && [ "$(ls -d "$NV2"/gpt50b-swap-* | wc -l)" -eq 1 ]; then
     ok "zero3 NVMe: one swap folder per process, 28 swap files per rank named after it"
 else
-    fail "zero3 NVMe swap files" "$(ls "$NV2" | wc -l) folder(s), rank0 $n0 and rank1 $n1 files (28 each expected)"
+    fail "zero3 NVMe swap files" "$(ls -d "$NV2"/gpt50b-swap-* | wc -l) folder(s), rank0 $n0 and rank1 $n1 files (28 each expected)"
 fi
 # A 2-rank NVMe checkpoint (half resident: shards gathered from swap files and host copies) is
 # the device tier's, byte for byte; it resumes in 2 ranks and continues in 1 rank (NVMe tier) as
