@@ -217,7 +217,7 @@ def measure(args, label, policy, knob, setting, calibrating=False):
     nv = re.search(r"> optimizer state: .*?, \d+ tensors \(([\d.]+) GB\) on NVMe", stdout)
     run["nvme_gb"] = float(nv.group(1)) if nv else None
     m = re.search(r"> StarPU [\d.]+, scheduler (\S+), (\d+) CPU workers, (\d+) CUDA workers, "
-                  r"device (.*)", stderr)
+                  r"device (.*)", stdout)
     if m:
         run.update(scheduler=m.group(1).rstrip(","), cpu_workers=int(m.group(2)),
                    cuda_workers=int(m.group(3)), device=m.group(4).strip())
