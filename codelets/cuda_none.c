@@ -145,3 +145,8 @@ void cast_cuda(void *dst, enum dtype dst_dt, const void *src, enum dtype src_dt,
 {
     CUDA_NONE();
 }
+
+void zero_cuda(void *dst, size_t bytes, cudaStream_t stream)
+{
+    CUDA_NONE();
+}

@@ -91,6 +91,8 @@ void adamw_cuda(void *param, float *master, float *m, float *v, const void *grad
 
 void cast_cuda(void *dst, enum dtype dst_dt, const void *src, enum dtype src_dt, size_t n,
                cudaStream_t stream);
+/* dst[0 .. bytes) = 0. */
+void zero_cuda(void *dst, size_t bytes, cudaStream_t stream);
 
 /* 1 when device `device` can run this build's kernels (SASS for it, or PTX its driver JITs), 0
  * when not. Leaves the current device as it was. */
