@@ -24,7 +24,7 @@
 # arch (also part of the full run): the start-up check that the program has code for the GPU. The
 # main build must start on this host's GPU; a build for sm_80 only (SASS, no PTX), made here with
 #     PKG_CONFIG_PATH=~/.cache/gpt50b/starpu-1.4.10/lib/pkgconfig meson setup build-sm80 . \
-#         -Dbuildtype=release -Dgpu_arch=80 && ninja -C build-sm80
+#         -Dbuildtype=release -Dgpu_arch=80 -Dgpu_ptx=false && ninja -C build-sm80
 #     scripts/ship.sh ship build build-sm80
 # must refuse a card of another major (an H100, 9.0) with one line naming it and exit 2.
 set -u

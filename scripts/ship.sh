@@ -14,7 +14,8 @@ builds=(build)
 prefix=${STARPU_PREFIX:-${GPT50B_CACHE:-$HOME/.cache/gpt50b}/starpu-1.4.10}
 mkdir -p "$out/lib" "$out/bin"
 for lib in libstarpu-1.4.so.9 libstarpumpi-1.4.so.3 libjansson.so.4 libfxt.so.2 libaio.so.1; do
-	path=$(ldconfig -p | awk -v l="$lib" '$1 == l {print $NF; exit}')
+	# awk reads to the end: an early exit would kill ldconfig with SIGPIPE, failing under pipefail
+	path=$(ldconfig -p | awk -v l="$lib" '$1 == l && !p {p = $NF} END {print p}')
 	[ -n "$path" ] || path=$prefix/lib/$lib
 	[ -e "$path" ] && cp -L "$path" "$out/lib/$lib"
 done
