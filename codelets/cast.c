@@ -48,7 +48,7 @@ static void zero_cpu_func(void *b[], void *cl_arg)
 static void zero_cuda_func(void *b[], void *cl_arg)
 {
     const struct zero_args *a = cl_arg;
-    CHECK(cudaMemsetAsync(RT_PTR(b, 0), 0, a->bytes, CUDA_STREAM()) == cudaSuccess);
+    zero_cuda(RT_PTR(b, 0), a->bytes, CUDA_STREAM());
 }
 
 CODELET_DEFINE(zero);

@@ -9,7 +9,9 @@
 
 #include <limits.h>
 #include <starpu.h>
+#ifdef GPT50B_HAVE_CUDA
 #include <starpu_cublas_v2.h>
+#endif
 
 #define CODELET_DEFINE(op)                                                                         \
     static struct starpu_perfmodel op##_model = {.type = STARPU_HISTORY_BASED,                     \
@@ -23,8 +25,14 @@
                                             .model = &op##_model,                                  \
                                             .name = #op}
 
-/* The worker's stream and cuBLAS handle, for CUDA implementations. */
+/* The worker's stream and cuBLAS handle, for CUDA implementations (none in the CPU-only build,
+ * where those never run). */
+#ifdef GPT50B_HAVE_CUDA
 #define CUDA_STREAM()   starpu_cuda_get_local_stream()
 #define CUBLAS_HANDLE() starpu_cublas_get_local_handle()
+#else
+#define CUDA_STREAM()   NULL
+#define CUBLAS_HANDLE() NULL
+#endif
 
 #endif

@@ -6,15 +6,24 @@
  * needs working memory the caller passes `scratch` of the size the matching *_scratch_bytes()
  * returns (StarPU provides it as a STARPU_SCRATCH buffer). All pointers are device pointers.
  * Results agree with the CPU kernels within rounding (tests/codelets/cuda/test_cuda_vs_cpu.c);
- * reductions use a fixed order so that a launcher is deterministic run to run. */
+ * reductions use a fixed order so that a launcher is deterministic run to run.
+ *
+ * The CPU-only build (no GPT50B_HAVE_CUDA) declares the same launchers over opaque stream and
+ * handle types, so that the codelets compile unchanged; cuda_none.c stands in for them there
+ * (StarPU has no CUDA worker to call them). */
 #ifndef GPT50B_KERNELS_CUDA_H
 #define GPT50B_KERNELS_CUDA_H
 
 #include <stddef.h>
 #include <stdint.h>
 
+#ifdef GPT50B_HAVE_CUDA
 #include <cublas_v2.h>
 #include <cuda_runtime_api.h>
+#else
+typedef struct CUstream_st *cudaStream_t;
+typedef struct cublasContext *cublasHandle_t;
+#endif
 
 #include "kernels_cpu.h"
 
@@ -82,6 +91,12 @@ void adamw_cuda(void *param, float *master, float *m, float *v, const void *grad
 
 void cast_cuda(void *dst, enum dtype dst_dt, const void *src, enum dtype src_dt, size_t n,
                cudaStream_t stream);
+/* dst[0 .. bytes) = 0. */
+void zero_cuda(void *dst, size_t bytes, cudaStream_t stream);
+
+/* 1 when device `device` can run this build's kernels (SASS for it, or PTX its driver JITs), 0
+ * when not. Leaves the current device as it was. */
+int cuda_has_code(int device);
 
 #ifdef __cplusplus
 }

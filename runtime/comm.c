@@ -6,12 +6,12 @@
  * direction, so one nodes[] table serves both operations. */
 #include "comm.h"
 
-#include <cuda_runtime_api.h>
 #include <mpi.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #if GPT50B_HAVE_NCCL
+#include <cuda_runtime_api.h>
 #include <nccl.h>
 #endif
 
@@ -35,7 +35,7 @@ struct comm {
     char *stage;                     /* host MPI staging, used by one task at a time (the token) */
     size_t stage_bytes;
     struct ncclComm *nccl[COMM_MAX_LOCAL];
-    cudaStream_t streams[COMM_MAX_LOCAL];
+    struct CUstream_st *streams[COMM_MAX_LOCAL]; /* cudaStream_t, NCCL only */
     struct comm_stats stats; /* written by the running collective only (the token) */
 };
 
@@ -46,8 +46,7 @@ struct comm_args {
     enum dtype dt;
 };
 
-#define CUDA_OK(x) CHECK_MSG((x) == cudaSuccess, #x)
-#define MPI_OK(x)  CHECK_MSG((x) == MPI_SUCCESS, #x)
+#define MPI_OK(x) CHECK_MSG((x) == MPI_SUCCESS, #x)
 
 static double now_s(void)
 {
@@ -183,6 +182,7 @@ static void comm_host_func(void *b[], void *cl_arg)
 /* ---- NCCL backend ---- */
 
 #if GPT50B_HAVE_NCCL
+#define CUDA_OK(x) CHECK_MSG((x) == cudaSuccess, #x)
 #define NCCL_OK(x) CHECK_MSG((x) == ncclSuccess, #x)
 
 static ncclDataType_t nccl_type(enum dtype dt)

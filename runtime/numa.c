@@ -1,8 +1,6 @@
 /* numa.c: NUMA facts from sysfs and hwloc, the I/O threads' placement and binding (see numa.h). */
 #include "numa.h"
 
-#include <hwloc/cudart.h>
-
 #include <dirent.h>
 #include <errno.h>
 #include <limits.h>
@@ -11,6 +9,8 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+
+#include "gpu.h"
 
 #define SYSFS_DEVICES "/sys/devices"
 
@@ -28,7 +28,7 @@ int numa_gpu_node(hwloc_topology_t topo)
     if (hwloc_get_nbobjs_by_type(topo, HWLOC_OBJ_NUMANODE) < 2) return -1;
     hwloc_cpuset_t cpus = hwloc_bitmap_alloc();
     hwloc_nodeset_t nodes = hwloc_bitmap_alloc();
-    if (hwloc_cudart_get_device_cpuset(topo, 0, cpus) == 0) {
+    if (gpu_cpuset(topo, 0, cpus) == 0) {
         hwloc_cpuset_to_nodeset(topo, cpus, nodes);
         if (hwloc_bitmap_weight(nodes) == 1) node = hwloc_bitmap_first(nodes);
     }

@@ -1,12 +1,10 @@
 /* rt.c: StarPU start-up, tensors as StarPU vectors, and the generic task submitter. */
 #include "rt.h"
 
-#include <cuda_runtime_api.h>
 #include <hwloc.h>
 #include <mpi.h>
 #include <omp.h>
 #include <sched.h>
-#include <starpu_cublas_v2.h>
 #include <starpu_fxt.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +12,7 @@
 #include <sys/resource.h>
 
 #include "check.h"
+#include "gpu.h"
 #include "numa.h"
 #include "pool.h"
 
@@ -33,16 +32,13 @@ static int nscratch;
 static int cuda_wanted(void)
 {
     const char *ncuda = getenv("STARPU_NCUDA");
-    int count = 0;
     if (ncuda && atoi(ncuda) == 0) return 0;
-    return cudaGetDeviceCount(&count) == cudaSuccess && count > 0;
+    return gpu_count() > 0;
 }
 
 int64_t rt_probe_gpu_bytes(void)
 {
-    struct cudaDeviceProp prop;
-    if (!cuda_wanted() || cudaGetDeviceProperties(&prop, 0) != cudaSuccess) return 0;
-    return (int64_t)prop.totalGlobalMem;
+    return cuda_wanted() ? gpu_total_bytes(0) : 0;
 }
 
 static void cpu_model_name(char *out, size_t len)
@@ -255,10 +251,12 @@ void rt_init(const struct rt_options *opt)
     CHECK_MSG(ret == 0, "starpu_initialize failed");
     device = starpu_cuda_worker_get_count() > 0 ? RT_DEVICE_CUDA : RT_DEVICE_CPU;
     if (device == RT_DEVICE_CUDA) {
-        struct cudaDeviceProp prop;
-        starpu_cublas_init();
-        CHECK(cudaGetDeviceProperties(&prop, 0) == cudaSuccess);
-        snprintf(device_name, sizeof device_name, "%.100s", prop.name);
+        for (int i = 0; i < rt_ncuda(); i++)
+            gpu_check_code(
+                starpu_worker_get_devid(starpu_worker_get_by_type(STARPU_CUDA_WORKER, i)));
+        gpu_blas_init();
+        gpu_name(starpu_worker_get_devid(starpu_worker_get_by_type(STARPU_CUDA_WORKER, 0)),
+                 device_name, sizeof device_name);
     } else {
         cpu_model_name(device_name, sizeof device_name);
     }
@@ -297,7 +295,7 @@ void rt_shutdown(void)
     for (int i = 0; i < nscratch; i++)
         tensor_free(&scratch[i]);
     nscratch = 0;
-    if (device == RT_DEVICE_CUDA) starpu_cublas_shutdown();
+    if (device == RT_DEVICE_CUDA) gpu_blas_shutdown();
     if (!mpi_on) {
         starpu_shutdown();
         return;

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# gpu_check.sh OUTDIR [firststep|firststep-tiny]: the GPU-host checks of a change, in one call
+# gpu_check.sh OUTDIR [firststep|firststep-tiny|arch]: the GPU-host checks of a change, in one call
 # (run after scripts/ship.sh): the gpu test suite's programs, the fixture on CPU and GPU, and the
 # same-math check of the optimizer tiers on the GPU (5 iterations of a small model with the
 # optimizer state on the GPU, in CPU memory and on NVMe, and with the parameters offloaded, also
@@ -22,8 +22,15 @@
 # WARMUP and GPT50B_FLAGS still apply). Time at 8 layers on the H100 host (2026-12-06): the init
 # save 154 s (27.5 GB of fp32 masters), each --load 259 s of start-up, 3 iterations 17 s, the
 # script's 3 steps 3 min: about 15 minutes with the after-step-1 save, 10 with LOSS_ONLY=1.
+#
+# arch (also part of the full run): the start-up check that the program has code for the GPU. The
+# main build must start on this host's GPU; a build for sm_80 only (SASS, no PTX), made here with
+#     PKG_CONFIG_PATH=~/.cache/gpt50b/starpu-1.4.10/lib/pkgconfig meson setup build-sm80 . \
+#         -Dbuildtype=release -Dgpu_arch=80 -Dgpu_ptx=false && ninja -C build-sm80
+#     scripts/ship.sh ship build build-sm80
+# must refuse a card of another major (an H100, 9.0) with one line naming it and exit 2.
 set -u
-out=${1:?usage: gpu_check.sh OUTDIR [firststep|firststep-tiny]}
+out=${1:?usage: gpu_check.sh OUTDIR [firststep|firststep-tiny|arch]}
 top=$(cd "$(dirname "$0")/.." && pwd)
 b=$top/ship/build
 [ -d "$b" ] || b=$top/build
@@ -70,6 +77,38 @@ firststep() {
 	rm -rf "$dir"
 }
 
+# arch_check: the start-up code check above; OUTDIR/arch-*.log hold the runs.
+arch_check() {
+	local a=$top/ship/build-sm80 line cc rc80
+	[ -d "$a" ] || a=$top/build-sm80
+	local tiny=(--num-layers 2 --hidden-size 32 --num-attention-heads 2 --seq-length 32
+		--max-position-embeddings 32 --micro-batch-size 2 --eval-iters 0 --train-iters 2
+		--data-path "$top/data/brown.bin")
+	if "$b/apps/gpt50b" "${tiny[@]}" >"$out/arch-main.log" 2>&1 &&
+		grep -q 'CUDA workers, device' "$out/arch-main.log"; then
+		echo "arch: the main build starts on $(grep -o 'device .*' "$out/arch-main.log" | head -n 1)"
+	else
+		echo "arch: the main build did not start on the GPU: $(grep -m1 error "$out/arch-main.log")"
+		rc=1
+	fi
+	if [ ! -x "$a/apps/gpt50b" ]; then
+		echo "arch: no $a/apps/gpt50b: build and ship build-sm80 (see the top of this script)"
+		rc=1
+		return
+	fi
+	"$a/apps/gpt50b" "${tiny[@]}" >"$out/arch-sm80.log" 2>&1
+	rc80=$?
+	line=$(cat "$out/arch-sm80.log")
+	cc=$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader | head -n 1)
+	if [ "$rc80" -eq 2 ] && [ "$(wc -l <"$out/arch-sm80.log")" -eq 1 ] &&
+		[[ $line == "gpt50b: error: GPU 0 ("*", compute capability $cc) has no code in this build (built for sm_80): rebuild with meson configure build -Dgpu_arch=${cc/./} (or -Dgpu_arch=native) and ninja -C build" ]]; then
+		echo "arch: the sm_80 build refuses this GPU: exit 2, '$line'"
+	else
+		echo "arch: the sm_80 build on compute capability $cc: exit $rc80, expected 2 and one line: $line"
+		rc=1
+	fi
+}
+
 case ${2:-all} in
 firststep)
 	LAYERS=${LAYERS:-8} HIDDEN=${HIDDEN:-8192} HEADS=${HEADS:-32} SEQ=${SEQ:-1024} MB=${MB:-4}
@@ -80,8 +119,12 @@ firststep-tiny)
 	LAYERS=2 HIDDEN=256 HEADS=4 SEQ=128 MB=4 firststep firststep-tiny
 	exit $rc
 	;;
+arch)
+	arch_check
+	exit $rc
+	;;
 all) ;;
-*) echo "gpu_check.sh: unknown check $2: use firststep or firststep-tiny" >&2 && exit 2 ;;
+*) echo "gpu_check.sh: unknown check $2: use firststep, firststep-tiny or arch" >&2 && exit 2 ;;
 esac
 for t in test_cuda_vs_cpu test_comm_nccl; do
 	"$b/tests/codelets/cuda/$t" >"$out/$t.log" 2>&1 || rc=1
@@ -154,5 +197,6 @@ sys.exit(0 if worst <= tol else 1)
 PY
 done
 LAYERS=2 HIDDEN=256 HEADS=4 SEQ=128 MB=4 firststep firststep-tiny
+arch_check
 rm -rf "$nv"
 exit $rc

@@ -32,3 +32,8 @@ extern "C" void cast_cuda(void *dst, enum dtype dst_dt, const void *src, enum dt
     });
     CUDA_LAUNCH_CHECK();
 }
+
+extern "C" void zero_cuda(void *dst, size_t bytes, cudaStream_t stream)
+{
+    CUDA_CHECK(cudaMemsetAsync(dst, 0, bytes, stream));
+}

@@ -1,0 +1,152 @@
+/* cuda_none.c: the CUDA launchers of kernels_cuda.h in the CPU-only build.
+ *
+ * The codelets name a CUDA function next to each CPU one; StarPU built without CUDA never runs
+ * them, so these launchers are never called. The scratch sizes are asked by the submitters on
+ * every run: no CUDA worker, no scratch. */
+#include "check.h"
+#include "kernels_cuda.h"
+
+#define CUDA_NONE() CHECK_MSG(0, "a CUDA launcher ran in the CPU-only build")
+
+void encoder_forward_cuda(void *out, const int32_t *tokens, const void *wte, const void *wpe, int B,
+                          int T, int C, enum dtype dt, cudaStream_t stream)
+{
+    CUDA_NONE();
+}
+
+void encoder_backward_cuda(void *dwte, void *dwpe, const void *dout, const int32_t *tokens, int B,
+                           int T, int C, enum dtype dt, cudaStream_t stream)
+{
+    CUDA_NONE();
+}
+
+void layernorm_forward_cuda(void *out, float *mean, float *rstd, const void *inp,
+                            const void *weight, const void *bias, int N, int C, enum dtype dt,
+                            cudaStream_t stream)
+{
+    CUDA_NONE();
+}
+
+size_t layernorm_backward_cuda_scratch_bytes(int N, int C)
+{
+    return 0;
+}
+
+void layernorm_backward_cuda(void *dinp, void *dweight, void *dbias, const void *dout,
+                             const void *inp, const void *weight, const float *mean,
+                             const float *rstd, int N, int C, enum dtype dt, void *scratch,
+                             cudaStream_t stream)
+{
+    CUDA_NONE();
+}
+
+void matmul_forward_cuda(cublasHandle_t handle, void *out, const void *inp, const void *weight,
+                         const void *bias, int N, int C, int OC, int ldo, enum dtype dt,
+                         cudaStream_t stream)
+{
+    CUDA_NONE();
+}
+
+size_t matmul_backward_cuda_scratch_bytes(int N, int OC)
+{
+    return 0;
+}
+
+void matmul_backward_cuda(cublasHandle_t handle, void *dinp, enum dtype dinp_dt, void *dweight,
+                          void *dbias, const void *dout, const void *inp, const void *weight, int N,
+                          int C, int OC, int ldo, enum dtype dt, void *scratch, cudaStream_t stream)
+{
+    CUDA_NONE();
+}
+
+size_t attention_forward_cuda_scratch_bytes(int B, int T, int C, int NH, enum dtype dt)
+{
+    return 0;
+}
+
+void attention_forward_cuda(cublasHandle_t handle, void *out, void *att, const void *qkv, int B,
+                            int T, int C, int NH, enum dtype dt, void *scratch, cudaStream_t stream)
+{
+    CUDA_NONE();
+}
+
+size_t attention_backward_cuda_scratch_bytes(int B, int T, int C, int NH, enum dtype dt)
+{
+    return 0;
+}
+
+void attention_backward_cuda(cublasHandle_t handle, void *dqkv, const void *dout, const void *qkv,
+                             const void *att, int B, int T, int C, int NH, enum dtype dt,
+                             void *scratch, cudaStream_t stream)
+{
+    CUDA_NONE();
+}
+
+void gelu_forward_cuda(void *out, const void *inp, size_t n, enum dtype dt, cudaStream_t stream)
+{
+    CUDA_NONE();
+}
+
+void gelu_backward_cuda(void *dinp, const void *inp, const void *dout, size_t n, enum dtype dt,
+                        cudaStream_t stream)
+{
+    CUDA_NONE();
+}
+
+void add_forward_cuda(void *out, const void *a, const void *b, size_t n, enum dtype dt,
+                      cudaStream_t stream)
+{
+    CUDA_NONE();
+}
+
+void accumulate_cuda(void *dst, const void *src, size_t n, enum dtype dt, cudaStream_t stream)
+{
+    CUDA_NONE();
+}
+
+void crossentropy_forward_cuda(float *losses, const void *logits, const int32_t *targets, int N,
+                               int V, int Vp, enum dtype dt, cudaStream_t stream)
+{
+    CUDA_NONE();
+}
+
+void crossentropy_backward_cuda(void *dlogits, const void *logits, const int32_t *targets,
+                                float dloss, int N, int V, int Vp, enum dtype dt,
+                                cudaStream_t stream)
+{
+    CUDA_NONE();
+}
+
+size_t sumsq_cuda_scratch_bytes(size_t n)
+{
+    return 0;
+}
+
+void sum_cuda(float *out, const float *in, size_t n, cudaStream_t stream)
+{
+    CUDA_NONE();
+}
+
+void sumsq_cuda(float *out, const void *grad, size_t n, enum dtype dt, void *scratch,
+                cudaStream_t stream)
+{
+    CUDA_NONE();
+}
+
+void adamw_cuda(void *param, float *master, float *m, float *v, const void *grad,
+                const float *sumsq, size_t n, const struct adamw_hparams *hp, enum dtype dt,
+                cudaStream_t stream)
+{
+    CUDA_NONE();
+}
+
+void cast_cuda(void *dst, enum dtype dst_dt, const void *src, enum dtype src_dt, size_t n,
+               cudaStream_t stream)
+{
+    CUDA_NONE();
+}
+
+void zero_cuda(void *dst, size_t bytes, cudaStream_t stream)
+{
+    CUDA_NONE();
+}
