@@ -17,12 +17,8 @@ DATA=$TOP/data/brown.bin
 command -v script >/dev/null || { echo "skip: no script(1) for a terminal"; exit 77; }
 W=$(mktemp -d)
 trap 'rm -rf "$W"' EXIT
-failures=0
-ok() { echo "ok - $1"; }
-fail() {
-    echo "FAIL - $1: $2"
-    failures=$((failures + 1))
-}
+# shellcheck source=testlib.sh
+. "$HERE/testlib.sh"
 ARGS=(--num-layers 2 --hidden-size 64 --num-attention-heads 2 --seq-length 32
     --max-position-embeddings 32 --micro-batch-size 2 --eval-iters 0 --data-path "$DATA"
     --train-iters 2 --offload-optimizer nvme --nvme-resident-fraction 0)
@@ -68,7 +64,4 @@ else
     fail "--load" "no read line: $(grep -a '^>' "$W/load" | head -n 8 | tr '\n' ';')"
 fi
 
-if [ "$failures" -gt 0 ]; then
-    echo "$failures check(s) failed"
-    exit 1
-fi
+finish

@@ -13,12 +13,10 @@ gpt2=${GPT50B_CACHE:-$HOME/.cache/gpt50b}/gpt2
     { echo "skip: no $gpt2/encoder.json (scripts/setup.sh fetches it)"; exit 77; }
 W=$(mktemp -d)
 trap 'rm -rf "$W"' EXIT
-failures=0
-ok() { echo "ok - $1"; }
-fail() {
-    echo "FAIL - $1: $2"
-    failures=$((failures + 1))
-}
+HERE=$(cd "$(dirname "$0")" && pwd)
+DATA="" # testlib.sh's tiny model reads no token file here
+# shellcheck source=testlib.sh
+. "$HERE/testlib.sh"
 printf 'The quick brown fox jumps over the lazy dog.\nHello, world!\n' >"$W/in.txt"
 
 "$TOKENIZE" --vocab "$gpt2/encoder.json" --merges "$gpt2/vocab.bpe" --output "$W/explicit.bin" \
@@ -46,7 +44,4 @@ expect_error "missing cache" "scripts/setup.sh" GPT50B_CACHE="$W/nocache" "$TOKE
 expect_error "no output" "-o/--output" "$TOKENIZE" "$W/in.txt"
 expect_error "-o without a value" "needs a value" "$TOKENIZE" "$W/in.txt" -o
 
-if [ "$failures" -gt 0 ]; then
-    echo "$failures check(s) failed"
-    exit 1
-fi
+finish
