@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "check.h"
@@ -896,6 +897,27 @@ static void check_written(FILE *f, const char *what)
     user_fail("%s: cannot write: %s: free space or choose another file", what, strerror(errno));
 }
 
+/* The folder of StarPU's FxT trace when one is recorded (STARPU_FXT_TRACE set and not 0, as
+ * --trace sets it), else NULL. */
+static const char *trace_folder(void)
+{
+    const char *on = getenv("STARPU_FXT_TRACE"), *prefix = getenv("STARPU_FXT_PREFIX");
+    if (!on || atoi(on) == 0) return NULL;
+    return prefix && *prefix ? prefix : "/tmp/";
+}
+
+/* FxT writes the trace at StarPU's shutdown and reports a failed write only with a line of its
+ * own on stderr, the run still exiting 0: a trace folder left with no free block means the write
+ * ran out of room and the trace is cut. */
+static void check_trace_written(const char *folder)
+{
+    struct statvfs v;
+    if (!folder || statvfs(folder, &v) != 0 || v.f_bavail > 0) return;
+    user_fail("STARPU_FXT_PREFIX=%s: the file system is full, so the FxT trace written there is "
+              "cut short: free space or point STARPU_FXT_PREFIX elsewhere, and run again",
+              folder);
+}
+
 static int64_t saved_iteration = -1; /* of the checkpoint at --save, -1: none yet from this run */
 
 static void save_checkpoint(struct gpt *m, const struct args *a, const struct train_state *st)
@@ -1135,6 +1157,12 @@ int main(int argc, char **argv)
                (long long)a.trace_last,
                getenv("STARPU_FXT_PREFIX") ? getenv("STARPU_FXT_PREFIX") : "/tmp/");
     }
+    const char *trace_dir = trace_folder();
+    if (trace_dir && access(trace_dir, W_OK) != 0)
+        user_fail(
+            "STARPU_FXT_PREFIX=%s: cannot write the FxT trace there: %s: create the folder or "
+            "point STARPU_FXT_PREFIX elsewhere",
+            trace_dir, strerror(errno));
     double t_init = now_ms();
     rt_init(&(struct rt_options){.cpu_workers = a.optim_tier != OPTIM_TIER_DEVICE,
                                  .trace_later = a.trace_first > 0,
@@ -1389,5 +1417,6 @@ cleanup:
     if (have_val) loader_free(&val);
     dataset_close(data);
     rt_shutdown();
+    check_trace_written(trace_dir);
     return stop_signal ? 128 + stop_signal : 0;
 }

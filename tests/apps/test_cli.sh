@@ -665,6 +665,26 @@ if [ -x "$fxt_tool" ]; then
 else
     echo "skip - --trace: no starpu_fxt_tool"
 fi
+# The trace is checked as every other write: a folder that cannot take it stops the run before
+# StarPU starts; a file system that fills while FxT writes it at the end (a 64 KiB tmpfs, as root)
+# gives exit 2 and one line of ours after FxT's own "write buffer" line (and StarPU's warning that
+# FxT is on), not a quiet exit 0.
+STARPU_FXT_PREFIX=$W/nofxt/ expect_error "--trace into a missing folder" "STARPU_FXT_PREFIX" \
+    "${TINY[@]}" --train-iters 2 --trace 2:2
+mkdir -p "$W/fxtfull"
+if [ "$(id -u)" -ne 0 ] || ! mount -t tmpfs -o size=64k tmpfs "$W/fxtfull" 2>/dev/null; then
+    echo "skip - --trace on a full disk: mounting a small tmpfs needs root"
+else
+    STARPU_FXT_PREFIX=$W/fxtfull/ gpt50b "${TINY[@]}" --train-iters 3 --trace 2:2
+    rc=$?
+    ours=$(grep -c '^gpt50b: error: .*FxT trace.*cut short' "$LOG/err")
+    if [ "$rc" -eq 2 ] && [ "$ours" -eq 1 ] && [ "$(grep -vc -e '^write buffer' -e '^\[starpu\]' "$LOG/err")" -eq 1 ]; then
+        ok "--trace on a full disk: exit 2, '$(grep '^gpt50b' "$LOG/err")'"
+    else
+        fail "--trace on a full disk" "exit $rc, stderr $(tr '\n' '|' <"$LOG/err")"
+    fi
+    umount "$W/fxtfull"
+fi
 
 # --- 12. ZeRO-3: --num-gpus 2 (2 ranks simulated on the CPU) against 1 rank -------------------
 # Rank r trains on micro-batch r of what 1 rank with --gradient-accumulation-steps 2 sees, and the
