@@ -49,7 +49,7 @@ struct args {
     double loss_scale, initial_loss_scale, min_loss_scale;
     int64_t loss_scale_window;
     int hysteresis;
-    enum optim_tier optim_tier;
+    enum tier optim_tier;
     const char *nvme_path;
     int swap_buffers;
     double resident_fraction; /* < 0: the plan's share */
@@ -135,14 +135,12 @@ static void apply_ds_config(struct args *a)
     if (from_config(a, DS_WARMUP_NUM_STEPS, -1)) a->warmup_iters = d->warmup_num_steps;
     if (from_config(a, DS_TOTAL_NUM_STEPS, -1)) a->decay_iters = d->total_num_steps;
     if (from_config(a, DS_OPTIM_DEVICE, PLAN_KNOB_TIER_OPTIM))
-        a->optim_tier = d->optim_device == DS_DEVICE_NVME  ? OPTIM_TIER_NVME
-                        : d->optim_device == DS_DEVICE_CPU ? OPTIM_TIER_CPU
-                                                           : OPTIM_TIER_DEVICE;
+        a->optim_tier = d->optim_device;
     if (from_config(a, DS_OPTIM_NVME_PATH, -1)) a->nvme_path = d->optim_nvme_path;
     if (from_config(a, DS_OPTIM_BUFFER_COUNT, PLAN_KNOB_OPTIM_BUFFERS))
         a->swap_buffers = (int)d->optim_buffer_count;
     if (from_config(a, DS_PARAM_DEVICE, PLAN_KNOB_TIER_PARAMS))
-        a->param_offload = d->param_device != DS_DEVICE_NONE;
+        a->param_offload = d->param_device != TIER_GPU;
     if (from_config(a, DS_CPU_CHECKPOINTING, PLAN_KNOB_CKPT_IN_CPU))
         a->ckpt_in_cpu = d->cpu_checkpointing;
     if (from_config(a, DS_AIO_BLOCK_SIZE, -1)) a->aio.block_size = (size_t)d->aio_block_size;
@@ -199,7 +197,7 @@ static void note_no_effect(const struct args *a)
                       (later[i].k == DS_ZERO_STAGE && a->ds.zero_stage == 3))) ||
             ((later[i].k == DS_PARAM_NVME_PATH || later[i].k == DS_PARAM_BUFFER_COUNT ||
               later[i].k == DS_PARAM_BUFFER_SIZE) &&
-             a->ds.param_device != DS_DEVICE_NVME) ||
+             a->ds.param_device != TIER_NVME) ||
             len >= sizeof line)
             continue;
         const char *why = many && later[i].many ? later[i].many : later[i].one;
@@ -208,7 +206,7 @@ static void note_no_effect(const struct args *a)
         len += snprintf(line + len, sizeof line - len, "%s%s (%s%s)", len ? ", " : "", key, ranks,
                         why);
     }
-    if (a->ds.param_device == DS_DEVICE_NVME && len < sizeof line)
+    if (a->ds.param_device == TIER_NVME && len < sizeof line)
         len += snprintf(line + len, sizeof line - len, "%s%s nvme (parameters go to CPU memory)",
                         len ? ", " : "", a->ds.origin[DS_PARAM_DEVICE].key);
     if (len)
@@ -241,7 +239,7 @@ static void apply_preset(struct args *a, const char *name)
         /* the SC21 run: fp16 parameters in CPU memory, optimizer state on NVMe */
         a->param_offload = p->L == 62;
         a->ckpt_in_cpu = p->L == 62;
-        a->optim_tier = p->L == 62 ? OPTIM_TIER_NVME : OPTIM_TIER_DEVICE;
+        a->optim_tier = p->L == 62 ? TIER_NVME : TIER_GPU;
         static const enum plan_knob set_by_preset[] = {
             PLAN_KNOB_MODEL,         PLAN_KNOB_MICRO_BATCH, PLAN_KNOB_DTYPE,
             PLAN_KNOB_CHECKPOINTING, PLAN_KNOB_TIER_PARAMS, PLAN_KNOB_TIER_OPTIM,
@@ -710,11 +708,11 @@ static void parse_args(struct args *a, int argc, char **argv)
             break;
         case OPT_OFFLOAD_OPTIMIZER:
             if (strcmp(optarg, "none") == 0)
-                a->optim_tier = OPTIM_TIER_DEVICE;
+                a->optim_tier = TIER_GPU;
             else if (strcmp(optarg, "cpu") == 0)
-                a->optim_tier = OPTIM_TIER_CPU;
+                a->optim_tier = TIER_CPU;
             else if (strcmp(optarg, "nvme") == 0)
-                a->optim_tier = OPTIM_TIER_NVME;
+                a->optim_tier = TIER_NVME;
             else
                 user_fail("--offload-optimizer %s: choose none, cpu or nvme", optarg);
             setting_origin_set(&a->origin[PLAN_KNOB_TIER_OPTIM], SOURCE_FLAG, flag);
@@ -1004,7 +1002,6 @@ static int make_plan(struct args *a, struct plan *p, char *verdict, size_t n)
     struct plan_input in;
     char err[PLAN_ERR_SIZE];
     int64_t gpu_bytes = rt_probe_gpu_bytes();
-    int has_gpu = gpu_bytes > 0;
     plan_input_init(&in);
     if (a->ds_path) plan_input_from_dsconfig(&in, &a->ds);
     in.L = a->cfg.L;
@@ -1023,13 +1020,11 @@ static int make_plan(struct args *a, struct plan *p, char *verdict, size_t n)
     in.ranks_per_node = a->ranks_per_node   ? a->ranks_per_node
                         : a->world_size > 8 ? 8
                                             : a->world_size;
-    enum plan_tier compute = has_gpu ? PLAN_TIER_GPU : PLAN_TIER_CPU;
-    in.tier_params = a->param_offload ? PLAN_TIER_CPU : compute;
-    in.tier_optim = a->optim_tier == OPTIM_TIER_NVME  ? PLAN_TIER_NVME
-                    : a->optim_tier == OPTIM_TIER_CPU ? PLAN_TIER_CPU
-                                                      : compute;
+    /* TIER_GPU is the compute device: the plan puts it on the CPU when there is no GPU */
+    in.tier_params = a->param_offload ? TIER_CPU : TIER_GPU;
+    in.tier_optim = a->optim_tier;
     /* gradients stay in the model's dtype; offloaded AdamW reads them in CPU memory */
-    in.tier_grads = a->optim_tier == OPTIM_TIER_DEVICE ? compute : PLAN_TIER_CPU;
+    in.tier_grads = a->optim_tier == TIER_GPU ? TIER_GPU : TIER_CPU;
     in.grads_with_optim = 0;
     in.optim_buffer_count = a->swap_buffers;
     in.optim_buffer_tensors = 3; /* each set holds a tensor's master, m and v */
@@ -1039,13 +1034,13 @@ static int make_plan(struct args *a, struct plan *p, char *verdict, size_t n)
     in.resident_fraction = a->resident_fraction >= 0 ? a->resident_fraction : 1.0;
     for (int k = 0; k < PLAN_NKNOBS; k++)
         if (a->origin[k].source != SOURCE_DEFAULT) in.origin[k] = a->origin[k];
-    if (plan_capacity_gpu(&in.cap[PLAN_TIER_GPU], gpu_bytes, err, sizeof err) ||
-        plan_capacity_ram(&in.cap[PLAN_TIER_CPU], err, sizeof err))
+    if (plan_capacity_gpu(&in.cap[TIER_GPU], gpu_bytes, err, sizeof err) ||
+        plan_capacity_ram(&in.cap[TIER_CPU], err, sizeof err))
         user_fail("%s", err);
     /* A dry run plans without the folder (it may be made later, or exist on the nodes only): the
      * plan's NVMe line says why the space is not checked. A run stops here. */
-    if (plan_capacity_nvme(&in.cap[PLAN_TIER_NVME],
-                           a->optim_tier == OPTIM_TIER_NVME ? a->nvme_path : NULL, err,
+    if (plan_capacity_nvme(&in.cap[TIER_NVME],
+                           a->optim_tier == TIER_NVME ? a->nvme_path : NULL, err,
                            sizeof err) != 0 &&
         !a->dry_run)
         user_fail("%s", err);
@@ -1103,10 +1098,10 @@ int main(int argc, char **argv)
                   "it",
                   a.num_gpus, ncuda, a.num_gpus);
     if (a.resident_fraction < 0) a.resident_fraction = plan.resident_share;
-    if (a.optim_tier == OPTIM_TIER_NVME && !a.nvme_path)
+    if (a.optim_tier == TIER_NVME && !a.nvme_path)
         user_fail("--offload-optimizer nvme needs --nvme-path DIR: a folder on a fast local disk");
     /* one lock per run and node: the first process of each node takes it */
-    if (a.optim_tier == OPTIM_TIER_NVME &&
+    if (a.optim_tier == TIER_NVME &&
         (launch.local_rank == 0 || (launch.local_rank < 0 && launch.rank == 0)) &&
         swap_path_claim(a.nvme_path, err, sizeof err) != 0)
         user_fail("%s", err);
@@ -1164,7 +1159,7 @@ int main(int argc, char **argv)
             "point STARPU_FXT_PREFIX elsewhere",
             trace_dir, strerror(errno));
     double t_init = now_ms();
-    rt_init(&(struct rt_options){.cpu_workers = a.optim_tier != OPTIM_TIER_DEVICE,
+    rt_init(&(struct rt_options){.cpu_workers = a.optim_tier != TIER_GPU,
                                  .trace_later = a.trace_first > 0,
                                  .mpi = launch.size > 1});
     struct comm *comm = NULL;
@@ -1225,7 +1220,7 @@ int main(int argc, char **argv)
     printf("> pinned host pool: %.3f GB (%s, %s)\n", pool.capacity / 1e9,
            pool.pinned ? "page-locked" : "not page-locked: no GPU",
            pool.numa_node >= 0 ? "on the GPU's NUMA node" : "one NUMA node or no GPU: unbound");
-    if (a.optim_tier != OPTIM_TIER_DEVICE) {
+    if (a.optim_tier != TIER_GPU) {
         struct gpt_optim_placement pl;
         gpt_optim_placement(m, &pl);
         printf("> optimizer state: %d tensors (%.3f GB) in RAM, %d tensors (%.3f GB) on NVMe "
@@ -1239,7 +1234,7 @@ int main(int argc, char **argv)
         numa_io_describe(pl.io_numa, io, sizeof io);
         printf(
             "> NUMA: CPU workers (AdamW) on node %s, as StarPU bound them; NVMe I/O threads %s\n",
-            nodes, a.optim_tier == OPTIM_TIER_NVME ? io : "none");
+            nodes, a.optim_tier == TIER_NVME ? io : "none");
     }
     printf("> data: %s (%s, %zu tokens; %zu training, %zu validation), order %s\n", a.data_path,
            dataset_format(data), ntok, train_end, have_val ? val_end - train_end : 0,
@@ -1346,7 +1341,7 @@ int main(int argc, char **argv)
                      (long long)saved_iteration);
         fprintf(stderr, "gpt50b: stopped by %s after iteration %lld: %s%s\n",
                 stop_signal == SIGINT ? "SIGINT" : "SIGTERM", (long long)st.iteration, kept,
-                a.optim_tier == OPTIM_TIER_NVME ? "; swap folder removed" : "");
+                a.optim_tier == TIER_NVME ? "; swap folder removed" : "");
         goto cleanup;
     }
     double t_end = now_ms();
@@ -1385,7 +1380,7 @@ int main(int argc, char **argv)
         printf("; loss all-reduce on the host %.1f, %.3f ms each\n", (double)cs.host_count / done,
                cs.host_count ? 1e3 * cs.host_s / cs.host_count : 0.0);
     }
-    if (a.optim_tier == OPTIM_TIER_NVME && done > 0) {
+    if (a.optim_tier == TIER_NVME && done > 0) {
         /* the engine counts this process's ranks, the plan one rank */
         uint64_t r, w, k, local = a.world_size > 1 ? (uint64_t)a.num_gpus : 1;
         gpt_nvme_traffic(m, &r, &w, &k);

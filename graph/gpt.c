@@ -334,7 +334,7 @@ static int param_split(const struct gpt *m, int i)
     const struct gpt_param *p = &m->params[i];
     int64_t rows = p->shape[0], sub = m->opt.optim_chunk;
     if (param_tiles(m, i)) return param_tiles(m, i);
-    if (m->opt.optim_tier == OPTIM_TIER_DEVICE || p->swapped || sub <= 0 || m->W > 1) return 0;
+    if (m->opt.optim_tier == TIER_GPU || p->swapped || sub <= 0 || m->W > 1) return 0;
     int64_t pieces = (param_numel(p) + sub - 1) / sub;
     return pieces > 1 ? (int)(pieces < rows ? pieces : rows) : 0;
 }
@@ -374,7 +374,7 @@ static size_t region_max(const struct gpt *m)
  * workers (it reads the gradients and writes the parameters there) or when asked. */
 static int params_in_pinned_ram(const struct gpt *m)
 {
-    return m->opt.optim_tier != OPTIM_TIER_DEVICE || m->opt.offload_param;
+    return m->opt.optim_tier != TIER_GPU || m->opt.offload_param;
 }
 
 /* The activation checkpoints (the blocks' inputs) have their home in pinned CPU memory. */
@@ -831,7 +831,7 @@ struct gpt *gpt_create(const struct gpt_config *cfg, const struct gpt_options *o
         size_t n = param_numel(&m->params[i]);
         m->shard_n[i] = m->W > 1 ? comm_shard_elems(n, m->W, 4096, dtype_size(opt->dt)) : n;
     }
-    if (opt->optim_tier == OPTIM_TIER_NVME) plan_swap(m);
+    if (opt->optim_tier == TIER_NVME) plan_swap(m);
     if (m->W == 1) {
         m->shards = m->params;
     } else {
@@ -850,7 +850,7 @@ struct gpt *gpt_create(const struct gpt_config *cfg, const struct gpt_options *o
     for (int i = 0; i < m->nparams; i++)
         for (int r = 0; r < m->R; r++)
             shard_init(m, i, r);
-    if (opt->optim_tier == OPTIM_TIER_NVME) swap_init(m);
+    if (opt->optim_tier == TIER_NVME) swap_init(m);
     init_masters(m);
     gpt_sync_params(m);
     for (int r = 0; r < m->R; r++)
@@ -909,7 +909,7 @@ void gpt_destroy(struct gpt *m)
 /* Where AdamW runs, and so where the master weights are cast to the compute copies. */
 static enum rt_where optim_where(const struct gpt *m)
 {
-    return m->opt.optim_tier == OPTIM_TIER_DEVICE ? RT_WHERE_COMPUTE : RT_WHERE_CPU;
+    return m->opt.optim_tier == TIER_GPU ? RT_WHERE_COMPUTE : RT_WHERE_CPU;
 }
 
 void gpt_sync_params(struct gpt *m)

@@ -23,6 +23,7 @@
 #include "aio.h"
 #include "kernels_cpu.h"
 #include "rt.h"
+#include "tier.h"
 
 struct gpt_config {
     int L, C, NH;
@@ -40,13 +41,6 @@ int gpt_tensor_count(const struct gpt_config *cfg);
 
 /* Model FLOPs per iteration (Megatron's formula, the recompute counted when checkpointing). */
 double gpt_flops_per_iteration(const struct gpt_config *cfg, int B, int T, int checkpointing);
-
-/* Where the optimizer state (fp32 master weights, AdamW moments) lives and AdamW runs. */
-enum optim_tier {
-    OPTIM_TIER_DEVICE, /* with the compute: on the GPU when there is one */
-    OPTIM_TIER_CPU,    /* in RAM, AdamW on CPU workers (ZeRO-Offload) */
-    OPTIM_TIER_NVME,   /* in swap files, streamed through RAM buffers, AdamW on CPU workers */
-};
 
 struct comm;
 
@@ -69,7 +63,7 @@ struct gpt_options {
     uint64_t seed;     /* weight initialisation */
     int tile_size;     /* memory-centric tiling: linear layers with more output channels run as
                           tasks of at most this many (separate tiles of the weight); 0: whole */
-    enum optim_tier optim_tier;
+    enum tier optim_tier;
     /* fp16/bf16 parameters live in pinned CPU memory: each layer's are moved to the device one
      * layer ahead of use (a prefetch task) and are the first evicted after it (ZeRO-Infinity's
      * parameter offload). With the optimizer away from the device, parameters and gradients have
@@ -87,7 +81,7 @@ struct gpt_options {
      * task each, so the workers share a large tensor (whole rows; 0: whole tensors). Tensors
      * split by tile_size use their tiles instead. NVMe-streamed tensors step whole. */
     int64_t optim_chunk;
-    /* OPTIM_TIER_NVME only (several ranks: one swap file per shard, named after its rank, in
+    /* TIER_NVME only (several ranks: one swap file per shard, named after its rank, in
      * the process's one swap folder): */
     const char *nvme_path;    /* the folder that receives this process's swap folder */
     int swap_buffers;         /* RAM buffer sets per rank cycled by swap-in/AdamW/swap-out (>= 1) */
@@ -150,7 +144,7 @@ void gpt_step_stats(struct gpt *m, float *mean_loss, float *sumsq);
 void gpt_read_logits(struct gpt *m, float *out);
 /* Optimizer-state placement, for logs: tensors, and bytes of this process's ranks' shards (the
  * whole model with one rank), resident in RAM or on the device and streamed from NVMe (all zero
- * streamed unless OPTIM_TIER_NVME); the swap buffers of all its ranks. */
+ * streamed unless TIER_NVME); the swap buffers of all its ranks. */
 struct gpt_optim_placement {
     int resident_tensors, swapped_tensors;
     uint64_t resident_bytes, swapped_bytes, swap_buffer_bytes;
@@ -160,7 +154,7 @@ struct gpt_optim_placement {
 void gpt_optim_placement(const struct gpt *m, struct gpt_optim_placement *out);
 /* Bytes the NVMe swap has read and written so far for all of this process's ranks (the data;
  * headers and checksum tables are not counted), and the bytes that swap-outs of skipped steps
- * (fp16 overflow) did not have to write; zero unless OPTIM_TIER_NVME. */
+ * (fp16 overflow) did not have to write; zero unless TIER_NVME. */
 void gpt_nvme_traffic(const struct gpt *m, uint64_t *read, uint64_t *written, uint64_t *kept);
 
 /* The fp32 optimizer state of a tensor, wherever it lives. */

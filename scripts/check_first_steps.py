@@ -19,7 +19,7 @@ What this script does with INIT, in PyTorch:
   the window starting at (((j-1)*B + r)*T) mod (N - T - 1) of the split's N tokens (one rank,
   no gradient accumulation);
 - the loss: fp32 cross-entropy of the logits over all B*T positions, mean, as gpt50b logs it;
-- the step, as gpt50b's (codelets/cpu/adamw.c): fp32 master weights (INIT's values) kept apart
+- the step, as gpt50b's (codelets/kernels/cpu/adamw.c): fp32 master weights (INIT's values) kept apart
   from the --dtype parameters, the fp32 gradients scaled by clip/(norm + 1e-6) when the global
   norm of all gradients exceeds --clip (torch.nn.utils.clip_grad_norm_, the norm in fp32), then
   torch.optim.AdamW (foreach=False) itself on the master, one tensor at a time on the GPU (master,

@@ -610,7 +610,7 @@ PYCHECK
 # Memory-centric tiling: --tile-size 20000 splits the LM head (50304 rows) into 3 tiles; 48 splits
 # it into 1048 and each block's qkv (96 rows) and MLP c_fc (128) layers too. Forward tiles compute
 # their columns with the whole layer's operations; the backward's dinp sums the tiles one after
-# the other, continuing each element's chain of fused multiply-adds (codelets/cpu/gemm.h), in fp16
+# the other, continuing each element's chain of fused multiply-adds (codelets/kernels/cpu/gemm.h), in fp16
 # and bf16 in an fp32 accumulator rounded once as untiled: every precision gives the untiled run's
 # bits.
 for p in fp32 fp16 bf16; do

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# test_progress.sh: the progress lines of long phases (runtime/progress.h).
+# test_progress.sh: the progress lines of long phases (runtime/base/progress.h).
 #
 # A small model with the optimizer state on NVMe (nothing resident) and a save, then a load:
 # in a log (stdout a file) each phase prints one line at its end with bytes, time and rate and

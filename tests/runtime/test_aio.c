@@ -20,7 +20,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "tests/test_expect.h"
+#include "../test_expect.h"
 
 /* Whether the test directory's filesystem takes O_DIRECT (a disk does; tmpfs before Linux 6.6
  * does not, and then only the buffered backend can be tested there). */

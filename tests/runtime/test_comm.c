@@ -19,7 +19,7 @@
 
 #include "check.h"
 #include "comm.h"
-#include "tests/test_expect.h"
+#include "../test_expect.h"
 
 static const enum dtype DTYPES[] = {DTYPE_FP32, DTYPE_FP16, DTYPE_BF16};
 

@@ -14,7 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "tests/test_expect.h"
+#include "../test_expect.h"
 
 static char warnings[4096];
 
@@ -105,8 +105,8 @@ static void test_fixtures(const char *top)
     EXPECT(dsconfig_load(&a, p2021, 1, err, sizeof err) == 0, "%s", err);
     EXPECT(a.nwarnings == 0, "%d warnings", a.nwarnings);
     EXPECT(a.zero_stage == 3, "%lld", (long long)a.zero_stage);
-    EXPECT(a.param_device == DS_DEVICE_CPU, "%d", a.param_device);
-    EXPECT(a.optim_device == DS_DEVICE_NVME, "%d", a.optim_device);
+    EXPECT(a.param_device == TIER_CPU, "%d", a.param_device);
+    EXPECT(a.optim_device == TIER_NVME, "%d", a.optim_device);
     EXPECT(a.param_pin_memory && a.optim_pin_memory, "pin");
     EXPECT(strcmp(a.optim_nvme_path, "/local_nvme") == 0, "%s", a.optim_nvme_path);
     EXPECT(a.optim_buffer_count == 4, "%lld", (long long)a.optim_buffer_count);
@@ -318,7 +318,7 @@ static void test_conflicts(void)
     /* swap_tensor has its own defaults (optimizer_buffer_count 10, not offload_optimizer's 4). */
     struct ds_config c = PARSE_OK("{\"zero_optimization\": {\"stage\": 3, \"cpu_offload\": true}, "
                                   "\"swap_tensor\": {\"folder\": \"/x\", \"optimizer\": true}}");
-    EXPECT(c.optim_device == DS_DEVICE_NVME && c.optim_buffer_count == 10 &&
+    EXPECT(c.optim_device == TIER_NVME && c.optim_buffer_count == 10 &&
                strcmp(origin_key(&c, DS_OPTIM_BUFFER_COUNT), "(2021 schema)") == 0,
            "%lld %s", (long long)c.optim_buffer_count, origin_key(&c, DS_OPTIM_BUFFER_COUNT));
     c = PARSE_OK("{\"fp16\": {\"enabled\": false, \"loss_scale\": 128}}");

@@ -1,7 +1,7 @@
 /* test_gpu_arch: which built GPU code runs on which card (runtime/gpu.h's gpu_arch_runs), and
  * the line that says when none does. Pure: runs in both build variants, no GPU needed. */
 #include "gpu.h"
-#include "tests/test_expect.h"
+#include "../test_expect.h"
 
 #define DEFAULT "sm_75,sm_80,sm_86,sm_89,sm_90,compute_90"
 

@@ -16,7 +16,7 @@
 #include <sys/vfs.h>
 
 #include "aio.h"
-#include "tests/test_expect.h"
+#include "../test_expect.h"
 
 #define TMPFS_MAGIC 0x01021994
 

@@ -8,7 +8,7 @@
 
 #include "aio.h"
 #include "rt.h"
-#include "tests/test_expect.h"
+#include "../test_expect.h"
 
 int main(void)
 {

@@ -20,7 +20,7 @@
 #include <unistd.h>
 
 #include "dtype.h"
-#include "tests/test_expect.h"
+#include "../test_expect.h"
 
 static char dir[256];
 

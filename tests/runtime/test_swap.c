@@ -25,7 +25,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "tests/test_expect.h"
+#include "../test_expect.h"
 
 /* One checksum block: the unit of every offset and size below, so that each case keeps its
  * block structure (which block is stale, flipped or dirty) whatever SWAP_BLOCK_SIZE is. */

@@ -14,7 +14,7 @@
 
 #include "check.h"
 #include "comm.h"
-#include "tests/test_expect.h"
+#include "../../test_expect.h"
 
 struct bufs {
     struct tensor shard_t[COMM_MAX_LOCAL], full_t[COMM_MAX_LOCAL];

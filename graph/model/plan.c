@@ -14,13 +14,6 @@
 
 #include "check.h"
 
-const char *plan_tier_name(enum plan_tier t)
-{
-    static const char *const names[] = {"GPU", "CPU", "NVMe"};
-    CHECK((unsigned)t < PLAN_NTIERS);
-    return names[t];
-}
-
 void plan_input_init(struct plan_input *in)
 {
     memset(in, 0, sizeof *in);
@@ -29,7 +22,7 @@ void plan_input_init(struct plan_input *in)
     in->dt = DTYPE_FP32;
     in->world_size = 1;
     in->ranks_per_node = 1;
-    in->tier_params = in->tier_grads = in->tier_optim = PLAN_TIER_GPU;
+    in->tier_params = in->tier_grads = in->tier_optim = TIER_GPU;
     in->param_buffer_count = 5;
     in->param_buffer_size = 100000000;
     in->optim_buffer_count = 4;
@@ -38,19 +31,12 @@ void plan_input_init(struct plan_input *in)
     in->resident_fraction = 1.0;
     in->ram_headroom = 0.1;
     in->prefetch = 50000000;
-    for (int t = 0; t < PLAN_NTIERS; t++) {
+    for (int t = 0; t < NTIERS; t++) {
         in->cap[t].bytes = -1;
         setting_origin_set(&in->cap[t].origin, SOURCE_DEFAULT, "capacity unknown");
     }
     for (int k = 0; k < PLAN_NKNOBS; k++)
         setting_origin_set(&in->origin[k], SOURCE_DEFAULT, NULL);
-}
-
-static enum plan_tier device_tier(enum ds_device d)
-{
-    return d == DS_DEVICE_NVME  ? PLAN_TIER_NVME
-           : d == DS_DEVICE_CPU ? PLAN_TIER_CPU
-                                : PLAN_TIER_GPU;
 }
 
 void plan_input_from_dsconfig(struct plan_input *in, const struct ds_config *ds)
@@ -77,10 +63,10 @@ void plan_input_from_dsconfig(struct plan_input *in, const struct ds_config *ds)
     in->grad_accum = (int)ds->grad_accum;
     in->dt = ds->precision;
     in->ckpt_in_cpu = ds->cpu_checkpointing;
-    in->tier_params = device_tier(ds->param_device);
-    in->tier_optim = device_tier(ds->optim_device);
-    in->grads_with_optim = ds->optim_device != DS_DEVICE_NONE;
-    in->tier_grads = PLAN_TIER_GPU;
+    in->tier_params = ds->param_device;
+    in->tier_optim = ds->optim_device;
+    in->grads_with_optim = ds->optim_device != TIER_GPU;
+    in->tier_grads = TIER_GPU;
     in->pin_params = ds->param_pin_memory;
     in->pin_optim = ds->optim_pin_memory;
     in->param_buffer_count = (int)ds->param_buffer_count;
@@ -197,16 +183,16 @@ static int check_input(const struct plan_input *in, char *err, size_t errlen)
                          "%d ranks per node do not divide the world size %d: choose "
                          "a divisor",
                          in->ranks_per_node, in->world_size);
-    if (in->tier_grads == PLAN_TIER_NVME && !in->grads_with_optim)
+    if (in->tier_grads == TIER_NVME && !in->grads_with_optim)
         return bad_input(err, errlen,
                          "gradients live on the GPU or in CPU memory, not on NVMe "
                          "(only their fp32 copy travels with the optimizer state)");
-    if (in->tier_optim == PLAN_TIER_NVME && (in->sub_group_size < 1 || in->optim_buffer_count < 1))
+    if (in->tier_optim == TIER_NVME && (in->sub_group_size < 1 || in->optim_buffer_count < 1))
         return bad_input(err, errlen,
                          "NVMe optimizer state needs a sub-group size (%" PRId64
                          ") and a buffer count (%d) of at least 1",
                          in->sub_group_size, in->optim_buffer_count);
-    if (in->tier_params == PLAN_TIER_NVME &&
+    if (in->tier_params == TIER_NVME &&
         (in->param_buffer_size < 1 || in->param_buffer_count < 1))
         return bad_input(err, errlen,
                          "NVMe parameters need a buffer size (%" PRId64
@@ -224,7 +210,7 @@ static int check_input(const struct plan_input *in, char *err, size_t errlen)
 }
 
 __attribute__((format(printf, 6, 7))) static void row(struct plan *p, enum plan_row_kind k,
-                                                      enum plan_tier tier, int64_t per_rank,
+                                                      enum tier tier, int64_t per_rank,
                                                       enum plan_knob knob, const char *fmt, ...)
 {
     struct plan_row *r = &p->rows[k];
@@ -243,7 +229,7 @@ static int64_t min64(int64_t a, int64_t b)
 }
 
 /* Sum of the rows on a tier, per rank. */
-static int64_t tier_sum(const struct plan *p, enum plan_tier t)
+static int64_t tier_sum(const struct plan *p, enum tier t)
 {
     int64_t s = 0;
     for (int k = 0; k < PLAN_NROWS; k++)
@@ -256,10 +242,10 @@ static int64_t tier_sum(const struct plan *p, enum plan_tier t)
  * master is always swapped while an fp32 compute copy stays with the model (graph/gpt.c). */
 static int has_master(const struct plan_input *in)
 {
-    return in->dt != DTYPE_FP32 || in->tier_optim == PLAN_TIER_NVME;
+    return in->dt != DTYPE_FP32 || in->tier_optim == TIER_NVME;
 }
 
-static void optimizer_rows(struct plan *p, enum plan_tier t, int64_t elems)
+static void optimizer_rows(struct plan *p, enum tier t, int64_t elems)
 {
     const struct plan_input *in = &p->in;
     if (has_master(in))
@@ -282,10 +268,10 @@ int plan_compute(struct plan *p, const struct plan_input *in, char *err, size_t 
     p->nparams = (int64_t)in->Vp * C + (int64_t)in->maxT * C + L * (12 * C * C + 13 * C) + 2 * C;
     const int64_t Pr = (p->nparams + N - 1) / N;
     p->nparams_rank = Pr;
-    p->compute = in->cap[PLAN_TIER_GPU].bytes == 0 ? PLAN_TIER_CPU : PLAN_TIER_GPU;
-    const enum plan_tier dev = p->compute;
-#define ON(t) ((t) == PLAN_TIER_GPU ? dev : (t))
-    const enum plan_tier tp = ON(in->tier_params), tg = ON(in->tier_grads), to = ON(in->tier_optim);
+    p->compute = in->cap[TIER_GPU].bytes == 0 ? TIER_CPU : TIER_GPU;
+    const enum tier dev = p->compute;
+#define ON(t) ((t) == TIER_GPU ? dev : (t))
+    const enum tier tp = ON(in->tier_params), tg = ON(in->tier_grads), to = ON(in->tier_optim);
 #undef ON
     for (int k = 0; k < PLAN_NROWS; k++)
         p->rows[k].tier = dev;
@@ -293,36 +279,36 @@ int plan_compute(struct plan *p, const struct plan_input *in, char *err, size_t 
     /* Model states, partitioned over the ranks. */
     row(p, PLAN_ROW_PARAMS, tp, Pr * dts, PLAN_KNOB_TIER_PARAMS,
         in->dt == DTYPE_FP32 ? "fp32 parameters (also the master weights)" : "%s parameters", dtn);
-    p->rows[PLAN_ROW_PARAMS].pinned = tp == PLAN_TIER_CPU && in->pin_params;
+    p->rows[PLAN_ROW_PARAMS].pinned = tp == TIER_CPU && in->pin_params;
     if (!in->grads_with_optim)
         row(p, PLAN_ROW_GRADS, tg, Pr * dts, PLAN_KNOB_TIER_GRADS, "%s gradients", dtn);
     const int64_t obytes = (has_master(in) ? 4 : 0) + 8 + (in->grads_with_optim ? 4 : 0);
     optimizer_rows(p, to, Pr);
-    if (to == PLAN_TIER_CPU)
+    if (to == TIER_CPU)
         for (int k = PLAN_ROW_MASTER; k <= PLAN_ROW_FP32_GRADS; k++)
             p->rows[k].pinned = in->pin_optim;
 
     /* Buffers in RAM. */
     const int64_t sg = min64(in->sub_group_size, Pr);
-    if (to == PLAN_TIER_NVME)
-        row(p, PLAN_ROW_OPTIM_SWAP_BUFFERS, PLAN_TIER_CPU,
+    if (to == TIER_NVME)
+        row(p, PLAN_ROW_OPTIM_SWAP_BUFFERS, TIER_CPU,
             (int64_t)in->optim_buffer_count * in->optim_buffer_tensors * sg * 4,
             PLAN_KNOB_OPTIM_BUFFERS, "optimizer swap buffers (%d x %d x %" PRId64 " fp32)",
             in->optim_buffer_count, in->optim_buffer_tensors, sg);
-    if (tp == PLAN_TIER_NVME)
-        row(p, PLAN_ROW_PARAM_SWAP_BUFFERS, PLAN_TIER_CPU,
+    if (tp == TIER_NVME)
+        row(p, PLAN_ROW_PARAM_SWAP_BUFFERS, TIER_CPU,
             in->param_buffer_count * in->param_buffer_size * dts, PLAN_KNOB_PARAM_BUFFERS,
             "parameter swap buffers (%d x %" PRId64 " %s)", in->param_buffer_count,
             in->param_buffer_size, dtn);
     if (in->pinned_pool)
-        row(p, PLAN_ROW_PINNED_POOL, PLAN_TIER_CPU, in->pinned_pool, PLAN_KNOB_PINNED_POOL,
+        row(p, PLAN_ROW_PINNED_POOL, TIER_CPU, in->pinned_pool, PLAN_KNOB_PINNED_POOL,
             "pinned staging pool");
     p->rows[PLAN_ROW_OPTIM_SWAP_BUFFERS].pinned = p->rows[PLAN_ROW_PARAM_SWAP_BUFFERS].pinned =
         p->rows[PLAN_ROW_PINNED_POOL].pinned = 1;
 
     /* Activations, as graph/gpt.c allocates them. */
     int in_cpu = in->checkpointing && in->ckpt_in_cpu;
-    row(p, PLAN_ROW_CHECKPOINTS, in_cpu ? PLAN_TIER_CPU : dev, (L + 1) * tok * C * dts,
+    row(p, PLAN_ROW_CHECKPOINTS, in_cpu ? TIER_CPU : dev, (L + 1) * tok * C * dts,
         in_cpu ? PLAN_KNOB_CKPT_IN_CPU : PLAN_KNOB_CHECKPOINTING, "%s [%d][B,T,C]",
         in->checkpointing ? "activation checkpoints" : "layer outputs", in->L + 1);
     p->rows[PLAN_ROW_CHECKPOINTS].pinned = in_cpu;
@@ -355,13 +341,13 @@ int plan_compute(struct plan *p, const struct plan_input *in, char *err, size_t 
     }
 
     /* Partial residency: whole sub-groups of NVMe optimizer state kept in the RAM left over. */
-    if (to == PLAN_TIER_NVME) {
+    if (to == TIER_NVME) {
         p->subgroups = (Pr + in->sub_group_size - 1) / in->sub_group_size;
-        const struct plan_capacity *ram = &in->cap[PLAN_TIER_CPU];
+        const struct plan_capacity *ram = &in->cap[TIER_CPU];
         int64_t k = 0;
         if (ram->bytes >= 0 && in->resident_fraction > 0) {
             double room = (double)ram->bytes * (1 - in->ram_headroom) -
-                          (double)tier_sum(p, PLAN_TIER_CPU) * R;
+                          (double)tier_sum(p, TIER_CPU) * R;
             int64_t by_room = room > 0 ? (int64_t)(room / R) / (sg * obytes) : 0;
             int64_t by_share =
                 in->resident_fraction >= 1
@@ -374,9 +360,9 @@ int plan_compute(struct plan *p, const struct plan_input *in, char *err, size_t 
         p->resident_share = (double)p->resident_elems / (double)Pr;
         p->resident_bytes = p->resident_elems * obytes;
         int64_t swapped = Pr - p->resident_elems;
-        optimizer_rows(p, PLAN_TIER_NVME, swapped);
+        optimizer_rows(p, TIER_NVME, swapped);
         if (k > 0) {
-            row(p, PLAN_ROW_OPTIM_RESIDENT, PLAN_TIER_CPU, p->resident_bytes, PLAN_KNOB_RESIDENT,
+            row(p, PLAN_ROW_OPTIM_RESIDENT, TIER_CPU, p->resident_bytes, PLAN_KNOB_RESIDENT,
                 "optimizer state kept in RAM (%" PRId64 " of %" PRId64 " sub-groups)", k,
                 p->subgroups);
             p->rows[PLAN_ROW_OPTIM_RESIDENT].pinned = in->pin_optim;
@@ -387,7 +373,7 @@ int plan_compute(struct plan *p, const struct plan_input *in, char *err, size_t 
         p->nvme_read = p->nvme_write = swapped * obytes;
         p->nvme_read_swapped = p->nvme_write_swapped = Pr * obytes;
     }
-    if (tp == PLAN_TIER_NVME) {
+    if (tp == TIER_NVME) {
         /* Each micro-batch reads the partition for the forward and again for the backward; the
          * step writes it once. */
         int64_t part = Pr * dts, rd = 2 * (int64_t)in->grad_accum * part;
@@ -401,16 +387,16 @@ int plan_compute(struct plan *p, const struct plan_input *in, char *err, size_t 
         struct plan_row *r = &p->rows[k];
         r->per_node = r->per_rank * R;
         r->all = r->per_rank * N;
-        if (r->pinned && r->tier == PLAN_TIER_CPU) p->pinned += r->per_node;
+        if (r->pinned && r->tier == TIER_CPU) p->pinned += r->per_node;
     }
-    p->need[PLAN_TIER_GPU] = dev == PLAN_TIER_GPU ? tier_sum(p, PLAN_TIER_GPU) : 0;
-    p->need[PLAN_TIER_CPU] = tier_sum(p, PLAN_TIER_CPU) * R;
-    p->need[PLAN_TIER_NVME] = tier_sum(p, PLAN_TIER_NVME) * R;
+    p->need[TIER_GPU] = dev == TIER_GPU ? tier_sum(p, TIER_GPU) : 0;
+    p->need[TIER_CPU] = tier_sum(p, TIER_CPU) * R;
+    p->need[TIER_NVME] = tier_sum(p, TIER_NVME) * R;
     p->fit = 1;
-    for (int t = 0; t < PLAN_NTIERS; t++) {
+    for (int t = 0; t < NTIERS; t++) {
         int64_t cap = in->cap[t].bytes;
         p->fits[t] =
-            cap < 0 || (t == PLAN_TIER_GPU && dev != PLAN_TIER_GPU) ? -1 : p->need[t] <= cap;
+            cap < 0 || (t == TIER_GPU && dev != TIER_GPU) ? -1 : p->need[t] <= cap;
         if (p->fits[t] == 0) p->fit = 0;
     }
     return 0;
@@ -440,7 +426,7 @@ static void cap_words(const struct plan_capacity *cap, char *buf, size_t n)
         setting_origin_format(&cap->origin, buf, n);
 }
 
-static const char *tier_words(enum plan_tier t)
+static const char *tier_words(enum tier t)
 {
     static const char *const words[] = {"GPU memory", "CPU memory", "NVMe space"};
     return words[t];
@@ -475,16 +461,16 @@ static void knob_value(const struct plan *p, enum plan_knob k, char *buf, size_t
         snprintf(buf, n, "%d ranks, %d per node", in->world_size, in->ranks_per_node);
         break;
     case PLAN_KNOB_TIER_PARAMS:
-        snprintf(buf, n, "parameters on %s", plan_tier_name(in->tier_params));
+        snprintf(buf, n, "parameters on %s", tier_name(in->tier_params));
         break;
     case PLAN_KNOB_TIER_GRADS:
         if (in->grads_with_optim)
             snprintf(buf, n, "gradients in fp32 with the optimizer state");
         else
-            snprintf(buf, n, "gradients on %s", plan_tier_name(in->tier_grads));
+            snprintf(buf, n, "gradients on %s", tier_name(in->tier_grads));
         break;
     case PLAN_KNOB_TIER_OPTIM:
-        snprintf(buf, n, "optimizer state on %s", plan_tier_name(in->tier_optim));
+        snprintf(buf, n, "optimizer state on %s", tier_name(in->tier_optim));
         break;
     case PLAN_KNOB_PIN_PARAMS:
         snprintf(buf, n, "pinned parameters %s", in->pin_params ? "yes" : "no");
@@ -546,22 +532,22 @@ void plan_print(const struct plan *p, FILE *f)
         plan_bytes_words(r->per_node, 2, b, sizeof b);
         plan_bytes_words(r->all, 2, c, sizeof c);
         setting_origin_format(&in->origin[r->knob], from, sizeof from);
-        fprintf(f, "  %-54s %-4s%s %11s %11s %11s  %s\n", r->what, plan_tier_name(r->tier),
+        fprintf(f, "  %-54s %-4s%s %11s %11s %11s  %s\n", r->what, tier_name(r->tier),
                 r->pinned ? "*" : " ", a, b, c, from);
     }
     plan_bytes_words(p->pinned, 2, a, sizeof a);
     fprintf(f, "  (* pinned: %s per node)\n", a);
-    for (int t = 0; t < PLAN_NTIERS; t++) {
+    for (int t = 0; t < NTIERS; t++) {
         const struct plan_capacity *cap = &in->cap[t];
         plan_bytes_words(p->need[t], 2, a, sizeof a);
         cap_words(cap, from, sizeof from);
-        const char *per = t == PLAN_TIER_GPU ? "GPU" : "node";
+        const char *per = t == TIER_GPU ? "GPU" : "node";
         if (cap->bytes < 0) {
             fprintf(f, "  %-10s needs %11s per %-4s, not checked: %s\n", tier_words(t), a, per,
                     from);
             continue;
         }
-        if (t == PLAN_TIER_GPU && p->compute != PLAN_TIER_GPU) {
+        if (t == TIER_GPU && p->compute != TIER_GPU) {
             fprintf(f, "  %-10s none: the CPU computes, its memory is counted in RAM\n",
                     tier_words(t));
             continue;
@@ -570,10 +556,10 @@ void plan_print(const struct plan *p, FILE *f)
         fprintf(f, "  %-10s needs %11s per %-4s of %11s (%s): %s\n", tier_words(t), a, per, b, from,
                 p->fits[t] ? "fits" : "DOES NOT FIT");
     }
-    if (in->tier_optim == PLAN_TIER_NVME) {
+    if (in->tier_optim == TIER_NVME) {
         int64_t state = 0;
         for (int k = PLAN_ROW_MASTER; k <= PLAN_ROW_FP32_GRADS; k++)
-            state += p->rows[k].tier == PLAN_TIER_NVME ? p->rows[k].all : 0;
+            state += p->rows[k].tier == TIER_NVME ? p->rows[k].all : 0;
         plan_bytes_words(state, 2, a, sizeof a);
         fprintf(f, "  NVMe state in all ranks: %s, %d bytes per parameter (%s)\n", a,
                 in->grads_with_optim ? 16 : 12,
@@ -599,20 +585,20 @@ void plan_print(const struct plan *p, FILE *f)
 }
 
 /* What to change when tier t does not fit: the biggest lever first. */
-static void hint(const struct plan *p, enum plan_tier t, char *buf, size_t n)
+static void hint(const struct plan *p, enum tier t, char *buf, size_t n)
 {
     const struct plan_input *in = &p->in;
     int env = in->cap[t].origin.source == SOURCE_ENV;
-    if (t == PLAN_TIER_GPU) {
+    if (t == TIER_GPU) {
         if (!in->checkpointing)
             snprintf(buf, n, "turn on activation checkpointing");
-        else if (in->tier_params == PLAN_TIER_GPU)
+        else if (in->tier_params == TIER_GPU)
             snprintf(buf, n, "offload the parameters (zero_optimization.offload_param.device cpu)");
-        else if (in->tier_optim == PLAN_TIER_GPU)
+        else if (in->tier_optim == TIER_GPU)
             snprintf(buf, n,
                      "offload the optimizer state "
                      "(zero_optimization.offload_optimizer.device cpu or nvme)");
-        else if (!in->grads_with_optim && in->tier_grads == PLAN_TIER_GPU)
+        else if (!in->grads_with_optim && in->tier_grads == TIER_GPU)
             snprintf(buf, n, "keep the gradients in CPU memory");
         else if (!in->ckpt_in_cpu)
             snprintf(buf, n,
@@ -622,8 +608,8 @@ static void hint(const struct plan *p, enum plan_tier t, char *buf, size_t n)
             snprintf(buf, n, "lower the micro-batch size (now %d)", in->B);
         else
             snprintf(buf, n, "tile the largest operator (%s) into smaller pieces", p->op_name);
-    } else if (t == PLAN_TIER_CPU) {
-        if (in->tier_optim == PLAN_TIER_CPU)
+    } else if (t == TIER_CPU) {
+        if (in->tier_optim == TIER_CPU)
             snprintf(buf, n,
                      "put the optimizer state on NVMe "
                      "(zero_optimization.offload_optimizer.device nvme)");
@@ -632,7 +618,7 @@ static void hint(const struct plan *p, enum plan_tier t, char *buf, size_t n)
                      "lower zero_optimization.offload_optimizer.buffer_count (now %d) or "
                      "zero_optimization.sub_group_size (now %" PRId64 ")",
                      in->optim_buffer_count, in->sub_group_size);
-        else if (in->tier_params == PLAN_TIER_CPU)
+        else if (in->tier_params == TIER_CPU)
             snprintf(buf, n,
                      "put the parameters on NVMe "
                      "(zero_optimization.offload_param.device nvme)");
@@ -652,7 +638,7 @@ static void hint(const struct plan *p, enum plan_tier t, char *buf, size_t n)
 
 int plan_verdict(const struct plan *p, char *msg, size_t n)
 {
-    for (int t = 0; t < PLAN_NTIERS; t++) {
+    for (int t = 0; t < NTIERS; t++) {
         if (p->fits[t] != 0) continue;
         char need[32], cap[32], from[160], what[256];
         plan_bytes_words(p->need[t], 1, need, sizeof need);
@@ -660,7 +646,7 @@ int plan_verdict(const struct plan *p, char *msg, size_t n)
         cap_words(&p->in.cap[t], from, sizeof from);
         hint(p, t, what, sizeof what);
         snprintf(msg, n, "plan: %s: the plan needs %s per %s, the cap is %s (%s): %s",
-                 tier_words(t), need, t == PLAN_TIER_GPU ? "GPU" : "node", cap, from, what);
+                 tier_words(t), need, t == TIER_GPU ? "GPU" : "node", cap, from, what);
         return -1;
     }
     if (n) msg[0] = 0;

@@ -13,7 +13,7 @@
  *   one after the other) equals the product in one call;
  * - rows or columns computed alone (tiles of output channels, a rank's rows) equal the same
  *   rows or columns of the whole product.
- * Private to codelets/cpu/ and its tests and benchmarks. */
+ * Private to codelets/kernels/cpu/ and its tests and benchmarks. */
 #ifndef GPT50B_GEMM_H
 #define GPT50B_GEMM_H
 

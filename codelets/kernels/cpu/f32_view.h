@@ -3,7 +3,7 @@
  * A kernel computes on float pointers only. For fp32 buffers a view is the buffer itself (no copy,
  * no per-element switch); for fp16/bf16 it is a caller-provided fp32 scratch widened from, and
  * later rounded back into, the buffer. So the fp16/bf16 paths round once on store and the fp32
- * path costs nothing. Private to codelets/cpu/. Typical use, for a whole buffer or one row:
+ * path costs nothing. Private to codelets/kernels/cpu/. Typical use, for a whole buffer or one row:
  *
  *     float *tmp = f32_scratch(dt, n);             // NULL for fp32
  *     float *d = f32_inout(dt, dbuf, off, n, tmp); // widened copy, or dbuf + off

@@ -10,7 +10,7 @@
  * rounded) applied in the same order, e.g. v = beta2*v + ((1-beta2)*g)*g. A fused multiply-add
  * would round once where the reference rounds twice, so contraction is turned off for this file
  * (GCC contracts the intrinsics' vector operators otherwise in GNU C modes). The 16-bit roundings
- * match codelets/dtype.c: F16C's round-to-nearest-even with overflow to inf and NaN quieted
+ * match runtime/base/dtype.c: F16C's round-to-nearest-even with overflow to inf and NaN quieted
  * keeping the high payload, and bf16 as (x + 0x7fff + lsb) >> 16 with NaN -> (x >> 16) | 0x40. */
 #pragma GCC optimize("fp-contract=off")
 

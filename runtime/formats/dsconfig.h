@@ -47,6 +47,7 @@
 #include <stdio.h>
 
 #include "dtype.h"
+#include "tier.h"
 
 /* Enough for any message dsconfig writes into err (long paths are cut short). */
 #define DSCONFIG_ERR_SIZE 512
@@ -76,12 +77,6 @@ const char *setting_source_name(enum setting_source s);
 void setting_origin_format(const struct setting_origin *o, char *buf, size_t n);
 /* Sets an origin; key may be NULL or "" (no detail). */
 void setting_origin_set(struct setting_origin *o, enum setting_source source, const char *key);
-
-enum ds_device {
-    DS_DEVICE_NONE, /* stays on the GPU */
-    DS_DEVICE_CPU,
-    DS_DEVICE_NVME,
-};
 
 /* Both run decoupled weight decay: DeepSpeed's Adam defaults to adam_w_mode true. */
 enum ds_optimizer {
@@ -183,11 +178,11 @@ struct ds_config {
     int cpu_checkpointing; /* activation_checkpointing.cpu_checkpointing: checkpoints in RAM */
 
     int64_t zero_stage;
-    enum ds_device param_device;
+    enum tier param_device;
     int param_pin_memory;
     char param_nvme_path[DSCONFIG_PATH_MAX]; /* "" when none */
     int64_t param_buffer_count, param_buffer_size;
-    enum ds_device optim_device;
+    enum tier optim_device;
     int optim_pin_memory;
     char optim_nvme_path[DSCONFIG_PATH_MAX];
     int64_t optim_buffer_count;

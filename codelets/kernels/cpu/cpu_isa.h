@@ -3,7 +3,7 @@
  * Each kernel with vector versions picks one at run time: the fastest this CPU supports, or the
  * one named by GPT50B_CPU_ISA=scalar|avx2|avx512 (for tests and benchmarks). The choice is made
  * once, here, and shared by every kernel so that one variable steers them all. Private to
- * codelets/cpu/ and its tests. */
+ * codelets/kernels/cpu/ and its tests. */
 #ifndef GPT50B_CPU_ISA_H
 #define GPT50B_CPU_ISA_H
 

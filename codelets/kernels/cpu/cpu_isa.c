@@ -50,13 +50,9 @@ static enum cpu_isa isa_from_env(void)
             if (cpu_isa_supported(i)) return i;
             break;
         }
-    /* A user error, but this library sits below runtime/ and its user_fail: same line, same exit
-     * code. */
-    fprintf(stderr,
-            "gpt50b: error: GPT50B_CPU_ISA=%s is not an ISA this CPU runs: use scalar, avx2 or "
-            "avx512 (one it supports), or unset it\n",
-            s);
-    exit(EXIT_USER);
+    user_fail("GPT50B_CPU_ISA=%s is not an ISA this CPU runs: use scalar, avx2 or avx512 (one it "
+              "supports), or unset it",
+              s);
 }
 
 enum cpu_isa cpu_isa_selected(void)

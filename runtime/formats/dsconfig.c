@@ -88,7 +88,7 @@ static const struct setting_def settings[DS_NSETTINGS] = {
                               F(cpu_checkpointing), 0},
     [DS_ZERO_STAGE] = {"zero_optimization.stage", SET_INT, F(zero_stage), 0, 0, 3},
     [DS_PARAM_DEVICE] = {"zero_optimization.offload_param.device", SET_ENUM, F(param_device),
-                         DS_DEVICE_NONE, 0, 0, device_names},
+                         TIER_GPU, 0, 0, device_names},
     [DS_PARAM_PIN_MEMORY] = {"zero_optimization.offload_param.pin_memory", SET_BOOL,
                              F(param_pin_memory), 0},
     [DS_PARAM_NVME_PATH] = {"zero_optimization.offload_param.nvme_path", SET_PATH,
@@ -98,7 +98,7 @@ static const struct setting_def settings[DS_NSETTINGS] = {
     [DS_PARAM_BUFFER_SIZE] = {"zero_optimization.offload_param.buffer_size", SET_INT,
                               F(param_buffer_size), 1e8, 1, BIG},
     [DS_OPTIM_DEVICE] = {"zero_optimization.offload_optimizer.device", SET_ENUM, F(optim_device),
-                         DS_DEVICE_NONE, 0, 0, device_names},
+                         TIER_GPU, 0, 0, device_names},
     [DS_OPTIM_PIN_MEMORY] = {"zero_optimization.offload_optimizer.pin_memory", SET_BOOL,
                              F(optim_pin_memory), 0},
     [DS_OPTIM_NVME_PATH] = {"zero_optimization.offload_optimizer.nvme_path", SET_PATH,
@@ -898,18 +898,18 @@ static int resolve_offload_device(struct ctx *x, enum ds_setting id, enum specia
                                   enum special swap)
 {
     const struct raw *rc = &x->raw[cpu], *rs = &x->raw[swap];
-    enum ds_device *dev = field(x->c, id);
+    enum tier *dev = field(x->c, id);
     if (rs->present && rs->b) {
         if (!rc->present || !rc->b)
             return fail(x, "%s true needs %s true: NVMe swapping moves the CPU-offloaded state",
                         rs->path, specials[cpu].name);
-        *dev = DS_DEVICE_NVME;
+        *dev = TIER_NVME;
         char both[128];
         snprintf(both, sizeof both, "%s + %s", rc->path, rs->path);
         return claim(x, id, both);
     }
     if (!rc->present) return 0;
-    *dev = rc->b ? DS_DEVICE_CPU : DS_DEVICE_NONE;
+    *dev = rc->b ? TIER_CPU : TIER_GPU;
     return claim(x, id, rc->path);
 }
 
@@ -963,16 +963,16 @@ static int resolve_offload(struct ctx *x)
         {DS_OPTIM_DEVICE, DS_OPTIM_NVME_PATH, "optimizer state", "swap_tensor.folder"},
     };
     for (int i = 0; i < 2; i++)
-        if (*(int *)field(c, nvme[i].device) == DS_DEVICE_NVME && !*(char *)field(c, nvme[i].path))
+        if (*(int *)field(c, nvme[i].device) == TIER_NVME && !*(char *)field(c, nvme[i].path))
             return fail(x, "%s puts the %s on NVMe but names no folder: add %s (2021 schema: %s)",
                         c->origin[nvme[i].device].key, nvme[i].what, settings[nvme[i].path].name,
                         nvme[i].key2021);
-    if (c->param_device != DS_DEVICE_NONE && c->zero_stage < 3)
+    if (c->param_device != TIER_GPU && c->zero_stage < 3)
         return fail(x,
                     "%s offloads parameters, which needs zero_optimization.stage 3 (it is "
                     "%lld)",
                     c->origin[DS_PARAM_DEVICE].key, (long long)c->zero_stage);
-    if (c->optim_device != DS_DEVICE_NONE && c->zero_stage < 1)
+    if (c->optim_device != TIER_GPU && c->zero_stage < 1)
         return fail(x,
                     "%s offloads the optimizer, which needs zero_optimization.stage 1 to 3 "
                     "(it is 0)",

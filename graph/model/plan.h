@@ -33,9 +33,9 @@
  *     plan_input_init(&in);
  *     plan_input_from_dsconfig(&in, &ds);            // tiers, buffers, micro-batch, precision
  *     in.L = 62; in.C = 8192; ...; in.world_size = 16; in.ranks_per_node = 8;
- *     if (plan_capacity_gpu(&in.cap[PLAN_TIER_GPU], card_bytes, err, sizeof err) ||
- *         plan_capacity_ram(&in.cap[PLAN_TIER_CPU], err, sizeof err) ||
- *         plan_capacity_nvme(&in.cap[PLAN_TIER_NVME], ds.optim_nvme_path, err, sizeof err))
+ *     if (plan_capacity_gpu(&in.cap[TIER_GPU], card_bytes, err, sizeof err) ||
+ *         plan_capacity_ram(&in.cap[TIER_CPU], err, sizeof err) ||
+ *         plan_capacity_nvme(&in.cap[TIER_NVME], ds.optim_nvme_path, err, sizeof err))
  *         user_fail("%s", err);
  *     struct plan p;
  *     if (plan_compute(&p, &in, err, sizeof err)) user_fail("%s", err);
@@ -51,14 +51,10 @@
 
 #include "dsconfig.h"
 #include "dtype.h"
+#include "tier.h"
 
 /* Enough for any message the plan writes into err. */
 #define PLAN_ERR_SIZE 512
-
-enum plan_tier { PLAN_TIER_GPU, PLAN_TIER_CPU, PLAN_TIER_NVME, PLAN_NTIERS };
-
-/* "GPU", "CPU", "NVMe" */
-const char *plan_tier_name(enum plan_tier t);
 
 /* The inputs whose origin the plan reports. */
 enum plan_knob {
@@ -99,9 +95,9 @@ struct plan_input {
     int ckpt_in_cpu;            /* the checkpoints live in RAM (SC21); only with checkpointing */
     int world_size;             /* data-parallel ranks: ZeRO-3 partitions model states over them */
     int ranks_per_node;         /* ranks sharing one node's RAM and NVMe; divides world_size */
-    enum plan_tier tier_params; /* dt parameters: GPU, CPU or NVMe */
-    enum plan_tier tier_grads;  /* dt gradients: GPU or CPU; unused when grads_with_optim */
-    enum plan_tier tier_optim;  /* fp32 master weights, Adam m and v: GPU, CPU or NVMe */
+    enum tier tier_params; /* dt parameters: GPU, CPU or NVMe */
+    enum tier tier_grads;  /* dt gradients: GPU or CPU; unused when grads_with_optim */
+    enum tier tier_optim;  /* fp32 master weights, Adam m and v: GPU, CPU or NVMe */
     int grads_with_optim;       /* DeepSpeed's offload: an fp32 gradient lives with the optimizer
                                    state (and is swapped with it) instead of a dt gradient */
     int pin_params, pin_optim;  /* the RAM copies are page-locked */
@@ -116,7 +112,7 @@ struct plan_input {
     double ram_headroom;        /* share of the RAM capacity the resident share leaves free */
     int64_t tile;               /* output rows per tile of the largest linear operator; 0: none */
     int64_t prefetch;           /* parameter elements gathered ahead of use */
-    struct plan_capacity cap[PLAN_NTIERS]; /* GPU per rank; CPU and NVMe per node */
+    struct plan_capacity cap[NTIERS]; /* GPU per rank; CPU and NVMe per node */
     struct setting_origin origin[PLAN_NKNOBS];
 };
 
@@ -143,7 +139,7 @@ enum plan_row_kind {
 
 struct plan_row {
     char what[96];
-    enum plan_tier tier;
+    enum tier tier;
     int pinned;
     int64_t per_rank, per_node, all; /* bytes; 0: the row does not apply */
     enum plan_knob knob;             /* the input that put it there */
@@ -153,12 +149,12 @@ struct plan {
     struct plan_input in;
     int64_t nparams;        /* whole model, padded vocabulary (as gpt_num_params) */
     int64_t nparams_rank;   /* one rank's partition: ceil(nparams / world_size) */
-    enum plan_tier compute; /* GPU, or CPU when there is none */
+    enum tier compute; /* GPU, or CPU when there is none */
     char op_name[64];       /* the largest linear operator, e.g. "LM head 50304 x 8192" */
     struct plan_row rows[PLAN_NROWS];
-    int64_t need[PLAN_NTIERS]; /* GPU per rank, CPU and NVMe per node */
+    int64_t need[NTIERS]; /* GPU per rank, CPU and NVMe per node */
     int64_t pinned;            /* pinned bytes per node */
-    int fits[PLAN_NTIERS];     /* 1 fits, 0 does not, -1 capacity unknown */
+    int fits[NTIERS];     /* 1 fits, 0 does not, -1 capacity unknown */
     int fit;                   /* no known capacity is exceeded */
     /* NVMe optimizer state, per rank (all zero unless tier_optim is NVMe) */
     int64_t subgroups, resident_subgroups, resident_elems, resident_bytes;

@@ -16,7 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "tests/test_expect.h"
+#include "../test_expect.h"
 
 #define EXPECT_BYTES(got, want)                                                                    \
     EXPECT((got) == (want), "got %lld, want %lld", (long long)(got), (long long)(want))
@@ -63,7 +63,7 @@ static int64_t nvme_state_all(const struct plan *p)
 {
     int64_t s = 0;
     for (int k = PLAN_ROW_MASTER; k <= PLAN_ROW_FP32_GRADS; k++)
-        if (p->rows[k].tier == PLAN_TIER_NVME) s += p->rows[k].all;
+        if (p->rows[k].tier == TIER_NVME) s += p->rows[k].all;
     return s;
 }
 
@@ -84,7 +84,7 @@ static void test_sc21(void)
     struct plan_input in;
     struct plan p;
     sc21_input(&in);
-    EXPECT(in.tier_params == PLAN_TIER_CPU && in.tier_optim == PLAN_TIER_NVME &&
+    EXPECT(in.tier_params == TIER_CPU && in.tier_optim == TIER_NVME &&
                in.grads_with_optim && in.pin_params && in.dt == DTYPE_FP16 && in.B == 2,
            "inputs from the config");
     compute(&p, &in);
@@ -93,7 +93,7 @@ static void test_sc21(void)
     /* 62 (12 C^2 + 13 C) + 50304 C + 1024 C + 2 C with C = 8192. */
     EXPECT_BYTES(p.nparams, 50356092928);
     EXPECT_BYTES(p.nparams_rank, 50356092928 / 16);
-    EXPECT(p.rows[PLAN_ROW_PARAMS].tier == PLAN_TIER_CPU && p.rows[PLAN_ROW_PARAMS].pinned,
+    EXPECT(p.rows[PLAN_ROW_PARAMS].tier == TIER_CPU && p.rows[PLAN_ROW_PARAMS].pinned,
            "fp16 parameters in pinned RAM");
     EXPECT_BYTES(p.rows[PLAN_ROW_PARAMS].all, 2 * 50356092928);
     EXPECT(fabs(p.rows[PLAN_ROW_PARAMS].all / 1e9 - 100.7) < 0.05, "%.3f GB",
@@ -101,9 +101,9 @@ static void test_sc21(void)
     /* fp32 master, m, v and gradient: 16 bytes per parameter, 805.7 GB in all. */
     EXPECT_BYTES(nvme_state_all(&p), 16 * 50356092928);
     EXPECT(fabs(nvme_state_all(&p) / 1e9 - 805.7) < 0.05, "%.3f GB", nvme_state_all(&p) / 1e9);
-    EXPECT_BYTES(p.need[PLAN_TIER_NVME], 8 * 16 * (50356092928 / 16));
-    EXPECT(fabs(p.need[PLAN_TIER_NVME] / 1e9 - 402.8) < 0.05, "%.3f GB per node",
-           p.need[PLAN_TIER_NVME] / 1e9);
+    EXPECT_BYTES(p.need[TIER_NVME], 8 * 16 * (50356092928 / 16));
+    EXPECT(fabs(p.need[TIER_NVME] / 1e9 - 402.8) < 0.05, "%.3f GB per node",
+           p.need[TIER_NVME] / 1e9);
     EXPECT(p.rows[PLAN_ROW_GRADS].per_rank == 0, "no dt gradient partition in DeepSpeed's mode");
     /* No RAM capacity known: nothing stays resident; the step reads and writes all 16 bytes. */
     EXPECT_BYTES(p.resident_elems, 0);
@@ -113,8 +113,8 @@ static void test_sc21(void)
      * checkpoints = 14808440832; 8 ranks a node. */
     EXPECT_BYTES(p.rows[PLAN_ROW_OPTIM_SWAP_BUFFERS].per_rank, 6400000000);
     EXPECT_BYTES(p.rows[PLAN_ROW_CHECKPOINTS].per_rank, 2113929216);
-    EXPECT(p.rows[PLAN_ROW_CHECKPOINTS].tier == PLAN_TIER_CPU, "checkpoints in RAM");
-    EXPECT_BYTES(p.need[PLAN_TIER_CPU], 8 * 14808440832LL);
+    EXPECT(p.rows[PLAN_ROW_CHECKPOINTS].tier == TIER_CPU, "checkpoints in RAM");
+    EXPECT_BYTES(p.need[TIER_CPU], 8 * 14808440832LL);
     /* One layer: 17 N C + B NH T^2 fp16 values + 4 N fp32, N = 2048 tokens. */
     EXPECT_BYTES(p.rows[PLAN_ROW_LAYER_ACTS].per_rank, 570425344 + 134217728 + 32768);
     /* The LM head (50304 rows) is larger than the MLP (4C = 32768 rows): 2 x 2 x 50304 x 8192. */
@@ -129,10 +129,10 @@ static void test_sc21(void)
     /* Gradients kept in RAM in fp16 instead: NVMe holds 12 bytes per parameter. */
     sc21_input(&in);
     in.grads_with_optim = 0;
-    in.tier_grads = PLAN_TIER_CPU;
+    in.tier_grads = TIER_CPU;
     compute(&p, &in);
     EXPECT_BYTES(nvme_state_all(&p), 12 * 50356092928);
-    EXPECT(p.rows[PLAN_ROW_GRADS].tier == PLAN_TIER_CPU &&
+    EXPECT(p.rows[PLAN_ROW_GRADS].tier == TIER_CPU &&
                strcmp(p.rows[PLAN_ROW_GRADS].what, "fp16 gradients") == 0,
            "%s", p.rows[PLAN_ROW_GRADS].what);
     EXPECT_BYTES(p.rows[PLAN_ROW_GRADS].all, 2 * 50356092928);
@@ -146,12 +146,12 @@ static void test_fits(void)
     char msg[PLAN_ERR_SIZE];
     sc21_input(&in);
     in.resident_fraction = 0;
-    in.cap[PLAN_TIER_GPU].bytes = 16000000000;
-    in.cap[PLAN_TIER_CPU].bytes = 384000000000;
-    in.cap[PLAN_TIER_NVME].bytes = 500000000000;
+    in.cap[TIER_GPU].bytes = 16000000000;
+    in.cap[TIER_CPU].bytes = 384000000000;
+    in.cap[TIER_NVME].bytes = 500000000000;
     compute(&p, &in);
-    EXPECT(p.fit && p.fits[PLAN_TIER_GPU] == 1 && p.fits[PLAN_TIER_CPU] == 1 &&
-               p.fits[PLAN_TIER_NVME] == 1,
+    EXPECT(p.fit && p.fits[TIER_GPU] == 1 && p.fits[TIER_CPU] == 1 &&
+               p.fits[TIER_NVME] == 1,
            "fits %d %d %d", p.fits[0], p.fits[1], p.fits[2]);
     EXPECT(plan_verdict(&p, msg, sizeof msg) == 0 && msg[0] == 0, "%s", msg);
 
@@ -178,21 +178,21 @@ static void test_does_not_fit(void)
      * 704675840 layer + 536870912 activation gradients + 239624192 logits + 1648361472 LM head
      * + 1e8 prefetch = 55699554560 bytes, against STARPU_LIMIT_CUDA_MEM=16000 MiB. */
     sc21_input(&in);
-    in.tier_params = in.tier_optim = in.tier_grads = PLAN_TIER_GPU;
+    in.tier_params = in.tier_optim = in.tier_grads = TIER_GPU;
     in.grads_with_optim = 0;
     in.ckpt_in_cpu = 0;
     setenv("STARPU_LIMIT_CUDA_MEM", "16000", 1);
-    EXPECT(plan_capacity_gpu(&in.cap[PLAN_TIER_GPU], 80000000000, err, sizeof err) == 0, "%s", err);
+    EXPECT(plan_capacity_gpu(&in.cap[TIER_GPU], 80000000000, err, sizeof err) == 0, "%s", err);
     unsetenv("STARPU_LIMIT_CUDA_MEM");
     compute(&p, &in);
-    EXPECT_BYTES(p.need[PLAN_TIER_GPU], 55699554560);
+    EXPECT_BYTES(p.need[TIER_GPU], 55699554560);
     EXPECT_VERDICT(&p, "plan: GPU memory: the plan needs 55.7 GB per GPU, the cap is 16.8 GB "
                        "(STARPU_LIMIT_CUDA_MEM): offload the parameters "
                        "(zero_optimization.offload_param.device cpu), or raise "
                        "STARPU_LIMIT_CUDA_MEM");
     in.checkpointing = 0;
     compute(&p, &in);
-    EXPECT(p.fits[PLAN_TIER_GPU] == 0 && strstr(p.rows[PLAN_ROW_LAYER_ACTS].what, "all layers"),
+    EXPECT(p.fits[TIER_GPU] == 0 && strstr(p.rows[PLAN_ROW_LAYER_ACTS].what, "all layers"),
            "%s", p.rows[PLAN_ROW_LAYER_ACTS].what);
     EXPECT_BYTES(p.rows[PLAN_ROW_LAYER_ACTS].per_rank, 62LL * 704675840);
     char msg[PLAN_ERR_SIZE];
@@ -204,11 +204,11 @@ static void test_does_not_fit(void)
     /* RAM: 8 x 14808440832 = 118467526656 bytes a node against STARPU_LIMIT_CPU_MEM=100000 MiB.
      * No room, so nothing stays resident. */
     sc21_input(&in);
-    in.cap[PLAN_TIER_GPU].bytes = 16000000000;
+    in.cap[TIER_GPU].bytes = 16000000000;
     setenv("STARPU_LIMIT_CPU_MEM", "100000", 1);
-    EXPECT(plan_capacity_ram(&in.cap[PLAN_TIER_CPU], err, sizeof err) == 0, "%s", err);
+    EXPECT(plan_capacity_ram(&in.cap[TIER_CPU], err, sizeof err) == 0, "%s", err);
     unsetenv("STARPU_LIMIT_CPU_MEM");
-    EXPECT_BYTES(in.cap[PLAN_TIER_CPU].bytes, 100000LL << 20);
+    EXPECT_BYTES(in.cap[TIER_CPU].bytes, 100000LL << 20);
     compute(&p, &in);
     EXPECT_BYTES(p.resident_elems, 0);
     EXPECT_VERDICT(&p, "plan: CPU memory: the plan needs 118.5 GB per node, the cap is 104.9 GB "
@@ -219,8 +219,8 @@ static void test_does_not_fit(void)
 
     /* NVMe: 402848743424 bytes a node, 300 GB free. */
     sc21_input(&in);
-    in.cap[PLAN_TIER_NVME].bytes = 300000000000;
-    setting_origin_set(&in.cap[PLAN_TIER_NVME].origin, SOURCE_DEFAULT, "free space of /local_nvme");
+    in.cap[TIER_NVME].bytes = 300000000000;
+    setting_origin_set(&in.cap[TIER_NVME].origin, SOURCE_DEFAULT, "free space of /local_nvme");
     compute(&p, &in);
     EXPECT_VERDICT(&p, "plan: NVMe space: the plan needs 402.8 GB per node, the cap is 300.0 GB "
                        "(free space of /local_nvme): free space in the folder, or use more nodes "
@@ -291,13 +291,13 @@ static void tiny_input(struct plan_input *in)
     in->dt = DTYPE_FP16;
     in->checkpointing = 1;
     in->ckpt_in_cpu = 1;
-    in->tier_params = PLAN_TIER_CPU;
-    in->tier_optim = PLAN_TIER_NVME;
+    in->tier_params = TIER_CPU;
+    in->tier_optim = TIER_NVME;
     in->grads_with_optim = 1;
     in->sub_group_size = 300;
     in->optim_buffer_count = 2;
     in->ram_headroom = 0;
-    in->cap[PLAN_TIER_GPU].bytes = 1000000000;
+    in->cap[TIER_GPU].bytes = 1000000000;
 }
 
 static void test_residency(void)
@@ -305,18 +305,18 @@ static void test_residency(void)
     struct plan_input in;
     struct plan p;
     tiny_input(&in);
-    in.cap[PLAN_TIER_CPU].bytes = 4816 + 9700; /* room for 2 sub-groups of 4800 bytes */
+    in.cap[TIER_CPU].bytes = 4816 + 9700; /* room for 2 sub-groups of 4800 bytes */
     compute(&p, &in);
     plan_print(&p, stdout);
     EXPECT_BYTES(p.nparams, 1080);
-    EXPECT_BYTES(p.need[PLAN_TIER_CPU], 4816 + 9600);
+    EXPECT_BYTES(p.need[TIER_CPU], 4816 + 9600);
     EXPECT(p.subgroups == 4 && p.resident_subgroups == 2, "%lld of %lld",
            (long long)p.resident_subgroups, (long long)p.subgroups);
     EXPECT_BYTES(p.resident_elems, 600);
     EXPECT_BYTES(p.resident_bytes, 9600);
     EXPECT(fabs(p.resident_share - 600.0 / 1080) < 1e-12, "%g", p.resident_share);
     EXPECT_BYTES(p.rows[PLAN_ROW_OPTIM_RESIDENT].per_rank, 9600);
-    EXPECT_BYTES(p.need[PLAN_TIER_NVME], 480 * 16);
+    EXPECT_BYTES(p.need[TIER_NVME], 480 * 16);
     EXPECT_BYTES(p.nvme_read, 480 * 16);
     EXPECT_BYTES(p.nvme_write, 480 * 16);
     EXPECT_BYTES(p.nvme_read_swapped, 1080 * 16);
@@ -329,21 +329,21 @@ static void test_residency(void)
     EXPECT_BYTES(p.resident_elems, 300);
     /* Plenty of RAM: all four sub-groups, no swap buffers, nothing on NVMe. */
     in.resident_fraction = 1;
-    in.cap[PLAN_TIER_CPU].bytes = 1000000;
+    in.cap[TIER_CPU].bytes = 1000000;
     compute(&p, &in);
     EXPECT_BYTES(p.resident_elems, 1080);
     EXPECT_BYTES(p.rows[PLAN_ROW_OPTIM_SWAP_BUFFERS].per_rank, 0);
-    EXPECT_BYTES(p.need[PLAN_TIER_NVME], 0);
+    EXPECT_BYTES(p.need[TIER_NVME], 0);
     EXPECT_BYTES(p.nvme_read, 0);
     /* Half the RAM kept free: 7258 - 4816 = 2442 bytes of room, not one sub-group. */
-    in.cap[PLAN_TIER_CPU].bytes = 4816 + 9700;
+    in.cap[TIER_CPU].bytes = 4816 + 9700;
     in.ram_headroom = 0.5;
     compute(&p, &in);
     EXPECT_BYTES(p.resident_elems, 0);
     /* Parameters on NVMe too: the partition is read twice per micro-batch, written once. */
     in.ram_headroom = 0;
     in.resident_fraction = 0;
-    in.tier_params = PLAN_TIER_NVME;
+    in.tier_params = TIER_NVME;
     in.grad_accum = 2;
     compute(&p, &in);
     EXPECT_BYTES(p.nvme_read, 1080 * 16 + 2 * 2 * 1080 * 2);
@@ -356,18 +356,18 @@ static void test_no_gpu(void)
     struct plan_input in;
     struct plan p;
     small_input(&in);
-    in.cap[PLAN_TIER_GPU].bytes = 0;
-    in.cap[PLAN_TIER_CPU].bytes = 1000000000;
+    in.cap[TIER_GPU].bytes = 0;
+    in.cap[TIER_CPU].bytes = 1000000000;
     compute(&p, &in);
-    EXPECT(p.compute == PLAN_TIER_CPU && p.need[PLAN_TIER_GPU] == 0 && p.fits[PLAN_TIER_GPU] == -1,
+    EXPECT(p.compute == TIER_CPU && p.need[TIER_GPU] == 0 && p.fits[TIER_GPU] == -1,
            "compute %d", p.compute);
-    EXPECT(p.rows[PLAN_ROW_PARAMS].tier == PLAN_TIER_CPU &&
-               p.rows[PLAN_ROW_LAYER_ACTS].tier == PLAN_TIER_CPU,
+    EXPECT(p.rows[PLAN_ROW_PARAMS].tier == TIER_CPU &&
+               p.rows[PLAN_ROW_LAYER_ACTS].tier == TIER_CPU,
            "everything in RAM");
     int64_t sum = 0;
     for (int k = 0; k < PLAN_NROWS; k++)
         sum += p.rows[k].per_rank;
-    EXPECT_BYTES(p.need[PLAN_TIER_CPU], sum);
+    EXPECT_BYTES(p.need[TIER_CPU], sum);
 }
 
 static void test_bad_input(void)
@@ -383,7 +383,7 @@ static void test_bad_input(void)
            "%s", err);
     sc21_input(&in);
     in.grads_with_optim = 0;
-    in.tier_grads = PLAN_TIER_NVME;
+    in.tier_grads = TIER_NVME;
     EXPECT(plan_compute(&p, &in, err, sizeof err) == -1 && strstr(err, "not on NVMe"), "%s", err);
     sc21_input(&in);
     in.resident_fraction = 1.5;
@@ -456,19 +456,19 @@ static void test_unknown_capacity(void)
     char err[PLAN_ERR_SIZE], got[512];
     sc21_input(&in);
     in.grads_with_optim = 0;
-    in.tier_grads = PLAN_TIER_CPU;
-    in.cap[PLAN_TIER_GPU].bytes = 80000000000;
-    in.cap[PLAN_TIER_CPU].bytes = 2000000000000;
+    in.tier_grads = TIER_CPU;
+    in.cap[TIER_GPU].bytes = 80000000000;
+    in.cap[TIER_CPU].bytes = 2000000000000;
     in.resident_fraction = 0;
-    EXPECT(plan_capacity_nvme(&in.cap[PLAN_TIER_NVME], "/nonexistent/nvme", err, sizeof err) == -1,
+    EXPECT(plan_capacity_nvme(&in.cap[TIER_NVME], "/nonexistent/nvme", err, sizeof err) == -1,
            "missing folder");
     compute(&p, &in);
-    EXPECT(p.fit && p.fits[PLAN_TIER_NVME] == -1, "fit %d, NVMe %d", p.fit, p.fits[PLAN_TIER_NVME]);
+    EXPECT(p.fit && p.fits[TIER_NVME] == -1, "fit %d, NVMe %d", p.fit, p.fits[TIER_NVME]);
     printed(&p, "  NVMe space", got, sizeof got);
     EXPECT(strcmp(got, "  NVMe space needs   302.14 GB per node, not checked: /nonexistent/nvme: "
                        "No such file or directory\n") == 0,
            "%s", got);
-    EXPECT(plan_capacity_nvme(&in.cap[PLAN_TIER_NVME], NULL, err, sizeof err) == 0, "no folder");
+    EXPECT(plan_capacity_nvme(&in.cap[TIER_NVME], NULL, err, sizeof err) == 0, "no folder");
     compute(&p, &in);
     printed(&p, "  NVMe space", got, sizeof got);
     EXPECT(strcmp(got, "  NVMe space needs   302.14 GB per node, not checked: no NVMe folder\n") ==
