@@ -134,8 +134,7 @@ static void apply_ds_config(struct args *a)
     if (from_config(a, DS_WARMUP_MAX_LR, -1)) a->lr.max_lr = d->warmup_max_lr;
     if (from_config(a, DS_WARMUP_NUM_STEPS, -1)) a->warmup_iters = d->warmup_num_steps;
     if (from_config(a, DS_TOTAL_NUM_STEPS, -1)) a->decay_iters = d->total_num_steps;
-    if (from_config(a, DS_OPTIM_DEVICE, PLAN_KNOB_TIER_OPTIM))
-        a->optim_tier = d->optim_device;
+    if (from_config(a, DS_OPTIM_DEVICE, PLAN_KNOB_TIER_OPTIM)) a->optim_tier = d->optim_device;
     if (from_config(a, DS_OPTIM_NVME_PATH, -1)) a->nvme_path = d->optim_nvme_path;
     if (from_config(a, DS_OPTIM_BUFFER_COUNT, PLAN_KNOB_OPTIM_BUFFERS))
         a->swap_buffers = (int)d->optim_buffer_count;
@@ -1039,9 +1038,8 @@ static int make_plan(struct args *a, struct plan *p, char *verdict, size_t n)
         user_fail("%s", err);
     /* A dry run plans without the folder (it may be made later, or exist on the nodes only): the
      * plan's NVMe line says why the space is not checked. A run stops here. */
-    if (plan_capacity_nvme(&in.cap[TIER_NVME],
-                           a->optim_tier == TIER_NVME ? a->nvme_path : NULL, err,
-                           sizeof err) != 0 &&
+    if (plan_capacity_nvme(&in.cap[TIER_NVME], a->optim_tier == TIER_NVME ? a->nvme_path : NULL,
+                           err, sizeof err) != 0 &&
         !a->dry_run)
         user_fail("%s", err);
     if (plan_compute(p, &in, err, sizeof err) != 0) user_fail("%s", err);

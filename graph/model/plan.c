@@ -192,8 +192,7 @@ static int check_input(const struct plan_input *in, char *err, size_t errlen)
                          "NVMe optimizer state needs a sub-group size (%" PRId64
                          ") and a buffer count (%d) of at least 1",
                          in->sub_group_size, in->optim_buffer_count);
-    if (in->tier_params == TIER_NVME &&
-        (in->param_buffer_size < 1 || in->param_buffer_count < 1))
+    if (in->tier_params == TIER_NVME && (in->param_buffer_size < 1 || in->param_buffer_count < 1))
         return bad_input(err, errlen,
                          "NVMe parameters need a buffer size (%" PRId64
                          ") and a buffer count (%d) of at least 1",
@@ -346,8 +345,8 @@ int plan_compute(struct plan *p, const struct plan_input *in, char *err, size_t 
         const struct plan_capacity *ram = &in->cap[TIER_CPU];
         int64_t k = 0;
         if (ram->bytes >= 0 && in->resident_fraction > 0) {
-            double room = (double)ram->bytes * (1 - in->ram_headroom) -
-                          (double)tier_sum(p, TIER_CPU) * R;
+            double room =
+                (double)ram->bytes * (1 - in->ram_headroom) - (double)tier_sum(p, TIER_CPU) * R;
             int64_t by_room = room > 0 ? (int64_t)(room / R) / (sg * obytes) : 0;
             int64_t by_share =
                 in->resident_fraction >= 1
@@ -395,8 +394,7 @@ int plan_compute(struct plan *p, const struct plan_input *in, char *err, size_t 
     p->fit = 1;
     for (int t = 0; t < NTIERS; t++) {
         int64_t cap = in->cap[t].bytes;
-        p->fits[t] =
-            cap < 0 || (t == TIER_GPU && dev != TIER_GPU) ? -1 : p->need[t] <= cap;
+        p->fits[t] = cap < 0 || (t == TIER_GPU && dev != TIER_GPU) ? -1 : p->need[t] <= cap;
         if (p->fits[t] == 0) p->fit = 0;
     }
     return 0;

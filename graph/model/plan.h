@@ -87,31 +87,31 @@ struct plan_capacity {
 };
 
 struct plan_input {
-    int L, C, NH, T, maxT, Vp;  /* model shape, gpt.h's legend */
-    int B;                      /* micro-batch of each rank */
-    int grad_accum;             /* micro-batches per optimizer step */
-    enum dtype dt;              /* parameters, gradients, activations; master weights are fp32 */
-    int checkpointing;          /* keep each layer's input only, recompute the layer in backward */
-    int ckpt_in_cpu;            /* the checkpoints live in RAM (SC21); only with checkpointing */
-    int world_size;             /* data-parallel ranks: ZeRO-3 partitions model states over them */
-    int ranks_per_node;         /* ranks sharing one node's RAM and NVMe; divides world_size */
-    enum tier tier_params; /* dt parameters: GPU, CPU or NVMe */
-    enum tier tier_grads;  /* dt gradients: GPU or CPU; unused when grads_with_optim */
-    enum tier tier_optim;  /* fp32 master weights, Adam m and v: GPU, CPU or NVMe */
-    int grads_with_optim;       /* DeepSpeed's offload: an fp32 gradient lives with the optimizer
-                                   state (and is swapped with it) instead of a dt gradient */
-    int pin_params, pin_optim;  /* the RAM copies are page-locked */
-    int64_t pinned_pool;        /* bytes of the reusable pinned staging pool of each rank */
-    int param_buffer_count;     /* parameter swap buffers (parameters on NVMe) ... */
-    int64_t param_buffer_size;  /* ... of this many elements */
-    int optim_buffer_count;     /* optimizer swap buffers of one sub-group's fp32 elements */
-    int optim_buffer_tensors;   /* tensors each buffer holds: 1 in DeepSpeed (a buffer per
-                                   tensor), 3 in gpt50b (a buffer set holds master, m and v) */
-    int64_t sub_group_size;     /* elements of a rank's partition per optimizer step unit */
-    double resident_fraction;   /* at most this share of NVMe optimizer state stays in RAM */
-    double ram_headroom;        /* share of the RAM capacity the resident share leaves free */
-    int64_t tile;               /* output rows per tile of the largest linear operator; 0: none */
-    int64_t prefetch;           /* parameter elements gathered ahead of use */
+    int L, C, NH, T, maxT, Vp; /* model shape, gpt.h's legend */
+    int B;                     /* micro-batch of each rank */
+    int grad_accum;            /* micro-batches per optimizer step */
+    enum dtype dt;             /* parameters, gradients, activations; master weights are fp32 */
+    int checkpointing;         /* keep each layer's input only, recompute the layer in backward */
+    int ckpt_in_cpu;           /* the checkpoints live in RAM (SC21); only with checkpointing */
+    int world_size;            /* data-parallel ranks: ZeRO-3 partitions model states over them */
+    int ranks_per_node;        /* ranks sharing one node's RAM and NVMe; divides world_size */
+    enum tier tier_params;     /* dt parameters: GPU, CPU or NVMe */
+    enum tier tier_grads;      /* dt gradients: GPU or CPU; unused when grads_with_optim */
+    enum tier tier_optim;      /* fp32 master weights, Adam m and v: GPU, CPU or NVMe */
+    int grads_with_optim;      /* DeepSpeed's offload: an fp32 gradient lives with the optimizer
+                                  state (and is swapped with it) instead of a dt gradient */
+    int pin_params, pin_optim; /* the RAM copies are page-locked */
+    int64_t pinned_pool;       /* bytes of the reusable pinned staging pool of each rank */
+    int param_buffer_count;    /* parameter swap buffers (parameters on NVMe) ... */
+    int64_t param_buffer_size; /* ... of this many elements */
+    int optim_buffer_count;    /* optimizer swap buffers of one sub-group's fp32 elements */
+    int optim_buffer_tensors;  /* tensors each buffer holds: 1 in DeepSpeed (a buffer per
+                                  tensor), 3 in gpt50b (a buffer set holds master, m and v) */
+    int64_t sub_group_size;    /* elements of a rank's partition per optimizer step unit */
+    double resident_fraction;  /* at most this share of NVMe optimizer state stays in RAM */
+    double ram_headroom;       /* share of the RAM capacity the resident share leaves free */
+    int64_t tile;              /* output rows per tile of the largest linear operator; 0: none */
+    int64_t prefetch;          /* parameter elements gathered ahead of use */
     struct plan_capacity cap[NTIERS]; /* GPU per rank; CPU and NVMe per node */
     struct setting_origin origin[PLAN_NKNOBS];
 };
@@ -147,15 +147,15 @@ struct plan_row {
 
 struct plan {
     struct plan_input in;
-    int64_t nparams;        /* whole model, padded vocabulary (as gpt_num_params) */
-    int64_t nparams_rank;   /* one rank's partition: ceil(nparams / world_size) */
-    enum tier compute; /* GPU, or CPU when there is none */
-    char op_name[64];       /* the largest linear operator, e.g. "LM head 50304 x 8192" */
+    int64_t nparams;      /* whole model, padded vocabulary (as gpt_num_params) */
+    int64_t nparams_rank; /* one rank's partition: ceil(nparams / world_size) */
+    enum tier compute;    /* GPU, or CPU when there is none */
+    char op_name[64];     /* the largest linear operator, e.g. "LM head 50304 x 8192" */
     struct plan_row rows[PLAN_NROWS];
     int64_t need[NTIERS]; /* GPU per rank, CPU and NVMe per node */
-    int64_t pinned;            /* pinned bytes per node */
+    int64_t pinned;       /* pinned bytes per node */
     int fits[NTIERS];     /* 1 fits, 0 does not, -1 capacity unknown */
-    int fit;                   /* no known capacity is exceeded */
+    int fit;              /* no known capacity is exceeded */
     /* NVMe optimizer state, per rank (all zero unless tier_optim is NVMe) */
     int64_t subgroups, resident_subgroups, resident_elems, resident_bytes;
     double resident_share; /* resident_elems / nparams_rank */

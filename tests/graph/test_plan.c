@@ -84,8 +84,8 @@ static void test_sc21(void)
     struct plan_input in;
     struct plan p;
     sc21_input(&in);
-    EXPECT(in.tier_params == TIER_CPU && in.tier_optim == TIER_NVME &&
-               in.grads_with_optim && in.pin_params && in.dt == DTYPE_FP16 && in.B == 2,
+    EXPECT(in.tier_params == TIER_CPU && in.tier_optim == TIER_NVME && in.grads_with_optim &&
+               in.pin_params && in.dt == DTYPE_FP16 && in.B == 2,
            "inputs from the config");
     compute(&p, &in);
     plan_print(&p, stdout);
@@ -150,8 +150,7 @@ static void test_fits(void)
     in.cap[TIER_CPU].bytes = 384000000000;
     in.cap[TIER_NVME].bytes = 500000000000;
     compute(&p, &in);
-    EXPECT(p.fit && p.fits[TIER_GPU] == 1 && p.fits[TIER_CPU] == 1 &&
-               p.fits[TIER_NVME] == 1,
+    EXPECT(p.fit && p.fits[TIER_GPU] == 1 && p.fits[TIER_CPU] == 1 && p.fits[TIER_NVME] == 1,
            "fits %d %d %d", p.fits[0], p.fits[1], p.fits[2]);
     EXPECT(plan_verdict(&p, msg, sizeof msg) == 0 && msg[0] == 0, "%s", msg);
 
@@ -192,8 +191,8 @@ static void test_does_not_fit(void)
                        "STARPU_LIMIT_CUDA_MEM");
     in.checkpointing = 0;
     compute(&p, &in);
-    EXPECT(p.fits[TIER_GPU] == 0 && strstr(p.rows[PLAN_ROW_LAYER_ACTS].what, "all layers"),
-           "%s", p.rows[PLAN_ROW_LAYER_ACTS].what);
+    EXPECT(p.fits[TIER_GPU] == 0 && strstr(p.rows[PLAN_ROW_LAYER_ACTS].what, "all layers"), "%s",
+           p.rows[PLAN_ROW_LAYER_ACTS].what);
     EXPECT_BYTES(p.rows[PLAN_ROW_LAYER_ACTS].per_rank, 62LL * 704675840);
     char msg[PLAN_ERR_SIZE];
     plan_verdict(&p, msg, sizeof msg);
@@ -359,10 +358,9 @@ static void test_no_gpu(void)
     in.cap[TIER_GPU].bytes = 0;
     in.cap[TIER_CPU].bytes = 1000000000;
     compute(&p, &in);
-    EXPECT(p.compute == TIER_CPU && p.need[TIER_GPU] == 0 && p.fits[TIER_GPU] == -1,
-           "compute %d", p.compute);
-    EXPECT(p.rows[PLAN_ROW_PARAMS].tier == TIER_CPU &&
-               p.rows[PLAN_ROW_LAYER_ACTS].tier == TIER_CPU,
+    EXPECT(p.compute == TIER_CPU && p.need[TIER_GPU] == 0 && p.fits[TIER_GPU] == -1, "compute %d",
+           p.compute);
+    EXPECT(p.rows[PLAN_ROW_PARAMS].tier == TIER_CPU && p.rows[PLAN_ROW_LAYER_ACTS].tier == TIER_CPU,
            "everything in RAM");
     int64_t sum = 0;
     for (int k = 0; k < PLAN_NROWS; k++)

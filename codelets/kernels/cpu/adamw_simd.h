@@ -6,9 +6,9 @@
  * one, in its order, with no fused multiply-add. Tests and benchmarks name an ISA with
  * adamw_cpu_isa.
  *
- * The block kernels are private to codelets/kernels/cpu/adamw.c (its OpenMP loop calls them on blocks of
- * at most ADAMW_BLOCK elements); they are declared here so adamw_simd.c can stay a file of its
- * own, built without the scalar code. */
+ * The block kernels are private to codelets/kernels/cpu/adamw.c (its OpenMP loop calls them on
+ * blocks of at most ADAMW_BLOCK elements); they are declared here so adamw_simd.c can stay a file
+ * of its own, built without the scalar code. */
 #ifndef GPT50B_ADAMW_SIMD_H
 #define GPT50B_ADAMW_SIMD_H
 

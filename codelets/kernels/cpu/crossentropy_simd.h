@@ -7,8 +7,8 @@
  * a row as the same 16 partial sums folded in one tree, so all ISAs and all thread counts give the
  * same bits: a row is always reduced by one thread in that order.
  *
- * The row kernels are private to codelets/kernels/cpu/crossentropy.c; they are declared here so that
- * crossentropy_simd.c can stay a file of its own and tests can check the exp itself. */
+ * The row kernels are private to codelets/kernels/cpu/crossentropy.c; they are declared here so
+ * that crossentropy_simd.c can stay a file of its own and tests can check the exp itself. */
 #ifndef GPT50B_CROSSENTROPY_SIMD_H
 #define GPT50B_CROSSENTROPY_SIMD_H
 
