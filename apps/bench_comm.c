@@ -21,6 +21,7 @@
 
 #include "check.h"
 #include "comm.h"
+#include "timer.h"
 
 #define MAX_SIZES  16
 #define CUDA_OK(x) CHECK_MSG((x) == cudaSuccess, #x)
@@ -34,13 +35,6 @@ struct result {
     size_t bytes;
     double ours_ms, nccl_ms; /* nccl_ms < 0: not measured */
 };
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 /* "64M", "1G", "4096": bytes. */
 static size_t parse_bytes(const char *s)
@@ -60,7 +54,7 @@ static double time_tasks(struct comm *c, int op, struct tensor **shard, struct t
     for (int i = 0; i < iters + 2; i++) {
         if (i == 2) {
             rt_wait_all();
-            t0 = now_s();
+            t0 = timer_now_s();
         }
         if (op == OP_ALL_GATHER)
             comm_all_gather(c, shard, full, s);
@@ -68,7 +62,7 @@ static double time_tasks(struct comm *c, int op, struct tensor **shard, struct t
             comm_reduce_scatter(c, full, shard, s);
     }
     rt_wait_all();
-    return (now_s() - t0) * 1e3 / iters;
+    return (timer_now_s() - t0) * 1e3 / iters;
 }
 
 /* The same collective straight to NCCL, on the device copies the tasks left. */
@@ -93,7 +87,7 @@ static double time_nccl(struct comm *c, int op, struct tensor **shard, struct te
         if (i == 2) {
             for (int r = 0; r < L; r++)
                 CUDA_OK(cudaStreamSynchronize(st[r]));
-            t0 = now_s();
+            t0 = timer_now_s();
         }
         NCCL_OK(ncclGroupStart());
         for (int r = 0; r < L; r++)
@@ -106,7 +100,7 @@ static double time_nccl(struct comm *c, int op, struct tensor **shard, struct te
     }
     for (int r = 0; r < L; r++)
         CUDA_OK(cudaStreamSynchronize(st[r]));
-    double ms = (now_s() - t0) * 1e3 / iters;
+    double ms = (timer_now_s() - t0) * 1e3 / iters;
     for (int r = 0; r < L; r++) {
         CUDA_OK(cudaStreamDestroy(st[r]));
         starpu_data_release_on_node(shard[r]->handle, comm_node(c, r));

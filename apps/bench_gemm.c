@@ -15,16 +15,10 @@
 
 #include "check.h"
 #include "codelets.h"
+#include "timer.h"
 
 #define CUDA_OK(x)   CHECK_MSG((x) == cudaSuccess, #x)
 #define CUBLAS_OK(x) CHECK_MSG((x) == CUBLAS_STATUS_SUCCESS, #x)
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 static void fill_random(struct tensor *t)
 {
@@ -50,11 +44,11 @@ static double bench_codelet(int n, int iters, enum dtype dt)
     for (int i = 0; i < 3; i++) /* warm-up: transfers, cuBLAS initialisation, perf model */
         matmul_forward_insert(&out, &a, &w, NULL, n, n, n, RT_PRIO_NORMAL);
     rt_wait_all();
-    double t0 = now_s();
+    double t0 = timer_now_s();
     for (int i = 0; i < iters; i++)
         matmul_forward_insert(&out, &a, &w, NULL, n, n, n, RT_PRIO_NORMAL);
     rt_wait_all();
-    double dt_s = now_s() - t0;
+    double dt_s = timer_now_s() - t0;
     tensor_free(&a);
     tensor_free(&w);
     tensor_free(&out);

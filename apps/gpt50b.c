@@ -26,6 +26,7 @@
 #include "rt.h"
 #include "schedule.h"
 #include "swap.h"
+#include "timer.h"
 
 struct args {
     struct gpt_config cfg; /* Vp derived from V and vocab_divisor */
@@ -789,13 +790,6 @@ static void parse_args(struct args *a, int argc, char **argv)
     if (optind < argc) user_fail("unexpected argument %s: see --help", argv[optind]);
 }
 
-static double now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
-
 /* Model shape from --load's config.json; a shape flag given explicitly must agree with it. */
 static void shape_from_checkpoint(struct args *a)
 {
@@ -920,11 +914,11 @@ static int64_t saved_iteration = -1; /* of the checkpoint at --save, -1: none ye
 static void save_checkpoint(struct gpt *m, const struct args *a, const struct train_state *st)
 {
     char err[512];
-    double t0 = now_ms();
+    double t0 = timer_now_s() * 1e3;
     if (checkpoint_save(m, a->save, st, a->save_optim, err, sizeof err) != 0)
         user_fail("saving the checkpoint failed, the previous one is intact: %s", err);
     printf(" saved checkpoint at iteration %8lld to %s in %.1f ms\n", (long long)st->iteration,
-           a->save, now_ms() - t0);
+           a->save, (timer_now_s() * 1e3) - t0);
     saved_iteration = st->iteration;
 }
 
@@ -1156,7 +1150,7 @@ int main(int argc, char **argv)
             "STARPU_FXT_PREFIX=%s: cannot write the FxT trace there: %s: create the folder or "
             "point STARPU_FXT_PREFIX elsewhere",
             trace_dir, strerror(errno));
-    double t_init = now_ms();
+    double t_init = timer_now_s() * 1e3;
     rt_init(&(struct rt_options){.cpu_workers = a.optim_tier != TIER_GPU,
                                  .trace_later = a.trace_first > 0,
                                  .mpi = launch.size > 1});
@@ -1201,7 +1195,7 @@ int main(int argc, char **argv)
     }
 
     printf("> StarPU started, model allocated and initialised in %.1f s\n",
-           (now_ms() - t_init) / 1e3);
+           ((timer_now_s() * 1e3) - t_init) / 1e3);
     int64_t nparams = gpt_num_params(&a.cfg);
     int ngpu = rt_ncuda() == 0 ? 1 : a.world_size > 1 ? a.world_size : rt_ncuda();
     /* what the FLOP rate is divided by: the GPUs, or on CPU workers alone the process */
@@ -1251,7 +1245,7 @@ int main(int argc, char **argv)
     uint64_t nvme_read0, nvme_written0, nvme_kept0; /* the initial state's writes are not an
                                                         iteration's */
     gpt_nvme_traffic(m, &nvme_read0, &nvme_written0, &nvme_kept0);
-    double t_start = now_ms(), t_steady = 0, interval_loss = 0;
+    double t_start = (timer_now_s() * 1e3), t_steady = 0, interval_loss = 0;
     int64_t first = st.iteration + 1, skipped_total = 0, nan_total = 0, interval_n = 0;
     float loss = NAN, val_loss = NAN;
     if (a.load && a.save && strcmp(a.load, a.save) == 0) saved_iteration = st.iteration;
@@ -1260,7 +1254,7 @@ int main(int argc, char **argv)
      * replaces StarPU's own SIGINT handler. */
     catch_stop_signals();
     for (int64_t it = first; it <= a.iters && !stop_signal; it++) {
-        double t0 = now_ms();
+        double t0 = timer_now_s() * 1e3;
         if (it == first + 1) t_steady = t0;
         if (it == a.trace_first) rt_trace_start();
         double lr = lr_at(&a.lr, it);
@@ -1283,7 +1277,7 @@ int main(int argc, char **argv)
         gpt_update(m, &hp);
         gpt_step_stats(m, &loss, &sumsq);
         loss = (float)((loss_sum + loss) / a.grad_accum);
-        double dt_ms = now_ms() - t0;
+        double dt_ms = (timer_now_s() * 1e3) - t0;
         if (it == a.trace_last)
             rt_trace_stop(); /* after the timing: the wait for the optimizer's tail is not the
                                 step's */
@@ -1342,7 +1336,7 @@ int main(int argc, char **argv)
                 a.optim_tier == TIER_NVME ? "; swap folder removed" : "");
         goto cleanup;
     }
-    double t_end = now_ms();
+    double t_end = timer_now_s() * 1e3;
     int64_t done = a.iters - first + 1;
     int evaluated_last = a.eval_interval > 0 && a.iters % a.eval_interval == 0;
     if (done > 0 && have_val && !evaluated_last) {

@@ -25,6 +25,7 @@
 
 #include "aio.h"
 #include "check.h"
+#include "timer.h"
 
 #define MAX_LIST 16
 
@@ -97,13 +98,6 @@ static int parse_list(const char *flag, const char *s, bool is_size, size_t lo, 
     return n;
 }
 
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 /* Stamps every 4 KiB page of buf with (run, page); returns the number of pages that lack it. */
 static size_t stamp(uint64_t *buf, size_t size, uint64_t run, bool check)
 {
@@ -133,15 +127,15 @@ static struct result measure(const char *dir, const char *path, void *buf, size_
                   "choose a folder on the NVMe drive",
                   dir);
     stamp(buf, size, run, false);
-    double t0 = now();
+    double t0 = timer_now_s();
     int rc = aio_pwrite(e, f, buf, size, 0, err, sizeof err);
     if (rc == 0) rc = aio_file_sync(f);
-    double t1 = now();
+    double t1 = timer_now_s();
     if (rc < 0) user_fail("%s", err);
     stamp(buf, size, UINT32_MAX, false);
-    double t2 = now();
+    double t2 = timer_now_s();
     rc = aio_pread(e, f, buf, size, 0, err, sizeof err);
-    double t3 = now();
+    double t3 = timer_now_s();
     if (rc < 0) user_fail("%s", err);
     size_t bad = stamp(buf, size, run, true);
     if (bad)

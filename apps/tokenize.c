@@ -26,6 +26,7 @@
 
 #include "bpe.h"
 #include "check.h"
+#include "timer.h"
 
 #define LLMC_MAGIC   20240520
 #define LLMC_VERSION 1
@@ -190,15 +191,14 @@ int main(int argc, char **argv)
     if (fwrite(header, sizeof header, 1, w.f) != 1)
         user_fail("%s: write failed: %s", tmp, strerror(errno));
 
-    struct timespec t0, t1;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
+    double t0 = timer_now_s();
     for (int i = optind; i < argc; i++) {
         if (i > optind) writer_put(&w, &eot, 1);
         encode_file(b, argv[i], &w);
     }
     if (append_eot) writer_put(&w, &eot, 1);
     writer_flush(&w);
-    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double t1 = timer_now_s();
 
     header[2] = (int32_t)w.ntokens;
     if (fseek(w.f, 0, SEEK_SET) || fwrite(header, sizeof header, 1, w.f) != 1 || fclose(w.f))
@@ -206,7 +206,6 @@ int main(int argc, char **argv)
     if (rename(tmp, output)) user_fail("cannot rename %s to %s: %s", tmp, output, strerror(errno));
     bpe_free(b);
     printf("%s: %llu tokens from %d documents, encoded in %.2f s\n", output,
-           (unsigned long long)w.ntokens, argc - optind,
-           (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec));
+           (unsigned long long)w.ntokens, argc - optind, t1 - t0);
     return 0;
 }

@@ -11,6 +11,7 @@
 #include "progress.h"
 #include "rng.h"
 #include "swap.h"
+#include "align.h"
 
 /* The trainable tensors of one block, in Hugging Face's order. */
 enum layer_param {
@@ -301,11 +302,6 @@ static void init_param(const struct gpt *m, int i, float *w)
     size_t rows = p->hf_rows ? (size_t)p->hf_rows : (size_t)p->shape[0];
     init_values(w, rows * p->shape[1], m->init[i], std,
                 m->opt.seed ^ ((uint64_t)(i + 1) * 0xD1B54A32D192ED03ull));
-}
-
-static size_t round_up(size_t x, size_t to)
-{
-    return (x + to - 1) / to * to;
 }
 
 /* Output channels of the linear layer that tensor i is the weight or bias of (its rows), or 0:

@@ -16,6 +16,7 @@
 #endif
 
 #include "check.h"
+#include "timer.h"
 
 enum comm_op {
     COMM_OP_ALL_GATHER,
@@ -48,19 +49,12 @@ struct comm_args {
 
 #define MPI_OK(x) CHECK_MSG((x) == MPI_SUCCESS, #x)
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
 /* The task's time and the part of it spent in MPI or in NCCL's call and stream wait (which holds
  * the wait for the peers); one collective runs at a time per communicator, so no lock. */
 static void stats_add(struct comm *c, enum comm_op op, double t0, double wire_s)
 {
     c->stats.count[op]++;
-    c->stats.task_s[op] += now_s() - t0;
+    c->stats.task_s[op] += timer_now_s() - t0;
     c->stats.wire_s[op] += wire_s;
 }
 
@@ -115,7 +109,7 @@ static void comm_host_func(void *b[], void *cl_arg)
     struct comm *c = a->c;
     int L = c->local, W = c->nproc * L;
     size_t bytes = a->shard * dtype_size(a->dt);
-    double t0 = now_s(), t_mpi = 0;
+    double t0 = timer_now_s(), t_mpi = 0;
     MPI_Datatype block = c->nproc > 1 ? host_block(bytes) : MPI_DATATYPE_NULL;
     if (a->op == COMM_OP_ALL_REDUCE) {
         /* every rank's vector, in global order: this process's buffers, or all processes' */
@@ -126,9 +120,9 @@ static void comm_host_func(void *b[], void *cl_arg)
             all = packed + (size_t)L * bytes;
             for (int r = 0; r < L; r++)
                 memcpy(packed + r * bytes, RT_PTR(b, r), bytes);
-            t_mpi = now_s();
+            t_mpi = timer_now_s();
             MPI_OK(MPI_Allgather(packed, L, block, all, L, block, c->mpi_tasks));
-            t_mpi = now_s() - t_mpi;
+            t_mpi = timer_now_s() - t_mpi;
         }
         for (int g = 0; g < W; g++)
             terms[g] = all ? all + (size_t)g * bytes : (char *)RT_PTR(b, g);
@@ -146,9 +140,9 @@ static void comm_host_func(void *b[], void *cl_arg)
             char *packed = stage(c, L * bytes);
             for (int r = 0; r < L; r++)
                 memcpy(packed + r * bytes, RT_PTR(b, r), bytes);
-            t_mpi = now_s();
+            t_mpi = timer_now_s();
             MPI_OK(MPI_Allgather(packed, L, block, full0, L, block, c->mpi_tasks));
-            t_mpi = now_s() - t_mpi;
+            t_mpi = timer_now_s() - t_mpi;
         }
         for (int r = 1; r < L; r++)
             memcpy(RT_PTR(b, L + r), full0, W * bytes);
@@ -162,9 +156,9 @@ static void comm_host_func(void *b[], void *cl_arg)
                 for (int r = 0; r < L; r++)
                     memcpy(send + (size_t)(p * L + r) * L * bytes,
                            (char *)RT_PTR(b, L + r) + (size_t)p * L * bytes, L * bytes);
-            t_mpi = now_s();
+            t_mpi = timer_now_s();
             MPI_OK(MPI_Alltoall(send, L * L, block, recv, L * L, block, c->mpi_tasks));
-            t_mpi = now_s() - t_mpi;
+            t_mpi = timer_now_s() - t_mpi;
         }
         /* terms[g]: global rank g's slice for local rank r, from process g / L's block of recv */
         for (int r = 0; r < L; r++) {
@@ -197,7 +191,7 @@ static void comm_nccl_func(void *b[], void *cl_arg)
     const struct comm_args *a = cl_arg;
     struct comm *c = a->c;
     int dev;
-    double t0 = now_s();
+    double t0 = timer_now_s();
     CUDA_OK(cudaGetDevice(&dev));
     NCCL_OK(ncclGroupStart());
     for (int r = 0; r < c->local; r++) {
@@ -218,7 +212,7 @@ static void comm_nccl_func(void *b[], void *cl_arg)
     for (int r = 0; r < c->local; r++)
         CUDA_OK(cudaStreamSynchronize(c->streams[r]));
     CUDA_OK(cudaSetDevice(dev));
-    stats_add(c, a->op, t0, now_s() - t0);
+    stats_add(c, a->op, t0, timer_now_s() - t0);
 }
 
 /* One NCCL rank and one stream per local GPU; the id comes from process 0. */
@@ -475,7 +469,7 @@ int comm_same_everywhere(struct comm *c, uint64_t value)
 void comm_allreduce_host(struct comm *c, double *vals, int n)
 {
     if (c->nproc == 1) return;
-    double t0 = now_s();
+    double t0 = timer_now_s();
     /* Not MPI_Allreduce: Open MPI spins in it until the slowest process arrives (the end of its
      * forward), taking the core from this process's own workers; a test every 50 us sleeps. */
     MPI_Request req;
@@ -487,5 +481,5 @@ void comm_allreduce_host(struct comm *c, double *vals, int n)
         nanosleep(&(struct timespec){0, 50000}, NULL);
     }
     c->stats.host_count++;
-    c->stats.host_s += now_s() - t0;
+    c->stats.host_s += timer_now_s() - t0;
 }

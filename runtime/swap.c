@@ -25,6 +25,7 @@
 
 #include "check.h"
 #include "fsdir.h"
+#include "align.h"
 
 #define SWAP_DIR_PREFIX "gpt50b-swap-"
 
@@ -136,11 +137,6 @@ uint64_t swap_checksum(const void *data, size_t n)
 }
 
 /* ---- small helpers ---- */
-
-static uint64_t round_up(uint64_t x, uint64_t a)
-{
-    return (x + a - 1) / a * a;
-}
 
 /* pwrite all of buf; 0 or -errno (-EIO when the file takes nothing). */
 static int write_full(int fd, const void *buf, size_t len, off_t off)

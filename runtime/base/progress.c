@@ -4,15 +4,9 @@
 #include <unistd.h>
 
 #include "progress.h"
+#include "timer.h"
 
 #define PROGRESS_PERIOD_S 0.25
-
-static double progress_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 /* "12.31 GB" / "5.24 MB" / "900 B" */
 static void progress_bytes(int64_t b, char *buf, size_t size)
@@ -51,7 +45,7 @@ void progress_begin(struct progress *p, const char *doing, const char *done_verb
     atomic_flag_clear(&p->printing);
     p->quiet = total_bytes <= 0; /* nothing to wait for, nothing to say */
     p->tty = !p->quiet && isatty(STDOUT_FILENO);
-    p->t0 = progress_now();
+    p->t0 = timer_now_s();
     if (p->tty) progress_print(p, p->t0);
 }
 
@@ -59,7 +53,7 @@ void progress_add(struct progress *p, int64_t bytes)
 {
     atomic_fetch_add(&p->done, bytes);
     if (!p->tty) return;
-    double t = progress_now();
+    double t = timer_now_s();
     /* one thread prints; the others go on (the next call prints their bytes) */
     if (t - p->last_print >= PROGRESS_PERIOD_S && !atomic_flag_test_and_set(&p->printing)) {
         progress_print(p, t);
@@ -71,7 +65,7 @@ void progress_end(struct progress *p)
 {
     if (p->quiet) return;
     char done[32];
-    double s = progress_now() - p->t0;
+    double s = timer_now_s() - p->t0;
     int64_t d = atomic_load(&p->done);
     progress_bytes(d, done, sizeof done);
     printf("%s> %s %s: %s in %.1f s (%.2f GB/s)%s\n", p->tty ? "\r" : "", p->done_verb, p->what,
