@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "aio.h"
+#include "align.h"
 #include "numa.h"
 #include "progress.h"
 
@@ -18,7 +19,7 @@ struct host_pool {
 
 size_t host_pool_piece_bytes(size_t bytes)
 {
-    return (bytes + AIO_ALIGN - 1) / AIO_ALIGN * AIO_ALIGN;
+    return round_up(bytes, AIO_ALIGN);
 }
 
 /* Binds [p, p + n) to the NUMA node of CUDA device 0 when the machine has several nodes; returns
