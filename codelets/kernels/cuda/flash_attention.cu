@@ -15,7 +15,9 @@
  * storage type, the A operand of the next product (the accumulator layout of two 8-column tiles
  * is the A layout of one 16-deep step), so probabilities never touch shared memory.
  *   forward   block = 64 queries; for each key tile: S = Q K^T, online softmax (running max and
- *             sum per row, earlier output rescaled), O += P V. Shared: Q + 2 x (K, V).
+ *             sum per row, earlier output rescaled), O += P V. Shared: Q + 2 x K + V; V has one
+ *             buffer (its next tile loads while S and the softmax of the next step compute), which
+ *             keeps a block at 64 KiB for HS 128: 3 blocks (12 warps) an SM instead of 2.
  *   backward  (1) one warp per row: delta = rowsum(dout * out), and lse2 = log2 of the softmax
  *             denominator in base 2, into scratch; (2) block = 64 keys; for each query tile:
  *             S^T = K Q^T, P^T = exp2(S^T scale log2e - lse2), dV += P^T dO, dP^T = V dO^T,
@@ -306,7 +308,7 @@ __device__ __forceinline__ void row_accumulate(S *dst, const float (&acc)[HS / 8
 
 /* grid (B*NH, query tiles), heaviest (last) query tile first. */
 template <typename S, int HS>
-__global__ void __launch_bounds__(FA_THREADS)
+__global__ void __launch_bounds__(FA_THREADS, 3) /* at most 168 registers: 3 blocks an SM */
     flash_forward_kernel(S *__restrict__ out, float2 *__restrict__ stats, const S *__restrict__ qkv,
                          int T, int C, int NH)
 {
@@ -323,8 +325,11 @@ __global__ void __launch_bounds__(FA_THREADS)
     const int nkt = (min(q0 + FA_TILE, T) + FA_TILE - 1) / FA_TILE; /* keys up to the diagonal */
     const int row0 = q0 + warp * 16 + g; /* the lane's rows: row0 and row0 + 8 */
 
+    /* cp.async groups in commit order: (Q, K0), V0, K1, V1, ...; each wait_group<1> below leaves
+     * only the newest group in flight, which is the one this step does not read yet */
     tile_load<S, HS>(sq, q, ld, q0, T);
     tile_load<S, HS>(sk, k, ld, 0, T);
+    cp_async_commit();
     tile_load<S, HS>(sv, v, ld, 0, T);
     cp_async_commit();
 
@@ -333,15 +338,10 @@ __global__ void __launch_bounds__(FA_THREADS)
     float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};
     for (int j = 0; j < nkt; j++) {
         const int st = j & 1;
-        if (j + 1 < nkt) {
-            tile_load<S, HS>(sk + (st ^ 1) * TILE, k, ld, (j + 1) * FA_TILE, T);
-            tile_load<S, HS>(sv + (st ^ 1) * TILE, v, ld, (j + 1) * FA_TILE, T);
-            cp_async_commit();
-            cp_async_wait<1>();
-        } else {
-            cp_async_wait<0>();
-        }
+        cp_async_wait<1>(); /* K_j */
         __syncthreads();
+        if (j + 1 < nkt) tile_load<S, HS>(sk + (st ^ 1) * TILE, k, ld, (j + 1) * FA_TILE, T);
+        cp_async_commit();
         float s[FA_TILE / 8][4];
         warp_scores<S, HS>(s, sq, warp * 16, sk + st * TILE, lane);
         const int key0 = j * FA_TILE;
@@ -380,8 +380,12 @@ __global__ void __launch_bounds__(FA_THREADS)
         }
         uint32_t p[FA_TILE / 16][4];
         to_a_frags<S>(p, s);
-        warp_pv<S, HS>(o, p, sv + st * TILE, lane);
-        __syncthreads(); /* this stage is reloaded by the next iteration */
+        cp_async_wait<1>(); /* V_j */
+        __syncthreads();
+        warp_pv<S, HS>(o, p, sv, lane);
+        __syncthreads(); /* every warp is done with V_j */
+        if (j + 1 < nkt) tile_load<S, HS>(sv, v, ld, (j + 1) * FA_TILE, T);
+        cp_async_commit();
     }
 #pragma unroll
     for (int hr = 0; hr < 2; hr++) {
@@ -655,7 +659,7 @@ extern "C" void flash_attention_forward_cuda(void *out, float *stats, const void
     flash_dispatch(dt, C / NH, [&](auto tag, auto hs) {
         using S = typename decltype(tag)::type;
         constexpr int HS = decltype(hs)::value;
-        const size_t smem = 5 * FA_TILE * HS * sizeof(S); /* Q + 2 x (K, V) */
+        const size_t smem = 4 * FA_TILE * HS * sizeof(S); /* Q + 2 x K + V */
         flash_smem(flash_forward_kernel<S, HS>, smem);
         dim3 grid(B * NH, (T + FA_TILE - 1) / FA_TILE);
         flash_forward_kernel<S, HS><<<grid, FA_THREADS, smem, stream>>>((S *)out, (float2 *)stats,
