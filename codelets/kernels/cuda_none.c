@@ -82,6 +82,29 @@ void attention_backward_cuda(cublasHandle_t handle, void *dqkv, const void *dout
     CUDA_NONE();
 }
 
+int flash_attention_cuda_supported(int C, int NH, enum dtype dt)
+{
+    return 0;
+}
+
+void flash_attention_forward_cuda(void *out, float *stats, const void *qkv, int B, int T, int C,
+                                  int NH, enum dtype dt, cudaStream_t stream)
+{
+    CUDA_NONE();
+}
+
+size_t flash_attention_backward_cuda_scratch_bytes(int B, int T, int C, int NH, enum dtype dt)
+{
+    return 0;
+}
+
+void flash_attention_backward_cuda(void *dqkv, const void *dout, const void *qkv, const void *out,
+                                   const float *stats, int B, int T, int C, int NH, enum dtype dt,
+                                   void *scratch, cudaStream_t stream)
+{
+    CUDA_NONE();
+}
+
 void gelu_forward_cuda(void *out, const void *inp, size_t n, enum dtype dt, cudaStream_t stream)
 {
     CUDA_NONE();

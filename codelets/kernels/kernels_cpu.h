@@ -56,6 +56,24 @@ void attention_forward_cpu(void *out, void *att, const void *qkv, int B, int T, 
 void attention_backward_cpu(void *dqkv, const void *dout, const void *qkv, const void *att, int B,
                             int T, int C, int NH, enum dtype dt);
 
+/* Causal self-attention without the T x T probabilities (flash attention's contract), on the
+ * same qkv[N,3C] and out[N,C] as above. In place of att the forward writes two fp32 statistics
+ * per query row, stats[B,NH,T,2]:
+ *     stats[b,h,t,0] = m = max over t2 <= t of s(t2), s(t2) = q_t . k_t2 / sqrt(hs)
+ *     stats[b,h,t,1] = l = sum over t2 <= t of exp(s(t2) - m)
+ * (8 bytes per row: 0.5 MiB for B 4, NH 16, T 1024, against 128 MiB of fp16 att), from which the
+ * backward recomputes p(t2) = exp(s(t2) - m) / l. The pair, rather than log-sum-exp m + log l,
+ * lets the CPU backward recompute the forward's probabilities bit for bit. */
+void flash_attention_forward_cpu(void *out, float *stats, const void *qkv, int B, int T, int C,
+                                 int NH, enum dtype dt);
+/* dqkv[N,3C] += gradient of the attention given dout[N,C], the forward's qkv, out and stats.
+ * This reference recomputes each row's probabilities as the forward did, rounds them to dt as
+ * the stored att would be, and then runs attention_backward_cpu's arithmetic in its order: its
+ * out and dqkv are attention_*_cpu's bits in every dtype. It does not read out, which the CUDA
+ * version needs for rowsum(dout * out). O(T) memory per thread, O(B NH T^2 hs) time. */
+void flash_attention_backward_cpu(void *dqkv, const void *dout, const void *qkv, const void *out,
+                                  const float *stats, int B, int T, int C, int NH, enum dtype dt);
+
 /* GPT-2 tanh-approximate GELU over n elements; backward dinp += gelu'(inp) * dout. */
 void gelu_forward_cpu(void *out, const void *inp, size_t n, enum dtype dt);
 void gelu_backward_cpu(void *dinp, const void *inp, const void *dout, size_t n, enum dtype dt);

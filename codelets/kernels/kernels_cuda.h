@@ -64,6 +64,19 @@ void attention_backward_cuda(cublasHandle_t handle, void *dqkv, const void *dout
                              const void *att, int B, int T, int C, int NH, enum dtype dt,
                              void *scratch, cudaStream_t stream);
 
+/* Flash attention (flash_attention.cu): the contract of flash_attention_*_cpu, stats[B,NH,T,2]
+ * fp32, with no T x T buffer. 1 when the kernels take this head size (C/NH 64 or 128) and dtype
+ * (fp16, bf16) on the current device (compute capability 8.0 or newer); the launchers stop with
+ * a message on anything else. */
+int flash_attention_cuda_supported(int C, int NH, enum dtype dt);
+void flash_attention_forward_cuda(void *out, float *stats, const void *qkv, int B, int T, int C,
+                                  int NH, enum dtype dt, cudaStream_t stream);
+/* 2 * B*NH*T fp32 (rounded up to 256 bytes each): rowsum(dout * out) and the log-sum-exp. */
+size_t flash_attention_backward_cuda_scratch_bytes(int B, int T, int C, int NH, enum dtype dt);
+void flash_attention_backward_cuda(void *dqkv, const void *dout, const void *qkv, const void *out,
+                                   const float *stats, int B, int T, int C, int NH, enum dtype dt,
+                                   void *scratch, cudaStream_t stream);
+
 void gelu_forward_cuda(void *out, const void *inp, size_t n, enum dtype dt, cudaStream_t stream);
 void gelu_backward_cuda(void *dinp, const void *inp, const void *dout, size_t n, enum dtype dt,
                         cudaStream_t stream);
