@@ -40,7 +40,6 @@ void gelu_forward_insert(struct tensor *out, struct tensor *inp, int prio);
 void gelu_backward_insert(struct tensor *dinp, struct tensor *inp, struct tensor *dout, int prio);
 
 void add_forward_insert(struct tensor *out, struct tensor *a, struct tensor *b, int prio);
-void accumulate_insert(struct tensor *dst, struct tensor *src, int prio);
 
 void crossentropy_forward_insert(struct tensor *losses, struct tensor *logits,
                                  struct tensor *targets, int N, int V, int Vp, int prio);
@@ -48,7 +47,6 @@ void crossentropy_forward_insert(struct tensor *losses, struct tensor *logits,
 void crossentropy_backward_insert(struct tensor *logits, struct tensor *targets, float dloss, int N,
                                   int V, int Vp, int prio);
 
-/* acc[0] += sum of grad^2; acc is fp32 with one element, updated in any order. */
 /* parts[slot] += the sum of squares of grad. Tasks on distinct slots of parts run in any order
  * (STARPU_COMMUTE) and give the same bits in any order; sum_insert then adds the slots in index
  * order into out[0], so the global norm does not depend on the schedule. */
