@@ -12,7 +12,6 @@
  * columns stay empty: a smoke run, not a measurement. Prints a table; --out writes the JSON.
  *
  *     bench_comm [--sizes 64M,1G] [--iters 20] [--ranks 2] [--out FILE.json] */
-#include <cuda_runtime_api.h>
 #include <nccl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,10 +20,10 @@
 
 #include "check.h"
 #include "comm.h"
+#include "cuda_check.h"
 #include "timer.h"
 
 #define MAX_SIZES  16
-#define CUDA_OK(x) CHECK_MSG((x) == cudaSuccess, #x)
 #define NCCL_OK(x) CHECK_MSG((x) == ncclSuccess, #x)
 
 enum { OP_ALL_GATHER, OP_REDUCE_SCATTER };
@@ -72,21 +71,21 @@ static double time_nccl(struct comm *c, int op, struct tensor **shard, struct te
     int L = comm_local(c), dev;
     void *sp[COMM_MAX_LOCAL], *fp[COMM_MAX_LOCAL];
     cudaStream_t st[COMM_MAX_LOCAL];
-    CUDA_OK(cudaGetDevice(&dev));
+    CUDA_CHECK(cudaGetDevice(&dev));
     for (int r = 0; r < L; r++) {
         unsigned node = (unsigned)comm_node(c, r);
         CHECK(starpu_data_acquire_on_node(shard[r]->handle, (int)node, STARPU_RW) == 0);
         CHECK(starpu_data_acquire_on_node(full[r]->handle, (int)node, STARPU_RW) == 0);
         sp[r] = starpu_data_handle_to_pointer(shard[r]->handle, node);
         fp[r] = starpu_data_handle_to_pointer(full[r]->handle, node);
-        CUDA_OK(cudaSetDevice(starpu_worker_get_devid(comm_worker(c, r))));
-        CUDA_OK(cudaStreamCreateWithFlags(&st[r], cudaStreamNonBlocking));
+        CUDA_CHECK(cudaSetDevice(starpu_worker_get_devid(comm_worker(c, r))));
+        CUDA_CHECK(cudaStreamCreateWithFlags(&st[r], cudaStreamNonBlocking));
     }
     double t0 = 0;
     for (int i = 0; i < iters + 2; i++) {
         if (i == 2) {
             for (int r = 0; r < L; r++)
-                CUDA_OK(cudaStreamSynchronize(st[r]));
+                CUDA_CHECK(cudaStreamSynchronize(st[r]));
             t0 = timer_now_s();
         }
         NCCL_OK(ncclGroupStart());
@@ -99,14 +98,14 @@ static double time_nccl(struct comm *c, int op, struct tensor **shard, struct te
         NCCL_OK(ncclGroupEnd());
     }
     for (int r = 0; r < L; r++)
-        CUDA_OK(cudaStreamSynchronize(st[r]));
+        CUDA_CHECK(cudaStreamSynchronize(st[r]));
     double ms = (timer_now_s() - t0) * 1e3 / iters;
     for (int r = 0; r < L; r++) {
-        CUDA_OK(cudaStreamDestroy(st[r]));
+        CUDA_CHECK(cudaStreamDestroy(st[r]));
         starpu_data_release_on_node(shard[r]->handle, comm_node(c, r));
         starpu_data_release_on_node(full[r]->handle, comm_node(c, r));
     }
-    CUDA_OK(cudaSetDevice(dev));
+    CUDA_CHECK(cudaSetDevice(dev));
     return ms;
 }
 

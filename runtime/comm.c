@@ -11,11 +11,13 @@
 #include <string.h>
 #include <time.h>
 #if GPT50B_HAVE_NCCL
-#include <cuda_runtime_api.h>
 #include <nccl.h>
 #endif
 
 #include "check.h"
+#if GPT50B_HAVE_NCCL
+#include "cuda_check.h"
+#endif
 #include "timer.h"
 
 enum comm_op {
@@ -176,7 +178,6 @@ static void comm_host_func(void *b[], void *cl_arg)
 /* ---- NCCL backend ---- */
 
 #if GPT50B_HAVE_NCCL
-#define CUDA_OK(x) CHECK_MSG((x) == cudaSuccess, #x)
 #define NCCL_OK(x) CHECK_MSG((x) == ncclSuccess, #x)
 
 static ncclDataType_t nccl_type(enum dtype dt)
@@ -192,7 +193,7 @@ static void comm_nccl_func(void *b[], void *cl_arg)
     struct comm *c = a->c;
     int dev;
     double t0 = timer_now_s();
-    CUDA_OK(cudaGetDevice(&dev));
+    CUDA_CHECK(cudaGetDevice(&dev));
     NCCL_OK(ncclGroupStart());
     for (int r = 0; r < c->local; r++) {
         /* all-reduce: buffer r is rank r's vector, reduced in place; full is not used */
@@ -210,8 +211,8 @@ static void comm_nccl_func(void *b[], void *cl_arg)
     }
     NCCL_OK(ncclGroupEnd());
     for (int r = 0; r < c->local; r++)
-        CUDA_OK(cudaStreamSynchronize(c->streams[r]));
-    CUDA_OK(cudaSetDevice(dev));
+        CUDA_CHECK(cudaStreamSynchronize(c->streams[r]));
+    CUDA_CHECK(cudaSetDevice(dev));
     stats_add(c, a->op, t0, timer_now_s() - t0);
 }
 
@@ -222,22 +223,22 @@ static void nccl_start(struct comm *c)
     int dev;
     if (c->proc == 0) NCCL_OK(ncclGetUniqueId(&id));
     if (c->nproc > 1) MPI_OK(MPI_Bcast(&id, sizeof id, MPI_BYTE, 0, c->mpi_host));
-    CUDA_OK(cudaGetDevice(&dev));
+    CUDA_CHECK(cudaGetDevice(&dev));
     NCCL_OK(ncclGroupStart());
     for (int r = 0; r < c->local; r++) {
-        CUDA_OK(cudaSetDevice(starpu_worker_get_devid(c->workers[r])));
-        CUDA_OK(cudaStreamCreateWithFlags(&c->streams[r], cudaStreamNonBlocking));
+        CUDA_CHECK(cudaSetDevice(starpu_worker_get_devid(c->workers[r])));
+        CUDA_CHECK(cudaStreamCreateWithFlags(&c->streams[r], cudaStreamNonBlocking));
         NCCL_OK(ncclCommInitRank(&c->nccl[r], comm_world(c), id, comm_rank(c, r)));
     }
     NCCL_OK(ncclGroupEnd());
-    CUDA_OK(cudaSetDevice(dev));
+    CUDA_CHECK(cudaSetDevice(dev));
 }
 
 static void nccl_stop(struct comm *c)
 {
     for (int r = 0; r < c->local; r++) {
         NCCL_OK(ncclCommDestroy(c->nccl[r]));
-        CUDA_OK(cudaStreamDestroy(c->streams[r]));
+        CUDA_CHECK(cudaStreamDestroy(c->streams[r]));
     }
 }
 #else
