@@ -1,4 +1,4 @@
-/* bench_comm: the collective tasks of runtime/comm.h against NCCL called directly.
+/* bench_comm: the collective tasks (codelets.h) against NCCL called directly.
  *
  * With GPUs, over all local GPUs (W of them, one process): for each size (the bytes of the whole
  * fp16 tensor, W shards of 4096-byte multiples), `iters` all-gathers then `iters`
@@ -19,7 +19,7 @@
 #include <time.h>
 
 #include "check.h"
-#include "comm.h"
+#include "codelets.h"
 #include "cuda_check.h"
 #include "timer.h"
 
