@@ -250,10 +250,6 @@ int comm_node(const struct comm *c, int local_rank)
 {
     return c->nodes[local_rank];
 }
-struct ncclComm *comm_nccl(const struct comm *c, int local_rank)
-{
-    return c->nccl[local_rank];
-}
 struct tensor *comm_token(struct comm *c)
 {
     return &c->token;

@@ -52,7 +52,6 @@ struct comm_config {
 };
 
 struct comm;
-struct ncclComm;
 
 /* After rt_init; collective over all processes (MPI runs). User error for a configuration that
  * cannot be had (no GPU or no NCCL for COMM_BACKEND_NCCL, local out of range or different in two
@@ -70,8 +69,6 @@ int comm_rank(const struct comm *c, int local_rank);
 int comm_worker(const struct comm *c, int local_rank);
 /* Memory node where rank r's buffers live during collectives. */
 int comm_node(const struct comm *c, int local_rank);
-/* Rank r's NCCL communicator (ncclComm_t), NULL for the host backend; for benchmarks. */
-struct ncclComm *comm_nccl(const struct comm *c, int local_rank);
 
 /* Elements per rank's shard of an n-element tensor: the smallest s with world * s >= n whose
  * byte size s * elem_bytes is a multiple of align_bytes (0 or 1: no alignment). Full buffers then
