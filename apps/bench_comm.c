@@ -1,37 +1,31 @@
-/* bench_comm: the collective tasks of runtime/comm.h against NCCL called directly.
+/* bench_comm: the collective tasks (codelets.h) against NCCL called directly.
  *
  * With GPUs, over all local GPUs (W of them, one process): for each size (the bytes of the whole
- * fp16 tensor, W shards of 4096-byte multiples), `iters` all-gathers then `iters`
- * reduce-scatters as tasks, submitted back to back (each task waits for its streams) with one
- * wait at the end; then the same calls to ncclAllGather / ncclReduceScatter on the same
- * communicators and the same device buffers (reached under rt.h through StarPU, as only a
- * benchmark of this layer should), issued back to back on one stream per GPU and synchronised
- * once, as nccl-tests does. Times are per operation after two warm-up rounds; bus bandwidth
- * follows nccl-tests: algBw = tensor bytes / time, busBw = algBw * (W-1) / W (0 for W = 1).
- * Without a GPU the task path runs on the host backend with --ranks simulated ranks and the NCCL
- * columns stay empty: a smoke run, not a measurement. Prints a table; --out writes the JSON.
+ * fp16 tensor, W shards of 4096-byte multiples), `iters` all-gathers then `iters` reduce-scatters
+ * as tasks, submitted back to back (each task waits for its streams) with one wait at the end; then
+ * the same calls to ncclAllGather / ncclReduceScatter without a task (comm_nccl_issue) on the same
+ * communicators and the same device buffers (tensor_acquire_on_node), issued back to back on the
+ * communicator's stream per GPU and synchronised once, as nccl-tests does. Times are per operation
+ * after two warm-up rounds; bus bandwidth follows nccl-tests: algBw = tensor bytes / time, busBw =
+ * algBw * (W-1) / W (0 for W = 1). Without a GPU the task path runs on the host backend with
+ * --ranks simulated ranks and the NCCL columns stay empty: a smoke run, not a measurement. Prints a
+ * table; --out writes the JSON.
  *
  *     bench_comm [--sizes 64M,1G] [--iters 20] [--ranks 2] [--out FILE.json] */
-#include <cuda_runtime_api.h>
-#include <nccl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "check.h"
-#include "comm.h"
+#include "codelets.h"
 #include "timer.h"
 
-#define MAX_SIZES  16
-#define CUDA_OK(x) CHECK_MSG((x) == cudaSuccess, #x)
-#define NCCL_OK(x) CHECK_MSG((x) == ncclSuccess, #x)
+#define MAX_SIZES 16
 
-enum { OP_ALL_GATHER, OP_REDUCE_SCATTER };
-static const char *const OP_NAMES[] = {"all_gather", "reduce_scatter"};
+static const char *const OP_NAMES[] = {"all_gather", "reduce_scatter"}; /* by enum comm_op */
 
 struct result {
-    int op;
+    enum comm_op op;
     size_t bytes;
     double ours_ms, nccl_ms; /* nccl_ms < 0: not measured */
 };
@@ -47,8 +41,8 @@ static size_t parse_bytes(const char *s)
     return (size_t)(v * unit);
 }
 
-static double time_tasks(struct comm *c, int op, struct tensor **shard, struct tensor **full,
-                         size_t s, int iters)
+static double time_tasks(struct comm *c, enum comm_op op, struct tensor **shard,
+                         struct tensor **full, size_t s, int iters)
 {
     double t0 = 0;
     for (int i = 0; i < iters + 2; i++) {
@@ -56,7 +50,7 @@ static double time_tasks(struct comm *c, int op, struct tensor **shard, struct t
             rt_wait_all();
             t0 = timer_now_s();
         }
-        if (op == OP_ALL_GATHER)
+        if (op == COMM_OP_ALL_GATHER)
             comm_all_gather(c, shard, full, s);
         else
             comm_reduce_scatter(c, full, shard, s);
@@ -65,48 +59,31 @@ static double time_tasks(struct comm *c, int op, struct tensor **shard, struct t
     return (timer_now_s() - t0) * 1e3 / iters;
 }
 
-/* The same collective straight to NCCL, on the device copies the tasks left. */
-static double time_nccl(struct comm *c, int op, struct tensor **shard, struct tensor **full,
-                        size_t s, int iters)
+/* The same collective straight to NCCL (comm_nccl_issue without a task), on the device copies
+ * the tasks left and the communicator's streams. */
+static double time_nccl(struct comm *c, enum comm_op op, struct tensor **shard,
+                        struct tensor **full, size_t s, int iters)
 {
-    int L = comm_local(c), dev;
+    int L = comm_local(c);
     void *sp[COMM_MAX_LOCAL], *fp[COMM_MAX_LOCAL];
-    cudaStream_t st[COMM_MAX_LOCAL];
-    CUDA_OK(cudaGetDevice(&dev));
     for (int r = 0; r < L; r++) {
-        unsigned node = (unsigned)comm_node(c, r);
-        CHECK(starpu_data_acquire_on_node(shard[r]->handle, (int)node, STARPU_RW) == 0);
-        CHECK(starpu_data_acquire_on_node(full[r]->handle, (int)node, STARPU_RW) == 0);
-        sp[r] = starpu_data_handle_to_pointer(shard[r]->handle, node);
-        fp[r] = starpu_data_handle_to_pointer(full[r]->handle, node);
-        CUDA_OK(cudaSetDevice(starpu_worker_get_devid(comm_worker(c, r))));
-        CUDA_OK(cudaStreamCreateWithFlags(&st[r], cudaStreamNonBlocking));
+        sp[r] = tensor_acquire_on_node(shard[r], comm_node(c, r));
+        fp[r] = tensor_acquire_on_node(full[r], comm_node(c, r));
     }
     double t0 = 0;
     for (int i = 0; i < iters + 2; i++) {
         if (i == 2) {
-            for (int r = 0; r < L; r++)
-                CUDA_OK(cudaStreamSynchronize(st[r]));
+            comm_nccl_wait(c);
             t0 = timer_now_s();
         }
-        NCCL_OK(ncclGroupStart());
-        for (int r = 0; r < L; r++)
-            if (op == OP_ALL_GATHER)
-                NCCL_OK(ncclAllGather(sp[r], fp[r], s, ncclFloat16, comm_nccl(c, r), st[r]));
-            else
-                NCCL_OK(ncclReduceScatter(fp[r], sp[r], s, ncclFloat16, ncclSum, comm_nccl(c, r),
-                                          st[r]));
-        NCCL_OK(ncclGroupEnd());
+        comm_nccl_issue(c, op, sp, fp, s, DTYPE_FP16);
     }
-    for (int r = 0; r < L; r++)
-        CUDA_OK(cudaStreamSynchronize(st[r]));
+    comm_nccl_wait(c);
     double ms = (timer_now_s() - t0) * 1e3 / iters;
     for (int r = 0; r < L; r++) {
-        CUDA_OK(cudaStreamDestroy(st[r]));
-        starpu_data_release_on_node(shard[r]->handle, comm_node(c, r));
-        starpu_data_release_on_node(full[r]->handle, comm_node(c, r));
+        tensor_release_on_node(shard[r], comm_node(c, r));
+        tensor_release_on_node(full[r], comm_node(c, r));
     }
-    CUDA_OK(cudaSetDevice(dev));
     return ms;
 }
 
@@ -123,7 +100,7 @@ static void bench_size(struct comm *c, size_t bytes, int iters, int nccl, struct
         tensor_init(shard[r], "bench.shard", TENSOR_TYPE_FP16, s, TENSOR_HOST_PAGEABLE);
         tensor_init(full[r], "bench.full", TENSOR_TYPE_FP16, W * s, TENSOR_HOST_NONE);
     }
-    for (int op = OP_ALL_GATHER; op <= OP_REDUCE_SCATTER; op++) {
+    for (enum comm_op op = COMM_OP_ALL_GATHER; op <= COMM_OP_REDUCE_SCATTER; op++) {
         out[op] = (struct result){op, W * s * 2, time_tasks(c, op, shard, full, s, iters), -1};
         if (nccl) out[op].nccl_ms = time_nccl(c, op, shard, full, s, iters);
     }

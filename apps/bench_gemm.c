@@ -6,19 +6,14 @@
  * already on the GPU. Prints a table and writes a JSON result file.
  *
  *     bench_gemm [--size 8192] [--iters 20] [--dtype fp16|bf16] [--out FILE.json] */
-#include <cublas_v2.h>
-#include <cuda_runtime_api.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "check.h"
 #include "codelets.h"
+#include "cuda_check.h"
 #include "timer.h"
-
-#define CUDA_OK(x)   CHECK_MSG((x) == cudaSuccess, #x)
-#define CUBLAS_OK(x) CHECK_MSG((x) == CUBLAS_STATUS_SUCCESS, #x)
 
 static void fill_random(struct tensor *t)
 {
@@ -64,25 +59,25 @@ static double bench_cublas(int n, int iters, enum dtype dt)
     cudaEvent_t e0, e1;
     cudaDataType_t ty = dt == DTYPE_FP16 ? CUDA_R_16F : CUDA_R_16BF;
     const float alpha = 1, beta = 0;
-    CUDA_OK(cudaMalloc(&a, bytes));
-    CUDA_OK(cudaMalloc(&w, bytes));
-    CUDA_OK(cudaMalloc(&out, bytes));
-    CUDA_OK(cudaMemset(a, 0x3c, bytes)); /* small non-zero values in both 16-bit formats */
-    CUDA_OK(cudaMemset(w, 0x3c, bytes));
-    CUDA_OK(cudaStreamCreate(&stream));
-    CUBLAS_OK(cublasCreate(&h));
-    CUBLAS_OK(cublasSetStream(h, stream));
-    CUDA_OK(cudaEventCreate(&e0));
-    CUDA_OK(cudaEventCreate(&e1));
+    CUDA_CHECK(cudaMalloc(&a, bytes));
+    CUDA_CHECK(cudaMalloc(&w, bytes));
+    CUDA_CHECK(cudaMalloc(&out, bytes));
+    CUDA_CHECK(cudaMemset(a, 0x3c, bytes)); /* small non-zero values in both 16-bit formats */
+    CUDA_CHECK(cudaMemset(w, 0x3c, bytes));
+    CUDA_CHECK(cudaStreamCreate(&stream));
+    CUBLAS_CHECK(cublasCreate(&h));
+    CUBLAS_CHECK(cublasSetStream(h, stream));
+    CUDA_CHECK(cudaEventCreate(&e0));
+    CUDA_CHECK(cudaEventCreate(&e1));
     for (int i = 0; i <= iters + 3; i++) {
-        if (i == 3) CUDA_OK(cudaEventRecord(e0, stream));
-        CUBLAS_OK(cublasGemmEx(h, CUBLAS_OP_T, CUBLAS_OP_N, n, n, n, &alpha, w, ty, n, a, ty, n,
-                               &beta, out, ty, n, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+        if (i == 3) CUDA_CHECK(cudaEventRecord(e0, stream));
+        CUBLAS_CHECK(cublasGemmEx(h, CUBLAS_OP_T, CUBLAS_OP_N, n, n, n, &alpha, w, ty, n, a, ty, n,
+                                  &beta, out, ty, n, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
     }
-    CUDA_OK(cudaEventRecord(e1, stream));
-    CUDA_OK(cudaEventSynchronize(e1));
+    CUDA_CHECK(cudaEventRecord(e1, stream));
+    CUDA_CHECK(cudaEventSynchronize(e1));
     float ms;
-    CUDA_OK(cudaEventElapsedTime(&ms, e0, e1));
+    CUDA_CHECK(cudaEventElapsedTime(&ms, e0, e1));
     /* the loop above ran iters + 1 products after the event */
     double tflops = 2.0 * n * n * (double)n * (iters + 1) / (ms / 1e3) / 1e12;
     cublasDestroy(h);

@@ -1,4 +1,4 @@
-/* add.c: the residual connection (out = a + b) and gradient accumulation (dst += src). */
+/* add.c: the residual connection (out = a + b). */
 #include "codelet_def.h"
 #include "codelets.h"
 #include "kernels_cuda.h"
@@ -28,26 +28,4 @@ void add_forward_insert(struct tensor *out, struct tensor *a, struct tensor *b, 
     struct add_args args = {out->n, (enum dtype)out->type};
     struct rt_buf bufs[] = {{out, RT_W}, {a, RT_R}, {b, RT_R}};
     rt_submit(&add_forward_cl, "add_fwd", bufs, 3, &args, sizeof args, 0, prio, RT_WHERE_COMPUTE);
-}
-
-static void accumulate_cpu_func(void *b[], void *cl_arg)
-{
-    const struct add_args *a = cl_arg;
-    rt_cpu_task_begin();
-    accumulate_cpu(RT_PTR(b, 0), RT_PTR(b, 1), a->n, a->dt);
-}
-
-static void accumulate_cuda_func(void *b[], void *cl_arg)
-{
-    const struct add_args *a = cl_arg;
-    accumulate_cuda(RT_PTR(b, 0), RT_PTR(b, 1), a->n, a->dt, CUDA_STREAM());
-}
-
-CODELET_DEFINE(accumulate);
-
-void accumulate_insert(struct tensor *dst, struct tensor *src, int prio)
-{
-    struct add_args args = {dst->n, (enum dtype)dst->type};
-    struct rt_buf bufs[] = {{dst, RT_RW}, {src, RT_R}};
-    rt_submit(&accumulate_cl, "accumulate", bufs, 2, &args, sizeof args, 0, prio, RT_WHERE_COMPUTE);
 }

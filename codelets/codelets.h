@@ -7,6 +7,7 @@
 #ifndef GPT50B_CODELETS_H
 #define GPT50B_CODELETS_H
 
+#include "comm.h"
 #include "kernels_cpu.h"
 #include "rt.h"
 #include "swap.h"
@@ -40,7 +41,6 @@ void gelu_forward_insert(struct tensor *out, struct tensor *inp, int prio);
 void gelu_backward_insert(struct tensor *dinp, struct tensor *inp, struct tensor *dout, int prio);
 
 void add_forward_insert(struct tensor *out, struct tensor *a, struct tensor *b, int prio);
-void accumulate_insert(struct tensor *dst, struct tensor *src, int prio);
 
 void crossentropy_forward_insert(struct tensor *losses, struct tensor *logits,
                                  struct tensor *targets, int N, int V, int Vp, int prio);
@@ -48,7 +48,6 @@ void crossentropy_forward_insert(struct tensor *losses, struct tensor *logits,
 void crossentropy_backward_insert(struct tensor *logits, struct tensor *targets, float dloss, int N,
                                   int V, int Vp, int prio);
 
-/* acc[0] += sum of grad^2; acc is fp32 with one element, updated in any order. */
 /* parts[slot] += the sum of squares of grad. Tasks on distinct slots of parts run in any order
  * (STARPU_COMMUTE) and give the same bits in any order; sum_insert then adds the slots in index
  * order into out[0], so the global norm does not depend on the schedule. */
@@ -79,5 +78,26 @@ void cast_insert(struct tensor *dst, struct tensor *src, int prio, enum rt_where
 void prefetch_insert(struct tensor *const *ts, int n, struct tensor *after, int prio);
 /* Sets every byte of t to 0. */
 void zero_insert(struct tensor *t, int prio);
+
+/* ZeRO-3's collectives over a communicator's ranks (runtime/comm.h; codelets/collectives.c): one
+ * asynchronous task per collective and process, naming every local rank's tensors, run one at a
+ * time per communicator in submission order at high priority; each holds one worker until it
+ * ends (a CPU worker for the host backend, for NCCL one CUDA worker's thread). */
+/* For every local rank r: full[r] (world * shard_elems elements) = the concatenation of all
+ * ranks' shard[] (shard_elems each) in global-rank order. shard[] read, full[] written; all
+ * tensors of one dtype (fp32, fp16 or bf16). */
+void comm_all_gather(struct comm *c, struct tensor **shard, struct tensor **full,
+                     size_t shard_elems);
+/* For every local rank r: shard[r] = the sum over all ranks g of full_g's slice
+ * [comm_rank(c, r) * shard_elems, +shard_elems). full[] read, shard[] written; dtypes as above.
+ * Host backend: summed in fp32 in global-rank order and rounded once (bit-reproducible whatever
+ * the split into processes); NCCL: NCCL's order. */
+void comm_reduce_scatter(struct comm *c, struct tensor **full, struct tensor **shard,
+                         size_t shard_elems);
+/* For every local rank r: t[r][0..n) = the sum over all ranks g of t_g[0..n) (host backend: in
+ * fp32 in global-rank order, rounded once, so every rank gets the same bits whatever the split
+ * into processes). t[] read and written. For the global gradient norm that every rank's
+ * optimizer step reads. */
+void comm_all_reduce(struct comm *c, struct tensor **t, size_t n);
 
 #endif

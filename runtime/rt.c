@@ -489,6 +489,15 @@ void tensor_release(struct tensor *t)
 {
     starpu_data_release(t->handle);
 }
+void *tensor_acquire_on_node(struct tensor *t, int node)
+{
+    CHECK(starpu_data_acquire_on_node(t->handle, node, STARPU_RW) == 0);
+    return starpu_data_handle_to_pointer(t->handle, (unsigned)node);
+}
+void tensor_release_on_node(struct tensor *t, int node)
+{
+    starpu_data_release_on_node(t->handle, node);
+}
 
 struct tensor *rt_scratch(size_t bytes)
 {

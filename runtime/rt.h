@@ -142,6 +142,10 @@ void tensor_wont_use(struct tensor *t);
 void *tensor_acquire_read(struct tensor *t);
 void *tensor_acquire_write(struct tensor *t);
 void tensor_release(struct tensor *t);
+/* The same on memory node `node` (a GPU's: comm_node), read and write: returns t's address there,
+ * for benchmarks that hand it to a library directly. Pair with tensor_release_on_node. */
+void *tensor_acquire_on_node(struct tensor *t, int node);
+void tensor_release_on_node(struct tensor *t, int node);
 
 /* Per-task scratch space of at least `bytes`, or NULL when not needed (bytes 0, or no GPU:
  * CPU kernels need none). Tensors are cached by size and freed at rt_shutdown. */

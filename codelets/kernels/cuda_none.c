@@ -122,11 +122,6 @@ void add_forward_cuda(void *out, const void *a, const void *b, size_t n, enum dt
     CUDA_NONE();
 }
 
-void accumulate_cuda(void *dst, const void *src, size_t n, enum dtype dt, cudaStream_t stream)
-{
-    CUDA_NONE();
-}
-
 void crossentropy_forward_cuda(float *losses, const void *logits, const int32_t *targets, int N,
                                int V, int Vp, enum dtype dt, cudaStream_t stream)
 {

@@ -1,4 +1,5 @@
-/* common.cuh: what every CUDA kernel file shares: error checks, the dtype dispatch, fp32
+/* common.cuh: what every CUDA kernel file shares: error checks (cuda_check.h's and the launch
+ * check), the dtype dispatch, fp32
  * load/store of the storage types, warp reductions, the deterministic column sum and a row-major
  * wrapper of cuBLAS's strided batched GEMM.
  *
@@ -21,27 +22,8 @@
 #include <cuda_runtime.h>
 
 #include "check.h"
+#include "cuda_check.h"
 #include "kernels_cuda.h"
-
-#define CUDA_CHECK(call)                                                                           \
-    do {                                                                                           \
-        cudaError_t err_ = (call);                                                                 \
-        if (err_ != cudaSuccess) {                                                                 \
-            fprintf(stderr, "%s:%d: CUDA error: %s: %s\n", __FILE__, __LINE__, #call,              \
-                    cudaGetErrorString(err_));                                                     \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
-
-#define CUBLAS_CHECK(call)                                                                         \
-    do {                                                                                           \
-        cublasStatus_t st_ = (call);                                                               \
-        if (st_ != CUBLAS_STATUS_SUCCESS) {                                                        \
-            fprintf(stderr, "%s:%d: cuBLAS error: %s: %s\n", __FILE__, __LINE__, #call,            \
-                    cublasGetStatusString(st_));                                                   \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
 
 /* After every kernel launch: a bad configuration shows up here, not at the next sync. */
 #define CUDA_LAUNCH_CHECK() CUDA_CHECK(cudaGetLastError())

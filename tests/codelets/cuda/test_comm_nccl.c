@@ -1,5 +1,5 @@
-/* test_comm_nccl.c: the NCCL backend of runtime/comm.h against the host backend, over all local
- * GPUs (world = number of GPUs; 1 works too).
+/* test_comm_nccl.c: the NCCL backend of the collectives (codelets.h, runtime/comm.h) against the
+ * host backend, over all local GPUs (world = number of GPUs; 1 works too).
  *
  * Both communicators get the same data per rank and run, for fp32, fp16 and bf16, at a small
  * size and a ~3M-element one (neither a multiple of the 4096-byte shard alignment): an
@@ -13,7 +13,7 @@
 #include <stdlib.h>
 
 #include "check.h"
-#include "comm.h"
+#include "codelets.h"
 #include "../../test_expect.h"
 
 struct bufs {

@@ -15,23 +15,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <cublas_v2.h>
-#include <cuda_runtime_api.h>
-
 #include "check.h"
+#include "cuda_check.h"
 #include "dtype.h"
 #include "kernels_cpu.h"
 #include "kernels_cuda.h"
-
-#define CUDA_OK(call)                                                                              \
-    do {                                                                                           \
-        cudaError_t err_ = (call);                                                                 \
-        if (err_ != cudaSuccess) {                                                                 \
-            fprintf(stderr, "%s:%d: %s: %s\n", __FILE__, __LINE__, #call,                          \
-                    cudaGetErrorString(err_));                                                     \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
 
 static const enum dtype DTYPES[] = {DTYPE_FP32, DTYPE_FP16, DTYPE_BF16};
 
@@ -80,8 +68,8 @@ static void *dmalloc(size_t bytes)
 {
     CHECK(ndev < MAX_ALLOCS);
     void *p = NULL;
-    CUDA_OK(cudaMalloc(&p, bytes ? bytes : 1));
-    CUDA_OK(cudaMemset(p, 0xff, bytes ? bytes : 1));
+    CUDA_CHECK(cudaMalloc(&p, bytes ? bytes : 1));
+    CUDA_CHECK(cudaMemset(p, 0xff, bytes ? bytes : 1));
     return dev_allocs[ndev++] = p;
 }
 
@@ -90,14 +78,14 @@ static void release(void)
     while (nhost > 0)
         free(host_allocs[--nhost]);
     while (ndev > 0)
-        CUDA_OK(cudaFree(dev_allocs[--ndev]));
+        CUDA_CHECK(cudaFree(dev_allocs[--ndev]));
 }
 
 /* A device copy that starts `off` bytes into its allocation (to test unaligned tensors). */
 static void *upload_at(const void *h, size_t bytes, size_t off)
 {
     char *d = (char *)dmalloc(bytes + off) + off;
-    CUDA_OK(cudaMemcpy(d, h, bytes, cudaMemcpyHostToDevice));
+    CUDA_CHECK(cudaMemcpy(d, h, bytes, cudaMemcpyHostToDevice));
     return d;
 }
 
@@ -109,10 +97,10 @@ static void *upload(const void *h, size_t bytes)
 /* Waits for the stream, then copies a device buffer back into a new host buffer. */
 static void *download(const void *d, size_t bytes)
 {
-    CUDA_OK(cudaStreamSynchronize(stream));
-    CUDA_OK(cudaGetLastError());
+    CUDA_CHECK(cudaStreamSynchronize(stream));
+    CUDA_CHECK(cudaGetLastError());
     void *h = hmalloc(bytes);
-    CUDA_OK(cudaMemcpy(h, d, bytes, cudaMemcpyDeviceToHost));
+    CUDA_CHECK(cudaMemcpy(h, d, bytes, cudaMemcpyDeviceToHost));
     return h;
 }
 
@@ -459,7 +447,7 @@ static void test_sumsq(enum dtype dt, size_t off, int bad, uint64_t seed)
     sumsq_cuda(d_out, (char *)d_g + off * es, n, dt, scratch, stream);
     float got = *(float *)download(d_out, sizeof(float));
     /* a second run from the same start must give the same bits */
-    CUDA_OK(cudaMemcpy(d_out, &start, sizeof(float), cudaMemcpyHostToDevice));
+    CUDA_CHECK(cudaMemcpy(d_out, &start, sizeof(float), cudaMemcpyHostToDevice));
     sumsq_cuda(d_out, (char *)d_g + off * es, n, dt, scratch, stream);
     float again = *(float *)download(d_out, sizeof(float));
     snprintf(name, sizeof name, "sumsq n%zu offset %zu%s", n, off,
@@ -572,7 +560,7 @@ int main(void)
                err != cudaSuccess ? cudaGetErrorString(err) : "0 devices");
         return 77;
     }
-    CUDA_OK(cudaStreamCreate(&stream));
+    CUDA_CHECK(cudaStreamCreate(&stream));
     CHECK_MSG(cublasCreate(&blas) == CUBLAS_STATUS_SUCCESS, "cublasCreate failed");
     CHECK_MSG(cublasSetStream(blas, stream) == CUBLAS_STATUS_SUCCESS, "cublasSetStream failed");
 
@@ -607,7 +595,7 @@ int main(void)
     test_sum(7);
 
     CHECK_MSG(cublasDestroy(blas) == CUBLAS_STATUS_SUCCESS, "cublasDestroy failed");
-    CUDA_OK(cudaStreamDestroy(stream));
+    CUDA_CHECK(cudaStreamDestroy(stream));
     printf("test_cuda_vs_cpu: %s (%d failed comparisons)\n", failures ? "FAIL" : "pass", failures);
     return failures ? 1 : 0;
 }

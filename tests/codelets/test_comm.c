@@ -1,4 +1,5 @@
-/* test_comm.c: the host backend's collectives (runtime/comm.h) against naive references.
+/* test_comm.c: the host backend's collectives (codelets.h over runtime/comm.h) against naive
+ * references.
  *
  * Every rank's data is a hash of (case, global rank, index), so each process computes the
  * reference for all ranks alone. All-gather must give the concatenation byte for byte;
@@ -18,7 +19,7 @@
 #include <string.h>
 
 #include "check.h"
-#include "comm.h"
+#include "codelets.h"
 #include "../test_expect.h"
 
 static const enum dtype DTYPES[] = {DTYPE_FP32, DTYPE_FP16, DTYPE_BF16};
