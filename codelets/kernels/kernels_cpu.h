@@ -80,8 +80,6 @@ void gelu_backward_cpu(void *dinp, const void *inp, const void *dout, size_t n, 
 
 /* out = a + b over n elements (the residual connection). */
 void add_forward_cpu(void *out, const void *a, const void *b, size_t n, enum dtype dt);
-/* dst += src over n elements (residual backward, gradient accumulation). */
-void accumulate_cpu(void *dst, const void *src, size_t n, enum dtype dt);
 
 /* losses[N] (fp32) = logsumexp(logits[n, 0:V]) - logits[n, targets[n]]; columns V..Vp-1 are
  * padding and never take part. */

@@ -83,7 +83,6 @@ void gelu_backward_cuda(void *dinp, const void *inp, const void *dout, size_t n,
 
 void add_forward_cuda(void *out, const void *a, const void *b, size_t n, enum dtype dt,
                       cudaStream_t stream);
-void accumulate_cuda(void *dst, const void *src, size_t n, enum dtype dt, cudaStream_t stream);
 
 void crossentropy_forward_cuda(float *losses, const void *logits, const int32_t *targets, int N,
                                int V, int Vp, enum dtype dt, cudaStream_t stream);

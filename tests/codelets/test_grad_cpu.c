@@ -569,13 +569,13 @@ static void add_fwd(enum dtype dt, struct op *s, void *out, void *const *in)
     add_forward_cpu(out, in[0], in[1], NE, dt);
 }
 
-/* da += W and db += W: two accumulates, as the graph does */
+/* da += W and db += W: the add kernel in place (out may be one of its inputs) */
 static void add_bwd(enum dtype dt, struct op *s, void *const *g, const void *dout, void *const *in)
 {
     (void)s;
     (void)in;
-    accumulate_cpu(g[0], dout, NE, dt);
-    accumulate_cpu(g[1], dout, NE, dt);
+    add_forward_cpu(g[0], g[0], dout, NE, dt);
+    add_forward_cpu(g[1], g[1], dout, NE, dt);
 }
 
 static void add_ref(const struct op *s, float *out, float *const *side)

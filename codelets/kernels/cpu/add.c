@@ -22,18 +22,3 @@ void add_forward_cpu(void *out, const void *a, const void *b, size_t n, enum dty
         f32_store(dt, out, off, len, o);
     }
 }
-
-void accumulate_cpu(void *dst, const void *src, size_t n, enum dtype dt)
-{
-    size_t nblocks = (n + ADD_BLOCK - 1) / ADD_BLOCK;
-#pragma omp parallel for schedule(static)
-    for (size_t blk = 0; blk < nblocks; blk++) {
-        size_t off = blk * ADD_BLOCK, len = n - off < ADD_BLOCK ? n - off : ADD_BLOCK;
-        float ts[ADD_BLOCK], td[ADD_BLOCK];
-        const float *s = f32_in(dt, src, off, len, ts);
-        float *d = f32_inout(dt, dst, off, len, td);
-        for (size_t i = 0; i < len; i++)
-            d[i] += s[i];
-        f32_store(dt, dst, off, len, d);
-    }
-}

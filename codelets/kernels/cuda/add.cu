@@ -14,12 +14,3 @@ extern "C" void add_forward_cuda(void *out, const void *a, const void *b, size_t
         map_launch<S>((S *)out, (const S *)a, (const S *)b, nullptr, n, add_op{}, stream);
     });
 }
-
-extern "C" void accumulate_cuda(void *dst, const void *src, size_t n, enum dtype dt,
-                                cudaStream_t stream)
-{
-    dtype_dispatch(dt, [&](auto tag) {
-        using S = typename decltype(tag)::type;
-        map_launch<S>((S *)dst, (const S *)dst, (const S *)src, nullptr, n, add_op{}, stream);
-    });
-}

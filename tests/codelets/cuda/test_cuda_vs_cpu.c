@@ -388,13 +388,6 @@ static void test_elementwise(enum dtype dt, size_t off, uint64_t seed)
     snprintf(name, sizeof name, "add_forward n%zu offset %zu", n, off);
     compare(name, dt, (char *)download(d_out, bytes) + off * es, (char *)out + off * es, n,
             TOL_ELEMENTWISE[dt]);
-
-    void *dst = hclone(acc, bytes), *d_dst = upload(acc, bytes);
-    accumulate_cpu((char *)dst + off * es, hx, n, dt);
-    accumulate_cuda((char *)d_dst + off * es, dx, n, dt, stream);
-    snprintf(name, sizeof name, "accumulate n%zu offset %zu", n, off);
-    compare(name, dt, (char *)download(d_dst, bytes) + off * es, (char *)dst + off * es, n,
-            TOL_ELEMENTWISE[dt]);
     release();
 }
 
