@@ -41,8 +41,9 @@ fi
 
 # --- 1. distro packages ------------------------------------------------------------------------
 # libsimgrid-dev: SimGrid 3.32 (Debian 12), which StarPU 1.4.10 supports (3.18 to 3.36 tested
-# upstream); dpkg-dev: apt-get source; libfxt-dev: traces of simulated runs in virtual time.
-packages=(build-essential pkg-config dpkg-dev libhwloc-dev libfxt-dev libsimgrid-dev xz-utils)
+# upstream); dpkg-dev: apt-get source; libfxt-dev: traces of simulated runs in virtual time. No
+# hwloc: StarPU's configure turns it off in simulation mode (CPUs come from the platform file).
+packages=(build-essential pkg-config dpkg-dev libfxt-dev libsimgrid-dev xz-utils)
 missing=()
 for p in "${packages[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
