@@ -14,8 +14,10 @@
 # off in simulation mode and simulates CUDA workers itself (STARPU_USE_CUDA is not defined, so
 # setup.sh's one-line CUDA 13 fix has nothing to patch). MPI is off: StarPU-MPI on SimGrid needs
 # a static-only StarPU, smpicc and smpirun; the simulated ZeRO-3 runs as one process with as
-# many simulated GPUs as the machine has (up to 16, as the CUDA build). Simulation forces the
-# blocking drivers that setup.sh asks for.
+# many simulated GPUs as the machine has (up to 16, as the CUDA build), so one collective task
+# holds 2 buffers per simulated GPU and a token: 33 for the seed's 16 GPUs, hence 64 task buffers
+# (STARPU_NMAXBUFS; setup.sh's 32 allow 15 local ranks, runtime/comm.h's COMM_MAX_LOCAL).
+# Simulation forces the blocking drivers that setup.sh asks for.
 #
 # Environment: GPT50B_CACHE (default ~/.cache/gpt50b), STARPU_TARBALL, STARPU_SIM_PREFIX (use or
 # build StarPU there; default $GPT50B_CACHE/starpu-1.4.10-simgrid). Idempotent: a second run finds
@@ -58,14 +60,16 @@ pkg-config --exists simgrid || die "libsimgrid-dev is installed but pkg-config f
 
 # --- 2. StarPU on SimGrid ----------------------------------------------------------------------
 # A StarPU this build can use: 1.4, simulation mode, FxT, no real CUDA, room for 16 simulated GPUs
-# (the Cori node pair; StarPU's docs ask for the same --enable-maxcudadev as the calibrating build).
+# (the Cori node pair; StarPU's docs ask for the same --enable-maxcudadev as the calibrating build)
+# and for a 16-rank collective's 33 buffers.
 starpu_sim_suitable() {
 	local conf=$prefix/include/starpu/1.4/starpu_config.h
 	PKG_CONFIG_PATH=$prefix/lib/pkgconfig pkg-config --atleast-version=1.4 starpu-1.4 2>/dev/null || return 1
 	grep -qs '#define STARPU_SIMGRID 1' "$conf" &&
 		grep -qs '#define STARPU_USE_FXT 1' "$conf" &&
 		! grep -qs '#define STARPU_USE_CUDA 1' "$conf" &&
-		grep -qs '#define STARPU_MAXCUDADEVS 16' "$conf"
+		grep -qs '#define STARPU_MAXCUDADEVS 16' "$conf" &&
+		grep -qs '#define STARPU_NMAXBUFS 64' "$conf"
 }
 
 # The same as setup.sh's apt_source_dir (kept in step with it): Debian's starpu source package
@@ -117,7 +121,7 @@ build_starpu_sim() {
 	[ -n "$src" ] || die "no starpu-* folder in $tarball"
 	say "building StarPU $starpu_version with SimGrid $(pkg-config --modversion simgrid) into $prefix (a few minutes)"
 	(cd "$src" && nice ./configure --prefix="$prefix" --enable-simgrid --disable-cuda --enable-maxcudadev=16 \
-		--with-fxt --disable-mpi --enable-maxcpus=256 --enable-maxbuffers=32 \
+		--with-fxt --disable-mpi --enable-maxcpus=256 --enable-maxbuffers=64 \
 		--disable-opencl --disable-build-tests --disable-build-examples --disable-fortran \
 		--disable-socl --disable-starpupy --disable-starpufft --disable-build-doc --disable-hdf5 \
 		>"$work/configure.log" 2>&1) || die "StarPU configure failed: see $work/configure.log"
@@ -131,7 +135,7 @@ if starpu_sim_suitable; then
 else
 	start=$(date +%s)
 	build_starpu_sim
-	starpu_sim_suitable || die "StarPU at $prefix is not a SimGrid build with FxT and 16 simulated GPUs: see $prefix.build/configure.log"
+	starpu_sim_suitable || die "StarPU at $prefix is not a SimGrid build with FxT, 16 simulated GPUs and 64 task buffers: see $prefix.build/configure.log"
 	say "built StarPU with SimGrid in $(($(date +%s) - start)) s"
 fi
 say "ready: PKG_CONFIG_PATH=$prefix/lib/pkgconfig (starpu-1.4, simulation mode)"
