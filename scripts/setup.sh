@@ -30,6 +30,8 @@ die() {
 	printf 'setup: error: %s\n' "$*" >&2
 	exit 2
 }
+# StarPU's source: $STARPU_TARBALL, a tarball left in the cache, or Debian's source package
+. "$(dirname "$0")/starpu_source.sh"
 
 # --- 0. variant ---------------------------------------------------------------------------------
 nvcc=$(command -v nvcc || true)
@@ -99,33 +101,11 @@ starpu_suitable() { # $1: directory holding starpu-1.4.pc, or empty for the defa
 	! grep -qs '#define STARPU_NON_BLOCKING_DRIVERS 1' "$inc"/starpu/1.4/starpu_config.h
 }
 
-apt_source_dir() { # downloads Debian's starpu source package into $1 without touching apt's config
-	local dir=$1 uri
-	uri=$(awk '/^URIs:/ && $2 !~ /security/ {print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null || true)
-	[ -n "$uri" ] || uri=$(awk '$1=="deb" && $0 !~ /security/ {print $2; exit}' /etc/apt/sources.list 2>/dev/null || true)
-	[ -n "$uri" ] || die "no Debian mirror in the apt configuration: set STARPU_TARBALL to StarPU's release tarball"
-	mkdir -p "$dir/lists/partial"
-	echo "deb-src $uri sid main" >"$dir/sources.list"
-	local o=(-o "Dir::Etc::SourceList=$dir/sources.list" -o Dir::Etc::SourceParts=/dev/null
-		-o "Dir::State::Lists=$dir/lists" -o APT::Sandbox::User=root)
-	apt-get "${o[@]}" update -qq
-	(cd "$dir" && apt-get "${o[@]}" source --download-only "starpu=$starpu_version+dfsg-2" >/dev/null 2>&1 ||
-		apt-get "${o[@]}" source --download-only starpu >/dev/null)
-	ls "$dir"/starpu_"$starpu_version"*.orig.tar.* | head -n 1
-}
-
 build_starpu() {
 	local work=$prefix.build tarball src cuda_flags=(--disable-cuda)
 	rm -rf "$work"
 	mkdir -p "$work"
-	if [ -n "${STARPU_TARBALL:-}" ]; then
-		case $STARPU_TARBALL in
-		http://* | https://*) curl -fsSL -o "$work/starpu.tar.gz" "$STARPU_TARBALL" && tarball=$work/starpu.tar.gz ;;
-		*) tarball=$STARPU_TARBALL ;;
-		esac
-	else
-		tarball=$(apt_source_dir "$work")
-	fi
+	tarball=$(starpu_source "$work")
 	[ -f "$tarball" ] || die "StarPU source $tarball not found"
 	tar -xf "$tarball" -C "$work"
 	src=$(find "$work" -mindepth 1 -maxdepth 1 -type d -name 'starpu-*' | head -n 1)
