@@ -61,13 +61,6 @@ void checkpoint_read_config(const char *dir, struct gpt_config *cfg)
     json_decref(root);
 }
 
-/* The tensor's shape in the checkpoint: Conv1D weights transposed, wte without padding rows. */
-static void hf_shape(const struct gpt_param *p, int64_t shape[2])
-{
-    shape[0] = p->conv1d ? p->shape[1] : (p->hf_rows ? p->hf_rows : p->shape[0]);
-    shape[1] = p->conv1d ? p->shape[0] : p->shape[1];
-}
-
 static int is_ignored_tensor(const char *name)
 {
     size_t n = strlen(name);
@@ -100,7 +93,7 @@ static void load_tensor(const struct gpt_param *p, const struct safetensors_tens
 {
     int64_t want[2];
     enum dtype dt;
-    hf_shape(p, want);
+    model_param_hf_shape(p, want);
     int ok =
         t->ndim == p->ndim && t->shape[0] == want[0] && (p->ndim == 1 || t->shape[1] == want[1]);
     if (!ok) {
@@ -209,7 +202,7 @@ int checkpoint_load(struct gpt *m, const char *dir, struct train_state *st)
     struct progress pr;
     progress_begin(&pr, "reading", "read", "model.safetensors", (int64_t)f.data_size);
     for (int i = 0; i < n; i++) {
-        struct gpt_param *p = gpt_tensor(m, i);
+        const struct gpt_param *p = gpt_tensor(m, i);
         const struct safetensors_tensor *t = find_weight(&f, p->name);
         if (!t)
             user_fail("%s: tensor %s is missing: the file is incomplete or not a GPT-2 model", path,
@@ -231,7 +224,7 @@ int checkpoint_load(struct gpt *m, const char *dir, struct train_state *st)
     if (!st || access(path, F_OK) != 0) return 0;
     if (safetensors_open(&f, path, err, sizeof err) < 0) user_fail("%s", err);
     for (int i = 0; i < n; i++) {
-        struct gpt_param *p = gpt_tensor(m, i);
+        const struct gpt_param *p = gpt_tensor(m, i);
         snprintf(name, sizeof name, "exp_avg.%s", p->name);
         load_state(m, i, GPT_STATE_EXP_AVG, &f, name, path);
         snprintf(name, sizeof name, "exp_avg_sq.%s", p->name);
@@ -330,10 +323,10 @@ static int write_files(struct gpt *m, const char *tmp, const struct train_state 
     safetensors_writer_init(&optim);
     safetensors_writer_set_metadata(&model, "format", "pt");
     for (int i = 0; i < n; i++) {
-        struct gpt_param *p = gpt_tensor(m, i);
+        const struct gpt_param *p = gpt_tensor(m, i);
         struct state_fill *f = &fills[i * 3];
         int64_t shape[2];
-        hf_shape(p, shape);
+        model_param_hf_shape(p, shape);
         for (int k = 0; k < 3; k++)
             f[k] = (struct state_fill){m,
                                        i,
@@ -374,10 +367,16 @@ static int write_files(struct gpt *m, const char *tmp, const struct train_state 
  * of up to 64 KiB). */
 static int64_t checkpoint_bytes(const struct gpt_config *c, int with_optim)
 {
-    int64_t params = gpt_num_params(c), padding = (int64_t)(c->Vp - c->V) * c->C;
-    int64_t entries = gpt_tensor_count(c) * (with_optim ? 3 : 1), files = with_optim ? 4 : 2;
-    return 4 * (params - padding) + (with_optim ? 8 * params : 0) + entries * 256 +
-           files * (4096 + 65536);
+    struct model_table t;
+    int64_t bytes = (with_optim ? 4 : 2) * (4096 + 65536);
+    model_table_init(&t, c);
+    for (int i = 0; i < t.n; i++) {
+        const struct gpt_param *p = &t.params[i];
+        bytes += 4 * (int64_t)model_param_hf_numel(p) + 256;
+        if (with_optim) bytes += 8 * (int64_t)model_param_numel(p) + 2 * 256;
+    }
+    model_table_free(&t);
+    return bytes;
 }
 
 /* 0 when the file system that receives dir has room for a checkpoint of c; else -ENOSPC with one

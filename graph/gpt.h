@@ -1,9 +1,9 @@
 /* gpt.h: the GPT-2 model as a StarPU task graph.
  *
- * One tensor table (struct gpt_param: name, shape, layout, decay) drives sizes, allocation,
- * registration, checkpoint names and the weight-decay mask. Everything here submits tasks through
- * the codelets' submitters (codelets.h) and touches data only through tensor_acquire_*; nothing
- * calls StarPU directly.
+ * The tables of model.h (trainable tensors: name, shape, layout, decay, init; one rank's
+ * activations) drive sizes, allocation, registration, checkpoint names and the weight-decay mask.
+ * Everything here submits tasks through the codelets' submitters (codelets.h) and touches data
+ * only through tensor_acquire_*; nothing calls StarPU directly.
  *
  * The training step reads like the algorithm:
  *     gpt_set_batch(m, inputs, targets);   // host -> the input tensors
@@ -22,25 +22,9 @@
 
 #include "aio.h"
 #include "kernels_cpu.h"
+#include "model.h"
 #include "rt.h"
 #include "tier.h"
-
-struct gpt_config {
-    int L, C, NH;
-    int maxT; /* rows of the position table */
-    int V;    /* real vocabulary: logits beyond it never reach the softmax */
-    int Vp;   /* padded vocabulary, the rows of wte */
-};
-
-/* Pads a vocabulary size to a multiple of `divisor` (Megatron's make-vocab-size-divisible-by). */
-int gpt_padded_vocab(int V, int divisor);
-/* Parameter count of a configuration (with the padded vocabulary, as Megatron counts). */
-int64_t gpt_num_params(const struct gpt_config *cfg);
-/* Tensors in the table of a configuration: gpt_num_tensors of the model it builds. */
-int gpt_tensor_count(const struct gpt_config *cfg);
-
-/* Model FLOPs per iteration (Megatron's formula, the recompute counted when checkpointing). */
-double gpt_flops_per_iteration(const struct gpt_config *cfg, int B, int T, int checkpointing);
 
 struct comm;
 
@@ -89,22 +73,6 @@ struct gpt_options {
     const struct aio_config *aio; /* the I/O engine's settings (NULL: defaults) */
 };
 
-/* One trainable tensor of the table. The master (fp32) is what checkpoints hold; `param` is the
- * compute copy in opt.dt (the master itself in fp32 runs). With the optimizer state on NVMe,
- * master, m and v are NULL for the tensors streamed from swap files (`swapped`, the same for all
- * ranks' shards). With several ZeRO-3 ranks all five are NULL: the ranks' shards hold them
- * (gpt_state_acquire, gpt_read_grad see the full tensor). */
-struct gpt_param {
-    char name[96]; /* Hugging Face GPT-2 name, e.g. transformer.h.3.attn.c_attn.weight */
-    int ndim;
-    int64_t shape[2]; /* our layout: linear weights are [OC, C] like nn.Linear */
-    int conv1d;       /* stored transposed ([C, OC], HF Conv1D) in checkpoints */
-    int hf_rows;      /* rows in checkpoints when they differ from ours (wte: V, not Vp), else 0 */
-    int decay;        /* AdamW weight decay applies (matrices only) */
-    int swapped;      /* optimizer state in a swap file, not in master/m/v */
-    struct tensor *param, *grad, *master, *m, *v;
-};
-
 struct gpt; /* opaque */
 
 /* User error (exit 2) when the shape is impossible: heads not dividing hidden, a sequence longer
@@ -118,8 +86,9 @@ struct gpt *gpt_create(const struct gpt_config *cfg, const struct gpt_options *o
 void gpt_destroy(struct gpt *m);
 const struct gpt_config *gpt_get_config(const struct gpt *m);
 
+/* The model's tensor table (model.h): its size and tensor i. */
 int gpt_num_tensors(const struct gpt *m);
-struct gpt_param *gpt_tensor(struct gpt *m, int i);
+const struct gpt_param *gpt_tensor(const struct gpt *m, int i);
 /* After changing master weights on the host (loading), refreshes the compute copies. */
 void gpt_sync_params(struct gpt *m);
 
