@@ -1,17 +1,12 @@
 /* gpt.c: GPT-2 forward, backward and AdamW as task submissions (see gpt.h). */
 #include "gpt.h"
 
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "check.h"
 #include "codelets.h"
 #include "comm.h"
-#include "progress.h"
-#include "rng.h"
-#include "swap.h"
-#include "align.h"
 
 /* One block's activations (model.h's MODEL_ACT_LN1 to MODEL_ACT_FCPROJ): a single shared set when
  * checkpointing, else one set per layer. */
@@ -38,38 +33,27 @@ struct rank {
     struct tensor losses;                  /* [N] fp32 */
     struct tensor sumsq; /* [1] fp32: sum of squares of all gradients; several ranks: its shards',
                             then all ranks' (all-reduced), which its AdamW tasks read */
-    struct tensor sumsq_parts; /* [nparams] fp32: each tensor's (shard's) sum of squares */
+    struct tensor sumsq_parts; /* [tensors] fp32: each tensor's (shard's) sum of squares */
     /* gradients of activations, shared by all blocks */
     struct tensor dresidual, dln1, dqkv, datty, dln2, dlnf; /* [N,C] ([N,3C] for dqkv) */
     struct tensor dfch, dfch_gelu;                          /* [N,4C] */
     /* fp16/bf16 with tiling: fp32 sums of a tiled layer's input gradient ([N,C], [N,4C]) */
     struct tensor dacc, dacc4;
-    /* [nparams]: full parameters and gradients; one rank: the table's own param and grad, else
-     * gathered from the shards and reduce-scattered into them, and released after use */
+    /* [tensors]: full parameters and gradients; one rank: its shards' own param and grad (the
+     * whole tensors), else gathered from the shards and reduce-scattered into them, and released
+     * after use */
     struct tensor **wfull, **gfull;
 };
 
-/* The runtime half of a trainable tensor's shard. The master (fp32) is what checkpoints hold;
- * `param` is the compute copy in opt.dt (the master itself in fp32 runs). With the optimizer state
- * on NVMe, master, m and v are NULL for the tensors streamed from swap files (`swapped`). */
-struct shard {
-    struct tensor *param, *grad, *master, *m, *v;
-};
-
 struct gpt {
-    struct gpt_config cfg;
     struct gpt_options opt;
-    struct model_table tab;
-    struct model_act_info acts[MODEL_NACTS];
-    int nparams;  /* tab.n */
-    int *swapped; /* [nparams]: tensor i's optimizer state is in swap files (all ranks' shards) */
-    int R;        /* data-parallel ranks in this process (1 without a communicator) */
-    int W;        /* data-parallel ranks in all processes (R in one process) */
-    struct shard *shards; /* [nparams * R]: local rank r's shard of tensor i at i * R + r */
-    size_t *shard_n;      /* [nparams]: elements of each shard (the whole tensor: one rank) */
-    struct tensor *store; /* the shards' tensors, 5 per shard */
-    struct tensor *full;  /* several ranks: the ranks' full buffers, 2 per shard (param,
-                             grad), those of layers sharing a slot left unused */
+    struct model_table tab;                  /* the trainable tensors, and the configuration */
+    struct model_act_info acts[MODEL_NACTS]; /* each rank's activations */
+    struct state *state;
+    int R;               /* data-parallel ranks in this process (1 without a communicator) */
+    int W;               /* data-parallel ranks in all processes (R in one process) */
+    struct tensor *full; /* several ranks: the ranks' full buffers, 2 per shard (param, grad),
+                            those of layers sharing a slot left unused */
     /* Several ranks: ZeRO-3's memory saving. Layer l's full parameters are the buffers of layer
      * l % slots, so the all-gather of layer l + slots, which writes them, waits for layer l's
      * tasks that read them (StarPU's write-after-read): at most `slots` layers' gathered
@@ -78,58 +62,23 @@ struct gpt {
      * layer's then lives until the step's last backward). Embeddings and ln_f keep their own. */
     int slots, grad_slots;
     struct rank *ranks; /* [R] */
-    /* optimizer state on NVMe: one swap file per shard of a swapped tensor (local rank r's of
-     * tensor i at i * R + r; master | m | v regions of region_bytes[i] each), in this process's
-     * one swap folder, and per local rank nbufs sets of three RAM buffers cycled through its
-     * shards' files (rank r's set b at r * nbufs + b) */
-    struct aio_engine *aio;
-    struct swap_dir *swapdir;
-    struct swap_file **swapf;
-    size_t *region_bytes;
-    struct tensor (*bufs)[3];
-    int nbufs;
-    uint64_t generation; /* what the last swap-out wrote */
 };
 
 const struct gpt_config *gpt_get_config(const struct gpt *m)
 {
-    return &m->cfg;
+    return &m->tab.cfg;
+}
+struct state *gpt_get_state(struct gpt *m)
+{
+    return m->state;
 }
 int gpt_num_tensors(const struct gpt *m)
 {
-    return m->nparams;
+    return m->tab.n;
 }
 const struct gpt_param *gpt_tensor(const struct gpt *m, int i)
 {
     return &m->tab.params[i];
-}
-
-/* Fills w like a sequential loop drawing two uniforms per element from one splitmix64 stream;
- * the stream is counter-based (state = seed + calls * increment), so blocks of elements start
- * their draws in parallel where the loop would have reached them: the same values on any thread
- * count. */
-static void init_values(float *w, size_t n, enum model_init kind, float std, uint64_t seed)
-{
-    const size_t block = 1 << 16;
-#pragma omp parallel for schedule(static)
-    for (size_t b0 = 0; b0 < n; b0 += block) {
-        uint64_t s = seed + 2 * (uint64_t)b0 * RNG_INCREMENT;
-        for (size_t i = b0; i < n && i < b0 + block; i++) {
-            switch (kind) {
-            case MODEL_INIT_ZERO:
-                w[i] = 0;
-                break;
-            case MODEL_INIT_ONE:
-                w[i] = 1;
-                break;
-            case MODEL_INIT_NORMAL: {
-                double u1 = rng_uniform(&s), u2 = rng_uniform(&s);
-                w[i] = (float)(std * sqrt(-2.0 * log(u1)) * cos(2.0 * M_PI * u2));
-                break;
-            }
-            }
-        }
-    }
 }
 
 void gpt_check_config(const struct gpt_config *c, const struct gpt_options *o)
@@ -155,73 +104,6 @@ void gpt_check_config(const struct gpt_config *c, const struct gpt_options *o)
     if (o->comm && comm_world(o->comm) > 1 && o->tile_size > 0)
         user_fail("ZeRO-3 over %d ranks does not support --tile-size yet: drop it or use one rank",
                   comm_world(o->comm));
-}
-
-/* The initial fp32 values of tensor i into w (padding rows stay 0). */
-static void init_param(const struct gpt *m, int i, float *w)
-{
-    const struct gpt_param *p = &m->tab.params[i];
-    init_values(w, model_param_hf_numel(p), p->init, p->init_std,
-                m->opt.seed ^ ((uint64_t)(i + 1) * 0xD1B54A32D192ED03ull));
-}
-
-/* Tiles of tensor i under opt.tile_size: ceil(rows / tile_size) when it belongs to a linear
- * layer wider than that, else 0 (kept whole). */
-static int param_tiles(const struct gpt *m, int i)
-{
-    const struct gpt_param *p = &m->tab.params[i];
-    int64_t rows = p->op ? p->shape[0] : 0, tile = m->opt.tile_size;
-    return tile > 0 && rows > tile ? (int)((rows + tile - 1) / tile) : 0;
-}
-
-/* How tensor i is split, for the compute (tile_size) or, with AdamW on CPU workers, for the
- * optimizer's tasks (sub_group elements each, whole rows); 0: kept whole. */
-static int param_split(const struct gpt *m, int i)
-{
-    const struct gpt_param *p = &m->tab.params[i];
-    int64_t rows = p->shape[0], sub = m->opt.optim_chunk;
-    if (param_tiles(m, i)) return param_tiles(m, i);
-    if (m->opt.optim_tier == TIER_GPU || m->swapped[i] || sub <= 0 || m->W > 1) return 0;
-    int64_t pieces = (model_param_numel(p) + sub - 1) / sub;
-    return pieces > 1 ? (int)(pieces < rows ? pieces : rows) : 0;
-}
-
-/* Which tensors stream from NVMe: the planned resident share of a rank's optimizer bytes stays
- * in RAM, taken in table order (whole shards), the rest is swapped. Every rank's shards have the
- * same sizes, so one plan serves all ranks (the whole tensors with one rank). A fixed plan, not a
- * cache: every shard is visited once per step, the cyclic pattern under which LRU keeps exactly
- * the wrong ones. */
-static void plan_swap(struct gpt *m)
-{
-    uint64_t total = 0, kept = 0;
-    m->region_bytes = calloc(m->nparams, sizeof *m->region_bytes);
-    CHECK(m->region_bytes);
-    for (int i = 0; i < m->nparams; i++)
-        total += 12 * (uint64_t)m->shard_n[i];
-    uint64_t budget = (uint64_t)(m->opt.resident_fraction * (double)total);
-    for (int i = 0; i < m->nparams; i++) {
-        uint64_t bytes = 12 * (uint64_t)m->shard_n[i];
-        m->swapped[i] = kept + bytes > budget;
-        if (!m->swapped[i])
-            kept += bytes;
-        else
-            m->region_bytes[i] = round_up(m->shard_n[i] * sizeof(float), SWAP_BLOCK_SIZE);
-    }
-}
-
-static size_t region_max(const struct gpt *m)
-{
-    size_t max = 0;
-    for (int i = 0; m->region_bytes && i < m->nparams; i++)
-        max = m->region_bytes[i] > max ? m->region_bytes[i] : max;
-    return max;
-}
-
-/* Parameters and gradients have their home in pinned CPU memory when the optimizer runs on CPU
- * workers (it reads the gradients and writes the parameters there) or when asked. */
-static int params_in_pinned_ram(const struct gpt *m)
-{
-    return m->opt.optim_tier != TIER_GPU || m->opt.offload_param;
 }
 
 /* The activation checkpoints (the blocks' inputs) have their home in pinned CPU memory. */
@@ -289,355 +171,21 @@ static enum tensor_host act_home(const struct gpt *m, enum model_act a, int l)
     case MODEL_ACT_ENCODED:
         return ckpt;
     case MODEL_ACT_LAYER_OUT:
-        return l < m->cfg.L - 1 ? ckpt : TENSOR_HOST_NONE;
+        return l < m->tab.cfg.L - 1 ? ckpt : TENSOR_HOST_NONE;
     default:
         return TENSOR_HOST_NONE;
     }
 }
 
-/* Bytes of the pinned pool: the activations whose home is there, the parameters and gradients
- * when theirs is, and with the optimizer state on NVMe the swap buffers. */
-static size_t pinned_bytes(const struct gpt *m)
+/* Bytes of the pinned pool that each rank's activations take: those whose home is there. */
+static size_t rank_pinned_bytes(const struct gpt *m)
 {
     size_t total = 0;
     for (int a = 0; a < MODEL_NACTS; a++)
         for (int l = 0; l < m->acts[a].copies; l++)
             if (act_home(m, a, l) == TENSOR_HOST_PINNED)
-                total += m->R * host_pool_piece_bytes(m->acts[a].bytes);
-    for (int i = 0; i < m->nparams && params_in_pinned_ram(m); i++) {
-        size_t bytes = m->shard_n[i] * dtype_size(m->opt.dt);
-        total += m->R * host_pool_piece_bytes(bytes); /* the gradient */
-        if (m->opt.dt != DTYPE_FP32 || m->swapped[i]) total += m->R * host_pool_piece_bytes(bytes);
-    }
-    int nbufs = m->opt.swap_buffers > 0 ? m->opt.swap_buffers : 1;
-    total += (size_t)m->R * nbufs * 3 * host_pool_piece_bytes(region_max(m));
+                total += host_pool_piece_bytes(m->acts[a].bytes);
     return total;
-}
-
-void gpt_optim_placement(const struct gpt *m, struct gpt_optim_placement *out)
-{
-    memset(out, 0, sizeof *out);
-    out->io_numa =
-        m->aio ? aio_engine_placement(m->aio) : (struct numa_io_choice){-1, NUMA_IO_UNPLACED};
-    for (int i = 0; i < m->nparams; i++) {
-        uint64_t bytes = 12 * (uint64_t)m->shard_n[i] * m->R; /* this process's shards */
-        /* several ranks: one task per rank's shard */
-        const struct tensor *master = m->shards[i * m->R].master;
-        out->adamw_tasks += master && master->ntiles ? master->ntiles : m->R;
-        if (m->swapped[i]) {
-            out->swapped_tensors++;
-            out->swapped_bytes += bytes;
-        } else {
-            out->resident_tensors++;
-            out->resident_bytes += bytes;
-        }
-    }
-    for (int b = 0; b < m->R * m->nbufs; b++)
-        out->swap_buffer_bytes += 3 * tensor_bytes(&m->bufs[b][0]);
-}
-
-static struct tensor *state_tensor(struct shard *p, enum gpt_state which)
-{
-    return which == GPT_STATE_MASTER ? p->master : which == GPT_STATE_EXP_AVG ? p->m : p->v;
-}
-
-/* Global rank of local rank r. */
-static int global_rank(const struct gpt *m, int r)
-{
-    return m->opt.comm ? comm_rank(m->opt.comm, r) : r;
-}
-
-int gpt_process(const struct gpt *m)
-{
-    return m->opt.comm ? comm_process(m->opt.comm) : 0;
-}
-
-/* State `which` of local rank r's shard of tensor i (shard_n[i] elements) into dst: from its
- * host copy, or from its swap file at the current generation (after every submitted task: the
- * shard's last swap-out may still be in flight). */
-static void shard_state_get(struct gpt *m, int i, int r, enum gpt_state which, float *dst)
-{
-    char err[SWAP_ERR_SIZE];
-    size_t s = m->shard_n[i];
-    struct shard *sh = &m->shards[i * m->R + r];
-    if (!m->swapped[i]) {
-        struct tensor *t = state_tensor(sh, which);
-        memcpy(dst, tensor_acquire_read(t), s * sizeof *dst);
-        tensor_release(t);
-        return;
-    }
-    rt_wait_all();
-    float *region = aio_alloc_aligned(m->region_bytes[i]);
-    CHECK(region);
-    if (swap_file_read(m->swapf[i * m->R + r], region, which * m->region_bytes[i],
-                       m->region_bytes[i], m->generation, err, sizeof err) < 0)
-        user_fail("%s", err);
-    memcpy(dst, region, s * sizeof *dst);
-    free(region);
-}
-
-/* src[0..len) into state `which` of local rank r's shard of tensor i, the rest of the shard zero:
- * its host copy, or its swap file with the current generation, a swapped master refreshing its
- * compute copy too (resident ones follow at gpt_sync_params). */
-static void shard_state_put(struct gpt *m, int i, int r, enum gpt_state which, const float *src,
-                            size_t len)
-{
-    char err[SWAP_ERR_SIZE];
-    size_t s = m->shard_n[i];
-    struct shard *sh = &m->shards[i * m->R + r];
-    if (!m->swapped[i]) {
-        struct tensor *t = state_tensor(sh, which);
-        float *dst = tensor_acquire_write(t);
-        memset(dst, 0, s * sizeof *dst);
-        memcpy(dst, src, len * sizeof *dst);
-        tensor_release(t);
-        return;
-    }
-    rt_wait_all();
-    float *region = aio_alloc_aligned(m->region_bytes[i]);
-    CHECK(region);
-    memset(region, 0, m->region_bytes[i]);
-    memcpy(region, src, len * sizeof *region);
-    if (swap_file_write(m->swapf[i * m->R + r], region, which * m->region_bytes[i],
-                        m->region_bytes[i], m->generation, err, sizeof err) < 0)
-        user_fail("%s", err);
-    if (which == GPT_STATE_MASTER) {
-        dtype_from_f32(m->opt.dt, region, tensor_acquire_write(sh->param), s);
-        tensor_release(sh->param);
-    }
-    free(region);
-}
-
-/* A buffer of W shards of tensor i's state, this process's ranks' slices filled in (global ranks
- * are contiguous per process) and the other processes' zero; one rank: the tensor. */
-static float *shards_local_view(struct gpt *m, int i, enum gpt_state which)
-{
-    size_t s = m->shard_n[i];
-    float *view = calloc((size_t)m->W * s, sizeof *view);
-    CHECK(view);
-    for (int r = 0; r < m->R; r++)
-        shard_state_get(m, i, r, which, view + global_rank(m, r) * s);
-    return view;
-}
-
-/* view back into this process's shards (padding past the tensor's elements stays zero). */
-static void shards_scatter(struct gpt *m, int i, enum gpt_state which, const float *view)
-{
-    size_t s = m->shard_n[i], n = model_param_numel(&m->tab.params[i]);
-    for (int r = 0; r < m->R; r++) {
-        size_t first = global_rank(m, r) * s, len = first >= n ? 0 : n - first < s ? n - first : s;
-        shard_state_put(m, i, r, which, view + first, len);
-    }
-}
-
-/* What process 0 asks of the others while they serve: tensor i's state `which`, or with i < 0
- * the end, `which` then carrying process 0's status. */
-struct state_request {
-    int32_t i, which;
-};
-
-/* Several processes: this process's slices of the state into process 0's view. */
-static void shards_gather(struct gpt *m, float *view, int i)
-{
-    comm_gather_host(m->opt.comm, view, m->R * m->shard_n[i] * sizeof *view);
-}
-
-int gpt_state_serve(struct gpt *m)
-{
-    struct state_request q;
-    CHECK_MSG(gpt_process(m) != 0, "process 0 reads the state; the others serve it");
-    for (;;) {
-        comm_bcast_host(m->opt.comm, &q, sizeof q);
-        if (q.i < 0) return q.which;
-        float *view = shards_local_view(m, q.i, (enum gpt_state)q.which);
-        shards_gather(m, view, q.i);
-        free(view);
-    }
-}
-
-void gpt_state_serve_end(struct gpt *m, int status)
-{
-    struct state_request q = {-1, status};
-    if (m->R < m->W) comm_bcast_host(m->opt.comm, &q, sizeof q);
-}
-
-float *gpt_state_acquire(struct gpt *m, int i, enum gpt_state which, int write)
-{
-    float *view = shards_local_view(m, i, which);
-    if (write || m->R == m->W) return view;
-    /* a read across processes: the others serve (gpt_state_serve) */
-    struct state_request q = {i, which};
-    CHECK_MSG(gpt_process(m) == 0, "only process 0 reads the state of several processes");
-    comm_bcast_host(m->opt.comm, &q, sizeof q);
-    shards_gather(m, view, i);
-    return view;
-}
-
-void gpt_state_release(struct gpt *m, int i, enum gpt_state which, float *view, int write)
-{
-    if (write) shards_scatter(m, i, which, view);
-    free(view);
-}
-
-/* One aio engine per process: its counts are those of all the process's ranks. */
-void gpt_nvme_traffic(const struct gpt *m, uint64_t *read, uint64_t *written, uint64_t *kept)
-{
-    struct aio_stats st = {0, 0, 0};
-    if (m->aio) st = aio_engine_stats(m->aio);
-    *read = st.bytes_read;
-    *written = st.bytes_written;
-    *kept = 0;
-    for (int i = 0; m->swapf && i < m->nparams * m->R; i++)
-        if (m->swapf[i]) *kept += swap_file_kept_bytes(m->swapf[i]);
-}
-
-/* The name of local rank r's shard of tensor i: the tensor's with one rank, with the global rank
- * added with several (its tensors' names and its swap file's start with it). */
-static void shard_name(const struct gpt *m, int i, int r, char *out, size_t n)
-{
-    if (m->W > 1)
-        snprintf(out, n, "%s.rank%d", m->tab.params[i].name, global_rank(m, r));
-    else
-        snprintf(out, n, "%s", m->tab.params[i].name);
-}
-
-/* The shard of tensor i that local rank r owns (its five store slots). */
-static void shard_init(struct gpt *m, int i, int r)
-{
-    struct shard *p = &m->shards[i * m->R + r];
-    struct tensor *s = &m->store[((size_t)i * m->R + r) * 5];
-    size_t n = m->shard_n[i];
-    enum tensor_type dt = (enum tensor_type)m->opt.dt;
-    char base[112], name[128];
-    shard_name(m, i, r, base, sizeof base);
-    /* A split tensor lives in RAM, whence each task fetches its piece alone: StarPU switches
-     * between a tensor and its pieces in the home memory. */
-    int ntiles = param_split(m, i), swapped = m->swapped[i];
-    enum tensor_host home = params_in_pinned_ram(m) ? TENSOR_HOST_PINNED
-                            : ntiles                ? TENSOR_HOST_PAGEABLE
-                                                    : TENSOR_HOST_NONE;
-    if (!swapped) {
-        snprintf(name, sizeof name, "%s.master", base);
-        tensor_init(&s[0], name, TENSOR_TYPE_FP32, n, TENSOR_HOST_PAGEABLE);
-        p->master = &s[0];
-    }
-    if (m->opt.dt == DTYPE_FP32 && !swapped) {
-        p->param = p->master;
-    } else {
-        /* a swapped tensor's compute copy is written by AdamW on the CPU: keep it there */
-        tensor_init(&s[1], base, dt, n, swapped ? TENSOR_HOST_PINNED : home);
-        p->param = &s[1];
-    }
-    snprintf(name, sizeof name, "%s.grad", base);
-    tensor_init(&s[2], name, dt, n, home);
-    p->grad = &s[2];
-    if (!swapped) {
-        snprintf(name, sizeof name, "%s.exp_avg", base);
-        tensor_init(&s[3], name, TENSOR_TYPE_FP32, n, TENSOR_HOST_PAGEABLE);
-        p->m = &s[3];
-        snprintf(name, sizeof name, "%s.exp_avg_sq", base);
-        tensor_init(&s[4], name, TENSOR_TYPE_FP32, n, TENSOR_HOST_PAGEABLE);
-        p->v = &s[4];
-    }
-    /* before any task touches them: StarPU plans partitions of unallocated data only */
-    if (ntiles) {
-        struct tensor *split[] = {p->param, p->grad, p->master, p->m, p->v};
-        for (int k = 0; k < 5; k++) {
-            if (!split[k] || (k == 2 && p->master == p->param)) continue;
-            tensor_tiles(split[k], ntiles, (size_t)m->tab.params[i].shape[1]);
-            split[k]->compute_tiles = k < 2 && param_tiles(m, i) > 0;
-        }
-    }
-}
-
-/* Creates the process's swap folder, one swap file per shard of a swapped tensor (named after
- * the shard: "<tensor>.rank<g>" with several ranks) and each local rank's RAM buffer sets. Exits
- * with a user error when the folder cannot be used or the disk cannot hold the state (found here,
- * at preallocation, never mid-run). */
-static void swap_init(struct gpt *m)
-{
-    char err[SWAP_ERR_SIZE], name[160];
-    size_t rmax = region_max(m);
-    m->aio = aio_engine_create(m->opt.aio, err, sizeof err);
-    if (!m->aio) user_fail("%s", err);
-    aio_engine_place(m->aio, m->opt.nvme_path, rt_pool_info().numa_node);
-    m->swapdir = swap_dir_open(m->aio, m->opt.nvme_path, err, sizeof err);
-    if (!m->swapdir) user_fail("%s", err);
-    m->swapf = calloc((size_t)m->nparams * m->R, sizeof *m->swapf);
-    CHECK(m->swapf);
-    struct progress pr;
-    int64_t total = 0;
-    for (int i = 0; i < m->nparams * m->R; i++)
-        total += m->swapped[i / m->R] ? 3 * (int64_t)m->region_bytes[i / m->R] : 0;
-    progress_begin(&pr, "preallocating", "preallocated", "the swap files", total);
-    for (int i = 0; i < m->nparams * m->R; i++) {
-        if (!m->swapped[i / m->R]) continue;
-        shard_name(m, i / m->R, i % m->R, name, sizeof name);
-        if (swap_file_create(m->swapdir, name, 3 * m->region_bytes[i / m->R], &m->swapf[i], err,
-                             sizeof err) < 0)
-            user_fail("%s", err);
-        progress_add(&pr, 3 * (int64_t)m->region_bytes[i / m->R]);
-    }
-    progress_end(&pr);
-    if (!rmax) return;
-    m->nbufs = m->opt.swap_buffers > 0 ? m->opt.swap_buffers : 1;
-    m->bufs = calloc((size_t)m->R * m->nbufs, sizeof *m->bufs);
-    CHECK(m->bufs);
-    static const char *const kind[3] = {"master", "exp_avg", "exp_avg_sq"};
-    char pre[16] = "";
-    for (int b = 0; b < m->R * m->nbufs; b++)
-        for (int k = 0; k < 3; k++) {
-            if (m->W > 1) snprintf(pre, sizeof pre, "rank%d.", global_rank(m, b / m->nbufs));
-            snprintf(name, sizeof name, "%sswap_buffer%d.%s", pre, b % m->nbufs, kind[k]);
-            tensor_init(&m->bufs[b][k], name, TENSOR_TYPE_FP32, rmax / sizeof(float),
-                        TENSOR_HOST_PINNED);
-        }
-}
-
-/* The initial state of a swapped shard, generation 0: master `w` (shard_n[i] elements), m and v
- * zero; also its compute copy. No task runs yet: the first buffer set's host copies are written
- * directly (its m and v are still zero). */
-static void swap_write_initial(struct gpt *m, int i, int r, const float *w)
-{
-    char err[SWAP_ERR_SIZE];
-    struct shard *sh = &m->shards[i * m->R + r];
-    float *buf = m->bufs[0][0].host;
-    memset(buf, 0, m->region_bytes[i]);
-    memcpy(buf, w, m->shard_n[i] * sizeof *buf);
-    dtype_from_f32(m->opt.dt, buf, sh->param->host, m->shard_n[i]);
-    for (int k = 0; k < 3; k++)
-        if (swap_file_write(m->swapf[i * m->R + r], m->bufs[0][k].host, k * m->region_bytes[i],
-                            m->region_bytes[i], 0, err, sizeof err) < 0)
-            user_fail("%s", err);
-}
-
-/* The initial master weights (m and v are zero): each tensor draws from its own stream
- * (init_values fills it in parallel); with several ranks every process draws the full tensor and
- * each of its ranks keeps its slice, so the weights are those of one rank. A swapped shard's go
- * to its swap file. */
-static void init_masters(struct gpt *m)
-{
-    struct progress pr;
-    int64_t total = 0;
-    for (int i = 0; i < m->nparams; i++)
-        total += (int64_t)(m->W * m->shard_n[i] * sizeof(float));
-    progress_begin(&pr, "initialising", "initialised", "the fp32 master weights", total);
-    for (int i = 0; i < m->nparams; i++) {
-        size_t s = m->shard_n[i];
-        float *w = calloc(m->W * s, sizeof *w);
-        CHECK(w);
-        init_param(m, i, w);
-        for (int r = 0; r < m->R; r++) {
-            const float *mine = w + global_rank(m, r) * s;
-            if (m->swapped[i])
-                swap_write_initial(m, i, r, mine);
-            else
-                memcpy(m->shards[i * m->R + r].master->host, mine, s * sizeof *w);
-        }
-        free(w);
-        progress_add(&pr, (int64_t)(m->W * s * sizeof(float)));
-    }
-    progress_end(&pr);
 }
 
 /* Local rank r's micro-batch, activations and full buffers; tensor names carry the global rank
@@ -647,31 +195,29 @@ static void rank_init(struct gpt *m, int r)
     struct rank *k = &m->ranks[r];
     enum tensor_type dt = (enum tensor_type)m->opt.dt;
     char pre[16] = "", name[128];
-    if (m->W > 1) snprintf(pre, sizeof pre, "rank%d.", global_rank(m, r));
+    if (m->W > 1) snprintf(pre, sizeof pre, "rank%d.", state_global_rank(m->state, r));
     k->res3 = calloc(m->acts[MODEL_ACT_LAYER_OUT].copies, sizeof *k->res3);
     k->acts = calloc(m->acts[MODEL_ACT_LN1].copies, sizeof *k->acts);
-    k->wfull = calloc(m->nparams, sizeof *k->wfull);
-    k->gfull = calloc(m->nparams, sizeof *k->gfull);
+    k->wfull = calloc(m->tab.n, sizeof *k->wfull);
+    k->gfull = calloc(m->tab.n, sizeof *k->gfull);
     CHECK(k->res3 && k->acts && k->wfull && k->gfull);
     for (int a = 0; a < MODEL_NACTS; a++) {
         const struct model_act_info *x = &m->acts[a];
-        static const enum tensor_type elem[] = {
-            [MODEL_ELEM_FP32] = TENSOR_TYPE_FP32,
-            [MODEL_ELEM_I32] = TENSOR_TYPE_I32,
-        };
+        enum tensor_type type = x->elem == MODEL_ELEM_DT     ? dt
+                                : x->elem == MODEL_ELEM_FP32 ? TENSOR_TYPE_FP32
+                                                             : TENSOR_TYPE_I32;
         for (int l = 0; l < x->copies; l++) {
             if (x->in_block)
                 snprintf(name, sizeof name, "%sh%d.%s", pre, x->in_block > 0 ? l : -1, x->name);
             else
                 snprintf(name, sizeof name, "%s%s", pre, x->name);
-            tensor_init(rank_act(k, a, l), name, x->elem == MODEL_ELEM_DT ? dt : elem[x->elem],
-                        x->n, act_home(m, a, l));
+            tensor_init(rank_act(k, a, l), name, type, x->n, act_home(m, a, l));
         }
     }
-    for (int i = 0; i < m->nparams; i++) {
+    for (int i = 0; i < m->tab.n; i++) {
         if (m->W == 1) {
-            k->wfull[i] = m->shards[i].param;
-            k->gfull[i] = m->shards[i].grad;
+            k->wfull[i] = state_shard(m->state, i, 0)->param;
+            k->gfull[i] = state_shard(m->state, i, 0)->grad;
             continue;
         }
         /* layer tensors: those of the layer whose slot it shares (named after that layer) */
@@ -680,14 +226,14 @@ static void rank_init(struct gpt *m, int r)
         int gi = l < 0 ? i : i - (l - l % m->grad_slots) * LP_COUNT;
         struct tensor *wf = &m->full[((size_t)wi * m->R + r) * 2];
         struct tensor *gf = &m->full[((size_t)gi * m->R + r) * 2 + 1];
-        size_t n = m->W * m->shard_n[i];
+        size_t n = m->W * state_shard_elems(m->state, i);
+        int g = state_global_rank(m->state, r);
         if (wi == i) {
-            snprintf(name, sizeof name, "%s.rank%d.full", m->tab.params[i].name, global_rank(m, r));
+            snprintf(name, sizeof name, "%s.rank%d.full", m->tab.params[i].name, g);
             tensor_init(wf, name, dt, n, TENSOR_HOST_NONE);
         }
         if (gi == i) {
-            snprintf(name, sizeof name, "%s.rank%d.full_grad", m->tab.params[i].name,
-                     global_rank(m, r));
+            snprintf(name, sizeof name, "%s.rank%d.full_grad", m->tab.params[i].name, g);
             tensor_init(gf, name, dt, n, TENSOR_HOST_NONE);
         }
         k->wfull[i] = wf;
@@ -700,46 +246,38 @@ struct gpt *gpt_create(const struct gpt_config *cfg, const struct gpt_options *o
     gpt_check_config(cfg, opt);
     struct gpt *m = calloc(1, sizeof *m);
     CHECK(m);
-    m->cfg = *cfg;
     m->opt = *opt;
-    m->R = opt->comm ? comm_local(opt->comm) : 1;
-    m->W = opt->comm ? comm_world(opt->comm) : 1;
     model_table_init(&m->tab, cfg);
-    m->nparams = m->tab.n;
     model_acts(
         m->acts, cfg,
         &(struct model_act_options){opt->B, opt->T, opt->dt, opt->checkpointing, opt->tile_size});
+    struct state_options so = {
+        .comm = opt->comm,
+        .dt = opt->dt,
+        .seed = opt->seed,
+        .optim_tier = opt->optim_tier,
+        .offload_param = opt->offload_param,
+        .tile_size = opt->tile_size,
+        .optim_chunk = opt->optim_chunk,
+        .nvme_path = opt->nvme_path,
+        .swap_buffers = opt->swap_buffers,
+        .resident_fraction = opt->resident_fraction,
+        .aio = opt->aio,
+    };
+    m->state = state_create(&m->tab, &so, rank_pinned_bytes(m));
+    m->R = state_ranks(m->state);
+    m->W = state_world(m->state);
     int64_t layer_elems = model_block_numel(&m->tab);
     m->slots = opt->max_live_elems > 0 ? (int)(opt->max_live_elems / layer_elems) : 2;
     m->slots = m->slots > cfg->L ? cfg->L : m->slots < 2 ? (cfg->L < 2 ? cfg->L : 2) : m->slots;
     m->grad_slots = opt->micro_steps > 1 ? cfg->L : m->slots;
-    m->shard_n = calloc(m->nparams, sizeof *m->shard_n);
-    m->swapped = calloc(m->nparams, sizeof *m->swapped);
-    m->shards = calloc((size_t)m->nparams * m->R, sizeof *m->shards);
-    CHECK(m->shard_n && m->swapped && m->shards);
-    for (int i = 0; i < m->nparams; i++) {
-        size_t n = model_param_numel(&m->tab.params[i]);
-        m->shard_n[i] = m->W > 1 ? comm_shard_elems(n, m->W, 4096, dtype_size(opt->dt)) : n;
-    }
-    if (opt->optim_tier == TIER_NVME) plan_swap(m);
-    if (m->W > 1) {
-        m->full = calloc((size_t)m->nparams * m->R * 2, sizeof *m->full);
-        CHECK(m->full);
-    }
-    rt_pool_init(pinned_bytes(m));
-    m->store = calloc((size_t)m->nparams * m->R * 5, sizeof *m->store);
+    m->full = m->W > 1 ? calloc((size_t)m->tab.n * m->R * 2, sizeof *m->full) : NULL;
     m->ranks = calloc(m->R, sizeof *m->ranks);
-    CHECK(m->store && m->ranks);
-    for (int r = 0; r < m->R; r++)
+    CHECK(m->ranks && (m->W == 1 || m->full));
+    for (int r = 0; r < m->R; r++) {
         m->ranks[r].worker = opt->comm ? comm_worker(opt->comm, r) : -1;
-    for (int i = 0; i < m->nparams; i++)
-        for (int r = 0; r < m->R; r++)
-            shard_init(m, i, r);
-    if (opt->optim_tier == TIER_NVME) swap_init(m);
-    init_masters(m);
-    gpt_sync_params(m);
-    for (int r = 0; r < m->R; r++)
         rank_init(m, r);
+    }
     return m;
 }
 
@@ -757,59 +295,26 @@ static void rank_free(struct gpt *m, struct rank *k)
 void gpt_destroy(struct gpt *m)
 {
     rt_wait_all();
-    for (size_t i = 0; i < (size_t)m->nparams * m->R * 5; i++)
-        tensor_free(&m->store[i]);
-    for (size_t i = 0; m->full && i < (size_t)m->nparams * m->R * 2; i++)
+    for (size_t i = 0; m->full && i < (size_t)m->tab.n * m->R * 2; i++)
         tensor_free(&m->full[i]);
     for (int r = 0; r < m->R; r++)
         rank_free(m, &m->ranks[r]);
-    for (int b = 0; b < m->R * m->nbufs; b++)
-        for (int k = 0; k < 3; k++)
-            tensor_free(&m->bufs[b][k]);
-    for (int i = 0; m->swapf && i < m->nparams * m->R; i++)
-        if (m->swapf[i]) swap_file_close(m->swapf[i]);
-    if (m->swapdir) swap_dir_close(m->swapdir);
-    if (m->aio) aio_engine_destroy(m->aio);
-    rt_pool_release(); /* after every tensor carved from it */
-    free(m->bufs);
-    free(m->swapf);
-    free(m->region_bytes);
-    free(m->store);
+    state_destroy(m->state); /* after every other tensor: it releases the pinned pool */
     free(m->full);
     free(m->ranks);
-    free(m->shards);
-    free(m->shard_n);
-    free(m->swapped);
     model_table_free(&m->tab);
     free(m);
-}
-
-/* Where AdamW runs, and so where the master weights are cast to the compute copies. */
-static enum rt_where optim_where(const struct gpt *m)
-{
-    return m->opt.optim_tier == TIER_GPU ? RT_WHERE_COMPUTE : RT_WHERE_CPU;
-}
-
-void gpt_sync_params(struct gpt *m)
-{
-    if (m->opt.dt == DTYPE_FP32) return;
-    for (int i = 0; i < m->nparams; i++)
-        for (int r = 0; r < m->R && !m->swapped[i]; r++) {
-            struct shard *sh = &m->shards[i * m->R + r];
-            rt_set_worker(m->ranks[r].worker);
-            cast_insert(sh->param, sh->master, RT_PRIO_HIGH, optim_where(m));
-        }
-    rt_set_worker(-1);
 }
 
 void gpt_set_batch(struct gpt *m, const int32_t *inputs, const int32_t *targets)
 {
     size_t N = (size_t)m->opt.B * m->opt.T;
+    int V = m->tab.cfg.V;
     for (size_t i = 0; i < N * m->R; i++)
-        if (inputs[i] < 0 || inputs[i] >= m->cfg.V || targets[i] < 0 || targets[i] >= m->cfg.V)
+        if (inputs[i] < 0 || inputs[i] >= V || targets[i] < 0 || targets[i] >= V)
             user_fail("token id %d is outside the model's vocabulary of %d: the data does not "
                       "match the model (check --data-path and --vocab-size)",
-                      inputs[i] < 0 || inputs[i] >= m->cfg.V ? inputs[i] : targets[i], m->cfg.V);
+                      inputs[i] < 0 || inputs[i] >= V ? inputs[i] : targets[i], V);
     for (int r = 0; r < m->R; r++) {
         struct rank *k = &m->ranks[r];
         memcpy(tensor_acquire_write(&k->inputs), inputs + r * N, N * sizeof *inputs);
@@ -840,14 +345,14 @@ static void collective(struct gpt *m, enum collective op, int first, int count)
     struct tensor *shard[COMM_MAX_LOCAL], *full[COMM_MAX_LOCAL];
     for (int i = first; m->W > 1 && i < first + count; i++) {
         for (int r = 0; r < m->R; r++) {
-            struct shard *sh = &m->shards[i * m->R + r];
+            struct state_shard *sh = state_shard(m->state, i, r);
             shard[r] = op == GATHER_PARAMS ? sh->param : sh->grad;
             full[r] = op == GATHER_PARAMS ? m->ranks[r].wfull[i] : m->ranks[r].gfull[i];
         }
         if (op == GATHER_PARAMS)
-            comm_all_gather(m->opt.comm, shard, full, m->shard_n[i]);
+            comm_all_gather(m->opt.comm, shard, full, state_shard_elems(m->state, i));
         else
-            comm_reduce_scatter(m->opt.comm, full, shard, m->shard_n[i]);
+            comm_reduce_scatter(m->opt.comm, full, shard, state_shard_elems(m->state, i));
     }
 }
 
@@ -855,7 +360,7 @@ static void collective(struct gpt *m, enum collective op, int first, int count)
  * and the residual, which the recompute in backward does not need. */
 static void block_forward_to_gelu(struct gpt *m, struct rank *k, int l, int prio)
 {
-    const struct gpt_config *c = &m->cfg;
+    const struct gpt_config *c = &m->tab.cfg;
     int B = m->opt.B, T = m->opt.T, N = B * T, C = c->C;
     struct layer_acts *a = acts_of(m, k, l);
     struct tensor *x = block_input(k, l);
@@ -881,18 +386,19 @@ static void block_forward_to_gelu(struct gpt *m, struct rank *k, int l, int prio
 static void prefetch_layer(struct gpt *m, struct rank *r, int l, struct tensor *after, int ckpt)
 {
     struct tensor *ts[LP_COUNT + 1];
-    int n = 0, first = l < m->cfg.L ? model_layer_tensor(l, 0) : model_lnf(&m->tab);
-    int count = l < m->cfg.L ? LP_COUNT : 2, params = m->opt.offload_param && m->W == 1;
+    int L = m->tab.cfg.L, n = 0, first = l < L ? model_layer_tensor(l, 0) : model_lnf(&m->tab);
+    int count = l < L ? LP_COUNT : 2, params = m->opt.offload_param && m->W == 1;
     if (l < 0) return;
+    /* one rank: the full tensors are its shards, whose home is pinned memory */
     for (int k = 0; params && k < count; k++)
-        if (!tensor_compute_tiles(m->shards[first + k].param)) ts[n++] = m->shards[first + k].param;
-    if (params && l == m->cfg.L && !tensor_compute_tiles(m->shards[MODEL_WTE].param))
-        ts[n++] = m->shards[MODEL_WTE].param;
-    if (ckpt && ckpt_offloaded(m) && l < m->cfg.L) ts[n++] = block_input(r, l);
+        if (!tensor_compute_tiles(r->wfull[first + k])) ts[n++] = r->wfull[first + k];
+    if (params && l == L && !tensor_compute_tiles(r->wfull[MODEL_WTE]))
+        ts[n++] = r->wfull[MODEL_WTE];
+    if (ckpt && ckpt_offloaded(m) && l < L) ts[n++] = block_input(r, l);
     if (n) prefetch_insert(ts, n, after, RT_PRIO_LOW);
 }
 
-/* With parameter offload, local rank r's shards of layer l's parameters (one rank: the table's
+/* With parameter offload, local rank r's shards of layer l's parameters (one rank: the whole
  * tensors), or with `grads` its gradient shards when their home is in pinned memory, are the first
  * to leave the device once the tasks submitted so far are done; gradients go home then. Call it
  * after the layer's last reader of the parameters (several ranks: its all-gather), and after the
@@ -901,15 +407,15 @@ static void prefetch_layer(struct gpt *m, struct rank *r, int l, struct tensor *
 static void evict_layer(struct gpt *m, int r, int l, int grads)
 {
     for (int k = 0; k < LP_COUNT; k++) {
-        struct shard *sh = &m->shards[model_layer_tensor(l, k) * m->R + r];
+        struct state_shard *sh = state_shard(m->state, model_layer_tensor(l, k), r);
         if (!grads && m->opt.offload_param) tensor_wont_use(sh->param);
-        if (grads && params_in_pinned_ram(m)) tensor_wont_use(sh->grad);
+        if (grads && state_params_in_pinned_ram(m->state)) tensor_wont_use(sh->grad);
     }
 }
 
 void gpt_forward(struct gpt *m)
 {
-    const struct gpt_config *c = &m->cfg;
+    const struct gpt_config *c = &m->tab.cfg;
     int B = m->opt.B, T = m->opt.T, N = B * T, C = c->C;
     collective(m, GATHER_PARAMS, MODEL_WTE, 2);
     for (int r = 0; r < m->R; r++) {
@@ -963,7 +469,7 @@ static void zero_grads(struct rank *k, int first, int count, int micro, int prio
 
 static void block_backward(struct gpt *m, struct rank *k, int l, int prio, int micro)
 {
-    const struct gpt_config *c = &m->cfg;
+    const struct gpt_config *c = &m->tab.cfg;
     int B = m->opt.B, T = m->opt.T, N = B * T, C = c->C;
     struct layer_acts *a = acts_of(m, k, l);
     struct tensor *x = block_input(k, l);
@@ -1004,7 +510,7 @@ static void block_backward(struct gpt *m, struct rank *k, int l, int prio, int m
 
 void gpt_backward(struct gpt *m, float loss_scale, int micro, int micro_steps)
 {
-    const struct gpt_config *c = &m->cfg;
+    const struct gpt_config *c = &m->tab.cfg;
     int B = m->opt.B, T = m->opt.T, N = B * T, C = c->C;
     int prio = RT_PRIO_NORMAL, last = micro == micro_steps - 1, lnf = model_lnf(&m->tab);
     CHECK_MSG(m->W == 1 || micro_steps == 1 || m->grad_slots == c->L,
@@ -1054,8 +560,8 @@ void gpt_backward(struct gpt *m, float loss_scale, int micro, int micro_steps)
         struct rank *k = &m->ranks[r];
         rt_set_worker(k->worker);
         zero_insert(&k->sumsq_parts, prio);
-        for (int i = 0; i < m->nparams; i++)
-            sumsq_insert(&k->sumsq_parts, i, m->shards[i * m->R + r].grad, prio);
+        for (int i = 0; i < m->tab.n; i++)
+            sumsq_insert(&k->sumsq_parts, i, state_shard(m->state, i, r)->grad, prio);
         sum_insert(&k->sumsq, &k->sumsq_parts, prio);
         sumsq[r] = &k->sumsq;
     }
@@ -1065,19 +571,18 @@ void gpt_backward(struct gpt *m, float loss_scale, int micro, int micro_steps)
 
 void gpt_update(struct gpt *m, const struct adamw_hparams *hp)
 {
-    enum rt_where where = optim_where(m);
+    enum rt_where where = state_optim_where(m->state);
     /* Without clipping and without fp16's overflow skip, no step needs the global norm: each
      * tensor's AdamW (and its swap-in) then runs as soon as its own gradient is complete, while
      * the backward goes on with the layers below. */
     int with_norm = hp->clip_norm > 0 || m->opt.dt == DTYPE_FP16;
-    int next = 0; /* buffer set of the next swapped tensor */
-    for (int i = 0; i < m->nparams; i++) {
+    for (int i = 0; i < m->tab.n; i++) {
         struct adamw_hparams h = *hp;
         if (!m->tab.params[i].decay) h.weight_decay = 0;
-        if (!m->swapped[i]) {
+        if (!state_swapped(m->state, i)) {
             /* each rank steps its own shard */
             for (int r = 0; r < m->R; r++) {
-                struct shard *sh = &m->shards[i * m->R + r];
+                struct state_shard *sh = state_shard(m->state, i, r);
                 rt_set_worker(m->ranks[r].worker);
                 adamw_insert(sh->param == sh->master ? NULL : sh->param, sh->master, sh->m, sh->v,
                              sh->grad, with_norm ? &m->ranks[r].sumsq : NULL, &h, RT_PRIO_LOW,
@@ -1086,23 +591,20 @@ void gpt_update(struct gpt *m, const struct adamw_hparams *hp)
             rt_set_worker(-1);
             continue;
         }
-        /* each rank's shard: swap-in, AdamW, swap-out through the rank's buffer set `next`:
-         * StarPU orders the swap-in of the shard that next uses the set after this swap-out, so
-         * up to nbufs shards per rank are in flight */
+        /* each rank's shard: swap-in, AdamW, swap-out through one of the rank's buffer sets
+         * (state_swap_slot says how they take turns) */
         for (int r = 0; r < m->R; r++) {
-            struct shard *sh = &m->shards[i * m->R + r];
-            struct swap_file *f = m->swapf[i * m->R + r];
-            struct tensor *b = m->bufs[r * m->nbufs + next];
-            struct tensor *norm = with_norm ? &m->ranks[r].sumsq : NULL;
-            swap_in_insert(&b[0], &b[1], &b[2], f, m->region_bytes[i], m->generation, RT_PRIO_HIGH);
+            struct state_shard *sh = state_shard(m->state, i, r);
+            struct state_swap w = state_swap_slot(m->state, i, r);
+            struct tensor *b = w.buf, *norm = with_norm ? &m->ranks[r].sumsq : NULL;
+            swap_in_insert(&b[0], &b[1], &b[2], w.file, w.region_bytes, w.generation, RT_PRIO_HIGH);
             adamw_insert(sh->param, &b[0], &b[1], &b[2], sh->grad, norm, &h, RT_PRIO_NORMAL,
                          RT_WHERE_CPU);
-            swap_out_insert(&b[0], &b[1], &b[2], norm, hp->inv_loss_scale, f, m->region_bytes[i],
-                            m->generation + 1, RT_PRIO_LOW);
+            swap_out_insert(&b[0], &b[1], &b[2], norm, hp->inv_loss_scale, w.file, w.region_bytes,
+                            w.generation + 1, RT_PRIO_LOW);
         }
-        next = (next + 1) % m->nbufs;
     }
-    m->generation++;
+    state_swap_advance(m->state);
 }
 
 void gpt_step_stats(struct gpt *m, float *mean_loss, float *sumsq)
@@ -1141,12 +643,12 @@ void gpt_read_logits(struct gpt *m, float *out)
 
 void gpt_read_grad(struct gpt *m, int i, float *out)
 {
-    size_t s = m->shard_n[i];
+    size_t s = state_shard_elems(m->state, i);
     float *all = malloc(m->R * s * sizeof *all);
     CHECK_MSG(m->R == m->W, "gpt_read_grad: one process only");
     CHECK(all);
     for (int r = 0; r < m->R; r++)
-        read_widened(m->shards[i * m->R + r].grad, all + r * s);
+        read_widened(state_shard(m->state, i, r)->grad, all + r * s);
     memcpy(out, all, model_param_numel(&m->tab.params[i]) * sizeof *out);
     free(all);
 }

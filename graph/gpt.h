@@ -24,6 +24,7 @@
 #include "kernels_cpu.h"
 #include "model.h"
 #include "rt.h"
+#include "state.h"
 #include "tier.h"
 
 struct comm;
@@ -89,8 +90,9 @@ const struct gpt_config *gpt_get_config(const struct gpt *m);
 /* The model's tensor table (model.h): its size and tensor i. */
 int gpt_num_tensors(const struct gpt *m);
 const struct gpt_param *gpt_tensor(const struct gpt *m, int i);
-/* After changing master weights on the host (loading), refreshes the compute copies. */
-void gpt_sync_params(struct gpt *m);
+/* The model's state (graph/state/state.h): shards, tiers, NVMe swap, whole-tensor views for
+ * checkpoints, placement and traffic for logs. */
+struct state *gpt_get_state(struct gpt *m);
 
 /* Copies one batch per local rank (R = comm_local ranks, 1 without a communicator; N tokens
  * each, row-major [B,T], local rank r's at r*N) into the ranks' input tensors. Waits for the
@@ -111,45 +113,6 @@ void gpt_step_stats(struct gpt *m, float *mean_loss, float *sumsq);
 /* Rank 0's logits of the last forward, [N,Vp] widened to fp32 into out; waits for them. Call
  * between gpt_forward and gpt_backward (the backward overwrites them). */
 void gpt_read_logits(struct gpt *m, float *out);
-/* Optimizer-state placement, for logs: tensors, and bytes of this process's ranks' shards (the
- * whole model with one rank), resident in RAM or on the device and streamed from NVMe (all zero
- * streamed unless TIER_NVME); the swap buffers of all its ranks. */
-struct gpt_optim_placement {
-    int resident_tensors, swapped_tensors;
-    uint64_t resident_bytes, swapped_bytes, swap_buffer_bytes;
-    int adamw_tasks;               /* AdamW tasks per step (tensors in pieces count each piece) */
-    struct numa_io_choice io_numa; /* where the NVMe I/O threads run (NUMA_IO_UNPLACED: none) */
-};
-void gpt_optim_placement(const struct gpt *m, struct gpt_optim_placement *out);
-/* Bytes the NVMe swap has read and written so far for all of this process's ranks (the data;
- * headers and checksum tables are not counted), and the bytes that swap-outs of skipped steps
- * (fp16 overflow) did not have to write; zero unless TIER_NVME. */
-void gpt_nvme_traffic(const struct gpt *m, uint64_t *read, uint64_t *written, uint64_t *kept);
-
-/* The fp32 optimizer state of a tensor, wherever it lives. */
-enum gpt_state {
-    GPT_STATE_MASTER,
-    GPT_STATE_EXP_AVG,
-    GPT_STATE_EXP_AVG_SQ,
-};
-/* A host view of state `which` of tensor i (fp32, our layout, its shape's elements): a copy of
- * the shards' host copies, or of what their swap files hold at the current generation (then
- * after every submitted task). For checkpoints: one tensor at a time, so a save or a load needs
- * RAM for the largest tensor only. gpt_state_release ends the view; with `write`, it stores the
- * view back (the host copies, or the swap files with the current generation) and, for a swapped
- * master, refreshes the compute copies (resident ones: gpt_sync_params). */
-float *gpt_state_acquire(struct gpt *m, int i, enum gpt_state which, int write);
-void gpt_state_release(struct gpt *m, int i, enum gpt_state which, float *view, int write);
-/* Several processes: a write view holds this process's slices (the others' are zero) and the
- * release stores only those, so every process loads a checkpoint alone. A read view gathers the
- * tensor from every process, and only process 0 takes them (saves): meanwhile the others wait in
- * gpt_state_serve, which returns the status that process 0 passes to gpt_state_serve_end when
- * it has read all it needs (any tensors, in any order). One process: serve_end does nothing. */
-int gpt_state_serve(struct gpt *m);
-void gpt_state_serve_end(struct gpt *m, int status);
-/* This process's index among the communicator's processes (0 without MPI). */
-int gpt_process(const struct gpt *m);
-
 /* Gradient of tensor i widened to fp32 (our layout) into out; waits for the backward. One
  * process only. */
 void gpt_read_grad(struct gpt *m, int i, float *out);
