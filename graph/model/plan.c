@@ -239,7 +239,7 @@ static int64_t tier_sum(const struct plan *p, enum tier t)
 
 /* The optimizer rows (master, m, v, fp32 gradients) of `elems` elements per rank on tier t. */
 /* A separate fp32 master copy exists unless fp32 parameters are their own master; on NVMe the
- * master is always swapped while an fp32 compute copy stays with the model (graph/gpt.c). */
+ * master is always swapped while an fp32 compute copy stays with the model (graph/state/). */
 static int has_master(const struct plan_input *in)
 {
     return in->dt != DTYPE_FP32 || in->tier_optim == TIER_NVME;
