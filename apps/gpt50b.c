@@ -1213,8 +1213,8 @@ int main(int argc, char **argv)
            pool.pinned ? "page-locked" : "not page-locked: no GPU",
            pool.numa_node >= 0 ? "on the GPU's NUMA node" : "one NUMA node or no GPU: unbound");
     if (a.optim_tier != TIER_GPU) {
-        struct gpt_optim_placement pl;
-        gpt_optim_placement(m, &pl);
+        struct state_optim_placement pl;
+        state_optim_placement(gpt_get_state(m), &pl);
         printf("> optimizer state: %d tensors (%.3f GB) in RAM, %d tensors (%.3f GB) on NVMe "
                "(%s), swap buffers %.3f GB; resident share %.1f%%; %d AdamW tasks per step\n",
                pl.resident_tensors, pl.resident_bytes / 1e9, pl.swapped_tensors,
@@ -1244,7 +1244,7 @@ int main(int argc, char **argv)
     CHECK(in && tg);
     uint64_t nvme_read0, nvme_written0, nvme_kept0; /* the initial state's writes are not an
                                                         iteration's */
-    gpt_nvme_traffic(m, &nvme_read0, &nvme_written0, &nvme_kept0);
+    state_nvme_traffic(gpt_get_state(m), &nvme_read0, &nvme_written0, &nvme_kept0);
     double t_start = (timer_now_s() * 1e3), t_steady = 0, interval_loss = 0;
     int64_t first = st.iteration + 1, skipped_total = 0, nan_total = 0, interval_n = 0;
     float loss = NAN, val_loss = NAN;
@@ -1375,7 +1375,7 @@ int main(int argc, char **argv)
     if (a.optim_tier == TIER_NVME && done > 0) {
         /* the engine counts this process's ranks, the plan one rank */
         uint64_t r, w, k, local = a.world_size > 1 ? (uint64_t)a.num_gpus : 1;
-        gpt_nvme_traffic(m, &r, &w, &k);
+        state_nvme_traffic(gpt_get_state(m), &r, &w, &k);
         printf("> NVMe optimizer traffic: %.3f GB read, %.3f GB written per iteration (plan: %.3f "
                "GB each way; %.3f GB without the resident share); skipped steps left %.3f GB "
                "unwritten\n",

@@ -11,7 +11,10 @@
  * A swap-out may also read the global sum of squares that the AdamW tasks read: when it says
  * the step was skipped (fp16 overflow), AdamW left the buffers as the swap-in read them, so the
  * task writes nothing and only retags the blocks with the new generation (swap_file_keep), which
- * saves a whole write of the state per skipped step. */
+ * saves a whole write of the state per skipped step.
+ *
+ * The file format and its I/O are runtime/swap.c's; which shards swap and the buffer sets they
+ * cycle through are graph/state/'s (state.h says which piece of NVMe swap lives where). */
 #include <math.h>
 
 #include "check.h"

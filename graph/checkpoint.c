@@ -61,13 +61,6 @@ void checkpoint_read_config(const char *dir, struct gpt_config *cfg)
     json_decref(root);
 }
 
-/* The tensor's shape in the checkpoint: Conv1D weights transposed, wte without padding rows. */
-static void hf_shape(const struct gpt_param *p, int64_t shape[2])
-{
-    shape[0] = p->conv1d ? p->shape[1] : (p->hf_rows ? p->hf_rows : p->shape[0]);
-    shape[1] = p->conv1d ? p->shape[0] : p->shape[1];
-}
-
 static int is_ignored_tensor(const char *name)
 {
     size_t n = strlen(name);
@@ -76,10 +69,10 @@ static int is_ignored_tensor(const char *name)
            (n > 16 && strcmp(name + n - 16, ".attn.masked_bias") == 0);
 }
 
-static int is_model_tensor(struct gpt *m, const char *name)
+static int is_model_tensor(const struct model_table *tab, const char *name)
 {
-    for (int i = 0; i < gpt_num_tensors(m); i++) {
-        const char *ours = gpt_tensor(m, i)->name;
+    for (int i = 0; i < tab->n; i++) {
+        const char *ours = tab->params[i].name;
         if (strcmp(ours, name) == 0 || strcmp(ours + strlen("transformer."), name) == 0) return 1;
     }
     return 0;
@@ -100,7 +93,7 @@ static void load_tensor(const struct gpt_param *p, const struct safetensors_tens
 {
     int64_t want[2];
     enum dtype dt;
-    hf_shape(p, want);
+    model_param_hf_shape(p, want);
     int ok =
         t->ndim == p->ndim && t->shape[0] == want[0] && (p->ndim == 1 || t->shape[1] == want[1]);
     if (!ok) {
@@ -138,19 +131,18 @@ static void load_tensor(const struct gpt_param *p, const struct safetensors_tens
 
 /* Loads fp32 tensor `name` of f, which must hold exactly the elements of tensor i, into its
  * optimizer state `which`. */
-static void load_state(struct gpt *m, int i, enum gpt_state which, const struct safetensors_file *f,
-                       const char *name, const char *path)
+static void load_state(struct state *s, int i, enum state_kind which,
+                       const struct safetensors_file *f, const char *name, const char *path)
 {
-    const struct gpt_param *p = gpt_tensor(m, i);
-    size_t n = (size_t)(p->shape[0] * p->shape[1]);
+    size_t n = model_param_numel(&state_table(s)->params[i]);
     const struct safetensors_tensor *t = safetensors_find(f, name);
     if (!t || t->dtype != SAFETENSORS_F32 || t->numel != n)
         user_fail("%s: tensor %s is missing or is not fp32 with %zu elements: the optimizer state "
                   "does not match the model",
                   path, name, n);
-    float *view = gpt_state_acquire(m, i, which, 1);
+    float *view = state_acquire(s, i, which, 1);
     memcpy(view, t->data, t->nbytes);
-    gpt_state_release(m, i, which, view, 1);
+    state_release(s, i, which, view, 1);
 }
 
 /* Integer `key` of the trainer state, which must lie in [min, max]. */
@@ -202,40 +194,40 @@ static void load_trainer_state(const char *dir, struct train_state *st)
 int checkpoint_load(struct gpt *m, const char *dir, struct train_state *st)
 {
     char path[4096], err[SAFETENSORS_ERR_SIZE], name[160];
+    struct state *s = gpt_get_state(m);
+    const struct model_table *tab = state_table(s);
     struct safetensors_file f;
     snprintf(path, sizeof path, "%s/model.safetensors", dir);
     if (safetensors_open(&f, path, err, sizeof err) < 0) user_fail("%s", err);
-    int n = gpt_num_tensors(m);
     struct progress pr;
     progress_begin(&pr, "reading", "read", "model.safetensors", (int64_t)f.data_size);
-    for (int i = 0; i < n; i++) {
-        struct gpt_param *p = gpt_tensor(m, i);
+    for (int i = 0; i < tab->n; i++) {
+        const struct gpt_param *p = &tab->params[i];
         const struct safetensors_tensor *t = find_weight(&f, p->name);
         if (!t)
             user_fail("%s: tensor %s is missing: the file is incomplete or not a GPT-2 model", path,
                       p->name);
-        float *view = gpt_state_acquire(m, i, GPT_STATE_MASTER, 1);
+        float *view = state_acquire(s, i, STATE_MASTER, 1);
         load_tensor(p, t, view, path);
-        gpt_state_release(m, i, GPT_STATE_MASTER, view, 1);
+        state_release(s, i, STATE_MASTER, view, 1);
         progress_add(&pr, (int64_t)t->nbytes);
     }
     progress_end(&pr);
     for (int i = 0; i < f.n_tensors; i++)
-        if (!is_ignored_tensor(f.tensors[i].name) && !is_model_tensor(m, f.tensors[i].name))
+        if (!is_ignored_tensor(f.tensors[i].name) && !is_model_tensor(tab, f.tensors[i].name))
             fprintf(stderr, "warning: %s: tensor %s is not part of the model and is ignored\n",
                     path, f.tensors[i].name);
     safetensors_close(&f);
-    gpt_sync_params(m);
+    state_sync_params(s);
 
     snprintf(path, sizeof path, "%s/optimizer.safetensors", dir);
     if (!st || access(path, F_OK) != 0) return 0;
     if (safetensors_open(&f, path, err, sizeof err) < 0) user_fail("%s", err);
-    for (int i = 0; i < n; i++) {
-        struct gpt_param *p = gpt_tensor(m, i);
-        snprintf(name, sizeof name, "exp_avg.%s", p->name);
-        load_state(m, i, GPT_STATE_EXP_AVG, &f, name, path);
-        snprintf(name, sizeof name, "exp_avg_sq.%s", p->name);
-        load_state(m, i, GPT_STATE_EXP_AVG_SQ, &f, name, path);
+    for (int i = 0; i < tab->n; i++) {
+        snprintf(name, sizeof name, "exp_avg.%s", tab->params[i].name);
+        load_state(s, i, STATE_EXP_AVG, &f, name, path);
+        snprintf(name, sizeof name, "exp_avg_sq.%s", tab->params[i].name);
+        load_state(s, i, STATE_EXP_AVG_SQ, &f, name, path);
     }
     safetensors_close(&f);
     load_trainer_state(dir, st);
@@ -247,9 +239,9 @@ int checkpoint_load(struct gpt *m, const char *dir, struct train_state *st)
  * state lives (RAM, or NVMe swap files), and Conv1D weights leave transposed to the [in, out]
  * layout on the fly. */
 struct state_fill {
-    struct gpt *m;
+    struct state *s;
     int i;
-    enum gpt_state which;
+    enum state_kind which;
     int transpose;
     size_t rows, cols, bytes; /* ours: [rows, cols]; bytes written (HF rows for wte) */
     const float *src;
@@ -260,7 +252,7 @@ static int fill_state(void *ctx, void *buf, size_t offset, size_t len)
     struct state_fill *f = ctx;
     float *out = buf;
     size_t first = offset / sizeof(float), count = len / sizeof(float);
-    if (!f->src) f->src = gpt_state_acquire(f->m, f->i, f->which, 0);
+    if (!f->src) f->src = state_acquire(f->s, f->i, f->which, 0);
     if (!f->transpose) {
         memcpy(out, f->src + first, len);
     } else {
@@ -270,7 +262,7 @@ static int fill_state(void *ctx, void *buf, size_t offset, size_t len)
         }
     }
     if (offset + len == f->bytes) {
-        gpt_state_release(f->m, f->i, f->which, (float *)f->src, 0);
+        state_release(f->s, f->i, f->which, (float *)f->src, 0);
         f->src = NULL;
     }
     return 0;
@@ -318,11 +310,12 @@ static void add_state(struct safetensors_writer *w, struct state_fill *f, const 
 
 /* Writes the files of a checkpoint into tmp, which exists and is empty: the weights, with
  * with_optim the optimizer and trainer state, and config.json last (see is_complete). */
-static int write_files(struct gpt *m, const char *tmp, const struct train_state *st, int with_optim,
-                       char *err, size_t err_size)
+static int write_files(struct state *s, const char *tmp, const struct train_state *st,
+                       int with_optim, char *err, size_t err_size)
 {
     char path[4096], name[160];
-    int n = gpt_num_tensors(m), rc;
+    const struct model_table *tab = state_table(s);
+    int n = tab->n, rc;
     struct state_fill *fills = calloc((size_t)n * 3, sizeof *fills);
     struct safetensors_writer model, optim;
     CHECK(fills);
@@ -330,14 +323,14 @@ static int write_files(struct gpt *m, const char *tmp, const struct train_state 
     safetensors_writer_init(&optim);
     safetensors_writer_set_metadata(&model, "format", "pt");
     for (int i = 0; i < n; i++) {
-        struct gpt_param *p = gpt_tensor(m, i);
+        const struct gpt_param *p = &tab->params[i];
         struct state_fill *f = &fills[i * 3];
         int64_t shape[2];
-        hf_shape(p, shape);
+        model_param_hf_shape(p, shape);
         for (int k = 0; k < 3; k++)
-            f[k] = (struct state_fill){m,
+            f[k] = (struct state_fill){s,
                                        i,
-                                       (enum gpt_state)k,
+                                       (enum state_kind)k,
                                        k == 0 && p->conv1d,
                                        (size_t)p->shape[0],
                                        (size_t)p->shape[1],
@@ -357,14 +350,13 @@ static int write_files(struct gpt *m, const char *tmp, const struct train_state 
         rc = safetensors_writer_write(&optim, path, err, err_size);
     }
     for (int k = 0; k < n * 3; k++) /* views left open by a write that failed midway */
-        if (fills[k].src)
-            gpt_state_release(m, fills[k].i, fills[k].which, (float *)fills[k].src, 0);
+        if (fills[k].src) state_release(s, fills[k].i, fills[k].which, (float *)fills[k].src, 0);
     safetensors_writer_free(&model);
     safetensors_writer_free(&optim);
     free(fills);
     if (rc == 0 && with_optim)
         rc = write_json(tmp, "trainer_state.json", trainer_json(st), err, err_size);
-    if (rc == 0) rc = write_json(tmp, "config.json", config_json(gpt_get_config(m)), err, err_size);
+    if (rc == 0) rc = write_json(tmp, "config.json", config_json(&tab->cfg), err, err_size);
     return rc;
 }
 
@@ -374,10 +366,16 @@ static int write_files(struct gpt *m, const char *tmp, const struct train_state 
  * of up to 64 KiB). */
 static int64_t checkpoint_bytes(const struct gpt_config *c, int with_optim)
 {
-    int64_t params = gpt_num_params(c), padding = (int64_t)(c->Vp - c->V) * c->C;
-    int64_t entries = gpt_tensor_count(c) * (with_optim ? 3 : 1), files = with_optim ? 4 : 2;
-    return 4 * (params - padding) + (with_optim ? 8 * params : 0) + entries * 256 +
-           files * (4096 + 65536);
+    struct model_table t;
+    int64_t bytes = (with_optim ? 4 : 2) * (4096 + 65536);
+    model_table_init(&t, c);
+    for (int i = 0; i < t.n; i++) {
+        const struct gpt_param *p = &t.params[i];
+        bytes += 4 * (int64_t)model_param_hf_numel(p) + 256;
+        if (with_optim) bytes += 8 * (int64_t)model_param_numel(p) + 2 * 256;
+    }
+    model_table_free(&t);
+    return bytes;
 }
 
 /* 0 when the file system that receives dir has room for a checkpoint of c; else -ENOSPC with one
@@ -436,8 +434,9 @@ int checkpoint_save(struct gpt *m, const char *dir, const struct train_state *st
                     char *err, size_t err_size)
 {
     char tmp[4096], old[4096], parent[4096];
-    if (gpt_process(m) != 0) { /* process 0 writes; this one lends it its shards */
-        int rc = gpt_state_serve(m);
+    struct state *s = gpt_get_state(m);
+    if (state_process(s) != 0) { /* process 0 writes; this one lends it its shards */
+        int rc = state_serve(s);
         if (rc != 0) snprintf(err, err_size, "process 0 could not save %s: see its message", dir);
         return rc;
     }
@@ -445,9 +444,9 @@ int checkpoint_save(struct gpt *m, const char *dir, const struct train_state *st
     snprintf(old, sizeof old, "%s.old.%d", dir, (int)getpid());
     snprintf(parent, sizeof parent, "%s", dir);
     dirname(parent);
-    int rc = check_space(dir, gpt_get_config(m), with_optim, err, err_size);
+    int rc = check_space(dir, &state_table(s)->cfg, with_optim, err, err_size);
     if (rc != 0) {
-        gpt_state_serve_end(m, rc);
+        state_serve_end(s, rc);
         return rc;
     }
     fsdir_remove(tmp, NULL, NULL);
@@ -455,10 +454,10 @@ int checkpoint_save(struct gpt *m, const char *dir, const struct train_state *st
         int e = errno;
         snprintf(err, err_size, "cannot create %s: %s: choose a writable --save directory", tmp,
                  strerror(e));
-        gpt_state_serve_end(m, -e);
+        state_serve_end(s, -e);
         return -e;
     }
-    rc = write_files(m, tmp, st, with_optim, err, err_size);
+    rc = write_files(s, tmp, st, with_optim, err, err_size);
     const char *gone = tmp; /* the unfinished save, or after the switch the previous checkpoint */
     if (rc == 0 && (rc = switch_in(tmp, dir, old, &gone)) != 0)
         snprintf(err, err_size, "cannot move the checkpoint into %s: %s", dir, strerror(-rc));
@@ -467,7 +466,7 @@ int checkpoint_save(struct gpt *m, const char *dir, const struct train_state *st
                  "fsync of %s: %s: the new checkpoint is in %s but may not survive a power loss",
                  parent, strerror(-rc), dir);
     if (gone) fsdir_remove(gone, NULL, NULL);
-    gpt_state_serve_end(m, rc);
+    state_serve_end(s, rc);
     return rc;
 }
 

@@ -1,41 +1,15 @@
 /* gpt.c: GPT-2 forward, backward and AdamW as task submissions (see gpt.h). */
 #include "gpt.h"
 
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "check.h"
 #include "codelets.h"
 #include "comm.h"
-#include "progress.h"
-#include "rng.h"
-#include "swap.h"
-#include "align.h"
 
-/* The trainable tensors of one block, in Hugging Face's order. */
-enum layer_param {
-    LP_LN1_W,
-    LP_LN1_B,
-    LP_QKV_W,
-    LP_QKV_B,
-    LP_PROJ_W,
-    LP_PROJ_B,
-    LP_LN2_W,
-    LP_LN2_B,
-    LP_FC_W,
-    LP_FC_B,
-    LP_FCPROJ_W,
-    LP_FCPROJ_B,
-    LP_COUNT,
-};
-
-/* Tensors outside the blocks: wte and wpe come first, ln_f last. */
-enum { P_WTE, P_WPE, P_FIRST_LAYER };
-
-enum init_kind { INIT_ZERO, INIT_ONE, INIT_NORMAL, INIT_NORMAL_RESIDUAL };
-
-/* One block's activations: a single shared set when checkpointing, else one set per layer. */
+/* One block's activations (model.h's MODEL_ACT_LN1 to MODEL_ACT_FCPROJ): a single shared set when
+ * checkpointing, else one set per layer. */
 struct layer_acts {
     struct tensor ln1, ln1_mean, ln1_rstd; /* [N,C], [N], [N] */
     struct tensor qkv;                     /* [N,3C] */
@@ -59,31 +33,27 @@ struct rank {
     struct tensor losses;                  /* [N] fp32 */
     struct tensor sumsq; /* [1] fp32: sum of squares of all gradients; several ranks: its shards',
                             then all ranks' (all-reduced), which its AdamW tasks read */
-    struct tensor sumsq_parts; /* [nparams] fp32: each tensor's (shard's) sum of squares */
+    struct tensor sumsq_parts; /* [tensors] fp32: each tensor's (shard's) sum of squares */
     /* gradients of activations, shared by all blocks */
     struct tensor dresidual, dln1, dqkv, datty, dln2, dlnf; /* [N,C] ([N,3C] for dqkv) */
     struct tensor dfch, dfch_gelu;                          /* [N,4C] */
     /* fp16/bf16 with tiling: fp32 sums of a tiled layer's input gradient ([N,C], [N,4C]) */
     struct tensor dacc, dacc4;
-    /* [nparams]: full parameters and gradients; one rank: the table's own param and grad, else
-     * gathered from the shards and reduce-scattered into them, and released after use */
+    /* [tensors]: full parameters and gradients; one rank: its shards' own param and grad (the
+     * whole tensors), else gathered from the shards and reduce-scattered into them, and released
+     * after use */
     struct tensor **wfull, **gfull;
 };
 
 struct gpt {
-    struct gpt_config cfg;
     struct gpt_options opt;
-    int nparams;
-    struct gpt_param *params;
-    enum init_kind *init;
-    int R;                    /* data-parallel ranks in this process (1 without a communicator) */
-    int W;                    /* data-parallel ranks in all processes (R in one process) */
-    struct gpt_param *shards; /* [nparams * R]: local rank r's shard of tensor i at i * R + r; one
-                                 rank: params[] itself */
-    size_t *shard_n;          /* [nparams]: elements of each shard (the whole tensor: one rank) */
-    struct tensor *store;     /* the shards' tensors, 5 per shard */
-    struct tensor *full;      /* several ranks: the ranks' full buffers, 2 per shard (param,
-                                 grad), those of layers sharing a slot left unused */
+    struct model_table tab;                  /* the trainable tensors, and the configuration */
+    struct model_act_info acts[MODEL_NACTS]; /* each rank's activations */
+    struct state *state;
+    int R;               /* data-parallel ranks in this process (1 without a communicator) */
+    int W;               /* data-parallel ranks in all processes (R in one process) */
+    struct tensor *full; /* several ranks: the ranks' full buffers, 2 per shard (param, grad),
+                            those of layers sharing a slot left unused */
     /* Several ranks: ZeRO-3's memory saving. Layer l's full parameters are the buffers of layer
      * l % slots, so the all-gather of layer l + slots, which writes them, waits for layer l's
      * tasks that read them (StarPU's write-after-read): at most `slots` layers' gathered
@@ -92,176 +62,23 @@ struct gpt {
      * layer's then lives until the step's last backward). Embeddings and ln_f keep their own. */
     int slots, grad_slots;
     struct rank *ranks; /* [R] */
-    /* optimizer state on NVMe: one swap file per shard of a swapped tensor (local rank r's of
-     * tensor i at i * R + r; master | m | v regions of region_bytes[i] each), in this process's
-     * one swap folder, and per local rank nbufs sets of three RAM buffers cycled through its
-     * shards' files (rank r's set b at r * nbufs + b) */
-    struct aio_engine *aio;
-    struct swap_dir *swapdir;
-    struct swap_file **swapf;
-    size_t *region_bytes;
-    struct tensor (*bufs)[3];
-    int nbufs;
-    uint64_t generation; /* what the last swap-out wrote */
 };
-
-int gpt_padded_vocab(int V, int divisor)
-{
-    return (V + divisor - 1) / divisor * divisor;
-}
-
-int64_t gpt_num_params(const struct gpt_config *c)
-{
-    int64_t C = c->C;
-    return (int64_t)c->Vp * C + (int64_t)c->maxT * C + (int64_t)c->L * (12 * C * C + 13 * C) +
-           2 * C;
-}
-
-int gpt_tensor_count(const struct gpt_config *c)
-{
-    return P_FIRST_LAYER + c->L * LP_COUNT + 2;
-}
-
-double gpt_flops_per_iteration(const struct gpt_config *c, int B, int T, int checkpointing)
-{
-    /* Megatron-LM: 24 * f * B * s * L * h^2 * (1 + s/(6h) + V/(16 L h)), f = 4 with recompute
-     * (forward twice, backward twice the forward), 3 without. */
-    double f = checkpointing ? 4 : 3, h = c->C;
-    return 24.0 * f * B * T * c->L * h * h * (1.0 + T / (6.0 * h) + c->Vp / (16.0 * c->L * h));
-}
 
 const struct gpt_config *gpt_get_config(const struct gpt *m)
 {
-    return &m->cfg;
+    return &m->tab.cfg;
+}
+struct state *gpt_get_state(struct gpt *m)
+{
+    return m->state;
 }
 int gpt_num_tensors(const struct gpt *m)
 {
-    return m->nparams;
+    return m->tab.n;
 }
-struct gpt_param *gpt_tensor(struct gpt *m, int i)
+const struct gpt_param *gpt_tensor(const struct gpt *m, int i)
 {
-    return &m->params[i];
-}
-
-static void table_add(struct gpt *m, const char *name, int64_t rows, int64_t cols, int conv1d,
-                      enum init_kind init)
-{
-    struct gpt_param *p = &m->params[m->nparams];
-    snprintf(p->name, sizeof p->name, "%s", name);
-    p->ndim = cols ? 2 : 1;
-    p->shape[0] = rows;
-    p->shape[1] = cols ? cols : 1;
-    p->conv1d = conv1d;
-    p->decay = p->ndim == 2;
-    m->init[m->nparams] = init;
-    m->nparams++;
-}
-
-/* The one table of trainable tensors. */
-static void table_build(struct gpt *m)
-{
-    const struct gpt_config *c = &m->cfg;
-    int C = c->C, n = gpt_tensor_count(c);
-    char name[96];
-    m->params = calloc(n, sizeof *m->params);
-    m->init = calloc(n, sizeof *m->init);
-    CHECK(m->params && m->init);
-    table_add(m, "transformer.wte.weight", c->Vp, C, 0, INIT_NORMAL);
-    m->params[P_WTE].hf_rows = c->V;
-    table_add(m, "transformer.wpe.weight", c->maxT, C, 0, INIT_NORMAL);
-    static const struct {
-        const char *suffix;
-        int rows, cols; /* in units of C; cols 0: a vector */
-        int conv1d;
-        enum init_kind init;
-    } block[LP_COUNT] = {
-        {"ln_1.weight", 1, 0, 0, INIT_ONE},
-        {"ln_1.bias", 1, 0, 0, INIT_ZERO},
-        {"attn.c_attn.weight", 3, 1, 1, INIT_NORMAL},
-        {"attn.c_attn.bias", 3, 0, 0, INIT_ZERO},
-        {"attn.c_proj.weight", 1, 1, 1, INIT_NORMAL_RESIDUAL},
-        {"attn.c_proj.bias", 1, 0, 0, INIT_ZERO},
-        {"ln_2.weight", 1, 0, 0, INIT_ONE},
-        {"ln_2.bias", 1, 0, 0, INIT_ZERO},
-        {"mlp.c_fc.weight", 4, 1, 1, INIT_NORMAL},
-        {"mlp.c_fc.bias", 4, 0, 0, INIT_ZERO},
-        {"mlp.c_proj.weight", 1, 4, 1, INIT_NORMAL_RESIDUAL},
-        {"mlp.c_proj.bias", 1, 0, 0, INIT_ZERO},
-    };
-    for (int l = 0; l < c->L; l++)
-        for (int k = 0; k < LP_COUNT; k++) {
-            snprintf(name, sizeof name, "transformer.h.%d.%s", l, block[k].suffix);
-            table_add(m, name, (int64_t)block[k].rows * C, (int64_t)block[k].cols * C,
-                      block[k].conv1d, block[k].init);
-        }
-    table_add(m, "transformer.ln_f.weight", C, 0, 0, INIT_ONE);
-    table_add(m, "transformer.ln_f.bias", C, 0, 0, INIT_ZERO);
-}
-
-/* Fills w like a sequential loop drawing two uniforms per element from one splitmix64 stream;
- * the stream is counter-based (state = seed + calls * increment), so blocks of elements start
- * their draws in parallel where the loop would have reached them: the same values on any thread
- * count. */
-static void init_values(float *w, size_t n, enum init_kind kind, float std, uint64_t seed)
-{
-    const size_t block = 1 << 16;
-#pragma omp parallel for schedule(static)
-    for (size_t b0 = 0; b0 < n; b0 += block) {
-        uint64_t s = seed + 2 * (uint64_t)b0 * RNG_INCREMENT;
-        for (size_t i = b0; i < n && i < b0 + block; i++) {
-            switch (kind) {
-            case INIT_ZERO:
-                w[i] = 0;
-                break;
-            case INIT_ONE:
-                w[i] = 1;
-                break;
-            case INIT_NORMAL:
-            case INIT_NORMAL_RESIDUAL: {
-                double u1 = rng_uniform(&s), u2 = rng_uniform(&s);
-                w[i] = (float)(std * sqrt(-2.0 * log(u1)) * cos(2.0 * M_PI * u2));
-                break;
-            }
-            }
-        }
-    }
-}
-
-static void acts_init(struct layer_acts *a, const struct gpt_config *c, const struct gpt_options *o,
-                      const char *pre, int l)
-{
-    size_t N = (size_t)o->B * o->T, C = c->C;
-    enum tensor_type t = (enum tensor_type)o->dt;
-    char name[96];
-#define ACT(field, type, n)                                                                        \
-    do {                                                                                           \
-        snprintf(name, sizeof name, "%sh%d.%s", pre, l, #field);                                   \
-        tensor_init(&a->field, name, type, n, TENSOR_HOST_NONE);                                   \
-    } while (0)
-    ACT(ln1, t, N * C);
-    ACT(ln1_mean, TENSOR_TYPE_FP32, N);
-    ACT(ln1_rstd, TENSOR_TYPE_FP32, N);
-    ACT(qkv, t, N * 3 * C);
-    ACT(att, t, (size_t)o->B * c->NH * o->T * o->T);
-    ACT(atty, t, N * C);
-    ACT(attproj, t, N * C);
-    ACT(res2, t, N * C);
-    ACT(ln2, t, N * C);
-    ACT(ln2_mean, TENSOR_TYPE_FP32, N);
-    ACT(ln2_rstd, TENSOR_TYPE_FP32, N);
-    ACT(fch, t, N * 4 * C);
-    ACT(fch_gelu, t, N * 4 * C);
-    ACT(fcproj, t, N * C);
-#undef ACT
-}
-
-static void acts_free(struct layer_acts *a)
-{
-    struct tensor *all[] = {&a->ln1,      &a->ln1_mean, &a->ln1_rstd, &a->qkv,   &a->att,
-                            &a->atty,     &a->attproj,  &a->res2,     &a->ln2,   &a->ln2_mean,
-                            &a->ln2_rstd, &a->fch,      &a->fch_gelu, &a->fcproj};
-    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
-        tensor_free(all[i]);
+    return &m->tab.params[i];
 }
 
 void gpt_check_config(const struct gpt_config *c, const struct gpt_options *o)
@@ -289,517 +106,134 @@ void gpt_check_config(const struct gpt_config *c, const struct gpt_options *o)
                   comm_world(o->comm));
 }
 
-static size_t param_numel(const struct gpt_param *p)
-{
-    return (size_t)(p->shape[0] * p->shape[1]);
-}
-
-/* The initial fp32 values of tensor i into w (padding rows stay 0). */
-static void init_param(const struct gpt *m, int i, float *w)
-{
-    const struct gpt_param *p = &m->params[i];
-    float std = m->init[i] == INIT_NORMAL_RESIDUAL ? 0.02f / sqrtf(2.0f * m->cfg.L) : 0.02f;
-    size_t rows = p->hf_rows ? (size_t)p->hf_rows : (size_t)p->shape[0];
-    init_values(w, rows * p->shape[1], m->init[i], std,
-                m->opt.seed ^ ((uint64_t)(i + 1) * 0xD1B54A32D192ED03ull));
-}
-
-/* Output channels of the linear layer that tensor i is the weight or bias of (its rows), or 0:
- * the tied wte is the LM head's weight, and each block has four linear layers. */
-static int64_t linear_rows(const struct gpt *m, int i)
-{
-    int k = (i - P_FIRST_LAYER) % LP_COUNT;
-    int in_block = i >= P_FIRST_LAYER && i < P_FIRST_LAYER + m->cfg.L * LP_COUNT;
-    int linear = k == LP_QKV_W || k == LP_QKV_B || k == LP_PROJ_W || k == LP_PROJ_B ||
-                 k == LP_FC_W || k == LP_FC_B || k == LP_FCPROJ_W || k == LP_FCPROJ_B;
-    return i == P_WTE || (in_block && linear) ? m->params[i].shape[0] : 0;
-}
-
-/* Tiles of tensor i under opt.tile_size: ceil(rows / tile_size) when it belongs to a linear
- * layer wider than that, else 0 (kept whole). */
-static int param_tiles(const struct gpt *m, int i)
-{
-    int64_t rows = linear_rows(m, i), tile = m->opt.tile_size;
-    return tile > 0 && rows > tile ? (int)((rows + tile - 1) / tile) : 0;
-}
-
-/* How tensor i is split, for the compute (tile_size) or, with AdamW on CPU workers, for the
- * optimizer's tasks (sub_group elements each, whole rows); 0: kept whole. */
-static int param_split(const struct gpt *m, int i)
-{
-    const struct gpt_param *p = &m->params[i];
-    int64_t rows = p->shape[0], sub = m->opt.optim_chunk;
-    if (param_tiles(m, i)) return param_tiles(m, i);
-    if (m->opt.optim_tier == TIER_GPU || p->swapped || sub <= 0 || m->W > 1) return 0;
-    int64_t pieces = (param_numel(p) + sub - 1) / sub;
-    return pieces > 1 ? (int)(pieces < rows ? pieces : rows) : 0;
-}
-
-/* Which tensors stream from NVMe: the planned resident share of a rank's optimizer bytes stays
- * in RAM, taken in table order (whole shards), the rest is swapped. Every rank's shards have the
- * same sizes, so one plan serves all ranks (the whole tensors with one rank). A fixed plan, not a
- * cache: every shard is visited once per step, the cyclic pattern under which LRU keeps exactly
- * the wrong ones. Call before the shards copy the table's flags. */
-static void plan_swap(struct gpt *m)
-{
-    uint64_t total = 0, kept = 0;
-    m->region_bytes = calloc(m->nparams, sizeof *m->region_bytes);
-    CHECK(m->region_bytes);
-    for (int i = 0; i < m->nparams; i++)
-        total += 12 * (uint64_t)m->shard_n[i];
-    uint64_t budget = (uint64_t)(m->opt.resident_fraction * (double)total);
-    for (int i = 0; i < m->nparams; i++) {
-        uint64_t bytes = 12 * (uint64_t)m->shard_n[i];
-        m->params[i].swapped = kept + bytes > budget;
-        if (!m->params[i].swapped)
-            kept += bytes;
-        else
-            m->region_bytes[i] = round_up(m->shard_n[i] * sizeof(float), SWAP_BLOCK_SIZE);
-    }
-}
-
-static size_t region_max(const struct gpt *m)
-{
-    size_t max = 0;
-    for (int i = 0; m->region_bytes && i < m->nparams; i++)
-        max = m->region_bytes[i] > max ? m->region_bytes[i] : max;
-    return max;
-}
-
-/* Parameters and gradients have their home in pinned CPU memory when the optimizer runs on CPU
- * workers (it reads the gradients and writes the parameters there) or when asked. */
-static int params_in_pinned_ram(const struct gpt *m)
-{
-    return m->opt.optim_tier != TIER_GPU || m->opt.offload_param;
-}
-
 /* The activation checkpoints (the blocks' inputs) have their home in pinned CPU memory. */
 static int ckpt_offloaded(const struct gpt *m)
 {
     return m->opt.checkpointing && m->opt.offload_checkpoints;
 }
 
-/* Bytes of the pinned pool: the batch and the loss, the parameters and gradients when their home
- * is there, the offloaded activation checkpoints, and with the optimizer state on NVMe the swap
- * buffers. */
-static size_t pinned_bytes(const struct gpt *m)
+/* Where local rank k keeps copy l of activation a of the table. */
+static struct tensor *rank_act(struct rank *k, enum model_act a, int l)
 {
-    size_t N = (size_t)m->opt.B * m->opt.T, total = 3 * m->R * host_pool_piece_bytes(N * 4);
-    total += m->R * host_pool_piece_bytes(sizeof(float));
-    if (ckpt_offloaded(m))
-        total +=
-            (size_t)m->R * m->cfg.L * host_pool_piece_bytes(N * m->cfg.C * dtype_size(m->opt.dt));
-    for (int i = 0; i < m->nparams && params_in_pinned_ram(m); i++) {
-        size_t bytes = m->shard_n[i] * dtype_size(m->opt.dt);
-        total += m->R * host_pool_piece_bytes(bytes); /* the gradient */
-        if (m->opt.dt != DTYPE_FP32 || m->params[i].swapped)
-            total += m->R * host_pool_piece_bytes(bytes);
+    struct layer_acts *x = &k->acts[a >= MODEL_ACT_LN1 && a <= MODEL_ACT_FCPROJ ? l : 0];
+    struct tensor *t[MODEL_NACTS] = {
+        [MODEL_ACT_INPUTS] = &k->inputs,
+        [MODEL_ACT_TARGETS] = &k->targets,
+        [MODEL_ACT_ENCODED] = &k->encoded,
+        [MODEL_ACT_LAYER_OUT] = &k->res3[a == MODEL_ACT_LAYER_OUT ? l : 0],
+        [MODEL_ACT_LN1] = &x->ln1,
+        [MODEL_ACT_LN1_MEAN] = &x->ln1_mean,
+        [MODEL_ACT_LN1_RSTD] = &x->ln1_rstd,
+        [MODEL_ACT_QKV] = &x->qkv,
+        [MODEL_ACT_ATT] = &x->att,
+        [MODEL_ACT_ATTY] = &x->atty,
+        [MODEL_ACT_ATTPROJ] = &x->attproj,
+        [MODEL_ACT_RES2] = &x->res2,
+        [MODEL_ACT_LN2] = &x->ln2,
+        [MODEL_ACT_LN2_MEAN] = &x->ln2_mean,
+        [MODEL_ACT_LN2_RSTD] = &x->ln2_rstd,
+        [MODEL_ACT_FCH] = &x->fch,
+        [MODEL_ACT_FCH_GELU] = &x->fch_gelu,
+        [MODEL_ACT_FCPROJ] = &x->fcproj,
+        [MODEL_ACT_LNF] = &k->lnf,
+        [MODEL_ACT_LNF_MEAN] = &k->lnf_mean,
+        [MODEL_ACT_LNF_RSTD] = &k->lnf_rstd,
+        [MODEL_ACT_LOGITS] = &k->logits,
+        [MODEL_ACT_LOSSES] = &k->losses,
+        [MODEL_ACT_SUMSQ] = &k->sumsq,
+        [MODEL_ACT_SUMSQ_PARTS] = &k->sumsq_parts,
+        [MODEL_ACT_DRESIDUAL] = &k->dresidual,
+        [MODEL_ACT_DLN1] = &k->dln1,
+        [MODEL_ACT_DQKV] = &k->dqkv,
+        [MODEL_ACT_DATTY] = &k->datty,
+        [MODEL_ACT_DLN2] = &k->dln2,
+        [MODEL_ACT_DLNF] = &k->dlnf,
+        [MODEL_ACT_DFCH] = &k->dfch,
+        [MODEL_ACT_DFCH_GELU] = &k->dfch_gelu,
+        [MODEL_ACT_DACC] = &k->dacc,
+        [MODEL_ACT_DACC4] = &k->dacc4,
+    };
+    return t[a];
+}
+
+/* Where copy l of activation a has its home: the batch, the losses and the gradient norm, which
+ * the host writes or reads every step, in pinned memory, and so are the offloaded checkpoints
+ * (the blocks' inputs: the last block's output is none); the rest lives on workers only. */
+static enum tensor_host act_home(const struct gpt *m, enum model_act a, int l)
+{
+    enum tensor_host ckpt = ckpt_offloaded(m) ? TENSOR_HOST_PINNED : TENSOR_HOST_NONE;
+    switch (a) {
+    case MODEL_ACT_INPUTS:
+    case MODEL_ACT_TARGETS:
+    case MODEL_ACT_LOSSES:
+    case MODEL_ACT_SUMSQ:
+        return TENSOR_HOST_PINNED;
+    case MODEL_ACT_ENCODED:
+        return ckpt;
+    case MODEL_ACT_LAYER_OUT:
+        return l < m->tab.cfg.L - 1 ? ckpt : TENSOR_HOST_NONE;
+    default:
+        return TENSOR_HOST_NONE;
     }
-    int nbufs = m->opt.swap_buffers > 0 ? m->opt.swap_buffers : 1;
-    total += (size_t)m->R * nbufs * 3 * host_pool_piece_bytes(region_max(m));
+}
+
+/* Bytes of the pinned pool that each rank's activations take: those whose home is there. */
+static size_t rank_pinned_bytes(const struct gpt *m)
+{
+    size_t total = 0;
+    for (int a = 0; a < MODEL_NACTS; a++)
+        for (int l = 0; l < m->acts[a].copies; l++)
+            if (act_home(m, a, l) == TENSOR_HOST_PINNED)
+                total += host_pool_piece_bytes(m->acts[a].bytes);
     return total;
-}
-
-void gpt_optim_placement(const struct gpt *m, struct gpt_optim_placement *out)
-{
-    memset(out, 0, sizeof *out);
-    out->io_numa =
-        m->aio ? aio_engine_placement(m->aio) : (struct numa_io_choice){-1, NUMA_IO_UNPLACED};
-    for (int i = 0; i < m->nparams; i++) {
-        uint64_t bytes = 12 * (uint64_t)m->shard_n[i] * m->R; /* this process's shards */
-        /* several ranks: one task per rank's shard */
-        out->adamw_tasks +=
-            m->params[i].master && m->params[i].master->ntiles ? m->params[i].master->ntiles : m->R;
-        if (m->params[i].swapped) {
-            out->swapped_tensors++;
-            out->swapped_bytes += bytes;
-        } else {
-            out->resident_tensors++;
-            out->resident_bytes += bytes;
-        }
-    }
-    for (int b = 0; b < m->R * m->nbufs; b++)
-        out->swap_buffer_bytes += 3 * tensor_bytes(&m->bufs[b][0]);
-}
-
-static struct tensor *state_tensor(struct gpt_param *p, enum gpt_state which)
-{
-    return which == GPT_STATE_MASTER ? p->master : which == GPT_STATE_EXP_AVG ? p->m : p->v;
-}
-
-/* Global rank of local rank r. */
-static int global_rank(const struct gpt *m, int r)
-{
-    return m->opt.comm ? comm_rank(m->opt.comm, r) : r;
-}
-
-int gpt_process(const struct gpt *m)
-{
-    return m->opt.comm ? comm_process(m->opt.comm) : 0;
-}
-
-/* State `which` of local rank r's shard of tensor i (shard_n[i] elements) into dst: from its
- * host copy, or from its swap file at the current generation (after every submitted task: the
- * shard's last swap-out may still be in flight). */
-static void shard_state_get(struct gpt *m, int i, int r, enum gpt_state which, float *dst)
-{
-    char err[SWAP_ERR_SIZE];
-    size_t s = m->shard_n[i];
-    struct gpt_param *sh = &m->shards[i * m->R + r];
-    if (!sh->swapped) {
-        struct tensor *t = state_tensor(sh, which);
-        memcpy(dst, tensor_acquire_read(t), s * sizeof *dst);
-        tensor_release(t);
-        return;
-    }
-    rt_wait_all();
-    float *region = aio_alloc_aligned(m->region_bytes[i]);
-    CHECK(region);
-    if (swap_file_read(m->swapf[i * m->R + r], region, which * m->region_bytes[i],
-                       m->region_bytes[i], m->generation, err, sizeof err) < 0)
-        user_fail("%s", err);
-    memcpy(dst, region, s * sizeof *dst);
-    free(region);
-}
-
-/* src[0..len) into state `which` of local rank r's shard of tensor i, the rest of the shard zero:
- * its host copy, or its swap file with the current generation, a swapped master refreshing its
- * compute copy too (resident ones follow at gpt_sync_params). */
-static void shard_state_put(struct gpt *m, int i, int r, enum gpt_state which, const float *src,
-                            size_t len)
-{
-    char err[SWAP_ERR_SIZE];
-    size_t s = m->shard_n[i];
-    struct gpt_param *sh = &m->shards[i * m->R + r];
-    if (!sh->swapped) {
-        struct tensor *t = state_tensor(sh, which);
-        float *dst = tensor_acquire_write(t);
-        memset(dst, 0, s * sizeof *dst);
-        memcpy(dst, src, len * sizeof *dst);
-        tensor_release(t);
-        return;
-    }
-    rt_wait_all();
-    float *region = aio_alloc_aligned(m->region_bytes[i]);
-    CHECK(region);
-    memset(region, 0, m->region_bytes[i]);
-    memcpy(region, src, len * sizeof *region);
-    if (swap_file_write(m->swapf[i * m->R + r], region, which * m->region_bytes[i],
-                        m->region_bytes[i], m->generation, err, sizeof err) < 0)
-        user_fail("%s", err);
-    if (which == GPT_STATE_MASTER) {
-        dtype_from_f32(m->opt.dt, region, tensor_acquire_write(sh->param), s);
-        tensor_release(sh->param);
-    }
-    free(region);
-}
-
-/* A buffer of W shards of tensor i's state, this process's ranks' slices filled in (global ranks
- * are contiguous per process) and the other processes' zero; one rank: the tensor. */
-static float *shards_local_view(struct gpt *m, int i, enum gpt_state which)
-{
-    size_t s = m->shard_n[i];
-    float *view = calloc((size_t)m->W * s, sizeof *view);
-    CHECK(view);
-    for (int r = 0; r < m->R; r++)
-        shard_state_get(m, i, r, which, view + global_rank(m, r) * s);
-    return view;
-}
-
-/* view back into this process's shards (padding past the tensor's elements stays zero). */
-static void shards_scatter(struct gpt *m, int i, enum gpt_state which, const float *view)
-{
-    size_t s = m->shard_n[i], n = param_numel(&m->params[i]);
-    for (int r = 0; r < m->R; r++) {
-        size_t first = global_rank(m, r) * s, len = first >= n ? 0 : n - first < s ? n - first : s;
-        shard_state_put(m, i, r, which, view + first, len);
-    }
-}
-
-/* What process 0 asks of the others while they serve: tensor i's state `which`, or with i < 0
- * the end, `which` then carrying process 0's status. */
-struct state_request {
-    int32_t i, which;
-};
-
-/* Several processes: this process's slices of the state into process 0's view. */
-static void shards_gather(struct gpt *m, float *view, int i)
-{
-    comm_gather_host(m->opt.comm, view, m->R * m->shard_n[i] * sizeof *view);
-}
-
-int gpt_state_serve(struct gpt *m)
-{
-    struct state_request q;
-    CHECK_MSG(gpt_process(m) != 0, "process 0 reads the state; the others serve it");
-    for (;;) {
-        comm_bcast_host(m->opt.comm, &q, sizeof q);
-        if (q.i < 0) return q.which;
-        float *view = shards_local_view(m, q.i, (enum gpt_state)q.which);
-        shards_gather(m, view, q.i);
-        free(view);
-    }
-}
-
-void gpt_state_serve_end(struct gpt *m, int status)
-{
-    struct state_request q = {-1, status};
-    if (m->R < m->W) comm_bcast_host(m->opt.comm, &q, sizeof q);
-}
-
-float *gpt_state_acquire(struct gpt *m, int i, enum gpt_state which, int write)
-{
-    float *view = shards_local_view(m, i, which);
-    if (write || m->R == m->W) return view;
-    /* a read across processes: the others serve (gpt_state_serve) */
-    struct state_request q = {i, which};
-    CHECK_MSG(gpt_process(m) == 0, "only process 0 reads the state of several processes");
-    comm_bcast_host(m->opt.comm, &q, sizeof q);
-    shards_gather(m, view, i);
-    return view;
-}
-
-void gpt_state_release(struct gpt *m, int i, enum gpt_state which, float *view, int write)
-{
-    if (write) shards_scatter(m, i, which, view);
-    free(view);
-}
-
-/* One aio engine per process: its counts are those of all the process's ranks. */
-void gpt_nvme_traffic(const struct gpt *m, uint64_t *read, uint64_t *written, uint64_t *kept)
-{
-    struct aio_stats st = {0, 0, 0};
-    if (m->aio) st = aio_engine_stats(m->aio);
-    *read = st.bytes_read;
-    *written = st.bytes_written;
-    *kept = 0;
-    for (int i = 0; m->swapf && i < m->nparams * m->R; i++)
-        if (m->swapf[i]) *kept += swap_file_kept_bytes(m->swapf[i]);
-}
-
-/* The name of local rank r's shard of tensor i: the tensor's with one rank, with the global rank
- * added with several (its tensors' names and its swap file's start with it). */
-static void shard_name(const struct gpt *m, int i, int r, char *out, size_t n)
-{
-    if (m->W > 1)
-        snprintf(out, n, "%s.rank%d", m->params[i].name, global_rank(m, r));
-    else
-        snprintf(out, n, "%s", m->params[i].name);
-}
-
-/* The shard of tensor i that local rank r owns (its five store slots). */
-static void shard_init(struct gpt *m, int i, int r)
-{
-    struct gpt_param *p = &m->shards[i * m->R + r];
-    struct tensor *s = &m->store[((size_t)i * m->R + r) * 5];
-    size_t n = m->shard_n[i];
-    enum tensor_type dt = (enum tensor_type)m->opt.dt;
-    char base[112], name[128];
-    shard_name(m, i, r, base, sizeof base);
-    /* A split tensor lives in RAM, whence each task fetches its piece alone: StarPU switches
-     * between a tensor and its pieces in the home memory. */
-    int ntiles = param_split(m, i);
-    enum tensor_host home = params_in_pinned_ram(m) ? TENSOR_HOST_PINNED
-                            : ntiles                ? TENSOR_HOST_PAGEABLE
-                                                    : TENSOR_HOST_NONE;
-    if (!p->swapped) {
-        snprintf(name, sizeof name, "%s.master", base);
-        tensor_init(&s[0], name, TENSOR_TYPE_FP32, n, TENSOR_HOST_PAGEABLE);
-        p->master = &s[0];
-    }
-    if (m->opt.dt == DTYPE_FP32 && !p->swapped) {
-        p->param = p->master;
-    } else {
-        /* a swapped tensor's compute copy is written by AdamW on the CPU: keep it there */
-        tensor_init(&s[1], base, dt, n, p->swapped ? TENSOR_HOST_PINNED : home);
-        p->param = &s[1];
-    }
-    snprintf(name, sizeof name, "%s.grad", base);
-    tensor_init(&s[2], name, dt, n, home);
-    p->grad = &s[2];
-    if (!p->swapped) {
-        snprintf(name, sizeof name, "%s.exp_avg", base);
-        tensor_init(&s[3], name, TENSOR_TYPE_FP32, n, TENSOR_HOST_PAGEABLE);
-        p->m = &s[3];
-        snprintf(name, sizeof name, "%s.exp_avg_sq", base);
-        tensor_init(&s[4], name, TENSOR_TYPE_FP32, n, TENSOR_HOST_PAGEABLE);
-        p->v = &s[4];
-    }
-    /* before any task touches them: StarPU plans partitions of unallocated data only */
-    if (ntiles) {
-        struct tensor *split[] = {p->param, p->grad, p->master, p->m, p->v};
-        for (int k = 0; k < 5; k++) {
-            if (!split[k] || (k == 2 && p->master == p->param)) continue;
-            tensor_tiles(split[k], ntiles, (size_t)p->shape[1]);
-            split[k]->compute_tiles = k < 2 && param_tiles(m, i) > 0;
-        }
-    }
-}
-
-/* Creates the process's swap folder, one swap file per shard of a swapped tensor (named after
- * the shard: "<tensor>.rank<g>" with several ranks) and each local rank's RAM buffer sets. Exits
- * with a user error when the folder cannot be used or the disk cannot hold the state (found here,
- * at preallocation, never mid-run). */
-static void swap_init(struct gpt *m)
-{
-    char err[SWAP_ERR_SIZE], name[160];
-    size_t rmax = region_max(m);
-    m->aio = aio_engine_create(m->opt.aio, err, sizeof err);
-    if (!m->aio) user_fail("%s", err);
-    aio_engine_place(m->aio, m->opt.nvme_path, rt_pool_info().numa_node);
-    m->swapdir = swap_dir_open(m->aio, m->opt.nvme_path, err, sizeof err);
-    if (!m->swapdir) user_fail("%s", err);
-    m->swapf = calloc((size_t)m->nparams * m->R, sizeof *m->swapf);
-    CHECK(m->swapf);
-    struct progress pr;
-    int64_t total = 0;
-    for (int i = 0; i < m->nparams * m->R; i++)
-        total += m->params[i / m->R].swapped ? 3 * (int64_t)m->region_bytes[i / m->R] : 0;
-    progress_begin(&pr, "preallocating", "preallocated", "the swap files", total);
-    for (int i = 0; i < m->nparams * m->R; i++) {
-        if (!m->params[i / m->R].swapped) continue;
-        shard_name(m, i / m->R, i % m->R, name, sizeof name);
-        if (swap_file_create(m->swapdir, name, 3 * m->region_bytes[i / m->R], &m->swapf[i], err,
-                             sizeof err) < 0)
-            user_fail("%s", err);
-        progress_add(&pr, 3 * (int64_t)m->region_bytes[i / m->R]);
-    }
-    progress_end(&pr);
-    if (!rmax) return;
-    m->nbufs = m->opt.swap_buffers > 0 ? m->opt.swap_buffers : 1;
-    m->bufs = calloc((size_t)m->R * m->nbufs, sizeof *m->bufs);
-    CHECK(m->bufs);
-    static const char *const kind[3] = {"master", "exp_avg", "exp_avg_sq"};
-    char pre[16] = "";
-    for (int b = 0; b < m->R * m->nbufs; b++)
-        for (int k = 0; k < 3; k++) {
-            if (m->W > 1) snprintf(pre, sizeof pre, "rank%d.", global_rank(m, b / m->nbufs));
-            snprintf(name, sizeof name, "%sswap_buffer%d.%s", pre, b % m->nbufs, kind[k]);
-            tensor_init(&m->bufs[b][k], name, TENSOR_TYPE_FP32, rmax / sizeof(float),
-                        TENSOR_HOST_PINNED);
-        }
-}
-
-/* The initial state of a swapped shard, generation 0: master `w` (shard_n[i] elements), m and v
- * zero; also its compute copy. No task runs yet: the first buffer set's host copies are written
- * directly (its m and v are still zero). */
-static void swap_write_initial(struct gpt *m, int i, int r, const float *w)
-{
-    char err[SWAP_ERR_SIZE];
-    struct gpt_param *sh = &m->shards[i * m->R + r];
-    float *buf = m->bufs[0][0].host;
-    memset(buf, 0, m->region_bytes[i]);
-    memcpy(buf, w, m->shard_n[i] * sizeof *buf);
-    dtype_from_f32(m->opt.dt, buf, sh->param->host, m->shard_n[i]);
-    for (int k = 0; k < 3; k++)
-        if (swap_file_write(m->swapf[i * m->R + r], m->bufs[0][k].host, k * m->region_bytes[i],
-                            m->region_bytes[i], 0, err, sizeof err) < 0)
-            user_fail("%s", err);
-}
-
-/* The initial master weights (m and v are zero): each tensor draws from its own stream
- * (init_values fills it in parallel); with several ranks every process draws the full tensor and
- * each of its ranks keeps its slice, so the weights are those of one rank. A swapped shard's go
- * to its swap file. */
-static void init_masters(struct gpt *m)
-{
-    struct progress pr;
-    int64_t total = 0;
-    for (int i = 0; i < m->nparams; i++)
-        total += (int64_t)(m->W * m->shard_n[i] * sizeof(float));
-    progress_begin(&pr, "initialising", "initialised", "the fp32 master weights", total);
-    for (int i = 0; i < m->nparams; i++) {
-        size_t s = m->shard_n[i];
-        float *w = calloc(m->W * s, sizeof *w);
-        CHECK(w);
-        init_param(m, i, w);
-        for (int r = 0; r < m->R; r++) {
-            const float *mine = w + global_rank(m, r) * s;
-            if (m->params[i].swapped)
-                swap_write_initial(m, i, r, mine);
-            else
-                memcpy(m->shards[i * m->R + r].master->host, mine, s * sizeof *w);
-        }
-        free(w);
-        progress_add(&pr, (int64_t)(m->W * s * sizeof(float)));
-    }
-    progress_end(&pr);
 }
 
 /* Local rank r's micro-batch, activations and full buffers; tensor names carry the global rank
  * when there are several. */
 static void rank_init(struct gpt *m, int r)
 {
-    const struct gpt_config *c = &m->cfg;
-    const struct gpt_options *opt = &m->opt;
     struct rank *k = &m->ranks[r];
-    enum tensor_type dt = (enum tensor_type)opt->dt;
-    size_t N = (size_t)opt->B * opt->T, C = c->C;
+    enum tensor_type dt = (enum tensor_type)m->opt.dt;
     char pre[16] = "", name[128];
-    if (m->W > 1) snprintf(pre, sizeof pre, "rank%d.", global_rank(m, r));
-#define RANK_TENSOR(field, label, type, n, host)                                                   \
-    do {                                                                                           \
-        snprintf(name, sizeof name, "%s%s", pre, label);                                           \
-        tensor_init(&k->field, name, type, n, host);                                               \
-    } while (0)
-    RANK_TENSOR(inputs, "inputs", TENSOR_TYPE_I32, N, TENSOR_HOST_PINNED);
-    RANK_TENSOR(targets, "targets", TENSOR_TYPE_I32, N, TENSOR_HOST_PINNED);
-    enum tensor_host ckpt_home = ckpt_offloaded(m) ? TENSOR_HOST_PINNED : TENSOR_HOST_NONE;
-    RANK_TENSOR(encoded, "encoded", dt, N * C, ckpt_home);
-    k->res3 = calloc(c->L, sizeof *k->res3);
-    int nacts = opt->checkpointing ? 1 : c->L;
-    k->acts = calloc(nacts, sizeof *k->acts);
-    k->wfull = calloc(m->nparams, sizeof *k->wfull);
-    k->gfull = calloc(m->nparams, sizeof *k->gfull);
+    if (m->W > 1) snprintf(pre, sizeof pre, "rank%d.", state_global_rank(m->state, r));
+    k->res3 = calloc(m->acts[MODEL_ACT_LAYER_OUT].copies, sizeof *k->res3);
+    k->acts = calloc(m->acts[MODEL_ACT_LN1].copies, sizeof *k->acts);
+    k->wfull = calloc(m->tab.n, sizeof *k->wfull);
+    k->gfull = calloc(m->tab.n, sizeof *k->gfull);
     CHECK(k->res3 && k->acts && k->wfull && k->gfull);
-    for (int l = 0; l < c->L; l++) {
-        snprintf(name, sizeof name, "%sh%d.out", pre, l);
-        tensor_init(&k->res3[l], name, dt, N * C, l < c->L - 1 ? ckpt_home : TENSOR_HOST_NONE);
+    for (int a = 0; a < MODEL_NACTS; a++) {
+        const struct model_act_info *x = &m->acts[a];
+        enum tensor_type type = x->elem == MODEL_ELEM_DT     ? dt
+                                : x->elem == MODEL_ELEM_FP32 ? TENSOR_TYPE_FP32
+                                                             : TENSOR_TYPE_I32;
+        for (int l = 0; l < x->copies; l++) {
+            if (x->in_block)
+                snprintf(name, sizeof name, "%sh%d.%s", pre, x->in_block > 0 ? l : -1, x->name);
+            else
+                snprintf(name, sizeof name, "%s%s", pre, x->name);
+            tensor_init(rank_act(k, a, l), name, type, x->n, act_home(m, a, l));
+        }
     }
-    for (int l = 0; l < nacts; l++)
-        acts_init(&k->acts[l], c, opt, pre, opt->checkpointing ? -1 : l);
-    RANK_TENSOR(lnf, "lnf", dt, N * C, TENSOR_HOST_NONE);
-    RANK_TENSOR(lnf_mean, "lnf_mean", TENSOR_TYPE_FP32, N, TENSOR_HOST_NONE);
-    RANK_TENSOR(lnf_rstd, "lnf_rstd", TENSOR_TYPE_FP32, N, TENSOR_HOST_NONE);
-    RANK_TENSOR(logits, "logits", dt, N * c->Vp, TENSOR_HOST_NONE);
-    RANK_TENSOR(losses, "losses", TENSOR_TYPE_FP32, N, TENSOR_HOST_PINNED);
-    RANK_TENSOR(sumsq, "grad_sumsq", TENSOR_TYPE_FP32, 1, TENSOR_HOST_PINNED);
-    RANK_TENSOR(sumsq_parts, "grad_sumsq_parts", TENSOR_TYPE_FP32, m->nparams, TENSOR_HOST_NONE);
-    RANK_TENSOR(dresidual, "dresidual", dt, N * C, TENSOR_HOST_NONE);
-    RANK_TENSOR(dln1, "dln1", dt, N * C, TENSOR_HOST_NONE);
-    RANK_TENSOR(dqkv, "dqkv", dt, N * 3 * C, TENSOR_HOST_NONE);
-    RANK_TENSOR(datty, "datty", dt, N * C, TENSOR_HOST_NONE);
-    RANK_TENSOR(dln2, "dln2", dt, N * C, TENSOR_HOST_NONE);
-    RANK_TENSOR(dlnf, "dlnf", dt, N * C, TENSOR_HOST_NONE);
-    RANK_TENSOR(dfch, "dfch", dt, N * 4 * C, TENSOR_HOST_NONE);
-    RANK_TENSOR(dfch_gelu, "dfch_gelu", dt, N * 4 * C, TENSOR_HOST_NONE);
-    if (opt->tile_size > 0 && opt->dt != DTYPE_FP32) {
-        RANK_TENSOR(dacc, "dinp_fp32_sum", TENSOR_TYPE_FP32, N * C, TENSOR_HOST_NONE);
-        RANK_TENSOR(dacc4, "dinp_fp32_sum4", TENSOR_TYPE_FP32, N * 4 * C, TENSOR_HOST_NONE);
-    }
-#undef RANK_TENSOR
-    for (int i = 0; i < m->nparams; i++) {
+    for (int i = 0; i < m->tab.n; i++) {
         if (m->W == 1) {
-            k->wfull[i] = m->params[i].param;
-            k->gfull[i] = m->params[i].grad;
+            k->wfull[i] = state_shard(m->state, i, 0)->param;
+            k->gfull[i] = state_shard(m->state, i, 0)->grad;
             continue;
         }
         /* layer tensors: those of the layer whose slot it shares (named after that layer) */
-        int l = i >= P_FIRST_LAYER && i < P_FIRST_LAYER + c->L * LP_COUNT
-                    ? (i - P_FIRST_LAYER) / LP_COUNT
-                    : -1;
+        int l = model_tensor_layer(&m->tab, i);
         int wi = l < 0 ? i : i - (l - l % m->slots) * LP_COUNT;
         int gi = l < 0 ? i : i - (l - l % m->grad_slots) * LP_COUNT;
         struct tensor *wf = &m->full[((size_t)wi * m->R + r) * 2];
         struct tensor *gf = &m->full[((size_t)gi * m->R + r) * 2 + 1];
-        size_t n = m->W * m->shard_n[i];
+        size_t n = m->W * state_shard_elems(m->state, i);
+        int g = state_global_rank(m->state, r);
         if (wi == i) {
-            snprintf(name, sizeof name, "%s.rank%d.full", m->params[i].name, global_rank(m, r));
+            snprintf(name, sizeof name, "%s.rank%d.full", m->tab.params[i].name, g);
             tensor_init(wf, name, dt, n, TENSOR_HOST_NONE);
         }
         if (gi == i) {
-            snprintf(name, sizeof name, "%s.rank%d.full_grad", m->params[i].name,
-                     global_rank(m, r));
+            snprintf(name, sizeof name, "%s.rank%d.full_grad", m->tab.params[i].name, g);
             tensor_init(gf, name, dt, n, TENSOR_HOST_NONE);
         }
         k->wfull[i] = wf;
@@ -812,60 +246,46 @@ struct gpt *gpt_create(const struct gpt_config *cfg, const struct gpt_options *o
     gpt_check_config(cfg, opt);
     struct gpt *m = calloc(1, sizeof *m);
     CHECK(m);
-    m->cfg = *cfg;
     m->opt = *opt;
-    m->R = opt->comm ? comm_local(opt->comm) : 1;
-    m->W = opt->comm ? comm_world(opt->comm) : 1;
-    int64_t layer_elems = 12 * (int64_t)cfg->C * cfg->C + 13 * (int64_t)cfg->C;
+    model_table_init(&m->tab, cfg);
+    model_acts(
+        m->acts, cfg,
+        &(struct model_act_options){opt->B, opt->T, opt->dt, opt->checkpointing, opt->tile_size});
+    struct state_options so = {
+        .comm = opt->comm,
+        .dt = opt->dt,
+        .seed = opt->seed,
+        .optim_tier = opt->optim_tier,
+        .offload_param = opt->offload_param,
+        .tile_size = opt->tile_size,
+        .optim_chunk = opt->optim_chunk,
+        .nvme_path = opt->nvme_path,
+        .swap_buffers = opt->swap_buffers,
+        .resident_fraction = opt->resident_fraction,
+        .aio = opt->aio,
+    };
+    m->state = state_create(&m->tab, &so, rank_pinned_bytes(m));
+    m->R = state_ranks(m->state);
+    m->W = state_world(m->state);
+    int64_t layer_elems = model_block_numel(&m->tab);
     m->slots = opt->max_live_elems > 0 ? (int)(opt->max_live_elems / layer_elems) : 2;
     m->slots = m->slots > cfg->L ? cfg->L : m->slots < 2 ? (cfg->L < 2 ? cfg->L : 2) : m->slots;
     m->grad_slots = opt->micro_steps > 1 ? cfg->L : m->slots;
-    table_build(m);
-    m->shard_n = calloc(m->nparams, sizeof *m->shard_n);
-    CHECK(m->shard_n);
-    for (int i = 0; i < m->nparams; i++) {
-        size_t n = param_numel(&m->params[i]);
-        m->shard_n[i] = m->W > 1 ? comm_shard_elems(n, m->W, 4096, dtype_size(opt->dt)) : n;
-    }
-    if (opt->optim_tier == TIER_NVME) plan_swap(m);
-    if (m->W == 1) {
-        m->shards = m->params;
-    } else {
-        m->shards = calloc((size_t)m->nparams * m->R, sizeof *m->shards);
-        m->full = calloc((size_t)m->nparams * m->R * 2, sizeof *m->full);
-        CHECK(m->shards && m->full);
-        for (int i = 0; i < m->nparams * m->R; i++)
-            m->shards[i] = m->params[i / m->R];
-    }
-    rt_pool_init(pinned_bytes(m));
-    m->store = calloc((size_t)m->nparams * m->R * 5, sizeof *m->store);
+    m->full = m->W > 1 ? calloc((size_t)m->tab.n * m->R * 2, sizeof *m->full) : NULL;
     m->ranks = calloc(m->R, sizeof *m->ranks);
-    CHECK(m->store && m->ranks);
-    for (int r = 0; r < m->R; r++)
+    CHECK(m->ranks && (m->W == 1 || m->full));
+    for (int r = 0; r < m->R; r++) {
         m->ranks[r].worker = opt->comm ? comm_worker(opt->comm, r) : -1;
-    for (int i = 0; i < m->nparams; i++)
-        for (int r = 0; r < m->R; r++)
-            shard_init(m, i, r);
-    if (opt->optim_tier == TIER_NVME) swap_init(m);
-    init_masters(m);
-    gpt_sync_params(m);
-    for (int r = 0; r < m->R; r++)
         rank_init(m, r);
+    }
     return m;
 }
 
 static void rank_free(struct gpt *m, struct rank *k)
 {
-    for (int l = 0; l < m->cfg.L; l++)
-        tensor_free(&k->res3[l]);
-    for (int l = 0; l < (m->opt.checkpointing ? 1 : m->cfg.L); l++)
-        acts_free(&k->acts[l]);
-    struct tensor *rest[] = {&k->inputs,    &k->targets, &k->encoded,   &k->lnf,   &k->lnf_mean,
-                             &k->lnf_rstd,  &k->logits,  &k->losses,    &k->sumsq, &k->sumsq_parts,
-                             &k->dresidual, &k->dln1,    &k->dqkv,      &k->datty, &k->dln2,
-                             &k->dlnf,      &k->dfch,    &k->dfch_gelu, &k->dacc,  &k->dacc4};
-    for (size_t i = 0; i < sizeof rest / sizeof rest[0]; i++)
-        tensor_free(rest[i]);
+    for (int a = 0; a < MODEL_NACTS; a++)
+        for (int l = 0; l < m->acts[a].copies; l++)
+            tensor_free(rank_act(k, a, l));
     free(k->res3);
     free(k->acts);
     free(k->wfull);
@@ -875,59 +295,26 @@ static void rank_free(struct gpt *m, struct rank *k)
 void gpt_destroy(struct gpt *m)
 {
     rt_wait_all();
-    for (size_t i = 0; i < (size_t)m->nparams * m->R * 5; i++)
-        tensor_free(&m->store[i]);
-    for (size_t i = 0; m->full && i < (size_t)m->nparams * m->R * 2; i++)
+    for (size_t i = 0; m->full && i < (size_t)m->tab.n * m->R * 2; i++)
         tensor_free(&m->full[i]);
     for (int r = 0; r < m->R; r++)
         rank_free(m, &m->ranks[r]);
-    for (int b = 0; b < m->R * m->nbufs; b++)
-        for (int k = 0; k < 3; k++)
-            tensor_free(&m->bufs[b][k]);
-    for (int i = 0; m->swapf && i < m->nparams * m->R; i++)
-        if (m->swapf[i]) swap_file_close(m->swapf[i]);
-    if (m->swapdir) swap_dir_close(m->swapdir);
-    if (m->aio) aio_engine_destroy(m->aio);
-    rt_pool_release(); /* after every tensor carved from it */
-    free(m->bufs);
-    free(m->swapf);
-    free(m->region_bytes);
-    free(m->store);
+    state_destroy(m->state); /* after every other tensor: it releases the pinned pool */
     free(m->full);
     free(m->ranks);
-    if (m->shards != m->params) free(m->shards);
-    free(m->shard_n);
-    free(m->params);
-    free(m->init);
+    model_table_free(&m->tab);
     free(m);
-}
-
-/* Where AdamW runs, and so where the master weights are cast to the compute copies. */
-static enum rt_where optim_where(const struct gpt *m)
-{
-    return m->opt.optim_tier == TIER_GPU ? RT_WHERE_COMPUTE : RT_WHERE_CPU;
-}
-
-void gpt_sync_params(struct gpt *m)
-{
-    if (m->opt.dt == DTYPE_FP32) return;
-    for (int i = 0; i < m->nparams; i++)
-        for (int r = 0; r < m->R && !m->params[i].swapped; r++) {
-            struct gpt_param *sh = &m->shards[i * m->R + r];
-            rt_set_worker(m->ranks[r].worker);
-            cast_insert(sh->param, sh->master, RT_PRIO_HIGH, optim_where(m));
-        }
-    rt_set_worker(-1);
 }
 
 void gpt_set_batch(struct gpt *m, const int32_t *inputs, const int32_t *targets)
 {
     size_t N = (size_t)m->opt.B * m->opt.T;
+    int V = m->tab.cfg.V;
     for (size_t i = 0; i < N * m->R; i++)
-        if (inputs[i] < 0 || inputs[i] >= m->cfg.V || targets[i] < 0 || targets[i] >= m->cfg.V)
+        if (inputs[i] < 0 || inputs[i] >= V || targets[i] < 0 || targets[i] >= V)
             user_fail("token id %d is outside the model's vocabulary of %d: the data does not "
                       "match the model (check --data-path and --vocab-size)",
-                      inputs[i] < 0 || inputs[i] >= m->cfg.V ? inputs[i] : targets[i], m->cfg.V);
+                      inputs[i] < 0 || inputs[i] >= V ? inputs[i] : targets[i], V);
     for (int r = 0; r < m->R; r++) {
         struct rank *k = &m->ranks[r];
         memcpy(tensor_acquire_write(&k->inputs), inputs + r * N, N * sizeof *inputs);
@@ -947,11 +334,6 @@ static struct tensor *block_input(struct rank *k, int l)
     return l == 0 ? &k->encoded : &k->res3[l - 1];
 }
 
-static int layer_index(int l, enum layer_param p)
-{
-    return P_FIRST_LAYER + l * LP_COUNT + p;
-}
-
 enum collective { GATHER_PARAMS, SCATTER_GRADS };
 
 /* Several ranks: one collective for each of tensors first..first+count-1: the all-gather of the
@@ -963,14 +345,14 @@ static void collective(struct gpt *m, enum collective op, int first, int count)
     struct tensor *shard[COMM_MAX_LOCAL], *full[COMM_MAX_LOCAL];
     for (int i = first; m->W > 1 && i < first + count; i++) {
         for (int r = 0; r < m->R; r++) {
-            struct gpt_param *sh = &m->shards[i * m->R + r];
+            struct state_shard *sh = state_shard(m->state, i, r);
             shard[r] = op == GATHER_PARAMS ? sh->param : sh->grad;
             full[r] = op == GATHER_PARAMS ? m->ranks[r].wfull[i] : m->ranks[r].gfull[i];
         }
         if (op == GATHER_PARAMS)
-            comm_all_gather(m->opt.comm, shard, full, m->shard_n[i]);
+            comm_all_gather(m->opt.comm, shard, full, state_shard_elems(m->state, i));
         else
-            comm_reduce_scatter(m->opt.comm, full, shard, m->shard_n[i]);
+            comm_reduce_scatter(m->opt.comm, full, shard, state_shard_elems(m->state, i));
     }
 }
 
@@ -978,11 +360,11 @@ static void collective(struct gpt *m, enum collective op, int first, int count)
  * and the residual, which the recompute in backward does not need. */
 static void block_forward_to_gelu(struct gpt *m, struct rank *k, int l, int prio)
 {
-    const struct gpt_config *c = &m->cfg;
+    const struct gpt_config *c = &m->tab.cfg;
     int B = m->opt.B, T = m->opt.T, N = B * T, C = c->C;
     struct layer_acts *a = acts_of(m, k, l);
     struct tensor *x = block_input(k, l);
-#define W(p) (k->wfull[layer_index(l, p)])
+#define W(p) (k->wfull[model_layer_tensor(l, p)])
     layernorm_forward_insert(&a->ln1, &a->ln1_mean, &a->ln1_rstd, x, W(LP_LN1_W), W(LP_LN1_B), N, C,
                              prio);
     matmul_forward_insert(&a->qkv, &a->ln1, W(LP_QKV_W), W(LP_QKV_B), N, C, 3 * C, prio);
@@ -1004,18 +386,19 @@ static void block_forward_to_gelu(struct gpt *m, struct rank *k, int l, int prio
 static void prefetch_layer(struct gpt *m, struct rank *r, int l, struct tensor *after, int ckpt)
 {
     struct tensor *ts[LP_COUNT + 1];
-    int n = 0, first = l < m->cfg.L ? P_FIRST_LAYER + l * LP_COUNT : m->nparams - 2;
-    int count = l < m->cfg.L ? LP_COUNT : 2, params = m->opt.offload_param && m->W == 1;
+    int L = m->tab.cfg.L, n = 0, first = l < L ? model_layer_tensor(l, 0) : model_lnf(&m->tab);
+    int count = l < L ? LP_COUNT : 2, params = m->opt.offload_param && m->W == 1;
     if (l < 0) return;
+    /* one rank: the full tensors are its shards, whose home is pinned memory */
     for (int k = 0; params && k < count; k++)
-        if (!tensor_compute_tiles(m->params[first + k].param)) ts[n++] = m->params[first + k].param;
-    if (params && l == m->cfg.L && !tensor_compute_tiles(m->params[P_WTE].param))
-        ts[n++] = m->params[P_WTE].param;
-    if (ckpt && ckpt_offloaded(m) && l < m->cfg.L) ts[n++] = block_input(r, l);
+        if (!tensor_compute_tiles(r->wfull[first + k])) ts[n++] = r->wfull[first + k];
+    if (params && l == L && !tensor_compute_tiles(r->wfull[MODEL_WTE]))
+        ts[n++] = r->wfull[MODEL_WTE];
+    if (ckpt && ckpt_offloaded(m) && l < L) ts[n++] = block_input(r, l);
     if (n) prefetch_insert(ts, n, after, RT_PRIO_LOW);
 }
 
-/* With parameter offload, local rank r's shards of layer l's parameters (one rank: the table's
+/* With parameter offload, local rank r's shards of layer l's parameters (one rank: the whole
  * tensors), or with `grads` its gradient shards when their home is in pinned memory, are the first
  * to leave the device once the tasks submitted so far are done; gradients go home then. Call it
  * after the layer's last reader of the parameters (several ranks: its all-gather), and after the
@@ -1024,35 +407,35 @@ static void prefetch_layer(struct gpt *m, struct rank *r, int l, struct tensor *
 static void evict_layer(struct gpt *m, int r, int l, int grads)
 {
     for (int k = 0; k < LP_COUNT; k++) {
-        struct gpt_param *sh = &m->shards[layer_index(l, k) * m->R + r];
+        struct state_shard *sh = state_shard(m->state, model_layer_tensor(l, k), r);
         if (!grads && m->opt.offload_param) tensor_wont_use(sh->param);
-        if (grads && params_in_pinned_ram(m)) tensor_wont_use(sh->grad);
+        if (grads && state_params_in_pinned_ram(m->state)) tensor_wont_use(sh->grad);
     }
 }
 
 void gpt_forward(struct gpt *m)
 {
-    const struct gpt_config *c = &m->cfg;
+    const struct gpt_config *c = &m->tab.cfg;
     int B = m->opt.B, T = m->opt.T, N = B * T, C = c->C;
-    collective(m, GATHER_PARAMS, P_WTE, 2);
+    collective(m, GATHER_PARAMS, MODEL_WTE, 2);
     for (int r = 0; r < m->R; r++) {
         struct rank *k = &m->ranks[r];
         rt_set_worker(k->worker);
         prefetch_layer(m, k, 0, &k->inputs, 0);
-        encoder_forward_insert(&k->encoded, &k->inputs, k->wfull[P_WTE], k->wfull[P_WPE], B, T, C,
-                               RT_PRIO_NORMAL);
+        encoder_forward_insert(&k->encoded, &k->inputs, k->wfull[MODEL_WTE], k->wfull[MODEL_WPE], B,
+                               T, C, RT_PRIO_NORMAL);
     }
     for (int l = 0; l < c->L; l++) {
-        collective(m, GATHER_PARAMS, layer_index(l, 0), LP_COUNT);
+        collective(m, GATHER_PARAMS, model_layer_tensor(l, 0), LP_COUNT);
         for (int r = 0; r < m->R; r++) {
             struct rank *k = &m->ranks[r];
             struct layer_acts *a = acts_of(m, k, l);
             rt_set_worker(k->worker);
             prefetch_layer(m, k, l + 1, block_input(k, l), 0);
             block_forward_to_gelu(m, k, l, RT_PRIO_NORMAL);
-            matmul_forward_insert(&a->fcproj, &a->fch_gelu, k->wfull[layer_index(l, LP_FCPROJ_W)],
-                                  k->wfull[layer_index(l, LP_FCPROJ_B)], N, 4 * C, C,
-                                  RT_PRIO_NORMAL);
+            matmul_forward_insert(
+                &a->fcproj, &a->fch_gelu, k->wfull[model_layer_tensor(l, LP_FCPROJ_W)],
+                k->wfull[model_layer_tensor(l, LP_FCPROJ_B)], N, 4 * C, C, RT_PRIO_NORMAL);
             add_forward_insert(&k->res3[l], &a->res2, &a->fcproj, RT_PRIO_NORMAL);
             evict_layer(m, r, l, 0);
             /* the checkpoint goes home once this layer has read it, until its recompute (the
@@ -1060,14 +443,14 @@ void gpt_forward(struct gpt *m)
             if (ckpt_offloaded(m) && l < c->L - 1) tensor_wont_use(block_input(k, l));
         }
     }
-    int lnf = m->nparams - 2;
+    int lnf = model_lnf(&m->tab);
     collective(m, GATHER_PARAMS, lnf, 2);
     for (int r = 0; r < m->R; r++) {
         struct rank *k = &m->ranks[r];
         rt_set_worker(k->worker);
         layernorm_forward_insert(&k->lnf, &k->lnf_mean, &k->lnf_rstd, &k->res3[c->L - 1],
                                  k->wfull[lnf], k->wfull[lnf + 1], N, C, RT_PRIO_NORMAL);
-        matmul_forward_insert(&k->logits, &k->lnf, k->wfull[P_WTE], NULL, N, C, c->Vp,
+        matmul_forward_insert(&k->logits, &k->lnf, k->wfull[MODEL_WTE], NULL, N, C, c->Vp,
                               RT_PRIO_NORMAL);
         crossentropy_forward_insert(&k->losses, &k->logits, &k->targets, N, c->V, c->Vp,
                                     RT_PRIO_NORMAL);
@@ -1086,15 +469,15 @@ static void zero_grads(struct rank *k, int first, int count, int micro, int prio
 
 static void block_backward(struct gpt *m, struct rank *k, int l, int prio, int micro)
 {
-    const struct gpt_config *c = &m->cfg;
+    const struct gpt_config *c = &m->tab.cfg;
     int B = m->opt.B, T = m->opt.T, N = B * T, C = c->C;
     struct layer_acts *a = acts_of(m, k, l);
     struct tensor *x = block_input(k, l);
-#define W(p) (k->wfull[layer_index(l, p)])
-#define G(p) (k->gfull[layer_index(l, p)])
+#define W(p) (k->wfull[model_layer_tensor(l, p)])
+#define G(p) (k->gfull[model_layer_tensor(l, p)])
     /* The last block's activations are still in the shared set from the forward. */
     if (m->opt.checkpointing && l != c->L - 1) block_forward_to_gelu(m, k, l, prio);
-    zero_grads(k, layer_index(l, 0), LP_COUNT, micro, prio);
+    zero_grads(k, model_layer_tensor(l, 0), LP_COUNT, micro, prio);
     /* dresidual holds d(block output); each LayerNorm backward adds its share to it in place,
      * which is the residual connections' backward. */
     zero_insert(&k->dfch_gelu, prio);
@@ -1127,48 +510,48 @@ static void block_backward(struct gpt *m, struct rank *k, int l, int prio, int m
 
 void gpt_backward(struct gpt *m, float loss_scale, int micro, int micro_steps)
 {
-    const struct gpt_config *c = &m->cfg;
+    const struct gpt_config *c = &m->tab.cfg;
     int B = m->opt.B, T = m->opt.T, N = B * T, C = c->C;
-    int prio = RT_PRIO_NORMAL, last = micro == micro_steps - 1, lnf = m->nparams - 2;
+    int prio = RT_PRIO_NORMAL, last = micro == micro_steps - 1, lnf = model_lnf(&m->tab);
     CHECK_MSG(m->W == 1 || micro_steps == 1 || m->grad_slots == c->L,
               "gpt_backward: several micro-batches a step, but gpt_options.micro_steps said one");
     /* the gradient of the mean loss over every rank's micro-batches */
     float dloss = loss_scale / ((float)N * micro_steps * m->W);
     collective(m, GATHER_PARAMS, lnf, 2);
-    collective(m, GATHER_PARAMS, P_WTE, 1);
+    collective(m, GATHER_PARAMS, MODEL_WTE, 1);
     for (int r = 0; r < m->R; r++) {
         struct rank *k = &m->ranks[r];
         rt_set_worker(k->worker);
-        zero_grads(k, P_WTE, 1, micro, prio);
+        zero_grads(k, MODEL_WTE, 1, micro, prio);
         zero_grads(k, lnf, 2, micro, prio);
         zero_insert(&k->dresidual, prio);
         zero_insert(&k->dlnf, prio);
         crossentropy_backward_insert(&k->logits, &k->targets, dloss, N, c->V, c->Vp, prio);
-        matmul_backward_insert(&k->dlnf, k->gfull[P_WTE], NULL, &k->logits, &k->lnf,
-                               k->wfull[P_WTE], N, C, c->Vp, &k->dacc, prio);
+        matmul_backward_insert(&k->dlnf, k->gfull[MODEL_WTE], NULL, &k->logits, &k->lnf,
+                               k->wfull[MODEL_WTE], N, C, c->Vp, &k->dacc, prio);
         layernorm_backward_insert(&k->dresidual, k->gfull[lnf], k->gfull[lnf + 1], &k->dlnf,
                                   &k->res3[c->L - 1], k->wfull[lnf], &k->lnf_mean, &k->lnf_rstd, N,
                                   C, prio);
     }
     if (last) collective(m, SCATTER_GRADS, lnf, 2);
     for (int l = c->L - 1; l >= 0; l--) {
-        collective(m, GATHER_PARAMS, layer_index(l, 0), LP_COUNT);
+        collective(m, GATHER_PARAMS, model_layer_tensor(l, 0), LP_COUNT);
         for (int r = 0; r < m->R; r++) {
             rt_set_worker(m->ranks[r].worker);
             block_backward(m, &m->ranks[r], l, prio, micro);
         }
-        if (last) collective(m, SCATTER_GRADS, layer_index(l, 0), LP_COUNT);
+        if (last) collective(m, SCATTER_GRADS, model_layer_tensor(l, 0), LP_COUNT);
         for (int r = 0; last && r < m->R; r++)
             evict_layer(m, r, l, 1);
     }
     for (int r = 0; r < m->R; r++) {
         struct rank *k = &m->ranks[r];
         rt_set_worker(k->worker);
-        zero_grads(k, P_WPE, 1, micro, prio);
-        encoder_backward_insert(k->gfull[P_WTE], k->gfull[P_WPE], &k->dresidual, &k->inputs, B, T,
-                                C, prio);
+        zero_grads(k, MODEL_WPE, 1, micro, prio);
+        encoder_backward_insert(k->gfull[MODEL_WTE], k->gfull[MODEL_WPE], &k->dresidual, &k->inputs,
+                                B, T, C, prio);
     }
-    if (last) collective(m, SCATTER_GRADS, P_WTE, 2);
+    if (last) collective(m, SCATTER_GRADS, MODEL_WTE, 2);
     rt_set_worker(-1);
     if (!last) return;
     /* each rank's share of the global sum of squares, then the sum of all ranks' in every rank */
@@ -1177,8 +560,8 @@ void gpt_backward(struct gpt *m, float loss_scale, int micro, int micro_steps)
         struct rank *k = &m->ranks[r];
         rt_set_worker(k->worker);
         zero_insert(&k->sumsq_parts, prio);
-        for (int i = 0; i < m->nparams; i++)
-            sumsq_insert(&k->sumsq_parts, i, m->shards[i * m->R + r].grad, prio);
+        for (int i = 0; i < m->tab.n; i++)
+            sumsq_insert(&k->sumsq_parts, i, state_shard(m->state, i, r)->grad, prio);
         sum_insert(&k->sumsq, &k->sumsq_parts, prio);
         sumsq[r] = &k->sumsq;
     }
@@ -1188,20 +571,18 @@ void gpt_backward(struct gpt *m, float loss_scale, int micro, int micro_steps)
 
 void gpt_update(struct gpt *m, const struct adamw_hparams *hp)
 {
-    enum rt_where where = optim_where(m);
+    enum rt_where where = state_optim_where(m->state);
     /* Without clipping and without fp16's overflow skip, no step needs the global norm: each
      * tensor's AdamW (and its swap-in) then runs as soon as its own gradient is complete, while
      * the backward goes on with the layers below. */
     int with_norm = hp->clip_norm > 0 || m->opt.dt == DTYPE_FP16;
-    int next = 0; /* buffer set of the next swapped tensor */
-    for (int i = 0; i < m->nparams; i++) {
-        struct gpt_param *p = &m->params[i];
+    for (int i = 0; i < m->tab.n; i++) {
         struct adamw_hparams h = *hp;
-        if (!p->decay) h.weight_decay = 0;
-        if (!p->swapped) {
+        if (!m->tab.params[i].decay) h.weight_decay = 0;
+        if (!state_swapped(m->state, i)) {
             /* each rank steps its own shard */
             for (int r = 0; r < m->R; r++) {
-                struct gpt_param *sh = &m->shards[i * m->R + r];
+                struct state_shard *sh = state_shard(m->state, i, r);
                 rt_set_worker(m->ranks[r].worker);
                 adamw_insert(sh->param == sh->master ? NULL : sh->param, sh->master, sh->m, sh->v,
                              sh->grad, with_norm ? &m->ranks[r].sumsq : NULL, &h, RT_PRIO_LOW,
@@ -1210,23 +591,20 @@ void gpt_update(struct gpt *m, const struct adamw_hparams *hp)
             rt_set_worker(-1);
             continue;
         }
-        /* each rank's shard: swap-in, AdamW, swap-out through the rank's buffer set `next`:
-         * StarPU orders the swap-in of the shard that next uses the set after this swap-out, so
-         * up to nbufs shards per rank are in flight */
+        /* each rank's shard: swap-in, AdamW, swap-out through one of the rank's buffer sets
+         * (state_swap_slot says how they take turns) */
         for (int r = 0; r < m->R; r++) {
-            struct gpt_param *sh = &m->shards[i * m->R + r];
-            struct swap_file *f = m->swapf[i * m->R + r];
-            struct tensor *b = m->bufs[r * m->nbufs + next];
-            struct tensor *norm = with_norm ? &m->ranks[r].sumsq : NULL;
-            swap_in_insert(&b[0], &b[1], &b[2], f, m->region_bytes[i], m->generation, RT_PRIO_HIGH);
+            struct state_shard *sh = state_shard(m->state, i, r);
+            struct state_swap w = state_swap_slot(m->state, i, r);
+            struct tensor *b = w.buf, *norm = with_norm ? &m->ranks[r].sumsq : NULL;
+            swap_in_insert(&b[0], &b[1], &b[2], w.file, w.region_bytes, w.generation, RT_PRIO_HIGH);
             adamw_insert(sh->param, &b[0], &b[1], &b[2], sh->grad, norm, &h, RT_PRIO_NORMAL,
                          RT_WHERE_CPU);
-            swap_out_insert(&b[0], &b[1], &b[2], norm, hp->inv_loss_scale, f, m->region_bytes[i],
-                            m->generation + 1, RT_PRIO_LOW);
+            swap_out_insert(&b[0], &b[1], &b[2], norm, hp->inv_loss_scale, w.file, w.region_bytes,
+                            w.generation + 1, RT_PRIO_LOW);
         }
-        next = (next + 1) % m->nbufs;
     }
-    m->generation++;
+    state_swap_advance(m->state);
 }
 
 void gpt_step_stats(struct gpt *m, float *mean_loss, float *sumsq)
@@ -1265,12 +643,12 @@ void gpt_read_logits(struct gpt *m, float *out)
 
 void gpt_read_grad(struct gpt *m, int i, float *out)
 {
-    size_t s = m->shard_n[i];
+    size_t s = state_shard_elems(m->state, i);
     float *all = malloc(m->R * s * sizeof *all);
     CHECK_MSG(m->R == m->W, "gpt_read_grad: one process only");
     CHECK(all);
     for (int r = 0; r < m->R; r++)
-        read_widened(m->shards[i * m->R + r].grad, all + r * s);
-    memcpy(out, all, param_numel(&m->params[i]) * sizeof *out);
+        read_widened(state_shard(m->state, i, r)->grad, all + r * s);
+    memcpy(out, all, model_param_numel(&m->tab.params[i]) * sizeof *out);
     free(all);
 }

@@ -1,9 +1,9 @@
 /* gpt.h: the GPT-2 model as a StarPU task graph.
  *
- * One tensor table (struct gpt_param: name, shape, layout, decay) drives sizes, allocation,
- * registration, checkpoint names and the weight-decay mask. Everything here submits tasks through
- * the codelets' submitters (codelets.h) and touches data only through tensor_acquire_*; nothing
- * calls StarPU directly.
+ * The tables of model.h (trainable tensors: name, shape, layout, decay, init; one rank's
+ * activations) drive sizes, allocation, registration, checkpoint names and the weight-decay mask.
+ * Everything here submits tasks through the codelets' submitters (codelets.h) and touches data
+ * only through tensor_acquire_*; nothing calls StarPU directly.
  *
  * The training step reads like the algorithm:
  *     gpt_set_batch(m, inputs, targets);   // host -> the input tensors
@@ -22,25 +22,10 @@
 
 #include "aio.h"
 #include "kernels_cpu.h"
+#include "model.h"
 #include "rt.h"
+#include "state.h"
 #include "tier.h"
-
-struct gpt_config {
-    int L, C, NH;
-    int maxT; /* rows of the position table */
-    int V;    /* real vocabulary: logits beyond it never reach the softmax */
-    int Vp;   /* padded vocabulary, the rows of wte */
-};
-
-/* Pads a vocabulary size to a multiple of `divisor` (Megatron's make-vocab-size-divisible-by). */
-int gpt_padded_vocab(int V, int divisor);
-/* Parameter count of a configuration (with the padded vocabulary, as Megatron counts). */
-int64_t gpt_num_params(const struct gpt_config *cfg);
-/* Tensors in the table of a configuration: gpt_num_tensors of the model it builds. */
-int gpt_tensor_count(const struct gpt_config *cfg);
-
-/* Model FLOPs per iteration (Megatron's formula, the recompute counted when checkpointing). */
-double gpt_flops_per_iteration(const struct gpt_config *cfg, int B, int T, int checkpointing);
 
 struct comm;
 
@@ -89,22 +74,6 @@ struct gpt_options {
     const struct aio_config *aio; /* the I/O engine's settings (NULL: defaults) */
 };
 
-/* One trainable tensor of the table. The master (fp32) is what checkpoints hold; `param` is the
- * compute copy in opt.dt (the master itself in fp32 runs). With the optimizer state on NVMe,
- * master, m and v are NULL for the tensors streamed from swap files (`swapped`, the same for all
- * ranks' shards). With several ZeRO-3 ranks all five are NULL: the ranks' shards hold them
- * (gpt_state_acquire, gpt_read_grad see the full tensor). */
-struct gpt_param {
-    char name[96]; /* Hugging Face GPT-2 name, e.g. transformer.h.3.attn.c_attn.weight */
-    int ndim;
-    int64_t shape[2]; /* our layout: linear weights are [OC, C] like nn.Linear */
-    int conv1d;       /* stored transposed ([C, OC], HF Conv1D) in checkpoints */
-    int hf_rows;      /* rows in checkpoints when they differ from ours (wte: V, not Vp), else 0 */
-    int decay;        /* AdamW weight decay applies (matrices only) */
-    int swapped;      /* optimizer state in a swap file, not in master/m/v */
-    struct tensor *param, *grad, *master, *m, *v;
-};
-
 struct gpt; /* opaque */
 
 /* User error (exit 2) when the shape is impossible: heads not dividing hidden, a sequence longer
@@ -118,10 +87,12 @@ struct gpt *gpt_create(const struct gpt_config *cfg, const struct gpt_options *o
 void gpt_destroy(struct gpt *m);
 const struct gpt_config *gpt_get_config(const struct gpt *m);
 
+/* The model's tensor table (model.h): its size and tensor i. */
 int gpt_num_tensors(const struct gpt *m);
-struct gpt_param *gpt_tensor(struct gpt *m, int i);
-/* After changing master weights on the host (loading), refreshes the compute copies. */
-void gpt_sync_params(struct gpt *m);
+const struct gpt_param *gpt_tensor(const struct gpt *m, int i);
+/* The model's state (graph/state/state.h): shards, tiers, NVMe swap, whole-tensor views for
+ * checkpoints, placement and traffic for logs. */
+struct state *gpt_get_state(struct gpt *m);
 
 /* Copies one batch per local rank (R = comm_local ranks, 1 without a communicator; N tokens
  * each, row-major [B,T], local rank r's at r*N) into the ranks' input tensors. Waits for the
@@ -142,45 +113,6 @@ void gpt_step_stats(struct gpt *m, float *mean_loss, float *sumsq);
 /* Rank 0's logits of the last forward, [N,Vp] widened to fp32 into out; waits for them. Call
  * between gpt_forward and gpt_backward (the backward overwrites them). */
 void gpt_read_logits(struct gpt *m, float *out);
-/* Optimizer-state placement, for logs: tensors, and bytes of this process's ranks' shards (the
- * whole model with one rank), resident in RAM or on the device and streamed from NVMe (all zero
- * streamed unless TIER_NVME); the swap buffers of all its ranks. */
-struct gpt_optim_placement {
-    int resident_tensors, swapped_tensors;
-    uint64_t resident_bytes, swapped_bytes, swap_buffer_bytes;
-    int adamw_tasks;               /* AdamW tasks per step (tensors in pieces count each piece) */
-    struct numa_io_choice io_numa; /* where the NVMe I/O threads run (NUMA_IO_UNPLACED: none) */
-};
-void gpt_optim_placement(const struct gpt *m, struct gpt_optim_placement *out);
-/* Bytes the NVMe swap has read and written so far for all of this process's ranks (the data;
- * headers and checksum tables are not counted), and the bytes that swap-outs of skipped steps
- * (fp16 overflow) did not have to write; zero unless TIER_NVME. */
-void gpt_nvme_traffic(const struct gpt *m, uint64_t *read, uint64_t *written, uint64_t *kept);
-
-/* The fp32 optimizer state of a tensor, wherever it lives. */
-enum gpt_state {
-    GPT_STATE_MASTER,
-    GPT_STATE_EXP_AVG,
-    GPT_STATE_EXP_AVG_SQ,
-};
-/* A host view of state `which` of tensor i (fp32, our layout, its shape's elements): a copy of
- * the shards' host copies, or of what their swap files hold at the current generation (then
- * after every submitted task). For checkpoints: one tensor at a time, so a save or a load needs
- * RAM for the largest tensor only. gpt_state_release ends the view; with `write`, it stores the
- * view back (the host copies, or the swap files with the current generation) and, for a swapped
- * master, refreshes the compute copies (resident ones: gpt_sync_params). */
-float *gpt_state_acquire(struct gpt *m, int i, enum gpt_state which, int write);
-void gpt_state_release(struct gpt *m, int i, enum gpt_state which, float *view, int write);
-/* Several processes: a write view holds this process's slices (the others' are zero) and the
- * release stores only those, so every process loads a checkpoint alone. A read view gathers the
- * tensor from every process, and only process 0 takes them (saves): meanwhile the others wait in
- * gpt_state_serve, which returns the status that process 0 passes to gpt_state_serve_end when
- * it has read all it needs (any tensors, in any order). One process: serve_end does nothing. */
-int gpt_state_serve(struct gpt *m);
-void gpt_state_serve_end(struct gpt *m, int status);
-/* This process's index among the communicator's processes (0 without MPI). */
-int gpt_process(const struct gpt *m);
-
 /* Gradient of tensor i widened to fp32 (our layout) into out; waits for the backward. One
  * process only. */
 void gpt_read_grad(struct gpt *m, int i, float *out);

@@ -5,6 +5,7 @@
  * runs that nobody holds any more (killed, crashed, out of memory), one line each on stderr, so
  * swap files never pile up; swap_dir_close() and a normal exit() remove the run's own folder.
  * swap_path_claim() makes nvme_path one run's alone (gpt50b.lock, an flock naming its PID).
+ * The swap-in and swap-out tasks are codelets/swap.c's; which tensors swap, graph/state/'s.
  *
  * A swap file is one tensor: a header, then the data.
  *

@@ -13,6 +13,7 @@
 #include <sys/statvfs.h>
 
 #include "check.h"
+#include "model.h"
 
 void plan_input_init(struct plan_input *in)
 {
@@ -238,7 +239,7 @@ static int64_t tier_sum(const struct plan *p, enum tier t)
 
 /* The optimizer rows (master, m, v, fp32 gradients) of `elems` elements per rank on tier t. */
 /* A separate fp32 master copy exists unless fp32 parameters are their own master; on NVMe the
- * master is always swapped while an fp32 compute copy stays with the model (graph/gpt.c). */
+ * master is always swapped while an fp32 compute copy stays with the model (graph/state/). */
 static int has_master(const struct plan_input *in)
 {
     return in->dt != DTYPE_FP32 || in->tier_optim == TIER_NVME;
@@ -261,10 +262,18 @@ int plan_compute(struct plan *p, const struct plan_input *in, char *err, size_t 
     memset(p, 0, sizeof *p);
     if (check_input(in, err, errlen)) return -1;
     p->in = *in;
-    const int64_t C = in->C, L = in->L, N = in->world_size, R = in->ranks_per_node;
-    const int64_t dts = (int64_t)dtype_size(in->dt), tok = (int64_t)in->B * in->T;
+    const int64_t N = in->world_size, R = in->ranks_per_node;
+    const int64_t dts = (int64_t)dtype_size(in->dt);
     const char *dtn = dtype_name(in->dt);
-    p->nparams = (int64_t)in->Vp * C + (int64_t)in->maxT * C + L * (12 * C * C + 13 * C) + 2 * C;
+    /* Every size from the model's tables (the real vocabulary only shapes checkpoints, which the
+     * plan does not count: V = Vp) */
+    const struct gpt_config cfg = {in->L, in->C, in->NH, in->maxT, in->Vp, in->Vp};
+    struct model_table tab;
+    struct model_act_info acts[MODEL_NACTS];
+    model_table_init(&tab, &cfg);
+    model_acts(acts, &cfg,
+               &(struct model_act_options){in->B, in->T, in->dt, in->checkpointing, in->tile});
+    p->nparams = model_table_numel(&tab);
     const int64_t Pr = (p->nparams + N - 1) / N;
     p->nparams_rank = Pr;
     p->compute = in->cap[TIER_GPU].bytes == 0 ? TIER_CPU : TIER_GPU;
@@ -305,39 +314,35 @@ int plan_compute(struct plan *p, const struct plan_input *in, char *err, size_t 
     p->rows[PLAN_ROW_OPTIM_SWAP_BUFFERS].pinned = p->rows[PLAN_ROW_PARAM_SWAP_BUFFERS].pinned =
         p->rows[PLAN_ROW_PINNED_POOL].pinned = 1;
 
-    /* Activations, as graph/gpt.c allocates them. */
+    /* Activations, as graph/gpt.c allocates them from the same table. */
     int in_cpu = in->checkpointing && in->ckpt_in_cpu;
-    row(p, PLAN_ROW_CHECKPOINTS, in_cpu ? TIER_CPU : dev, (L + 1) * tok * C * dts,
+    row(p, PLAN_ROW_CHECKPOINTS, in_cpu ? TIER_CPU : dev,
+        model_acts_bytes(acts, MODEL_ACT_GROUP_CHECKPOINTS),
         in_cpu ? PLAN_KNOB_CKPT_IN_CPU : PLAN_KNOB_CHECKPOINTING, "%s [%d][B,T,C]",
-        in->checkpointing ? "activation checkpoints" : "layer outputs", in->L + 1);
+        in->checkpointing ? "activation checkpoints" : "layer outputs",
+        acts[MODEL_ACT_ENCODED].copies + acts[MODEL_ACT_LAYER_OUT].copies);
     p->rows[PLAN_ROW_CHECKPOINTS].pinned = in_cpu;
-    int64_t one_layer =
-        17 * tok * C * dts + (int64_t)in->B * in->NH * (int64_t)in->T * in->T * dts + 4 * tok * 4;
-    row(p, PLAN_ROW_LAYER_ACTS, dev, (in->checkpointing ? 1 : L) * one_layer,
+    row(p, PLAN_ROW_LAYER_ACTS, dev, model_acts_bytes(acts, MODEL_ACT_GROUP_LAYER),
         PLAN_KNOB_CHECKPOINTING,
         in->checkpointing ? "one layer's activations (recomputed)" : "activations of all layers");
-    /* with tiling in fp16/bf16, a tiled layer's input gradient sums in fp32: [N,C] and [N,4C] */
-    int fp32_sums = in->tile > 0 && dts < 4;
-    row(p, PLAN_ROW_ACT_GRADS, dev, 16 * tok * C * dts + (fp32_sums ? 20 * tok * C : 0),
+    row(p, PLAN_ROW_ACT_GRADS, dev, model_acts_bytes(acts, MODEL_ACT_GROUP_GRADS),
         PLAN_KNOB_MICRO_BATCH, "activation gradients%s",
-        fp32_sums ? " and fp32 sums of tiled layers" : "");
-    row(p, PLAN_ROW_LOGITS, dev, tok * in->Vp * dts + tok * C * dts + 3 * tok * 4,
+        acts[MODEL_ACT_DACC].copies ? " and fp32 sums of tiled layers" : "");
+    row(p, PLAN_ROW_LOGITS, dev, model_acts_bytes(acts, MODEL_ACT_GROUP_HEAD),
         PLAN_KNOB_MICRO_BATCH, "logits [B,T,Vp], final LayerNorm, losses");
 
     /* Gathered parameters: the largest operator (param + grad) and the prefetch window. */
-    int64_t rows = 4 * C;
-    snprintf(p->op_name, sizeof p->op_name, "MLP %" PRId64 " x %" PRId64, rows, C);
-    if (in->Vp > rows) {
-        rows = in->Vp;
-        snprintf(p->op_name, sizeof p->op_name, "LM head %" PRId64 " x %" PRId64, rows, C);
-    }
+    const struct gpt_param *op = &tab.params[model_widest_linear(&tab)];
+    int64_t rows = op->shape[0], cols = op->shape[1];
+    snprintf(p->op_name, sizeof p->op_name, "%s %" PRId64 " x %" PRId64, op->op, rows, cols);
     if (N > 1 || tp != dev) {
         int64_t tiled = in->tile > 0 ? min64(in->tile, rows) : rows;
-        row(p, PLAN_ROW_OP_WORKING, dev, 2 * tiled * C * dts, PLAN_KNOB_TILE,
+        row(p, PLAN_ROW_OP_WORKING, dev, 2 * tiled * cols * dts, PLAN_KNOB_TILE,
             "operator working memory (%s%s)", p->op_name, tiled < rows ? ", tiled" : "");
         row(p, PLAN_ROW_PREFETCH, dev, min64(in->prefetch, p->nparams) * dts, PLAN_KNOB_PREFETCH,
             "prefetched parameters");
     }
+    model_table_free(&tab);
 
     /* Partial residency: whole sub-groups of NVMe optimizer state kept in the RAM left over. */
     if (to == TIER_NVME) {

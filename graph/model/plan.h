@@ -13,9 +13,10 @@
  *   offload keeps them), of the fp32 master weights and of Adam's m and v. So NVMe holds 16 bytes
  *   per parameter in DeepSpeed's configuration (master 4 + m 4 + v 4 + fp32 gradient 4) and 12
  *   when the gradients stay elsewhere.
- * - Activations are those of graph/gpt.c: L+1 residual-stream tensors [B,T,C] (the checkpoints,
- *   in RAM when ckpt_in_cpu), one block's activations (all L without checkpointing), the shared
- *   activation gradients, the final LayerNorm and logits [B,T,Vp].
+ * - Activations are those that graph/gpt.c allocates, from model.h's activation table: L+1
+ *   residual-stream tensors [B,T,C] (the checkpoints, in RAM when ckpt_in_cpu), one block's
+ *   activations (all L without checkpointing), the shared activation gradients, the final
+ *   LayerNorm and logits [B,T,Vp]. The parameter count is the sum of model.h's tensor table.
  * - When parameters are gathered (several ranks, or parameters away from the compute device) the
  *   compute device holds the largest linear operator's parameters and gradients (the paper's
  *   model-state working memory: 16 C^2 bytes for the fp16 MLP, more for the LM head when
@@ -188,9 +189,9 @@ int64_t plan_mem_available(void);
 /* b in decimal units with that many decimals into buf, e.g. "100.71 GB", "512 B". */
 void plan_bytes_words(int64_t b, int decimals, char *buf, size_t n);
 
-/* Fills *p from *in; pure, O(1). Returns 0 (fitting or not: see p->fit), or -1 with a message
- * when the inputs are impossible (ranks per node not dividing the world size, gradients on NVMe,
- * a zero sub-group size, ...). */
+/* Fills *p from *in; pure, O(L) (it builds the model's tables, model.h). Returns 0 (fitting or not:
+ * see p->fit), or -1 with a message when the inputs are impossible (ranks per node not dividing the
+ * world size, gradients on NVMe, a zero sub-group size, ...). */
 int plan_compute(struct plan *p, const struct plan_input *in, char *err, size_t errlen);
 /* The table: inputs with their origins, every row with its tier, sizes and origin, the need and
  * capacity of each tier with the verdict, the resident share and the NVMe traffic. */

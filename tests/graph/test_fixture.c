@@ -118,7 +118,7 @@ int main(int argc, char **argv)
     compare("logits", ours, need(&step1, "logits")->data, N * cfg.V, LOGITS_ATOL, LOGITS_RTOL);
     gpt_backward(m, 1.0f, 0, 1);
     for (int i = 0; i < gpt_num_tensors(m); i++) {
-        struct gpt_param *p = gpt_tensor(m, i);
+        const struct gpt_param *p = gpt_tensor(m, i);
         char name[160];
         size_t rows = p->shape[0], cols = p->shape[1];
         size_t hf_rows = p->hf_rows ? (size_t)p->hf_rows : rows;
