@@ -45,15 +45,37 @@ void layernorm_backward_cuda(void *dinp, void *dweight, void *dbias, const void 
                              const float *rstd, int N, int C, enum dtype dt, void *scratch,
                              cudaStream_t stream);
 
-/* cuBLAS (or cuBLASLt) with fp32 accumulation; `handle` is already bound to `stream`. */
+/* cuBLASLt with fp32 accumulation (matmul.cu); `handle` is a cuBLAS handle, which is a valid
+ * cuBLASLt one. The algorithm of each distinct product is chosen on its first call and cached
+ * (process-wide, thread-safe); later calls allocate nothing and never ask the heuristic again.
+ *
+ * Workspace: the *_ws_cuda launchers take a device buffer for cuBLASLt that the caller owns,
+ * workspace_bytes long (MATMUL_CUDA_WORKSPACE_BYTES; NULL and 0: algorithms that
+ * need none). A codelet passes a STARPU_SCRATCH buffer of that size: StarPU keeps one per worker,
+ * allocated once, so two streams never share one. matmul_forward_cuda and matmul_backward_cuda
+ * are the *_ws_cuda launchers without a workspace, for callers that have none. */
+#define MATMUL_CUDA_WORKSPACE_BYTES ((size_t)32 << 20) /* cuBLAS's own default on Hopper */
 void matmul_forward_cuda(cublasHandle_t handle, void *out, const void *inp, const void *weight,
                          const void *bias, int N, int C, int OC, int ldo, enum dtype dt,
                          cudaStream_t stream);
+void matmul_forward_ws_cuda(cublasHandle_t handle, void *out, const void *inp, const void *weight,
+                            const void *bias, int N, int C, int OC, int ldo, enum dtype dt,
+                            void *workspace, size_t workspace_bytes, cudaStream_t stream);
+/* Also the scratch of matmul_backward_ws_cuda: dbias is the epilogue's fp32 sum (BGRADB) added
+ * to dbias, or the column sum where cuBLASLt has no such algorithm. */
 size_t matmul_backward_cuda_scratch_bytes(int N, int OC);
 void matmul_backward_cuda(cublasHandle_t handle, void *dinp, enum dtype dinp_dt, void *dweight,
                           void *dbias, const void *dout, const void *inp, const void *weight, int N,
                           int C, int OC, int ldo, enum dtype dt, void *scratch,
                           cudaStream_t stream);
+void matmul_backward_ws_cuda(cublasHandle_t handle, void *dinp, enum dtype dinp_dt, void *dweight,
+                             void *dbias, const void *dout, const void *inp, const void *weight,
+                             int N, int C, int OC, int ldo, enum dtype dt, void *scratch,
+                             void *workspace, size_t workspace_bytes, cudaStream_t stream);
+
+/* The products cached so far (all devices), and how many of them cuBLASLt had no algorithm for,
+ * whose launchers took their unfused path: for logs and tests. */
+void matmul_cuda_cache_stats(int *problems, int *unfused);
 
 size_t attention_forward_cuda_scratch_bytes(int B, int T, int C, int NH, enum dtype dt);
 void attention_forward_cuda(cublasHandle_t handle, void *out, void *att, const void *qkv, int B,

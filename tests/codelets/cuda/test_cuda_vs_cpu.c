@@ -289,8 +289,29 @@ static void test_layernorm(enum dtype dt, const struct shape *s, uint64_t seed)
 /* with_bias: forward with bias and backward with dinp and dbias; otherwise neither. out and dout
  * are column blocks whose rows are ldo >= OC apart (one tile of a wider layer, starting `col`
  * columns in): the columns outside the block must come back untouched. */
+static void *workspace; /* MATMUL_CUDA_WORKSPACE_BYTES of device memory for cuBLASLt */
+
+/* The cuBLASLt workspace of a case: none, or the whole buffer. */
+static void *ws_ptr(int ws)
+{
+    return ws ? workspace : NULL;
+}
+
+static size_t ws_bytes(int ws)
+{
+    return ws ? MATMUL_CUDA_WORKSPACE_BYTES : 0;
+}
+
+/* "fused" or "unfused": whether the product cached last had a cuBLASLt algorithm. */
+static const char *fusion(int problems_before, int unfused_before)
+{
+    int problems, unfused;
+    matmul_cuda_cache_stats(&problems, &unfused);
+    return unfused > unfused_before ? "unfused" : problems > problems_before ? "fused" : "cached";
+}
+
 static void test_matmul(enum dtype dt, const struct shape *s, int OC, int ldo, int with_bias,
-                        uint64_t seed)
+                        int ws, uint64_t seed)
 {
     rng_seed(seed);
     int N = s->B * s->T, C = s->C;
@@ -303,9 +324,11 @@ static void test_matmul(enum dtype dt, const struct shape *s, int OC, int ldo, i
     void *d_inp = upload(inp, nin * es), *d_w = upload(w, nw * es), *d_out = upload(out, nout * es);
     matmul_forward_cpu((char *)out + col, inp, w, b, N, C, OC, ldo, dt);
     /* bias one element into its buffer: tensors carved from a flat buffer may be unaligned */
-    matmul_forward_cuda(blas, (char *)d_out + col, d_inp, d_w, b ? upload_at(b, OC * es, es) : NULL,
-                        N, C, OC, ldo, dt, stream);
-    snprintf(name, sizeof name, "matmul_forward OC%d ldo%d%s", OC, ldo, with_bias ? " bias" : "");
+    matmul_forward_ws_cuda(blas, (char *)d_out + col, d_inp, d_w,
+                           b ? upload_at(b, OC * es, es) : NULL, N, C, OC, ldo, dt, ws_ptr(ws),
+                           ws_bytes(ws), stream);
+    snprintf(name, sizeof name, "matmul_forward OC%d ldo%d%s%s", OC, ldo, with_bias ? " bias" : "",
+             ws ? " ws" : "");
     compare(label(name, s), dt, download(d_out, nout * es), out, nout, TOL_REDUCTION[dt]);
 
     void *dout = hrand(dt, nout, -1, 1), *dw = hrand(dt, nw, -1, 1);
@@ -315,23 +338,35 @@ static void test_matmul(enum dtype dt, const struct shape *s, int OC, int ldo, i
     void *d_dinp = dinp ? upload(dinp, nin * es) : NULL, *d_db = db ? upload(db, OC * es) : NULL;
     void *scratch = dmalloc(matmul_backward_cuda_scratch_bytes(N, OC));
     matmul_backward_cpu(dinp, dt, dw, db, (char *)dout + col, inp, w, N, C, OC, ldo, dt);
-    matmul_backward_cuda(blas, d_dinp, dt, d_dw, d_db, (char *)upload(dout, nout * es) + col, d_inp,
-                         d_w, N, C, OC, ldo, dt, scratch, stream);
+    void *d_dout = (char *)upload(dout, nout * es) + col;
+    void *d_dw2 = upload(dw, nw * es), *d_db2 = db ? upload(db, OC * es) : NULL;
+    int problems, unfused;
+    matmul_cuda_cache_stats(&problems, &unfused);
+    matmul_backward_ws_cuda(blas, d_dinp, dt, d_dw, d_db, d_dout, d_inp, d_w, N, C, OC, ldo, dt,
+                            scratch, ws_ptr(ws), ws_bytes(ws), stream);
+    const char *how = fusion(problems, unfused);
+    /* a second run from the same inputs must give the same bits (the epilogue's bias sums too) */
+    matmul_backward_ws_cuda(blas, NULL, dt, d_dw2, d_db2, d_dout, d_inp, d_w, N, C, OC, ldo, dt,
+                            scratch, ws_ptr(ws), ws_bytes(ws), stream);
+    snprintf(name, sizeof name, "matmul_backward OC%d ldo%d%s deterministic", OC, ldo,
+             ws ? " ws" : "");
+    expect(memcmp(download(d_dw, nw * es), download(d_dw2, nw * es), nw * es) == 0 &&
+               (!db || memcmp(download(d_db, OC * es), download(d_db2, OC * es), OC * es) == 0),
+           label(name, s));
     snprintf(name, sizeof name, "matmul_backward OC%d ldo%d dweight", OC, ldo);
     compare(label(name, s), dt, download(d_dw, nw * es), dw, nw, TOL_REDUCTION[dt]);
     if (with_bias) {
         snprintf(name, sizeof name, "matmul_backward OC%d ldo%d dinp", OC, ldo);
         compare(label(name, s), dt, download(d_dinp, nin * es), dinp, nin, TOL_REDUCTION[dt]);
-        snprintf(name, sizeof name, "matmul_backward OC%d ldo%d dbias", OC, ldo);
+        snprintf(name, sizeof name, "matmul_backward OC%d ldo%d dbias (%s)", OC, ldo, how);
         compare(label(name, s), dt, download(d_db, OC * es), db, OC, TOL_REDUCTION[dt]);
     }
     if (dt != DTYPE_FP32) { /* a tiled layer's fp32 sum of dinp (codelets/matmul.c's acc) */
         void *acc = hrand(DTYPE_FP32, nin, -1, 1), *d_acc = upload(acc, nin * 4);
         matmul_backward_cpu(acc, DTYPE_FP32, dw, NULL, (char *)dout + col, inp, w, N, C, OC, ldo,
                             dt);
-        matmul_backward_cuda(blas, d_acc, DTYPE_FP32, d_dw, NULL,
-                             (char *)upload(dout, nout * es) + col, d_inp, d_w, N, C, OC, ldo, dt,
-                             NULL, stream);
+        matmul_backward_ws_cuda(blas, d_acc, DTYPE_FP32, d_dw, NULL, d_dout, d_inp, d_w, N, C, OC,
+                                ldo, dt, NULL, ws_ptr(ws), ws_bytes(ws), stream);
         snprintf(name, sizeof name, "matmul_backward OC%d ldo%d dinp into fp32", OC, ldo);
         compare(label(name, s), DTYPE_FP32, download(d_acc, nin * 4), acc, nin,
                 TOL_REDUCTION[DTYPE_FP32]);
@@ -575,6 +610,7 @@ int main(void)
     CUDA_OK(cudaStreamCreate(&stream));
     CHECK_MSG(cublasCreate(&blas) == CUBLAS_STATUS_SUCCESS, "cublasCreate failed");
     CHECK_MSG(cublasSetStream(blas, stream) == CUBLAS_STATUS_SUCCESS, "cublasSetStream failed");
+    CUDA_OK(cudaMalloc(&workspace, MATMUL_CUDA_WORKSPACE_BYTES));
 
     for (int d = 0; d < 3; d++) {
         enum dtype dt = DTYPES[d];
@@ -583,9 +619,10 @@ int main(void)
             const struct shape *s = &SHAPES[k];
             test_encoder(dt, s, base + 10 + k);
             test_layernorm(dt, s, base + 20 + k);
-            test_matmul(dt, s, 3 * s->C, 3 * s->C, 1, base + 30 + k);
-            test_matmul(dt, s, s->C + 7, s->C + 7, 0, base + 40 + k);
-            test_matmul(dt, s, s->C + 7, 3 * s->C + 5, 1, base + 45 + k);
+            test_matmul(dt, s, 3 * s->C, 3 * s->C, 1, 0, base + 30 + k);
+            test_matmul(dt, s, 3 * s->C, 3 * s->C, 1, 1, base + 35 + k);
+            test_matmul(dt, s, s->C + 7, s->C + 7, 0, k, base + 40 + k);
+            test_matmul(dt, s, s->C + 7, 3 * s->C + 5, 1, k, base + 45 + k);
             test_attention(dt, s, base + 50 + k);
         }
         test_elementwise(dt, 0, base + 60);
@@ -606,6 +643,11 @@ int main(void)
     }
     test_sum(7);
 
+    int problems, unfused;
+    matmul_cuda_cache_stats(&problems, &unfused);
+    printf("cuBLASLt products cached: %d, without an algorithm (unfused path): %d\n", problems,
+           unfused);
+    CUDA_OK(cudaFree(workspace));
     CHECK_MSG(cublasDestroy(blas) == CUBLAS_STATUS_SUCCESS, "cublasDestroy failed");
     CUDA_OK(cudaStreamDestroy(stream));
     printf("test_cuda_vs_cpu: %s (%d failed comparisons)\n", failures ? "FAIL" : "pass", failures);
