@@ -79,6 +79,28 @@ void matmul_cuda_cache_stats(int *problems, int *unfused)
     *problems = *unfused = 0;
 }
 
+void matmul_forward_gelu_cuda(cublasHandle_t handle, void *out, void *pre, const void *inp,
+                              const void *weight, const void *bias, int N, int C, int OC, int ldo,
+                              enum dtype dt, void *workspace, size_t workspace_bytes,
+                              cudaStream_t stream)
+{
+    CUDA_NONE();
+}
+
+size_t matmul_backward_dgelu_cuda_scratch_bytes(int N, int C, int OC)
+{
+    return 0;
+}
+
+void matmul_backward_dgelu_cuda(cublasHandle_t handle, void *dpre, void *dweight, void *dbias,
+                                void *dbias_pre, const void *dout, const void *inp,
+                                const void *weight, const void *pre, int N, int C, int OC,
+                                enum dtype dt, void *scratch, void *workspace,
+                                size_t workspace_bytes, cudaStream_t stream)
+{
+    CUDA_NONE();
+}
+
 size_t attention_forward_cuda_scratch_bytes(int B, int T, int C, int NH, enum dtype dt)
 {
     return 0;

@@ -49,8 +49,8 @@ void layernorm_backward_cuda(void *dinp, void *dweight, void *dbias, const void 
  * cuBLASLt one. The algorithm of each distinct product is chosen on its first call and cached
  * (process-wide, thread-safe); later calls allocate nothing and never ask the heuristic again.
  *
- * Workspace: the *_ws_cuda launchers take a device buffer for cuBLASLt that the caller owns,
- * workspace_bytes long (MATMUL_CUDA_WORKSPACE_BYTES; NULL and 0: algorithms that
+ * Workspace: the *_ws_cuda launchers and the fused ones take a device buffer for cuBLASLt that
+ * the caller owns, workspace_bytes long (MATMUL_CUDA_WORKSPACE_BYTES; NULL and 0: algorithms that
  * need none). A codelet passes a STARPU_SCRATCH buffer of that size: StarPU keeps one per worker,
  * allocated once, so two streams never share one. matmul_forward_cuda and matmul_backward_cuda
  * are the *_ws_cuda launchers without a workspace, for callers that have none. */
@@ -76,6 +76,32 @@ void matmul_backward_ws_cuda(cublasHandle_t handle, void *dinp, enum dtype dinp_
 /* The products cached so far (all devices), and how many of them cuBLASLt had no algorithm for,
  * whose launchers took their unfused path: for logs and tests. */
 void matmul_cuda_cache_stats(int *problems, int *unfused);
+
+/* The MLP's first layer and its activation in one product (cuBLASLt's GELU epilogue, the same
+ * tanh approximation as gelu_forward_cpu):
+ *     pre[N,OC] = inp . weight^T + bias,  out[N,OC] = gelu(pre)
+ * both with rows ldo apart (a tile of output channels writes its columns in place). pre may be
+ * NULL when the backward will recompute it (activation checkpointing's first forward): the
+ * product then writes out alone. gelu is taken of the fp32 pre-activation, before it is rounded,
+ * so out can differ from gelu_forward_cpu(pre) by one rounding. Same result as
+ * matmul_forward_cpu then gelu_forward_cpu within that; unfused path where cuBLASLt lacks it. */
+void matmul_forward_gelu_cuda(cublasHandle_t handle, void *out, void *pre, const void *inp,
+                              const void *weight, const void *bias, int N, int C, int OC, int ldo,
+                              enum dtype dt, void *workspace, size_t workspace_bytes,
+                              cudaStream_t stream);
+/* The backward of the MLP's second layer through the first's activation, for a whole (untiled)
+ * layer; inp[N,C] is the activation gelu(pre), weight[OC,C], dout[N,OC]:
+ *     dpre[N,C]     = gelu'(pre) * (dout . weight)        OVERWRITES (no dinp accumulator)
+ *     dweight[OC,C] += dout^T . inp,  dbias[OC] += column sums of dout  (dbias may be NULL)
+ *     dbias_pre[C]  += column sums of dpre: the first layer's bias gradient (may be NULL)
+ * i.e. matmul_backward_cpu into a zeroed dinp, then gelu_backward_cpu into a zeroed dpre, and the
+ * first layer's dbias, which its own backward then skips (dbias NULL). */
+size_t matmul_backward_dgelu_cuda_scratch_bytes(int N, int C, int OC);
+void matmul_backward_dgelu_cuda(cublasHandle_t handle, void *dpre, void *dweight, void *dbias,
+                                void *dbias_pre, const void *dout, const void *inp,
+                                const void *weight, const void *pre, int N, int C, int OC,
+                                enum dtype dt, void *scratch, void *workspace,
+                                size_t workspace_bytes, cudaStream_t stream);
 
 size_t attention_forward_cuda_scratch_bytes(int B, int T, int C, int NH, enum dtype dt);
 void attention_forward_cuda(cublasHandle_t handle, void *out, void *att, const void *qkv, int B,

@@ -1,5 +1,7 @@
 /* matmul.cu: the CUDA linear layer out[N,OC] = inp[N,C] . weight[OC,C]^T + bias[OC], its backward,
- * on cuBLASLt with fp32 accumulation (no TF32: fp32 runs stay full fp32).
+ * and the MLP's fused variants (bias and GELU in the forward product's epilogue, GELU's derivative
+ * and both bias gradients in the backward's), on cuBLASLt with fp32 accumulation (no TF32: fp32
+ * runs stay full fp32).
  *
  * Every product goes through lt_matmul.cuh: descriptors on the stack, the algorithm chosen once
  * per problem and cached, the alignments it assumes those of the actual pointers (tensors can be
@@ -10,14 +12,16 @@
  *
  * Bias gradients: cuBLASLt writes them (no beta), and ours accumulate, so the epilogue writes the
  * fp32 column sums into `scratch` and colsum_finish_kernel adds them to dbias, rounding once: the
- * bits of the column-sum path up to summation order. When cuBLASLt has no algorithm for the bias
- * gradient's epilogue (a type it lacks), the plain product and the deterministic column sum of
- * common.cuh run instead; same contract, same scratch.
+ * bits of the column-sum path up to summation order. When cuBLASLt has no algorithm for a fused
+ * epilogue (a type it lacks, a GELU buffer whose leading dimension is not a multiple of 8), the
+ * launchers take the unfused path: plain product, then the map kernels of gelu.cuh and the
+ * deterministic column sum of common.cuh; same contract, same scratch.
  *
  * Workspace: the caller's, passed per call (the codelet's STARPU_SCRATCH buffer of
  * MATMUL_CUDA_WORKSPACE_BYTES, one per worker, so streams never share it); NULL runs the
  * algorithms that need none. The launchers never allocate. */
 #include "common.cuh"
+#include "gelu.cuh"
 #include "lt_matmul.cuh"
 
 /* out[N,OC] (rows ldo apart) = inp[N,C] . weight[OC,C]^T, no epilogue yet */
@@ -71,6 +75,35 @@ extern "C" void matmul_forward_cuda(cublasHandle_t handle, void *out, const void
                                     int ldo, enum dtype dt, cudaStream_t stream)
 {
     matmul_forward_ws_cuda(handle, out, inp, weight, bias, N, C, OC, ldo, dt, NULL, 0, stream);
+}
+
+extern "C" void matmul_forward_gelu_cuda(cublasHandle_t handle, void *out, void *pre,
+                                         const void *inp, const void *weight, const void *bias,
+                                         int N, int C, int OC, int ldo, enum dtype dt,
+                                         void *workspace, size_t workspace_bytes,
+                                         cudaStream_t stream)
+{
+    if (N == 0 || OC == 0) return;
+    CHECK_MSG(C > 0 && ldo >= OC, "matmul_forward_gelu_cuda needs C > 0 and ldo >= OC");
+    dtype_dispatch(dt, [&](auto tag) {
+        using S = typename decltype(tag)::type;
+        const cudaDataType_t ty = cuda_type<S>();
+        struct lt_matmul g = forward_product(out, inp, weight, N, C, OC, ldo, ty);
+        g.epilogue = pre ? (bias ? CUBLASLT_EPILOGUE_GELU_AUX_BIAS : CUBLASLT_EPILOGUE_GELU_AUX)
+                         : (bias ? CUBLASLT_EPILOGUE_GELU_BIAS : CUBLASLT_EPILOGUE_GELU);
+        g.bias = (void *)bias;
+        g.bias_type = ty;
+        g.aux = pre;
+        g.ldaux = ldo;
+        if ((!pre || ldo % 8 == 0) &&
+            lt_matmul_run((cublasLtHandle_t)handle, &g, workspace, workspace_bytes, stream))
+            return;
+        /* unfused: the biased product into pre (or out), then GELU from there into out */
+        S *x = (S *)(pre ? pre : out);
+        matmul_forward_ws_cuda(handle, x, inp, weight, bias, N, C, OC, ldo, dt, workspace,
+                               workspace_bytes, stream);
+        map2d_launch<S>((S *)out, x, nullptr, nullptr, N, OC, ldo, gelu_forward_op{}, stream);
+    });
 }
 
 /* Row r's contribution at column c of the dbias sum. */
@@ -175,4 +208,57 @@ extern "C" void matmul_backward_cuda(cublasHandle_t handle, void *dinp, enum dty
 {
     matmul_backward_ws_cuda(handle, dinp, dinp_dt, dweight, dbias, dout, inp, weight, N, C, OC, ldo,
                             dt, scratch, NULL, 0, stream);
+}
+
+extern "C" size_t matmul_backward_dgelu_cuda_scratch_bytes(int N, int C, int OC)
+{
+    size_t a = colsum_scratch_bytes(N, OC, 1), b = colsum_scratch_bytes(N, C, 1);
+    return a > b ? a : b;
+}
+
+extern "C" void matmul_backward_dgelu_cuda(cublasHandle_t handle, void *dpre, void *dweight,
+                                           void *dbias, void *dbias_pre, const void *dout,
+                                           const void *inp, const void *weight, const void *pre,
+                                           int N, int C, int OC, enum dtype dt, void *scratch,
+                                           void *workspace, size_t workspace_bytes,
+                                           cudaStream_t stream)
+{
+    if (N == 0 || C == 0 || OC == 0) return;
+    CHECK_MSG(!dbias_pre || scratch, "matmul_backward_dgelu_cuda with dbias_pre needs scratch");
+    dtype_dispatch(dt, [&](auto tag) {
+        using S = typename decltype(tag)::type;
+        /* dpre[N,C] = gelu'(pre) * (dout[N,OC] . weight[OC,C]); overwrites */
+        struct lt_matmul g = {};
+        g.M = N;
+        g.N = C;
+        g.K = OC;
+        g.A = dout;
+        g.lda = OC;
+        g.B = weight;
+        g.ldb = C;
+        g.D = dpre;
+        g.ldd = C;
+        g.ab = g.d = cuda_type<S>();
+        g.epilogue = dbias_pre ? CUBLASLT_EPILOGUE_DGELU_BGRAD : CUBLASLT_EPILOGUE_DGELU;
+        g.aux = (void *)pre;
+        g.ldaux = C;
+        g.bias = dbias_pre ? scratch : NULL;
+        g.bias_type = CUDA_R_32F;
+        if (C % 8 == 0 &&
+            lt_matmul_run((cublasLtHandle_t)handle, &g, workspace, workspace_bytes, stream)) {
+            if (dbias_pre) bias_accumulate<S>((S *)dbias_pre, scratch, C, stream);
+        } else {
+            g.epilogue = CUBLASLT_EPILOGUE_DEFAULT;
+            g.aux = g.bias = NULL;
+            run_or_fail(handle, &g, workspace, workspace_bytes, stream);
+            /* dpre = gelu'(pre) * dpre: the backward op with nothing to accumulate onto */
+            map_launch<S>((S *)dpre, nullptr, (const S *)pre, (const S *)dpre, (size_t)N * C,
+                          gelu_backward_op{}, stream);
+            if (dbias_pre)
+                colsum_launch<S, 1>((S *)dbias_pre, (S *)nullptr, N, C,
+                                    matmul_bias_rows<S>{(const S *)dpre, C}, scratch, stream);
+        }
+        dweight_product<S>(handle, (S *)dweight, (S *)dbias, (const S *)dout, (const S *)inp, N, C,
+                           OC, OC, scratch, workspace, workspace_bytes, stream);
+    });
 }

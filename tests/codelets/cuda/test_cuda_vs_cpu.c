@@ -374,6 +374,110 @@ static void test_matmul(enum dtype dt, const struct shape *s, int OC, int ldo, i
     release();
 }
 
+/* matmul_forward_gelu_cuda against matmul_forward_cpu then gelu_forward_cpu (row by row: out and
+ * pre are column blocks of rows ldo apart, and the columns outside must come back untouched).
+ * with_pre 0: the GELU_BIAS form that writes out alone. In fp32 the tolerance is tight enough to
+ * tell the tanh form from erf's (they differ by up to 4.7e-4 near x = -2.7). */
+static void test_matmul_gelu(enum dtype dt, const struct shape *s, int OC, int ldo, int with_bias,
+                             int with_pre, int ws, uint64_t seed)
+{
+    rng_seed(seed);
+    int N = s->B * s->T, C = s->C;
+    size_t es = dtype_size(dt), nin = (size_t)N * C, nw = (size_t)OC * C, nout = (size_t)N * ldo;
+    size_t col = (size_t)(ldo - OC) / 2;
+    char name[96];
+    /* weights of this range give pre-activations of standard deviation about 2 */
+    void *inp = hrand(dt, nin, -1, 1), *w = hrand(dt, nw, -0.6f, 0.6f);
+    void *b = with_bias ? hrand(dt, OC, -1, 1) : NULL;
+    void *out = hrand(dt, nout, -1, 1), *pre = hrand(dt, nout, -1, 1);
+    void *d_out = upload(out, nout * es), *d_pre = with_pre ? upload(pre, nout * es) : NULL;
+    matmul_forward_cpu((char *)pre + col * es, inp, w, b, N, C, OC, ldo, dt);
+    for (int n = 0; n < N; n++) {
+        size_t off = ((size_t)n * ldo + col) * es;
+        gelu_forward_cpu((char *)out + off, (char *)pre + off, OC, dt);
+    }
+    int problems, unfused;
+    matmul_cuda_cache_stats(&problems, &unfused);
+    matmul_forward_gelu_cuda(blas, (char *)d_out + col * es,
+                             d_pre ? (char *)d_pre + col * es : NULL, upload(inp, nin * es),
+                             upload(w, nw * es), b ? upload(b, OC * es) : NULL, N, C, OC, ldo, dt,
+                             ws_ptr(ws), ws_bytes(ws), stream);
+    const char *how = fusion(problems, unfused);
+    snprintf(name, sizeof name, "matmul_forward_gelu OC%d ldo%d%s%s%s out (%s)", OC, ldo,
+             with_bias ? " bias" : "", with_pre ? " pre" : "", ws ? " ws" : "", how);
+    compare(label(name, s), dt, download(d_out, nout * es), out, nout, TOL_REDUCTION[dt]);
+    if (with_pre) {
+        snprintf(name, sizeof name, "matmul_forward_gelu OC%d ldo%d pre", OC, ldo);
+        compare(label(name, s), dt, download(d_pre, nout * es), pre, nout, TOL_REDUCTION[dt]);
+    }
+    release();
+}
+
+/* matmul_backward_dgelu_cuda (the MLP's second layer, C inputs, OC outputs) against
+ * matmul_backward_cpu into a zeroed dinp, gelu_backward_cpu into a zeroed dpre, and the column
+ * sums of dpre added to dbias_pre. dpre starts as NaN: it must be overwritten. */
+static void test_matmul_dgelu(enum dtype dt, const struct shape *s, int C, int OC, int with_bias,
+                              int ws, uint64_t seed)
+{
+    rng_seed(seed);
+    int N = s->B * s->T;
+    size_t es = dtype_size(dt), nin = (size_t)N * C, nw = (size_t)OC * C, nout = (size_t)N * OC;
+    char name[96];
+    void *pre = hrand(dt, nin, -3, 3), *inp = hmalloc(nin * es);
+    gelu_forward_cpu(inp, pre, nin, dt);
+    void *w = hrand(dt, nw, -0.2f, 0.2f), *dout = hrand(dt, nout, -1, 1);
+    void *dw = hrand(dt, nw, -1, 1);
+    void *db = with_bias ? hrand(dt, OC, -1, 1) : NULL;
+    void *dbp = with_bias ? hrand(dt, C, -1, 1) : NULL;
+    void *d_dw = upload(dw, nw * es), *d_dw2 = upload(dw, nw * es);
+    void *d_db = db ? upload(db, OC * es) : NULL, *d_db2 = db ? upload(db, OC * es) : NULL;
+    void *d_dbp = dbp ? upload(dbp, C * es) : NULL, *d_dbp2 = dbp ? upload(dbp, C * es) : NULL;
+    void *d_dpre = dmalloc(nin * es), *d_dpre2 = dmalloc(nin * es);
+    void *d_dout = upload(dout, nout * es), *d_inp = upload(inp, nin * es);
+    void *d_w = upload(w, nw * es), *d_pre = upload(pre, nin * es);
+    void *scratch = dmalloc(matmul_backward_dgelu_cuda_scratch_bytes(N, C, OC));
+
+    void *dinp = hmalloc(nin * es), *dpre = hmalloc(nin * es);
+    memset(dinp, 0, nin * es); /* zero in every dtype */
+    memset(dpre, 0, nin * es);
+    matmul_backward_cpu(dinp, dt, dw, db, dout, inp, w, N, C, OC, OC, dt);
+    gelu_backward_cpu(dpre, pre, dinp, nin, dt);
+    if (dbp)
+        for (int c = 0; c < C; c++) {
+            float sum = 0.0f;
+            for (int n = 0; n < N; n++)
+                sum += (float)dtype_load(dt, dpre, (size_t)n * C + c);
+            dtype_store(dt, dbp, c, (float)dtype_load(dt, dbp, c) + sum);
+        }
+
+    int problems, unfused;
+    matmul_cuda_cache_stats(&problems, &unfused);
+    matmul_backward_dgelu_cuda(blas, d_dpre, d_dw, d_db, d_dbp, d_dout, d_inp, d_w, d_pre, N, C, OC,
+                               dt, scratch, ws_ptr(ws), ws_bytes(ws), stream);
+    const char *how = fusion(problems, unfused);
+    matmul_backward_dgelu_cuda(blas, d_dpre2, d_dw2, d_db2, d_dbp2, d_dout, d_inp, d_w, d_pre, N, C,
+                               OC, dt, scratch, ws_ptr(ws), ws_bytes(ws), stream);
+    snprintf(name, sizeof name, "matmul_backward_dgelu C%d OC%d%s deterministic", C, OC,
+             ws ? " ws" : "");
+    expect(memcmp(download(d_dpre, nin * es), download(d_dpre2, nin * es), nin * es) == 0 &&
+               memcmp(download(d_dw, nw * es), download(d_dw2, nw * es), nw * es) == 0 &&
+               (!db || memcmp(download(d_db, OC * es), download(d_db2, OC * es), OC * es) == 0) &&
+               (!dbp || memcmp(download(d_dbp, C * es), download(d_dbp2, C * es), C * es) == 0),
+           label(name, s));
+    snprintf(name, sizeof name, "matmul_backward_dgelu C%d OC%d%s dpre (%s)", C, OC,
+             ws ? " ws" : "", how);
+    compare(label(name, s), dt, download(d_dpre, nin * es), dpre, nin, TOL_REDUCTION[dt]);
+    snprintf(name, sizeof name, "matmul_backward_dgelu C%d OC%d dweight", C, OC);
+    compare(label(name, s), dt, download(d_dw, nw * es), dw, nw, TOL_REDUCTION[dt]);
+    if (with_bias) {
+        snprintf(name, sizeof name, "matmul_backward_dgelu C%d OC%d dbias", C, OC);
+        compare(label(name, s), dt, download(d_db, OC * es), db, OC, TOL_REDUCTION[dt]);
+        snprintf(name, sizeof name, "matmul_backward_dgelu C%d OC%d dbias_pre", C, OC);
+        compare(label(name, s), dt, download(d_dbp, C * es), dbp, C, TOL_REDUCTION[dt]);
+    }
+    release();
+}
+
 static void test_attention(enum dtype dt, const struct shape *s, uint64_t seed)
 {
     rng_seed(seed);
@@ -623,6 +727,14 @@ int main(void)
             test_matmul(dt, s, 3 * s->C, 3 * s->C, 1, 1, base + 35 + k);
             test_matmul(dt, s, s->C + 7, s->C + 7, 0, k, base + 40 + k);
             test_matmul(dt, s, s->C + 7, 3 * s->C + 5, 1, k, base + 45 + k);
+            test_matmul_gelu(dt, s, 4 * s->C, 4 * s->C, 1, 1, 1, base + 110 + k);
+            test_matmul_gelu(dt, s, 4 * s->C, 4 * s->C, 1, 0, 0, base + 112 + k);
+            test_matmul_gelu(dt, s, 2 * s->C, 4 * s->C + 8, 0, 1, k, base + 114 + k);
+            /* pre's rows 4C + 4 apart: not a multiple of 8, cuBLASLt's GELU buffer needs one */
+            test_matmul_gelu(dt, s, 2 * s->C, 4 * s->C + 4, 1, 1, 1, base + 116 + k);
+            test_matmul_dgelu(dt, s, 4 * s->C, s->C, 1, 1, base + 120 + k);
+            test_matmul_dgelu(dt, s, 4 * s->C, s->C, 0, 0, base + 122 + k);
+            test_matmul_dgelu(dt, s, 4 * s->C + 4, s->C, 1, k, base + 124 + k);
             test_attention(dt, s, base + 50 + k);
         }
         test_elementwise(dt, 0, base + 60);
