@@ -39,6 +39,12 @@ void encoder_backward_cuda(void *dwte, void *dwpe, const void *dout, const int32
 void layernorm_forward_cuda(void *out, float *mean, float *rstd, const void *inp,
                             const void *weight, const void *bias, int N, int C, enum dtype dt,
                             cudaStream_t stream);
+/* add_layernorm_forward_cpu's contract: res = a + b (rounded), out = layernorm(res); res may be a
+ * or b. One launch, one block per row held in registers: C up to 16384 (32768 for fp16/bf16 rows
+ * of 16-byte aligned tensors). */
+void add_layernorm_forward_cuda(void *res, void *out, float *mean, float *rstd, const void *a,
+                                const void *b, const void *weight, const void *bias, int N, int C,
+                                enum dtype dt, cudaStream_t stream);
 size_t layernorm_backward_cuda_scratch_bytes(int N, int C);
 void layernorm_backward_cuda(void *dinp, void *dweight, void *dbias, const void *dout,
                              const void *inp, const void *weight, const float *mean,

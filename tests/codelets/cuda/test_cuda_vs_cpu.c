@@ -478,6 +478,39 @@ static void test_matmul_dgelu(enum dtype dt, const struct shape *s, int C, int O
     release();
 }
 
+/* add_layernorm_forward_cuda against add_layernorm_forward_cpu: res to the bit (one rounding of
+ * the same sum), out and the statistics within the reduction tolerances. in_place: res is a.
+ * off = 1 shifts every tensor one element, off the 16-byte path. */
+static void test_add_layernorm(enum dtype dt, const struct shape *s, int in_place, size_t off,
+                               uint64_t seed)
+{
+    rng_seed(seed);
+    int N = s->B * s->T, C = s->C;
+    size_t es = dtype_size(dt), nx = (size_t)N * C, bx = nx * es;
+    char name[96];
+    void *a = hrand(dt, nx, -1.5f, 2.5f), *b = hrand(dt, nx, -1, 1);
+    void *w = hrand(dt, C, 0.5f, 1.5f), *bias = hrand(dt, C, -0.5f, 0.5f);
+    void *d_a = upload_at(a, bx, off * es), *d_b = upload_at(b, bx, off * es);
+    void *d_res = in_place ? d_a : (char *)dmalloc(bx + off * es) + off * es;
+    void *d_out = (char *)dmalloc(bx + off * es) + off * es;
+    float *d_mean = dmalloc(N * sizeof(float)), *d_rstd = dmalloc(N * sizeof(float));
+    add_layernorm_forward_cuda(d_res, d_out, d_mean, d_rstd, d_a, d_b,
+                               upload_at(w, C * es, off * es), upload_at(bias, C * es, off * es), N,
+                               C, dt, stream);
+    void *res = in_place ? a : hmalloc(bx), *out = hmalloc(bx);
+    float *mean = hmalloc(N * sizeof(float)), *rstd = hmalloc(N * sizeof(float));
+    add_layernorm_forward_cpu(res, out, mean, rstd, a, b, w, bias, N, C, dt);
+    snprintf(name, sizeof name, "add_layernorm res%s off%zu", in_place ? " in place" : "", off);
+    compare(label(name, s), dt, download(d_res, bx), res, nx, (struct tol){0.0, 0.0});
+    snprintf(name, sizeof name, "add_layernorm out%s off%zu", in_place ? " in place" : "", off);
+    compare(label(name, s), dt, download(d_out, bx), out, nx, TOL_REDUCTION[dt]);
+    compare(label("add_layernorm mean", s), DTYPE_FP32, download(d_mean, N * sizeof(float)), mean,
+            N, TOL_STATS);
+    compare(label("add_layernorm rstd", s), DTYPE_FP32, download(d_rstd, N * sizeof(float)), rstd,
+            N, TOL_STATS);
+    release();
+}
+
 static void test_attention(enum dtype dt, const struct shape *s, uint64_t seed)
 {
     rng_seed(seed);
@@ -735,6 +768,9 @@ int main(void)
             test_matmul_dgelu(dt, s, 4 * s->C, s->C, 1, 1, base + 120 + k);
             test_matmul_dgelu(dt, s, 4 * s->C, s->C, 0, 0, base + 122 + k);
             test_matmul_dgelu(dt, s, 4 * s->C + 4, s->C, 1, k, base + 124 + k);
+            test_add_layernorm(dt, s, 0, 0, base + 130 + k);
+            test_add_layernorm(dt, s, 1, 0, base + 132 + k);
+            test_add_layernorm(dt, s, 0, 1, base + 134 + k);
             test_attention(dt, s, base + 50 + k);
         }
         test_elementwise(dt, 0, base + 60);
