@@ -212,6 +212,12 @@ void adamw_cuda(void *param, float *master, float *m, float *v, const void *grad
     CUDA_NONE();
 }
 
+void adamw_multi_cuda(const struct adamw_tensor *tensors, int ntensors, const float *sumsq,
+                      const struct adamw_hparams *hp, enum dtype dt, cudaStream_t stream)
+{
+    CUDA_NONE();
+}
+
 void cast_cuda(void *dst, enum dtype dst_dt, const void *src, enum dtype src_dt, size_t n,
                cudaStream_t stream)
 {

@@ -156,6 +156,22 @@ void adamw_cuda(void *param, float *master, float *m, float *v, const void *grad
                 const float *sumsq, size_t n, const struct adamw_hparams *hp, enum dtype dt,
                 cudaStream_t stream);
 
+/* One tensor of a multi-tensor AdamW step (device pointers; param NULL: the master is the
+ * parameter, as in adamw_cuda). weight_decay is this tensor's (0 for biases and LayerNorm
+ * parameters), in place of hp->weight_decay. */
+struct adamw_tensor {
+    void *param;
+    float *master, *m, *v;
+    const void *grad;
+    size_t n;
+    float weight_decay;
+};
+/* adamw_cuda on each of tensors[0..ntensors) (a host array, read before returning), all of type
+ * dt and sharing hp (its weight_decay unused) and sumsq, in a few launches of up to 64 tensors
+ * each instead of one per tensor; each tensor gets adamw_cuda's bits. */
+void adamw_multi_cuda(const struct adamw_tensor *tensors, int ntensors, const float *sumsq,
+                      const struct adamw_hparams *hp, enum dtype dt, cudaStream_t stream);
+
 void cast_cuda(void *dst, enum dtype dst_dt, const void *src, enum dtype src_dt, size_t n,
                cudaStream_t stream);
 /* dst[0 .. bytes) = 0. */

@@ -63,7 +63,7 @@ static int failures;
 
 /* ---- allocations, released together at the end of each case ---- */
 
-#define MAX_ALLOCS 64
+#define MAX_ALLOCS 4096
 static void *host_allocs[MAX_ALLOCS], *dev_allocs[MAX_ALLOCS];
 static int nhost, ndev;
 
@@ -715,6 +715,86 @@ static void test_adamw(enum dtype dt, enum adamw_case which, uint64_t seed)
     release();
 }
 
+/* adamw_multi_cuda over 70 tensors (two launches; sizes from 0 to several chunks, some without
+ * param, weight decay on every other one) against adamw_cuda on each: the same bits; and against
+ * adamw_cpu on each within the adamw tolerances. */
+static void test_adamw_multi(enum dtype dt, enum adamw_case which, uint64_t seed)
+{
+    enum { NT = 70 };
+    static const size_t sizes[] = {2048, 1, 0, 65536, 65537, 200003, 777, 6144};
+    rng_seed(seed);
+    size_t es = dtype_size(dt);
+    const float loss_scale = 1024.0f;
+    struct adamw_tensor multi[NT], single[NT];
+    void *h_param[NT], *h_grad[NT];
+    float *h_master[NT], *h_m[NT], *h_v[NT];
+    double ss = 0.0;
+    for (int t = 0; t < NT; t++) {
+        size_t n = sizes[t % 8] + (size_t)t;
+        if (t % 8 == 2) n = 0;
+        size_t fb = n * sizeof(float);
+        h_grad[t] = hrand(dt, n, -loss_scale, loss_scale);
+        h_master[t] = hrand(DTYPE_FP32, n, -1, 1);
+        h_m[t] = hrand(DTYPE_FP32, n, -0.01f, 0.01f);
+        h_v[t] = hrand(DTYPE_FP32, n, 0.0f, 1e-4f);
+        h_param[t] = t % 5 == 4 ? NULL : hmalloc(n * es);
+        if (h_param[t]) dtype_from_f32(dt, h_master[t], h_param[t], n);
+        for (size_t i = 0; i < n; i++) {
+            double x = dtype_load(dt, h_grad[t], i);
+            ss += x * x;
+        }
+        for (int k = 0; k < 2; k++) {
+            struct adamw_tensor *x = k ? &single[t] : &multi[t];
+            x->param = h_param[t] ? upload(h_param[t], n * es) : NULL;
+            x->master = upload(h_master[t], fb);
+            x->m = upload(h_m[t], fb);
+            x->v = upload(h_v[t], fb);
+            x->grad = upload(h_grad[t], n * es);
+            x->n = n;
+            x->weight_decay = t % 2 ? 0.1f : 0.0f;
+        }
+    }
+    float norm = sqrtf((float)ss) / loss_scale;
+    float sumsq = which == ADAMW_SKIP ? INFINITY : (float)ss;
+    struct adamw_hparams hp = {.lr = 1e-3f,
+                               .beta1 = 0.9f,
+                               .beta2 = 0.95f,
+                               .eps = 1e-8f,
+                               .weight_decay = 12345.0f, /* unused by the multi-tensor step */
+                               .step = 5,
+                               .inv_loss_scale = 1.0f / loss_scale,
+                               .clip_norm = which == ADAMW_CLIP ? 0.25f * norm : 0.0f};
+    const float *d_sumsq = which == ADAMW_NO_NORM ? NULL : upload(&sumsq, sizeof sumsq);
+    adamw_multi_cuda(multi, NT, d_sumsq, &hp, dt, stream);
+    int same = 1;
+    for (int t = 0; t < NT; t++) {
+        struct adamw_hparams h = hp;
+        h.weight_decay = single[t].weight_decay;
+        struct adamw_tensor *x = &single[t], *y = &multi[t];
+        adamw_cuda(x->param, x->master, x->m, x->v, x->grad, d_sumsq, x->n, &h, dt, stream);
+        adamw_cpu(h_param[t], h_master[t], h_m[t], h_v[t], h_grad[t],
+                  which == ADAMW_NO_NORM ? NULL : &sumsq, x->n, &h, dt);
+        size_t fb = x->n * sizeof(float);
+        float *ptrs[3][2] = {{x->master, y->master}, {x->m, y->m}, {x->v, y->v}};
+        for (int k = 0; k < 3; k++)
+            same &= memcmp(download(ptrs[k][0], fb), download(ptrs[k][1], fb), fb) == 0;
+        if (x->param)
+            same &= memcmp(download(x->param, x->n * es), download(y->param, x->n * es),
+                           x->n * es) == 0;
+        struct tol tf = dt == DTYPE_FP32 ? TOL_ADAMW_FP32 : TOL_STATS;
+        char name[64];
+        snprintf(name, sizeof name, "adamw_multi tensor %d master", t);
+        if (t % 16 == 5) /* a sample of the tensors against the CPU: printing all is noise */
+            compare(name, DTYPE_FP32, download(y->master, fb), h_master[t], x->n, tf);
+    }
+    static const char *names[] = {"", " clip", " skip (inf norm)", "", " without a norm"};
+    char what[96];
+    snprintf(what, sizeof what, "adamw_multi%s = adamw_cuda, bits %s", names[which],
+             dtype_name(dt));
+    expect(same, what);
+    release();
+}
+
 static void test_cast(enum dtype dst_dt, enum dtype src_dt, uint64_t seed)
 {
     rng_seed(seed);
@@ -786,6 +866,10 @@ int main(void)
         test_adamw(dt, ADAMW_SKIP, base + 92);
         test_adamw(dt, ADAMW_NO_PARAM, base + 93);
         test_adamw(dt, ADAMW_NO_NORM, base + 94);
+        test_adamw_multi(dt, ADAMW_PLAIN, base + 95);
+        test_adamw_multi(dt, ADAMW_CLIP, base + 96);
+        test_adamw_multi(dt, ADAMW_SKIP, base + 97);
+        test_adamw_multi(dt, ADAMW_NO_NORM, base + 98);
         for (int s = 0; s < 3; s++)
             test_cast(dt, DTYPES[s], base + 100 + s);
     }
