@@ -96,6 +96,8 @@ void lt_desc_init(lt_desc *s, const lt_matmul *g)
  * assume are the actual pointers' (tensors carved from larger buffers, tiles' column offsets). */
 bool lt_heuristic(cublasLtHandle_t lt, lt_desc *s, const lt_key &k, cublasLtMatmulAlgo_t *algo)
 {
+    /* cuBLASLt's rule for the GELU buffer, checked here rather than by a failing call */
+    if (k.ldaux % 8 != 0) return false;
     cublasLtMatmulPreferenceOpaque_t pref;
     CUBLAS_CHECK(cublasLtMatmulPreferenceInit(&pref));
     size_t ws = k.workspace_bytes;

@@ -8,7 +8,8 @@
  * epilogue's vectors in these row-major terms (cuBLASLt is column-major, so its rows are our
  * columns):
  *   BIAS, GELU_BIAS, GELU_AUX_BIAS   bias[N] added to each row before the activation
- *   GELU_AUX*                        aux[M,N] (rows ldaux apart) receives the GELU input
+ *   GELU_AUX*                        aux[M,N] (rows ldaux apart, a multiple of 8) receives
+ *                                    the GELU input
  *   DGELU, DGELU_BGRAD               D = gelu'(aux) * product; DGELU_BGRAD writes the column
  *                                    sums of that D into bias[N]
  *   BGRADB                           bias[M] = sums over k of op(A)'s rows: for dW = dout^T . x

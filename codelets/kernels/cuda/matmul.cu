@@ -12,7 +12,9 @@
  *
  * Bias gradients: cuBLASLt writes them (no beta), and ours accumulate, so the epilogue writes the
  * fp32 column sums into `scratch` and colsum_finish_kernel adds them to dbias, rounding once: the
- * bits of the column-sum path up to summation order. When cuBLASLt has no algorithm for a fused
+ * bits of the column-sum path up to summation order. cuBLASLt 13.1 on an H100 offers an fp32 bias
+ * gradient only with fp32 outputs, so fp16/bf16 layers take the column sum (a 16-bit gradient
+ * vector would add a rounding, and was not tried). When cuBLASLt has no algorithm for a fused
  * epilogue (a type it lacks, a GELU buffer whose leading dimension is not a multiple of 8), the
  * launchers take the unfused path: plain product, then the map kernels of gelu.cuh and the
  * deterministic column sum of common.cuh; same contract, same scratch.
@@ -95,9 +97,7 @@ extern "C" void matmul_forward_gelu_cuda(cublasHandle_t handle, void *out, void 
         g.bias_type = ty;
         g.aux = pre;
         g.ldaux = ldo;
-        if ((!pre || ldo % 8 == 0) &&
-            lt_matmul_run((cublasLtHandle_t)handle, &g, workspace, workspace_bytes, stream))
-            return;
+        if (lt_matmul_run((cublasLtHandle_t)handle, &g, workspace, workspace_bytes, stream)) return;
         /* unfused: the biased product into pre (or out), then GELU from there into out */
         S *x = (S *)(pre ? pre : out);
         matmul_forward_ws_cuda(handle, x, inp, weight, bias, N, C, OC, ldo, dt, workspace,
@@ -227,7 +227,9 @@ extern "C" void matmul_backward_dgelu_cuda(cublasHandle_t handle, void *dpre, vo
     CHECK_MSG(!dbias_pre || scratch, "matmul_backward_dgelu_cuda with dbias_pre needs scratch");
     dtype_dispatch(dt, [&](auto tag) {
         using S = typename decltype(tag)::type;
-        /* dpre[N,C] = gelu'(pre) * (dout[N,OC] . weight[OC,C]); overwrites */
+        /* dpre[N,C] = gelu'(pre) * (dout[N,OC] . weight[OC,C]); overwrites. Three ways, the
+         * first that cuBLASLt has: DGELU_BGRAD (dbias_pre from the epilogue, in fp32), DGELU and
+         * the column sum of dpre, the plain product then gelu' and the column sum. */
         struct lt_matmul g = {};
         g.M = N;
         g.N = C;
@@ -239,25 +241,31 @@ extern "C" void matmul_backward_dgelu_cuda(cublasHandle_t handle, void *dpre, vo
         g.D = dpre;
         g.ldd = C;
         g.ab = g.d = cuda_type<S>();
-        g.epilogue = dbias_pre ? CUBLASLT_EPILOGUE_DGELU_BGRAD : CUBLASLT_EPILOGUE_DGELU;
+        g.epilogue = CUBLASLT_EPILOGUE_DGELU;
         g.aux = (void *)pre;
         g.ldaux = C;
-        g.bias = dbias_pre ? scratch : NULL;
-        g.bias_type = CUDA_R_32F;
-        if (C % 8 == 0 &&
-            lt_matmul_run((cublasLtHandle_t)handle, &g, workspace, workspace_bytes, stream)) {
-            if (dbias_pre) bias_accumulate<S>((S *)dbias_pre, scratch, C, stream);
-        } else {
+        cublasLtHandle_t lt = (cublasLtHandle_t)handle;
+        bool fused = false, bias_done = !dbias_pre;
+        if (dbias_pre) {
+            struct lt_matmul gb = g;
+            gb.epilogue = CUBLASLT_EPILOGUE_DGELU_BGRAD;
+            gb.bias = scratch;
+            gb.bias_type = CUDA_R_32F;
+            fused = bias_done = lt_matmul_run(lt, &gb, workspace, workspace_bytes, stream);
+            if (fused) bias_accumulate<S>((S *)dbias_pre, scratch, C, stream);
+        }
+        if (!fused) fused = lt_matmul_run(lt, &g, workspace, workspace_bytes, stream);
+        if (!fused) {
             g.epilogue = CUBLASLT_EPILOGUE_DEFAULT;
-            g.aux = g.bias = NULL;
+            g.aux = NULL;
             run_or_fail(handle, &g, workspace, workspace_bytes, stream);
             /* dpre = gelu'(pre) * dpre: the backward op with nothing to accumulate onto */
             map_launch<S>((S *)dpre, nullptr, (const S *)pre, (const S *)dpre, (size_t)N * C,
                           gelu_backward_op{}, stream);
-            if (dbias_pre)
-                colsum_launch<S, 1>((S *)dbias_pre, (S *)nullptr, N, C,
-                                    matmul_bias_rows<S>{(const S *)dpre, C}, scratch, stream);
         }
+        if (!bias_done)
+            colsum_launch<S, 1>((S *)dbias_pre, (S *)nullptr, N, C,
+                                matmul_bias_rows<S>{(const S *)dpre, C}, scratch, stream);
         dweight_product<S>(handle, (S *)dweight, (S *)dbias, (const S *)dout, (const S *)inp, N, C,
                            OC, OC, scratch, workspace, workspace_bytes, stream);
     });
