@@ -18,7 +18,8 @@
  *    adamw_cuda launch per tensor against adamw_multi_cuda.
  * Every input is random (zeros and constants run faster than real data); each call is timed alone
  * between CUDA events after `warmup` untimed ones and the median of `iters` is reported, so an
- * idle GPU waiting on host-side work (descriptors, heuristics) shows in the time. Prints tables
+ * idle GPU waiting on host-side work (descriptors, heuristics) shows in the time; the variants
+ * of one case take turns. Prints tables
  * and writes a JSON result file.
  *
  *     bench_kernels [--iters 20] [--warmup 3] [--out FILE.json] */
@@ -93,30 +94,39 @@ static int cmp_float(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-/* Median milliseconds of `iters` calls of f, each alone between two events, after `warmup`. */
-static double time_ms(op_fn f, void *ctx, int nwarm, int n)
+/* Median milliseconds of each of ops[0..nops) on ctx, every call alone between two events. After
+ * nwarm calls of each, n rounds call every op once, each round starting one op further on, so
+ * that an effect of the order (clocks, power, caches) falls on every variant alike. Run one after
+ * another on an H100, cublasGemmEx at 8192^3 gave 640 TFLOP/s as the fifth variant, and 758 in
+ * bench_gemm in the same call; the cause was not isolated. */
+static void time_set(const op_fn *ops, int nops, void *ctx, int nwarm, int n, double *med)
 {
     cudaEvent_t e0, e1;
-    float *ms = malloc(n * sizeof(float));
+    float *ms = malloc((size_t)nops * n * sizeof(float));
     CHECK(ms != NULL);
     CUDA_OK(cudaEventCreate(&e0));
     CUDA_OK(cudaEventCreate(&e1));
     for (int i = 0; i < nwarm; i++)
-        f(ctx);
-    for (int i = 0; i < n; i++) {
-        CUDA_OK(cudaEventRecord(e0, stream));
-        f(ctx);
-        CUDA_OK(cudaEventRecord(e1, stream));
-        CUDA_OK(cudaEventSynchronize(e1));
-        CUDA_OK(cudaEventElapsedTime(&ms[i], e0, e1));
-    }
+        for (int v = 0; v < nops; v++)
+            ops[v](ctx);
+    for (int i = 0; i < n; i++)
+        for (int k = 0; k < nops; k++) {
+            int v = (i + k) % nops;
+            CUDA_OK(cudaEventRecord(e0, stream));
+            ops[v](ctx);
+            CUDA_OK(cudaEventRecord(e1, stream));
+            CUDA_OK(cudaEventSynchronize(e1));
+            CUDA_OK(cudaEventElapsedTime(&ms[(size_t)v * n + i], e0, e1));
+        }
     CUDA_OK(cudaGetLastError());
-    qsort(ms, n, sizeof(float), cmp_float);
-    double med = n % 2 ? ms[n / 2] : 0.5 * (ms[n / 2 - 1] + ms[n / 2]);
+    for (int v = 0; v < nops; v++) {
+        float *m = ms + (size_t)v * n;
+        qsort(m, n, sizeof(float), cmp_float);
+        med[v] = n % 2 ? m[n / 2] : 0.5 * (m[n / 2 - 1] + m[n / 2]);
+    }
     CUDA_OK(cudaEventDestroy(e0));
     CUDA_OK(cudaEventDestroy(e1));
     free(ms);
-    return med;
 }
 
 /* Host microseconds per call of f over n calls queued back to back (the GPU runs behind). */
@@ -363,16 +373,17 @@ static void bench_gemm(void)
             double flop = 2.0 * g.M * g.C * (double)g.OC;
             snprintf(names[si], sizeof names[si], "%s %dx%d->%d%s", g.name, g.M, g.C, g.OC,
                      g.bias ? " +bias" : "");
+            double ms[GEMM_FWD];
+            time_set(fwd, GEMM_FWD, &g, warmup, iters, ms);
             for (int v = 0; v < GEMM_FWD; v++) {
-                double ms = time_ms(fwd[v], &g, warmup, iters);
-                tf[si][di][v] = flop / (ms * 1e-3) / 1e12;
-                json_row("gemm", names[si], g.dt, "forward", fwd_names[v], ms, "tflops",
+                tf[si][di][v] = flop / (ms[v] * 1e-3) / 1e12;
+                json_row("gemm", names[si], g.dt, "forward", fwd_names[v], ms[v], "tflops",
                          tf[si][di][v]);
             }
+            time_set(bwd, GEMM_BWD, &g, warmup, iters, ms);
             for (int v = 0; v < GEMM_BWD; v++) {
-                double ms = time_ms(bwd[v], &g, warmup, iters);
-                tb[si][di][v] = 2 * flop / (ms * 1e-3) / 1e12;
-                json_row("gemm", names[si], g.dt, "backward", bwd_names[v], ms, "tflops",
+                tb[si][di][v] = 2 * flop / (ms[v] * 1e-3) / 1e12;
+                json_row("gemm", names[si], g.dt, "backward", bwd_names[v], ms[v], "tflops",
                          tb[si][di][v]);
             }
             gemm_free(&g);
@@ -483,12 +494,13 @@ static void bench_mlp(void)
         if (matmul_backward_cuda_scratch_bytes(m.M, m.H) > sc)
             sc = matmul_backward_cuda_scratch_bytes(m.M, m.H);
         m.scratch = dev_alloc(sc);
-        double fs = time_ms(mlp_fwd_separate, &m, warmup, iters);
-        double ff = time_ms(mlp_fwd_fused, &m, warmup, iters);
-        double fn = time_ms(mlp_fwd_fused_no_pre, &m, warmup, iters);
+        static const op_fn fwd[3] = {mlp_fwd_separate, mlp_fwd_fused, mlp_fwd_fused_no_pre};
+        static const op_fn bwd[2] = {mlp_bwd_separate, mlp_bwd_fused};
+        double f[3], b[2];
+        time_set(fwd, 3, &m, warmup, iters, f);
         mlp_fwd_fused(&m); /* the backward reads fch and fch_gelu */
-        double bs = time_ms(mlp_bwd_separate, &m, warmup, iters);
-        double bf = time_ms(mlp_bwd_fused, &m, warmup, iters);
+        time_set(bwd, 2, &m, warmup, iters, b);
+        double fs = f[0], ff = f[1], fn = f[2], bs = b[0], bf = b[1];
         printf("| FC + bias + GELU | %s | forward | %.3f | %.3f | %.3f | %.2fx |\n", dtype_name(dt),
                fs, ff, fn, fs / ff);
         printf("| FC-proj dgelu, both dbias + FC | %s | backward | %.3f | %.3f | - | %.2fx |\n",
@@ -548,8 +560,10 @@ static void bench_addln(void)
             x.out = dev_alloc(n * es);
             x.mean = dev_alloc(x.N * sizeof(float));
             x.rstd = dev_alloc(x.N * sizeof(float));
-            double ts = time_ms(addln_separate, &x, warmup, iters);
-            double tf = time_ms(addln_fused, &x, warmup, iters);
+            static const op_fn ops[2] = {addln_separate, addln_fused};
+            double t[2];
+            time_set(ops, 2, &x, warmup, iters, t);
+            double ts = t[0], tf = t[1];
             /* the fewest bytes: a, b in, res, out out (each once) */
             double bytes = 4.0 * n * es;
             char name[32];
@@ -657,7 +671,10 @@ static void bench_adam(void)
                                   .inv_loss_scale = 1.0f / 1024,
                                   .clip_norm = 1.0f};
     int n = iters < 10 ? iters : 10;
-    double tp = time_ms(adam_per_tensor, &a, 2, n), tm = time_ms(adam_multi, &a, 2, n);
+    static const op_fn ops[2] = {adam_per_tensor, adam_multi};
+    double t[2];
+    time_set(ops, 2, &a, 2, n, t);
+    double tp = t[0], tm = t[1];
     /* bf16 grad read, param written; fp32 master, m, v read and written */
     double bytes = (double)a.total * (2 + 2 + 3 * 8);
     printf("\n| AdamW, 1.3B model: %d tensors, %.3fB params, bf16 | ms | GB/s | launches |\n"
