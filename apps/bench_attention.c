@@ -18,11 +18,9 @@
 #include <string.h>
 
 #include "check.h"
+#include "cuda_check.h"
 #include "dtype.h"
 #include "kernels_cuda.h"
-
-#define CUDA_OK(x)   CHECK_MSG((x) == cudaSuccess, #x)
-#define CUBLAS_OK(x) CHECK_MSG((x) == CUBLAS_STATUS_SUCCESS, #x)
 
 struct shape {
     int B, T, C, NH;
@@ -52,8 +50,8 @@ static void *dalloc_random(size_t n, enum dtype dt, uint64_t seed)
         tmp[i] = (float)((s >> 40) / (double)(1 << 24) * 2.0 - 1.0);
     }
     dtype_from_f32(dt, tmp, h, n);
-    CUDA_OK(cudaMalloc(&d, n * dtype_size(dt)));
-    CUDA_OK(cudaMemcpy(d, h, n * dtype_size(dt), cudaMemcpyHostToDevice));
+    CUDA_CHECK(cudaMalloc(&d, n * dtype_size(dt)));
+    CUDA_CHECK(cudaMemcpy(d, h, n * dtype_size(dt), cudaMemcpyHostToDevice));
     free(tmp);
     free(h);
     return d;
@@ -93,21 +91,21 @@ static double time_ms(enum kernel k, struct shape s, enum dtype dt, struct bufs 
     cudaEvent_t e0, e1;
     float *ms = malloc(iters * sizeof(float));
     CHECK(ms != NULL);
-    CUDA_OK(cudaEventCreate(&e0));
-    CUDA_OK(cudaEventCreate(&e1));
+    CUDA_CHECK(cudaEventCreate(&e0));
+    CUDA_CHECK(cudaEventCreate(&e1));
     for (int i = 0; i < warmup; i++)
         launch(k, s, dt, b);
     for (int i = 0; i < iters; i++) {
-        CUDA_OK(cudaEventRecord(e0, stream));
+        CUDA_CHECK(cudaEventRecord(e0, stream));
         launch(k, s, dt, b);
-        CUDA_OK(cudaEventRecord(e1, stream));
-        CUDA_OK(cudaEventSynchronize(e1));
-        CUDA_OK(cudaEventElapsedTime(&ms[i], e0, e1));
+        CUDA_CHECK(cudaEventRecord(e1, stream));
+        CUDA_CHECK(cudaEventSynchronize(e1));
+        CUDA_CHECK(cudaEventElapsedTime(&ms[i], e0, e1));
     }
     qsort(ms, iters, sizeof(float), cmp_float);
     double med = iters % 2 ? ms[iters / 2] : 0.5 * (ms[iters / 2 - 1] + ms[iters / 2]);
-    CUDA_OK(cudaEventDestroy(e0));
-    CUDA_OK(cudaEventDestroy(e1));
+    CUDA_CHECK(cudaEventDestroy(e0));
+    CUDA_CHECK(cudaEventDestroy(e1));
     free(ms);
     return med;
 }
@@ -132,10 +130,10 @@ int main(int argc, char **argv)
     if (cudaGetDeviceCount(&ndev) != cudaSuccess || ndev == 0)
         user_fail("no GPU: bench_attention measures CUDA kernels");
     struct cudaDeviceProp prop;
-    CUDA_OK(cudaGetDeviceProperties(&prop, 0));
-    CUDA_OK(cudaStreamCreate(&stream));
-    CUBLAS_OK(cublasCreate(&blas));
-    CUBLAS_OK(cublasSetStream(blas, stream));
+    CUDA_CHECK(cudaGetDeviceProperties(&prop, 0));
+    CUDA_CHECK(cudaStreamCreate(&stream));
+    CUBLAS_CHECK(cublasCreate(&blas));
+    CUBLAS_CHECK(cublasSetStream(blas, stream));
     FILE *json = NULL;
     if (out_path && !(json = fopen(out_path, "w"))) user_fail("--out %s: cannot write", out_path);
     if (json)
@@ -164,16 +162,16 @@ int main(int argc, char **argv)
             b.qkv = dalloc_random(nqkv, dt, 1);
             b.dout = dalloc_random(nout, dt, 2);
             b.dqkv = dalloc_random(nqkv, dt, 3);
-            CUDA_OK(cudaMalloc(&b.out, nout * es));
-            CUDA_OK(cudaMalloc(&b.att, natt * es));
-            CUDA_OK(cudaMalloc((void **)&b.stats, nstats * sizeof(float)));
-            CUDA_OK(cudaMalloc(&b.scratch, sc));
+            CUDA_CHECK(cudaMalloc(&b.out, nout * es));
+            CUDA_CHECK(cudaMalloc(&b.att, natt * es));
+            CUDA_CHECK(cudaMalloc((void **)&b.stats, nstats * sizeof(float)));
+            CUDA_CHECK(cudaMalloc(&b.scratch, sc));
             /* the backward passes read what their forward wrote */
             double old_f = time_ms(KERNEL_OLD_FWD, s, dt, &b, warmup, iters);
             double old_b = time_ms(KERNEL_OLD_BWD, s, dt, &b, warmup, iters);
             double fl_f = time_ms(KERNEL_FLASH_FWD, s, dt, &b, warmup, iters);
             double fl_b = time_ms(KERNEL_FLASH_BWD, s, dt, &b, warmup, iters);
-            CUDA_OK(cudaGetLastError());
+            CUDA_CHECK(cudaGetLastError());
             int hs = s.C / s.NH;
             double fwd_flop = 4.0 * s.B * s.NH * hs * ((double)s.T * (s.T + 1) / 2);
             double mem_old = (natt * es + (sc_old_f > sc_old_b ? sc_old_f : sc_old_b)) / 1048576.0;
@@ -200,7 +198,7 @@ int main(int argc, char **argv)
             }
             void *bufs[] = {b.qkv, b.dout, b.dqkv, b.out, b.att, b.stats, b.scratch};
             for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
-                CUDA_OK(cudaFree(bufs[i]));
+                CUDA_CHECK(cudaFree(bufs[i]));
         }
     if (json) {
         fprintf(json, "\n]}\n");

@@ -2,8 +2,9 @@
  *
  * Both compute out[M,N] = inp[M,K] . W[N,K]^T in fp16 or bf16 with fp32 accumulation. The codelet
  * path submits StarPU tasks (task creation, dependency tracking, the driver's stream handling and
- * cuBLASLt heuristics included); the direct path calls cublasGemmEx on a stream with the data
- * already on the GPU. Prints a table and writes a JSON result file.
+ * the kernel's cuBLASLt call included); the direct path calls cublasGemmEx on a stream with the
+ * data already on the GPU. Both multiply the same random values. Prints a table and writes a
+ * JSON result file.
  *
  *     bench_gemm [--size 8192] [--iters 20] [--dtype fp16|bf16] [--out FILE.json] */
 #include <stdio.h>
@@ -15,16 +16,18 @@
 #include "cuda_check.h"
 #include "timer.h"
 
-static void fill_random(struct tensor *t)
+/* n elements of dt in [-0.5, 0.5) into host memory at dst: the same values for both paths (zeros
+ * or constants would run faster than real data). */
+static void fill_random(void *dst, size_t n, enum dtype dt)
 {
-    float *tmp = malloc(t->n * sizeof *tmp);
+    float *tmp = malloc(n * sizeof *tmp);
     uint64_t s = 42;
     CHECK(tmp);
-    for (size_t i = 0; i < t->n; i++) {
+    for (size_t i = 0; i < n; i++) {
         s = s * 6364136223846793005ull + 1442695040888963407ull;
         tmp[i] = (float)((s >> 40) / (double)(1 << 24) - 0.5);
     }
-    dtype_from_f32((enum dtype)t->type, tmp, t->host, t->n);
+    dtype_from_f32(dt, tmp, dst, n);
     free(tmp);
 }
 
@@ -34,8 +37,8 @@ static double bench_codelet(int n, int iters, enum dtype dt)
     tensor_init(&a, "bench.inp", (enum tensor_type)dt, (size_t)n * n, TENSOR_HOST_PAGEABLE);
     tensor_init(&w, "bench.weight", (enum tensor_type)dt, (size_t)n * n, TENSOR_HOST_PAGEABLE);
     tensor_init(&out, "bench.out", (enum tensor_type)dt, (size_t)n * n, TENSOR_HOST_NONE);
-    fill_random(&a);
-    fill_random(&w);
+    fill_random(a.host, a.n, dt);
+    fill_random(w.host, w.n, dt);
     for (int i = 0; i < 3; i++) /* warm-up: transfers, cuBLAS initialisation, perf model */
         matmul_forward_insert(&out, &a, &w, NULL, n, n, n, RT_PRIO_NORMAL);
     rt_wait_all();
@@ -62,8 +65,12 @@ static double bench_cublas(int n, int iters, enum dtype dt)
     CUDA_CHECK(cudaMalloc(&a, bytes));
     CUDA_CHECK(cudaMalloc(&w, bytes));
     CUDA_CHECK(cudaMalloc(&out, bytes));
-    CUDA_CHECK(cudaMemset(a, 0x3c, bytes)); /* small non-zero values in both 16-bit formats */
-    CUDA_CHECK(cudaMemset(w, 0x3c, bytes));
+    void *host = malloc(bytes);
+    CHECK(host != NULL);
+    fill_random(host, (size_t)n * n, dt);
+    CUDA_CHECK(cudaMemcpy(a, host, bytes, cudaMemcpyHostToDevice));
+    CUDA_CHECK(cudaMemcpy(w, host, bytes, cudaMemcpyHostToDevice));
+    free(host);
     CUDA_CHECK(cudaStreamCreate(&stream));
     CUBLAS_CHECK(cublasCreate(&h));
     CUBLAS_CHECK(cublasSetStream(h, stream));

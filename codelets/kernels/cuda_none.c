@@ -27,6 +27,13 @@ void layernorm_forward_cuda(void *out, float *mean, float *rstd, const void *inp
     CUDA_NONE();
 }
 
+void add_layernorm_forward_cuda(void *res, void *out, float *mean, float *rstd, const void *a,
+                                const void *b, const void *weight, const void *bias, int N, int C,
+                                enum dtype dt, cudaStream_t stream)
+{
+    CUDA_NONE();
+}
+
 size_t layernorm_backward_cuda_scratch_bytes(int N, int C)
 {
     return 0;
@@ -47,6 +54,13 @@ void matmul_forward_cuda(cublasHandle_t handle, void *out, const void *inp, cons
     CUDA_NONE();
 }
 
+void matmul_forward_ws_cuda(cublasHandle_t handle, void *out, const void *inp, const void *weight,
+                            const void *bias, int N, int C, int OC, int ldo, enum dtype dt,
+                            void *workspace, size_t workspace_bytes, cudaStream_t stream)
+{
+    CUDA_NONE();
+}
+
 size_t matmul_backward_cuda_scratch_bytes(int N, int OC)
 {
     return 0;
@@ -55,6 +69,41 @@ size_t matmul_backward_cuda_scratch_bytes(int N, int OC)
 void matmul_backward_cuda(cublasHandle_t handle, void *dinp, enum dtype dinp_dt, void *dweight,
                           void *dbias, const void *dout, const void *inp, const void *weight, int N,
                           int C, int OC, int ldo, enum dtype dt, void *scratch, cudaStream_t stream)
+{
+    CUDA_NONE();
+}
+
+void matmul_backward_ws_cuda(cublasHandle_t handle, void *dinp, enum dtype dinp_dt, void *dweight,
+                             void *dbias, const void *dout, const void *inp, const void *weight,
+                             int N, int C, int OC, int ldo, enum dtype dt, void *scratch,
+                             void *workspace, size_t workspace_bytes, cudaStream_t stream)
+{
+    CUDA_NONE();
+}
+
+void matmul_cuda_cache_stats(int *problems, int *unfused)
+{
+    *problems = *unfused = 0;
+}
+
+void matmul_forward_gelu_cuda(cublasHandle_t handle, void *out, void *pre, const void *inp,
+                              const void *weight, const void *bias, int N, int C, int OC, int ldo,
+                              enum dtype dt, void *workspace, size_t workspace_bytes,
+                              cudaStream_t stream)
+{
+    CUDA_NONE();
+}
+
+size_t matmul_backward_dgelu_cuda_scratch_bytes(int N, int C, int OC)
+{
+    return 0;
+}
+
+void matmul_backward_dgelu_cuda(cublasHandle_t handle, void *dpre, void *dweight, void *dbias,
+                                void *dbias_pre, const void *dout, const void *inp,
+                                const void *weight, const void *pre, int N, int C, int OC,
+                                enum dtype dt, void *scratch, void *workspace,
+                                size_t workspace_bytes, cudaStream_t stream)
 {
     CUDA_NONE();
 }
@@ -154,6 +203,12 @@ void sumsq_cuda(float *out, const void *grad, size_t n, enum dtype dt, void *scr
 void adamw_cuda(void *param, float *master, float *m, float *v, const void *grad,
                 const float *sumsq, size_t n, const struct adamw_hparams *hp, enum dtype dt,
                 cudaStream_t stream)
+{
+    CUDA_NONE();
+}
+
+void adamw_multi_cuda(const struct adamw_tensor *tensors, int ntensors, const float *sumsq,
+                      const struct adamw_hparams *hp, enum dtype dt, cudaStream_t stream)
 {
     CUDA_NONE();
 }

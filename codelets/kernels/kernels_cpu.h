@@ -31,6 +31,14 @@ void encoder_backward_cpu(void *dwte, void *dwpe, const void *dout, const int32_
 /* out[N,C] = (inp - mean) * rstd * weight + bias, eps 1e-5; writes mean[N] and rstd[N] (fp32). */
 void layernorm_forward_cpu(void *out, float *mean, float *rstd, const void *inp, const void *weight,
                            const void *bias, int N, int C, enum dtype dt);
+/* The residual add and the next LayerNorm in one pass over the rows:
+ *     res[N,C] = a + b (the residual stream, rounded to dt), out[N,C] = layernorm(res)
+ * with mean[N] and rstd[N]; bit for bit add_forward_cpu then layernorm_forward_cpu. res may be a
+ * or b (in place). Its backward needs no fused kernel: layernorm_backward already adds dinp into
+ * the residual gradient, which is the add's backward. */
+void add_layernorm_forward_cpu(void *res, void *out, float *mean, float *rstd, const void *a,
+                               const void *b, const void *weight, const void *bias, int N, int C,
+                               enum dtype dt);
 void layernorm_backward_cpu(void *dinp, void *dweight, void *dbias, const void *dout,
                             const void *inp, const void *weight, const float *mean,
                             const float *rstd, int N, int C, enum dtype dt);

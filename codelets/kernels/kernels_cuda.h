@@ -39,21 +39,75 @@ void encoder_backward_cuda(void *dwte, void *dwpe, const void *dout, const int32
 void layernorm_forward_cuda(void *out, float *mean, float *rstd, const void *inp,
                             const void *weight, const void *bias, int N, int C, enum dtype dt,
                             cudaStream_t stream);
+/* add_layernorm_forward_cpu's contract: res = a + b (rounded), out = layernorm(res); res may be a
+ * or b. One launch, one block per row held in registers: C up to 16384 (32768 for fp16/bf16 rows
+ * of 16-byte aligned tensors). */
+void add_layernorm_forward_cuda(void *res, void *out, float *mean, float *rstd, const void *a,
+                                const void *b, const void *weight, const void *bias, int N, int C,
+                                enum dtype dt, cudaStream_t stream);
 size_t layernorm_backward_cuda_scratch_bytes(int N, int C);
 void layernorm_backward_cuda(void *dinp, void *dweight, void *dbias, const void *dout,
                              const void *inp, const void *weight, const float *mean,
                              const float *rstd, int N, int C, enum dtype dt, void *scratch,
                              cudaStream_t stream);
 
-/* cuBLAS (or cuBLASLt) with fp32 accumulation; `handle` is already bound to `stream`. */
+/* cuBLASLt with fp32 accumulation (matmul.cu); `handle` is a cuBLAS handle, which is a valid
+ * cuBLASLt one. The algorithm of each distinct product is chosen on its first call and cached
+ * (process-wide, thread-safe); later calls allocate nothing and never ask the heuristic again.
+ *
+ * Workspace: the *_ws_cuda launchers and the fused ones take a device buffer for cuBLASLt that
+ * the caller owns, workspace_bytes long (MATMUL_CUDA_WORKSPACE_BYTES; NULL and 0: algorithms that
+ * need none). A codelet passes a STARPU_SCRATCH buffer of that size: StarPU keeps one per worker,
+ * allocated once, so two streams never share one. matmul_forward_cuda and matmul_backward_cuda
+ * are the *_ws_cuda launchers without a workspace, for callers that have none. */
+#define MATMUL_CUDA_WORKSPACE_BYTES ((size_t)32 << 20) /* cuBLAS's own default on Hopper */
 void matmul_forward_cuda(cublasHandle_t handle, void *out, const void *inp, const void *weight,
                          const void *bias, int N, int C, int OC, int ldo, enum dtype dt,
                          cudaStream_t stream);
+void matmul_forward_ws_cuda(cublasHandle_t handle, void *out, const void *inp, const void *weight,
+                            const void *bias, int N, int C, int OC, int ldo, enum dtype dt,
+                            void *workspace, size_t workspace_bytes, cudaStream_t stream);
+/* Also the scratch of matmul_backward_ws_cuda: dbias is the epilogue's fp32 sum (BGRADB) added
+ * to dbias, or the column sum where cuBLASLt has no such algorithm. */
 size_t matmul_backward_cuda_scratch_bytes(int N, int OC);
 void matmul_backward_cuda(cublasHandle_t handle, void *dinp, enum dtype dinp_dt, void *dweight,
                           void *dbias, const void *dout, const void *inp, const void *weight, int N,
                           int C, int OC, int ldo, enum dtype dt, void *scratch,
                           cudaStream_t stream);
+void matmul_backward_ws_cuda(cublasHandle_t handle, void *dinp, enum dtype dinp_dt, void *dweight,
+                             void *dbias, const void *dout, const void *inp, const void *weight,
+                             int N, int C, int OC, int ldo, enum dtype dt, void *scratch,
+                             void *workspace, size_t workspace_bytes, cudaStream_t stream);
+
+/* The products cached so far (all devices), and how many of them cuBLASLt had no algorithm for,
+ * whose launchers took their unfused path: for logs and tests. */
+void matmul_cuda_cache_stats(int *problems, int *unfused);
+
+/* The MLP's first layer and its activation in one product (cuBLASLt's GELU epilogue, the same
+ * tanh approximation as gelu_forward_cpu):
+ *     pre[N,OC] = inp . weight^T + bias,  out[N,OC] = gelu(pre)
+ * both with rows ldo apart (a tile of output channels writes its columns in place). pre may be
+ * NULL when the backward will recompute it (activation checkpointing's first forward): the
+ * product then writes out alone. gelu is taken of the fp32 pre-activation, before it is rounded,
+ * so out can differ from gelu_forward_cpu(pre) by one rounding. Same result as
+ * matmul_forward_cpu then gelu_forward_cpu within that; unfused path where cuBLASLt lacks it. */
+void matmul_forward_gelu_cuda(cublasHandle_t handle, void *out, void *pre, const void *inp,
+                              const void *weight, const void *bias, int N, int C, int OC, int ldo,
+                              enum dtype dt, void *workspace, size_t workspace_bytes,
+                              cudaStream_t stream);
+/* The backward of the MLP's second layer through the first's activation, for a whole (untiled)
+ * layer; inp[N,C] is the activation gelu(pre), weight[OC,C], dout[N,OC]:
+ *     dpre[N,C]     = gelu'(pre) * (dout . weight)        OVERWRITES (no dinp accumulator)
+ *     dweight[OC,C] += dout^T . inp,  dbias[OC] += column sums of dout  (dbias may be NULL)
+ *     dbias_pre[C]  += column sums of dpre: the first layer's bias gradient (may be NULL)
+ * i.e. matmul_backward_cpu into a zeroed dinp, then gelu_backward_cpu into a zeroed dpre, and the
+ * first layer's dbias, which its own backward then skips (dbias NULL). */
+size_t matmul_backward_dgelu_cuda_scratch_bytes(int N, int C, int OC);
+void matmul_backward_dgelu_cuda(cublasHandle_t handle, void *dpre, void *dweight, void *dbias,
+                                void *dbias_pre, const void *dout, const void *inp,
+                                const void *weight, const void *pre, int N, int C, int OC,
+                                enum dtype dt, void *scratch, void *workspace,
+                                size_t workspace_bytes, cudaStream_t stream);
 
 size_t attention_forward_cuda_scratch_bytes(int B, int T, int C, int NH, enum dtype dt);
 void attention_forward_cuda(cublasHandle_t handle, void *out, void *att, const void *qkv, int B,
@@ -100,6 +154,22 @@ void sumsq_cuda(float *out, const void *grad, size_t n, enum dtype dt, void *scr
 void adamw_cuda(void *param, float *master, float *m, float *v, const void *grad,
                 const float *sumsq, size_t n, const struct adamw_hparams *hp, enum dtype dt,
                 cudaStream_t stream);
+
+/* One tensor of a multi-tensor AdamW step (device pointers; param NULL: the master is the
+ * parameter, as in adamw_cuda). weight_decay is this tensor's (0 for biases and LayerNorm
+ * parameters), in place of hp->weight_decay. */
+struct adamw_tensor {
+    void *param;
+    float *master, *m, *v;
+    const void *grad;
+    size_t n;
+    float weight_decay;
+};
+/* adamw_cuda on each of tensors[0..ntensors) (a host array, read before returning), all of type
+ * dt and sharing hp (its weight_decay unused) and sumsq, in a few launches of up to 64 tensors
+ * each instead of one per tensor; each tensor gets adamw_cuda's bits. */
+void adamw_multi_cuda(const struct adamw_tensor *tensors, int ntensors, const float *sumsq,
+                      const struct adamw_hparams *hp, enum dtype dt, cudaStream_t stream);
 
 void cast_cuda(void *dst, enum dtype dst_dt, const void *src, enum dtype src_dt, size_t n,
                cudaStream_t stream);

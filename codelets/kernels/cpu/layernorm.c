@@ -1,4 +1,5 @@
-/* layernorm.c: CPU reference of LayerNorm over the channels of each row (llm.c's layernorm).
+/* layernorm.c: CPU reference of LayerNorm over the channels of each row (llm.c's layernorm), and
+ * of the residual add fused with it (one row function for both, so their bits agree).
  *
  * The forward and dinp are independent per row and run in parallel over rows. dweight and dbias
  * are sums over all N rows: they run in parallel over blocks of channels, each block summing the
@@ -14,6 +15,27 @@
 /* Channels per block of the dweight/dbias reduction: a few cache lines of each row. */
 #define LAYERNORM_CBLOCK 64
 
+/* One row of C channels: o = (x - mean) * rstd * w + b, with the row's mean and rstd. */
+static void layernorm_row(float *o, float *mean, float *rstd, const float *x, const float *w,
+                          const float *b, int C)
+{
+    float m = 0.0f;
+    for (int c = 0; c < C; c++)
+        m += x[c];
+    m /= C;
+    float var = 0.0f;
+    for (int c = 0; c < C; c++) {
+        float d = x[c] - m;
+        var += d * d;
+    }
+    var /= C;
+    float s = 1.0f / sqrtf(var + LAYERNORM_EPS);
+    for (int c = 0; c < C; c++)
+        o[c] = (x[c] - m) * s * w[c] + b[c];
+    *mean = m;
+    *rstd = s;
+}
+
 void layernorm_forward_cpu(void *out, float *mean, float *rstd, const void *inp, const void *weight,
                            const void *bias, int N, int C, enum dtype dt)
 {
@@ -26,25 +48,49 @@ void layernorm_forward_cpu(void *out, float *mean, float *rstd, const void *inp,
 #pragma omp for schedule(static)
         for (int n = 0; n < N; n++) {
             const float *x = f32_in(dt, inp, (size_t)n * C, C, tx);
-            float m = 0.0f;
-            for (int c = 0; c < C; c++)
-                m += x[c];
-            m /= C;
-            float var = 0.0f;
-            for (int c = 0; c < C; c++) {
-                float d = x[c] - m;
-                var += d * d;
-            }
-            var /= C;
-            float s = 1.0f / sqrtf(var + LAYERNORM_EPS);
             float *o = f32_out(dt, out, (size_t)n * C, to);
-            for (int c = 0; c < C; c++)
-                o[c] = (x[c] - m) * s * w[c] + b[c];
+            layernorm_row(o, &mean[n], &rstd[n], x, w, b, C);
             f32_store(dt, out, (size_t)n * C, C, o);
-            mean[n] = m;
-            rstd[n] = s;
         }
         free(tx);
+        free(to);
+    }
+    free(tw);
+    free(tb);
+}
+
+/* One pass per row: the sum is rounded to dt and stored, and the LayerNorm reads those rounded
+ * values, so the bits are add_forward_cpu's then layernorm_forward_cpu's. In place (res == a or
+ * res == b) works: each element is read before it is written. */
+void add_layernorm_forward_cpu(void *res, void *out, float *mean, float *rstd, const void *a,
+                               const void *b, const void *weight, const void *bias, int N, int C,
+                               enum dtype dt)
+{
+    float *tw = f32_scratch(dt, C), *tb = f32_scratch(dt, C);
+    const float *w = f32_in(dt, weight, 0, C, tw);
+    const float *bb = f32_in(dt, bias, 0, C, tb);
+#pragma omp parallel
+    {
+        float *ta = f32_scratch(dt, C), *tbr = f32_scratch(dt, C), *tr = f32_scratch(dt, C);
+        float *to = f32_scratch(dt, C);
+#pragma omp for schedule(static)
+        for (int n = 0; n < N; n++) {
+            size_t off = (size_t)n * C;
+            const float *x = f32_in(dt, a, off, C, ta);
+            const float *y = f32_in(dt, b, off, C, tbr);
+            float *r = f32_out(dt, res, off, tr);
+            for (int c = 0; c < C; c++)
+                r[c] = x[c] + y[c];
+            f32_store(dt, res, off, C, r);
+            /* the rounded sum, as layernorm_forward_cpu would read it back (fp32: r itself) */
+            const float *rr = f32_in(dt, res, off, C, tr);
+            float *o = f32_out(dt, out, off, to);
+            layernorm_row(o, &mean[n], &rstd[n], rr, w, bb, C);
+            f32_store(dt, out, off, C, o);
+        }
+        free(ta);
+        free(tbr);
+        free(tr);
         free(to);
     }
     free(tw);

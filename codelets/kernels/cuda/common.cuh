@@ -298,6 +298,33 @@ static void map_launch(S *out, const S *a, const S *b, const S *c, size_t n, Op 
     CUDA_LAUNCH_CHECK();
 }
 
+/* map_launch over the [rows, cols] block of matrices whose rows are ld >= cols elements apart (a
+ * tile of output channels inside a wider layer); one contiguous map when ld == cols. */
+template <typename S, typename Op>
+__global__ void map2d_kernel(S *out, const S *a, const S *b, const S *c, int rows, int cols, int ld,
+                             Op op)
+{
+    size_t n = (size_t)rows * cols, stride = (size_t)gridDim.x * blockDim.x;
+    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += stride) {
+        size_t j = i / cols * ld + i % cols;
+        out[j] = from_f<S>(op(a ? to_f(a[j]) : 0.0f, b ? to_f(b[j]) : 0.0f, c ? to_f(c[j]) : 0.0f));
+    }
+}
+
+template <typename S, typename Op>
+static void map2d_launch(S *out, const S *a, const S *b, const S *c, int rows, int cols, int ld,
+                         Op op, cudaStream_t stream)
+{
+    if (ld == cols) {
+        map_launch<S>(out, a, b, c, (size_t)rows * cols, op, stream);
+        return;
+    }
+    if (rows == 0 || cols == 0) return;
+    map2d_kernel<S><<<grid_stride_blocks((size_t)rows * cols, 256), 256, 0, stream>>>(
+        out, a, b, c, rows, cols, ld, op);
+    CUDA_LAUNCH_CHECK();
+}
+
 /* Row-major strided batched GEMM with fp32 accumulation and fp32 alpha/beta, for batch i:
  *   C_i[M,N] = alpha * op(A_i) . op(B_i) + beta * C_i
  * where op(A) is A[M,K] (lda) or, if transA, the transpose of A stored as [K,M]; likewise B.

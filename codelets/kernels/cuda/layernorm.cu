@@ -6,7 +6,12 @@
  * common.cuh (per-chunk partials in scratch, then a fixed-order sum of the chunks); the
  * normalized input is recomputed there from inp, mean and rstd rather than stored. Pointers that
  * the contract keeps apart are __restrict__: without it the dinp kernel ran 11x slower on an H100
- * (its loads could not be hoisted past the stores into dinp). */
+ * (its loads could not be hoisted past the stores into dinp).
+ *
+ * add_layernorm_forward_cuda fuses the residual add into the forward: one block per row holds the
+ * row in registers (16-byte loads of a and b, the rounded sum stored to res once), so the row
+ * crosses device memory four times (a, b in; res, out out) instead of the five of add_forward
+ * then layernorm_forward, with one launch instead of two. */
 #include "common.cuh"
 
 #define LAYERNORM_EPS   1e-5f
@@ -97,6 +102,127 @@ extern "C" void layernorm_forward_cuda(void *out, float *mean, float *rstd, cons
                 (S *)out, mean, rstd, (const S *)inp, (const S *)weight, (const S *)bias, N, C);
     });
     CUDA_LAUNCH_CHECK();
+}
+
+/* Sum of x over the block, in a fixed order (warps, then warp 0 over the warps' sums); every
+ * thread gets it. sh holds 32 floats; the block is a whole number of warps. */
+__device__ float block_sum(float x, float *sh)
+{
+    int warp = threadIdx.x / 32, lane = threadIdx.x % 32, nwarps = blockDim.x / 32;
+    x = warp_sum(x);
+    if (lane == 0) sh[warp] = x;
+    __syncthreads(); /* also: every thread has read an earlier call's sh[32] */
+    if (warp == 0) {
+        float v = lane < nwarps ? sh[lane] : 0.0f;
+        v = warp_sum(v);
+        if (lane == 0) sh[32] = v;
+    }
+    __syncthreads();
+    return sh[32];
+}
+
+/* Row blockIdx.x: res = a + b rounded to S, out = layernorm(res). Thread t holds elements
+ * [i*P, i*P + P) for i = t, t + blockDim.x, ... (at most MAXV of them) in registers. VEC: P
+ * elements of 16 bytes per access (C % P == 0, every pointer 16-byte aligned); else one. res
+ * may alias a or b: a thread writes only what it has read. */
+template <typename S, bool VEC, int MAXV>
+__global__ void add_layernorm_forward_kernel(S *res, S *__restrict__ out, float *__restrict__ mean,
+                                             float *__restrict__ rstd, const S *a, const S *b,
+                                             const S *__restrict__ weight,
+                                             const S *__restrict__ bias, int C)
+{
+    constexpr int P = VEC ? vec16<S>() : 1;
+    using V = Vec<S, P>;
+    __shared__ float sh[33];
+    size_t row = (size_t)blockIdx.x * C;
+    int nvec = C / P;
+    const V *va = (const V *)(a + row), *vb = (const V *)(b + row);
+    V *vr = (V *)(res + row), *vo = (V *)(out + row);
+    const V *vw = (const V *)weight, *vbias = (const V *)bias;
+    float x[MAXV][P];
+    float s = 0.0f;
+#pragma unroll
+    for (int k = 0; k < MAXV; k++) {
+        int i = threadIdx.x + k * blockDim.x;
+        if (i < nvec) {
+            V xa = va[i], xb = vb[i], r;
+#pragma unroll
+            for (int p = 0; p < P; p++) {
+                r.v[p] = from_f<S>(to_f(xa.v[p]) + to_f(xb.v[p]));
+                x[k][p] = to_f(r.v[p]);
+                s += x[k][p];
+            }
+            vr[i] = r;
+        }
+    }
+    float m = block_sum(s, sh) / C;
+    float v = 0.0f;
+#pragma unroll
+    for (int k = 0; k < MAXV; k++)
+        if (threadIdx.x + k * blockDim.x < nvec)
+#pragma unroll
+            for (int p = 0; p < P; p++) {
+                float d = x[k][p] - m;
+                v += d * d;
+            }
+    float r = 1.0f / sqrtf(block_sum(v, sh) / C + LAYERNORM_EPS);
+#pragma unroll
+    for (int k = 0; k < MAXV; k++) {
+        int i = threadIdx.x + k * blockDim.x;
+        if (i < nvec) {
+            V w = vw[i], bb = vbias[i], o;
+#pragma unroll
+            for (int p = 0; p < P; p++)
+                o.v[p] = from_f<S>((x[k][p] - m) * r * to_f(w.v[p]) + to_f(bb.v[p]));
+            vo[i] = o;
+        }
+    }
+    if (threadIdx.x == 0) {
+        mean[blockIdx.x] = m;
+        rstd[blockIdx.x] = r;
+    }
+}
+
+/* Elements per thread a register row may hold: 4 vectors of 16 bytes (C up to 32768 in fp16,
+ * 16384 in fp32), or 16 single elements off the vector path. */
+#define ADD_LN_MAXV_VEC    4
+#define ADD_LN_MAXV_SCALAR 16
+
+template <typename S, bool VEC, int MAXV>
+static void add_layernorm_launch(S *res, S *out, float *mean, float *rstd, const S *a, const S *b,
+                                 const S *weight, const S *bias, int N, int C, cudaStream_t stream)
+{
+    int nvec = C / (VEC ? vec16<S>() : 1);
+    /* about two vectors a thread: loads in flight, and short block sums */
+    int threads = (nvec + 1) / 2;
+    threads = threads < 32 ? 32 : threads > 1024 ? 1024 : (threads + 31) / 32 * 32;
+    CHECK_MSG((nvec + threads - 1) / threads <= MAXV,
+              "add_layernorm_forward_cuda: C too large for a row in registers");
+    add_layernorm_forward_kernel<S, VEC, MAXV>
+        <<<N, threads, 0, stream>>>(res, out, mean, rstd, a, b, weight, bias, C);
+    CUDA_LAUNCH_CHECK();
+}
+
+extern "C" void add_layernorm_forward_cuda(void *res, void *out, float *mean, float *rstd,
+                                           const void *a, const void *b, const void *weight,
+                                           const void *bias, int N, int C, enum dtype dt,
+                                           cudaStream_t stream)
+{
+    if (N == 0) return;
+    CHECK_MSG(C > 0, "add_layernorm_forward_cuda needs C > 0");
+    dtype_dispatch(dt, [&](auto tag) {
+        using S = typename decltype(tag)::type;
+        bool vec = C % vec16<S>() == 0 && aligned16(res) && aligned16(out) && aligned16(a) &&
+                   aligned16(b) && aligned16(weight) && aligned16(bias);
+        if (vec)
+            add_layernorm_launch<S, true, ADD_LN_MAXV_VEC>(
+                (S *)res, (S *)out, mean, rstd, (const S *)a, (const S *)b, (const S *)weight,
+                (const S *)bias, N, C, stream);
+        else
+            add_layernorm_launch<S, false, ADD_LN_MAXV_SCALAR>(
+                (S *)res, (S *)out, mean, rstd, (const S *)a, (const S *)b, (const S *)weight,
+                (const S *)bias, N, C, stream);
+    });
 }
 
 extern "C" size_t layernorm_backward_cuda_scratch_bytes(int N, int C)

@@ -23,19 +23,10 @@
 #include <cuda_runtime_api.h>
 
 #include "check.h"
+#include "cuda_check.h"
 #include "dtype.h"
 #include "kernels_cpu.h"
 #include "kernels_cuda.h"
-
-#define CUDA_OK(call)                                                                              \
-    do {                                                                                           \
-        cudaError_t err_ = (call);                                                                 \
-        if (err_ != cudaSuccess) {                                                                 \
-            fprintf(stderr, "%s:%d: %s: %s\n", __FILE__, __LINE__, #call,                          \
-                    cudaGetErrorString(err_));                                                     \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
 
 struct tol {
     double atol, rtol; /* atol relative to max |ref| */
@@ -79,8 +70,8 @@ static void *hrand(enum dtype dt, size_t n, float lo, float hi)
 static void *upload(const void *h, size_t bytes)
 {
     void *d;
-    CUDA_OK(cudaMalloc(&d, bytes));
-    CUDA_OK(cudaMemcpy(d, h, bytes, cudaMemcpyHostToDevice));
+    CUDA_CHECK(cudaMalloc(&d, bytes));
+    CUDA_CHECK(cudaMemcpy(d, h, bytes, cudaMemcpyHostToDevice));
     return d;
 }
 
@@ -88,18 +79,18 @@ static void *upload(const void *h, size_t bytes)
 static void *dpoison(size_t bytes)
 {
     void *d;
-    CUDA_OK(cudaMalloc(&d, bytes));
-    CUDA_OK(cudaMemset(d, 0xff, bytes));
+    CUDA_CHECK(cudaMalloc(&d, bytes));
+    CUDA_CHECK(cudaMemset(d, 0xff, bytes));
     return d;
 }
 
 static void *download(const void *d, size_t bytes)
 {
-    CUDA_OK(cudaStreamSynchronize(stream));
-    CUDA_OK(cudaGetLastError());
+    CUDA_CHECK(cudaStreamSynchronize(stream));
+    CUDA_CHECK(cudaGetLastError());
     void *h = malloc(bytes);
     CHECK(h != NULL);
-    CUDA_OK(cudaMemcpy(h, d, bytes, cudaMemcpyDeviceToHost));
+    CUDA_CHECK(cudaMemcpy(h, d, bytes, cudaMemcpyDeviceToHost));
     return h;
 }
 
@@ -161,8 +152,8 @@ static void test_case(struct shape s, enum dtype dt, uint64_t seed)
     compare(what, DTYPE_FP32, g_stats, stats, nstats, TOL_STATS);
 
     /* the backward on the CPU forward's out and stats */
-    CUDA_OK(cudaMemcpy(d_out, out, nout * es, cudaMemcpyHostToDevice));
-    CUDA_OK(cudaMemcpy(d_stats, stats, nstats * 4, cudaMemcpyHostToDevice));
+    CUDA_CHECK(cudaMemcpy(d_out, out, nout * es, cudaMemcpyHostToDevice));
+    CUDA_CHECK(cudaMemcpy(d_stats, stats, nstats * 4, cudaMemcpyHostToDevice));
     size_t sb = flash_attention_backward_cuda_scratch_bytes(s.B, s.T, s.C, s.NH, dt);
     void *d_scratch = dpoison(sb), *d_dqkv = upload(dqkv0, nqkv * es);
     flash_attention_backward_cuda(d_dqkv, d_dout, d_qkv, d_out, d_stats, s.B, s.T, s.C, s.NH, dt,
@@ -170,8 +161,8 @@ static void test_case(struct shape s, enum dtype dt, uint64_t seed)
     void *g_dqkv = download(d_dqkv, nqkv * es);
     snprintf(what, sizeof what, "B%d T%d C%d NH%d backward dqkv (+=)", s.B, s.T, s.C, s.NH);
     compare(what, dt, g_dqkv, dqkv, nqkv, tol);
-    CUDA_OK(cudaMemcpy(d_dqkv, dqkv0, nqkv * es, cudaMemcpyHostToDevice));
-    CUDA_OK(cudaMemset(d_scratch, 0xff, sb));
+    CUDA_CHECK(cudaMemcpy(d_dqkv, dqkv0, nqkv * es, cudaMemcpyHostToDevice));
+    CUDA_CHECK(cudaMemset(d_scratch, 0xff, sb));
     flash_attention_backward_cuda(d_dqkv, d_dout, d_qkv, d_out, d_stats, s.B, s.T, s.C, s.NH, dt,
                                   d_scratch, stream);
     void *g_dqkv2 = download(d_dqkv, nqkv * es);
@@ -186,7 +177,7 @@ static void test_case(struct shape s, enum dtype dt, uint64_t seed)
         free(host[i]);
     void *dev[] = {d_qkv, d_dout, d_out, d_stats, d_scratch, d_dqkv};
     for (size_t i = 0; i < sizeof dev / sizeof dev[0]; i++)
-        CUDA_OK(cudaFree(dev[i]));
+        CUDA_CHECK(cudaFree(dev[i]));
 }
 
 int main(int argc, char **argv)
@@ -196,12 +187,12 @@ int main(int argc, char **argv)
         printf("skip: no CUDA device\n");
         return 77;
     }
-    CUDA_OK(cudaSetDevice(0));
+    CUDA_CHECK(cudaSetDevice(0));
     if (!flash_attention_cuda_supported(128, 1, DTYPE_FP16)) {
         printf("skip: the flash attention kernels need compute capability 8.0 or newer\n");
         return 77;
     }
-    CUDA_OK(cudaStreamCreate(&stream));
+    CUDA_CHECK(cudaStreamCreate(&stream));
     uint64_t seed = 1;
     for (size_t i = 0; i < sizeof SHAPES / sizeof SHAPES[0]; i++) {
         if (small && SHAPES[i].T > 200) continue;
@@ -214,7 +205,7 @@ int main(int argc, char **argv)
     printf("%-52s       %s\n", "head size 256 and fp32 reported unsupported",
            refused ? "ok" : "FAIL");
     failures += !refused;
-    CUDA_OK(cudaStreamDestroy(stream));
+    CUDA_CHECK(cudaStreamDestroy(stream));
     if (failures) {
         printf("test_flash_attention: %d failures\n", failures);
         return 1;
