@@ -264,6 +264,17 @@ PY
 				fail "$m through StarPU on SimGrid" "exit $rc: $(cat "$R/$m.out")"
 			fi
 		done
+		# a traced simulation drawn by trace_report.py with the SimGrid StarPU's starpu_fxt_tool
+		mkdir -p "$R/fxt"
+		GPT50B_SIM_BUILD=$R GPT50B_SIM_MODELS=$R/models STARPU_NCPU=1 STARPU_FXT_TRACE=1 STARPU_FXT_PREFIX=$R/fxt/ \
+			"$SIM" h100-x1 --train-iters 2 --metrics "$R/fxt/m.jsonl" >"$R/trace.out" 2>&1
+		hint=$(grep -o 'STARPU_FXT_TOOL=.*--out DIR' "$R/trace.out")
+		if [ -n "$hint" ] && (cd "$TOP" && eval "${hint% DIR} $R/report") >"$R/report.log" 2>&1 &&
+			grep -q 'RAM -> CUDA 0 *67.11 MB' "$R/report/summary.txt" && grep -q 'gpt50b_simtest' "$R/report/summary.txt"; then
+			ok "--trace: the printed trace_report.py command draws the simulated run (the 64 MiB upload, the task)"
+		else
+			fail "a traced simulation" "$(cat "$R/trace.out" "$R/report.log")"
+		fi
 		GPT50B_SIM_BUILD=$R GPT50B_SIM_MODELS=$R/models FAKE_FOOTPRINT=7 STARPU_NCPU=1 "$SIM" h100-x1 --train-iters 2 >"$R/uncal.out" 2>&1
 		rc=$?
 		if [ $rc -ne 0 ] && grep -q "Codelet gpt50b_simtest does not have a perfmodel" "$R/uncal.out" &&
