@@ -45,7 +45,8 @@ install: copies the codelet files of a calibration made by scripts/calibrate_sim
 host (its OUTDIR, or the sim_calibration.tar.gz it leaves there) into the models folder, for the
 machine it calibrated (--machine to check it), and writes MACHINE.json from its summary: card,
 driver, date, commit (--commit when the calibration did not know it), configurations, the
-figures it measured. Previous files of that machine are replaced.
+figures it measured. Previous files of that machine are replaced. A calibrate_sim.sh run without
+a GPU (card "none": a check of the script on CPU workers) is refused unless --force.
 
 Python 3's standard library only. Bad input: one line on stderr and exit status 2.
 """
@@ -434,6 +435,9 @@ def cmd_install(a):
         except (OSError, ValueError) as e:
             raise ModelError(f"{summ_path}: {e}: not a calibrate_sim.sh output")
         machine = summ.get("machine")
+        if summ.get("card") in (None, "", "none") and not a.force:
+            raise ModelError(f"{src} was made without a GPU (card {summ.get('card')!r}): a check of the "
+                             f"script, not a calibration of {machine}; --force installs it anyway")
         if a.machine and machine != a.machine:
             raise ModelError(f"{src} calibrated {machine}, not {a.machine}")
         files = model_files(os.path.join(src, "models"), machine).get(machine, {})
@@ -483,12 +487,16 @@ def main(argv=None):
     i.add_argument("calibration", help="calibrate_sim.sh's OUTDIR or its sim_calibration.tar.gz")
     i.add_argument("--machine", help="expected machine name (check)")
     i.add_argument("--commit", help="the calibrated build's commit, if the calibration did not record it")
+    i.add_argument("--force", action="store_true", help="install a calibration made without a GPU too")
     a = ap.parse_args(argv)
     try:
         return {"summary": cmd_summary, "derive": cmd_derive, "install": cmd_install}[a.cmd](a)
     except ModelError as e:
         print(f"{PROG}: error: {e}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # a reader such as head went away
+        sys.stdout = open(os.devnull, "w")
+        return 0
     except OSError as e:
         print(f"{PROG}: error: {e}", file=sys.stderr)
         return 2

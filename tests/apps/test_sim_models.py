@@ -186,6 +186,11 @@ def main():
     check(entries(im)[1][0][3] == 110.0, "install copies the calibration's numbers")
     rc, out = run("--models", inst, "install", cal, "--machine", "h200-x1")
     check(rc == 2 and len(out) == 1 and "calibrated h100-x1, not h200-x1" in out[0], f"install checks the machine: {out}")
+    summ = json.load(open(os.path.join(cal, "summary.json")))
+    summ["card"] = "none"
+    json.dump(summ, open(os.path.join(cal, "summary.json"), "w"))
+    rc, out = run("--models", inst, "install", cal)
+    check(rc == 2 and len(out) == 1 and "without a GPU" in out[0], f"install refuses a run without a GPU: {out}")
     rc, out = run("--models", inst, "install", os.path.join(w, "nothing"))
     check(rc == 2 and len(out) == 1, f"install of a missing folder: exit 2, one line: {out}")
 
