@@ -192,7 +192,7 @@ if adam and adam.get("results"):
     sel = [x for x in adam["results"] if x["isa"] == adam.get("selected_isa")] or adam["results"]
     best = max(sel, key=lambda x: x["gb_s"])
     figures["cpu_adamw_GBps"] = fig(best["gb_s"], f"bench_adam {adam['params']} {adam['dtype']} parameters, "
-                                    f"{best['isa']}, {best["threads"]} thread(s), 28 bytes per parameter, calibrate_sim.sh")
+                                    f"{best['isa']}, {best['threads']} thread(s), 28 bytes per parameter, calibrate_sim.sh")
 bw = f"{C}/models/bus/{machine}.bandwidth"
 if os.path.exists(bw):
     rows = [l.split() for l in open(bw) if not l.startswith("#")]
