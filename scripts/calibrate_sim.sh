@@ -195,9 +195,13 @@ if adam and adam.get("results"):
                                     f"{best['isa']}, {best['threads']} thread(s), 28 bytes per parameter, calibrate_sim.sh")
 bw = f"{C}/models/bus/{machine}.bandwidth"
 if os.path.exists(bw):
-    rows = [l.split() for l in open(bw) if not l.startswith("#")]
+    # StarPU's matrix: header "# to NUMA 0<TAB>to CUDA 0...", rows in the same order (MB/s)
+    lines = open(bw).read().splitlines()
+    cols = [c.strip()[3:] for c in lines[0].lstrip("# ").split("\t") if c.strip()] if lines else []
+    rows = [l.split() for l in lines if not l.startswith("#")]
     try:
-        h2d, d2h = float(rows[0][1]), float(rows[1][0])
+        g = cols.index("CUDA 0")
+        h2d, d2h = float(rows[0][g]), float(rows[g][0])
         if h2d == h2d and d2h == d2h:  # not nan: a GPU was there
             how = "StarPU's bus calibration (pinned copies) in calibrate_sim.sh's first calibration run"
             figures["pcie_h2d_GBps"] = fig(round(h2d / 1e3, 2), how)
