@@ -18,7 +18,8 @@
 # (67108864) parameters, bf16: the best GB/s of the selected ISA), and, from the calibration's bus
 # files, StarPU's own pinned copy rates each way; the card, driver and memory from nvidia-smi.
 #
-# OUTDIR receives three files (the device tool brings back 8 at most, 2 folders deep):
+# Exit status: 0 when every run was made, 1 when one failed or was skipped (the files are written
+# either way), 2 for bad input. OUTDIR receives three files (the device tool brings back 8 at most, 2 folders deep):
 #   summary.json             machine, date, card, driver, commit, the measured figures, and per
 #                            configuration its flags, environment, whether it was calibrated, the
 #                            measured iteration times and their median (or why not)
@@ -158,7 +159,7 @@ done <<<"$list"
 # --- summary -------------------------------------------------------------------------------------
 python3 "$top/scripts/sim_models.py" --models "$models" summary --machine "$machine" >"$C/logs/models_summary.txt" 2>&1 || true
 tail -n 1 "$C/logs/models_summary.txt" | sed "s/^ */[$(printf '%4d' "$(elapsed)")s] models: /"
-python3 - "$C" "$machine" "$configs" "$card" "$driver" "$gpu_mib" "$commit" "$(nproc)" "$nvdir" "$top/scripts" \
+(python3 - "$C" "$machine" "$configs" "$card" "$driver" "$gpu_mib" "$commit" "$(nproc)" "$nvdir" "$top/scripts" \
 	"$@" <<'PY'
 import datetime, json, os, shutil, sys
 C, machine, cfgfile, card, driver, gpu_mib, commit, ncores, nvdir, scripts = sys.argv[1:11]
@@ -259,12 +260,17 @@ for n, e in configs.items():
     med = f"{e['median_ms']:.1f}" if "median_ms" in e else "-"
     print(f"{n:<18} {cal:<22} {e.get('status') or '-':<26} {med:>16}")
 print("figures: " + ", ".join(f"{k} {v['value']}" for k, v in figures.items()))
+failed = [n for n, e in configs.items() if e.get("calibration", "ok") != "ok" or e.get("status", "ok") != "ok"]
+if failed:
+    print(f"not all runs made: {', '.join(failed)}")
+sys.exit(1 if failed else 0)
 PY
+) && all=0 || all=1
 cp "$C/summary.json" "$out/summary.json"
 tar -czf "$out/sim_calibration.tar.gz" -C "$W" sim_calibration
 say "$prog: $out/summary.json, $out/sim_calibration.tar.gz ($(du -h "$out/sim_calibration.tar.gz" | cut -f1)), $out/calibrate.log"
+return "$all"
 }
-# the script's output also goes to OUTDIR/calibrate.log (a pipeline: tee has finished when it ends)
-set +e
+# the script's output also goes to OUTDIR/calibrate.log (a pipeline: tee has finished when it
+# ends; with pipefail its status is main's)
 main "$@" 2>&1 | tee -a "$out/calibrate.log"
-exit "${PIPESTATUS[0]}"
