@@ -8,7 +8,11 @@ table (error of each, within 15% or not, the unmeasured line, the calibration-on
 out), exit 1 when a line is outside, the JSON result (rows, measured and simulated provenance,
 the figures used), the machine file given to simulate.sh (h100-x1 with the measured disk rate),
 --as-committed, --reuse (no simulation run: the stand-in would fail), a failing simulation, and
-bad input (no summary, unknown configuration: exit 2, one line).
+bad input (no summary, unknown configuration: exit 2, one line). Then scripts/sim_configs.py: the
+committed scripts/sim_configs.txt loads with at least five compared configurations, each of a
+model shape that has a calibration run (layers, width, heads, sequence, micro-batch: the
+footprints of the sum, sumsq and zero tasks follow the layer count); malformed lines are refused;
+environment words, continued lines and @NVME@.
 
 Exits 0 (all passed) or 1. GPT50B_TOP: the source root (default ../..).
 """
@@ -125,6 +129,39 @@ def main():
                            env=env, capture_output=True, text=True)
         lines = (r.stdout + r.stderr).strip().splitlines()
         check(r.returncode == 2 and len(lines) == 1 and msg in lines[0], f"{' '.join(args)}: exit 2, one line: {lines}")
+    # the committed configurations: they load, and a line without its own calibration run has the
+    # model shape of one that has (the footprints of sum, sumsq and zero follow the layer count)
+    sys.path.insert(0, os.path.join(TOP, "scripts"))
+    import sim_configs
+    shape = ("--preset", "--num-layers", "--hidden-size", "--num-attention-heads", "--seq-length",
+             "--micro-batch-size", "--num-gpus", "--tile-size")
+
+    def key(c):
+        return tuple((f, c.flags[c.flags.index(f) + 1] if f in c.flags else None) for f in shape)
+    try:
+        committed = sim_configs.load()
+        cal = {key(c) for c in committed if c.cal > 0}
+        orphans = [c.name for c in committed if c.cal == 0 and key(c) not in cal]
+        check(len([c for c in committed if c.iters > 0]) >= 5 and not orphans,
+              f"scripts/sim_configs.txt: at least 5 compared configurations, each of a calibrated shape {orphans}")
+    except sim_configs.ConfigError as e:
+        check(False, f"scripts/sim_configs.txt loads: {e}")
+    for text, msg in (("a 1 2 --x\na 1 2 --y\n", "a twice"), ("a 1 2 --train-iters 3\n", "the scripts add"),
+                      ("a 0 0 --x\n", "one of them > 0"), ("a 1 1 --x\n", "ITERS 1"), ("a b\n", "expected NAME"),
+                      ("a/b 1 2\n", "letters, digits")):
+        p = os.path.join(w, "bad.txt")
+        open(p, "w").write(text)
+        try:
+            sim_configs.load(p)
+            check(False, f"sim_configs refuses {text.strip()!r}")
+        except sim_configs.ConfigError as e:
+            check(msg in str(e), f"sim_configs refuses {text.strip()!r}: {e}")
+    c = sim_configs.load(os.path.join(w, "configs.txt"))[0]
+    open(os.path.join(w, "cont.txt"), "w").write("# c\nx 1 2 A=1 --f \\\n   @NVME@ --g\n")
+    x = sim_configs.load(os.path.join(w, "cont.txt"))[0]
+    check(c.env == ["STUB_EXTRA=5"] and x.env == ["A=1"] and x.flags == ["--f", "@NVME@", "--g"]
+          and sim_configs.gpt50b_args(x, 2, "m", "d", "/s")[:3] == ["--f", "/s", "--g"],
+          "sim_configs: environment words, continued lines, @NVME@")
     shutil.rmtree(w)
     if failures:
         print(f"{len(failures)} check(s) failed")
