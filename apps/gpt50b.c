@@ -54,11 +54,6 @@ static void shape_from_checkpoint(struct settings *s, const struct settings_flag
     s->V = ck.V;
 }
 
-static const char *dtype_label(enum dtype dt)
-{
-    return dt == DTYPE_FP32 ? "fp32" : dt == DTYPE_FP16 ? "fp16" : "bf16";
-}
-
 /* The data-parallel ranks: W in all processes, this process's R of them from global rank first
  * (1, 1, 0 for one rank). */
 struct ranks {
@@ -365,7 +360,7 @@ int main(int argc, char **argv)
     double flops = gpt_flops_per_iteration(&cfg, a.B, a.T, a.checkpointing);
     printf("> model: %d layers, hidden %d, %d heads, seq %d, vocab %d (padded %d), %lld "
            "parameters, %s%s\n",
-           a.L, a.C, a.NH, a.T, a.V, a.Vp, (long long)nparams, dtype_label(a.dt),
+           a.L, a.C, a.NH, a.T, a.V, a.Vp, (long long)nparams, dtype_name(a.dt),
            !a.checkpointing ? ""
            : a.ckpt_in_cpu  ? ", activation checkpointing (checkpoints in pinned CPU memory)"
                             : ", activation checkpointing");
