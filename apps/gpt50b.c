@@ -3,7 +3,13 @@
  * Megatron-LM's flag names, presets from a CPU-sized "tiny" model to the SC21 50B run, Hugging
  * Face checkpoints, one Megatron-style log line per iteration and a JSON metrics line per
  * iteration. StarPU's environment variables (STARPU_SCHED, STARPU_NCPU, STARPU_NCUDA, ...) keep
- * their meaning. See docs/usage.md. */
+ * their meaning. See docs/usage.md.
+ *
+ * main() reads as the run does: the settings (args.c parses the flags, graph/model/settings.c
+ * resolves them with the preset and the DeepSpeed config), the memory plan, the checks that need
+ * no StarPU, the data, the start (StarPU, the collectives, the model, --load), train() (next
+ * batch, forward, backward, update, log, evaluate, save), the end of training and the
+ * shut-down. */
 #include <errno.h>
 #include <math.h>
 #include <signal.h>
@@ -28,62 +34,66 @@
 #include "swap.h"
 #include "timer.h"
 
-/* Model shape from --load's config.json; a shape flag given explicitly must agree with it. */
-static void shape_from_checkpoint(struct settings *s, const struct settings_flags *flags)
-{
-    struct gpt_config ck;
-    checkpoint_read_config(s->load, &ck);
-    const struct {
-        enum setting id;
-        const char *name;
-        int given, stored;
-    } f[] = {{SETTING_LAYERS, "--num-layers", s->L, ck.L},
-             {SETTING_HIDDEN, "--hidden-size", s->C, ck.C},
-             {SETTING_HEADS, "--num-attention-heads", s->NH, ck.NH},
-             {SETTING_MAX_POSITIONS, "--max-position-embeddings", s->maxT, ck.maxT},
-             {SETTING_VOCAB, "--vocab-size", s->V, ck.V}};
-    for (size_t i = 0; i < sizeof f / sizeof f[0]; i++)
-        if (flags->pos[f[i].id] && f[i].given != f[i].stored)
-            user_fail("%s %d disagrees with the checkpoint %s (%d): drop the flag or load another "
-                      "checkpoint",
-                      f[i].name, f[i].given, s->load, f[i].stored);
-    s->L = ck.L;
-    s->C = ck.C;
-    s->NH = ck.NH;
-    s->maxT = ck.maxT;
-    s->V = ck.V;
-}
-
 /* The data-parallel ranks: W in all processes, this process's R of them from global rank first
  * (1, 1, 0 for one rank). */
 struct ranks {
     int W, R, first;
 };
 
-/* Micro-batch `micro` of the run's sequence into local rank r's slot of in/tg (N tokens each):
- * global rank g of W gets what micro-batch micro * W + g of one rank would (the single-rank run
- * with W times the accumulation sees the same data, whatever the split into processes). */
-static void load_ranks(struct loader *l, int64_t micro, const struct ranks *rk, size_t N,
-                       int32_t *in, int32_t *tg)
-{
-    for (int r = 0; r < rk->R; r++)
-        loader_batch(l, micro * rk->W + rk->first + r, in + r * N, tg + r * N);
-}
+/* What a run holds from its start to its shut-down. */
+struct run {
+    struct rt_launch launch;
+    int delay; /* seconds a process other than 0 waits before reporting an error */
+    const char *config_path;
+    struct ds_config ds;         /* settings' strings point into it */
+    struct settings_flags flags; /* as given: --load's shape check asks which were */
+    struct settings s;
+    struct gpt_config cfg; /* the shape as the engine takes it */
+    struct plan plan;
+    struct dataset *data;
+    size_t ntok, train_end, val_end; /* tokens in all, ends of the training and validation splits */
+    struct loader train, val;
+    int have_val;
+    struct aio_config aio;  /* the NVMe I/O engine's, opt's */
+    struct gpt_options opt; /* the engine's, from the settings */
+    struct lr_schedule lr;
+    const char *trace_dir; /* where FxT writes the trace, NULL: no trace */
+    struct comm *comm;
+    struct ranks rk;
+    struct gpt *m;
+    struct train_state state; /* iteration, AdamW step, loss scaler: what a checkpoint resumes */
+    size_t N;                 /* tokens of one rank's micro-batch */
+    int micro_per_step;       /* micro-batches of all ranks per step */
+    int32_t *in, *tg;         /* this process's ranks' inputs and targets, N each */
+    double flops;             /* per micro-batch */
+    int ngpu;                 /* what the FLOP rate is divided by: the GPUs, or the process */
+    const char *per;          /* "GPU" or "process" */
+    FILE *metrics;
+    char metrics_what[4200];
+    int64_t saved_iteration; /* of the checkpoint at --save, -1: none yet from this run */
+    uint64_t nvme_read0, nvme_written0, nvme_kept0; /* the initial state's, not an iteration's */
+};
 
-static double evaluate(struct gpt *m, struct loader *val, int64_t iters, const struct ranks *rk,
-                       size_t N, int32_t *in, int32_t *tg)
-{
-    double sum = 0;
-    for (int64_t j = 0; j < iters; j++) {
-        float loss;
-        load_ranks(val, j, rk, N, in, tg);
-        gpt_set_batch(m, in, tg);
-        gpt_forward(m);
-        gpt_step_stats(m, &loss, NULL);
-        sum += loss;
-    }
-    return iters ? sum / iters : NAN;
-}
+/* The training loop's account, for the log lines and the summary. */
+struct progress {
+    int64_t first;                   /* the first iteration this run trains */
+    double t_start, t_steady, t_end; /* ms: the start, the second iteration's start, the end */
+    double interval_loss;            /* since the last log line */
+    int64_t interval_n;
+    int64_t skipped, nans;
+    float loss, val_loss; /* the last */
+};
+
+/* One iteration. */
+struct step {
+    int64_t it;
+    double t0, ms; /* its start and duration, ms */
+    double lr;
+    float scale;     /* loss scale */
+    double loss_sum; /* of the micro-batches before the last */
+    float loss;      /* the mean of its micro-batches' losses */
+    float sumsq;     /* squared gradient norm, scaled; inf or NaN: overflow */
+};
 
 /* SIGINT and SIGTERM. The first asks the training loop to stop at its next safe point, the end
  * of the iteration or save in flight; the second kills at once (the default action, re-raised):
@@ -142,21 +152,8 @@ static void check_trace_written(const char *folder)
               folder);
 }
 
-static int64_t saved_iteration = -1; /* of the checkpoint at --save, -1: none yet from this run */
-
-static void save_checkpoint(struct gpt *m, const struct settings *a, const struct train_state *st)
-{
-    char err[512];
-    double t0 = timer_now_s() * 1e3;
-    if (checkpoint_save(m, a->save, st, a->save_optim, err, sizeof err) != 0)
-        user_fail("saving the checkpoint failed, the previous one is intact: %s", err);
-    printf(" saved checkpoint at iteration %8lld to %s in %.1f ms\n", (long long)st->iteration,
-           a->save, (timer_now_s() * 1e3) - t0);
-    saved_iteration = st->iteration;
-}
-
-/* --deepspeed_config FILE (or --deepspeed-config, or =FILE) and --strict-config, read before the
- * other flags so that those override the file. */
+/* FNV-1a of the flags (not the program's path, which may differ from node to node), to find
+ * processes started with different flags. */
 static uint64_t argv_hash(int argc, char **argv)
 {
     uint64_t h = 0xcbf29ce484222325ull;
@@ -168,213 +165,285 @@ static uint64_t argv_hash(int argc, char **argv)
     return h;
 }
 
-/* The memory plan of this run, before anything is allocated: printed, and checked against each
- * tier's capacity. Returns whether it fits (a message in verdict otherwise). */
-/* The memory plan of this run, before anything is allocated: printed, and checked against each
- * tier's capacity. Returns whether it fits (a message in verdict otherwise). */
-static int make_plan(const struct settings *a, struct plan *p, char *verdict, size_t n)
+/* The settings from the flags and the DeepSpeed config, for the launch's processes. Under mpirun
+ * every process parses the same command line: process 0 reports what is wrong with it (the
+ * others wait to let it: check_set_delay) and prints the log (the others' stdout goes nowhere);
+ * errors in files, found by each process, are each one's own. */
+static void read_settings(struct run *r, int argc, char **argv)
 {
+    char err[DSCONFIG_ERR_SIZE];
+    int strict = 0;
+    r->launch = rt_mpi_launch();
+    r->delay = r->launch.rank != 0 ? 3 : 0; /* seconds: process 0's exit ends the job first */
+    check_set_delay(r->delay);
+    if (r->launch.rank != 0 && !freopen("/dev/null", "w", stdout))
+        user_fail("cannot open /dev/null for process %d's log", r->launch.rank);
+    args_prescan_config(argc, argv, &r->config_path, &strict);
+    dsconfig_init(&r->ds);
+    if (r->config_path && dsconfig_load(&r->ds, r->config_path, strict, err, sizeof err) != 0)
+        user_fail("%s", err);
+    settings_flags_init(&r->flags);
+    args_parse(&r->flags, argc, argv);
+    if (settings_resolve(&r->s, &r->flags, &r->ds, r->launch.size, r->launch.local_size, err,
+                         sizeof err) != 0)
+        user_fail("%s", err);
+    if (r->config_path && r->launch.rank == 0)
+        settings_note_config(&r->s, &r->ds, r->config_path, stderr);
+    check_set_delay(0);
+}
+
+/* Model shape from --load's config.json; a shape flag given, before or after --preset, must
+ * agree with it. */
+static void shape_from_checkpoint(struct run *r)
+{
+    struct settings *s = &r->s;
+    struct gpt_config ck;
+    checkpoint_read_config(s->load, &ck);
+    const struct {
+        enum setting id;
+        const char *name;
+        int given, stored;
+    } f[] = {{SETTING_LAYERS, "--num-layers", s->L, ck.L},
+             {SETTING_HIDDEN, "--hidden-size", s->C, ck.C},
+             {SETTING_HEADS, "--num-attention-heads", s->NH, ck.NH},
+             {SETTING_MAX_POSITIONS, "--max-position-embeddings", s->maxT, ck.maxT},
+             {SETTING_VOCAB, "--vocab-size", s->V, ck.V}};
+    for (size_t i = 0; i < sizeof f / sizeof f[0]; i++)
+        if (r->flags.pos[f[i].id] && f[i].given != f[i].stored)
+            user_fail("%s %d disagrees with the checkpoint %s (%d): drop the flag or load another "
+                      "checkpoint",
+                      f[i].name, f[i].given, s->load, f[i].stored);
+    s->L = ck.L;
+    s->C = ck.C;
+    s->NH = ck.NH;
+    s->maxT = ck.maxT;
+    s->V = ck.V;
+}
+
+/* The GPUs, the checkpoint folders and the model's final shape. Process 0 writes the
+ * checkpoints: it locks --save and tidies what dead runs left there and beside --load (a lost
+ * --load comes back here) before anything reads them. */
+static void claim_checkpoints(struct run *r)
+{
+    struct settings *s = &r->s;
+    int writer = r->launch.rank == 0;
+    rt_mpi_pick_gpus(&r->launch, s->num_gpus);
+    if (s->save && writer && !s->dry_run) checkpoint_claim(s->save, 1);
+    if (s->load && writer && !s->dry_run) checkpoint_claim(s->load, 0);
+    if (s->load) shape_from_checkpoint(r);
+    s->Vp = gpt_padded_vocab(s->V, s->vocab_divisor);
+    r->cfg = (struct gpt_config){
+        .L = s->L, .C = s->C, .NH = s->NH, .maxT = s->maxT, .V = s->V, .Vp = s->Vp};
+    if (s->save && writer) checkpoint_check_writable(s->save, &r->cfg, s->save_optim);
+}
+
+/* The memory plan of this run, before anything is allocated: printed, and checked against each
+ * tier's capacity. Returns whether it fits (a message in verdict otherwise). */
+static int plan_memory(struct run *r, char *verdict, size_t n)
+{
+    const struct settings *s = &r->s;
     struct plan_input in;
     char err[PLAN_ERR_SIZE];
-    int64_t gpu_bytes = rt_probe_gpu_bytes();
     /* the swap unit: a rank's shard of the largest tensor (the whole tensor with one rank) */
-    settings_plan_input(
-        a, (int64_t)comm_shard_elems((size_t)a->Vp * a->C, a->world_size, 4096, dtype_size(a->dt)),
-        &in);
-    if (plan_capacity_gpu(&in.cap[TIER_GPU], gpu_bytes, err, sizeof err) ||
+    int64_t swap_unit =
+        (int64_t)comm_shard_elems((size_t)s->Vp * s->C, s->world_size, 4096, dtype_size(s->dt));
+    settings_plan_input(s, swap_unit, &in);
+    if (plan_capacity_gpu(&in.cap[TIER_GPU], rt_probe_gpu_bytes(), err, sizeof err) ||
         plan_capacity_ram(&in.cap[TIER_CPU], err, sizeof err))
         user_fail("%s", err);
     /* A dry run plans without the folder (it may be made later, or exist on the nodes only): the
      * plan's NVMe line says why the space is not checked. A run stops here. */
-    if (plan_capacity_nvme(&in.cap[TIER_NVME], a->optim_tier == TIER_NVME ? a->nvme_path : NULL,
+    if (plan_capacity_nvme(&in.cap[TIER_NVME], s->optim_tier == TIER_NVME ? s->nvme_path : NULL,
                            err, sizeof err) != 0 &&
-        !a->dry_run)
+        !s->dry_run)
         user_fail("%s", err);
-    if (plan_compute(p, &in, err, sizeof err) != 0) user_fail("%s", err);
-    plan_print(p, stdout);
-    return plan_verdict(p, verdict, n) == 0;
+    if (plan_compute(&r->plan, &in, err, sizeof err) != 0) user_fail("%s", err);
+    plan_print(&r->plan, stdout);
+    return plan_verdict(&r->plan, verdict, n) == 0;
 }
 
-int main(int argc, char **argv)
+/* What a run needs beyond the plan, checked before anything starts. */
+static void check_before_start(struct run *r)
 {
-    struct ds_config ds; /* the settings' strings point into it */
-    struct settings_flags flags;
-    struct settings a;
+    const struct settings *s = &r->s;
     char err[512];
-    const char *ds_path = NULL;
-    int strict = 0;
-    setvbuf(stdout, NULL, _IOLBF, 0);
-    /* Under mpirun every process parses the same command line: process 0 reports what is wrong
-     * with it (the others wait to let it: check_set_delay) and prints the log (the others'
-     * stdout goes nowhere); errors in files, found by each process, are each one's own. */
-    struct rt_launch launch = rt_mpi_launch();
-    int delay = launch.rank != 0 ? 3 : 0; /* seconds: process 0's exit ends the job first */
-    check_set_delay(delay);
-    if (launch.rank != 0 && !freopen("/dev/null", "w", stdout))
-        user_fail("cannot open /dev/null for process %d's log", launch.rank);
-    args_prescan_config(argc, argv, &ds_path, &strict);
-    dsconfig_init(&ds);
-    if (ds_path && dsconfig_load(&ds, ds_path, strict, err, sizeof err) != 0) user_fail("%s", err);
-    settings_flags_init(&flags);
-    args_parse(&flags, argc, argv);
-    if (settings_resolve(&a, &flags, &ds, launch.size, launch.local_size, err, sizeof err) != 0)
-        user_fail("%s", err);
-    if (ds_path && launch.rank == 0) settings_note_config(&a, &ds, ds_path, stderr);
-    check_set_delay(0);
-    rt_mpi_pick_gpus(&launch, a.num_gpus);
-    /* Process 0 writes the checkpoints: it locks --save and tidies what dead runs left there
-     * and beside --load (a lost --load comes back here) before anything reads them. */
-    if (a.save && launch.rank == 0 && !a.dry_run) checkpoint_claim(a.save, 1);
-    if (a.load && launch.rank == 0 && !a.dry_run) checkpoint_claim(a.load, 0);
-    if (a.load) shape_from_checkpoint(&a, &flags);
-    a.Vp = gpt_padded_vocab(a.V, a.vocab_divisor);
-    struct gpt_config cfg = {.L = a.L, .C = a.C, .NH = a.NH, .maxT = a.maxT, .V = a.V, .Vp = a.Vp};
-    if (a.save && launch.rank == 0) checkpoint_check_writable(a.save, &cfg, a.save_optim);
-    struct lr_schedule lr_schedule = settings_lr_schedule(&a);
-    struct plan plan;
-    char verdict[PLAN_ERR_SIZE];
-    int fits = make_plan(&a, &plan, verdict, sizeof verdict);
-    if (a.dry_run) {
-        printf("%s\n", fits ? "plan: fits" : verdict);
-        return fits ? 0 : EXIT_USER;
-    }
-    if (!fits) user_fail("%s", verdict);
     const char *ncuda = getenv("STARPU_NCUDA");
-    if (a.num_gpus > 1 && ncuda && atoi(ncuda) > 0 && atoi(ncuda) < a.num_gpus)
+    if (s->num_gpus > 1 && ncuda && atoi(ncuda) > 0 && atoi(ncuda) < s->num_gpus)
         user_fail("--num-gpus %d with STARPU_NCUDA=%s: raise STARPU_NCUDA to at least %d or unset "
                   "it",
-                  a.num_gpus, ncuda, a.num_gpus);
-    if (a.optim_tier == TIER_NVME && !a.nvme_path)
+                  s->num_gpus, ncuda, s->num_gpus);
+    if (s->optim_tier == TIER_NVME && !s->nvme_path)
         user_fail("--offload-optimizer nvme needs --nvme-path DIR: a folder on a fast local disk");
     /* one lock per run and node: the first process of each node takes it */
-    if (a.optim_tier == TIER_NVME &&
-        (launch.local_rank == 0 || (launch.local_rank < 0 && launch.rank == 0)) &&
-        swap_path_claim(a.nvme_path, err, sizeof err) != 0)
+    if (s->optim_tier == TIER_NVME &&
+        (r->launch.local_rank == 0 || (r->launch.local_rank < 0 && r->launch.rank == 0)) &&
+        swap_path_claim(s->nvme_path, err, sizeof err) != 0)
         user_fail("%s", err);
-    if (a.min_lr > a.lr) user_fail("--min-lr %g is above --lr %g", a.min_lr, a.lr);
+    if (s->min_lr > s->lr) user_fail("--min-lr %g is above --lr %g", s->min_lr, s->lr);
+}
 
-    struct dataset *data = dataset_open(a.data_path, err, sizeof err);
-    if (!data) user_fail("%s", err);
-    size_t ntok = dataset_ntokens(data);
-    size_t bad = dataset_find_above(data, a.V - 1);
-    if (bad < ntok)
+/* --data-path, every token checked against the vocabulary, split into training and validation. */
+static void open_data(struct run *r)
+{
+    const struct settings *s = &r->s;
+    char err[512];
+    r->data = dataset_open(s->data_path, err, sizeof err);
+    if (!r->data) user_fail("%s", err);
+    r->ntok = dataset_ntokens(r->data);
+    size_t bad = dataset_find_above(r->data, s->V - 1);
+    if (bad < r->ntok)
         user_fail("--data-path %s: token %d at position %zu is outside the vocabulary of %d: "
                   "the data was tokenized for another vocabulary; give the matching --vocab-size "
                   "or --load",
-                  a.data_path, dataset_token(data, bad), bad, a.V);
-    double wsum = a.split[0] + a.split[1] + a.split[2];
-    size_t train_end = (size_t)(ntok * (a.split[0] / wsum));
-    size_t val_end = (size_t)(ntok * ((a.split[0] + a.split[1]) / wsum));
-    struct loader train, val;
-    enum data_order order = a.data_shuffle ? DATA_ORDER_SHUFFLE : DATA_ORDER_SEQUENTIAL;
-    loader_init(&train, data, 0, train_end, a.B, a.T, order, a.seed, "training");
-    int have_val = a.eval_iters > 0 && val_end > train_end + (size_t)a.T + 2;
-    if (have_val)
-        loader_init(&val, data, train_end, val_end, a.B, a.T, DATA_ORDER_SEQUENTIAL, a.seed,
-                    "validation");
+                  s->data_path, dataset_token(r->data, bad), bad, s->V);
+    double wsum = s->split[0] + s->split[1] + s->split[2];
+    r->train_end = (size_t)(r->ntok * (s->split[0] / wsum));
+    r->val_end = (size_t)(r->ntok * ((s->split[0] + s->split[1]) / wsum));
+    enum data_order order = s->data_shuffle ? DATA_ORDER_SHUFFLE : DATA_ORDER_SEQUENTIAL;
+    loader_init(&r->train, r->data, 0, r->train_end, s->B, s->T, order, s->seed, "training");
+    r->have_val = s->eval_iters > 0 && r->val_end > r->train_end + (size_t)s->T + 2;
+    if (r->have_val)
+        loader_init(&r->val, r->data, r->train_end, r->val_end, s->B, s->T, DATA_ORDER_SEQUENTIAL,
+                    s->seed, "validation");
+}
 
-    struct aio_config aio = aio_config_default();
-    if (a.aio.block_size >= 0) aio.block_size = (size_t)a.aio.block_size;
-    if (a.aio.queue_depth >= 0) aio.queue_depth = (int)a.aio.queue_depth;
-    if (a.aio.threads >= 0) aio.threads = (int)a.aio.threads;
-    if (a.aio.single_submit >= 0) aio.single_submit = a.aio.single_submit;
-    if (a.aio.overlap_events >= 0) aio.overlap_events = a.aio.overlap_events;
-    struct gpt_options opt = {.dt = a.dt,
-                              .B = a.B,
-                              .T = a.T,
-                              .checkpointing = a.checkpointing,
-                              .seed = a.seed,
-                              .tile_size = a.tile_size,
-                              .optim_tier = a.optim_tier,
-                              .nvme_path = a.nvme_path,
-                              .offload_param = a.param_offload,
-                              .offload_checkpoints = a.ckpt_in_cpu,
-                              .optim_chunk = a.optim_chunk,
-                              .swap_buffers = a.swap_buffers,
-                              .resident_fraction = a.resident_fraction >= 0 ? a.resident_fraction
-                                                                            : plan.resident_share,
-                              .aio = &aio};
-    gpt_check_config(&cfg, &opt);
-    if (a.trace.first) {
+/* The settings as the engine's options (the communicator comes at start). */
+static void engine_options(struct run *r)
+{
+    const struct settings *s = &r->s;
+    r->aio = aio_config_default();
+    if (s->aio.block_size >= 0) r->aio.block_size = (size_t)s->aio.block_size;
+    if (s->aio.queue_depth >= 0) r->aio.queue_depth = (int)s->aio.queue_depth;
+    if (s->aio.threads >= 0) r->aio.threads = (int)s->aio.threads;
+    if (s->aio.single_submit >= 0) r->aio.single_submit = s->aio.single_submit;
+    if (s->aio.overlap_events >= 0) r->aio.overlap_events = s->aio.overlap_events;
+    r->opt = (struct gpt_options){.micro_steps = s->grad_accum,
+                                  .max_live_elems = s->max_live_parameters,
+                                  .dt = s->dt,
+                                  .B = s->B,
+                                  .T = s->T,
+                                  .checkpointing = s->checkpointing,
+                                  .seed = s->seed,
+                                  .tile_size = s->tile_size,
+                                  .optim_tier = s->optim_tier,
+                                  .nvme_path = s->nvme_path,
+                                  .offload_param = s->param_offload,
+                                  .offload_checkpoints = s->ckpt_in_cpu,
+                                  .optim_chunk = s->optim_chunk,
+                                  .swap_buffers = s->swap_buffers,
+                                  .resident_fraction = s->resident_fraction >= 0
+                                                           ? s->resident_fraction
+                                                           : r->plan.resident_share,
+                                  .aio = &r->aio};
+    gpt_check_config(&r->cfg, &r->opt);
+    r->lr = settings_lr_schedule(s);
+}
+
+/* --trace: FxT on (unless the environment says otherwise) and recording only the iterations
+ * asked; a trace folder that cannot be written stops the run before StarPU starts. */
+static void prepare_trace(struct run *r)
+{
+    const struct settings *s = &r->s;
+    if (s->trace.first) {
         const char *fxt = getenv("STARPU_FXT_TRACE");
         if (fxt && atoi(fxt) == 0)
             user_fail("--trace %lld:%lld with STARPU_FXT_TRACE=%s: unset it or set it to 1",
-                      (long long)a.trace.first, (long long)a.trace.last, fxt);
+                      (long long)s->trace.first, (long long)s->trace.last, fxt);
         setenv("STARPU_FXT_TRACE", "1", 0);
-        printf("> tracing iterations %lld to %lld with FxT into %s\n", (long long)a.trace.first,
-               (long long)a.trace.last,
+        printf("> tracing iterations %lld to %lld with FxT into %s\n", (long long)s->trace.first,
+               (long long)s->trace.last,
                getenv("STARPU_FXT_PREFIX") ? getenv("STARPU_FXT_PREFIX") : "/tmp/");
     }
-    const char *trace_dir = trace_folder();
-    if (trace_dir && access(trace_dir, W_OK) != 0)
+    r->trace_dir = trace_folder();
+    if (r->trace_dir && access(r->trace_dir, W_OK) != 0)
         user_fail(
             "STARPU_FXT_PREFIX=%s: cannot write the FxT trace there: %s: create the folder or "
             "point STARPU_FXT_PREFIX elsewhere",
-            trace_dir, strerror(errno));
-    double t_init = timer_now_s() * 1e3;
-    rt_init(&(struct rt_options){.cpu_workers = a.optim_tier != TIER_GPU,
-                                 .trace_later = a.trace.first > 0,
-                                 .mpi = launch.size > 1});
-    struct comm *comm = NULL;
-    if (a.world_size > 1) {
-        enum comm_backend be = rt_ncuda() > 0 ? COMM_BACKEND_NCCL : COMM_BACKEND_HOST;
-        check_set_delay(delay); /* what every process finds alike */
-        comm = comm_create(&(struct comm_config){be, a.num_gpus});
-        if (!comm_same_everywhere(comm, argv_hash(argc, argv)))
-            user_fail("the %d processes were started with different flags: give every process "
-                      "the same command line",
-                      launch.size);
-        check_set_delay(0);
-        printf("> ZeRO-3 over %d ranks: %d process%s x %d (%s)\n", a.world_size, launch.size,
-               launch.size > 1 ? "es" : "", a.num_gpus,
-               be == COMM_BACKEND_NCCL ? "NCCL, one rank per GPU"
-               : launch.size > 1       ? "host buffers, MPI between processes"
-                                       : "simulated on the CPU");
-    }
-    opt.comm = comm;
-    opt.micro_steps = a.grad_accum;
-    opt.max_live_elems = a.max_live_parameters;
-    struct ranks rk = {a.world_size, a.num_gpus, comm ? comm_rank(comm, 0) : 0};
-    struct gpt *m = gpt_create(&cfg, &opt);
-    struct train_state st = {0};
-    settings_loss_scaler(&a, &st.scaler);
-    if (a.load) {
-        int resumed = checkpoint_load(m, a.load, &st);
-        printf("> loaded %s from %s%s\n", resumed ? "weights and optimizer state" : "weights",
-               a.load, resumed ? "" : " (training starts at iteration 1)");
-        if (st.iteration > a.iters)
-            user_fail("--load %s holds iteration %lld, beyond --train-iters %lld (which counts "
-                      "the loaded iterations): give --train-iters above %lld",
-                      a.load, (long long)st.iteration, (long long)a.iters, (long long)st.iteration);
-        if (st.iteration == a.iters)
-            printf("> nothing to train: %s holds iteration %lld = --train-iters\n", a.load,
-                   (long long)st.iteration);
-    }
+            r->trace_dir, strerror(errno));
+}
 
+/* Several ranks: the collectives between them, checked to run the same flags everywhere. */
+static void start_collectives(struct run *r, int argc, char **argv)
+{
+    const struct settings *s = &r->s;
+    enum comm_backend be = rt_ncuda() > 0 ? COMM_BACKEND_NCCL : COMM_BACKEND_HOST;
+    check_set_delay(r->delay); /* what every process finds alike */
+    r->comm = comm_create(&(struct comm_config){be, s->num_gpus});
+    if (!comm_same_everywhere(r->comm, argv_hash(argc, argv)))
+        user_fail("the %d processes were started with different flags: give every process "
+                  "the same command line",
+                  r->launch.size);
+    check_set_delay(0);
+    printf("> ZeRO-3 over %d ranks: %d process%s x %d (%s)\n", s->world_size, r->launch.size,
+           r->launch.size > 1 ? "es" : "", s->num_gpus,
+           be == COMM_BACKEND_NCCL ? "NCCL, one rank per GPU"
+           : r->launch.size > 1    ? "host buffers, MPI between processes"
+                                   : "simulated on the CPU");
+}
+
+/* --load: the weights, and to resume the optimizer and trainer state. */
+static void load_checkpoint(struct run *r)
+{
+    const struct settings *s = &r->s;
+    int resumed = checkpoint_load(r->m, s->load, &r->state);
+    printf("> loaded %s from %s%s\n", resumed ? "weights and optimizer state" : "weights", s->load,
+           resumed ? "" : " (training starts at iteration 1)");
+    if (r->state.iteration > s->iters)
+        user_fail("--load %s holds iteration %lld, beyond --train-iters %lld (which counts "
+                  "the loaded iterations): give --train-iters above %lld",
+                  s->load, (long long)r->state.iteration, (long long)s->iters,
+                  (long long)r->state.iteration);
+    if (r->state.iteration == s->iters)
+        printf("> nothing to train: %s holds iteration %lld = --train-iters\n", s->load,
+               (long long)r->state.iteration);
+}
+
+/* StarPU, the collectives, the model and its initial (or loaded) state. */
+static void start(struct run *r, int argc, char **argv)
+{
+    const struct settings *s = &r->s;
+    double t_init = timer_now_s() * 1e3;
+    rt_init(&(struct rt_options){.cpu_workers = s->optim_tier != TIER_GPU,
+                                 .trace_later = s->trace.first > 0,
+                                 .mpi = r->launch.size > 1});
+    if (s->world_size > 1) start_collectives(r, argc, argv);
+    r->opt.comm = r->comm;
+    r->rk = (struct ranks){s->world_size, s->num_gpus, r->comm ? comm_rank(r->comm, 0) : 0};
+    r->m = gpt_create(&r->cfg, &r->opt);
+    settings_loss_scaler(s, &r->state.scaler);
+    if (s->load) load_checkpoint(r);
     printf("> StarPU started, model allocated and initialised in %.1f s\n",
            ((timer_now_s() * 1e3) - t_init) / 1e3);
-    int64_t nparams = gpt_num_params(&cfg);
-    int ngpu = rt_ncuda() == 0 ? 1 : a.world_size > 1 ? a.world_size : rt_ncuda();
+}
+
+/* The run's lines before the first iteration: the model, the pinned pool, where the optimizer
+ * state lives, the data. */
+static void describe(struct run *r)
+{
+    const struct settings *s = &r->s;
+    r->ngpu = rt_ncuda() == 0 ? 1 : s->world_size > 1 ? s->world_size : rt_ncuda();
     /* what the FLOP rate is divided by: the GPUs, or on CPU workers alone the process */
-    const char *per = rt_ncuda() == 0 ? "process" : "GPU";
-    double flops = gpt_flops_per_iteration(&cfg, a.B, a.T, a.checkpointing);
+    r->per = rt_ncuda() == 0 ? "process" : "GPU";
+    r->flops = gpt_flops_per_iteration(&r->cfg, s->B, s->T, s->checkpointing);
     printf("> model: %d layers, hidden %d, %d heads, seq %d, vocab %d (padded %d), %lld "
            "parameters, %s%s\n",
-           a.L, a.C, a.NH, a.T, a.V, a.Vp, (long long)nparams, dtype_name(a.dt),
-           !a.checkpointing ? ""
-           : a.ckpt_in_cpu  ? ", activation checkpointing (checkpoints in pinned CPU memory)"
-                            : ", activation checkpointing");
+           s->L, s->C, s->NH, s->T, s->V, s->Vp, (long long)gpt_num_params(&r->cfg),
+           dtype_name(s->dt),
+           !s->checkpointing ? ""
+           : s->ckpt_in_cpu  ? ", activation checkpointing (checkpoints in pinned CPU memory)"
+                             : ", activation checkpointing");
     struct host_pool_info pool = rt_pool_info();
     printf("> pinned host pool: %.3f GB (%s, %s)\n", pool.capacity / 1e9,
            pool.pinned ? "page-locked" : "not page-locked: no GPU",
            pool.numa_node >= 0 ? "on the GPU's NUMA node" : "one NUMA node or no GPU: unbound");
-    if (a.optim_tier != TIER_GPU) {
+    if (s->optim_tier != TIER_GPU) {
         struct state_optim_placement pl;
-        state_optim_placement(gpt_get_state(m), &pl);
+        state_optim_placement(gpt_get_state(r->m), &pl);
         printf("> optimizer state: %d tensors (%.3f GB) in RAM, %d tensors (%.3f GB) on NVMe "
                "(%s), swap buffers %.3f GB; resident share %.1f%%; %d AdamW tasks per step\n",
                pl.resident_tensors, pl.resident_bytes / 1e9, pl.swapped_tensors,
-               pl.swapped_bytes / 1e9, a.nvme_path ? a.nvme_path : "-", pl.swap_buffer_bytes / 1e9,
+               pl.swapped_bytes / 1e9, s->nvme_path ? s->nvme_path : "-",
+               pl.swap_buffer_bytes / 1e9,
                100.0 * pl.resident_bytes / (double)(pl.resident_bytes + pl.swapped_bytes),
                pl.adamw_tasks);
         char nodes[64], io[160];
@@ -382,142 +451,215 @@ int main(int argc, char **argv)
         numa_io_describe(pl.io_numa, io, sizeof io);
         printf(
             "> NUMA: CPU workers (AdamW) on node %s, as StarPU bound them; NVMe I/O threads %s\n",
-            nodes, a.optim_tier == TIER_NVME ? io : "none");
+            nodes, s->optim_tier == TIER_NVME ? io : "none");
     }
-    printf("> data: %s (%s, %zu tokens; %zu training, %zu validation), order %s\n", a.data_path,
-           dataset_format(data), ntok, train_end, have_val ? val_end - train_end : 0,
-           a.data_shuffle ? "shuffle" : "sequential");
+    printf("> data: %s (%s, %zu tokens; %zu training, %zu validation), order %s\n", s->data_path,
+           dataset_format(r->data), r->ntok, r->train_end,
+           r->have_val ? r->val_end - r->train_end : 0, s->data_shuffle ? "shuffle" : "sequential");
+}
 
-    FILE *metrics = NULL;
-    if (a.metrics && launch.rank == 0 && !(metrics = fopen(a.metrics, "a")))
-        user_fail("--metrics %s: %s: choose a writable file", a.metrics, strerror(errno));
-    char metrics_what[4200];
-    snprintf(metrics_what, sizeof metrics_what, "--metrics %s", a.metrics ? a.metrics : "");
-
-    size_t N = (size_t)a.B * a.T;
-    int micro_per_step = a.grad_accum * rk.W; /* micro-batches of all ranks */
-    int32_t *in = malloc(N * rk.R * sizeof *in), *tg = malloc(N * rk.R * sizeof *tg);
-    CHECK(in && tg);
-    uint64_t nvme_read0, nvme_written0, nvme_kept0; /* the initial state's writes are not an
-                                                        iteration's */
-    state_nvme_traffic(gpt_get_state(m), &nvme_read0, &nvme_written0, &nvme_kept0);
-    double t_start = (timer_now_s() * 1e3), t_steady = 0, interval_loss = 0;
-    int64_t first = st.iteration + 1, skipped_total = 0, nan_total = 0, interval_n = 0;
-    float loss = NAN, val_loss = NAN;
-    if (a.load && a.save && strcmp(a.load, a.save) == 0) saved_iteration = st.iteration;
-    /* From here on a stop can wait for a safe point. Before, the default action is right: nothing
-     * is written yet, and mpirun ends the other processes of a failed start with SIGTERM. This
-     * replaces StarPU's own SIGINT handler. */
+/* The metrics file (process 0), the batch buffers, the starting point of the account. */
+static void prepare_training(struct run *r, struct progress *p)
+{
+    const struct settings *s = &r->s;
+    if (s->metrics && r->launch.rank == 0 && !(r->metrics = fopen(s->metrics, "a")))
+        user_fail("--metrics %s: %s: choose a writable file", s->metrics, strerror(errno));
+    snprintf(r->metrics_what, sizeof r->metrics_what, "--metrics %s", s->metrics ? s->metrics : "");
+    r->N = (size_t)s->B * s->T;
+    r->micro_per_step = s->grad_accum * r->rk.W;
+    r->in = malloc(r->N * r->rk.R * sizeof *r->in);
+    r->tg = malloc(r->N * r->rk.R * sizeof *r->tg);
+    CHECK(r->in && r->tg);
+    state_nvme_traffic(gpt_get_state(r->m), &r->nvme_read0, &r->nvme_written0, &r->nvme_kept0);
+    *p = (struct progress){.first = r->state.iteration + 1,
+                           .t_start = timer_now_s() * 1e3,
+                           .loss = NAN,
+                           .val_loss = NAN};
+    r->saved_iteration =
+        s->load && s->save && strcmp(s->load, s->save) == 0 ? r->state.iteration : -1;
+    /* From here on a stop can wait for a safe point. Before, the default action is right:
+     * nothing is written yet, and mpirun ends the other processes of a failed start with
+     * SIGTERM. This replaces StarPU's own SIGINT handler. */
     catch_stop_signals();
-    for (int64_t it = first; it <= a.iters && !stop_signal; it++) {
-        double t0 = timer_now_s() * 1e3;
-        if (it == first + 1) t_steady = t0;
-        if (it == a.trace.first) rt_trace_start();
-        double lr = lr_at(&lr_schedule, it);
-        float scale = (float)st.scaler.scale, sumsq;
-        struct adamw_hparams hp = {(float)lr,    (float)a.beta1,        (float)a.beta2,
-                                   (float)a.eps, (float)a.weight_decay, (int)st.adam_step + 1,
-                                   1.0f / scale, (float)a.clip_grad};
-        double loss_sum = 0;
-        for (int micro = 0; micro < a.grad_accum; micro++) {
-            float micro_loss;
-            load_ranks(&train, (it - 1) * a.grad_accum + micro, &rk, N, in, tg);
-            gpt_set_batch(m, in, tg);
-            gpt_forward(m);
-            gpt_backward(m, scale, micro, a.grad_accum);
-            if (micro < a.grad_accum - 1) {
-                gpt_step_stats(m, &micro_loss, NULL);
-                loss_sum += micro_loss;
-            }
-        }
-        gpt_update(m, &hp);
-        gpt_step_stats(m, &loss, &sumsq);
-        loss = (float)((loss_sum + loss) / a.grad_accum);
-        double dt_ms = (timer_now_s() * 1e3) - t0;
-        if (it == a.trace.last)
-            rt_trace_stop(); /* after the timing: the wait for the optimizer's tail is not the
-                                step's */
+}
 
-        int overflow = !isfinite(sumsq);
-        float grad_norm = sqrtf(sumsq) / scale;
-        skipped_total += overflow;
-        nan_total += isnan(sumsq) || isnan(loss);
-        if (!overflow) st.adam_step++;
-        loss_scaler_update(&st.scaler, overflow);
-        st.iteration = it;
-        interval_loss += loss;
-        interval_n++;
+/* Micro-batch `micro` of the run's sequence into each local rank's slot of the model's inputs:
+ * global rank g of W gets what micro-batch micro * W + g of one rank would (the single-rank run
+ * with W times the accumulation sees the same data, whatever the split into processes). */
+static void next_batch(struct run *r, struct loader *l, int64_t micro)
+{
+    for (int k = 0; k < r->rk.R; k++)
+        loader_batch(l, micro * r->rk.W + r->rk.first + k, r->in + k * r->N, r->tg + k * r->N);
+    gpt_set_batch(r->m, r->in, r->tg);
+}
 
-        double tokens_s = (double)N * micro_per_step / (dt_ms / 1e3),
-               tflops = flops * micro_per_step / (dt_ms / 1e3) / ngpu / 1e12;
-        if (metrics) {
-            fprintf(metrics,
-                    "{\"iteration\": %lld, \"loss\": %.9g, \"lr\": %.9g, \"loss_scale\": %.9g, "
-                    "\"grad_norm\": %.9g, \"skipped\": %s, \"elapsed_ms\": %.3f, "
-                    "\"tokens_per_s\": %.1f, \"tflops\": %.4f}\n",
-                    (long long)it, loss, lr, scale, isfinite(grad_norm) ? grad_norm : -1.0,
-                    overflow ? "true" : "false", dt_ms, tokens_s, tflops);
-            check_written(metrics, metrics_what);
+/* The mean loss of --eval-iters batches of the validation split (forward only). */
+static double evaluate(struct run *r)
+{
+    double sum = 0;
+    for (int64_t j = 0; j < r->s.eval_iters; j++) {
+        float loss;
+        next_batch(r, &r->val, j);
+        gpt_forward(r->m);
+        gpt_step_stats(r->m, &loss, NULL);
+        sum += loss;
+    }
+    return r->s.eval_iters ? sum / r->s.eval_iters : NAN;
+}
+
+static void save_checkpoint(struct run *r)
+{
+    char err[512];
+    double t0 = timer_now_s() * 1e3;
+    if (checkpoint_save(r->m, r->s.save, &r->state, r->s.save_optim, err, sizeof err) != 0)
+        user_fail("saving the checkpoint failed, the previous one is intact: %s", err);
+    printf(" saved checkpoint at iteration %8lld to %s in %.1f ms\n", (long long)r->state.iteration,
+           r->s.save, (timer_now_s() * 1e3) - t0);
+    r->saved_iteration = r->state.iteration;
+}
+
+/* The step's learning rate and loss scale, its clock and the trace window's start. */
+static struct step step_begin(struct run *r, struct progress *p, int64_t it)
+{
+    struct step step = {.it = it, .t0 = timer_now_s() * 1e3};
+    if (it == p->first + 1) p->t_steady = step.t0;
+    if (it == r->s.trace.first) rt_trace_start();
+    step.lr = lr_at(&r->lr, it);
+    step.scale = (float)r->state.scaler.scale;
+    return step;
+}
+
+/* After a micro-batch that is not the step's last: its loss, for the step's mean. */
+static void add_micro_loss(struct run *r, struct step *step)
+{
+    float loss;
+    gpt_step_stats(r->m, &loss, NULL);
+    step->loss_sum += loss;
+}
+
+/* AdamW over the accumulated gradients (skipped on overflow), and the step's loss and gradient
+ * norm; the loss scale moves as DeepSpeed's does. */
+static void update(struct run *r, struct progress *p, struct step *step)
+{
+    const struct settings *s = &r->s;
+    struct adamw_hparams hp = {(float)step->lr,        (float)s->beta1,
+                               (float)s->beta2,        (float)s->eps,
+                               (float)s->weight_decay, (int)r->state.adam_step + 1,
+                               1.0f / step->scale,     (float)s->clip_grad};
+    gpt_update(r->m, &hp);
+    gpt_step_stats(r->m, &step->loss, &step->sumsq);
+    step->loss = (float)((step->loss_sum + step->loss) / s->grad_accum);
+    step->ms = (timer_now_s() * 1e3) - step->t0;
+    if (step->it == s->trace.last)
+        rt_trace_stop(); /* after the timing: the wait for the optimizer's tail is not the step's */
+    int overflow = !isfinite(step->sumsq);
+    p->skipped += overflow;
+    p->nans += isnan(step->sumsq) || isnan(step->loss);
+    if (!overflow) r->state.adam_step++;
+    loss_scaler_update(&r->state.scaler, overflow);
+    r->state.iteration = step->it;
+    p->loss = step->loss;
+    p->interval_loss += step->loss;
+    p->interval_n++;
+}
+
+/* The metrics line of every iteration, and the log line of every --log-interval-th. */
+static void log_step(struct run *r, struct progress *p, const struct step *step)
+{
+    const struct settings *s = &r->s;
+    int overflow = !isfinite(step->sumsq);
+    float grad_norm = sqrtf(step->sumsq) / step->scale;
+    double tokens_s = (double)r->N * r->micro_per_step / (step->ms / 1e3),
+           tflops = r->flops * r->micro_per_step / (step->ms / 1e3) / r->ngpu / 1e12;
+    if (r->metrics) {
+        fprintf(r->metrics,
+                "{\"iteration\": %lld, \"loss\": %.9g, \"lr\": %.9g, \"loss_scale\": %.9g, "
+                "\"grad_norm\": %.9g, \"skipped\": %s, \"elapsed_ms\": %.3f, "
+                "\"tokens_per_s\": %.1f, \"tflops\": %.4f}\n",
+                (long long)step->it, step->loss, step->lr, step->scale,
+                isfinite(grad_norm) ? grad_norm : -1.0, overflow ? "true" : "false", step->ms,
+                tokens_s, tflops);
+        check_written(r->metrics, r->metrics_what);
+    }
+    if (step->it % s->log_interval != 0 && step->it != s->iters) return;
+    printf(" iteration %8lld/%8lld | consumed samples: %12lld | elapsed time per iteration "
+           "(ms): %.1f | learning rate: %.3E | global batch size: %5d | lm loss: %.6E | "
+           "loss scale: %.1f | grad norm: %.3f | number of skipped iterations: %3lld | "
+           "number of nan iterations: %3lld | TFLOP/s per %s: %.2f | tokens/s: %.0f\n",
+           (long long)step->it, (long long)s->iters,
+           (long long)(step->it * s->B * r->micro_per_step), step->ms, step->lr,
+           s->B * r->micro_per_step, p->interval_loss / p->interval_n, step->scale, grad_norm,
+           (long long)p->skipped, (long long)p->nans, r->per, tflops, tokens_s);
+    p->interval_loss = 0;
+    p->interval_n = 0;
+    check_written(stdout, "the log (stdout)");
+}
+
+static void log_validation(struct run *r, struct progress *p, int64_t it)
+{
+    p->val_loss = (float)evaluate(r);
+    printf(" validation loss at iteration %lld | lm loss value: %.6E | lm loss PPL: %.6E\n",
+           (long long)it, p->val_loss, exp(p->val_loss));
+}
+
+/* From the first iteration not yet trained to --train-iters, or to a stop signal. */
+static void train(struct run *r, struct progress *p)
+{
+    const struct settings *s = &r->s;
+    for (int64_t it = p->first; it <= s->iters && !stop_signal; it++) {
+        struct step step = step_begin(r, p, it);
+        for (int micro = 0; micro < s->grad_accum; micro++) {
+            next_batch(r, &r->train, (it - 1) * s->grad_accum + micro);
+            gpt_forward(r->m);
+            gpt_backward(r->m, step.scale, micro, s->grad_accum);
+            if (micro < s->grad_accum - 1) add_micro_loss(r, &step);
         }
-        if (it % a.log_interval == 0 || it == a.iters) {
-            printf(" iteration %8lld/%8lld | consumed samples: %12lld | elapsed time per iteration "
-                   "(ms): %.1f | learning rate: %.3E | global batch size: %5d | lm loss: %.6E | "
-                   "loss scale: %.1f | grad norm: %.3f | number of skipped iterations: %3lld | "
-                   "number of nan iterations: %3lld | TFLOP/s per %s: %.2f | tokens/s: %.0f\n",
-                   (long long)it, (long long)a.iters, (long long)(it * a.B * micro_per_step), dt_ms,
-                   lr, a.B * micro_per_step, interval_loss / interval_n, scale, grad_norm,
-                   (long long)skipped_total, (long long)nan_total, per, tflops, tokens_s);
-            interval_loss = 0;
-            interval_n = 0;
-            check_written(stdout, "the log (stdout)");
-        }
-        if (have_val && a.eval_interval > 0 && it % a.eval_interval == 0) {
-            val_loss = (float)evaluate(m, &val, a.eval_iters, &rk, N, in, tg);
-            printf(" validation loss at iteration %lld | lm loss value: %.6E | lm loss PPL: %.6E\n",
-                   (long long)it, val_loss, exp(val_loss));
-        }
-        if (a.save && a.save_interval > 0 && it % a.save_interval == 0 && it != a.iters)
-            save_checkpoint(m, &a, &st);
+        update(r, p, &step);
+        log_step(r, p, &step);
+        if (r->have_val && s->eval_interval > 0 && it % s->eval_interval == 0)
+            log_validation(r, p, it);
+        if (s->save && s->save_interval > 0 && it % s->save_interval == 0 && it != s->iters)
+            save_checkpoint(r);
     }
     /* the last optimizer step (CPU AdamW, swap-out) may still run: it belongs to the run's time */
     rt_wait_all();
-    if (stop_signal) { /* the statistics of an interrupted run would mislead: only what was kept */
-        if (a.save && st.iteration > saved_iteration) save_checkpoint(m, &a, &st);
-        char kept[4200] = "no checkpoint kept (no --save)";
-        if (a.save)
-            snprintf(kept, sizeof kept, "the checkpoint %s holds iteration %lld", a.save,
-                     (long long)saved_iteration);
-        fprintf(stderr, "gpt50b: stopped by %s after iteration %lld: %s%s\n",
-                stop_signal == SIGINT ? "SIGINT" : "SIGTERM", (long long)st.iteration, kept,
-                a.optim_tier == TIER_NVME ? "; swap folder removed" : "");
-        goto cleanup;
-    }
-    double t_end = timer_now_s() * 1e3;
-    int64_t done = a.iters - first + 1;
-    int evaluated_last = a.eval_interval > 0 && a.iters % a.eval_interval == 0;
-    if (done > 0 && have_val && !evaluated_last) {
-        val_loss = (float)evaluate(m, &val, a.eval_iters, &rk, N, in, tg);
-        printf(" validation loss at the end of training | lm loss value: %.6E | lm loss PPL: "
-               "%.6E\n",
-               val_loss, exp(val_loss));
-    }
-    if (a.save && (done > 0 || a.iters == 0)) save_checkpoint(m, &a, &st); /* 0: initial weights */
-    if (done > 0) {
-        double steady_ms = done > 1 ? (t_end - t_steady) / (done - 1) : t_end - t_start;
-        char val[64] = "";
-        if (have_val) snprintf(val, sizeof val, " | validation loss %.4f", val_loss);
-        printf("> done: %lld iterations in %.1f s on %s | %.1f ms per iteration after the first | "
-               "%.0f tokens/s | %.2f TFLOP/s per %s | final lm loss %.4f%s | skipped %lld\n",
-               (long long)done, (t_end - t_start) / 1e3, rt_device_name(), steady_ms,
-               (double)N * micro_per_step / (steady_ms / 1e3),
-               flops * micro_per_step / (steady_ms / 1e3) / ngpu / 1e12, per, loss, val,
-               (long long)skipped_total);
-    }
-    if (comm && done > 0) {
+    p->t_end = timer_now_s() * 1e3;
+}
+
+/* After a stop signal: the last iteration saved (--save), and one line on what was kept. The
+ * statistics of an interrupted run would mislead. */
+static void stop_at_signal(struct run *r)
+{
+    const struct settings *s = &r->s;
+    if (s->save && r->state.iteration > r->saved_iteration) save_checkpoint(r);
+    char kept[4200] = "no checkpoint kept (no --save)";
+    if (s->save)
+        snprintf(kept, sizeof kept, "the checkpoint %s holds iteration %lld", s->save,
+                 (long long)r->saved_iteration);
+    fprintf(stderr, "gpt50b: stopped by %s after iteration %lld: %s%s\n",
+            stop_signal == SIGINT ? "SIGINT" : "SIGTERM", (long long)r->state.iteration, kept,
+            s->optim_tier == TIER_NVME ? "; swap folder removed" : "");
+}
+
+/* The summary lines of a run that trained `done` iterations: speed, collectives, NVMe traffic,
+ * memory. */
+static void report(struct run *r, const struct progress *p, int64_t done)
+{
+    const struct settings *s = &r->s;
+    double steady_ms = done > 1 ? (p->t_end - p->t_steady) / (done - 1) : p->t_end - p->t_start;
+    char val[64] = "";
+    if (r->have_val) snprintf(val, sizeof val, " | validation loss %.4f", p->val_loss);
+    printf("> done: %lld iterations in %.1f s on %s | %.1f ms per iteration after the first | "
+           "%.0f tokens/s | %.2f TFLOP/s per %s | final lm loss %.4f%s | skipped %lld\n",
+           (long long)done, (p->t_end - p->t_start) / 1e3, rt_device_name(), steady_ms,
+           (double)r->N * r->micro_per_step / (steady_ms / 1e3),
+           r->flops * r->micro_per_step / (steady_ms / 1e3) / r->ngpu / 1e12, r->per, p->loss, val,
+           (long long)p->skipped);
+    if (r->comm) {
         /* the time inside the collective tasks, and of it in MPI/NCCL, which holds the wait for
          * the other processes (evaluation's collectives count too) */
         static const char *const names[COMM_NOPS] = {"all-gather", "reduce-scatter", "all-reduce"};
-        struct comm_stats cs = comm_stats(comm);
+        struct comm_stats cs = comm_stats(r->comm);
         printf("> collectives of process 0, per iteration:");
         for (int op = 0; op < COMM_NOPS; op++)
             printf("%s %.1f %s, %.3f ms each (%.3f in %s)", op ? ";" : "",
@@ -528,38 +670,88 @@ int main(int argc, char **argv)
         printf("; loss all-reduce on the host %.1f, %.3f ms each\n", (double)cs.host_count / done,
                cs.host_count ? 1e3 * cs.host_s / cs.host_count : 0.0);
     }
-    if (a.optim_tier == TIER_NVME && done > 0) {
+    if (s->optim_tier == TIER_NVME) {
         /* the engine counts this process's ranks, the plan one rank */
-        uint64_t r, w, k, local = a.world_size > 1 ? (uint64_t)a.num_gpus : 1;
-        state_nvme_traffic(gpt_get_state(m), &r, &w, &k);
+        uint64_t rd, wr, kept, local = s->world_size > 1 ? (uint64_t)s->num_gpus : 1;
+        state_nvme_traffic(gpt_get_state(r->m), &rd, &wr, &kept);
         printf("> NVMe optimizer traffic: %.3f GB read, %.3f GB written per iteration (plan: %.3f "
                "GB each way; %.3f GB without the resident share); skipped steps left %.3f GB "
                "unwritten\n",
-               (r - nvme_read0) / 1e9 / done, (w - nvme_written0) / 1e9 / done,
-               local * plan.nvme_read / 1e9, local * plan.nvme_read_swapped / 1e9,
-               (k - nvme_kept0) / 1e9);
+               (rd - r->nvme_read0) / 1e9 / done, (wr - r->nvme_written0) / 1e9 / done,
+               local * r->plan.nvme_read / 1e9, local * r->plan.nvme_read_swapped / 1e9,
+               (kept - r->nvme_kept0) / 1e9);
     }
-    if (done > 0) {
-        printf("> memory of process 0 (of %d): peak resident set %.1f MB; StarPU's buffers: %.1f "
-               "MB in RAM",
-               launch.size, rt_peak_rss_bytes() / 1e6, rt_starpu_bytes_used(-1) / 1e6);
-        for (int g = 0; g < rt_ncuda(); g++)
-            printf(", %.1f MB on GPU %d", rt_starpu_bytes_used(g) / 1e6, g);
-        printf("\n");
+    printf("> memory of process 0 (of %d): peak resident set %.1f MB; StarPU's buffers: %.1f "
+           "MB in RAM",
+           r->launch.size, rt_peak_rss_bytes() / 1e6, rt_starpu_bytes_used(-1) / 1e6);
+    for (int g = 0; g < rt_ncuda(); g++)
+        printf(", %.1f MB on GPU %d", rt_starpu_bytes_used(g) / 1e6, g);
+    printf("\n");
+}
+
+/* The end of a run that was not stopped: the final validation (unless the last iteration had
+ * one), the final save (with --train-iters 0, the initial weights), the summary. */
+static void finish(struct run *r, struct progress *p)
+{
+    const struct settings *s = &r->s;
+    int64_t done = s->iters - p->first + 1;
+    int evaluated_last = s->eval_interval > 0 && s->iters % s->eval_interval == 0;
+    if (done > 0 && r->have_val && !evaluated_last) {
+        p->val_loss = (float)evaluate(r);
+        printf(" validation loss at the end of training | lm loss value: %.6E | lm loss PPL: "
+               "%.6E\n",
+               p->val_loss, exp(p->val_loss));
     }
-cleanup:
-    if (metrics && fclose(metrics) != 0)
-        user_fail("--metrics %s: cannot write: %s: free space or choose another file", a.metrics,
+    if (s->save && (done > 0 || s->iters == 0)) save_checkpoint(r);
+    if (done > 0) report(r, p, done);
+}
+
+/* Everything written is on disk, everything held is released, StarPU is stopped and the trace
+ * it wrote is checked. */
+static void shut_down(struct run *r)
+{
+    if (r->metrics && fclose(r->metrics) != 0)
+        user_fail("--metrics %s: cannot write: %s: free space or choose another file", r->s.metrics,
                   strerror(errno));
     check_written(stdout, "the log (stdout)");
-    free(in);
-    free(tg);
-    gpt_destroy(m);
-    if (comm) comm_destroy(comm);
-    loader_free(&train);
-    if (have_val) loader_free(&val);
-    dataset_close(data);
+    free(r->in);
+    free(r->tg);
+    gpt_destroy(r->m);
+    if (r->comm) comm_destroy(r->comm);
+    loader_free(&r->train);
+    if (r->have_val) loader_free(&r->val);
+    dataset_close(r->data);
     rt_shutdown();
-    check_trace_written(trace_dir);
+    check_trace_written(r->trace_dir);
+}
+
+int main(int argc, char **argv)
+{
+    static struct run r; /* zero: what is not made yet is NULL */
+    char verdict[PLAN_ERR_SIZE];
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    read_settings(&r, argc, argv);
+    claim_checkpoints(&r);
+    int fits = plan_memory(&r, verdict, sizeof verdict);
+    if (r.s.dry_run) {
+        printf("%s\n", fits ? "plan: fits" : verdict);
+        return fits ? 0 : EXIT_USER;
+    }
+    if (!fits) user_fail("%s", verdict);
+    check_before_start(&r);
+    open_data(&r);
+    engine_options(&r);
+    prepare_trace(&r);
+    start(&r, argc, argv);
+    describe(&r);
+
+    struct progress p;
+    prepare_training(&r, &p);
+    train(&r, &p);
+    if (stop_signal)
+        stop_at_signal(&r);
+    else
+        finish(&r, &p);
+    shut_down(&r);
     return stop_signal ? 128 + stop_signal : 0;
 }
