@@ -225,15 +225,13 @@ static void shape_from_checkpoint(struct run *r)
  * --load comes back here) before anything reads them. */
 static void claim_checkpoints(struct run *r)
 {
-    struct settings *s = &r->s;
+    const struct settings *s = &r->s;
     int writer = r->launch.rank == 0;
     rt_mpi_pick_gpus(&r->launch, s->num_gpus);
     if (s->save && writer && !s->dry_run) checkpoint_claim(s->save, 1);
     if (s->load && writer && !s->dry_run) checkpoint_claim(s->load, 0);
     if (s->load) shape_from_checkpoint(r);
-    s->Vp = gpt_padded_vocab(s->V, s->vocab_divisor);
-    r->cfg = (struct gpt_config){
-        .L = s->L, .C = s->C, .NH = s->NH, .maxT = s->maxT, .V = s->V, .Vp = s->Vp};
+    r->cfg = settings_model(s);
     if (s->save && writer) checkpoint_check_writable(s->save, &r->cfg, s->save_optim);
 }
 
@@ -246,7 +244,7 @@ static int plan_memory(struct run *r, char *verdict, size_t n)
     char err[PLAN_ERR_SIZE];
     /* the swap unit: a rank's shard of the largest tensor (the whole tensor with one rank) */
     int64_t swap_unit =
-        (int64_t)comm_shard_elems((size_t)s->Vp * s->C, s->world_size, 4096, dtype_size(s->dt));
+        (int64_t)comm_shard_elems((size_t)r->cfg.Vp * s->C, s->world_size, 4096, dtype_size(s->dt));
     settings_plan_input(s, swap_unit, &in);
     if (plan_capacity_gpu(&in.cap[TIER_GPU], rt_probe_gpu_bytes(), err, sizeof err) ||
         plan_capacity_ram(&in.cap[TIER_CPU], err, sizeof err))
@@ -427,7 +425,7 @@ static void describe(struct run *r)
     r->flops = gpt_flops_per_iteration(&r->cfg, s->B, s->T, s->checkpointing);
     printf("> model: %d layers, hidden %d, %d heads, seq %d, vocab %d (padded %d), %lld "
            "parameters, %s%s\n",
-           s->L, s->C, s->NH, s->T, s->V, s->Vp, (long long)gpt_num_params(&r->cfg),
+           s->L, s->C, s->NH, s->T, s->V, r->cfg.Vp, (long long)gpt_num_params(&r->cfg),
            dtype_name(s->dt),
            !s->checkpointing ? ""
            : s->ckpt_in_cpu  ? ", activation checkpointing (checkpoints in pinned CPU memory)"

@@ -406,6 +406,16 @@ int settings_resolve(struct settings *s, const struct settings_flags *f, const s
     return check_batch(s, ds, err, errlen);
 }
 
+struct gpt_config settings_model(const struct settings *s)
+{
+    return (struct gpt_config){.L = s->L,
+                               .C = s->C,
+                               .NH = s->NH,
+                               .maxT = s->maxT,
+                               .V = s->V,
+                               .Vp = gpt_padded_vocab(s->V, s->vocab_divisor)};
+}
+
 struct lr_schedule settings_lr_schedule(const struct settings *s)
 {
     struct lr_schedule lr = {.max_lr = s->lr, .min_lr = s->min_lr, .style = s->lr_decay_style};
@@ -453,7 +463,7 @@ void settings_plan_input(const struct settings *s, int64_t swap_unit, struct pla
     in->NH = s->NH;
     in->T = s->T;
     in->maxT = s->maxT;
-    in->Vp = s->Vp;
+    in->Vp = settings_model(s).Vp;
     in->B = s->B;
     in->grad_accum = s->grad_accum;
     in->dt = s->dt;

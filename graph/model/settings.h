@@ -25,7 +25,7 @@
  *     struct settings s;
  *     if (settings_resolve(&s, &f, &ds, processes, processes_on_node, err, sizeof err) != 0)
  *         user_fail("%s", err);
- *     s.Vp = gpt_padded_vocab(s.V, s.vocab_divisor);          // once the shape is final
+ *     struct gpt_config cfg = settings_model(&s);             // the shape, Vp padded
  *     settings_plan_input(&s, swap_unit, &in);                // then capacities, plan_compute
  */
 #ifndef GPT50B_SETTINGS_H
@@ -37,6 +37,7 @@
 
 #include "dsconfig.h"
 #include "dtype.h"
+#include "model.h"
 #include "plan.h"
 #include "schedule.h"
 #include "tier.h"
@@ -118,8 +119,6 @@ struct settings {
     /* the model, gpt.h's legend */
     int L, C, NH, T, maxT, V;
     int vocab_divisor; /* --make-vocab-size-divisible-by */
-    int Vp; /* V padded to a multiple of vocab_divisor: not resolved here, the caller sets it
-               (gpt_padded_vocab) once the shape is final (--load may change V) */
 
     /* batch and data parallelism */
     int B;                /* micro-batch of each rank */
@@ -223,6 +222,8 @@ int settings_preset_exists(const char *name);
 int settings_resolve(struct settings *s, const struct settings_flags *f, const struct ds_config *ds,
                      int processes, int processes_on_node, char *err, size_t errlen);
 
+/* The model's shape (model.h), the vocabulary padded to a multiple of vocab_divisor. */
+struct gpt_config settings_model(const struct settings *s);
 /* The learning-rate schedule: decay over lr_decay_iters (or all iterations), warmup over
  * lr_warmup_iters (or the fraction of the decay). */
 struct lr_schedule settings_lr_schedule(const struct settings *s);
@@ -231,7 +232,7 @@ void settings_loss_scaler(const struct settings *s, struct loss_scaler *scaler);
 
 /* The memory plan's inputs, each knob with its setting's origin; swap_unit: the elements the
  * engine swaps at once (a rank's shard of the largest tensor). Capacities are left unknown: the
- * caller measures them (plan_capacity_*). Needs s->Vp. */
+ * caller measures them (plan_capacity_*). */
 void settings_plan_input(const struct settings *s, int64_t swap_unit, struct plan_input *in);
 
 /* One "note: PATH: read but without effect in this version: ..." line naming the keys of the

@@ -238,7 +238,6 @@ static void test_plan_input(void)
     f.value.dry_run = 1;
     settings_flags_mark(&f, SETTING_DRY_RUN, "--dry-run", 5);
     resolve(&s, &f, &ds);
-    s.Vp = 50304;
     settings_plan_input(&s, 12345, &in);
     EXPECT(in.L == 62 && in.C == 8192 && in.Vp == 50304 && in.world_size == 16 &&
                in.ranks_per_node == 8,
@@ -269,7 +268,6 @@ static void test_plan_input(void)
     f.value.optim_tier = TIER_NVME;
     settings_flags_mark(&f, SETTING_OPTIM_TIER, "--offload-optimizer", 6);
     resolve(&s, &f, &ds);
-    s.Vp = 50304;
     settings_plan_input(&s, 1, &in);
     EXPECT(in.tier_optim == TIER_NVME && in.tier_grads == TIER_CPU, "flag over config");
     EXPECT_ORIGIN(&in.origin[PLAN_KNOB_TIER_OPTIM], SOURCE_FLAG, "--offload-optimizer");
