@@ -242,9 +242,12 @@ static int plan_memory(struct run *r, char *verdict, size_t n)
     const struct settings *s = &r->s;
     struct plan_input in;
     char err[PLAN_ERR_SIZE];
-    /* the swap unit: a rank's shard of the largest tensor (the whole tensor with one rank) */
-    int64_t swap_unit =
-        (int64_t)comm_shard_elems((size_t)r->cfg.Vp * s->C, s->world_size, 4096, dtype_size(s->dt));
+    /* the swap unit: a rank's shard of the table's largest tensor (the whole one with one rank) */
+    struct model_table tab;
+    model_table_init(&tab, &r->cfg);
+    int64_t swap_unit = (int64_t)comm_shard_elems((size_t)model_largest_numel(&tab), s->world_size,
+                                                  4096, dtype_size(s->dt));
+    model_table_free(&tab);
     settings_plan_input(s, swap_unit, &in);
     if (plan_capacity_gpu(&in.cap[TIER_GPU], rt_probe_gpu_bytes(), err, sizeof err) ||
         plan_capacity_ram(&in.cap[TIER_CPU], err, sizeof err))
