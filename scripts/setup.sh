@@ -102,13 +102,8 @@ starpu_suitable() { # $1: directory holding starpu-1.4.pc, or empty for the defa
 }
 
 build_starpu() {
-	local work=$prefix.build tarball src cuda_flags=(--disable-cuda)
-	rm -rf "$work"
-	mkdir -p "$work"
-	tarball=$(starpu_source "$work")
-	[ -f "$tarball" ] || die "StarPU source $tarball not found"
-	tar -xf "$tarball" -C "$work"
-	src=$(find "$work" -mindepth 1 -maxdepth 1 -type d -name 'starpu-*' | head -n 1)
+	local work=$prefix.build src cuda_flags=(--disable-cuda)
+	src=$(starpu_unpack "$work")
 	if [ "$variant" = cuda ]; then
 		cuda_flags=(--with-cuda-dir="$cuda" --enable-maxcudadev=16)
 		# CUDA 13 removed cudaDeviceProp.computeMode; the exclusive-thread check it fed is moot

@@ -38,3 +38,16 @@ starpu_source() {
 		apt_source_dir "$work"
 	fi
 }
+
+# Unpacks StarPU's source into a fresh $1 and prints the source folder.
+starpu_unpack() {
+	local work=$1 tarball src
+	rm -rf "$work"
+	mkdir -p "$work"
+	tarball=$(starpu_source "$work")
+	[ -f "$tarball" ] || die "StarPU source $tarball not found"
+	tar -xf "$tarball" -C "$work"
+	src=$(find "$work" -mindepth 1 -maxdepth 1 -type d -name 'starpu-*' | head -n 1)
+	[ -n "$src" ] || die "no starpu-* folder in $tarball"
+	echo "$src"
+}
