@@ -31,6 +31,7 @@ die() {
 	exit 2
 }
 # StarPU's source: $STARPU_TARBALL, a tarball left in the cache, or Debian's source package
+# shellcheck source=scripts/starpu_source.sh
 . "$(dirname "$0")/starpu_source.sh"
 
 # --- 0. variant ---------------------------------------------------------------------------------

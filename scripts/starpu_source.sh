@@ -1,5 +1,7 @@
+# shellcheck shell=bash
 # starpu_source.sh: where StarPU's source tarball comes from, for setup.sh and setup_sim.sh (sourced;
 # needs $starpu_version, $cache and a die function).
+# shellcheck disable=SC2154 # starpu_version and cache are the caller's
 
 # Debian's starpu source package into $1, without touching apt's configuration, from the first
 # non-security mirror apt has.
