@@ -17,23 +17,7 @@
  * (which stay in L2 but batch only 2 to 4 heads per GEMM). */
 #include "common.cuh"
 
-#define ATT_CHUNK_BYTES (64u << 20)
-#define ATT_WARPS       8 /* rows of one softmax block */
-
-/* Heads per chunk when each score element takes elem_bytes of scratch, evened out over the
- * chunks (10 + 6 heads become 8 + 8). Depends on T and NH only. */
-static int att_heads_per_chunk(int T, int NH, size_t elem_bytes)
-{
-    size_t hc = ATT_CHUNK_BYTES / ((size_t)T * T * elem_bytes);
-    hc = hc < 1 ? 1 : hc > (size_t)NH ? NH : hc;
-    size_t nchunks = (NH + hc - 1) / hc;
-    return (int)((NH + nchunks - 1) / nchunks);
-}
-
-static size_t align256(size_t x)
-{
-    return (x + 255) & ~(size_t)255;
-}
+#define ATT_WARPS 8 /* rows of one softmax block */
 
 /* att[r, :] = causal softmax of preatt[r, :] over the rows r of a chunk (query t = r % T). */
 template <typename S>
@@ -84,11 +68,6 @@ static void attention_check(int B, int T, int C, int NH, const void *scratch)
     CHECK_MSG(scratch != NULL, "attention needs the scratch buffer of *_scratch_bytes()");
 }
 
-extern "C" size_t attention_forward_cuda_scratch_bytes(int, int T, int, int NH, enum dtype)
-{
-    return (size_t)att_heads_per_chunk(T, NH, sizeof(float)) * T * T * sizeof(float);
-}
-
 template <typename S>
 static void attention_forward_typed(cublasHandle_t handle, S *out, S *att, const S *qkv, int B,
                                     int T, int C, int NH, float *preatt, cudaStream_t stream)
@@ -129,28 +108,6 @@ extern "C" void attention_forward_cuda(cublasHandle_t handle, void *out, void *a
     });
 }
 
-/* Backward scratch: datt (fp32) then dpre (storage type) for one chunk of heads. */
-template <typename S> static int att_backward_heads(int T, int NH)
-{
-    return att_heads_per_chunk(T, NH, sizeof(float) + sizeof(S));
-}
-
-template <typename S> static size_t att_backward_datt_bytes(int T, int NH)
-{
-    return align256((size_t)att_backward_heads<S>(T, NH) * T * T * sizeof(float));
-}
-
-extern "C" size_t attention_backward_cuda_scratch_bytes(int, int T, int, int NH, enum dtype dt)
-{
-    size_t bytes = 0;
-    dtype_dispatch(dt, [&](auto tag) {
-        using S = typename decltype(tag)::type;
-        bytes = att_backward_datt_bytes<S>(T, NH) +
-                (size_t)att_backward_heads<S>(T, NH) * T * T * sizeof(S);
-    });
-    return bytes;
-}
-
 template <typename S>
 static void attention_backward_typed(cublasHandle_t handle, S *dqkv, const S *dout, const S *qkv,
                                      const S *att, int B, int T, int C, int NH, void *scratch,
@@ -160,9 +117,9 @@ static void attention_backward_typed(cublasHandle_t handle, S *dqkv, const S *do
     int hs = C / NH, C3 = 3 * C;
     long long TT = (long long)T * T;
     float scale = 1.0f / sqrtf((float)hs);
-    int hc = att_backward_heads<S>(T, NH);
+    int hc = att_backward_heads(T, NH, sizeof(S));
     float *datt = (float *)scratch;
-    S *dpre = (S *)((char *)scratch + att_backward_datt_bytes<S>(T, NH));
+    S *dpre = (S *)((char *)scratch + att_backward_datt_bytes(T, NH, sizeof(S)));
     for (int b = 0; b < B; b++) {
         const S *q = qkv + (size_t)b * T * C3, *k = q + C, *v = q + 2 * C;
         S *dq = dqkv + (size_t)b * T * C3, *dk = dq + C, *dv = dq + 2 * C;
