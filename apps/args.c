@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "process.h"
 
 static const char usage[] =
     "usage: gpt50b [--preset NAME] [flags]\n"
@@ -301,7 +302,7 @@ static void parse_other(struct settings_flags *f, const struct flag *fl, const c
         parse_trace(f, value);
     } else if (strcmp(name, "help") == 0) {
         fputs(usage, stdout);
-        exit(0);
+        process_exit(0);
     } else {
         return; /* --deepspeed_config, --strict-config: read before the other flags */
     }
