@@ -25,13 +25,18 @@
  * The codelets: the host backend's buffers stay in RAM, so one codelet serves every
  * communicator. NCCL's nodes[] depend on the number of local ranks alone (local rank r is always
  * StarPU's r-th CUDA worker, comm.h), so there is one codelet per local rank count and buffer
- * layout, made by the first communicator that needs it. */
+ * layout, made by the first communicator that needs it.
+ *
+ * In the simulation (rt_machine()), whose GPUs have NCCL communicators without NCCL, the NCCL
+ * codelet's tasks keep their shape and are timed by the machine's ring formula
+ * (machine_collective_us); their function never runs. Real runs have no model for them. */
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "check.h"
 #include "codelets.h"
+#include "machine.h"
 #include "timer.h"
 
 struct collective_args {
@@ -155,6 +160,19 @@ static void collective_nccl_func(void *b[], void *cl_arg)
     comm_stats_add(c, a->op, s, s);
 }
 
+/* The simulation's duration of a collective task over all of the communicator's ranks. */
+static double collective_cost(struct starpu_task *t, struct starpu_perfmodel_arch *arch,
+                              unsigned nimpl)
+{
+    const struct collective_args *a = t->cl_arg;
+    int W = comm_world(a->c);
+    double vector = (double)a->shard * dtype_size(a->dt); /* a shard, or the all-reduced vector */
+    return machine_collective_us(rt_machine(), W, vector * (a->op == COMM_OP_ALL_REDUCE ? 2 : W));
+}
+static struct starpu_perfmodel collective_machine_model = {.type = STARPU_PER_ARCH,
+                                                           .arch_cost_function = collective_cost,
+                                                           .symbol = "gpt50b_comm_machine"};
+
 /* [local rank count][0: all-gather and reduce-scatter, 1: all-reduce] */
 static struct starpu_codelet nccl_cl[COMM_MAX_LOCAL + 1][2];
 static pthread_mutex_t nccl_cl_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -169,7 +187,8 @@ static struct starpu_codelet *nccl_codelet(struct comm *c, int all_reduce)
     if (!cl->name) {
         *cl = (struct starpu_codelet){.cuda_funcs = {collective_nccl_func},
                                       .nbuffers = STARPU_VARIABLE_NBUFFERS,
-                                      .specific_nodes = 1};
+                                      .specific_nodes = 1,
+                                      .model = rt_machine() ? &collective_machine_model : NULL};
         for (int r = 0; r < L; r++)
             cl->nodes[r] = cl->nodes[L + r] = comm_node(c, r);
         cl->nodes[token] = STARPU_SPECIFIC_NODE_LOCAL;

@@ -597,12 +597,14 @@ void gpt_update(struct gpt *m, const struct adamw_hparams *hp)
             struct state_shard *sh = state_shard(m->state, i, r);
             struct state_swap w = state_swap_slot(m->state, i, r);
             struct tensor *b = w.buf, *norm = with_norm ? &m->ranks[r].sumsq : NULL;
+            rt_set_worker(m->ranks[r].worker); /* the simulation: the rank's node's disk */
             swap_in_insert(&b[0], &b[1], &b[2], w.file, w.region_bytes, w.generation, RT_PRIO_HIGH);
             adamw_insert(sh->param, &b[0], &b[1], &b[2], sh->grad, norm, &h, RT_PRIO_NORMAL,
                          RT_WHERE_CPU);
             swap_out_insert(&b[0], &b[1], &b[2], norm, hp->inv_loss_scale, w.file, w.region_bytes,
                             w.generation + 1, RT_PRIO_LOW);
         }
+        rt_set_worker(-1);
     }
     state_swap_advance(m->state);
 }

@@ -208,3 +208,23 @@ int machine_gpus(const struct machine *m)
 {
     return m->nodes * m->gpus_per_node;
 }
+
+double machine_swap_us(const struct machine *m, double bytes, int write)
+{
+    if (write) return bytes / (m->nvme_write_GBps * 1e3);
+    return bytes / (m->nvme_read_GBps * 1e3) + bytes / (MACHINE_CHECKSUM_GBPS * 1e3);
+}
+
+double machine_collective_us(const struct machine *m, int world, double bytes)
+{
+    double busbw = m->collective_busbw_GBps;
+    if (world < 2) return m->collective_latency_us;
+    if (world > m->gpus_per_node && m->network_GBps < busbw) busbw = m->network_GBps;
+    return m->collective_latency_us + (world - 1.0) / world * bytes / (busbw * 1e3);
+}
+
+double machine_adamw_us(const struct machine *m, double params, int cores, int cpu_workers)
+{
+    double share = (double)cores * m->nodes / cpu_workers; /* of one node's rate */
+    return 28.0 * params / (m->cpu_adamw_GBps * 1e3 * share);
+}

@@ -54,4 +54,25 @@ int machine_load(struct machine *m, const char *arg, const char *dir, char *err,
 /* GPUs of the whole machine. */
 int machine_gpus(const struct machine *m);
 
+/* Durations on the machine of the tasks a simulation times by formula rather than by a calibrated
+ * history (docs/simulation.md, section 5), in microseconds. Pure; GB/s x 1e3 = bytes per us. */
+
+/* XXH64 on one core, the swap files' block checksum (runtime/swap.h: 5-10 GB/s). */
+#define MACHINE_CHECKSUM_GBPS 7.0
+/* An NVMe swap task of one node moving `bytes`: bytes at nvme_read_GBps (a swap-in, which then
+ * checksums every block it read at MACHINE_CHECKSUM_GBPS) or nvme_write_GBps (a swap-out, which
+ * checksums while the data moves). The swap tasks of a node take turns on its disk (rt_disk). */
+double machine_swap_us(const struct machine *m, double bytes, int write);
+/* A ring collective over `world` ranks, one per GPU (GPU g on node g / gpus_per_node), through
+ * which `bytes` pass: collective_latency_us + (world - 1) / world x bytes / bus bandwidth, bytes
+ * being the gathered size of an all-gather or a reduce-scatter, and twice the vector of an
+ * all-reduce (a reduce-scatter, then an all-gather). The bus bandwidth is collective_busbw_GBps
+ * when the ranks fit in one node, else min(that, network_GBps): every ring leaves a node once
+ * each way, so together they get the node's network links. One rank: the latency. */
+double machine_collective_us(const struct machine *m, int world, double bytes);
+/* CPU AdamW over `params` parameters, 28 bytes each as cpu_adamw_GBps counts them, on `cores`
+ * of the simulation's `cpu_workers` CPU workers (all nodes'): each node's rate shared evenly by
+ * its workers, since simulated cores share no memory bandwidth. */
+double machine_adamw_us(const struct machine *m, double params, int cores, int cpu_workers);
+
 #endif
