@@ -527,6 +527,7 @@ static enum starpu_data_access_mode starpu_mode(enum rt_mode mode)
 }
 
 static _Thread_local int exec_worker = -1;
+static int64_t submitted; /* tasks, atomically: rt_submit may be called from several threads */
 
 void rt_set_worker(int worker)
 {
@@ -573,6 +574,7 @@ void rt_submit(struct starpu_codelet *cl, const char *name, const struct rt_buf 
                            args_size, STARPU_PRIORITY, prio, STARPU_NAME, name, STARPU_FLOPS, flops,
                            STARPU_EXECUTE_WHERE, mask, STARPU_EXECUTE_ON_WORKER, worker, 0);
     CHECK_MSG(ret == 0, "starpu_task_insert failed: no worker can run this codelet");
+    __atomic_fetch_add(&submitted, 1, __ATOMIC_RELAXED);
 }
 
 /* Both ends of the window wait for every submitted task: starpu_fxt_tool 1.4.10 crashes on a
@@ -593,6 +595,11 @@ void rt_trace_stop(void)
 void rt_wait_all(void)
 {
     CHECK(starpu_task_wait_for_all() == 0);
+}
+
+int64_t rt_tasks_submitted(void)
+{
+    return __atomic_load_n(&submitted, __ATOMIC_RELAXED);
 }
 
 int rt_cpu_task_begin(void)

@@ -207,6 +207,8 @@ void rt_submit(struct starpu_codelet *cl, const char *name, const struct rt_buf 
 void rt_set_worker(int worker);
 /* Waits for every submitted task. */
 void rt_wait_all(void);
+/* Tasks rt_submit submitted since the start. */
+int64_t rt_tasks_submitted(void);
 
 /* Memory, for logs: the peak resident set of this process in bytes (what the kernel counted: all
  * tensors, StarPU's and the libraries' own), and the bytes that StarPU allocated and holds in RAM

@@ -3,9 +3,11 @@
  * Every machine of scripts/machines/ must read with the figures it holds; a file written here
  * must read by path; a missing figure, a figure without kind or source, an unknown kind, a
  * non-positive or mistyped value, invalid JSON, an unknown name and a missing file must each give
- * their one-line message, naming the file and the field. */
+ * their one-line message, naming the file and the field. The simulation's durations by formula
+ * (machine_swap_us, machine_collective_us, machine_adamw_us) against figures worked by hand. */
 #include "machine.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -76,6 +78,35 @@ static void expect_error(const char *const *over, const char *msg, int line)
 /* EXPECT_ERROR(msg, key, json, key, json, ...) */
 #define EXPECT_ERROR(msg, ...) expect_error((const char *const[]){__VA_ARGS__, NULL}, msg, __LINE__)
 #define FIGURE(v)              "{\"value\": " v ", \"kind\": \"measured\", \"source\": \"x\"}"
+
+/* got within 1e-9 relative of want (microseconds). */
+#define EXPECT_US(got, want)                                                                       \
+    EXPECT(fabs((got) - (want)) <= 1e-9 * (want), "got %.6f us, want %.6f", (got), (double)(want))
+
+static void test_durations(void)
+{
+    struct machine h1, h2, cori;
+    char err[MACHINE_ERR_SIZE];
+    EXPECT(machine_load(&h1, "h100-x1", machines, err, sizeof err) == 0 &&
+               machine_load(&h2, "h100-x2", machines, err, sizeof err) == 0 &&
+               machine_load(&cori, "cori-v100-2x8", machines, err, sizeof err) == 0,
+           "%s", err);
+    /* 3 GB in: 3e9 / 2450 bytes per us + the checksums at 7000; out: 3e9 / 2990 */
+    EXPECT_US(machine_swap_us(&h1, 3e9, 0), 3e9 / 2450 + 3e9 / 7000);
+    EXPECT_US(machine_swap_us(&h1, 3e9, 1), 3e9 / 2990);
+    /* 1 GiB gathered over 2 H100s: 50 us + 1/2 x 2^30 / 270e3 = 2038.41 us (docs/simulation.md:
+     * 1.99 ms measured without the latency) */
+    EXPECT_US(machine_collective_us(&h2, 2, 1073741824.0), 50 + 0.5 * 1073741824.0 / 270e3);
+    /* one Cori node (8 ranks) at NVLink's 130 GB/s; 16 ranks across the network's 40 */
+    EXPECT_US(machine_collective_us(&cori, 8, 1e9), 50 + 7.0 / 8 * 1e9 / 130e3);
+    EXPECT_US(machine_collective_us(&cori, 16, 1e9), 50 + 15.0 / 16 * 1e9 / 40e3);
+    EXPECT_US(machine_collective_us(&cori, 1, 1e9), 50); /* one rank: nothing moves */
+    /* 1e9 parameters x 28 bytes at 110.6 GB/s: one of 15 CPU workers gets 1/15 of it */
+    EXPECT_US(machine_adamw_us(&h1, 1e9, 1, 15), 28e9 / (110.6e3 / 15));
+    EXPECT_US(machine_adamw_us(&h1, 1e9, 15, 15), 28e9 / 110.6e3);
+    /* two Cori nodes, 64 CPU workers (2 x 40 cores less 16 GPU drivers): 32 per node */
+    EXPECT_US(machine_adamw_us(&cori, 1e9, 1, 64), 28e9 / (100e3 / 32));
+}
 
 int main(void)
 {
@@ -160,6 +191,7 @@ int main(void)
                            "file's path)"),
            "got: %s", err);
 
+    test_durations();
     test_dir_remove(dir);
     return test_finish("test_machine");
 }
