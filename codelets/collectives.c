@@ -160,14 +160,17 @@ static void collective_nccl_func(void *b[], void *cl_arg)
     comm_stats_add(c, a->op, s, s);
 }
 
-/* The simulation's duration of a collective task over all of the communicator's ranks. */
-static double collective_cost(struct starpu_task *t, struct starpu_perfmodel_arch *arch,
-                              unsigned nimpl)
+/* The simulation's duration of a collective task over all of the communicator's ranks, us. */
+static double collective_us(const struct collective_args *a)
 {
-    const struct collective_args *a = t->cl_arg;
     int W = comm_world(a->c);
     double vector = (double)a->shard * dtype_size(a->dt); /* a shard, or the all-reduced vector */
     return machine_collective_us(rt_machine(), W, vector * (a->op == COMM_OP_ALL_REDUCE ? 2 : W));
+}
+static double collective_cost(struct starpu_task *t, struct starpu_perfmodel_arch *arch,
+                              unsigned nimpl)
+{
+    return collective_us(t->cl_arg);
 }
 static struct starpu_perfmodel collective_machine_model = {.type = STARPU_PER_ARCH,
                                                            .arch_cost_function = collective_cost,
@@ -212,6 +215,16 @@ static enum rt_where where(const struct comm *c)
     return comm_backend(c) == COMM_BACKEND_NCCL ? RT_WHERE_COMPUTE : RT_WHERE_CPU;
 }
 
+/* Submits the collective task; the simulation's never runs, so comm_stats counts it here, with
+ * the duration it is simulated to take. */
+static void submit_task(struct comm *c, const struct collective_args *a, struct rt_buf *bufs,
+                        int nbufs, const char *name)
+{
+    rt_submit(codelet(c, a->op == COMM_OP_ALL_REDUCE), name, bufs, nbufs, a, sizeof *a, 0,
+              RT_PRIO_HIGH, where(c));
+    if (rt_machine()) comm_stats_add(c, a->op, collective_us(a) * 1e-6, collective_us(a) * 1e-6);
+}
+
 static void submit(struct comm *c, enum comm_op op, struct tensor **shard, struct tensor **full,
                    size_t shard_elems)
 {
@@ -229,8 +242,7 @@ static void submit(struct comm *c, enum comm_op op, struct tensor **shard, struc
     }
     bufs[2 * L] = (struct rt_buf){comm_token(c), RT_RW};
     struct collective_args a = {c, op, shard_elems, dt};
-    rt_submit(codelet(c, 0), op == COMM_OP_ALL_GATHER ? "all_gather" : "reduce_scatter", bufs,
-              2 * L + 1, &a, sizeof a, 0, RT_PRIO_HIGH, where(c));
+    submit_task(c, &a, bufs, 2 * L + 1, op == COMM_OP_ALL_GATHER ? "all_gather" : "reduce_scatter");
 }
 
 void comm_all_gather(struct comm *c, struct tensor **shard, struct tensor **full,
@@ -256,5 +268,5 @@ void comm_all_reduce(struct comm *c, struct tensor **t, size_t n)
     }
     bufs[L] = (struct rt_buf){comm_token(c), RT_RW};
     struct collective_args a = {c, COMM_OP_ALL_REDUCE, n, (enum dtype)t[0]->type};
-    rt_submit(codelet(c, 1), "all_reduce", bufs, L + 1, &a, sizeof a, 0, RT_PRIO_HIGH, where(c));
+    submit_task(c, &a, bufs, L + 1, "all_reduce");
 }

@@ -27,7 +27,8 @@ struct comm {
     size_t stage_bytes;
     struct ncclComm *nccl[COMM_MAX_LOCAL];
     struct CUstream_st *streams[COMM_MAX_LOCAL]; /* cudaStream_t, NCCL only */
-    struct comm_stats stats; /* written by the running collective only (the token) */
+    struct comm_stats stats; /* written by the running collective only (the token), or in the
+                                simulation, where none runs, by the submitter */
 };
 
 #define MPI_OK(x) CHECK_MSG((x) == MPI_SUCCESS, #x)
