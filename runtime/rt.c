@@ -20,7 +20,8 @@ static enum rt_device device = RT_DEVICE_CPU;
 static struct host_pool *pool;
 static char device_name[128];
 static int mpi_on, mpi_rank, mpi_size = 1;
-static char cpu_split[160]; /* what mpi_split_cpus did, for the banner; "" when nothing */
+static char cpu_split[160];       /* what mpi_split_cpus did, for the banner; "" when nothing */
+static const char *timeline_path; /* GPT50B_CUDA_EVENTS, with CUDA workers; else NULL */
 
 #define RT_MAX_SCRATCH 32
 static struct tensor scratch[RT_MAX_SCRATCH];
@@ -266,6 +267,8 @@ void rt_init(const struct rt_options *opt)
                 "> StarPU %d.%d.%d, scheduler %s, %d CPU workers, %d CUDA workers, device %s\n",
                 STARPU_MAJOR_VERSION, STARPU_MINOR_VERSION, STARPU_RELEASE_VERSION,
                 starpu_sched_get_sched_policy()->policy_name, rt_ncpu(), rt_ncuda(), device_name);
+    if (device == RT_DEVICE_CUDA && getenv("GPT50B_CUDA_EVENTS") && *getenv("GPT50B_CUDA_EVENTS"))
+        timeline_path = getenv("GPT50B_CUDA_EVENTS");
     if (!opt->quiet && mpi_rank == 0 && cpu_split[0]) printf("%s\n", cpu_split);
     if (!opt->quiet && mpi_rank == 0 && numa_note[0]) printf("%s\n", numa_note);
 }
@@ -291,6 +294,12 @@ struct host_pool_info rt_pool_info(void)
 
 void rt_shutdown(void)
 {
+    if (timeline_path) {
+        rt_wait_all();
+        int err = gpu_timeline_write(timeline_path);
+        if (err) user_fail("GPT50B_CUDA_EVENTS=%s: %s", timeline_path, strerror(-err));
+        timeline_path = NULL;
+    }
     rt_pool_release();
     for (int i = 0; i < nscratch; i++)
         tensor_free(&scratch[i]);
@@ -580,6 +589,16 @@ void rt_trace_stop(void)
 void rt_wait_all(void)
 {
     CHECK(starpu_task_wait_for_all() == 0);
+}
+
+void rt_cuda_task_begin(void)
+{
+    if (timeline_path) gpu_timeline_begin();
+}
+
+void rt_cuda_task_end(void)
+{
+    if (timeline_path) gpu_timeline_end(starpu_task_get_current()->name);
 }
 
 int rt_cpu_task_begin(void)

@@ -201,6 +201,14 @@ int64_t rt_starpu_bytes_used(int cuda_index);
  * (combined) worker running the task, and returns it. */
 int rt_cpu_task_begin(void);
 
+/* For CUDA implementations of codelets (codelet_def.h calls them around each one): with
+ * GPT50B_CUDA_EVENTS=FILE set, a timing event pair on the worker's stream around the task's
+ * kernels, written to FILE as CSV at rt_shutdown (gpu.h's timeline; scripts/cuda_profile.py makes
+ * the per-kernel table of an iteration and the GPU's idle gaps between tasks). Otherwise nothing.
+ */
+void rt_cuda_task_begin(void);
+void rt_cuda_task_end(void);
+
 /* Buffer i of a codelet's buffers array as a raw pointer. */
 #define RT_PTR(buffers, i) ((void *)STARPU_VECTOR_GET_PTR((buffers)[i]))
 
