@@ -32,10 +32,13 @@ void matmul_backward_insert(struct tensor *dinp, struct tensor *dweight, struct 
                             struct tensor *dout, struct tensor *inp, struct tensor *weight, int N,
                             int C, int OC, struct tensor *acc, int prio);
 
-void attention_forward_insert(struct tensor *out, struct tensor *att, struct tensor *qkv, int B,
+/* stats: [B,NH,T,2] fp32, the forward's per-row softmax statistics (flash_attention_*_cpu); the
+ * backward reads the forward's qkv, out and stats. */
+void attention_forward_insert(struct tensor *out, struct tensor *stats, struct tensor *qkv, int B,
                               int T, int C, int NH, int prio);
 void attention_backward_insert(struct tensor *dqkv, struct tensor *dout, struct tensor *qkv,
-                               struct tensor *att, int B, int T, int C, int NH, int prio);
+                               struct tensor *out, struct tensor *stats, int B, int T, int C,
+                               int NH, int prio);
 
 void gelu_forward_insert(struct tensor *out, struct tensor *inp, int prio);
 void gelu_backward_insert(struct tensor *dinp, struct tensor *inp, struct tensor *dout, int prio);

@@ -13,7 +13,7 @@
 struct layer_acts {
     struct tensor ln1, ln1_mean, ln1_rstd; /* [N,C], [N], [N] */
     struct tensor qkv;                     /* [N,3C] */
-    struct tensor att;                     /* [B,NH,T,T] softmax probabilities */
+    struct tensor att_stats;               /* [B,NH,T,2] fp32 softmax statistics */
     struct tensor atty, attproj, res2;     /* [N,C] */
     struct tensor ln2, ln2_mean, ln2_rstd; /* [N,C], [N], [N] */
     struct tensor fch, fch_gelu;           /* [N,4C] */
@@ -125,7 +125,7 @@ static struct tensor *rank_act(struct rank *k, enum model_act a, int l)
         [MODEL_ACT_LN1_MEAN] = &x->ln1_mean,
         [MODEL_ACT_LN1_RSTD] = &x->ln1_rstd,
         [MODEL_ACT_QKV] = &x->qkv,
-        [MODEL_ACT_ATT] = &x->att,
+        [MODEL_ACT_ATT_STATS] = &x->att_stats,
         [MODEL_ACT_ATTY] = &x->atty,
         [MODEL_ACT_ATTPROJ] = &x->attproj,
         [MODEL_ACT_RES2] = &x->res2,
@@ -368,7 +368,7 @@ static void block_forward_to_gelu(struct gpt *m, struct rank *k, int l, int prio
     layernorm_forward_insert(&a->ln1, &a->ln1_mean, &a->ln1_rstd, x, W(LP_LN1_W), W(LP_LN1_B), N, C,
                              prio);
     matmul_forward_insert(&a->qkv, &a->ln1, W(LP_QKV_W), W(LP_QKV_B), N, C, 3 * C, prio);
-    attention_forward_insert(&a->atty, &a->att, &a->qkv, B, T, C, c->NH, prio);
+    attention_forward_insert(&a->atty, &a->att_stats, &a->qkv, B, T, C, c->NH, prio);
     matmul_forward_insert(&a->attproj, &a->atty, W(LP_PROJ_W), W(LP_PROJ_B), N, C, C, prio);
     add_forward_insert(&a->res2, x, &a->attproj, prio);
     layernorm_forward_insert(&a->ln2, &a->ln2_mean, &a->ln2_rstd, &a->res2, W(LP_LN2_W),
@@ -497,7 +497,8 @@ static void block_backward(struct gpt *m, struct rank *k, int l, int prio, int m
     matmul_backward_insert(&k->datty, G(LP_PROJ_W), G(LP_PROJ_B), &k->dresidual, &a->atty,
                            W(LP_PROJ_W), N, C, C, &k->dacc, prio);
     zero_insert(&k->dqkv, prio);
-    attention_backward_insert(&k->dqkv, &k->datty, &a->qkv, &a->att, B, T, C, c->NH, prio);
+    attention_backward_insert(&k->dqkv, &k->datty, &a->qkv, &a->atty, &a->att_stats, B, T, C, c->NH,
+                              prio);
     zero_insert(&k->dln1, prio);
     matmul_backward_insert(&k->dln1, G(LP_QKV_W), G(LP_QKV_B), &k->dqkv, &a->ln1, W(LP_QKV_W), N, C,
                            3 * C, &k->dacc, prio);

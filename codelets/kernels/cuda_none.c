@@ -113,7 +113,7 @@ size_t attention_forward_cuda_scratch_bytes(int B, int T, int C, int NH, enum dt
     return 0;
 }
 
-void attention_forward_cuda(cublasHandle_t handle, void *out, void *att, const void *qkv, int B,
+void attention_forward_cuda(cublasHandle_t handle, void *out, float *stats, const void *qkv, int B,
                             int T, int C, int NH, enum dtype dt, void *scratch, cudaStream_t stream)
 {
     CUDA_NONE();
@@ -125,7 +125,7 @@ size_t attention_backward_cuda_scratch_bytes(int B, int T, int C, int NH, enum d
 }
 
 void attention_backward_cuda(cublasHandle_t handle, void *dqkv, const void *dout, const void *qkv,
-                             const void *att, int B, int T, int C, int NH, enum dtype dt,
+                             const float *stats, int B, int T, int C, int NH, enum dtype dt,
                              void *scratch, cudaStream_t stream)
 {
     CUDA_NONE();

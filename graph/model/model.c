@@ -170,7 +170,7 @@ void model_acts(struct model_act_info a[MODEL_NACTS], const struct gpt_config *c
                 const struct model_act_options *o)
 {
     const size_t N = (size_t)o->B * o->T, C = (size_t)c->C;
-    const size_t att = (size_t)o->B * c->NH * o->T * o->T;
+    const size_t att_stats = (size_t)o->B * c->NH * o->T * 2;
     const int L = c->L, sets = o->checkpointing ? 1 : L;
     const int set = o->checkpointing ? -1 : 1; /* in_block of the block activations */
     const int sums = o->tile_size > 0 && o->dt != DTYPE_FP32;
@@ -185,7 +185,7 @@ void model_acts(struct model_act_info a[MODEL_NACTS], const struct gpt_config *c
     ACT(LN1_MEAN, "ln1_mean", LAYER, FP32, N, sets, set);
     ACT(LN1_RSTD, "ln1_rstd", LAYER, FP32, N, sets, set);
     ACT(QKV, "qkv", LAYER, DT, N * 3 * C, sets, set);
-    ACT(ATT, "att", LAYER, DT, att, sets, set);
+    ACT(ATT_STATS, "att_stats", LAYER, FP32, att_stats, sets, set);
     ACT(ATTY, "atty", LAYER, DT, N * C, sets, set);
     ACT(ATTPROJ, "attproj", LAYER, DT, N * C, sets, set);
     ACT(RES2, "res2", LAYER, DT, N * C, sets, set);

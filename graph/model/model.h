@@ -125,7 +125,7 @@ enum model_act {
     MODEL_ACT_LN1_MEAN,    /* [N] fp32 */
     MODEL_ACT_LN1_RSTD,    /* [N] fp32 */
     MODEL_ACT_QKV,         /* [N,3C] */
-    MODEL_ACT_ATT,         /* [B,NH,T,T] softmax probabilities */
+    MODEL_ACT_ATT_STATS,   /* [B,NH,T,2] fp32 softmax statistics (row max, sum of exp) */
     MODEL_ACT_ATTY,        /* [N,C] */
     MODEL_ACT_ATTPROJ,     /* [N,C] */
     MODEL_ACT_RES2,        /* [N,C] */
