@@ -20,6 +20,13 @@ void encoder_backward_insert(struct tensor *dwte, struct tensor *dwpe, struct te
 void layernorm_forward_insert(struct tensor *out, struct tensor *mean, struct tensor *rstd,
                               struct tensor *inp, struct tensor *weight, struct tensor *bias, int N,
                               int C, int prio);
+/* res = a + b (the residual stream), then out = layernorm(res) with mean and rstd, in one task:
+ * add_forward_insert then layernorm_forward_insert, with the same bits on the CPU. res must be
+ * neither a nor b. */
+void add_layernorm_forward_insert(struct tensor *res, struct tensor *out, struct tensor *mean,
+                                  struct tensor *rstd, struct tensor *a, struct tensor *b,
+                                  struct tensor *weight, struct tensor *bias, int N, int C,
+                                  int prio);
 void layernorm_backward_insert(struct tensor *dinp, struct tensor *dweight, struct tensor *dbias,
                                struct tensor *dout, struct tensor *inp, struct tensor *weight,
                                struct tensor *mean, struct tensor *rstd, int N, int C, int prio);
@@ -31,6 +38,17 @@ void matmul_forward_insert(struct tensor *out, struct tensor *inp, struct tensor
 void matmul_backward_insert(struct tensor *dinp, struct tensor *dweight, struct tensor *dbias,
                             struct tensor *dout, struct tensor *inp, struct tensor *weight, int N,
                             int C, int OC, struct tensor *acc, int prio);
+
+/* The fused MLP forms, for whole (untiled) layers; same contracts and CPU bits as
+ * matmul_forward_gelu_cpu and matmul_backward_dgelu_cpu (kernels_cpu.h). pre (forward) may be NULL
+ * when the backward recomputes it; dpre is overwritten; dbias and dbias_pre may be NULL. */
+void matmul_forward_gelu_insert(struct tensor *out, struct tensor *pre, struct tensor *inp,
+                                struct tensor *weight, struct tensor *bias, int N, int C, int OC,
+                                int prio);
+void matmul_backward_dgelu_insert(struct tensor *dpre, struct tensor *dweight, struct tensor *dbias,
+                                  struct tensor *dbias_pre, struct tensor *dout, struct tensor *inp,
+                                  struct tensor *weight, struct tensor *pre, int N, int C, int OC,
+                                  int prio);
 
 /* stats: [B,NH,T,2] fp32, the forward's per-row softmax statistics (flash_attention_*_cpu); the
  * backward reads the forward's qkv, out and stats. */

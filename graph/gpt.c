@@ -356,25 +356,42 @@ static void collective(struct gpt *m, enum collective op, int first, int count)
     }
 }
 
+/* The block's MLP layers are whole (not tiled): its fused forms apply (the FC product with bias
+ * and GELU in one task, the FC projection's backward through GELU's derivative). */
+static int mlp_fused(const struct rank *k, int l)
+{
+    return !tensor_compute_tiles(k->wfull[model_layer_tensor(l, LP_FC_W)]) &&
+           !tensor_compute_tiles(k->wfull[model_layer_tensor(l, LP_FCPROJ_W)]);
+}
+
 /* One block's forward up to the MLP activation; the full forward adds the MLP output projection
- * and the residual, which the recompute in backward does not need. */
-static void block_forward_to_gelu(struct gpt *m, struct rank *k, int l, int prio)
+ * and the residual (with the LayerNorm that reads it), which the recompute in backward does not
+ * need. ln1: the block's first LayerNorm is done here (the recompute, and block 0); otherwise the
+ * previous block's residual add did it. keep_pre: keep the MLP's pre-activation (fch), which the
+ * backward reads, unless the backward recomputes this block. */
+static void block_forward_to_gelu(struct gpt *m, struct rank *k, int l, int ln1, int keep_pre,
+                                  int prio)
 {
     const struct gpt_config *c = &m->tab.cfg;
     int B = m->opt.B, T = m->opt.T, N = B * T, C = c->C;
     struct layer_acts *a = acts_of(m, k, l);
     struct tensor *x = block_input(k, l);
 #define W(p) (k->wfull[model_layer_tensor(l, p)])
-    layernorm_forward_insert(&a->ln1, &a->ln1_mean, &a->ln1_rstd, x, W(LP_LN1_W), W(LP_LN1_B), N, C,
-                             prio);
+    if (ln1)
+        layernorm_forward_insert(&a->ln1, &a->ln1_mean, &a->ln1_rstd, x, W(LP_LN1_W), W(LP_LN1_B),
+                                 N, C, prio);
     matmul_forward_insert(&a->qkv, &a->ln1, W(LP_QKV_W), W(LP_QKV_B), N, C, 3 * C, prio);
     attention_forward_insert(&a->atty, &a->att_stats, &a->qkv, B, T, C, c->NH, prio);
     matmul_forward_insert(&a->attproj, &a->atty, W(LP_PROJ_W), W(LP_PROJ_B), N, C, C, prio);
-    add_forward_insert(&a->res2, x, &a->attproj, prio);
-    layernorm_forward_insert(&a->ln2, &a->ln2_mean, &a->ln2_rstd, &a->res2, W(LP_LN2_W),
-                             W(LP_LN2_B), N, C, prio);
-    matmul_forward_insert(&a->fch, &a->ln2, W(LP_FC_W), W(LP_FC_B), N, C, 4 * C, prio);
-    gelu_forward_insert(&a->fch_gelu, &a->fch, prio);
+    add_layernorm_forward_insert(&a->res2, &a->ln2, &a->ln2_mean, &a->ln2_rstd, x, &a->attproj,
+                                 W(LP_LN2_W), W(LP_LN2_B), N, C, prio);
+    if (mlp_fused(k, l)) {
+        matmul_forward_gelu_insert(&a->fch_gelu, keep_pre ? &a->fch : NULL, &a->ln2, W(LP_FC_W),
+                                   W(LP_FC_B), N, C, 4 * C, prio);
+    } else {
+        matmul_forward_insert(&a->fch, &a->ln2, W(LP_FC_W), W(LP_FC_B), N, C, 4 * C, prio);
+        gelu_forward_insert(&a->fch_gelu, &a->fch, prio);
+    }
 #undef W
 }
 
@@ -416,40 +433,54 @@ static void evict_layer(struct gpt *m, int r, int l, int grads)
 void gpt_forward(struct gpt *m)
 {
     const struct gpt_config *c = &m->tab.cfg;
-    int B = m->opt.B, T = m->opt.T, N = B * T, C = c->C;
+    int B = m->opt.B, T = m->opt.T, N = B * T, C = c->C, L = c->L, lnf = model_lnf(&m->tab);
     collective(m, GATHER_PARAMS, MODEL_WTE, 2);
+    collective(m, GATHER_PARAMS, model_layer_tensor(0, 0), LP_COUNT);
     for (int r = 0; r < m->R; r++) {
         struct rank *k = &m->ranks[r];
+        struct layer_acts *a = acts_of(m, k, 0);
         rt_set_worker(k->worker);
         prefetch_layer(m, k, 0, &k->inputs, 0);
         encoder_forward_insert(&k->encoded, &k->inputs, k->wfull[MODEL_WTE], k->wfull[MODEL_WPE], B,
                                T, C, RT_PRIO_NORMAL);
+        layernorm_forward_insert(&a->ln1, &a->ln1_mean, &a->ln1_rstd, &k->encoded,
+                                 k->wfull[model_layer_tensor(0, LP_LN1_W)],
+                                 k->wfull[model_layer_tensor(0, LP_LN1_B)], N, C, RT_PRIO_NORMAL);
     }
-    for (int l = 0; l < c->L; l++) {
-        collective(m, GATHER_PARAMS, model_layer_tensor(l, 0), LP_COUNT);
+    for (int l = 0; l < L; l++) {
         for (int r = 0; r < m->R; r++) {
             struct rank *k = &m->ranks[r];
             struct layer_acts *a = acts_of(m, k, l);
             rt_set_worker(k->worker);
             prefetch_layer(m, k, l + 1, block_input(k, l), 0);
-            block_forward_to_gelu(m, k, l, RT_PRIO_NORMAL);
+            block_forward_to_gelu(m, k, l, 0, !m->opt.checkpointing || l == L - 1, RT_PRIO_NORMAL);
             matmul_forward_insert(
                 &a->fcproj, &a->fch_gelu, k->wfull[model_layer_tensor(l, LP_FCPROJ_W)],
                 k->wfull[model_layer_tensor(l, LP_FCPROJ_B)], N, 4 * C, C, RT_PRIO_NORMAL);
-            add_forward_insert(&k->res3[l], &a->res2, &a->fcproj, RT_PRIO_NORMAL);
+        }
+        /* the residual add and the LayerNorm that reads its result, block l + 1's first or ln_f:
+         * those parameters first */
+        int next = l + 1 < L ? model_layer_tensor(l + 1, LP_LN1_W) : lnf;
+        collective(m, GATHER_PARAMS, l + 1 < L ? model_layer_tensor(l + 1, 0) : lnf,
+                   l + 1 < L ? LP_COUNT : 2);
+        for (int r = 0; r < m->R; r++) {
+            struct rank *k = &m->ranks[r];
+            struct layer_acts *a = acts_of(m, k, l);
+            struct layer_acts *an = l + 1 < L ? acts_of(m, k, l + 1) : NULL;
+            rt_set_worker(k->worker);
+            add_layernorm_forward_insert(&k->res3[l], an ? &an->ln1 : &k->lnf,
+                                         an ? &an->ln1_mean : &k->lnf_mean,
+                                         an ? &an->ln1_rstd : &k->lnf_rstd, &a->res2, &a->fcproj,
+                                         k->wfull[next], k->wfull[next + 1], N, C, RT_PRIO_NORMAL);
             evict_layer(m, r, l, 0);
             /* the checkpoint goes home once this layer has read it, until its recompute (the
              * last layer's backward comes next and does not recompute: its input stays) */
-            if (ckpt_offloaded(m) && l < c->L - 1) tensor_wont_use(block_input(k, l));
+            if (ckpt_offloaded(m) && l < L - 1) tensor_wont_use(block_input(k, l));
         }
     }
-    int lnf = model_lnf(&m->tab);
-    collective(m, GATHER_PARAMS, lnf, 2);
     for (int r = 0; r < m->R; r++) {
         struct rank *k = &m->ranks[r];
         rt_set_worker(k->worker);
-        layernorm_forward_insert(&k->lnf, &k->lnf_mean, &k->lnf_rstd, &k->res3[c->L - 1],
-                                 k->wfull[lnf], k->wfull[lnf + 1], N, C, RT_PRIO_NORMAL);
         matmul_forward_insert(&k->logits, &k->lnf, k->wfull[MODEL_WTE], NULL, N, C, c->Vp,
                               RT_PRIO_NORMAL);
         crossentropy_forward_insert(&k->losses, &k->logits, &k->targets, N, c->V, c->Vp,
@@ -476,21 +507,31 @@ static void block_backward(struct gpt *m, struct rank *k, int l, int prio, int m
 #define W(p) (k->wfull[model_layer_tensor(l, p)])
 #define G(p) (k->gfull[model_layer_tensor(l, p)])
     /* The last block's activations are still in the shared set from the forward. */
-    if (m->opt.checkpointing && l != c->L - 1) block_forward_to_gelu(m, k, l, prio);
+    if (m->opt.checkpointing && l != c->L - 1) block_forward_to_gelu(m, k, l, 1, 1, prio);
     zero_grads(k, model_layer_tensor(l, 0), LP_COUNT, micro, prio);
     /* dresidual holds d(block output); each LayerNorm backward adds its share to it in place,
      * which is the residual connections' backward. */
-    zero_insert(&k->dfch_gelu, prio);
-    matmul_backward_insert(&k->dfch_gelu, G(LP_FCPROJ_W), G(LP_FCPROJ_B), &k->dresidual,
-                           &a->fch_gelu, W(LP_FCPROJ_W), N, 4 * C, C, &k->dacc4, prio);
-    /* the layer below's parameters move in while this layer's backward runs: the next writer of
-     * dfch_gelu is that layer, which needs them anyway */
-    prefetch_layer(m, k, l - 1, &k->dfch_gelu, 1);
-    zero_insert(&k->dfch, prio);
-    gelu_backward_insert(&k->dfch, &a->fch, &k->dfch_gelu, prio);
+    /* the layer below's parameters move in while this layer's backward runs (after the first
+     * task of the MLP's backward: the next writer of its output is that layer, which needs them
+     * anyway) */
+    int fused = mlp_fused(k, l);
+    if (fused) {
+        /* dfch, overwritten, and the FC layer's bias gradient too */
+        matmul_backward_dgelu_insert(&k->dfch, G(LP_FCPROJ_W), G(LP_FCPROJ_B), G(LP_FC_B),
+                                     &k->dresidual, &a->fch_gelu, W(LP_FCPROJ_W), &a->fch, N, 4 * C,
+                                     C, prio);
+        prefetch_layer(m, k, l - 1, &k->dfch, 1);
+    } else {
+        zero_insert(&k->dfch_gelu, prio);
+        matmul_backward_insert(&k->dfch_gelu, G(LP_FCPROJ_W), G(LP_FCPROJ_B), &k->dresidual,
+                               &a->fch_gelu, W(LP_FCPROJ_W), N, 4 * C, C, &k->dacc4, prio);
+        prefetch_layer(m, k, l - 1, &k->dfch_gelu, 1);
+        zero_insert(&k->dfch, prio);
+        gelu_backward_insert(&k->dfch, &a->fch, &k->dfch_gelu, prio);
+    }
     zero_insert(&k->dln2, prio);
-    matmul_backward_insert(&k->dln2, G(LP_FC_W), G(LP_FC_B), &k->dfch, &a->ln2, W(LP_FC_W), N, C,
-                           4 * C, &k->dacc, prio);
+    matmul_backward_insert(&k->dln2, G(LP_FC_W), fused ? NULL : G(LP_FC_B), &k->dfch, &a->ln2,
+                           W(LP_FC_W), N, C, 4 * C, &k->dacc, prio);
     layernorm_backward_insert(&k->dresidual, G(LP_LN2_W), G(LP_LN2_B), &k->dln2, &a->res2,
                               W(LP_LN2_W), &a->ln2_mean, &a->ln2_rstd, N, C, prio);
     zero_insert(&k->datty, prio);

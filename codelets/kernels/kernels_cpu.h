@@ -54,6 +54,23 @@ void matmul_backward_cpu(void *dinp, enum dtype dinp_dt, void *dweight, void *db
                          const void *dout, const void *inp, const void *weight, int N, int C,
                          int OC, int ldo, enum dtype dt);
 
+/* The MLP's first layer and its activation (the contract of matmul_forward_gelu_cuda, for a whole
+ * layer): pre[N,OC] = inp . weight^T + bias, out[N,OC] = gelu(pre). pre may be NULL (not kept:
+ * the backward of activation checkpointing recomputes it). Bit for bit matmul_forward_cpu then
+ * gelu_forward_cpu on the rounded pre-activation. */
+void matmul_forward_gelu_cpu(void *out, void *pre, const void *inp, const void *weight,
+                             const void *bias, int N, int C, int OC, enum dtype dt);
+/* The backward of the MLP's second layer (C inputs, OC outputs) through the first's activation
+ * (matmul_backward_dgelu_cuda's contract); inp[N,C] = gelu(pre), weight[OC,C], dout[N,OC]:
+ *     dpre[N,C] = gelu'(pre) * (dout . weight)    OVERWRITES
+ *     dweight += dout^T . inp, dbias += column sums of dout (may be NULL)
+ *     dbias_pre[C] += column sums of dpre: the first layer's bias gradient (may be NULL)
+ * Bit for bit matmul_backward_cpu into a zeroed buffer, gelu_backward_cpu into a zeroed dpre, and
+ * dpre's column sums as matmul_backward_cpu sums a dbias. Allocates that [N,C] buffer. */
+void matmul_backward_dgelu_cpu(void *dpre, void *dweight, void *dbias, void *dbias_pre,
+                               const void *dout, const void *inp, const void *weight,
+                               const void *pre, int N, int C, int OC, enum dtype dt);
+
 /* Causal multi-head self-attention without the T x T probabilities (flash attention's
  * contract). qkv[N,3C] holds per token q (C) | k (C) | v (C), head h in columns [h*hs, (h+1)*hs)
  * of each; out[N,C] receives the heads concatenated (softmax scale 1/sqrt(hs)). The forward also

@@ -209,7 +209,7 @@ void model_acts(struct model_act_info a[MODEL_NACTS], const struct gpt_config *c
     ACT(DLN2, "dln2", GRADS, DT, N * C, 1, 0);
     ACT(DLNF, "dlnf", GRADS, DT, N * C, 1, 0);
     ACT(DFCH, "dfch", GRADS, DT, N * 4 * C, 1, 0);
-    ACT(DFCH_GELU, "dfch_gelu", GRADS, DT, N * 4 * C, 1, 0);
+    ACT(DFCH_GELU, "dfch_gelu", GRADS, DT, N * 4 * C, o->tile_size > 0, 0);
     ACT(DACC, "dinp_fp32_sum", GRADS, FP32, N * C, sums, 0);
     ACT(DACC4, "dinp_fp32_sum4", GRADS, FP32, N * 4 * C, sums, 0);
 #undef ACT

@@ -150,7 +150,7 @@ enum model_act {
     MODEL_ACT_DLN2,      /* [N,C] */
     MODEL_ACT_DLNF,      /* [N,C] */
     MODEL_ACT_DFCH,      /* [N,4C] */
-    MODEL_ACT_DFCH_GELU, /* [N,4C] */
+    MODEL_ACT_DFCH_GELU, /* [N,4C], with tiling only: the fused MLP backward needs none */
     /* fp16/bf16 with tiling: fp32 sums of a tiled layer's input gradient */
     MODEL_ACT_DACC,  /* [N,C] fp32 */
     MODEL_ACT_DACC4, /* [N,4C] fp32 */
