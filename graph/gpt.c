@@ -494,8 +494,7 @@ void gpt_forward(struct gpt *m)
  * struct gpt's slots); the others add to them. */
 static void zero_grads(struct rank *k, int first, int count, int micro, int prio)
 {
-    for (int i = first; micro == 0 && i < first + count; i++)
-        zero_insert(k->gfull[i], prio);
+    if (micro == 0) zero_all_insert(&k->gfull[first], count, prio);
 }
 
 static void block_backward(struct gpt *m, struct rank *k, int l, int prio, int micro)
@@ -550,6 +549,17 @@ static void block_backward(struct gpt *m, struct rank *k, int l, int prio, int m
     evict_layer(m, (int)(k - m->ranks), l, 0);
 }
 
+/* The end of the group of tensors that starts at table index i: the tensors of one layer, or the
+ * embeddings, or ln_f's two (consecutive in the table). Tasks that work per tensor (sums of
+ * squares, AdamW on the GPU) take a group at a time: 28 tasks for 24 layers instead of 292. */
+static int group_end(const struct gpt *m, int i)
+{
+    int l = model_tensor_layer(&m->tab, i), end = i + 1;
+    while (end < m->tab.n && end - i < LP_COUNT && model_tensor_layer(&m->tab, end) == l)
+        end++;
+    return end;
+}
+
 void gpt_backward(struct gpt *m, float loss_scale, int micro, int micro_steps)
 {
     const struct gpt_config *c = &m->tab.cfg;
@@ -602,8 +612,13 @@ void gpt_backward(struct gpt *m, float loss_scale, int micro, int micro_steps)
         struct rank *k = &m->ranks[r];
         rt_set_worker(k->worker);
         zero_insert(&k->sumsq_parts, prio);
-        for (int i = 0; i < m->tab.n; i++)
-            sumsq_insert(&k->sumsq_parts, i, state_shard(m->state, i, r)->grad, prio);
+        for (int i = 0, end; i < m->tab.n; i = end) {
+            struct tensor *grads[LP_COUNT];
+            end = group_end(m, i);
+            for (int j = i; j < end; j++)
+                grads[j - i] = state_shard(m->state, j, r)->grad;
+            sumsq_insert(&k->sumsq_parts, i, grads, end - i, prio);
+        }
         sum_insert(&k->sumsq, &k->sumsq_parts, prio);
         sumsq[r] = &k->sumsq;
     }
@@ -618,32 +633,43 @@ void gpt_update(struct gpt *m, const struct adamw_hparams *hp)
      * tensor's AdamW (and its swap-in) then runs as soon as its own gradient is complete, while
      * the backward goes on with the layers below. */
     int with_norm = hp->clip_norm > 0 || m->opt.dt == DTYPE_FP16;
-    for (int i = 0; i < m->tab.n; i++) {
-        struct adamw_hparams h = *hp;
-        if (!m->tab.params[i].decay) h.weight_decay = 0;
-        if (!state_swapped(m->state, i)) {
-            /* each rank steps its own shard */
-            for (int r = 0; r < m->R; r++) {
-                struct state_shard *sh = state_shard(m->state, i, r);
-                rt_set_worker(m->ranks[r].worker);
-                adamw_insert(sh->param == sh->master ? NULL : sh->param, sh->master, sh->m, sh->v,
-                             sh->grad, with_norm ? &m->ranks[r].sumsq : NULL, &h, RT_PRIO_LOW,
-                             where);
-            }
-            rt_set_worker(-1);
-            continue;
-        }
-        /* each rank's shard: swap-in, AdamW, swap-out through one of the rank's buffer sets
-         * (state_swap_slot says how they take turns) */
+    for (int i = 0, end; i < m->tab.n; i = end) {
+        end = group_end(m, i);
+        /* the group's tensors whose state is resident: each rank steps its own shards, on the GPU
+         * in one task */
         for (int r = 0; r < m->R; r++) {
-            struct state_shard *sh = state_shard(m->state, i, r);
-            struct state_swap w = state_swap_slot(m->state, i, r);
-            struct tensor *b = w.buf, *norm = with_norm ? &m->ranks[r].sumsq : NULL;
-            swap_in_insert(&b[0], &b[1], &b[2], w.file, w.region_bytes, w.generation, RT_PRIO_HIGH);
-            adamw_insert(sh->param, &b[0], &b[1], &b[2], sh->grad, norm, &h, RT_PRIO_NORMAL,
-                         RT_WHERE_CPU);
-            swap_out_insert(&b[0], &b[1], &b[2], norm, hp->inv_loss_scale, w.file, w.region_bytes,
-                            w.generation + 1, RT_PRIO_LOW);
+            struct adamw_group g[LP_COUNT];
+            int n = 0;
+            for (int j = i; j < end; j++) {
+                struct state_shard *sh = state_shard(m->state, j, r);
+                if (state_swapped(m->state, j)) continue;
+                g[n++] = (struct adamw_group){sh->param == sh->master ? NULL : sh->param,
+                                              sh->master,
+                                              sh->m,
+                                              sh->v,
+                                              sh->grad,
+                                              m->tab.params[j].decay ? hp->weight_decay : 0};
+            }
+            rt_set_worker(m->ranks[r].worker);
+            adamw_group_insert(g, n, with_norm ? &m->ranks[r].sumsq : NULL, hp, RT_PRIO_LOW, where);
+        }
+        rt_set_worker(-1);
+        /* each swapped tensor and rank's shard: swap-in, AdamW, swap-out through one of the
+         * rank's buffer sets (state_swap_slot says how they take turns) */
+        for (int j = i; j < end; j++) {
+            struct adamw_hparams h = *hp;
+            if (!m->tab.params[j].decay) h.weight_decay = 0;
+            for (int r = 0; r < m->R && state_swapped(m->state, j); r++) {
+                struct state_shard *sh = state_shard(m->state, j, r);
+                struct state_swap w = state_swap_slot(m->state, j, r);
+                struct tensor *b = w.buf, *norm = with_norm ? &m->ranks[r].sumsq : NULL;
+                swap_in_insert(&b[0], &b[1], &b[2], w.file, w.region_bytes, w.generation,
+                               RT_PRIO_HIGH);
+                adamw_insert(sh->param, &b[0], &b[1], &b[2], sh->grad, norm, &h, RT_PRIO_NORMAL,
+                             RT_WHERE_CPU);
+                swap_out_insert(&b[0], &b[1], &b[2], norm, hp->inv_loss_scale, w.file,
+                                w.region_bytes, w.generation + 1, RT_PRIO_LOW);
+            }
         }
     }
     state_swap_advance(m->state);

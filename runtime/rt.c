@@ -546,11 +546,12 @@ void rt_set_worker(int worker)
 void rt_submit(struct starpu_codelet *cl, const char *name, const struct rt_buf *bufs, int nbufs,
                const void *args, size_t args_size, double flops, int prio, enum rt_where where)
 {
-    struct starpu_data_descr descr[STARPU_NMAXBUFS];
+    /* past STARPU_NMAXBUFS, StarPU keeps a task's handles in memory of its own (dyn_handles) */
+    struct starpu_data_descr descr[RT_MAX_BUFS];
     int k = 0;
     for (int i = 0; i < nbufs; i++) {
         if (!bufs[i].t) continue;
-        CHECK_MSG(k < STARPU_NMAXBUFS, "too many buffers for one task");
+        CHECK_MSG(k < RT_MAX_BUFS, "too many buffers for one task: raise RT_MAX_BUFS");
         descr[k].handle = bufs[i].t->handle;
         descr[k].mode = starpu_mode(bufs[i].mode);
         k++;

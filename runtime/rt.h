@@ -177,6 +177,9 @@ enum rt_where {
     RT_WHERE_CPU,     /* CPU workers (host-side work: offloaded optimizer, I/O) */
 };
 
+/* The most buffers of one task (StarPU's STARPU_NMAXBUFS and more). */
+#define RT_MAX_BUFS 128
+
 /* Submits one task of codelet cl on buffers bufs (NULL tensors skipped, order kept) with a copy
  * of args (args_size bytes, freed by StarPU; none when 0) as cl_arg. `flops` feeds STARPU_FLOPS (0:
  * none). Asynchronous: returns once submitted. */
