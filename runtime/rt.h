@@ -60,7 +60,9 @@ enum rt_device {
 
 struct rt_options {
     int quiet;       /* no banner */
-    int cpu_workers; /* host-side tasks will run: keep CPU workers even with a GPU */
+    int cpu_workers; /* host-side tasks will run on CPU workers (offloaded optimizer): with a GPU,
+                        the policy for that (lws) rather than one whose pushes of GPU tasks
+                        leave the idle CPU workers asleep (prio) */
     int trace_later; /* FxT records only between rt_trace_start and rt_trace_stop */
     int mpi;         /* a run of several processes (mpirun): rt_init initialises MPI with
                         MPI_THREAD_MULTIPLE (collectives run on worker threads), splits
