@@ -31,6 +31,7 @@ die() {
 	exit 2
 }
 # StarPU's source: $STARPU_TARBALL, a tarball left in the cache, or Debian's source package
+# shellcheck source=scripts/starpu_source.sh
 . "$(dirname "$0")/starpu_source.sh"
 
 # --- 0. variant ---------------------------------------------------------------------------------
@@ -102,13 +103,8 @@ starpu_suitable() { # $1: directory holding starpu-1.4.pc, or empty for the defa
 }
 
 build_starpu() {
-	local work=$prefix.build tarball src cuda_flags=(--disable-cuda)
-	rm -rf "$work"
-	mkdir -p "$work"
-	tarball=$(starpu_source "$work")
-	[ -f "$tarball" ] || die "StarPU source $tarball not found"
-	tar -xf "$tarball" -C "$work"
-	src=$(find "$work" -mindepth 1 -maxdepth 1 -type d -name 'starpu-*' | head -n 1)
+	local work=$prefix.build src cuda_flags=(--disable-cuda)
+	src=$(starpu_unpack "$work")
 	if [ "$variant" = cuda ]; then
 		cuda_flags=(--with-cuda-dir="$cuda" --enable-maxcudadev=16)
 		# CUDA 13 removed cudaDeviceProp.computeMode; the exclusive-thread check it fed is moot

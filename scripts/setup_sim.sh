@@ -35,6 +35,7 @@ die() {
 	exit 2
 }
 # StarPU's source: $STARPU_TARBALL, a tarball left in the cache, or Debian's source package
+# shellcheck source=scripts/starpu_source.sh
 . "$(dirname "$0")/starpu_source.sh"
 
 sudo_cmd=()
@@ -75,14 +76,8 @@ starpu_sim_suitable() {
 }
 
 build_starpu_sim() {
-	local work=$prefix.build tarball src
-	rm -rf "$work"
-	mkdir -p "$work"
-	tarball=$(starpu_source "$work")
-	[ -f "$tarball" ] || die "StarPU source $tarball not found"
-	tar -xf "$tarball" -C "$work"
-	src=$(find "$work" -mindepth 1 -maxdepth 1 -type d -name 'starpu-*' | head -n 1)
-	[ -n "$src" ] || die "no starpu-* folder in $tarball"
+	local work=$prefix.build src
+	src=$(starpu_unpack "$work")
 	say "building StarPU $starpu_version with SimGrid $(pkg-config --modversion simgrid) into $prefix (a few minutes)"
 	(cd "$src" && nice ./configure --prefix="$prefix" --enable-simgrid --disable-cuda --enable-maxcudadev=16 \
 		--with-fxt --disable-mpi --enable-maxcpus=256 --enable-maxbuffers=64 \

@@ -1,5 +1,7 @@
+# shellcheck shell=bash
 # starpu_source.sh: where StarPU's source tarball comes from, for setup.sh and setup_sim.sh (sourced;
 # needs $starpu_version, $cache and a die function).
+# shellcheck disable=SC2154 # starpu_version and cache are the caller's
 
 # Debian's starpu source package into $1, without touching apt's configuration, from the first
 # non-security mirror apt has.
@@ -37,4 +39,17 @@ starpu_source() {
 	else
 		apt_source_dir "$work"
 	fi
+}
+
+# Unpacks StarPU's source into a fresh $1 and prints the source folder.
+starpu_unpack() {
+	local work=$1 tarball src
+	rm -rf "$work"
+	mkdir -p "$work"
+	tarball=$(starpu_source "$work")
+	[ -f "$tarball" ] || die "StarPU source $tarball not found"
+	tar -xf "$tarball" -C "$work"
+	src=$(find "$work" -mindepth 1 -maxdepth 1 -type d -name 'starpu-*' | head -n 1)
+	[ -n "$src" ] || die "no starpu-* folder in $tarball"
+	echo "$src"
 }

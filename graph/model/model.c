@@ -142,6 +142,16 @@ int64_t model_table_numel(const struct model_table *t)
     return n;
 }
 
+int64_t model_largest_numel(const struct model_table *t)
+{
+    int64_t max = 0;
+    for (int i = 0; i < t->n; i++) {
+        int64_t n = (int64_t)model_param_numel(&t->params[i]);
+        max = n > max ? n : max;
+    }
+    return max;
+}
+
 int64_t model_block_numel(const struct model_table *t)
 {
     int64_t n = 0;

@@ -107,9 +107,10 @@ size_t model_param_numel(const struct gpt_param *p);
 size_t model_param_hf_numel(const struct gpt_param *p);
 /* Its shape in checkpoints: Conv1D weights transposed, wte without padding rows. */
 void model_param_hf_shape(const struct gpt_param *p, int64_t shape[2]);
-/* Elements of the whole table, and of one block's tensors. O(n). */
+/* Elements of the whole table, of one block's tensors, and of the largest tensor. O(n). */
 int64_t model_table_numel(const struct model_table *t);
 int64_t model_block_numel(const struct model_table *t);
+int64_t model_largest_numel(const struct model_table *t);
 /* The linear layer with the most output channels (ties: the later in the table, so a block's MLP
  * rather than an LM head of the same width): the index of its weight. */
 int model_widest_linear(const struct model_table *t);

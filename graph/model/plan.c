@@ -40,45 +40,6 @@ void plan_input_init(struct plan_input *in)
         setting_origin_set(&in->origin[k], SOURCE_DEFAULT, NULL);
 }
 
-void plan_input_from_dsconfig(struct plan_input *in, const struct ds_config *ds)
-{
-    static const struct {
-        enum plan_knob knob;
-        enum ds_setting id;
-    } from[] = {
-        {PLAN_KNOB_MICRO_BATCH, DS_MICRO_BATCH},
-        {PLAN_KNOB_GRAD_ACCUM, DS_GRAD_ACCUM},
-        {PLAN_KNOB_DTYPE, DS_PRECISION},
-        {PLAN_KNOB_CKPT_IN_CPU, DS_CPU_CHECKPOINTING},
-        {PLAN_KNOB_TIER_PARAMS, DS_PARAM_DEVICE},
-        {PLAN_KNOB_TIER_GRADS, DS_OPTIM_DEVICE},
-        {PLAN_KNOB_TIER_OPTIM, DS_OPTIM_DEVICE},
-        {PLAN_KNOB_PIN_PARAMS, DS_PARAM_PIN_MEMORY},
-        {PLAN_KNOB_PIN_OPTIM, DS_OPTIM_PIN_MEMORY},
-        {PLAN_KNOB_PARAM_BUFFERS, DS_PARAM_BUFFER_COUNT},
-        {PLAN_KNOB_OPTIM_BUFFERS, DS_OPTIM_BUFFER_COUNT},
-        {PLAN_KNOB_SUB_GROUP, DS_SUB_GROUP_SIZE},
-        {PLAN_KNOB_PREFETCH, DS_PREFETCH_BUCKET_SIZE},
-    };
-    in->B = (int)ds->micro_batch;
-    in->grad_accum = (int)ds->grad_accum;
-    in->dt = ds->precision;
-    in->ckpt_in_cpu = ds->cpu_checkpointing;
-    in->tier_params = ds->param_device;
-    in->tier_optim = ds->optim_device;
-    in->grads_with_optim = ds->optim_device != TIER_GPU;
-    in->tier_grads = TIER_GPU;
-    in->pin_params = ds->param_pin_memory;
-    in->pin_optim = ds->optim_pin_memory;
-    in->param_buffer_count = (int)ds->param_buffer_count;
-    in->param_buffer_size = ds->param_buffer_size;
-    in->optim_buffer_count = (int)ds->optim_buffer_count;
-    in->sub_group_size = ds->sub_group_size;
-    in->prefetch = ds->prefetch_bucket_size;
-    for (size_t i = 0; i < sizeof from / sizeof from[0]; i++)
-        in->origin[from[i].knob] = ds->origin[from[i].id];
-}
-
 /* A StarPU size variable in MiB: 0 and *bytes set when present and valid, 1 when unset. */
 static int env_mib(const char *name, int64_t *bytes, char *err, size_t errlen)
 {

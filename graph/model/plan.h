@@ -31,12 +31,10 @@
  * checked. Sizes are decimal: 1 GB = 1e9 bytes.
  *
  *     struct plan_input in;
- *     plan_input_init(&in);
- *     plan_input_from_dsconfig(&in, &ds);            // tiers, buffers, micro-batch, precision
- *     in.L = 62; in.C = 8192; ...; in.world_size = 16; in.ranks_per_node = 8;
+ *     settings_plan_input(&settings, swap_unit, &in); // settings.h: shape, tiers, buffers, origins
  *     if (plan_capacity_gpu(&in.cap[TIER_GPU], card_bytes, err, sizeof err) ||
  *         plan_capacity_ram(&in.cap[TIER_CPU], err, sizeof err) ||
- *         plan_capacity_nvme(&in.cap[TIER_NVME], ds.optim_nvme_path, err, sizeof err))
+ *         plan_capacity_nvme(&in.cap[TIER_NVME], settings.nvme_path, err, sizeof err))
  *         user_fail("%s", err);
  *     struct plan p;
  *     if (plan_compute(&p, &in, err, sizeof err)) user_fail("%s", err);
@@ -166,12 +164,9 @@ struct plan {
 
 /* Defaults: tiers GPU, fp32, B 1, one rank, no checkpointing, DeepSpeed's buffer counts (5 x 1e8
  * and 4 x sub-group 1e9), resident_fraction 1 (as much as fits), ram_headroom 0.1, prefetch 5e7,
- * no pool, capacities unknown; every origin SOURCE_DEFAULT. The model shape is left 0. */
+ * no pool, capacities unknown; every origin SOURCE_DEFAULT. The model shape is left 0. A run's
+ * inputs come from its settings instead (settings_plan_input, settings.h). */
 void plan_input_init(struct plan_input *in);
-/* Takes the micro-batch, accumulation, precision, cpu_checkpointing, offload devices (none ->
- * GPU), pinning, buffers, sub-group and prefetch sizes from a DeepSpeed config, with their
- * origins. An offloaded optimizer keeps an fp32 gradient with its state, as DeepSpeed does. */
-void plan_input_from_dsconfig(struct plan_input *in, const struct ds_config *ds);
 
 /* card_bytes (0 without a GPU), lowered to STARPU_LIMIT_CUDA_MEM (MiB) when that is set.
  * Returns 0, or -1 when the variable is not a size. */

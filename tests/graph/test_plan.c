@@ -23,7 +23,8 @@
 
 static const char *top;
 
-/* The gpt50b preset under the SC21 config, on 2 nodes of 8 ranks. */
+/* The gpt50b preset under the SC21 config as DeepSpeed runs it (an offloaded optimizer keeps an
+ * fp32 gradient with its state), on 2 nodes of 8 ranks. */
 static void sc21_input(struct plan_input *in)
 {
     static struct ds_config ds;
@@ -36,7 +37,19 @@ static void sc21_input(struct plan_input *in)
     }
     loaded = 1;
     plan_input_init(in);
-    plan_input_from_dsconfig(in, &ds);
+    in->B = (int)ds.micro_batch;
+    in->grad_accum = (int)ds.grad_accum;
+    in->dt = ds.precision;
+    in->tier_params = ds.param_device;
+    in->tier_optim = ds.optim_device;
+    in->grads_with_optim = ds.optim_device != TIER_GPU;
+    in->pin_params = ds.param_pin_memory;
+    in->pin_optim = ds.optim_pin_memory;
+    in->param_buffer_count = (int)ds.param_buffer_count;
+    in->param_buffer_size = ds.param_buffer_size;
+    in->optim_buffer_count = (int)ds.optim_buffer_count;
+    in->sub_group_size = ds.sub_group_size;
+    in->prefetch = ds.prefetch_bucket_size;
     in->L = 62;
     in->C = 8192;
     in->NH = 32;
