@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "process.h"
 
 static const char usage[] =
     "usage: gpt50b [--preset NAME] [flags]\n"
@@ -72,6 +73,9 @@ static const char usage[] =
     "  --world-size N  --ranks-per-node N  data-parallel ranks to plan for (--dry-run); when\n"
     "                                 training, N must be the launch's processes x --num-gpus\n"
     "  --dry-run                      print the memory plan and exit without allocating\n"
+    "  --machine NAME|PATH            a described machine (scripts/machines/NAME.json, or a\n"
+    "                                 file): --dry-run plans for its GPUs, RAM and NVMe; the\n"
+    "                                 simulation build simulates it (docs/simulation.md)\n"
     "  --trace FIRST:LAST             FxT-trace only these iterations (sets STARPU_FXT_TRACE=1\n"
     "                                 unless set; files in STARPU_FXT_PREFIX, default /tmp)\n"
     "data:\n"
@@ -173,6 +177,7 @@ static const struct flag flags[] = {
     {"deepspeed_config", FLAG_OTHER, SETTING_N, .alias = "deepspeed-config"},
     {"strict-config", FLAG_BARE, .id = SETTING_N},
     {"dry-run", FLAG_SET, SETTING_DRY_RUN, .num = 1},
+    {"machine", FLAG_TEXT, .id = SETTING_MACHINE},
     {"world-size", FLAG_INT, SETTING_WORLD_SIZE, .num = 1},
     {"num-gpus", FLAG_INT, SETTING_NUM_GPUS, .num = 1},
     {"ranks-per-node", FLAG_INT, SETTING_RANKS_PER_NODE, .num = 1},
@@ -301,7 +306,7 @@ static void parse_other(struct settings_flags *f, const struct flag *fl, const c
         parse_trace(f, value);
     } else if (strcmp(name, "help") == 0) {
         fputs(usage, stdout);
-        exit(0);
+        process_exit(0);
     } else {
         return; /* --deepspeed_config, --strict-config: read before the other flags */
     }

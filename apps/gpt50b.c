@@ -27,6 +27,7 @@
 #include "dsconfig.h"
 #include "gpt.h"
 #include "loader.h"
+#include "machine.h"
 #include "plan.h"
 #include "rt.h"
 #include "schedule.h"
@@ -48,6 +49,8 @@ struct run {
     struct ds_config ds;         /* settings' strings point into it */
     struct settings_flags flags; /* as given: --load's shape check asks which were */
     struct settings s;
+    struct machine machine; /* --machine's, when described (else this machine) */
+    int described;
     struct gpt_config cfg; /* the shape as the engine takes it */
     struct plan plan;
     struct dataset *data;
@@ -72,6 +75,7 @@ struct run {
     char metrics_what[4200];
     int64_t saved_iteration; /* of the checkpoint at --save, -1: none yet from this run */
     uint64_t nvme_read0, nvme_written0, nvme_kept0; /* the initial state's, not an iteration's */
+    int64_t tasks0;                                 /* tasks submitted before the first iteration */
 };
 
 /* The training loop's account, for the log lines and the summary. */
@@ -192,6 +196,33 @@ static void read_settings(struct run *r, int argc, char **argv)
     check_set_delay(0);
 }
 
+/* --machine: the described machine that a dry run plans for and that the simulation build
+ * simulates (it has no machine of its own); a real build runs on this machine. The simulation
+ * reads and writes no checkpoint: no kernel runs there, so there are no weights. */
+static void read_machine(struct run *r)
+{
+    const struct settings *s = &r->s;
+    char err[MACHINE_ERR_SIZE];
+    if (!s->machine) {
+        if (rt_simulated())
+            user_fail("the simulation build simulates a described machine: give --machine NAME "
+                      "(scripts/machines/NAME.json) or --machine PATH");
+        return;
+    }
+    if (machine_load(&r->machine, s->machine, GPT50B_MACHINES_DIR, err, sizeof err) != 0)
+        user_fail("%s", err);
+    r->described = 1;
+    if (!rt_simulated() && !s->dry_run)
+        user_fail(
+            "--machine %s: this build runs on this machine; --machine goes with --dry-run, or "
+            "with the simulation build (docs/simulation.md)",
+            s->machine);
+    if (rt_simulated() && (s->save || s->load))
+        user_fail("--%s: the simulation build reads and writes no checkpoint (no kernel runs, so "
+                  "there are no weights): drop it",
+                  s->save ? "save" : "load");
+}
+
 /* Model shape from --load's config.json; a shape flag given, before or after --preset, must
  * agree with it. */
 static void shape_from_checkpoint(struct run *r)
@@ -249,12 +280,19 @@ static int plan_memory(struct run *r, char *verdict, size_t n)
                                                   4096, dtype_size(s->dt));
     model_table_free(&tab);
     settings_plan_input(s, swap_unit, &in);
-    if (plan_capacity_gpu(&in.cap[TIER_GPU], rt_probe_gpu_bytes(), err, sizeof err) ||
-        plan_capacity_ram(&in.cap[TIER_CPU], err, sizeof err))
+    if (r->described) {
+        if (plan_capacity_machine(in.cap, &r->machine, err, sizeof err) != 0) user_fail("%s", err);
+        /* the described machine's nodes hold its GPUs, one rank each */
+        if (!s->ranks_per_node && s->world_size > r->machine.gpus_per_node)
+            in.ranks_per_node = r->machine.gpus_per_node;
+    } else if (plan_capacity_gpu(&in.cap[TIER_GPU], rt_probe_gpu_bytes(), err, sizeof err) ||
+               plan_capacity_ram(&in.cap[TIER_CPU], err, sizeof err)) {
         user_fail("%s", err);
+    }
     /* A dry run plans without the folder (it may be made later, or exist on the nodes only): the
      * plan's NVMe line says why the space is not checked. A run stops here. */
-    if (plan_capacity_nvme(&in.cap[TIER_NVME], s->optim_tier == TIER_NVME ? s->nvme_path : NULL,
+    if (!r->described &&
+        plan_capacity_nvme(&in.cap[TIER_NVME], s->optim_tier == TIER_NVME ? s->nvme_path : NULL,
                            err, sizeof err) != 0 &&
         !s->dry_run)
         user_fail("%s", err);
@@ -273,10 +311,11 @@ static void check_before_start(struct run *r)
         user_fail("--num-gpus %d with STARPU_NCUDA=%s: raise STARPU_NCUDA to at least %d or unset "
                   "it",
                   s->num_gpus, ncuda, s->num_gpus);
-    if (s->optim_tier == TIER_NVME && !s->nvme_path)
+    /* the simulation writes no swap file: its disk is the machine's */
+    if (s->optim_tier == TIER_NVME && !s->nvme_path && !rt_simulated())
         user_fail("--offload-optimizer nvme needs --nvme-path DIR: a folder on a fast local disk");
     /* one lock per run and node: the first process of each node takes it */
-    if (s->optim_tier == TIER_NVME &&
+    if (s->optim_tier == TIER_NVME && !rt_simulated() &&
         (r->launch.local_rank == 0 || (r->launch.local_rank < 0 && r->launch.rank == 0)) &&
         swap_path_claim(s->nvme_path, err, sizeof err) != 0)
         user_fail("%s", err);
@@ -406,7 +445,8 @@ static void start(struct run *r, int argc, char **argv)
     double t_init = timer_now_s() * 1e3;
     rt_init(&(struct rt_options){.cpu_workers = s->optim_tier != TIER_GPU,
                                  .trace_later = s->trace.first > 0,
-                                 .mpi = r->launch.size > 1});
+                                 .mpi = r->launch.size > 1,
+                                 .machine = rt_simulated() ? &r->machine : NULL});
     if (s->world_size > 1) start_collectives(r, argc, argv);
     r->opt.comm = r->comm;
     r->rk = (struct ranks){s->world_size, s->num_gpus, r->comm ? comm_rank(r->comm, 0) : 0};
@@ -472,6 +512,7 @@ static void prepare_training(struct run *r, struct progress *p)
     r->tg = malloc(r->N * r->rk.R * sizeof *r->tg);
     CHECK(r->in && r->tg);
     state_nvme_traffic(gpt_get_state(r->m), &r->nvme_read0, &r->nvme_written0, &r->nvme_kept0);
+    r->tasks0 = rt_tasks_submitted();
     *p = (struct progress){.first = r->state.iteration + 1,
                            .t_start = timer_now_s() * 1e3,
                            .loss = NAN,
@@ -682,6 +723,9 @@ static void report(struct run *r, const struct progress *p, int64_t done)
                local * r->plan.nvme_read / 1e9, local * r->plan.nvme_read_swapped / 1e9,
                (kept - r->nvme_kept0) / 1e9);
     }
+    /* what a simulation of the run costs grows with it (docs/simulation.md, section 3) */
+    printf("> tasks: %.0f submitted per iteration by process 0 (evaluation's included)\n",
+           (double)(rt_tasks_submitted() - r->tasks0) / done);
     printf("> memory of process 0 (of %d): peak resident set %.1f MB; StarPU's buffers: %.1f "
            "MB in RAM",
            r->launch.size, rt_peak_rss_bytes() / 1e6, rt_starpu_bytes_used(-1) / 1e6);
@@ -732,6 +776,7 @@ int main(int argc, char **argv)
     char verdict[PLAN_ERR_SIZE];
     setvbuf(stdout, NULL, _IOLBF, 0);
     read_settings(&r, argc, argv);
+    read_machine(&r);
     claim_checkpoints(&r);
     int fits = plan_memory(&r, verdict, sizeof verdict);
     if (r.s.dry_run) {

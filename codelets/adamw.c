@@ -8,6 +8,7 @@
 #include "codelet_def.h"
 #include "codelets.h"
 #include "kernels_cuda.h"
+#include "machine.h"
 
 struct adamw_args {
     size_t n;
@@ -37,11 +38,32 @@ static void adamw_cuda_func(void *b[], void *cl_arg)
 
 CODELET_DEFINE(adamw);
 
+/* The simulation's CPU AdamW: timed by the machine's AdamW rate (machine_adamw_us) instead of a
+ * history, since simulated cores share no memory bandwidth, which bounds this kernel; the GPU's
+ * keeps adamw_cl's calibrated history. */
+static double adamw_cpu_cost(struct starpu_task *t, struct starpu_perfmodel_arch *arch,
+                             unsigned nimpl)
+{
+    const struct adamw_args *a = t->cl_arg;
+    return machine_adamw_us(rt_machine(), (double)a->n, rt_task_cores(t, arch), rt_ncpu());
+}
+static struct starpu_perfmodel adamw_cpu_machine_model = {.type = STARPU_PER_ARCH,
+                                                          .arch_cost_function = adamw_cpu_cost,
+                                                          .symbol = "gpt50b_adamw_cpu_machine"};
+static struct starpu_codelet adamw_cpu_machine_cl = {.cpu_funcs = {adamw_cpu_func},
+                                                     .type = STARPU_FORKJOIN,
+                                                     .max_parallelism = INT_MAX,
+                                                     .nbuffers = STARPU_VARIABLE_NBUFFERS,
+                                                     .model = &adamw_cpu_machine_model,
+                                                     .name = "adamw"};
+
 void adamw_insert(struct tensor *param, struct tensor *master, struct tensor *m, struct tensor *v,
                   struct tensor *grad, struct tensor *sumsq, const struct adamw_hparams *hp,
                   int prio, enum rt_where where)
 {
     int n = master->ntiles ? master->ntiles : 1;
+    struct starpu_codelet *cl =
+        rt_machine() && where == RT_WHERE_CPU ? &adamw_cpu_machine_cl : &adamw_cl;
     CHECK_MSG(!master->ntiles || ((!param || param->ntiles == n) && grad->ntiles == n &&
                                   m->ntiles == n && v->ntiles == n),
               "AdamW: the gradient and the state are split differently");
@@ -56,7 +78,7 @@ void adamw_insert(struct tensor *param, struct tensor *master, struct tensor *m,
                                 {g, RT_R},
                                 {sumsq, RT_R}};
 #undef PIECE
-        rt_submit(&adamw_cl, "adamw", bufs, 6, &a, sizeof a, 12.0 * g->n, prio, where);
+        rt_submit(cl, "adamw", bufs, 6, &a, sizeof a, 12.0 * g->n, prio, where);
     }
 }
 

@@ -25,13 +25,18 @@
  * The codelets: the host backend's buffers stay in RAM, so one codelet serves every
  * communicator. NCCL's nodes[] depend on the number of local ranks alone (local rank r is always
  * StarPU's r-th CUDA worker, comm.h), so there is one codelet per local rank count and buffer
- * layout, made by the first communicator that needs it. */
+ * layout, made by the first communicator that needs it.
+ *
+ * In the simulation (rt_machine()), whose GPUs have NCCL communicators without NCCL, the NCCL
+ * codelet's tasks keep their shape and are timed by the machine's ring formula
+ * (machine_collective_us); their function never runs. Real runs have no model for them. */
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "check.h"
 #include "codelets.h"
+#include "machine.h"
 #include "timer.h"
 
 struct collective_args {
@@ -155,6 +160,22 @@ static void collective_nccl_func(void *b[], void *cl_arg)
     comm_stats_add(c, a->op, s, s);
 }
 
+/* The simulation's duration of a collective task over all of the communicator's ranks, us. */
+static double collective_us(const struct collective_args *a)
+{
+    int W = comm_world(a->c);
+    double vector = (double)a->shard * dtype_size(a->dt); /* a shard, or the all-reduced vector */
+    return machine_collective_us(rt_machine(), W, vector * (a->op == COMM_OP_ALL_REDUCE ? 2 : W));
+}
+static double collective_cost(struct starpu_task *t, struct starpu_perfmodel_arch *arch,
+                              unsigned nimpl)
+{
+    return collective_us(t->cl_arg);
+}
+static struct starpu_perfmodel collective_machine_model = {.type = STARPU_PER_ARCH,
+                                                           .arch_cost_function = collective_cost,
+                                                           .symbol = "gpt50b_comm_machine"};
+
 /* [local rank count][0: all-gather and reduce-scatter, 1: all-reduce] */
 static struct starpu_codelet nccl_cl[COMM_MAX_LOCAL + 1][2];
 static pthread_mutex_t nccl_cl_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -169,7 +190,8 @@ static struct starpu_codelet *nccl_codelet(struct comm *c, int all_reduce)
     if (!cl->name) {
         *cl = (struct starpu_codelet){.cuda_funcs = {collective_nccl_func},
                                       .nbuffers = STARPU_VARIABLE_NBUFFERS,
-                                      .specific_nodes = 1};
+                                      .specific_nodes = 1,
+                                      .model = rt_machine() ? &collective_machine_model : NULL};
         for (int r = 0; r < L; r++)
             cl->nodes[r] = cl->nodes[L + r] = comm_node(c, r);
         cl->nodes[token] = STARPU_SPECIFIC_NODE_LOCAL;
@@ -193,6 +215,16 @@ static enum rt_where where(const struct comm *c)
     return comm_backend(c) == COMM_BACKEND_NCCL ? RT_WHERE_COMPUTE : RT_WHERE_CPU;
 }
 
+/* Submits the collective task; the simulation's never runs, so comm_stats counts it here, with
+ * the duration it is simulated to take. */
+static void submit_task(struct comm *c, const struct collective_args *a, struct rt_buf *bufs,
+                        int nbufs, const char *name)
+{
+    rt_submit(codelet(c, a->op == COMM_OP_ALL_REDUCE), name, bufs, nbufs, a, sizeof *a, 0,
+              RT_PRIO_HIGH, where(c));
+    if (rt_machine()) comm_stats_add(c, a->op, collective_us(a) * 1e-6, collective_us(a) * 1e-6);
+}
+
 static void submit(struct comm *c, enum comm_op op, struct tensor **shard, struct tensor **full,
                    size_t shard_elems)
 {
@@ -210,8 +242,7 @@ static void submit(struct comm *c, enum comm_op op, struct tensor **shard, struc
     }
     bufs[2 * L] = (struct rt_buf){comm_token(c), RT_RW};
     struct collective_args a = {c, op, shard_elems, dt};
-    rt_submit(codelet(c, 0), op == COMM_OP_ALL_GATHER ? "all_gather" : "reduce_scatter", bufs,
-              2 * L + 1, &a, sizeof a, 0, RT_PRIO_HIGH, where(c));
+    submit_task(c, &a, bufs, 2 * L + 1, op == COMM_OP_ALL_GATHER ? "all_gather" : "reduce_scatter");
 }
 
 void comm_all_gather(struct comm *c, struct tensor **shard, struct tensor **full,
@@ -237,5 +268,5 @@ void comm_all_reduce(struct comm *c, struct tensor **t, size_t n)
     }
     bufs[L] = (struct rt_buf){comm_token(c), RT_RW};
     struct collective_args a = {c, COMM_OP_ALL_REDUCE, n, (enum dtype)t[0]->type};
-    rt_submit(codelet(c, 1), "all_reduce", bufs, L + 1, &a, sizeof a, 0, RT_PRIO_HIGH, where(c));
+    submit_task(c, &a, bufs, L + 1, "all_reduce");
 }

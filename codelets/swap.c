@@ -14,11 +14,16 @@
  * saves a whole write of the state per skipped step.
  *
  * The file format and its I/O are runtime/swap.c's; which shards swap and the buffer sets they
- * cycle through are graph/state/'s (state.h says which piece of NVMe swap lives where). */
+ * cycle through are graph/state/'s (state.h says which piece of NVMe swap lives where).
+ *
+ * In the simulation the tasks never run: they keep their buffers and access modes (the
+ * dependencies), take their durations from the machine's disk rates (machine_swap_us) instead of
+ * a calibrated history, and access their node's disk (rt_disk) so that they take turns on it. */
 #include <math.h>
 
 #include "check.h"
 #include "codelets.h"
+#include "machine.h"
 
 struct swap_args {
     struct swap_file *file;
@@ -76,15 +81,46 @@ static struct starpu_codelet swap_out_cl = {.cpu_funcs = {swap_out_cpu_func},
                                             .model = &swap_out_model,
                                             .name = "swap_out"};
 
+/* The simulation's: the same tasks, with the disk as a last buffer, timed by the machine. */
+static double swap_cost(const struct starpu_task *t, int write)
+{
+    const struct swap_args *a = t->cl_arg;
+    return machine_swap_us(rt_machine(), 3.0 * a->region_bytes, write);
+}
+static double swap_in_cost(struct starpu_task *t, struct starpu_perfmodel_arch *arch,
+                           unsigned nimpl)
+{
+    return swap_cost(t, 0);
+}
+static double swap_out_cost(struct starpu_task *t, struct starpu_perfmodel_arch *arch,
+                            unsigned nimpl)
+{
+    return swap_cost(t, 1);
+}
+static struct starpu_perfmodel swap_in_machine_model = {.type = STARPU_PER_ARCH,
+                                                        .arch_cost_function = swap_in_cost,
+                                                        .symbol = "gpt50b_swap_in_machine"};
+static struct starpu_perfmodel swap_out_machine_model = {.type = STARPU_PER_ARCH,
+                                                         .arch_cost_function = swap_out_cost,
+                                                         .symbol = "gpt50b_swap_out_machine"};
+static struct starpu_codelet swap_in_machine_cl = {.cpu_funcs = {swap_in_cpu_func},
+                                                   .nbuffers = STARPU_VARIABLE_NBUFFERS,
+                                                   .model = &swap_in_machine_model,
+                                                   .name = "swap_in"};
+static struct starpu_codelet swap_out_machine_cl = {.cpu_funcs = {swap_out_cpu_func},
+                                                    .nbuffers = STARPU_VARIABLE_NBUFFERS,
+                                                    .model = &swap_out_machine_model,
+                                                    .name = "swap_out"};
+
 void swap_in_insert(struct tensor *master, struct tensor *m, struct tensor *v,
                     struct swap_file *file, size_t region_bytes, uint64_t generation, int prio)
 {
     struct swap_args a = {file, region_bytes, generation, 0, 1.0f};
-    struct rt_buf bufs[] = {{master, RT_W}, {m, RT_W}, {v, RT_W}};
+    struct rt_buf bufs[] = {{master, RT_W}, {m, RT_W}, {v, RT_W}, {rt_disk(), RT_RW_COMMUTE}};
     /* the task's "flops" are the bytes it reads: FxT records them (tasks.rec's GFlop) and the
      * trace report counts the NVMe lanes' bytes from them, not from the buffers' capacity */
-    rt_submit(&swap_in_cl, "swap_in", bufs, 3, &a, sizeof a, 3.0 * region_bytes, prio,
-              RT_WHERE_CPU);
+    rt_submit(rt_machine() ? &swap_in_machine_cl : &swap_in_cl, "swap_in", bufs, 4, &a, sizeof a,
+              3.0 * region_bytes, prio, RT_WHERE_CPU);
 }
 
 void swap_out_insert(struct tensor *master, struct tensor *m, struct tensor *v,
@@ -92,7 +128,8 @@ void swap_out_insert(struct tensor *master, struct tensor *m, struct tensor *v,
                      size_t region_bytes, uint64_t generation, int prio)
 {
     struct swap_args a = {file, region_bytes, generation, sumsq != NULL, inv_loss_scale};
-    struct rt_buf bufs[] = {{master, RT_R}, {m, RT_R}, {v, RT_R}, {sumsq, RT_R}};
-    rt_submit(&swap_out_cl, "swap_out", bufs, 4, &a, sizeof a, 3.0 * region_bytes, prio,
-              RT_WHERE_CPU); /* "flops": the bytes it writes, as swap_in's */
+    struct rt_buf bufs[] = {
+        {master, RT_R}, {m, RT_R}, {v, RT_R}, {sumsq, RT_R}, {rt_disk(), RT_RW_COMMUTE}};
+    rt_submit(rt_machine() ? &swap_out_machine_cl : &swap_out_cl, "swap_out", bufs, 5, &a, sizeof a,
+              3.0 * region_bytes, prio, RT_WHERE_CPU); /* "flops": the bytes it writes */
 }

@@ -108,7 +108,8 @@ void gpt_backward(struct gpt *m, float loss_scale, int micro, int micro_steps);
 void gpt_update(struct gpt *m, const struct adamw_hparams *hp);
 /* Waits for the current step's mean loss (over all ranks of all processes: a collective, call it
  * in every process) and, after gpt_backward, the gradients' sum of squares (scaled by
- * loss_scale^2; non-finite on overflow). sumsq may be NULL (forward only). */
+ * loss_scale^2; non-finite on overflow). sumsq may be NULL (forward only). The simulation, where no
+ * kernel runs, waits alike and gives stand-ins: ln V (uniform predictions) and a norm of 1. */
 void gpt_step_stats(struct gpt *m, float *mean_loss, float *sumsq);
 /* Rank 0's logits of the last forward, [N,Vp] widened to fp32 into out; waits for them. Call
  * between gpt_forward and gpt_backward (the backward overwrites them). */

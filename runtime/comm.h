@@ -87,7 +87,8 @@ enum comm_op {
  * inside the tasks, and of those the seconds in MPI's collective call (host backend across
  * processes; 0 in one process) or in NCCL's calls and the wait for their streams, which hold the
  * wait for the other processes to reach the same collective; and the submitting thread's
- * comm_allreduce_host calls. Waits for every submitted task first. */
+ * comm_allreduce_host calls. Waits for every submitted task first. In the simulation, whose
+ * collective tasks never run, they count when submitted, with their simulated durations. */
 struct comm_stats {
     int64_t count[COMM_NOPS];
     double task_s[COMM_NOPS], wire_s[COMM_NOPS];

@@ -1,8 +1,9 @@
 /* gpu.h: what the runtime asks of the CUDA runtime, behind one small API.
  *
- * Two implementations, one per build variant (the top meson.build picks): gpu_cuda.c asks the
+ * Three implementations, one per build variant (runtime/meson.build picks): gpu_cuda.c asks the
  * CUDA runtime; gpu_none.c is the CPU-only build's, which has no GPU and refuses a request for
- * one (STARPU_NCUDA > 0) with one line. gpu_arch.c holds the pure rule of which built code runs on
+ * one (STARPU_NCUDA > 0) with one line; gpu_sim.c is the simulation build's, whose GPUs are the
+ * simulated machine's (rt_machine()). gpu_arch.c holds the pure rule of which built code runs on
  * which card, shared by both and unit-tested without a GPU (tests/runtime/test_gpu_arch.c). */
 #ifndef GPT50B_GPU_H
 #define GPT50B_GPU_H

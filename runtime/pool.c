@@ -7,8 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "aio.h"
-#include "align.h"
 #include "numa.h"
 #include "progress.h"
 
@@ -16,11 +14,6 @@ struct host_pool {
     char *base;
     struct host_pool_info info;
 };
-
-size_t host_pool_piece_bytes(size_t bytes)
-{
-    return round_up(bytes, AIO_ALIGN);
-}
 
 /* Binds [p, p + n) to the NUMA node of CUDA device 0 when the machine has several nodes; returns
  * the node, or -1 when there is nothing to choose (one node, no GPU) or hwloc cannot tell. */

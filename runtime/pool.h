@@ -6,11 +6,16 @@
  * asynchronous copies: swap buffers, the compute copies that the CPU AdamW writes, the batch.
  * Pieces are never freed one by one; the pool lives as long as the run. Never one pinned
  * allocation per tensor: DeepSpeed's users report host out-of-memory from exactly that. The
- * caller sizes the pool from its plan; a request beyond the capacity returns NULL. */
+ * caller sizes the pool from its plan; a request beyond the capacity returns NULL. The
+ * simulation build's pool (pool_sim.c) keeps this contract with StarPU's folded allocations, one
+ * per piece, none touched or pinned for real. */
 #ifndef GPT50B_POOL_H
 #define GPT50B_POOL_H
 
 #include <stddef.h>
+
+#include "aio.h"
+#include "align.h"
 
 struct host_pool;
 
@@ -22,7 +27,10 @@ void host_pool_destroy(struct host_pool *p);
 /* A zeroed piece of at least bytes, AIO_ALIGN-aligned, or NULL when the pool is full. O(1). */
 void *host_pool_alloc(struct host_pool *p, size_t bytes);
 /* What a request of bytes takes from the pool (its rounding), for sizing it. */
-size_t host_pool_piece_bytes(size_t bytes);
+static inline size_t host_pool_piece_bytes(size_t bytes)
+{
+    return round_up(bytes, AIO_ALIGN);
+}
 
 struct host_pool_info {
     size_t capacity, used;

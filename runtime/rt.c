@@ -8,11 +8,12 @@
 #include <starpu_fxt.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/resource.h>
 
 #include "check.h"
 #include "gpu.h"
+#include "host.h"
+#include "machine.h"
 #include "numa.h"
 #include "pool.h"
 
@@ -27,6 +28,10 @@ static const char *timeline_path; /* GPT50B_CUDA_EVENTS, with CUDA workers; else
 static struct tensor scratch[RT_MAX_SCRATCH];
 static size_t scratch_bytes[RT_MAX_SCRATCH];
 static int nscratch;
+
+static const struct machine *machine; /* the simulation's, else NULL */
+#define RT_MAX_DISKS 64
+static struct tensor disks[RT_MAX_DISKS]; /* the simulation's, per node; made on first use */
 
 /* True when the user left CUDA on and a GPU answers. Asked before StarPU starts so that the
  * default policy can depend on it. */
@@ -228,6 +233,12 @@ void rt_mpi_pick_gpus(const struct rt_launch *l, int per_process)
 void rt_init(const struct rt_options *opt)
 {
     struct starpu_conf conf;
+    CHECK_MSG(!opt->machine == !rt_simulated(),
+              "the simulation build runs over a described machine, a real build over this one");
+    if (opt->mpi && rt_simulated())
+        user_fail("the simulation build runs as one process, which simulates every GPU of the "
+                  "machine: run it without mpirun");
+    machine = opt->machine;
     int with_cuda = cuda_wanted();
     starpu_conf_init(&conf);
     /* conf fields yield to STARPU_SCHED and STARPU_NCPU when the user set them. Without a GPU,
@@ -254,6 +265,7 @@ void rt_init(const struct rt_options *opt)
     int ret = starpu_initialize(&conf, NULL, NULL);
     if (ret == -ENODEV) user_fail("StarPU found no worker: check STARPU_NCPU and STARPU_NCUDA");
     CHECK_MSG(ret == 0, "starpu_initialize failed");
+    host_started();
     device = starpu_cuda_worker_get_count() > 0 ? RT_DEVICE_CUDA : RT_DEVICE_CPU;
     if (device == RT_DEVICE_CUDA) {
         for (int i = 0; i < rt_ncuda(); i++)
@@ -273,6 +285,9 @@ void rt_init(const struct rt_options *opt)
                 starpu_sched_get_sched_policy()->policy_name, rt_ncpu(), rt_ncuda(), device_name);
     if (device == RT_DEVICE_CUDA && getenv("GPT50B_CUDA_EVENTS") && *getenv("GPT50B_CUDA_EVENTS"))
         timeline_path = getenv("GPT50B_CUDA_EVENTS");
+    if (!opt->quiet && machine)
+        printf("> simulation of %s (%s): %d x %d GPUs; times are simulated (StarPU on SimGrid)\n",
+               machine->name, machine->path, machine->nodes, machine->gpus_per_node);
     if (!opt->quiet && mpi_rank == 0 && cpu_split[0]) printf("%s\n", cpu_split);
     if (!opt->quiet && mpi_rank == 0 && numa_note[0]) printf("%s\n", numa_note);
 }
@@ -308,6 +323,8 @@ void rt_shutdown(void)
     for (int i = 0; i < nscratch; i++)
         tensor_free(&scratch[i]);
     nscratch = 0;
+    for (int i = 0; i < RT_MAX_DISKS; i++)
+        tensor_free(&disks[i]);
     if (device == RT_DEVICE_CUDA) gpu_blas_shutdown();
     if (!mpi_on) {
         starpu_shutdown();
@@ -344,17 +361,9 @@ int rt_ncpu(void)
     return (int)starpu_cpu_worker_get_count();
 }
 
-void rt_cpu_worker_nodes(char *buf, size_t len)
+const struct machine *rt_machine(void)
 {
-    hwloc_cpuset_t cpus = hwloc_bitmap_alloc();
-    for (unsigned w = 0; w < starpu_worker_get_count(); w++) {
-        if (starpu_worker_get_type((int)w) != STARPU_CPU_WORKER) continue;
-        hwloc_cpuset_t set = starpu_worker_get_hwloc_cpuset((int)w);
-        hwloc_bitmap_or(cpus, cpus, set);
-        hwloc_bitmap_free(set);
-    }
-    numa_nodes_of_cpus(cpus, buf, len);
-    hwloc_bitmap_free(cpus);
+    return machine;
 }
 
 static size_t type_size(enum tensor_type type)
@@ -381,26 +390,16 @@ void tensor_init(struct tensor *t, const char *name, enum tensor_type type, size
         starpu_vector_data_register(&t->handle, -1, 0, (uint32_t)n, elem);
     } else {
         /* Pinned copies are pieces of the run's pool (rt_pool_init); without one, and for
-         * pageable copies, plain page-aligned memory sized against MemAvailable by the plan
+         * pageable copies, host_alloc's zero pages, sized against MemAvailable by the plan
          * (StarPU's own default RAM budget follows hwloc, which can be far below the RAM). */
         t->host = host == TENSOR_HOST_PINNED && pool ? host_pool_alloc(pool, n * elem) : NULL;
         CHECK_MSG(!(host == TENSOR_HOST_PINNED && pool) || t->host,
                   "the pinned pool is smaller than its plan");
         t->host_kind = t->host ? TENSOR_HOST_PINNED : TENSOR_HOST_PAGEABLE;
-        /* Pool pieces are zero (the pool is zeroed once, pieces are never reused); pageable
-         * copies are anonymous mappings, zero pages until whoever fills them first touches them
-         * (in parallel, for weights), instead of a memset here by one thread. */
-        if (!t->host) {
-            t->host =
-                mmap(NULL, n * elem, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-            if (t->host == MAP_FAILED)
-                user_fail("cannot allocate %zu bytes of host memory for %s: lower the model size",
-                          n * elem, name);
-            /* 2 MiB pages where the kernel allows them: the first touch of the optimizer state
-             * by every CPU worker at once took 512 times more page faults with 4 KiB pages (10
-             * s of a 3.6B model's first AdamW on a 16-core host) */
-            madvise(t->host, n * elem, MADV_HUGEPAGE);
-        }
+        /* Pool pieces are zero (the pool is zeroed once, pieces are never reused). */
+        if (!t->host && !(t->host = host_alloc(n * elem)))
+            user_fail("cannot allocate %zu bytes of host memory for %s: lower the model size",
+                      n * elem, name);
         starpu_vector_data_register(&t->handle, STARPU_MAIN_RAM, (uintptr_t)t->host, (uint32_t)n,
                                     elem);
     }
@@ -480,7 +479,7 @@ void tensor_free(struct tensor *t)
     /* The host copy is not brought up to date: whoever needs the data acquires it first. */
     starpu_data_unregister_no_coherency(t->handle);
     if (t->host_kind == TENSOR_HOST_PAGEABLE)
-        munmap(t->host, tensor_bytes(t)); /* pool pieces go with the pool */
+        host_free(t->host, tensor_bytes(t)); /* pool pieces go with the pool */
     memset(t, 0, sizeof *t);
 }
 
@@ -541,10 +540,25 @@ static enum starpu_data_access_mode starpu_mode(enum rt_mode mode)
 }
 
 static _Thread_local int exec_worker = -1;
+static int64_t submitted; /* tasks, atomically: rt_submit may be called from several threads */
 
 void rt_set_worker(int worker)
 {
     exec_worker = worker;
+}
+
+struct tensor *rt_disk(void)
+{
+    if (!machine) return NULL;
+    int node = exec_worker < 0 ? 0 : starpu_worker_get_devid(exec_worker) / machine->gpus_per_node;
+    CHECK_MSG(node < RT_MAX_DISKS, "more simulated nodes than RT_MAX_DISKS");
+    struct tensor *t = &disks[node];
+    if (!t->handle) {
+        snprintf(t->name, sizeof t->name, "disk%d", node);
+        starpu_void_data_register(&t->handle);
+        starpu_data_set_name(t->handle, t->name);
+    }
+    return t;
 }
 
 void rt_submit(struct starpu_codelet *cl, const char *name, const struct rt_buf *bufs, int nbufs,
@@ -574,6 +588,7 @@ void rt_submit(struct starpu_codelet *cl, const char *name, const struct rt_buf 
                            args_size, STARPU_PRIORITY, prio, STARPU_NAME, name, STARPU_FLOPS, flops,
                            STARPU_EXECUTE_WHERE, mask, STARPU_EXECUTE_ON_WORKER, worker, 0);
     CHECK_MSG(ret == 0, "starpu_task_insert failed: no worker can run this codelet");
+    __atomic_fetch_add(&submitted, 1, __ATOMIC_RELAXED);
 }
 
 /* Both ends of the window wait for every submitted task: starpu_fxt_tool 1.4.10 crashes on a
@@ -606,9 +621,22 @@ void rt_cuda_task_end(void)
     if (timeline_path) gpu_timeline_end(starpu_task_get_current()->name);
 }
 
+int64_t rt_tasks_submitted(void)
+{
+    return __atomic_load_n(&submitted, __ATOMIC_RELAXED);
+}
+
 int rt_cpu_task_begin(void)
 {
     int n = starpu_combined_worker_get_size();
     omp_set_num_threads(n);
+    return n;
+}
+
+int rt_task_cores(struct starpu_task *t, struct starpu_perfmodel_arch *arch)
+{
+    int n = arch->devices[0].ncores;
+    if (starpu_task_get_current() == t && starpu_combined_worker_get_size() > n)
+        n = starpu_combined_worker_get_size();
     return n;
 }

@@ -20,6 +20,8 @@
 #include "dtype.h"
 #include "pool.h"
 
+struct machine;
+
 /* Element types of tensors: the model's dtypes plus int32 for token ids. */
 enum tensor_type {
     TENSOR_TYPE_FP32 = DTYPE_FP32,
@@ -67,7 +69,18 @@ struct rt_options {
     int mpi;         /* a run of several processes (mpirun): rt_init initialises MPI with
                         MPI_THREAD_MULTIPLE (collectives run on worker threads), splits
                         the node's CPUs between its processes, then starts StarPU */
+    /* The simulation build's machine (machine.h; it must outlive the runtime): its GPUs are the
+     * simulated CUDA workers' (gpu_sim.c), its figures time the tasks that have no calibrated
+     * history (codelets/). NULL in real builds, required in the simulation build. */
+    const struct machine *machine;
 };
+
+/* 1 in the simulation build (-Dsimulation=true: StarPU on SimGrid runs the task graph over a
+ * described machine, docs/simulation.md; no kernel runs, no data moves, times are simulated), 0
+ * in the real builds. Known before rt_init. */
+int rt_simulated(void);
+/* The simulated machine once rt_init ran in the simulation build; NULL in a real run. */
+const struct machine *rt_machine(void);
 
 /* FxT recording of a window (STARPU_FXT_TRACE on). Both wait for every submitted task first, so
  * the window holds whole tasks only (the iteration before it loses its overlap with the window's
@@ -152,6 +165,12 @@ void tensor_release_on_node(struct tensor *t, int node);
 /* Per-task scratch space of at least `bytes`, or NULL when not needed (bytes 0, or no GPU:
  * CPU kernels need none). Tensors are cached by size and freed at rt_shutdown. */
 struct tensor *rt_scratch(size_t bytes);
+/* The simulation: the disk of the node whose GPU runs the compute submitted now (rt_set_worker's
+ * worker; node 0 without one), a void tensor that every NVMe swap task of that node accesses
+ * read-write and commutative, so that they take turns on it (SimGrid would otherwise run them at
+ * once, each at the full rate) without an order imposed. NULL in a real run, whose disk does
+ * its own queueing. Freed at rt_shutdown. */
+struct tensor *rt_disk(void);
 
 enum rt_mode {
     RT_R,
@@ -193,6 +212,8 @@ void rt_submit(struct starpu_codelet *cl, const char *name, const struct rt_buf 
 void rt_set_worker(int worker);
 /* Waits for every submitted task. */
 void rt_wait_all(void);
+/* Tasks rt_submit submitted since the start. */
+int64_t rt_tasks_submitted(void);
 
 /* Memory, for logs: the peak resident set of this process in bytes (what the kernel counted: all
  * tensors, StarPU's and the libraries' own), and the bytes that StarPU allocated and holds in RAM
@@ -205,6 +226,11 @@ int64_t rt_starpu_bytes_used(int cuda_index);
 /* For CPU implementations of codelets: sets the OpenMP thread count to the size of the
  * (combined) worker running the task, and returns it. */
 int rt_cpu_task_begin(void);
+/* For cost functions (STARPU_PER_ARCH models) of fork-join CPU codelets: the cores task t gets
+ * on arch. The schedulers ask with the combined worker's arch; StarPU on SimGrid asks a running
+ * task's duration with its master worker's own arch (1 core), so the running worker's size
+ * counts then. */
+int rt_task_cores(struct starpu_task *t, struct starpu_perfmodel_arch *arch);
 
 /* For CUDA implementations of codelets (codelet_def.h calls them around each one): with
  * GPT50B_CUDA_EVENTS=FILE set, a timing event pair on the worker's stream around the task's

@@ -1,8 +1,8 @@
 /* cuda_none.c: the CUDA launchers of kernels_cuda.h in the CPU-only build.
  *
  * The codelets name a CUDA function next to each CPU one; StarPU built without CUDA never runs
- * them, so these launchers are never called. The scratch sizes are asked by the submitters on
- * every run: no CUDA worker, no scratch. */
+ * them, so these launchers are never called (the scratch sizes are cuda_scratch.c's, in every
+ * build). */
 #include "check.h"
 #include "kernels_cuda.h"
 
@@ -34,11 +34,6 @@ void add_layernorm_forward_cuda(void *res, void *out, float *mean, float *rstd, 
     CUDA_NONE();
 }
 
-size_t layernorm_backward_cuda_scratch_bytes(int N, int C)
-{
-    return 0;
-}
-
 void layernorm_backward_cuda(void *dinp, void *dweight, void *dbias, const void *dout,
                              const void *inp, const void *weight, const float *mean,
                              const float *rstd, int N, int C, enum dtype dt, void *scratch,
@@ -59,11 +54,6 @@ void matmul_forward_ws_cuda(cublasHandle_t handle, void *out, const void *inp, c
                             void *workspace, size_t workspace_bytes, cudaStream_t stream)
 {
     CUDA_NONE();
-}
-
-size_t matmul_backward_cuda_scratch_bytes(int N, int OC)
-{
-    return 0;
 }
 
 void matmul_backward_cuda(cublasHandle_t handle, void *dinp, enum dtype dinp_dt, void *dweight,
@@ -94,11 +84,6 @@ void matmul_forward_gelu_cuda(cublasHandle_t handle, void *out, void *pre, const
     CUDA_NONE();
 }
 
-size_t matmul_backward_dgelu_cuda_scratch_bytes(int N, int C, int OC)
-{
-    return 0;
-}
-
 void matmul_backward_dgelu_cuda(cublasHandle_t handle, void *dpre, void *dweight, void *dbias,
                                 void *dbias_pre, const void *dout, const void *inp,
                                 const void *weight, const void *pre, int N, int C, int OC,
@@ -108,20 +93,10 @@ void matmul_backward_dgelu_cuda(cublasHandle_t handle, void *dpre, void *dweight
     CUDA_NONE();
 }
 
-size_t attention_forward_cuda_scratch_bytes(int B, int T, int C, int NH, enum dtype dt)
-{
-    return 0;
-}
-
 void attention_forward_cuda(cublasHandle_t handle, void *out, float *stats, const void *qkv, int B,
                             int T, int C, int NH, enum dtype dt, void *scratch, cudaStream_t stream)
 {
     CUDA_NONE();
-}
-
-size_t attention_backward_cuda_scratch_bytes(int B, int T, int C, int NH, enum dtype dt)
-{
-    return 0;
 }
 
 void attention_backward_cuda(cublasHandle_t handle, void *dqkv, const void *dout, const void *qkv,
@@ -140,11 +115,6 @@ void flash_attention_forward_cuda(void *out, float *stats, const void *qkv, int 
                                   int NH, enum dtype dt, cudaStream_t stream)
 {
     CUDA_NONE();
-}
-
-size_t flash_attention_backward_cuda_scratch_bytes(int B, int T, int C, int NH, enum dtype dt)
-{
-    return 0;
 }
 
 void flash_attention_backward_cuda(void *dqkv, const void *dout, const void *qkv, const void *out,
@@ -182,11 +152,6 @@ void crossentropy_backward_cuda(void *dlogits, const void *logits, const int32_t
                                 cudaStream_t stream)
 {
     CUDA_NONE();
-}
-
-size_t sumsq_cuda_scratch_bytes(size_t n)
-{
-    return 0;
 }
 
 void sum_cuda(float *out, const float *in, size_t n, cudaStream_t stream)

@@ -13,6 +13,7 @@
 #include <sys/statvfs.h>
 
 #include "check.h"
+#include "machine.h"
 #include "model.h"
 
 void plan_input_init(struct plan_input *in)
@@ -116,6 +117,30 @@ int plan_capacity_nvme(struct plan_capacity *cap, const char *folder, char *err,
     cap->bytes = (int64_t)st.f_bavail * (int64_t)st.f_frsize;
     snprintf(key, sizeof key, "free space of %s", folder);
     setting_origin_set(&cap->origin, SOURCE_DEFAULT, key);
+    return 0;
+}
+
+/* Capacity `bytes` of the machine's figure `field`. */
+static void machine_capacity(struct plan_capacity *cap, const struct machine *m, int64_t bytes,
+                             const char *field)
+{
+    char key[sizeof cap->origin.key];
+    snprintf(key, sizeof key, "--machine %s: %s", m->name, field);
+    cap->bytes = bytes;
+    setting_origin_set(&cap->origin, SOURCE_FLAG, key);
+}
+
+int plan_capacity_machine(struct plan_capacity cap[NTIERS], const struct machine *m, char *err,
+                          size_t errlen)
+{
+    if (plan_capacity_gpu(&cap[TIER_GPU], m->gpu_memory_bytes, err, errlen) != 0 ||
+        plan_capacity_ram(&cap[TIER_CPU], err, errlen) != 0)
+        return -1;
+    if (cap[TIER_GPU].origin.source == SOURCE_DEFAULT)
+        machine_capacity(&cap[TIER_GPU], m, m->gpu_memory_bytes, "gpu_memory_bytes");
+    if (cap[TIER_CPU].origin.source == SOURCE_DEFAULT)
+        machine_capacity(&cap[TIER_CPU], m, m->ram_available_bytes, "ram_available_bytes");
+    machine_capacity(&cap[TIER_NVME], m, m->nvme_bytes, "nvme_bytes");
     return 0;
 }
 

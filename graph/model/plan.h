@@ -52,6 +52,8 @@
 #include "dtype.h"
 #include "tier.h"
 
+struct machine;
+
 /* Enough for any message the plan writes into err. */
 #define PLAN_ERR_SIZE 512
 
@@ -179,6 +181,12 @@ int plan_capacity_ram(struct plan_capacity *cap, char *err, size_t errlen);
  * that a dry run can go on planning and report it ("NVMe space ... not checked: /local_nvme: No
  * such file or directory"). */
 int plan_capacity_nvme(struct plan_capacity *cap, const char *folder, char *err, size_t errlen);
+/* The capacities of a described machine (machine.h: --machine) instead of this one's: its GPU
+ * memory per card (lowered by STARPU_LIMIT_CUDA_MEM as a card's is), its RAM available per node
+ * (STARPU_LIMIT_CPU_MEM wins when set, as over MemAvailable) and its NVMe space per node, each
+ * with "--machine NAME: field" as its origin. Returns 0, or -1 when a variable is not a size. */
+int plan_capacity_machine(struct plan_capacity cap[NTIERS], const struct machine *m, char *err,
+                          size_t errlen);
 /* MemAvailable of /proc/meminfo in bytes, -1 when unknown. */
 int64_t plan_mem_available(void);
 /* b in decimal units with that many decimals into buf, e.g. "100.71 GB", "512 B". */

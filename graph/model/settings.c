@@ -81,6 +81,7 @@ static const struct {
     FIELD(SETTING_METRICS, metrics),
     FIELD(SETTING_TRACE, trace),
     FIELD(SETTING_DRY_RUN, dry_run),
+    FIELD(SETTING_MACHINE, machine),
 };
 #undef FIELD
 

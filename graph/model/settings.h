@@ -112,6 +112,7 @@ enum setting {
     SETTING_METRICS,
     SETTING_TRACE,
     SETTING_DRY_RUN,
+    SETTING_MACHINE,
     SETTING_N
 };
 
@@ -185,6 +186,9 @@ struct settings {
         int64_t first, last; /* iterations recorded by FxT; 0: all or none */
     } trace;
     int dry_run;
+    /* --machine NAME|PATH: the described machine (runtime/formats/machine.h) a dry run plans for
+     * and the simulation build simulates; NULL: this one */
+    const char *machine;
 
     /* Strings point into argv and into the ds_config given to settings_resolve, which must
      * outlive these settings. */

@@ -215,13 +215,12 @@ static void shard_init(struct state *s, int i, int r)
     }
 }
 
-/* Creates the aio engine, the process's swap folder, one swap file per shard of a swapped tensor
- * (named after the shard: "<tensor>.rank<g>" with several ranks) and each local rank's RAM
- * buffer sets. User error when the folder cannot be used or the disk cannot hold the state. */
-static void swap_init(struct state *s)
+/* Creates the aio engine, the process's swap folder and one swap file per shard of a swapped
+ * tensor (named after the shard: "<tensor>.rank<g>" with several ranks). User error when the
+ * folder cannot be used or the disk cannot hold the state. */
+static void swap_files_create(struct state *s)
 {
     char err[SWAP_ERR_SIZE], name[160];
-    size_t rmax = region_max(s);
     int n = s->tab->n * s->R;
     s->aio = aio_engine_create(s->opt.aio, err, sizeof err);
     if (!s->aio) user_fail("%s", err);
@@ -244,6 +243,13 @@ static void swap_init(struct state *s)
         progress_add(&pr, 3 * (int64_t)s->region_bytes[i / s->R]);
     }
     progress_end(&pr);
+}
+
+/* Each local rank's RAM buffer sets. */
+static void swap_buffers_create(struct state *s)
+{
+    char name[160];
+    size_t rmax = region_max(s);
     if (!rmax) return;
     s->nbufs = swap_sets(s);
     s->bufs = calloc((size_t)s->R * s->nbufs, sizeof *s->bufs);
@@ -261,8 +267,9 @@ static void swap_init(struct state *s)
 
 struct state_swap state_swap_slot(struct state *s, int i, int r)
 {
-    return (struct state_swap){s->bufs[r * s->nbufs + s->bufset[i]], s->swapf[i * s->R + r],
-                               s->region_bytes[i], s->generation};
+    return (struct state_swap){s->bufs[r * s->nbufs + s->bufset[i]],
+                               s->swapf ? s->swapf[i * s->R + r] : NULL, s->region_bytes[i],
+                               s->generation};
 }
 
 void state_swap_advance(struct state *s)
@@ -424,8 +431,11 @@ struct state *state_create(const struct model_table *tab, const struct state_opt
     for (int i = 0; i < tab->n; i++)
         for (int r = 0; r < s->R; r++)
             shard_init(s, i, r);
-    if (opt->optim_tier == TIER_NVME) swap_init(s);
-    init_masters(s);
+    /* The simulation's swap tasks are timed, never run, and its weights never read (no kernel
+     * runs; graph/gpt.c's stand-ins replace what the host reads): no swap files, no weights. */
+    if (opt->optim_tier == TIER_NVME && !rt_simulated()) swap_files_create(s);
+    if (opt->optim_tier == TIER_NVME) swap_buffers_create(s);
+    if (!rt_simulated()) init_masters(s);
     state_sync_params(s);
     return s;
 }
@@ -548,13 +558,16 @@ void state_optim_placement(const struct state *s, struct state_optim_placement *
         out->swap_buffer_bytes += 3 * tensor_bytes(&s->bufs[b][0]);
 }
 
-/* One aio engine per process: its counts are those of all the process's ranks. */
+/* One aio engine per process: its counts are those of all the process's ranks. The simulation
+ * has none: each update's swap tasks read and write every swapped shard's three regions. */
 void state_nvme_traffic(const struct state *s, uint64_t *read, uint64_t *written, uint64_t *kept)
 {
     struct aio_stats st = {0, 0, 0};
     if (s->aio) st = aio_engine_stats(s->aio);
+    for (int i = 0; rt_simulated() && s->region_bytes && i < s->tab->n; i++)
+        st.bytes_read += s->generation * s->R * 3 * (uint64_t)s->region_bytes[i];
     *read = st.bytes_read;
-    *written = st.bytes_written;
+    *written = rt_simulated() ? st.bytes_read : st.bytes_written;
     *kept = 0;
     for (int i = 0; s->swapf && i < s->tab->n * s->R; i++)
         if (s->swapf[i]) *kept += swap_file_kept_bytes(s->swapf[i]);

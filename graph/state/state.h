@@ -70,7 +70,8 @@ struct state;
  * and writes the initial weights (GPT-2's: model.h's init kinds, from opt->seed; every rank's
  * weights are those of one rank) and their compute copies. The table must outlive the state.
  * User error when the swap folder cannot be used or the disk cannot hold the state (found here,
- * at preallocation, never mid-run). */
+ * at preallocation, never mid-run). The simulation (rt_simulated()) creates no swap folder or
+ * files and draws no weights: nothing reads them there. */
 struct state *state_create(const struct model_table *tab, const struct state_options *opt,
                            size_t rank_pinned_bytes);
 /* Frees the shards, the swap files and folder, the engine and the pinned pool: free every other
@@ -105,10 +106,10 @@ void state_sync_params(struct state *s);
  * in turn, in table order, so StarPU orders the swap-in of the shard that next uses a set after
  * the swap-out of the one before it: up to swap_buffers shards per rank are in flight. */
 struct state_swap {
-    struct tensor *buf; /* [3] */
-    struct swap_file *file;
-    size_t region_bytes; /* of each of master, m and v in the file and in the buffers */
-    uint64_t generation; /* what the file holds now */
+    struct tensor *buf;     /* [3] */
+    struct swap_file *file; /* NULL in the simulation */
+    size_t region_bytes;    /* of each of master, m and v in the file and in the buffers */
+    uint64_t generation;    /* what the file holds now */
 };
 struct state_swap state_swap_slot(struct state *s, int i, int r);
 /* The update's swap-outs are submitted: the files' generation moves on. */
@@ -148,7 +149,8 @@ struct state_optim_placement {
 void state_optim_placement(const struct state *s, struct state_optim_placement *out);
 /* Bytes the NVMe swap has read and written so far for all of this process's ranks (the data;
  * headers and checksum tables are not counted), and the bytes that swap-outs of skipped steps
- * (fp16 overflow) did not have to write; zero unless TIER_NVME. */
+ * (fp16 overflow) did not have to write; zero unless TIER_NVME. The simulation counts what its
+ * submitted swap tasks move: each update reads and writes every swapped shard whole. */
 void state_nvme_traffic(const struct state *s, uint64_t *read, uint64_t *written, uint64_t *kept);
 
 #endif

@@ -5,6 +5,8 @@
 #include <stdatomic.h>
 #include <unistd.h>
 
+#include "process.h"
+
 static const char *program = "gpt50b";
 static int delay;
 
@@ -33,5 +35,5 @@ void user_fail(const char *fmt, ...)
     vfprintf(stderr, fmt, ap);
     va_end(ap);
     fputc('\n', stderr);
-    exit(EXIT_USER);
+    process_exit(EXIT_USER);
 }

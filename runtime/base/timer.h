@@ -1,8 +1,9 @@
-/* timer.h: the one wall clock of the project. */
+/* timer.h: the one wall clock of the project: the monotonic clock (timer.c), or in the simulation
+ * build the simulated machine's (timer_sim.c). */
 #ifndef GPT50B_TIMER_H
 #define GPT50B_TIMER_H
 
-/* Seconds on the monotonic clock since an arbitrary start: only differences mean anything. */
+/* Seconds on the clock since an arbitrary start: only differences mean anything. */
 double timer_now_s(void);
 
 #endif

@@ -7,7 +7,8 @@
  * node); keeping the gradients in RAM instead shows 12 bytes per parameter. Then: a plan that
  * fits; one that does not fit each tier, with the exact message; world size dividing the
  * per-rank figures; the resident share of a small example worked by hand; no GPU; impossible
- * inputs; the capacity helpers; an unknown capacity printed with why it is not checked. Every
+ * inputs; the capacity helpers, a described machine's (scripts/machines/cori-v100-2x8.json)
+ * among them; an unknown capacity printed with why it is not checked. Every
  * expected figure below is worked out by hand in its comment, not taken from the code. */
 #include "plan.h"
 
@@ -17,6 +18,7 @@
 #include <string.h>
 
 #include "../test_expect.h"
+#include "machine.h"
 
 #define EXPECT_BYTES(got, want)                                                                    \
     EXPECT((got) == (want), "got %lld, want %lld", (long long)(got), (long long)(want))
@@ -442,6 +444,39 @@ static void test_capacities(void)
            cap.origin.key);
 }
 
+/* A described machine's capacities: its figures, per GPU and per node, each with its origin;
+ * STARPU_LIMIT_CUDA_MEM and STARPU_LIMIT_CPU_MEM still lower them, as on this machine. */
+static void test_machine_capacities(void)
+{
+    struct machine m;
+    struct plan_capacity cap[NTIERS];
+    char err[MACHINE_ERR_SIZE], dir[4096];
+    snprintf(dir, sizeof dir, "%s/scripts/machines", top);
+    EXPECT(machine_load(&m, "cori-v100-2x8", dir, err, sizeof err) == 0, "%s", err);
+    unsetenv("STARPU_LIMIT_CUDA_MEM");
+    unsetenv("STARPU_LIMIT_CPU_MEM");
+    EXPECT(plan_capacity_machine(cap, &m, err, sizeof err) == 0, "%s", err);
+    EXPECT_BYTES(cap[TIER_GPU].bytes, 16945512448);  /* the V100's 16 GB card */
+    EXPECT_BYTES(cap[TIER_CPU].bytes, 372000000000); /* ram_available_bytes, not ram_bytes */
+    EXPECT_BYTES(cap[TIER_NVME].bytes, 930000000000);
+    EXPECT(cap[TIER_GPU].origin.source == SOURCE_FLAG &&
+               strcmp(cap[TIER_GPU].origin.key, "--machine cori-v100-2x8: gpu_memory_bytes") == 0 &&
+               strcmp(cap[TIER_CPU].origin.key, "--machine cori-v100-2x8: ram_available_bytes") ==
+                   0 &&
+               strcmp(cap[TIER_NVME].origin.key, "--machine cori-v100-2x8: nvme_bytes") == 0,
+           "origins: %s | %s | %s", cap[TIER_GPU].origin.key, cap[TIER_CPU].origin.key,
+           cap[TIER_NVME].origin.key);
+    setenv("STARPU_LIMIT_CUDA_MEM", "8000", 1);
+    setenv("STARPU_LIMIT_CPU_MEM", "100000", 1);
+    EXPECT(plan_capacity_machine(cap, &m, err, sizeof err) == 0, "%s", err);
+    EXPECT(cap[TIER_GPU].bytes == 8000LL << 20 && cap[TIER_GPU].origin.source == SOURCE_ENV &&
+               cap[TIER_CPU].bytes == 100000LL << 20 && cap[TIER_CPU].origin.source == SOURCE_ENV,
+           "the limits win: %lld %lld", (long long)cap[TIER_GPU].bytes,
+           (long long)cap[TIER_CPU].bytes);
+    unsetenv("STARPU_LIMIT_CUDA_MEM");
+    unsetenv("STARPU_LIMIT_CPU_MEM");
+}
+
 /* The lines of plan_print that start with prefix, into out. */
 static void printed(const struct plan *p, const char *prefix, char *out, size_t n)
 {
@@ -500,6 +535,7 @@ int main(void)
     test_no_gpu();
     test_bad_input();
     test_capacities();
+    test_machine_capacities();
     test_unknown_capacity();
     return test_finish("test_plan");
 }

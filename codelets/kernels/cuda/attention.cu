@@ -16,52 +16,14 @@
  * the storage type (and the statistics, the row max and the sum of exponentials), then out. The
  * backward recomputes the chunk's scores with the same GEMM (same shapes and batch count, hence
  * the same algorithm and bits) and its probabilities from the statistics as the forward rounded
- * them, then runs the softmax backward through them. The scratch does not grow with B, nor with
- * NH past ATT_CHUNK_BYTES. The chunk is large enough for the batched GEMMs to fill the GPU: on an
- * H100 (B=4, T=1024, NH=16, hs=128, fp16) forward + backward took 0.87 ms with 64 MiB chunks, 1.9
- * ms with 16 MiB ones (which stay in L2 but batch only 2 to 4 heads per GEMM), when the forward
- * kept att. */
+ * them, then runs the softmax backward through them. The chunking is cuda_scratch.h's; the
+ * scratch does not grow with B, nor with NH past ATT_CHUNK_BYTES. The chunk is large enough for the
+ * batched GEMMs to fill the GPU: on an H100 (B=4, T=1024, NH=16, hs=128, fp16) forward + backward
+ * took 0.87 ms with 64 MiB chunks, 1.9 ms with 16 MiB ones (which stay in L2 but batch only 2 to 4
+ * heads per GEMM), when the forward kept att. */
 #include "common.cuh"
 
-#define ATT_CHUNK_BYTES (64u << 20)
-#define ATT_WARPS       8 /* rows of one softmax block */
-
-/* Heads per chunk when each score element takes elem_bytes of scratch, evened out over the
- * chunks (10 + 6 heads become 8 + 8). Depends on T and NH only. */
-static int att_heads_per_chunk(int T, int NH, size_t elem_bytes)
-{
-    size_t hc = ATT_CHUNK_BYTES / ((size_t)T * T * elem_bytes);
-    hc = hc < 1 ? 1 : hc > (size_t)NH ? NH : hc;
-    size_t nchunks = (NH + hc - 1) / hc;
-    return (int)((NH + nchunks - 1) / nchunks);
-}
-
-static size_t align256(size_t x)
-{
-    return (x + 255) & ~(size_t)255;
-}
-
-/* Scratch per chunk, forward and backward alike (so that both run the scores' GEMM on chunks of
- * the same size): fp32 scores (then datt), the probabilities and dpreatt in the storage type. */
-template <typename S> static int att_heads(int T, int NH)
-{
-    return att_heads_per_chunk(T, NH, sizeof(float) + 2 * sizeof(S));
-}
-
-template <typename S> static size_t att_f32_bytes(int T, int NH)
-{
-    return align256((size_t)att_heads<S>(T, NH) * T * T * sizeof(float));
-}
-
-template <typename S> static size_t att_s_bytes(int T, int NH)
-{
-    return align256((size_t)att_heads<S>(T, NH) * T * T * sizeof(S));
-}
-
-template <typename S> static size_t att_scratch_bytes(int T, int NH)
-{
-    return att_f32_bytes<S>(T, NH) + 2 * att_s_bytes<S>(T, NH);
-}
+#define ATT_WARPS 8 /* rows of one softmax block */
 
 /* att[r, :] = causal softmax of preatt[r, :] over the rows r of a chunk (query t = r % T), and
  * stats[r] = (row max, sum of exp(x - max)). */
@@ -131,26 +93,6 @@ static void attention_check(int B, int T, int C, int NH, const void *scratch)
     CHECK_MSG(scratch != NULL, "attention needs the scratch buffer of *_scratch_bytes()");
 }
 
-static size_t scratch_bytes(int T, int NH, enum dtype dt)
-{
-    size_t bytes = 0;
-    dtype_dispatch(dt, [&](auto tag) {
-        using S = typename decltype(tag)::type;
-        bytes = att_scratch_bytes<S>(T, NH);
-    });
-    return bytes;
-}
-
-extern "C" size_t attention_forward_cuda_scratch_bytes(int, int T, int, int NH, enum dtype dt)
-{
-    return scratch_bytes(T, NH, dt);
-}
-
-extern "C" size_t attention_backward_cuda_scratch_bytes(int, int T, int, int NH, enum dtype dt)
-{
-    return scratch_bytes(T, NH, dt);
-}
-
 /* preatt[h][t][t2] = scale * q_h[t] . k_h[t2] for the nh heads from h0 of batch row b: the one
  * call that forward and backward share. */
 template <typename S>
@@ -168,10 +110,10 @@ static void attention_forward_typed(cublasHandle_t handle, S *out, float *stats,
                                     int B, int T, int C, int NH, void *scratch, cudaStream_t stream)
 {
     const cudaDataType_t ty = cuda_type<S>();
-    int hs = C / NH, C3 = 3 * C, hc = att_heads<S>(T, NH);
+    int hs = C / NH, C3 = 3 * C, hc = att_heads(T, NH, sizeof(S));
     long long TT = (long long)T * T;
     float *preatt = (float *)scratch;
-    S *att = (S *)((char *)scratch + att_f32_bytes<S>(T, NH));
+    S *att = (S *)((char *)scratch + att_f32_bytes(T, NH, sizeof(S)));
     for (int b = 0; b < B; b++) {
         const S *v = qkv + (size_t)b * T * C3 + 2 * C;
         for (int h0 = 0; h0 < NH; h0 += hc) {
@@ -206,12 +148,12 @@ static void attention_backward_typed(cublasHandle_t handle, S *dqkv, const S *do
                                      cudaStream_t stream)
 {
     const cudaDataType_t ty = cuda_type<S>();
-    int hs = C / NH, C3 = 3 * C, hc = att_heads<S>(T, NH);
+    int hs = C / NH, C3 = 3 * C, hc = att_heads(T, NH, sizeof(S));
     long long TT = (long long)T * T;
     float scale = 1.0f / sqrtf((float)hs);
     float *f32 = (float *)scratch; /* the scores, then datt */
-    S *att = (S *)((char *)scratch + att_f32_bytes<S>(T, NH));
-    S *dpre = (S *)((char *)att + att_s_bytes<S>(T, NH));
+    S *att = (S *)((char *)scratch + att_f32_bytes(T, NH, sizeof(S)));
+    S *dpre = (S *)((char *)att + att_s_bytes(T, NH, sizeof(S)));
     for (int b = 0; b < B; b++) {
         const S *q = qkv + (size_t)b * T * C3, *k = q + C, *v = q + 2 * C;
         S *dq = dqkv + (size_t)b * T * C3, *dk = dq + C, *dv = dq + 2 * C;

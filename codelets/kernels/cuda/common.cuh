@@ -23,6 +23,7 @@
 
 #include "check.h"
 #include "cuda_check.h"
+#include "cuda_scratch.h"
 #include "kernels_cuda.h"
 
 /* After every kernel launch: a bad configuration shows up here, not at the next sync. */
@@ -181,21 +182,8 @@ __device__ __forceinline__ void warp_softmax_merge(float &m, float &s)
  * per (value, chunk, column) into scratch, each summed in row order, and colsum_finish_kernel
  * adds the chunks in chunk order to the outputs, rounding once. The chunking depends on N only,
  * so the bits do not depend on the device or the launch. */
-#define COLSUM_CHUNK_ROWS 256 /* rows of one chunk, at least */
-#define COLSUM_CHUNKS_MAX 64
-#define COLSUM_COLS       32 /* columns of one block: a warp reads 32 consecutive elements */
-#define COLSUM_LANES      8  /* warps of one block, each taking every 8th row of the chunk */
-
-static inline int colsum_chunks(int N)
-{
-    int c = (N + COLSUM_CHUNK_ROWS - 1) / COLSUM_CHUNK_ROWS;
-    return c < 1 ? 1 : c > COLSUM_CHUNKS_MAX ? COLSUM_CHUNKS_MAX : c;
-}
-
-static inline size_t colsum_scratch_bytes(int N, int C, int nvalues)
-{
-    return (size_t)nvalues * colsum_chunks(N) * C * sizeof(float);
-}
+#define COLSUM_COLS  32 /* columns of one block: a warp reads 32 consecutive elements */
+#define COLSUM_LANES 8  /* warps of one block, each taking every 8th row of the chunk */
 
 /* Rows is a functor: rows(r, c, v) adds row r's contribution at column c to v[0..NV). */
 template <int NV, typename Rows>

@@ -668,16 +668,6 @@ extern "C" void flash_attention_forward_cuda(void *out, float *stats, const void
     });
 }
 
-static size_t flash_rows_bytes(int B, int T, int NH)
-{
-    return ((size_t)B * NH * T * sizeof(float) + 255) & ~(size_t)255;
-}
-
-extern "C" size_t flash_attention_backward_cuda_scratch_bytes(int B, int T, int, int NH, enum dtype)
-{
-    return 2 * flash_rows_bytes(B, T, NH); /* delta, then lse2 */
-}
-
 extern "C" void flash_attention_backward_cuda(void *dqkv, const void *dout, const void *qkv,
                                               const void *out, const float *stats, int B, int T,
                                               int C, int NH, enum dtype dt, void *scratch,

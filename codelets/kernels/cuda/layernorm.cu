@@ -225,11 +225,6 @@ extern "C" void add_layernorm_forward_cuda(void *res, void *out, float *mean, fl
     });
 }
 
-extern "C" size_t layernorm_backward_cuda_scratch_bytes(int N, int C)
-{
-    return colsum_scratch_bytes(N, C, 2);
-}
-
 extern "C" void layernorm_backward_cuda(void *dinp, void *dweight, void *dbias, const void *dout,
                                         const void *inp, const void *weight, const float *mean,
                                         const float *rstd, int N, int C, enum dtype dt,

@@ -163,11 +163,6 @@ static void dweight_product(cublasHandle_t handle, S *dweight, S *dbias, const S
                             stream);
 }
 
-extern "C" size_t matmul_backward_cuda_scratch_bytes(int N, int OC)
-{
-    return colsum_scratch_bytes(N, OC, 1);
-}
-
 extern "C" void matmul_backward_ws_cuda(cublasHandle_t handle, void *dinp, enum dtype dinp_dt,
                                         void *dweight, void *dbias, const void *dout,
                                         const void *inp, const void *weight, int N, int C, int OC,
@@ -208,12 +203,6 @@ extern "C" void matmul_backward_cuda(cublasHandle_t handle, void *dinp, enum dty
 {
     matmul_backward_ws_cuda(handle, dinp, dinp_dt, dweight, dbias, dout, inp, weight, N, C, OC, ldo,
                             dt, scratch, NULL, 0, stream);
-}
-
-extern "C" size_t matmul_backward_dgelu_cuda_scratch_bytes(int N, int C, int OC)
-{
-    size_t a = colsum_scratch_bytes(N, OC, 1), b = colsum_scratch_bytes(N, C, 1);
-    return a > b ? a : b;
 }
 
 extern "C" void matmul_backward_dgelu_cuda(cublasHandle_t handle, void *dpre, void *dweight,

@@ -6,15 +6,6 @@
  * is how the optimizer sees an fp16 overflow. */
 #include "common.cuh"
 
-#define SUMSQ_THREADS    256
-#define SUMSQ_BLOCKS_MAX 1024 /* also the thread count of the final block */
-
-static int sumsq_blocks(size_t n)
-{
-    size_t b = (n + SUMSQ_THREADS * 16 - 1) / (SUMSQ_THREADS * 16);
-    return b < 1 ? 1 : b > SUMSQ_BLOCKS_MAX ? SUMSQ_BLOCKS_MAX : (int)b;
-}
-
 /* Sum over a block of one double per thread, in a fixed order; valid in thread 0. */
 template <int THREADS> __device__ double block_sum(double x)
 {
@@ -74,11 +65,6 @@ extern "C" void sum_cuda(float *out, const float *in, size_t n, cudaStream_t str
 {
     sum_kernel<<<1, 1, 0, stream>>>(out, in, n);
     CUDA_LAUNCH_CHECK();
-}
-
-extern "C" size_t sumsq_cuda_scratch_bytes(size_t n)
-{
-    return sumsq_blocks(n) * sizeof(double);
 }
 
 extern "C" void sumsq_cuda(float *out, const void *grad, size_t n, enum dtype dt, void *scratch,
