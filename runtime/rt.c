@@ -242,22 +242,27 @@ void rt_init(const struct rt_options *opt)
     int with_cuda = cuda_wanted();
     starpu_conf_init(&conf);
     /* conf fields yield to STARPU_SCHED and STARPU_NCPU when the user set them. Without a GPU,
-     * peager runs each task fork-join over all CPU workers. With one, StarPU's CPU workers
-     * start beside the CUDA workers, and the policy depends on whether host-side tasks run:
-     * - yes (offloaded optimizer: AdamW and swap I/O on CPU workers): lws. Measured on an H100
-     *   host (3.6B model, parameters and optimizer offloaded, docs/tuning.md): median iteration
-     *   1032 ms under lws, 1055 eager, 1143 heteroprio, 1202 modular-heft, 1474 dmda, 1552 dmdas.
-     * - no (every task on the GPU): prio. lws (StarPU 1.4's ws_push_task, built with blocking
-     *   drivers) wakes every worker of the context on every push; the thread that pushes a
-     *   finished GPU task's successors is the CUDA worker's, so each GPU task paid a wake-up of
-     *   each idle CPU worker, which then tried to steal from the CUDA worker's queue under its
-     *   lock (issue 16, on an H100: 2 layers of width 2048, 20 ms per iteration with 15 CPU
-     *   workers, 15 ms without). prio wakes only workers that can run the pushed task, so GPU
-     *   tasks leave idle CPU workers asleep (docs/tuning.md). */
+     * peager runs each task fork-join over all CPU workers. With one:
+     * - host-side tasks (offloaded optimizer: AdamW and swap I/O on CPU workers): StarPU's CPU
+     *   workers and lws. Measured on an H100 host (3.6B model, parameters and optimizer
+     *   offloaded, docs/tuning.md): median iteration 1032 ms under lws, 1055 eager, 1143
+     *   heteroprio, 1202 modular-heft, 1474 dmda, 1552 dmdas.
+     * - every task on the GPU: no CPU workers, unless STARPU_NCPU asks for them, and then prio.
+     *   lws (StarPU 1.4's ws_push_task, built with blocking drivers) wakes every worker of the
+     *   context on every push; the thread that pushes a finished GPU task's successors is the
+     *   CUDA worker's, so each GPU task paid a wake-up of each idle CPU worker, which then tried
+     *   to steal from the CUDA worker's queue under its lock (issue 16, on an H100: 2 layers of
+     *   width 2048, 20 ms per iteration with 15 CPU workers, 15 ms without). prio wakes only
+     *   workers that can run the pushed task (docs/tuning.md). CPU workers become the default
+     *   here once a GPU run has timed prio with them against none. */
     if (!with_cuda)
         conf.sched_policy_name = "peager";
+    else if (opt->cpu_workers)
+        conf.sched_policy_name = "lws";
+    else if (!getenv("STARPU_NCPU"))
+        conf.ncpus = 0;
     else
-        conf.sched_policy_name = opt->cpu_workers ? "lws" : "prio";
+        conf.sched_policy_name = "prio";
     if (opt->trace_later) starpu_fxt_autostart_profiling(0);
     char numa_note[160];
     if (opt->mpi) mpi_start();
