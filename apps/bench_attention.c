@@ -1,5 +1,6 @@
-/* bench_attention: the cuBLAS-based attention kernels (attention_*_cuda, which store the T x T
- * probabilities) against the flash ones (flash_attention_*_cuda) on one GPU.
+/* bench_attention: the cuBLAS-based attention kernels (attention_*_cuda, which compute the T x T
+ * scores a chunk of heads at a time in scratch, the backward recomputing them) against the flash
+ * ones (flash_attention_*_cuda) on one GPU.
  *
  * Shapes of the issue-16 targets: B 4, T 1024, C 2048, NH 16 (the 1.3B model) and B 8, T 1024,
  * C 1536, NH 12; fp16 and bf16. Each launcher runs on one stream with its data already on the
@@ -31,7 +32,7 @@ static const enum dtype DTYPES[] = {DTYPE_FP16, DTYPE_BF16};
 enum kernel { KERNEL_OLD_FWD, KERNEL_OLD_BWD, KERNEL_FLASH_FWD, KERNEL_FLASH_BWD };
 
 struct bufs {
-    void *qkv, *out, *att, *dout, *dqkv, *scratch;
+    void *qkv, *out, *dout, *dqkv, *scratch;
     float *stats;
 };
 
@@ -61,11 +62,11 @@ static void launch(enum kernel k, struct shape s, enum dtype dt, struct bufs *b)
 {
     switch (k) {
     case KERNEL_OLD_FWD:
-        attention_forward_cuda(blas, b->out, b->att, b->qkv, s.B, s.T, s.C, s.NH, dt, b->scratch,
+        attention_forward_cuda(blas, b->out, b->stats, b->qkv, s.B, s.T, s.C, s.NH, dt, b->scratch,
                                stream);
         return;
     case KERNEL_OLD_BWD:
-        attention_backward_cuda(blas, b->dqkv, b->dout, b->qkv, b->att, s.B, s.T, s.C, s.NH, dt,
+        attention_backward_cuda(blas, b->dqkv, b->dout, b->qkv, b->stats, s.B, s.T, s.C, s.NH, dt,
                                 b->scratch, stream);
         return;
     case KERNEL_FLASH_FWD:
@@ -152,7 +153,7 @@ int main(int argc, char **argv)
             enum dtype dt = DTYPES[di];
             size_t es = dtype_size(dt);
             size_t nqkv = (size_t)s.B * s.T * 3 * s.C, nout = (size_t)s.B * s.T * s.C;
-            size_t natt = (size_t)s.B * s.NH * s.T * s.T, nstats = (size_t)s.B * s.NH * s.T * 2;
+            size_t nstats = (size_t)s.B * s.NH * s.T * 2;
             size_t sc_old_f = attention_forward_cuda_scratch_bytes(s.B, s.T, s.C, s.NH, dt);
             size_t sc_old_b = attention_backward_cuda_scratch_bytes(s.B, s.T, s.C, s.NH, dt);
             size_t sc_flash = flash_attention_backward_cuda_scratch_bytes(s.B, s.T, s.C, s.NH, dt);
@@ -163,7 +164,6 @@ int main(int argc, char **argv)
             b.dout = dalloc_random(nout, dt, 2);
             b.dqkv = dalloc_random(nqkv, dt, 3);
             CUDA_CHECK(cudaMalloc(&b.out, nout * es));
-            CUDA_CHECK(cudaMalloc(&b.att, natt * es));
             CUDA_CHECK(cudaMalloc((void **)&b.stats, nstats * sizeof(float)));
             CUDA_CHECK(cudaMalloc(&b.scratch, sc));
             /* the backward passes read what their forward wrote */
@@ -174,7 +174,8 @@ int main(int argc, char **argv)
             CUDA_CHECK(cudaGetLastError());
             int hs = s.C / s.NH;
             double fwd_flop = 4.0 * s.B * s.NH * hs * ((double)s.T * (s.T + 1) / 2);
-            double mem_old = (natt * es + (sc_old_f > sc_old_b ? sc_old_f : sc_old_b)) / 1048576.0;
+            double mem_old =
+                (nstats * sizeof(float) + (sc_old_f > sc_old_b ? sc_old_f : sc_old_b)) / 1048576.0;
             double mem_flash = (nstats * sizeof(float) + sc_flash) / 1048576.0;
             const char *pass[2] = {"forward", "backward"};
             double t_old[2] = {old_f, old_b}, t_fl[2] = {fl_f, fl_b};
@@ -196,7 +197,7 @@ int main(int argc, char **argv)
                             row++ ? "," : "", s.B, s.T, s.C, s.NH, dtype_name(dt), pass[p],
                             t_old[p], t_fl[p], tf_old, tf_fl, flop[p], mem_old, mem_flash);
             }
-            void *bufs[] = {b.qkv, b.dout, b.dqkv, b.out, b.att, b.stats, b.scratch};
+            void *bufs[] = {b.qkv, b.dout, b.dqkv, b.out, b.stats, b.scratch};
             for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
                 CUDA_CHECK(cudaFree(bufs[i]));
         }

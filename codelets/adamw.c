@@ -1,7 +1,9 @@
 /* adamw.c: the fused AdamW step over fp32 master weights and moments, with the unscale, clip and
  * overflow skip decided from the global sum of squares where the task runs (no host sync). A
  * master split by tensor_tiles (the optimizer's sub-groups) steps as one task per piece, so the
- * CPU workers share a large tensor. */
+ * CPU workers share a large tensor. On a GPU, a group of tensors (a layer's) steps as one task of
+ * the multi-tensor kernel (adamw_group_insert): one launch and one task where there were twelve,
+ * each tensor with adamw_cuda's bits. */
 #include "check.h"
 #include "codelet_def.h"
 #include "codelets.h"
@@ -77,5 +79,94 @@ void adamw_insert(struct tensor *param, struct tensor *master, struct tensor *m,
                                 {sumsq, RT_R}};
 #undef PIECE
         rt_submit(cl, "adamw", bufs, 6, &a, sizeof a, 12.0 * g->n, prio, where);
+    }
+}
+
+/* The tensors of one adamw_multi task: each AdamW's param (optional, all or none), master, m, v
+ * and grad, in that order, then [sumsq]. */
+#define ADAMW_MULTI_MAX 16
+struct adamw_multi_args {
+    int n;
+    struct adamw_hparams hp; /* weight_decay unused: each tensor's own below */
+    enum dtype dt;
+    int has_param, has_sumsq;
+    size_t elems[ADAMW_MULTI_MAX];
+    float weight_decay[ADAMW_MULTI_MAX];
+};
+
+static void adamw_multi_cpu_func(void *b[], void *cl_arg)
+{
+    const struct adamw_multi_args *a = cl_arg;
+    int per = 4 + a->has_param;
+    const float *sumsq = a->has_sumsq ? RT_PTR(b, a->n * per) : NULL;
+    rt_cpu_task_begin();
+    for (int t = 0; t < a->n; t++) {
+        int i = t * per + a->has_param;
+        struct adamw_hparams hp = a->hp;
+        hp.weight_decay = a->weight_decay[t];
+        adamw_cpu(a->has_param ? RT_PTR(b, i - 1) : NULL, RT_PTR(b, i), RT_PTR(b, i + 1),
+                  RT_PTR(b, i + 2), RT_PTR(b, i + 3), sumsq, a->elems[t], &hp, a->dt);
+    }
+}
+
+static void adamw_multi_cuda_func(void *b[], void *cl_arg)
+{
+    const struct adamw_multi_args *a = cl_arg;
+    int per = 4 + a->has_param;
+    struct adamw_tensor ts[ADAMW_MULTI_MAX];
+    for (int t = 0; t < a->n; t++) {
+        int i = t * per + a->has_param;
+        ts[t] = (struct adamw_tensor){a->has_param ? RT_PTR(b, i - 1) : NULL,
+                                      RT_PTR(b, i),
+                                      RT_PTR(b, i + 1),
+                                      RT_PTR(b, i + 2),
+                                      RT_PTR(b, i + 3),
+                                      a->elems[t],
+                                      a->weight_decay[t]};
+    }
+    adamw_multi_cuda(ts, a->n, a->has_sumsq ? RT_PTR(b, a->n * per) : NULL, &a->hp, a->dt,
+                     CUDA_STREAM());
+}
+
+CODELET_DEFINE(adamw_multi);
+
+void adamw_group_insert(const struct adamw_group *g, int n, struct tensor *sumsq,
+                        const struct adamw_hparams *hp, int prio, enum rt_where where)
+{
+    int whole = 1;
+    for (int t = 0; t < n; t++)
+        whole &= !g[t].master->ntiles && !g[0].param == !g[t].param;
+    if (where != RT_WHERE_COMPUTE || rt_device() != RT_DEVICE_CUDA || !whole || n < 2) {
+        for (int t = 0; t < n; t++) {
+            struct adamw_hparams h = *hp;
+            h.weight_decay = g[t].weight_decay;
+            adamw_insert(g[t].param, g[t].master, g[t].m, g[t].v, g[t].grad, sumsq, &h, prio,
+                         where);
+        }
+        return;
+    }
+    for (int first = 0; first < n; first += ADAMW_MULTI_MAX) {
+        struct adamw_multi_args a = {.n = n - first < ADAMW_MULTI_MAX ? n - first : ADAMW_MULTI_MAX,
+                                     .hp = *hp,
+                                     .dt = (enum dtype)g[first].grad->type,
+                                     .has_param = g[first].param != NULL,
+                                     .has_sumsq = sumsq != NULL};
+        struct rt_buf bufs[ADAMW_MULTI_MAX * 5 + 1];
+        int k = 0;
+        double elems = 0;
+        for (int t = 0; t < a.n; t++) {
+            const struct adamw_group *x = &g[first + t];
+            CHECK_MSG(x->grad->type == g[first].grad->type, "AdamW group of several dtypes");
+            a.elems[t] = x->grad->n;
+            a.weight_decay[t] = x->weight_decay;
+            elems += (double)x->grad->n;
+            if (x->param) bufs[k++] = (struct rt_buf){x->param, RT_RW};
+            bufs[k++] = (struct rt_buf){x->master, RT_RW};
+            bufs[k++] = (struct rt_buf){x->m, RT_RW};
+            bufs[k++] = (struct rt_buf){x->v, RT_RW};
+            bufs[k++] = (struct rt_buf){x->grad, RT_R};
+        }
+        bufs[k++] = (struct rt_buf){sumsq, RT_R};
+        rt_submit(&adamw_multi_cl, "adamw_multi", bufs, k, &a, sizeof a, 12.0 * elems, prio, where);
     }
 }

@@ -35,27 +35,43 @@ void cast_insert(struct tensor *dst, struct tensor *src, int prio, enum rt_where
     rt_submit(&cast_cl, "cast", bufs, 2, &a, sizeof a, 0, prio, where);
 }
 
+/* Buffers: the tensors to clear, one or several (a layer's gradients: one task, not twelve). */
+#define ZERO_MAX 16
 struct zero_args {
-    size_t bytes;
+    int n;
+    size_t bytes[ZERO_MAX];
 };
 
 static void zero_cpu_func(void *b[], void *cl_arg)
 {
     const struct zero_args *a = cl_arg;
-    memset(RT_PTR(b, 0), 0, a->bytes);
+    for (int i = 0; i < a->n; i++)
+        memset(RT_PTR(b, i), 0, a->bytes[i]);
 }
 
 static void zero_cuda_func(void *b[], void *cl_arg)
 {
     const struct zero_args *a = cl_arg;
-    zero_cuda(RT_PTR(b, 0), a->bytes, CUDA_STREAM());
+    for (int i = 0; i < a->n; i++)
+        zero_cuda(RT_PTR(b, i), a->bytes[i], CUDA_STREAM());
 }
 
 CODELET_DEFINE(zero);
 
+void zero_all_insert(struct tensor *const *ts, int n, int prio)
+{
+    for (int first = 0; first < n; first += ZERO_MAX) {
+        struct zero_args a = {n - first < ZERO_MAX ? n - first : ZERO_MAX, {0}};
+        struct rt_buf bufs[ZERO_MAX];
+        for (int i = 0; i < a.n; i++) {
+            a.bytes[i] = tensor_bytes(ts[first + i]);
+            bufs[i] = (struct rt_buf){ts[first + i], RT_W};
+        }
+        rt_submit(&zero_cl, "zero", bufs, a.n, &a, sizeof a, 0, prio, RT_WHERE_COMPUTE);
+    }
+}
+
 void zero_insert(struct tensor *t, int prio)
 {
-    struct zero_args a = {tensor_bytes(t)};
-    struct rt_buf bufs[] = {{t, RT_W}};
-    rt_submit(&zero_cl, "zero", bufs, 1, &a, sizeof a, 0, prio, RT_WHERE_COMPUTE);
+    zero_all_insert(&t, 1, prio);
 }

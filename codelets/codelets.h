@@ -20,6 +20,13 @@ void encoder_backward_insert(struct tensor *dwte, struct tensor *dwpe, struct te
 void layernorm_forward_insert(struct tensor *out, struct tensor *mean, struct tensor *rstd,
                               struct tensor *inp, struct tensor *weight, struct tensor *bias, int N,
                               int C, int prio);
+/* res = a + b (the residual stream), then out = layernorm(res) with mean and rstd, in one task:
+ * add_forward_insert then layernorm_forward_insert, with the same bits on the CPU. res must be
+ * neither a nor b. */
+void add_layernorm_forward_insert(struct tensor *res, struct tensor *out, struct tensor *mean,
+                                  struct tensor *rstd, struct tensor *a, struct tensor *b,
+                                  struct tensor *weight, struct tensor *bias, int N, int C,
+                                  int prio);
 void layernorm_backward_insert(struct tensor *dinp, struct tensor *dweight, struct tensor *dbias,
                                struct tensor *dout, struct tensor *inp, struct tensor *weight,
                                struct tensor *mean, struct tensor *rstd, int N, int C, int prio);
@@ -32,10 +39,24 @@ void matmul_backward_insert(struct tensor *dinp, struct tensor *dweight, struct 
                             struct tensor *dout, struct tensor *inp, struct tensor *weight, int N,
                             int C, int OC, struct tensor *acc, int prio);
 
-void attention_forward_insert(struct tensor *out, struct tensor *att, struct tensor *qkv, int B,
+/* The fused MLP forms, for whole (untiled) layers; same contracts and CPU bits as
+ * matmul_forward_gelu_cpu and matmul_backward_dgelu_cpu (kernels_cpu.h). pre (forward) may be NULL
+ * when the backward recomputes it; dpre is overwritten; dbias and dbias_pre may be NULL. */
+void matmul_forward_gelu_insert(struct tensor *out, struct tensor *pre, struct tensor *inp,
+                                struct tensor *weight, struct tensor *bias, int N, int C, int OC,
+                                int prio);
+void matmul_backward_dgelu_insert(struct tensor *dpre, struct tensor *dweight, struct tensor *dbias,
+                                  struct tensor *dbias_pre, struct tensor *dout, struct tensor *inp,
+                                  struct tensor *weight, struct tensor *pre, int N, int C, int OC,
+                                  int prio);
+
+/* stats: [B,NH,T,2] fp32, the forward's per-row softmax statistics (flash_attention_*_cpu); the
+ * backward reads the forward's qkv, out and stats. */
+void attention_forward_insert(struct tensor *out, struct tensor *stats, struct tensor *qkv, int B,
                               int T, int C, int NH, int prio);
 void attention_backward_insert(struct tensor *dqkv, struct tensor *dout, struct tensor *qkv,
-                               struct tensor *att, int B, int T, int C, int NH, int prio);
+                               struct tensor *out, struct tensor *stats, int B, int T, int C,
+                               int NH, int prio);
 
 void gelu_forward_insert(struct tensor *out, struct tensor *inp, int prio);
 void gelu_backward_insert(struct tensor *dinp, struct tensor *inp, struct tensor *dout, int prio);
@@ -48,10 +69,11 @@ void crossentropy_forward_insert(struct tensor *losses, struct tensor *logits,
 void crossentropy_backward_insert(struct tensor *logits, struct tensor *targets, float dloss, int N,
                                   int V, int Vp, int prio);
 
-/* parts[slot] += the sum of squares of grad. Tasks on distinct slots of parts run in any order
- * (STARPU_COMMUTE) and give the same bits in any order; sum_insert then adds the slots in index
- * order into out[0], so the global norm does not depend on the schedule. */
-void sumsq_insert(struct tensor *parts, int slot, struct tensor *grad, int prio);
+/* parts[slot + i] += the sum of squares of grads[i], i < n, in one task (up to 16 a task). Tasks
+ * on distinct slots of parts run in any order (STARPU_COMMUTE) and give the same bits in any
+ * order; sum_insert then adds the slots in index order into out[0], so the global norm does not
+ * depend on the schedule. */
+void sumsq_insert(struct tensor *parts, int slot, struct tensor *const *grads, int n, int prio);
 void sum_insert(struct tensor *out, struct tensor *parts, int prio);
 /* param may be NULL (fp32 runs train the master itself); sumsq may be NULL (no clipping, no
  * overflow skip: the task then waits for this tensor's gradient only). The step covers grad->n
@@ -60,6 +82,17 @@ void sum_insert(struct tensor *out, struct tensor *parts, int prio);
 void adamw_insert(struct tensor *param, struct tensor *master, struct tensor *m, struct tensor *v,
                   struct tensor *grad, struct tensor *sumsq, const struct adamw_hparams *hp,
                   int prio, enum rt_where where);
+
+/* adamw_insert for each tensor of a group (a layer's), each with its own weight decay (hp's is
+ * unused): on a GPU (where RT_WHERE_COMPUTE, CUDA workers) one task of the multi-tensor kernel
+ * for up to 16 whole tensors (none split into pieces, param given for all or none), the same
+ * bits as a task each; elsewhere adamw_insert's tasks. */
+struct adamw_group {
+    struct tensor *param, *master, *m, *v, *grad;
+    float weight_decay;
+};
+void adamw_group_insert(const struct adamw_group *g, int n, struct tensor *sumsq,
+                        const struct adamw_hparams *hp, int prio, enum rt_where where);
 
 /* NVMe optimizer state (codelets/swap.c): the master, m and v regions of `file`, each
  * region_bytes long, into or out of three RAM buffers of at least region_bytes. A swap-in expects
@@ -76,8 +109,9 @@ void cast_insert(struct tensor *dst, struct tensor *src, int prio, enum rt_where
 /* A task on the compute device that only reads `ts` (n of them; NULL skipped) once `after` is
  * ready: the scheduler moves them to the device while the tasks before it run. */
 void prefetch_insert(struct tensor *const *ts, int n, struct tensor *after, int prio);
-/* Sets every byte of t to 0. */
+/* Sets every byte of t to 0; zero_all_insert of ts[0..n) in one task (up to 16 a task). */
 void zero_insert(struct tensor *t, int prio);
+void zero_all_insert(struct tensor *const *ts, int n, int prio);
 
 /* ZeRO-3's collectives over a communicator's ranks (runtime/comm.h; codelets/collectives.c): one
  * asynchronous task per collective and process, naming every local rank's tensors, run one at a

@@ -19,7 +19,28 @@ struct matmul_args {
     enum dtype dt;
     int has_bias, has_scratch;
     enum dtype dinp_dt; /* dt, or fp32 for a tiled layer's accumulator */
+    size_t head;        /* bytes of the scratch buffer before cuBLASLt's workspace */
+    int has_pre;        /* the fused MLP forms: pre (forward), dbias_pre (backward) given */
 };
+
+/* A task's STARPU_SCRATCH buffer: `bytes` of the kernel's own, rounded up to 256, then cuBLASLt's
+ * workspace; NULL without a GPU. *head receives the offset of the workspace. */
+static struct tensor *gemm_scratch(size_t bytes, size_t *head)
+{
+    *head = (bytes + 255) & ~(size_t)255;
+    return rt_scratch(*head + MATMUL_CUDA_WORKSPACE_BYTES);
+}
+
+/* The kernel's scratch (NULL when it has none) and the workspace in buffer i of a task. */
+static void *kernel_scratch(void *b[], int i, const struct matmul_args *a)
+{
+    return a->has_scratch && a->head ? RT_PTR(b, i) : NULL;
+}
+static void *workspace(void *b[], int i, const struct matmul_args *a)
+{
+    return a->has_scratch ? (char *)RT_PTR(b, i) + a->head : NULL;
+}
+#define WORKSPACE_BYTES(a) ((a)->has_scratch ? MATMUL_CUDA_WORKSPACE_BYTES : 0)
 
 /* out/dout of a task: the tile's first column. */
 static void *out_cols(void *b[], int i, const struct matmul_args *a)
@@ -41,12 +62,14 @@ static void matmul_forward_cpu_func(void *b[], void *cl_arg)
                        a->has_bias ? RT_PTR(b, 3) : NULL, a->N, a->C, a->OC, a->ldo, a->dt);
 }
 
+/* Buffers: out, inp, weight, [bias], [scratch]. */
 static void matmul_forward_cuda_func(void *b[], void *cl_arg)
 {
     const struct matmul_args *a = cl_arg;
-    matmul_forward_cuda(CUBLAS_HANDLE(), out_cols(b, 0, a), RT_PTR(b, 1), RT_PTR(b, 2),
-                        a->has_bias ? RT_PTR(b, 3) : NULL, a->N, a->C, a->OC, a->ldo, a->dt,
-                        CUDA_STREAM());
+    int i = 3 + a->has_bias;
+    matmul_forward_ws_cuda(CUBLAS_HANDLE(), out_cols(b, 0, a), RT_PTR(b, 1), RT_PTR(b, 2),
+                           a->has_bias ? RT_PTR(b, 3) : NULL, a->N, a->C, a->OC, a->ldo, a->dt,
+                           workspace(b, i, a), WORKSPACE_BYTES(a), CUDA_STREAM());
 }
 
 CODELET_DEFINE(matmul_forward);
@@ -64,20 +87,26 @@ void matmul_forward_insert(struct tensor *out, struct tensor *inp, struct tensor
     int ntiles = tensor_compute_tiles(weight) ? tensor_compute_tiles(weight) : 1;
     CHECK_MSG(!bias || tensor_compute_tiles(bias) == tensor_compute_tiles(weight),
               "bias and weight tiled differently");
+    size_t head;
+    struct tensor *scratch = gemm_scratch(0, &head);
     for (int t = 0; t < ntiles; t++) {
         struct tensor *w = tile_of(weight, t);
-        struct matmul_args a = {N,
-                                C,
-                                tile_rows(weight, w, C, OC),
-                                OC,
-                                w->offset / C,
-                                (enum dtype)out->type,
-                                bias != NULL,
-                                0,
-                                (enum dtype)out->type};
-        struct rt_buf bufs[] = {
-            {out, t == 0 ? RT_W : RT_RW}, {inp, RT_R}, {w, RT_R}, {tile_of(bias, t), RT_R}};
-        rt_submit(&matmul_forward_cl, "matmul_fwd", bufs, 4, &a, sizeof a, 2.0 * N * C * a.OC, prio,
+        struct matmul_args a = {.N = N,
+                                .C = C,
+                                .OC = tile_rows(weight, w, C, OC),
+                                .ldo = OC,
+                                .o0 = w->offset / C,
+                                .dt = (enum dtype)out->type,
+                                .has_bias = bias != NULL,
+                                .has_scratch = scratch != NULL,
+                                .dinp_dt = (enum dtype)out->type,
+                                .head = head};
+        struct rt_buf bufs[] = {{out, t == 0 ? RT_W : RT_RW},
+                                {inp, RT_R},
+                                {w, RT_R},
+                                {tile_of(bias, t), RT_R},
+                                {scratch, RT_SCRATCH}};
+        rt_submit(&matmul_forward_cl, "matmul_fwd", bufs, 5, &a, sizeof a, 2.0 * N * C * a.OC, prio,
                   RT_WHERE_COMPUTE);
     }
 }
@@ -98,10 +127,10 @@ static void matmul_backward_cuda_func(void *b[], void *cl_arg)
     const struct matmul_args *a = cl_arg;
     int i = 2;
     void *dbias = a->has_bias ? RT_PTR(b, i++) : NULL;
-    void *scratch = a->has_scratch ? RT_PTR(b, i + 3) : NULL;
-    matmul_backward_cuda(CUBLAS_HANDLE(), RT_PTR(b, 0), a->dinp_dt, RT_PTR(b, 1), dbias,
-                         out_cols(b, i, a), RT_PTR(b, i + 1), RT_PTR(b, i + 2), a->N, a->C, a->OC,
-                         a->ldo, a->dt, scratch, CUDA_STREAM());
+    matmul_backward_ws_cuda(CUBLAS_HANDLE(), RT_PTR(b, 0), a->dinp_dt, RT_PTR(b, 1), dbias,
+                            out_cols(b, i, a), RT_PTR(b, i + 1), RT_PTR(b, i + 2), a->N, a->C,
+                            a->OC, a->ldo, a->dt, kernel_scratch(b, i + 3, a),
+                            workspace(b, i + 3, a), WORKSPACE_BYTES(a), CUDA_STREAM());
 }
 
 CODELET_DEFINE(matmul_backward);
@@ -124,17 +153,19 @@ void matmul_backward_insert(struct tensor *dinp, struct tensor *dweight, struct 
     for (int t = 0; t < ntiles; t++) {
         struct tensor *w = tile_of(weight, t);
         int oc = tile_rows(weight, w, C, OC);
+        size_t head;
         struct tensor *scratch =
-            dbias ? rt_scratch(matmul_backward_cuda_scratch_bytes(N, oc)) : NULL;
-        struct matmul_args a = {N,
-                                C,
-                                oc,
-                                OC,
-                                w->offset / C,
-                                (enum dtype)dout->type,
-                                dbias != NULL,
-                                scratch != NULL,
-                                (enum dtype)sum->type};
+            gemm_scratch(dbias ? matmul_backward_cuda_scratch_bytes(N, oc) : 0, &head);
+        struct matmul_args a = {.N = N,
+                                .C = C,
+                                .OC = oc,
+                                .ldo = OC,
+                                .o0 = w->offset / C,
+                                .dt = (enum dtype)dout->type,
+                                .has_bias = dbias != NULL,
+                                .has_scratch = scratch != NULL,
+                                .dinp_dt = (enum dtype)sum->type,
+                                .head = head};
         struct rt_buf bufs[] = {{sum, RT_RW},
                                 {tile_of(dweight, t), RT_RW},
                                 {tile_of(dbias, t), RT_RW},
@@ -146,4 +177,103 @@ void matmul_backward_insert(struct tensor *dinp, struct tensor *dweight, struct 
                   RT_WHERE_COMPUTE);
     }
     if (sum != dinp) cast_insert(dinp, sum, prio, RT_WHERE_COMPUTE);
+}
+
+/* Buffers: out, [pre], inp, weight, [bias], [scratch]. */
+static void matmul_forward_gelu_cpu_func(void *b[], void *cl_arg)
+{
+    const struct matmul_args *a = cl_arg;
+    int i = 1 + a->has_pre;
+    rt_cpu_task_begin();
+    matmul_forward_gelu_cpu(RT_PTR(b, 0), a->has_pre ? RT_PTR(b, 1) : NULL, RT_PTR(b, i),
+                            RT_PTR(b, i + 1), a->has_bias ? RT_PTR(b, i + 2) : NULL, a->N, a->C,
+                            a->OC, a->dt);
+}
+
+static void matmul_forward_gelu_cuda_func(void *b[], void *cl_arg)
+{
+    const struct matmul_args *a = cl_arg;
+    int i = 1 + a->has_pre, s = i + 2 + a->has_bias;
+    matmul_forward_gelu_cuda(CUBLAS_HANDLE(), RT_PTR(b, 0), a->has_pre ? RT_PTR(b, 1) : NULL,
+                             RT_PTR(b, i), RT_PTR(b, i + 1), a->has_bias ? RT_PTR(b, i + 2) : NULL,
+                             a->N, a->C, a->OC, a->OC, a->dt, workspace(b, s, a),
+                             WORKSPACE_BYTES(a), CUDA_STREAM());
+}
+
+CODELET_DEFINE(matmul_forward_gelu);
+
+void matmul_forward_gelu_insert(struct tensor *out, struct tensor *pre, struct tensor *inp,
+                                struct tensor *weight, struct tensor *bias, int N, int C, int OC,
+                                int prio)
+{
+    CHECK_MSG(!tensor_compute_tiles(weight), "matmul_forward_gelu_insert: a tiled layer");
+    size_t head;
+    struct tensor *scratch = gemm_scratch(0, &head);
+    struct matmul_args a = {.N = N,
+                            .C = C,
+                            .OC = OC,
+                            .ldo = OC,
+                            .dt = (enum dtype)out->type,
+                            .has_bias = bias != NULL,
+                            .has_scratch = scratch != NULL,
+                            .dinp_dt = (enum dtype)out->type,
+                            .head = head,
+                            .has_pre = pre != NULL};
+    struct rt_buf bufs[] = {{out, RT_W},    {pre, RT_W},  {inp, RT_R},
+                            {weight, RT_R}, {bias, RT_R}, {scratch, RT_SCRATCH}};
+    rt_submit(&matmul_forward_gelu_cl, "matmul_gelu_fwd", bufs, 6, &a, sizeof a, 2.0 * N * C * OC,
+              prio, RT_WHERE_COMPUTE);
+}
+
+/* Buffers: dpre, dweight, [dbias], [dbias_pre], dout, inp, weight, pre, [scratch]. */
+static void matmul_backward_dgelu_cpu_func(void *b[], void *cl_arg)
+{
+    const struct matmul_args *a = cl_arg;
+    int i = 2;
+    void *dbias = a->has_bias ? RT_PTR(b, i++) : NULL;
+    void *dbias_pre = a->has_pre ? RT_PTR(b, i++) : NULL;
+    rt_cpu_task_begin();
+    matmul_backward_dgelu_cpu(RT_PTR(b, 0), RT_PTR(b, 1), dbias, dbias_pre, RT_PTR(b, i),
+                              RT_PTR(b, i + 1), RT_PTR(b, i + 2), RT_PTR(b, i + 3), a->N, a->C,
+                              a->OC, a->dt);
+}
+
+static void matmul_backward_dgelu_cuda_func(void *b[], void *cl_arg)
+{
+    const struct matmul_args *a = cl_arg;
+    int i = 2;
+    void *dbias = a->has_bias ? RT_PTR(b, i++) : NULL;
+    void *dbias_pre = a->has_pre ? RT_PTR(b, i++) : NULL;
+    matmul_backward_dgelu_cuda(CUBLAS_HANDLE(), RT_PTR(b, 0), RT_PTR(b, 1), dbias, dbias_pre,
+                               RT_PTR(b, i), RT_PTR(b, i + 1), RT_PTR(b, i + 2), RT_PTR(b, i + 3),
+                               a->N, a->C, a->OC, a->dt, kernel_scratch(b, i + 4, a),
+                               workspace(b, i + 4, a), WORKSPACE_BYTES(a), CUDA_STREAM());
+}
+
+CODELET_DEFINE(matmul_backward_dgelu);
+
+void matmul_backward_dgelu_insert(struct tensor *dpre, struct tensor *dweight, struct tensor *dbias,
+                                  struct tensor *dbias_pre, struct tensor *dout, struct tensor *inp,
+                                  struct tensor *weight, struct tensor *pre, int N, int C, int OC,
+                                  int prio)
+{
+    CHECK_MSG(!tensor_compute_tiles(weight), "matmul_backward_dgelu_insert: a tiled layer");
+    size_t head;
+    struct tensor *scratch = gemm_scratch(
+        dbias || dbias_pre ? matmul_backward_dgelu_cuda_scratch_bytes(N, C, OC) : 0, &head);
+    struct matmul_args a = {.N = N,
+                            .C = C,
+                            .OC = OC,
+                            .ldo = OC,
+                            .dt = (enum dtype)dout->type,
+                            .has_bias = dbias != NULL,
+                            .has_scratch = scratch != NULL,
+                            .dinp_dt = (enum dtype)dout->type,
+                            .head = head,
+                            .has_pre = dbias_pre != NULL};
+    struct rt_buf bufs[] = {{dpre, RT_W},       {dweight, RT_RW}, {dbias, RT_RW},
+                            {dbias_pre, RT_RW}, {dout, RT_R},     {inp, RT_R},
+                            {weight, RT_R},     {pre, RT_R},      {scratch, RT_SCRATCH}};
+    rt_submit(&matmul_backward_dgelu_cl, "matmul_dgelu_bwd", bufs, 9, &a, sizeof a,
+              4.0 * N * C * OC, prio, RT_WHERE_COMPUTE);
 }

@@ -7,36 +7,62 @@
 #include "codelets.h"
 #include "kernels_cuda.h"
 
+/* One task does the sums of squares of up to SUMSQ_MAX gradients (a layer's) into their slots:
+ * the same kernel per gradient, in turn on the worker's stream, so the slots get the bits of one
+ * task each. */
+#define SUMSQ_MAX 16
 struct sumsq_args {
-    size_t n;
-    enum dtype dt;
+    int n, slot; /* gradients, and the first one's slot */
     int has_scratch;
-    int slot;
+    enum dtype dt;
+    size_t elems[SUMSQ_MAX];
 };
 
+/* Buffers: parts, grads[0..n), [scratch]. */
 static void sumsq_cpu_func(void *b[], void *cl_arg)
 {
     const struct sumsq_args *a = cl_arg;
     rt_cpu_task_begin();
-    sumsq_cpu((float *)RT_PTR(b, 0) + a->slot, RT_PTR(b, 1), a->n, a->dt);
+    for (int i = 0; i < a->n; i++)
+        sumsq_cpu((float *)RT_PTR(b, 0) + a->slot + i, RT_PTR(b, 1 + i), a->elems[i], a->dt);
 }
 
 static void sumsq_cuda_func(void *b[], void *cl_arg)
 {
     const struct sumsq_args *a = cl_arg;
-    sumsq_cuda((float *)RT_PTR(b, 0) + a->slot, RT_PTR(b, 1), a->n, a->dt,
-               a->has_scratch ? RT_PTR(b, 2) : NULL, CUDA_STREAM());
+    for (int i = 0; i < a->n; i++)
+        sumsq_cuda((float *)RT_PTR(b, 0) + a->slot + i, RT_PTR(b, 1 + i), a->elems[i], a->dt,
+                   a->has_scratch ? RT_PTR(b, 1 + a->n) : NULL, CUDA_STREAM());
 }
 
 CODELET_DEFINE(sumsq);
 
-void sumsq_insert(struct tensor *parts, int slot, struct tensor *grad, int prio)
+void sumsq_insert(struct tensor *parts, int slot, struct tensor *const *grads, int n, int prio)
 {
-    CHECK(parts->type == TENSOR_TYPE_FP32 && slot >= 0 && (size_t)slot < parts->n);
-    struct tensor *scratch = rt_scratch(sumsq_cuda_scratch_bytes(grad->n));
-    struct sumsq_args a = {grad->n, (enum dtype)grad->type, scratch != NULL, slot};
-    struct rt_buf bufs[] = {{parts, RT_RW_COMMUTE}, {grad, RT_R}, {scratch, RT_SCRATCH}};
-    rt_submit(&sumsq_cl, "sumsq", bufs, 3, &a, sizeof a, 2.0 * grad->n, prio, RT_WHERE_COMPUTE);
+    CHECK(parts->type == TENSOR_TYPE_FP32 && slot >= 0 && (size_t)slot + n <= parts->n);
+    for (int first = 0; first < n; first += SUMSQ_MAX) {
+        struct sumsq_args a = {n - first < SUMSQ_MAX ? n - first : SUMSQ_MAX,
+                               slot + first,
+                               0,
+                               (enum dtype)grads[first]->type,
+                               {0}};
+        struct rt_buf bufs[SUMSQ_MAX + 2] = {{parts, RT_RW_COMMUTE}};
+        size_t scratch_bytes = 0, total = 0;
+        for (int i = 0; i < a.n; i++) {
+            struct tensor *g = grads[first + i];
+            CHECK(g->type == grads[first]->type);
+            a.elems[i] = g->n;
+            total += g->n;
+            bufs[1 + i] = (struct rt_buf){g, RT_R};
+            size_t sb = sumsq_cuda_scratch_bytes(g->n);
+            scratch_bytes = sb > scratch_bytes ? sb : scratch_bytes;
+        }
+        struct tensor *scratch = rt_scratch(scratch_bytes);
+        a.has_scratch = scratch != NULL;
+        bufs[1 + a.n] = (struct rt_buf){scratch, RT_SCRATCH};
+        rt_submit(&sumsq_cl, "sumsq", bufs, a.n + 2, &a, sizeof a, 2.0 * total, prio,
+                  RT_WHERE_COMPUTE);
+    }
 }
 
 struct sum_args {

@@ -14,7 +14,7 @@
 struct layer_acts {
     struct tensor ln1, ln1_mean, ln1_rstd; /* [N,C], [N], [N] */
     struct tensor qkv;                     /* [N,3C] */
-    struct tensor att;                     /* [B,NH,T,T] softmax probabilities */
+    struct tensor att_stats;               /* [B,NH,T,2] fp32 softmax statistics */
     struct tensor atty, attproj, res2;     /* [N,C] */
     struct tensor ln2, ln2_mean, ln2_rstd; /* [N,C], [N], [N] */
     struct tensor fch, fch_gelu;           /* [N,4C] */
@@ -127,7 +127,7 @@ static struct tensor *rank_act(struct rank *k, enum model_act a, int l)
         [MODEL_ACT_LN1_MEAN] = &x->ln1_mean,
         [MODEL_ACT_LN1_RSTD] = &x->ln1_rstd,
         [MODEL_ACT_QKV] = &x->qkv,
-        [MODEL_ACT_ATT] = &x->att,
+        [MODEL_ACT_ATT_STATS] = &x->att_stats,
         [MODEL_ACT_ATTY] = &x->atty,
         [MODEL_ACT_ATTPROJ] = &x->attproj,
         [MODEL_ACT_RES2] = &x->res2,
@@ -358,25 +358,42 @@ static void collective(struct gpt *m, enum collective op, int first, int count)
     }
 }
 
+/* The block's MLP layers are whole (not tiled): its fused forms apply (the FC product with bias
+ * and GELU in one task, the FC projection's backward through GELU's derivative). */
+static int mlp_fused(const struct rank *k, int l)
+{
+    return !tensor_compute_tiles(k->wfull[model_layer_tensor(l, LP_FC_W)]) &&
+           !tensor_compute_tiles(k->wfull[model_layer_tensor(l, LP_FCPROJ_W)]);
+}
+
 /* One block's forward up to the MLP activation; the full forward adds the MLP output projection
- * and the residual, which the recompute in backward does not need. */
-static void block_forward_to_gelu(struct gpt *m, struct rank *k, int l, int prio)
+ * and the residual (with the LayerNorm that reads it), which the recompute in backward does not
+ * need. ln1: the block's first LayerNorm is done here (the recompute, and block 0); otherwise the
+ * previous block's residual add did it. keep_pre: keep the MLP's pre-activation (fch), which the
+ * backward reads, unless the backward recomputes this block. */
+static void block_forward_to_gelu(struct gpt *m, struct rank *k, int l, int ln1, int keep_pre,
+                                  int prio)
 {
     const struct gpt_config *c = &m->tab.cfg;
     int B = m->opt.B, T = m->opt.T, N = B * T, C = c->C;
     struct layer_acts *a = acts_of(m, k, l);
     struct tensor *x = block_input(k, l);
 #define W(p) (k->wfull[model_layer_tensor(l, p)])
-    layernorm_forward_insert(&a->ln1, &a->ln1_mean, &a->ln1_rstd, x, W(LP_LN1_W), W(LP_LN1_B), N, C,
-                             prio);
+    if (ln1)
+        layernorm_forward_insert(&a->ln1, &a->ln1_mean, &a->ln1_rstd, x, W(LP_LN1_W), W(LP_LN1_B),
+                                 N, C, prio);
     matmul_forward_insert(&a->qkv, &a->ln1, W(LP_QKV_W), W(LP_QKV_B), N, C, 3 * C, prio);
-    attention_forward_insert(&a->atty, &a->att, &a->qkv, B, T, C, c->NH, prio);
+    attention_forward_insert(&a->atty, &a->att_stats, &a->qkv, B, T, C, c->NH, prio);
     matmul_forward_insert(&a->attproj, &a->atty, W(LP_PROJ_W), W(LP_PROJ_B), N, C, C, prio);
-    add_forward_insert(&a->res2, x, &a->attproj, prio);
-    layernorm_forward_insert(&a->ln2, &a->ln2_mean, &a->ln2_rstd, &a->res2, W(LP_LN2_W),
-                             W(LP_LN2_B), N, C, prio);
-    matmul_forward_insert(&a->fch, &a->ln2, W(LP_FC_W), W(LP_FC_B), N, C, 4 * C, prio);
-    gelu_forward_insert(&a->fch_gelu, &a->fch, prio);
+    add_layernorm_forward_insert(&a->res2, &a->ln2, &a->ln2_mean, &a->ln2_rstd, x, &a->attproj,
+                                 W(LP_LN2_W), W(LP_LN2_B), N, C, prio);
+    if (mlp_fused(k, l)) {
+        matmul_forward_gelu_insert(&a->fch_gelu, keep_pre ? &a->fch : NULL, &a->ln2, W(LP_FC_W),
+                                   W(LP_FC_B), N, C, 4 * C, prio);
+    } else {
+        matmul_forward_insert(&a->fch, &a->ln2, W(LP_FC_W), W(LP_FC_B), N, C, 4 * C, prio);
+        gelu_forward_insert(&a->fch_gelu, &a->fch, prio);
+    }
 #undef W
 }
 
@@ -418,40 +435,54 @@ static void evict_layer(struct gpt *m, int r, int l, int grads)
 void gpt_forward(struct gpt *m)
 {
     const struct gpt_config *c = &m->tab.cfg;
-    int B = m->opt.B, T = m->opt.T, N = B * T, C = c->C;
+    int B = m->opt.B, T = m->opt.T, N = B * T, C = c->C, L = c->L, lnf = model_lnf(&m->tab);
     collective(m, GATHER_PARAMS, MODEL_WTE, 2);
+    collective(m, GATHER_PARAMS, model_layer_tensor(0, 0), LP_COUNT);
     for (int r = 0; r < m->R; r++) {
         struct rank *k = &m->ranks[r];
+        struct layer_acts *a = acts_of(m, k, 0);
         rt_set_worker(k->worker);
         prefetch_layer(m, k, 0, &k->inputs, 0);
         encoder_forward_insert(&k->encoded, &k->inputs, k->wfull[MODEL_WTE], k->wfull[MODEL_WPE], B,
                                T, C, RT_PRIO_NORMAL);
+        layernorm_forward_insert(&a->ln1, &a->ln1_mean, &a->ln1_rstd, &k->encoded,
+                                 k->wfull[model_layer_tensor(0, LP_LN1_W)],
+                                 k->wfull[model_layer_tensor(0, LP_LN1_B)], N, C, RT_PRIO_NORMAL);
     }
-    for (int l = 0; l < c->L; l++) {
-        collective(m, GATHER_PARAMS, model_layer_tensor(l, 0), LP_COUNT);
+    for (int l = 0; l < L; l++) {
         for (int r = 0; r < m->R; r++) {
             struct rank *k = &m->ranks[r];
             struct layer_acts *a = acts_of(m, k, l);
             rt_set_worker(k->worker);
             prefetch_layer(m, k, l + 1, block_input(k, l), 0);
-            block_forward_to_gelu(m, k, l, RT_PRIO_NORMAL);
+            block_forward_to_gelu(m, k, l, 0, !m->opt.checkpointing || l == L - 1, RT_PRIO_NORMAL);
             matmul_forward_insert(
                 &a->fcproj, &a->fch_gelu, k->wfull[model_layer_tensor(l, LP_FCPROJ_W)],
                 k->wfull[model_layer_tensor(l, LP_FCPROJ_B)], N, 4 * C, C, RT_PRIO_NORMAL);
-            add_forward_insert(&k->res3[l], &a->res2, &a->fcproj, RT_PRIO_NORMAL);
+        }
+        /* the residual add and the LayerNorm that reads its result, block l + 1's first or ln_f:
+         * those parameters first */
+        int next = l + 1 < L ? model_layer_tensor(l + 1, LP_LN1_W) : lnf;
+        collective(m, GATHER_PARAMS, l + 1 < L ? model_layer_tensor(l + 1, 0) : lnf,
+                   l + 1 < L ? LP_COUNT : 2);
+        for (int r = 0; r < m->R; r++) {
+            struct rank *k = &m->ranks[r];
+            struct layer_acts *a = acts_of(m, k, l);
+            struct layer_acts *an = l + 1 < L ? acts_of(m, k, l + 1) : NULL;
+            rt_set_worker(k->worker);
+            add_layernorm_forward_insert(&k->res3[l], an ? &an->ln1 : &k->lnf,
+                                         an ? &an->ln1_mean : &k->lnf_mean,
+                                         an ? &an->ln1_rstd : &k->lnf_rstd, &a->res2, &a->fcproj,
+                                         k->wfull[next], k->wfull[next + 1], N, C, RT_PRIO_NORMAL);
             evict_layer(m, r, l, 0);
             /* the checkpoint goes home once this layer has read it, until its recompute (the
              * last layer's backward comes next and does not recompute: its input stays) */
-            if (ckpt_offloaded(m) && l < c->L - 1) tensor_wont_use(block_input(k, l));
+            if (ckpt_offloaded(m) && l < L - 1) tensor_wont_use(block_input(k, l));
         }
     }
-    int lnf = model_lnf(&m->tab);
-    collective(m, GATHER_PARAMS, lnf, 2);
     for (int r = 0; r < m->R; r++) {
         struct rank *k = &m->ranks[r];
         rt_set_worker(k->worker);
-        layernorm_forward_insert(&k->lnf, &k->lnf_mean, &k->lnf_rstd, &k->res3[c->L - 1],
-                                 k->wfull[lnf], k->wfull[lnf + 1], N, C, RT_PRIO_NORMAL);
         matmul_forward_insert(&k->logits, &k->lnf, k->wfull[MODEL_WTE], NULL, N, C, c->Vp,
                               RT_PRIO_NORMAL);
         crossentropy_forward_insert(&k->losses, &k->logits, &k->targets, N, c->V, c->Vp,
@@ -465,8 +496,7 @@ void gpt_forward(struct gpt *m)
  * struct gpt's slots); the others add to them. */
 static void zero_grads(struct rank *k, int first, int count, int micro, int prio)
 {
-    for (int i = first; micro == 0 && i < first + count; i++)
-        zero_insert(k->gfull[i], prio);
+    if (micro == 0) zero_all_insert(&k->gfull[first], count, prio);
 }
 
 static void block_backward(struct gpt *m, struct rank *k, int l, int prio, int micro)
@@ -478,28 +508,39 @@ static void block_backward(struct gpt *m, struct rank *k, int l, int prio, int m
 #define W(p) (k->wfull[model_layer_tensor(l, p)])
 #define G(p) (k->gfull[model_layer_tensor(l, p)])
     /* The last block's activations are still in the shared set from the forward. */
-    if (m->opt.checkpointing && l != c->L - 1) block_forward_to_gelu(m, k, l, prio);
+    if (m->opt.checkpointing && l != c->L - 1) block_forward_to_gelu(m, k, l, 1, 1, prio);
     zero_grads(k, model_layer_tensor(l, 0), LP_COUNT, micro, prio);
     /* dresidual holds d(block output); each LayerNorm backward adds its share to it in place,
      * which is the residual connections' backward. */
-    zero_insert(&k->dfch_gelu, prio);
-    matmul_backward_insert(&k->dfch_gelu, G(LP_FCPROJ_W), G(LP_FCPROJ_B), &k->dresidual,
-                           &a->fch_gelu, W(LP_FCPROJ_W), N, 4 * C, C, &k->dacc4, prio);
-    /* the layer below's parameters move in while this layer's backward runs: the next writer of
-     * dfch_gelu is that layer, which needs them anyway */
-    prefetch_layer(m, k, l - 1, &k->dfch_gelu, 1);
-    zero_insert(&k->dfch, prio);
-    gelu_backward_insert(&k->dfch, &a->fch, &k->dfch_gelu, prio);
+    /* the layer below's parameters move in while this layer's backward runs (after the first
+     * task of the MLP's backward: the next writer of its output is that layer, which needs them
+     * anyway) */
+    int fused = mlp_fused(k, l);
+    if (fused) {
+        /* dfch, overwritten, and the FC layer's bias gradient too */
+        matmul_backward_dgelu_insert(&k->dfch, G(LP_FCPROJ_W), G(LP_FCPROJ_B), G(LP_FC_B),
+                                     &k->dresidual, &a->fch_gelu, W(LP_FCPROJ_W), &a->fch, N, 4 * C,
+                                     C, prio);
+        prefetch_layer(m, k, l - 1, &k->dfch, 1);
+    } else {
+        zero_insert(&k->dfch_gelu, prio);
+        matmul_backward_insert(&k->dfch_gelu, G(LP_FCPROJ_W), G(LP_FCPROJ_B), &k->dresidual,
+                               &a->fch_gelu, W(LP_FCPROJ_W), N, 4 * C, C, &k->dacc4, prio);
+        prefetch_layer(m, k, l - 1, &k->dfch_gelu, 1);
+        zero_insert(&k->dfch, prio);
+        gelu_backward_insert(&k->dfch, &a->fch, &k->dfch_gelu, prio);
+    }
     zero_insert(&k->dln2, prio);
-    matmul_backward_insert(&k->dln2, G(LP_FC_W), G(LP_FC_B), &k->dfch, &a->ln2, W(LP_FC_W), N, C,
-                           4 * C, &k->dacc, prio);
+    matmul_backward_insert(&k->dln2, G(LP_FC_W), fused ? NULL : G(LP_FC_B), &k->dfch, &a->ln2,
+                           W(LP_FC_W), N, C, 4 * C, &k->dacc, prio);
     layernorm_backward_insert(&k->dresidual, G(LP_LN2_W), G(LP_LN2_B), &k->dln2, &a->res2,
                               W(LP_LN2_W), &a->ln2_mean, &a->ln2_rstd, N, C, prio);
     zero_insert(&k->datty, prio);
     matmul_backward_insert(&k->datty, G(LP_PROJ_W), G(LP_PROJ_B), &k->dresidual, &a->atty,
                            W(LP_PROJ_W), N, C, C, &k->dacc, prio);
     zero_insert(&k->dqkv, prio);
-    attention_backward_insert(&k->dqkv, &k->datty, &a->qkv, &a->att, B, T, C, c->NH, prio);
+    attention_backward_insert(&k->dqkv, &k->datty, &a->qkv, &a->atty, &a->att_stats, B, T, C, c->NH,
+                              prio);
     zero_insert(&k->dln1, prio);
     matmul_backward_insert(&k->dln1, G(LP_QKV_W), G(LP_QKV_B), &k->dqkv, &a->ln1, W(LP_QKV_W), N, C,
                            3 * C, &k->dacc, prio);
@@ -508,6 +549,17 @@ static void block_backward(struct gpt *m, struct rank *k, int l, int prio, int m
 #undef W
 #undef G
     evict_layer(m, (int)(k - m->ranks), l, 0);
+}
+
+/* The end of the group of tensors that starts at table index i: the tensors of one layer, or the
+ * embeddings, or ln_f's two (consecutive in the table). Tasks that work per tensor (sums of
+ * squares, AdamW on the GPU) take a group at a time: 28 tasks for 24 layers instead of 292. */
+static int group_end(const struct gpt *m, int i)
+{
+    int l = model_tensor_layer(&m->tab, i), end = i + 1;
+    while (end < m->tab.n && end - i < LP_COUNT && model_tensor_layer(&m->tab, end) == l)
+        end++;
+    return end;
 }
 
 void gpt_backward(struct gpt *m, float loss_scale, int micro, int micro_steps)
@@ -563,8 +615,13 @@ void gpt_backward(struct gpt *m, float loss_scale, int micro, int micro_steps)
         struct rank *k = &m->ranks[r];
         rt_set_worker(k->worker);
         zero_insert(&k->sumsq_parts, prio);
-        for (int i = 0; i < m->tab.n; i++)
-            sumsq_insert(&k->sumsq_parts, i, state_shard(m->state, i, r)->grad, prio);
+        for (int i = 0, end; i < m->tab.n; i = end) {
+            struct tensor *grads[LP_COUNT];
+            end = group_end(m, i);
+            for (int j = i; j < end; j++)
+                grads[j - i] = state_shard(m->state, j, r)->grad;
+            sumsq_insert(&k->sumsq_parts, i, grads, end - i, prio);
+        }
         sum_insert(&k->sumsq, &k->sumsq_parts, prio);
         sumsq[r] = &k->sumsq;
     }
@@ -579,33 +636,44 @@ void gpt_update(struct gpt *m, const struct adamw_hparams *hp)
      * tensor's AdamW (and its swap-in) then runs as soon as its own gradient is complete, while
      * the backward goes on with the layers below. */
     int with_norm = hp->clip_norm > 0 || m->opt.dt == DTYPE_FP16;
-    for (int i = 0; i < m->tab.n; i++) {
-        struct adamw_hparams h = *hp;
-        if (!m->tab.params[i].decay) h.weight_decay = 0;
-        if (!state_swapped(m->state, i)) {
-            /* each rank steps its own shard */
-            for (int r = 0; r < m->R; r++) {
-                struct state_shard *sh = state_shard(m->state, i, r);
-                rt_set_worker(m->ranks[r].worker);
-                adamw_insert(sh->param == sh->master ? NULL : sh->param, sh->master, sh->m, sh->v,
-                             sh->grad, with_norm ? &m->ranks[r].sumsq : NULL, &h, RT_PRIO_LOW,
-                             where);
-            }
-            rt_set_worker(-1);
-            continue;
-        }
-        /* each rank's shard: swap-in, AdamW, swap-out through one of the rank's buffer sets
-         * (state_swap_slot says how they take turns) */
+    for (int i = 0, end; i < m->tab.n; i = end) {
+        end = group_end(m, i);
+        /* the group's tensors whose state is resident: each rank steps its own shards, on the GPU
+         * in one task */
         for (int r = 0; r < m->R; r++) {
-            struct state_shard *sh = state_shard(m->state, i, r);
-            struct state_swap w = state_swap_slot(m->state, i, r);
-            struct tensor *b = w.buf, *norm = with_norm ? &m->ranks[r].sumsq : NULL;
-            rt_set_worker(m->ranks[r].worker); /* the simulation: the rank's node's disk */
-            swap_in_insert(&b[0], &b[1], &b[2], w.file, w.region_bytes, w.generation, RT_PRIO_HIGH);
-            adamw_insert(sh->param, &b[0], &b[1], &b[2], sh->grad, norm, &h, RT_PRIO_NORMAL,
-                         RT_WHERE_CPU);
-            swap_out_insert(&b[0], &b[1], &b[2], norm, hp->inv_loss_scale, w.file, w.region_bytes,
-                            w.generation + 1, RT_PRIO_LOW);
+            struct adamw_group g[LP_COUNT];
+            int n = 0;
+            for (int j = i; j < end; j++) {
+                struct state_shard *sh = state_shard(m->state, j, r);
+                if (state_swapped(m->state, j)) continue;
+                g[n++] = (struct adamw_group){sh->param == sh->master ? NULL : sh->param,
+                                              sh->master,
+                                              sh->m,
+                                              sh->v,
+                                              sh->grad,
+                                              m->tab.params[j].decay ? hp->weight_decay : 0};
+            }
+            rt_set_worker(m->ranks[r].worker);
+            adamw_group_insert(g, n, with_norm ? &m->ranks[r].sumsq : NULL, hp, RT_PRIO_LOW, where);
+        }
+        rt_set_worker(-1);
+        /* each swapped tensor and rank's shard: swap-in, AdamW, swap-out through one of the
+         * rank's buffer sets (state_swap_slot says how they take turns) */
+        for (int j = i; j < end; j++) {
+            struct adamw_hparams h = *hp;
+            if (!m->tab.params[j].decay) h.weight_decay = 0;
+            for (int r = 0; r < m->R && state_swapped(m->state, j); r++) {
+                struct state_shard *sh = state_shard(m->state, j, r);
+                struct state_swap w = state_swap_slot(m->state, j, r);
+                struct tensor *b = w.buf, *norm = with_norm ? &m->ranks[r].sumsq : NULL;
+                rt_set_worker(m->ranks[r].worker); /* the simulation: the rank's node's disk */
+                swap_in_insert(&b[0], &b[1], &b[2], w.file, w.region_bytes, w.generation,
+                               RT_PRIO_HIGH);
+                adamw_insert(sh->param, &b[0], &b[1], &b[2], sh->grad, norm, &h, RT_PRIO_NORMAL,
+                             RT_WHERE_CPU);
+                swap_out_insert(&b[0], &b[1], &b[2], norm, hp->inv_loss_scale, w.file,
+                                w.region_bytes, w.generation + 1, RT_PRIO_LOW);
+            }
         }
         rt_set_worker(-1);
     }

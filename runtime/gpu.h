@@ -35,6 +35,18 @@ int gpu_cpuset(hwloc_topology_t topo, int dev, hwloc_cpuset_t cpus);
 void gpu_blas_init(void);
 void gpu_blas_shutdown(void);
 
+/* The CUDA task timeline, for profiles (GPT50B_CUDA_EVENTS=FILE, rt.h): a pair of timing events
+ * recorded on the worker's stream around each CUDA task, so that the GPU's own clock says when
+ * each task's kernels ran and how long the stream sat idle between two tasks. begin and end run on
+ * the CUDA worker's thread, on its local stream (each worker fills its own list, no lock); write
+ * runs once every task is
+ * done and writes one CSV line per task: worker, device, task name, start and end in ms from the
+ * worker's first event. Costs two cudaEventRecord calls (a few microseconds of host time) per
+ * task while on. Returns -errno from write when the file cannot be written. */
+void gpu_timeline_begin(void);
+void gpu_timeline_end(const char *name);
+int gpu_timeline_write(const char *path);
+
 /* Ends the run with one line and exit 2 when device dev has no code in this build (a card older
  * or newer than every built architecture, without PTX it can JIT): the line names the card, its
  * compute capability and the meson option to rebuild with. Call for each device StarPU uses. */

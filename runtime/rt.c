@@ -21,7 +21,8 @@ static enum rt_device device = RT_DEVICE_CPU;
 static struct host_pool *pool;
 static char device_name[128];
 static int mpi_on, mpi_rank, mpi_size = 1;
-static char cpu_split[160]; /* what mpi_split_cpus did, for the banner; "" when nothing */
+static char cpu_split[160];       /* what mpi_split_cpus did, for the banner; "" when nothing */
+static const char *timeline_path; /* GPT50B_CUDA_EVENTS, with CUDA workers; else NULL */
 
 #define RT_MAX_SCRATCH 32
 static struct tensor scratch[RT_MAX_SCRATCH];
@@ -241,18 +242,27 @@ void rt_init(const struct rt_options *opt)
     int with_cuda = cuda_wanted();
     starpu_conf_init(&conf);
     /* conf fields yield to STARPU_SCHED and STARPU_NCPU when the user set them. Without a GPU,
-     * peager runs each task fork-join over all CPU workers. With one, compute runs on the GPU
-     * and idle CPU workers only poll, stealing cycles from the CUDA driver thread (measured on
-     * an H100: 48 ms per iteration with 15 CPU workers, 14 ms with none), so none by default. */
+     * peager runs each task fork-join over all CPU workers. With one:
+     * - host-side tasks (offloaded optimizer: AdamW and swap I/O on CPU workers): StarPU's CPU
+     *   workers and lws. Measured on an H100 host (3.6B model, parameters and optimizer
+     *   offloaded, docs/tuning.md): median iteration 1032 ms under lws, 1055 eager, 1143
+     *   heteroprio, 1202 modular-heft, 1474 dmda, 1552 dmdas.
+     * - every task on the GPU: no CPU workers, unless STARPU_NCPU asks for them, and then prio.
+     *   lws (StarPU 1.4's ws_push_task, built with blocking drivers) wakes every worker of the
+     *   context on every push; the thread that pushes a finished GPU task's successors is the
+     *   CUDA worker's, so each GPU task paid a wake-up of each idle CPU worker, which then tried
+     *   to steal from the CUDA worker's queue under its lock (issue 16, on an H100: 2 layers of
+     *   width 2048, 20 ms per iteration with 15 CPU workers, 15 ms without). prio wakes only
+     *   workers that can run the pushed task (docs/tuning.md). CPU workers become the default
+     *   here once a GPU run has timed prio with them against none. */
     if (!with_cuda)
         conf.sched_policy_name = "peager";
-    else if (!getenv("STARPU_NCPU") && !opt->cpu_workers)
+    else if (opt->cpu_workers)
+        conf.sched_policy_name = "lws";
+    else if (!getenv("STARPU_NCPU"))
         conf.ncpus = 0;
     else
-        /* GPU and CPU workers (offloaded optimizer): lws. Measured on an H100 host (3.6B model,
-         * parameters and optimizer offloaded, docs/tuning.md): median iteration 1032 ms under
-         * lws, 1055 eager, 1143 heteroprio, 1202 modular-heft, 1474 dmda, 1552 dmdas. */
-        conf.sched_policy_name = "lws";
+        conf.sched_policy_name = "prio";
     if (opt->trace_later) starpu_fxt_autostart_profiling(0);
     char numa_note[160];
     if (opt->mpi) mpi_start();
@@ -278,6 +288,8 @@ void rt_init(const struct rt_options *opt)
                 "> StarPU %d.%d.%d, scheduler %s, %d CPU workers, %d CUDA workers, device %s\n",
                 STARPU_MAJOR_VERSION, STARPU_MINOR_VERSION, STARPU_RELEASE_VERSION,
                 starpu_sched_get_sched_policy()->policy_name, rt_ncpu(), rt_ncuda(), device_name);
+    if (device == RT_DEVICE_CUDA && getenv("GPT50B_CUDA_EVENTS") && *getenv("GPT50B_CUDA_EVENTS"))
+        timeline_path = getenv("GPT50B_CUDA_EVENTS");
     if (!opt->quiet && machine)
         printf("> simulation of %s (%s): %d x %d GPUs; times are simulated (StarPU on SimGrid)\n",
                machine->name, machine->path, machine->nodes, machine->gpus_per_node);
@@ -306,6 +318,12 @@ struct host_pool_info rt_pool_info(void)
 
 void rt_shutdown(void)
 {
+    if (timeline_path) {
+        rt_wait_all();
+        int err = gpu_timeline_write(timeline_path);
+        if (err) user_fail("GPT50B_CUDA_EVENTS=%s: %s", timeline_path, strerror(-err));
+        timeline_path = NULL;
+    }
     rt_pool_release();
     for (int i = 0; i < nscratch; i++)
         tensor_free(&scratch[i]);
@@ -551,11 +569,12 @@ struct tensor *rt_disk(void)
 void rt_submit(struct starpu_codelet *cl, const char *name, const struct rt_buf *bufs, int nbufs,
                const void *args, size_t args_size, double flops, int prio, enum rt_where where)
 {
-    struct starpu_data_descr descr[STARPU_NMAXBUFS];
+    /* past STARPU_NMAXBUFS, StarPU keeps a task's handles in memory of its own (dyn_handles) */
+    struct starpu_data_descr descr[RT_MAX_BUFS];
     int k = 0;
     for (int i = 0; i < nbufs; i++) {
         if (!bufs[i].t) continue;
-        CHECK_MSG(k < STARPU_NMAXBUFS, "too many buffers for one task");
+        CHECK_MSG(k < RT_MAX_BUFS, "too many buffers for one task: raise RT_MAX_BUFS");
         descr[k].handle = bufs[i].t->handle;
         descr[k].mode = starpu_mode(bufs[i].mode);
         k++;
@@ -595,6 +614,16 @@ void rt_trace_stop(void)
 void rt_wait_all(void)
 {
     CHECK(starpu_task_wait_for_all() == 0);
+}
+
+void rt_cuda_task_begin(void)
+{
+    if (timeline_path) gpu_timeline_begin();
+}
+
+void rt_cuda_task_end(void)
+{
+    if (timeline_path) gpu_timeline_end(starpu_task_get_current()->name);
 }
 
 int64_t rt_tasks_submitted(void)

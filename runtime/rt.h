@@ -62,7 +62,9 @@ enum rt_device {
 
 struct rt_options {
     int quiet;       /* no banner */
-    int cpu_workers; /* host-side tasks will run: keep CPU workers even with a GPU */
+    int cpu_workers; /* host-side tasks will run on CPU workers (offloaded optimizer): with a GPU,
+                        start them, under lws; otherwise none unless STARPU_NCPU asks, under
+                        prio, whose pushes of GPU tasks leave idle CPU workers asleep */
     int trace_later; /* FxT records only between rt_trace_start and rt_trace_stop */
     int mpi;         /* a run of several processes (mpirun): rt_init initialises MPI with
                         MPI_THREAD_MULTIPLE (collectives run on worker threads), splits
@@ -196,6 +198,9 @@ enum rt_where {
     RT_WHERE_CPU,     /* CPU workers (host-side work: offloaded optimizer, I/O) */
 };
 
+/* The most buffers of one task (StarPU's STARPU_NMAXBUFS and more). */
+#define RT_MAX_BUFS 128
+
 /* Submits one task of codelet cl on buffers bufs (NULL tensors skipped, order kept) with a copy
  * of args (args_size bytes, freed by StarPU; none when 0) as cl_arg. `flops` feeds STARPU_FLOPS (0:
  * none). Asynchronous: returns once submitted. */
@@ -226,6 +231,14 @@ int rt_cpu_task_begin(void);
  * task's duration with its master worker's own arch (1 core), so the running worker's size
  * counts then. */
 int rt_task_cores(struct starpu_task *t, struct starpu_perfmodel_arch *arch);
+
+/* For CUDA implementations of codelets (codelet_def.h calls them around each one): with
+ * GPT50B_CUDA_EVENTS=FILE set, a timing event pair on the worker's stream around the task's
+ * kernels, written to FILE as CSV at rt_shutdown (gpu.h's timeline; scripts/cuda_profile.py makes
+ * the per-kernel table of an iteration and the GPU's idle gaps between tasks). Otherwise nothing.
+ */
+void rt_cuda_task_begin(void);
+void rt_cuda_task_end(void);
 
 /* Buffer i of a codelet's buffers array as a raw pointer. */
 #define RT_PTR(buffers, i) ((void *)STARPU_VECTOR_GET_PTR((buffers)[i]))

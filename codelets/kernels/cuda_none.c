@@ -93,14 +93,14 @@ void matmul_backward_dgelu_cuda(cublasHandle_t handle, void *dpre, void *dweight
     CUDA_NONE();
 }
 
-void attention_forward_cuda(cublasHandle_t handle, void *out, void *att, const void *qkv, int B,
+void attention_forward_cuda(cublasHandle_t handle, void *out, float *stats, const void *qkv, int B,
                             int T, int C, int NH, enum dtype dt, void *scratch, cudaStream_t stream)
 {
     CUDA_NONE();
 }
 
 void attention_backward_cuda(cublasHandle_t handle, void *dqkv, const void *dout, const void *qkv,
-                             const void *att, int B, int T, int C, int NH, enum dtype dt,
+                             const float *stats, int B, int T, int C, int NH, enum dtype dt,
                              void *scratch, cudaStream_t stream)
 {
     CUDA_NONE();

@@ -23,13 +23,12 @@ size_t matmul_backward_dgelu_cuda_scratch_bytes(int N, int C, int OC)
 
 size_t attention_forward_cuda_scratch_bytes(int B, int T, int C, int NH, enum dtype dt)
 {
-    return (size_t)att_heads_per_chunk(T, NH, sizeof(float)) * T * T * sizeof(float);
+    return att_scratch_bytes(T, NH, dtype_size(dt));
 }
 
 size_t attention_backward_cuda_scratch_bytes(int B, int T, int C, int NH, enum dtype dt)
 {
-    size_t es = dtype_size(dt);
-    return att_backward_datt_bytes(T, NH, es) + (size_t)att_backward_heads(T, NH, es) * T * T * es;
+    return att_scratch_bytes(T, NH, dtype_size(dt));
 }
 
 size_t flash_attention_backward_cuda_scratch_bytes(int B, int T, int C, int NH, enum dtype dt)

@@ -30,8 +30,10 @@ static inline size_t align256(size_t x)
     return (x + 255) & ~(size_t)255;
 }
 
-/* Attention (attention.cu): the fp32 scores, and in the backward datt and dpreatt, are computed
- * a chunk of heads at a time into scratch. */
+/* Attention (attention.cu's cuBLAS path): a chunk of heads at a time into scratch, forward and
+ * backward alike (so that both run the scores' GEMM on chunks of the same size): the fp32 scores
+ * (then, in the backward, datt), the probabilities and dpreatt in the storage type (elem_bytes
+ * each). */
 #define ATT_CHUNK_BYTES (64u << 20)
 
 /* Heads per chunk when each score element takes elem_bytes of scratch, evened out over the
@@ -44,15 +46,25 @@ static inline int att_heads_per_chunk(int T, int NH, size_t elem_bytes)
     return (int)((NH + nchunks - 1) / nchunks);
 }
 
-/* Backward scratch: datt (fp32) then dpre (storage type, elem_bytes) for one chunk of heads. */
-static inline int att_backward_heads(int T, int NH, size_t elem_bytes)
+static inline int att_heads(int T, int NH, size_t elem_bytes)
 {
-    return att_heads_per_chunk(T, NH, sizeof(float) + elem_bytes);
+    return att_heads_per_chunk(T, NH, sizeof(float) + 2 * elem_bytes);
 }
 
-static inline size_t att_backward_datt_bytes(int T, int NH, size_t elem_bytes)
+/* The chunk's fp32 buffer and each of its two storage-type buffers. */
+static inline size_t att_f32_bytes(int T, int NH, size_t elem_bytes)
 {
-    return align256((size_t)att_backward_heads(T, NH, elem_bytes) * T * T * sizeof(float));
+    return align256((size_t)att_heads(T, NH, elem_bytes) * T * T * sizeof(float));
+}
+
+static inline size_t att_s_bytes(int T, int NH, size_t elem_bytes)
+{
+    return align256((size_t)att_heads(T, NH, elem_bytes) * T * T * elem_bytes);
+}
+
+static inline size_t att_scratch_bytes(int T, int NH, size_t elem_bytes)
+{
+    return att_f32_bytes(T, NH, elem_bytes) + 2 * att_s_bytes(T, NH, elem_bytes);
 }
 
 /* Sum of squares (sumsq.cu): a grid fixed by n alone, one double partial per block. */

@@ -54,31 +54,40 @@ void matmul_backward_cpu(void *dinp, enum dtype dinp_dt, void *dweight, void *db
                          const void *dout, const void *inp, const void *weight, int N, int C,
                          int OC, int ldo, enum dtype dt);
 
-/* Causal self-attention. qkv[N,3C] holds per token q (C) | k (C) | v (C), head h in columns
- * [h*hs, (h+1)*hs) of each. att[B,NH,T,T] (type dt) receives the softmax probabilities (scale
- * 1/sqrt(hs), entries above the diagonal 0) for the backward pass; out[N,C] the heads
- * concatenated. */
-void attention_forward_cpu(void *out, void *att, const void *qkv, int B, int T, int C, int NH,
-                           enum dtype dt);
-/* dqkv[N,3C] += gradient of the attention given dout[N,C] and the forward's qkv and att. */
-void attention_backward_cpu(void *dqkv, const void *dout, const void *qkv, const void *att, int B,
-                            int T, int C, int NH, enum dtype dt);
+/* The MLP's first layer and its activation (the contract of matmul_forward_gelu_cuda, for a whole
+ * layer): pre[N,OC] = inp . weight^T + bias, out[N,OC] = gelu(pre). pre may be NULL (not kept:
+ * the backward of activation checkpointing recomputes it). Bit for bit matmul_forward_cpu then
+ * gelu_forward_cpu on the rounded pre-activation. */
+void matmul_forward_gelu_cpu(void *out, void *pre, const void *inp, const void *weight,
+                             const void *bias, int N, int C, int OC, enum dtype dt);
+/* The backward of the MLP's second layer (C inputs, OC outputs) through the first's activation
+ * (matmul_backward_dgelu_cuda's contract); inp[N,C] = gelu(pre), weight[OC,C], dout[N,OC]:
+ *     dpre[N,C] = gelu'(pre) * (dout . weight)    OVERWRITES
+ *     dweight += dout^T . inp, dbias += column sums of dout (may be NULL)
+ *     dbias_pre[C] += column sums of dpre: the first layer's bias gradient (may be NULL)
+ * Bit for bit matmul_backward_cpu into a zeroed buffer, gelu_backward_cpu into a zeroed dpre, and
+ * dpre's column sums as matmul_backward_cpu sums a dbias. Allocates that [N,C] buffer. */
+void matmul_backward_dgelu_cpu(void *dpre, void *dweight, void *dbias, void *dbias_pre,
+                               const void *dout, const void *inp, const void *weight,
+                               const void *pre, int N, int C, int OC, enum dtype dt);
 
-/* Causal self-attention without the T x T probabilities (flash attention's contract), on the
- * same qkv[N,3C] and out[N,C] as above. In place of att the forward writes two fp32 statistics
- * per query row, stats[B,NH,T,2]:
+/* Causal multi-head self-attention without the T x T probabilities (flash attention's
+ * contract). qkv[N,3C] holds per token q (C) | k (C) | v (C), head h in columns [h*hs, (h+1)*hs)
+ * of each; out[N,C] receives the heads concatenated (softmax scale 1/sqrt(hs)). The forward also
+ * writes two fp32 statistics per query row, stats[B,NH,T,2]:
  *     stats[b,h,t,0] = m = max over t2 <= t of s(t2), s(t2) = q_t . k_t2 / sqrt(hs)
  *     stats[b,h,t,1] = l = sum over t2 <= t of exp(s(t2) - m)
- * (8 bytes per row: 0.5 MiB for B 4, NH 16, T 1024, against 128 MiB of fp16 att), from which the
- * backward recomputes p(t2) = exp(s(t2) - m) / l. The pair, rather than log-sum-exp m + log l,
- * lets the CPU backward recompute the forward's probabilities bit for bit. */
+ * (8 bytes per row: 0.5 MiB for B 4, NH 16, T 1024, where the probabilities took 128 MiB of
+ * fp16), from which the backward recomputes p(t2) = exp(s(t2) - m) / l. The pair, rather than
+ * log-sum-exp m + log l, lets the CPU backward recompute the forward's probabilities bit for bit.
+ * These CPU kernels compute each row whole, in O(T) memory a thread: the bits of the earlier
+ * kernels that kept the probabilities (llm.c's attention_forward/backward) in every dtype. */
 void flash_attention_forward_cpu(void *out, float *stats, const void *qkv, int B, int T, int C,
                                  int NH, enum dtype dt);
 /* dqkv[N,3C] += gradient of the attention given dout[N,C], the forward's qkv, out and stats.
- * This reference recomputes each row's probabilities as the forward did, rounds them to dt as
- * the stored att would be, and then runs attention_backward_cpu's arithmetic in its order: its
- * out and dqkv are attention_*_cpu's bits in every dtype. It does not read out, which the CUDA
- * version needs for rowsum(dout * out). O(T) memory per thread, O(B NH T^2 hs) time. */
+ * Recomputes each row's probabilities as the forward did, rounds them to dt (the operand the
+ * products of a 16-bit run see), then back through the products and the softmax. It does not read
+ * out, which the CUDA flash backward needs for rowsum(dout * out). O(B NH T^2 hs) time. */
 void flash_attention_backward_cpu(void *dqkv, const void *dout, const void *qkv, const void *out,
                                   const float *stats, int B, int T, int C, int NH, enum dtype dt);
 

@@ -109,19 +109,12 @@ void matmul_backward_dgelu_cuda(cublasHandle_t handle, void *dpre, void *dweight
                                 enum dtype dt, void *scratch, void *workspace,
                                 size_t workspace_bytes, cudaStream_t stream);
 
-size_t attention_forward_cuda_scratch_bytes(int B, int T, int C, int NH, enum dtype dt);
-void attention_forward_cuda(cublasHandle_t handle, void *out, void *att, const void *qkv, int B,
-                            int T, int C, int NH, enum dtype dt, void *scratch,
-                            cudaStream_t stream);
-size_t attention_backward_cuda_scratch_bytes(int B, int T, int C, int NH, enum dtype dt);
-void attention_backward_cuda(cublasHandle_t handle, void *dqkv, const void *dout, const void *qkv,
-                             const void *att, int B, int T, int C, int NH, enum dtype dt,
-                             void *scratch, cudaStream_t stream);
-
-/* Flash attention (flash_attention.cu): the contract of flash_attention_*_cpu, stats[B,NH,T,2]
- * fp32, with no T x T buffer. 1 when the kernels take this head size (C/NH 64 or 128) and dtype
- * (fp16, bf16) on the current device (compute capability 8.0 or newer); the launchers stop with
- * a message on anything else. */
+/* Attention on flash_attention_*_cpu's contract (out and stats[B,NH,T,2] fp32, no T x T buffer
+ * between forward and backward), two ways. Flash (flash_attention.cu): fused kernels, fp16 and
+ * bf16, head size (C/NH) 64 or 128, compute capability 8.0 or newer on the current device:
+ * flash_attention_cuda_supported says 1 when they take the case, and the launchers stop with a
+ * message on anything else. cuBLAS (attention.cu): any dtype and head size, a chunk of heads'
+ * T x T scores at a time in scratch (the backward recomputes them); the path for the rest. */
 int flash_attention_cuda_supported(int C, int NH, enum dtype dt);
 void flash_attention_forward_cuda(void *out, float *stats, const void *qkv, int B, int T, int C,
                                   int NH, enum dtype dt, cudaStream_t stream);
@@ -130,6 +123,14 @@ size_t flash_attention_backward_cuda_scratch_bytes(int B, int T, int C, int NH, 
 void flash_attention_backward_cuda(void *dqkv, const void *dout, const void *qkv, const void *out,
                                    const float *stats, int B, int T, int C, int NH, enum dtype dt,
                                    void *scratch, cudaStream_t stream);
+size_t attention_forward_cuda_scratch_bytes(int B, int T, int C, int NH, enum dtype dt);
+void attention_forward_cuda(cublasHandle_t handle, void *out, float *stats, const void *qkv, int B,
+                            int T, int C, int NH, enum dtype dt, void *scratch,
+                            cudaStream_t stream);
+size_t attention_backward_cuda_scratch_bytes(int B, int T, int C, int NH, enum dtype dt);
+void attention_backward_cuda(cublasHandle_t handle, void *dqkv, const void *dout, const void *qkv,
+                             const float *stats, int B, int T, int C, int NH, enum dtype dt,
+                             void *scratch, cudaStream_t stream);
 
 void gelu_forward_cuda(void *out, const void *inp, size_t n, enum dtype dt, cudaStream_t stream);
 void gelu_backward_cuda(void *dinp, const void *inp, const void *dout, size_t n, enum dtype dt,

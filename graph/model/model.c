@@ -180,7 +180,7 @@ void model_acts(struct model_act_info a[MODEL_NACTS], const struct gpt_config *c
                 const struct model_act_options *o)
 {
     const size_t N = (size_t)o->B * o->T, C = (size_t)c->C;
-    const size_t att = (size_t)o->B * c->NH * o->T * o->T;
+    const size_t att_stats = (size_t)o->B * c->NH * o->T * 2;
     const int L = c->L, sets = o->checkpointing ? 1 : L;
     const int set = o->checkpointing ? -1 : 1; /* in_block of the block activations */
     const int sums = o->tile_size > 0 && o->dt != DTYPE_FP32;
@@ -195,7 +195,7 @@ void model_acts(struct model_act_info a[MODEL_NACTS], const struct gpt_config *c
     ACT(LN1_MEAN, "ln1_mean", LAYER, FP32, N, sets, set);
     ACT(LN1_RSTD, "ln1_rstd", LAYER, FP32, N, sets, set);
     ACT(QKV, "qkv", LAYER, DT, N * 3 * C, sets, set);
-    ACT(ATT, "att", LAYER, DT, att, sets, set);
+    ACT(ATT_STATS, "att_stats", LAYER, FP32, att_stats, sets, set);
     ACT(ATTY, "atty", LAYER, DT, N * C, sets, set);
     ACT(ATTPROJ, "attproj", LAYER, DT, N * C, sets, set);
     ACT(RES2, "res2", LAYER, DT, N * C, sets, set);
@@ -219,7 +219,7 @@ void model_acts(struct model_act_info a[MODEL_NACTS], const struct gpt_config *c
     ACT(DLN2, "dln2", GRADS, DT, N * C, 1, 0);
     ACT(DLNF, "dlnf", GRADS, DT, N * C, 1, 0);
     ACT(DFCH, "dfch", GRADS, DT, N * 4 * C, 1, 0);
-    ACT(DFCH_GELU, "dfch_gelu", GRADS, DT, N * 4 * C, 1, 0);
+    ACT(DFCH_GELU, "dfch_gelu", GRADS, DT, N * 4 * C, o->tile_size > 0, 0);
     ACT(DACC, "dinp_fp32_sum", GRADS, FP32, N * C, sums, 0);
     ACT(DACC4, "dinp_fp32_sum4", GRADS, FP32, N * 4 * C, sums, 0);
 #undef ACT

@@ -126,7 +126,7 @@ enum model_act {
     MODEL_ACT_LN1_MEAN,    /* [N] fp32 */
     MODEL_ACT_LN1_RSTD,    /* [N] fp32 */
     MODEL_ACT_QKV,         /* [N,3C] */
-    MODEL_ACT_ATT,         /* [B,NH,T,T] softmax probabilities */
+    MODEL_ACT_ATT_STATS,   /* [B,NH,T,2] fp32 softmax statistics (row max, sum of exp) */
     MODEL_ACT_ATTY,        /* [N,C] */
     MODEL_ACT_ATTPROJ,     /* [N,C] */
     MODEL_ACT_RES2,        /* [N,C] */
@@ -151,7 +151,7 @@ enum model_act {
     MODEL_ACT_DLN2,      /* [N,C] */
     MODEL_ACT_DLNF,      /* [N,C] */
     MODEL_ACT_DFCH,      /* [N,4C] */
-    MODEL_ACT_DFCH_GELU, /* [N,4C] */
+    MODEL_ACT_DFCH_GELU, /* [N,4C], with tiling only: the fused MLP backward needs none */
     /* fp16/bf16 with tiling: fp32 sums of a tiled layer's input gradient */
     MODEL_ACT_DACC,  /* [N,C] fp32 */
     MODEL_ACT_DACC4, /* [N,4C] fp32 */

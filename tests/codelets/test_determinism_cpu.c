@@ -81,13 +81,13 @@ static void run_all(struct run *r, enum dtype dt, int threads)
     db = keep(r, "matmul dbias", test_to_dt(dt, x_bmm, OC), OC * es);
     matmul_backward_cpu(di, dt, dw, db, doc, act, wmm, N, C, OC, OC, dt);
 
-    size_t natt = (size_t)B * NH * T * T;
+    size_t nstats = (size_t)B * NH * T * 2;
     o = keep(r, "attention_forward", test_nan_dt(dt, (size_t)N * C), (size_t)N * C * es);
-    void *att = keep(r, "attention probabilities", test_nan_dt(dt, natt), natt * es);
-    attention_forward_cpu(o, att, qkv, B, T, C, NH, dt);
+    float *stats = keep(r, "attention statistics", test_alloc(nstats), nstats * 4);
+    flash_attention_forward_cpu(o, stats, qkv, B, T, C, NH, dt);
     di = keep(r, "attention dqkv", test_to_dt(dt, x_dqkv, (size_t)N * 3 * C),
               (size_t)N * 3 * C * es);
-    attention_backward_cpu(di, dout, qkv, att, B, T, C, NH, dt);
+    flash_attention_backward_cpu(di, dout, qkv, o, stats, B, T, C, NH, dt);
 
     o = keep(r, "gelu_forward", test_nan_dt(dt, NE), NE * es);
     gelu_forward_cpu(o, e1, NE, dt);

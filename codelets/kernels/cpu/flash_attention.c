@@ -1,16 +1,17 @@
-/* flash_attention.c: CPU reference of causal self-attention with per-row statistics instead of
- * the T x T probabilities: the contract of the CUDA flash kernels (cuda/flash_attention.cu), so
- * that a codelet can run either on the same buffers.
+/* flash_attention.c: the CPU kernels of causal self-attention, with per-row statistics instead of
+ * the T x T probabilities: the contract of the CUDA kernels (cuda/flash_attention.cu and
+ * cuda/attention.cu), so that the attention codelet runs either on the same buffers.
  *
  * It is not tiled: a row's scores fit in O(T) memory on a CPU, so each query row is computed
- * whole, exactly as attention.c does it (same loops, same summation order, same roundings). The
- * forward keeps the row's max and sum of exponentials; the backward recomputes the row's scores
- * and probabilities from them with the forward's operations, rounds the probabilities to dt as
- * attention_forward_cpu's stored att is rounded, and then follows attention_backward_cpu. Hence
- * out and dqkv equal attention_*_cpu's bit for bit in fp32, fp16 and bf16
- * (tests/codelets/test_flash_attention_cpu.c checks it), and switching a CPU run to this contract
- * leaves its losses unchanged. The backward does one more dot product per (t, t2) pair than
- * attention_backward_cpu (the recomputed score), and no O(T^2) buffer. */
+ * whole, with the loops, summation order and roundings of llm.c's attention_forward/backward,
+ * which this file replaced. The forward keeps the row's max and sum of exponentials; the backward
+ * recomputes the row's scores and probabilities from them with the forward's operations, rounds
+ * the probabilities to dt as the stored probabilities were rounded, and then follows the old
+ * backward. Hence out and dqkv are the old kernels' bits in fp32, fp16 and bf16 (checked against
+ * them by tests/codelets/test_flash_attention_cpu.c until they were removed, and end to end by the
+ * CPU fixtures of tests/apps/test_cli.sh since), so switching to this contract left CPU runs'
+ * losses unchanged. The backward does one more dot product per (t, t2) pair than the old one (the
+ * recomputed score), and keeps no O(T^2) buffer. */
 #include <math.h>
 #include <stdlib.h>
 
@@ -19,7 +20,7 @@
 
 /* p[t2] = softmax over t2 <= t of the scaled scores of query row t of head h of batch b. With
  * stats_in NULL the row's (max, sum) are computed and written to stats_out; otherwise they are
- * read from stats_in. The operations are attention_forward_cpu's, in its order. */
+ * read from stats_in. The operations are the forward's, in its order. */
 static void flash_row_probs(float *p, const float *x, int b, int h, int t, int T, int C, int hs,
                             float scale, const float *stats_in, float *stats_out)
 {

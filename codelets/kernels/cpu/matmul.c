@@ -11,8 +11,12 @@
  *
  * out and dout may be column blocks of wider matrices (leading dimension ldo >= OC), so that a
  * layer split into tiles of output channels writes each tile's columns in place: the fp32 path
- * hands ldo to the product, the fp16/bf16 path widens and rounds row by row. */
+ * hands ldo to the product, the fp16/bf16 path widens and rounds row by row.
+ *
+ * The MLP's fused forms (matmul_forward_gelu_cpu, matmul_backward_dgelu_cpu) are these products
+ * and gelu.c's kernels called in the unfused order, so they give the unfused bits. */
 #include <stdlib.h>
+#include <string.h>
 
 #include "f32_view.h"
 #include "gemm.h"
@@ -38,6 +42,28 @@ static void rows_store(enum dtype dt, void *p, int N, int OC, int ldo, const flo
 {
     for (int n = 0; dt != DTYPE_FP32 && n < N; n++)
         dtype_from_f32(dt, view + (size_t)n * OC, (char *)p + (size_t)n * ldo * dtype_size(dt), OC);
+}
+
+/* dbias[OC] += the column sums of g[N,OC] (rows ldg apart), parallel over blocks of output
+ * channels, each summing the rows in order. */
+static void colsum_add(enum dtype dt, void *dbias, const float *g, int ldg, int N, int OC)
+{
+    float *tdb = f32_scratch(dt, OC);
+    float *db = f32_inout(dt, dbias, 0, OC, tdb);
+    int nblocks = (OC + MATMUL_OCBLOCK - 1) / MATMUL_OCBLOCK;
+#pragma omp parallel for schedule(static)
+    for (int blk = 0; blk < nblocks; blk++) {
+        int o0 = blk * MATMUL_OCBLOCK;
+        int nb = OC - o0 < MATMUL_OCBLOCK ? OC - o0 : MATMUL_OCBLOCK;
+        float s[MATMUL_OCBLOCK] = {0};
+        for (int n = 0; n < N; n++)
+            for (int k = 0; k < nb; k++)
+                s[k] += g[(size_t)n * ldg + o0 + k];
+        for (int k = 0; k < nb; k++)
+            db[o0 + k] += s[k];
+    }
+    f32_store(dt, dbias, 0, OC, db);
+    free(tdb);
 }
 
 void matmul_forward_cpu(void *out, const void *inp, const void *weight, const void *bias, int N,
@@ -90,23 +116,33 @@ void matmul_backward_cpu(void *dinp, enum dtype dinp_dt, void *dweight, void *db
     free(ti);
     free(tdw);
 
-    if (dbias) {
-        float *tdb = f32_scratch(dt, OC);
-        float *db = f32_inout(dt, dbias, 0, OC, tdb);
-        int nblocks = (OC + MATMUL_OCBLOCK - 1) / MATMUL_OCBLOCK;
-#pragma omp parallel for schedule(static)
-        for (int blk = 0; blk < nblocks; blk++) {
-            int o0 = blk * MATMUL_OCBLOCK;
-            int nb = OC - o0 < MATMUL_OCBLOCK ? OC - o0 : MATMUL_OCBLOCK;
-            float s[MATMUL_OCBLOCK] = {0};
-            for (int n = 0; n < N; n++)
-                for (int k = 0; k < nb; k++)
-                    s[k] += g[(size_t)n * ldg + o0 + k];
-            for (int k = 0; k < nb; k++)
-                db[o0 + k] += s[k];
-        }
-        f32_store(dt, dbias, 0, OC, db);
-        free(tdb);
-    }
+    if (dbias) colsum_add(dt, dbias, g, ldg, N, OC);
+    free(tg);
+}
+
+void matmul_forward_gelu_cpu(void *out, void *pre, const void *inp, const void *weight,
+                             const void *bias, int N, int C, int OC, enum dtype dt)
+{
+    void *p = pre ? pre : out;
+    matmul_forward_cpu(p, inp, weight, bias, N, C, OC, OC, dt);
+    gelu_forward_cpu(out, p, (size_t)N * OC, dt);
+}
+
+void matmul_backward_dgelu_cpu(void *dpre, void *dweight, void *dbias, void *dbias_pre,
+                               const void *dout, const void *inp, const void *weight,
+                               const void *pre, int N, int C, int OC, enum dtype dt)
+{
+    size_t n = (size_t)N * C, es = dtype_size(dt);
+    void *dact = calloc(n, es); /* d(gelu(pre)), zero: all-zero bits are 0.0 in every dtype */
+    CHECK_MSG(dact != NULL, "out of host memory in matmul_backward_dgelu_cpu");
+    matmul_backward_cpu(dact, dt, dweight, dbias, dout, inp, weight, N, C, OC, OC, dt);
+    memset(dpre, 0, n * es);
+    gelu_backward_cpu(dpre, pre, dact, n, dt);
+    free(dact);
+    if (!dbias_pre) return;
+    float *tg = f32_scratch(dt, n);
+    int ldg;
+    const float *g = rows_view(dt, dpre, N, C, C, tg, 1, &ldg);
+    colsum_add(dt, dbias_pre, g, ldg, N, C);
     free(tg);
 }
