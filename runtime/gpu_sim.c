@@ -43,3 +43,13 @@ void gpu_blas_init(void) {}
 void gpu_blas_shutdown(void) {}
 
 void gpu_check_code(int dev) {}
+
+/* No CUDA task runs in a simulation: there is no timeline to record. */
+void gpu_timeline_begin(void) {}
+
+void gpu_timeline_end(const char *name) {}
+
+int gpu_timeline_write(const char *path)
+{
+    return 0;
+}
