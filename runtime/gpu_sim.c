@@ -32,24 +32,3 @@ void gpu_name(int dev, char *out, size_t len)
 {
     snprintf(out, len, "%s", machine()->gpu_model);
 }
-
-int gpu_cpuset(hwloc_topology_t topo, int dev, hwloc_cpuset_t cpus)
-{
-    return -1;
-}
-
-void gpu_blas_init(void) {}
-
-void gpu_blas_shutdown(void) {}
-
-void gpu_check_code(int dev) {}
-
-/* No CUDA task runs in a simulation: there is no timeline to record. */
-void gpu_timeline_begin(void) {}
-
-void gpu_timeline_end(const char *name) {}
-
-int gpu_timeline_write(const char *path)
-{
-    return 0;
-}
