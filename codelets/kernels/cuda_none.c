@@ -4,6 +4,7 @@
  * them, so these launchers are never called (the scratch sizes are cuda_scratch.c's, in every
  * build). */
 #include "check.h"
+#include "cuda_scratch.h"
 #include "kernels_cuda.h"
 
 #define CUDA_NONE() CHECK_MSG(0, "a CUDA launcher ran in the CPU-only build")
@@ -106,9 +107,11 @@ void attention_backward_cuda(cublasHandle_t handle, void *dqkv, const void *dout
     CUDA_NONE();
 }
 
+/* No card to ask: the shape decides (the simulation build's simulated GPUs; the CPU-only build
+ * never runs a CUDA task). */
 int flash_attention_cuda_supported(int C, int NH, enum dtype dt)
 {
-    return 0;
+    return flash_attention_shape_ok(C, NH, dt);
 }
 
 void flash_attention_forward_cuda(void *out, float *stats, const void *qkv, int B, int T, int C,

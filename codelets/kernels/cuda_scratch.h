@@ -83,4 +83,12 @@ static inline size_t flash_rows_bytes(int B, int T, int NH)
     return align256((size_t)B * NH * T * sizeof(float));
 }
 
+/* The shapes flash attention takes (flash_attention.cu; the card must also be sm_80 or newer):
+ * fp16 or bf16 (dtype.h's 1 and 2), head size 64 or 128. The simulation build, which has no card
+ * to ask, chooses flash attention by this alone, as a real run on its simulated GPUs would. */
+static inline int flash_attention_shape_ok(int C, int NH, int dt)
+{
+    return NH > 0 && C % NH == 0 && (dt == 1 || dt == 2) && (C / NH == 64 || C / NH == 128);
+}
+
 #endif

@@ -164,6 +164,7 @@ static int parse(struct machine *m, const json_t *root, struct ctx *x)
     number(x, root, "nvme_write_GBps", 1, &m->nvme_write_GBps, &rc);
     number(x, root, "cpu_adamw_GBps", 1, &m->cpu_adamw_GBps, &rc);
     if (rc) return rc;
+    number(x, root, "gpu_hbm_GBps", machine_gpus(m) > 0, &m->gpu_hbm_GBps, &rc);
     int several = machine_gpus(m) > 1;
     number(x, root, "collective_busbw_GBps", several, &m->collective_busbw_GBps, &rc);
     number(x, root, "collective_latency_us", several, &m->collective_latency_us, &rc);
@@ -227,4 +228,12 @@ double machine_adamw_us(const struct machine *m, double params, int cores, int c
 {
     double share = (double)cores * m->nodes / cpu_workers; /* of one node's rate */
     return 28.0 * params / (m->cpu_adamw_GBps * 1e3 * share);
+}
+
+double machine_stream_us(const struct machine *m, double bytes, int on_gpu, int cores,
+                         int cpu_workers)
+{
+    if (on_gpu) return bytes / (m->gpu_hbm_GBps * 1e3);
+    double share = (double)cores * m->nodes / cpu_workers; /* of one node's rate */
+    return bytes / (m->cpu_adamw_GBps * 1e3 * share);
 }

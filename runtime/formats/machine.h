@@ -39,6 +39,7 @@ struct machine {
     int64_t nvme_bytes;                  /* per node: free space for swap files */
     double nvme_read_GBps, nvme_write_GBps; /* per node, at the I/O engine's queue depth */
     double cpu_adamw_GBps;                  /* per node, AdamW over all cores, 28 B per parameter */
+    double gpu_hbm_GBps;                    /* device memory bandwidth; required with GPUs */
     double collective_busbw_GBps;           /* NCCL ring bus bandwidth within a node; 0: none */
     double collective_latency_us;           /* fixed cost of one collective; 0: none */
     double network_GBps;                    /* between nodes, each way, per node; 0: one node */
@@ -74,5 +75,10 @@ double machine_collective_us(const struct machine *m, int world, double bytes);
  * of the simulation's `cpu_workers` CPU workers (all nodes'): each node's rate shared evenly by
  * its workers, since simulated cores share no memory bandwidth. */
 double machine_adamw_us(const struct machine *m, double params, int cores, int cpu_workers);
+/* A memory-bound pass that reads and writes `bytes` in all (the start-up casts of master weights
+ * to compute copies): on a GPU at its memory bandwidth, on `cores` CPU cores at their share of
+ * the node's AdamW rate (the same kind of streaming pass). */
+double machine_stream_us(const struct machine *m, double bytes, int on_gpu, int cores,
+                         int cpu_workers);
 
 #endif

@@ -30,6 +30,7 @@ static const char *const good[][2] = {
     {"nvme_read_GBps", "{\"value\": 3.5, \"kind\": \"measured\", \"source\": \"x\"}"},
     {"nvme_write_GBps", "{\"value\": 2, \"kind\": \"measured\", \"source\": \"x\"}"},
     {"cpu_adamw_GBps", "{\"value\": 50, \"kind\": \"derived\", \"source\": \"x\"}"},
+    {"gpu_hbm_GBps", "{\"value\": 2000, \"kind\": \"vendor\", \"source\": \"x\"}"},
     {"collective_busbw_GBps", "{\"value\": null, \"kind\": \"measured\", \"source\": \"x\"}"},
 };
 #define NGOOD (sizeof good / sizeof *good)
@@ -178,7 +179,7 @@ int main(void)
     /* the file itself */
     EXPECT_ERROR("line 8, column 27: string or '}' expected near '}'", "ram_bytes",
                  "{\"value\": 1,}");
-    EXPECT_ERROR("line 15, column 31: duplicate object key near '\"nvme_bytes\"'",
+    EXPECT_ERROR("line 16, column 31: duplicate object key near '\"nvme_bytes\"'",
                  "nvme_bytes2\": 1, \"nvme_bytes", "2");
     char none[8192], want[MACHINE_ERR_SIZE + 8192];
     snprintf(none, sizeof none, "%s/none.json", dir);

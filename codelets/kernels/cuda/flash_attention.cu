@@ -43,6 +43,7 @@
 #include <type_traits>
 
 #include "common.cuh"
+#include "cuda_scratch.h"
 
 #define FA_TILE    64 /* rows of a block's own side and of each tile of the other side */
 #define FA_WARPS   4  /* 16 rows each */
@@ -626,9 +627,7 @@ template <typename F> static void flash_dispatch(enum dtype dt, int hs, F &&f)
 extern "C" int flash_attention_cuda_supported(int C, int NH, enum dtype dt)
 {
     int dev, major;
-    if (NH <= 0 || C % NH != 0) return 0;
-    if (dt != DTYPE_FP16 && dt != DTYPE_BF16) return 0;
-    if (C / NH != 64 && C / NH != 128) return 0;
+    if (!flash_attention_shape_ok(C, NH, dt)) return 0;
     CUDA_CHECK(cudaGetDevice(&dev));
     CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev));
     return major >= 8;
