@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bench_cuda.h"
 #include "check.h"
 #include "cuda_check.h"
 #include "dtype.h"
@@ -113,30 +114,13 @@ static double time_ms(enum kernel k, struct shape s, enum dtype dt, struct bufs 
 
 int main(int argc, char **argv)
 {
-    int iters = 20, warmup = 3;
-    const char *out_path = NULL;
-    check_set_program("bench_attention");
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--iters") == 0 && i + 1 < argc)
-            iters = atoi(argv[++i]);
-        else if (strcmp(argv[i], "--warmup") == 0 && i + 1 < argc)
-            warmup = atoi(argv[++i]);
-        else if (strcmp(argv[i], "--out") == 0 && i + 1 < argc)
-            out_path = argv[++i];
-        else
-            user_fail("unknown argument %s: use --iters N --warmup N --out FILE", argv[i]);
-    }
-    if (iters < 1 || warmup < 0) user_fail("--iters must be positive and --warmup not negative");
-    int ndev = 0;
-    if (cudaGetDeviceCount(&ndev) != cudaSuccess || ndev == 0)
-        user_fail("no GPU: bench_attention measures CUDA kernels");
-    struct cudaDeviceProp prop;
-    CUDA_CHECK(cudaGetDeviceProperties(&prop, 0));
-    CUDA_CHECK(cudaStreamCreate(&stream));
-    CUBLAS_CHECK(cublasCreate(&blas));
-    CUBLAS_CHECK(cublasSetStream(blas, stream));
-    FILE *json = NULL;
-    if (out_path && !(json = fopen(out_path, "w"))) user_fail("--out %s: cannot write", out_path);
+    struct bench_cuda bc;
+    bench_cuda_start(&bc, "bench_attention", argc, argv);
+    int iters = bc.iters, warmup = bc.warmup;
+    struct cudaDeviceProp prop = bc.prop;
+    FILE *json = bc.json;
+    stream = bc.stream;
+    blas = bc.blas;
     if (json)
         fprintf(json,
                 "{\"bench\": \"attention\", \"device\": \"%s\", \"iters\": %d, \"warmup\": %d, "
