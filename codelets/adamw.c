@@ -38,14 +38,35 @@ static void adamw_cuda_func(void *b[], void *cl_arg)
 
 CODELET_DEFINE(adamw);
 
-/* The simulation's CPU AdamW: timed by the machine's AdamW rate (machine_adamw_us) instead of a
- * history, since simulated cores share no memory bandwidth, which bounds this kernel; the GPU's
- * keeps adamw_cl's calibrated history. */
+/* The simulation's CPU AdamW: timed by the machine's AdamW rates (machine_adamw_us) instead of a
+ * history, since simulated cores share no memory bandwidth, which bounds this kernel once
+ * several cores run it; the GPU's keeps adamw_cl's calibrated history. The number of cores busy
+ * with AdamW is counted when a task starts (StarPU's simulation asks for its duration then, on
+ * the worker that runs it, whatever the scheduler): the tasks started and not yet ended, this
+ * one included. A task keeps the rate it started with. */
+#define ADAMW_MAX_RUNNING 1024
+static struct adamw_run {
+    double end_us;
+    int cores;
+} adamw_running[ADAMW_MAX_RUNNING];
+static int adamw_nrunning;
+
 static double adamw_cpu_cost(struct starpu_task *t, struct starpu_perfmodel_arch *arch,
                              unsigned nimpl)
 {
     const struct adamw_args *a = t->cl_arg;
-    return machine_adamw_us(rt_machine(), (double)a->n, rt_task_cores(t, arch), rt_ncpu());
+    int cores = rt_task_cores(t, arch), busy = cores, kept = 0;
+    double now = starpu_timing_now();
+    for (int i = 0; i < adamw_nrunning; i++)
+        if (adamw_running[i].end_us > now) {
+            busy += adamw_running[i].cores;
+            adamw_running[kept++] = adamw_running[i];
+        }
+    adamw_nrunning = kept;
+    double us = machine_adamw_us(rt_machine(), (double)a->n, cores, busy);
+    if (starpu_task_get_current() == t && adamw_nrunning < ADAMW_MAX_RUNNING)
+        adamw_running[adamw_nrunning++] = (struct adamw_run){now + us, cores};
+    return us;
 }
 static struct starpu_perfmodel adamw_cpu_machine_model = {.type = STARPU_PER_ARCH,
                                                           .arch_cost_function = adamw_cpu_cost,
@@ -63,7 +84,7 @@ void adamw_insert(struct tensor *param, struct tensor *master, struct tensor *m,
 {
     int n = master->ntiles ? master->ntiles : 1;
     struct starpu_codelet *cl =
-        rt_machine() && where == RT_WHERE_CPU ? &adamw_cpu_machine_cl : &adamw_cl;
+        rt_machine() && where == RT_WHERE_CPU ? &adamw_cpu_machine_cl : CODELET(adamw);
     CHECK_MSG(!master->ntiles || ((!param || param->ntiles == n) && grad->ntiles == n &&
                                   m->ntiles == n && v->ntiles == n),
               "AdamW: the gradient and the state are split differently");
@@ -167,6 +188,7 @@ void adamw_group_insert(const struct adamw_group *g, int n, struct tensor *sumsq
             bufs[k++] = (struct rt_buf){x->grad, RT_R};
         }
         bufs[k++] = (struct rt_buf){sumsq, RT_R};
-        rt_submit(&adamw_multi_cl, "adamw_multi", bufs, k, &a, sizeof a, 12.0 * elems, prio, where);
+        rt_submit(CODELET(adamw_multi), "adamw_multi", bufs, k, &a, sizeof a, 12.0 * elems, prio,
+                  where);
     }
 }

@@ -27,5 +27,6 @@ void add_forward_insert(struct tensor *out, struct tensor *a, struct tensor *b, 
 {
     struct add_args args = {out->n, (enum dtype)out->type};
     struct rt_buf bufs[] = {{out, RT_W}, {a, RT_R}, {b, RT_R}};
-    rt_submit(&add_forward_cl, "add_fwd", bufs, 3, &args, sizeof args, 0, prio, RT_WHERE_COMPUTE);
+    rt_submit(CODELET(add_forward), "add_fwd", bufs, 3, &args, sizeof args, 0, prio,
+              RT_WHERE_COMPUTE);
 }

@@ -60,7 +60,7 @@ void attention_forward_insert(struct tensor *out, struct tensor *stats, struct t
         a.flash ? NULL : rt_scratch(attention_forward_cuda_scratch_bytes(B, T, C, NH, a.dt));
     a.has_scratch = scratch != NULL;
     struct rt_buf bufs[] = {{out, RT_W}, {stats, RT_W}, {qkv, RT_R}, {scratch, RT_SCRATCH}};
-    rt_submit(&attention_forward_cl, "attention_fwd", bufs, 4, &a, sizeof a,
+    rt_submit(CODELET(attention_forward), "attention_fwd", bufs, 4, &a, sizeof a,
               attention_flops(B, T, C), prio, RT_WHERE_COMPUTE);
 }
 
@@ -99,6 +99,6 @@ void attention_backward_insert(struct tensor *dqkv, struct tensor *dout, struct 
     a.has_scratch = scratch != NULL;
     struct rt_buf bufs[] = {{dqkv, RT_RW}, {dout, RT_R},  {qkv, RT_R},
                             {out, RT_R},   {stats, RT_R}, {scratch, RT_SCRATCH}};
-    rt_submit(&attention_backward_cl, "attention_bwd", bufs, 6, &a, sizeof a,
+    rt_submit(CODELET(attention_backward), "attention_bwd", bufs, 6, &a, sizeof a,
               2 * attention_flops(B, T, C), prio, RT_WHERE_COMPUTE);
 }

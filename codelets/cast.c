@@ -6,7 +6,6 @@
 #include "check.h"
 #include "codelets.h"
 #include "kernels_cuda.h"
-#include "machine.h"
 
 struct cast_args {
     size_t n;
@@ -28,36 +27,12 @@ static void cast_cuda_func(void *b[], void *cl_arg)
 
 CODELET_DEFINE(cast);
 
-/* The simulation's casts: a streaming pass over both buffers at the machine's memory rate
- * (machine_stream_us), since most casts run once per run (the start-up copies of the master
- * weights), and StarPU drops each footprint's first sample, so a history never holds them. */
-static double cast_machine_cost(struct starpu_task *t, struct starpu_perfmodel_arch *arch,
-                                unsigned nimpl)
-{
-    const struct cast_args *a = t->cl_arg;
-    double bytes = (double)a->n * (double)(dtype_size(a->dst_dt) + dtype_size(a->src_dt));
-    return machine_stream_us(rt_machine(), bytes, arch->devices[0].type == STARPU_CUDA_WORKER,
-                             rt_task_cores(t, arch), rt_ncpu());
-}
-static struct starpu_perfmodel cast_machine_model = {.type = STARPU_PER_ARCH,
-                                                     .arch_cost_function = cast_machine_cost,
-                                                     .symbol = "gpt50b_cast_machine"};
-static struct starpu_codelet cast_machine_cl = {.cpu_funcs = {cast_cpu_func},
-                                                .cuda_funcs = {cast_cuda_timed},
-                                                .cuda_flags = {STARPU_CUDA_ASYNC},
-                                                .type = STARPU_FORKJOIN,
-                                                .max_parallelism = INT_MAX,
-                                                .nbuffers = STARPU_VARIABLE_NBUFFERS,
-                                                .model = &cast_machine_model,
-                                                .name = "cast"};
-
 void cast_insert(struct tensor *dst, struct tensor *src, int prio, enum rt_where where)
 {
     CHECK(dst->n == src->n);
     struct cast_args a = {dst->n, (enum dtype)dst->type, (enum dtype)src->type};
     struct rt_buf bufs[] = {{dst, RT_W}, {src, RT_R}};
-    rt_submit(rt_machine() ? &cast_machine_cl : &cast_cl, "cast", bufs, 2, &a, sizeof a, 0, prio,
-              where);
+    rt_submit(CODELET(cast), "cast", bufs, 2, &a, sizeof a, 0, prio, where);
 }
 
 /* Buffers: the tensors to clear, one or several (a layer's gradients: one task, not twelve). */
@@ -92,7 +67,7 @@ void zero_all_insert(struct tensor *const *ts, int n, int prio)
             a.bytes[i] = tensor_bytes(ts[first + i]);
             bufs[i] = (struct rt_buf){ts[first + i], RT_W};
         }
-        rt_submit(&zero_cl, "zero", bufs, a.n, &a, sizeof a, 0, prio, RT_WHERE_COMPUTE);
+        rt_submit(CODELET(zero), "zero", bufs, a.n, &a, sizeof a, 0, prio, RT_WHERE_COMPUTE);
     }
 }
 

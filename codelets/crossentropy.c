@@ -31,7 +31,7 @@ void crossentropy_forward_insert(struct tensor *losses, struct tensor *logits,
 {
     struct crossentropy_args a = {N, V, Vp, (enum dtype)logits->type, 0};
     struct rt_buf bufs[] = {{losses, RT_W}, {logits, RT_R}, {targets, RT_R}};
-    rt_submit(&crossentropy_forward_cl, "crossentropy_fwd", bufs, 3, &a, sizeof a, 0, prio,
+    rt_submit(CODELET(crossentropy_forward), "crossentropy_fwd", bufs, 3, &a, sizeof a, 0, prio,
               RT_WHERE_COMPUTE);
 }
 
@@ -57,6 +57,6 @@ void crossentropy_backward_insert(struct tensor *logits, struct tensor *targets,
 {
     struct crossentropy_args a = {N, V, Vp, (enum dtype)logits->type, dloss};
     struct rt_buf bufs[] = {{logits, RT_RW}, {targets, RT_R}};
-    rt_submit(&crossentropy_backward_cl, "crossentropy_bwd", bufs, 2, &a, sizeof a, 0, prio,
+    rt_submit(CODELET(crossentropy_backward), "crossentropy_bwd", bufs, 2, &a, sizeof a, 0, prio,
               RT_WHERE_COMPUTE);
 }

@@ -31,7 +31,8 @@ void encoder_forward_insert(struct tensor *out, struct tensor *tokens, struct te
 {
     struct encoder_args a = {B, T, C, (enum dtype)out->type};
     struct rt_buf bufs[] = {{out, RT_W}, {tokens, RT_R}, {wte, RT_R}, {wpe, RT_R}};
-    rt_submit(&encoder_forward_cl, "encoder_fwd", bufs, 4, &a, sizeof a, 0, prio, RT_WHERE_COMPUTE);
+    rt_submit(CODELET(encoder_forward), "encoder_fwd", bufs, 4, &a, sizeof a, 0, prio,
+              RT_WHERE_COMPUTE);
 }
 
 static void encoder_backward_cpu_func(void *b[], void *cl_arg)
@@ -56,6 +57,6 @@ void encoder_backward_insert(struct tensor *dwte, struct tensor *dwpe, struct te
 {
     struct encoder_args a = {B, T, C, (enum dtype)dout->type};
     struct rt_buf bufs[] = {{dwte, RT_RW}, {dwpe, RT_RW}, {dout, RT_R}, {tokens, RT_R}};
-    rt_submit(&encoder_backward_cl, "encoder_bwd", bufs, 4, &a, sizeof a, 0, prio,
+    rt_submit(CODELET(encoder_backward), "encoder_bwd", bufs, 4, &a, sizeof a, 0, prio,
               RT_WHERE_COMPUTE);
 }

@@ -27,7 +27,7 @@ void gelu_forward_insert(struct tensor *out, struct tensor *inp, int prio)
 {
     struct gelu_args a = {out->n, (enum dtype)out->type};
     struct rt_buf bufs[] = {{out, RT_W}, {inp, RT_R}};
-    rt_submit(&gelu_forward_cl, "gelu_fwd", bufs, 2, &a, sizeof a, 0, prio, RT_WHERE_COMPUTE);
+    rt_submit(CODELET(gelu_forward), "gelu_fwd", bufs, 2, &a, sizeof a, 0, prio, RT_WHERE_COMPUTE);
 }
 
 static void gelu_backward_cpu_func(void *b[], void *cl_arg)
@@ -49,5 +49,5 @@ void gelu_backward_insert(struct tensor *dinp, struct tensor *inp, struct tensor
 {
     struct gelu_args a = {dinp->n, (enum dtype)dinp->type};
     struct rt_buf bufs[] = {{dinp, RT_RW}, {inp, RT_R}, {dout, RT_R}};
-    rt_submit(&gelu_backward_cl, "gelu_bwd", bufs, 3, &a, sizeof a, 0, prio, RT_WHERE_COMPUTE);
+    rt_submit(CODELET(gelu_backward), "gelu_bwd", bufs, 3, &a, sizeof a, 0, prio, RT_WHERE_COMPUTE);
 }

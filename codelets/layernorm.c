@@ -36,7 +36,7 @@ void layernorm_forward_insert(struct tensor *out, struct tensor *mean, struct te
     struct layernorm_args a = {N, C, (enum dtype)out->type, 0};
     struct rt_buf bufs[] = {{out, RT_W}, {mean, RT_W},   {rstd, RT_W},
                             {inp, RT_R}, {weight, RT_R}, {bias, RT_R}};
-    rt_submit(&layernorm_forward_cl, "layernorm_fwd", bufs, 6, &a, sizeof a, 8.0 * N * C, prio,
+    rt_submit(CODELET(layernorm_forward), "layernorm_fwd", bufs, 6, &a, sizeof a, 8.0 * N * C, prio,
               RT_WHERE_COMPUTE);
 }
 
@@ -76,7 +76,7 @@ void add_layernorm_forward_insert(struct tensor *res, struct tensor *out, struct
     struct layernorm_args args = {N, C, (enum dtype)out->type, 0};
     struct rt_buf bufs[] = {{res, RT_W}, {out, RT_W}, {mean, RT_W},   {rstd, RT_W},
                             {a, RT_R},   {b, RT_R},   {weight, RT_R}, {bias, RT_R}};
-    rt_submit(&add_layernorm_forward_cl, "add_layernorm_fwd", bufs, 8, &args, sizeof args,
+    rt_submit(CODELET(add_layernorm_forward), "add_layernorm_fwd", bufs, 8, &args, sizeof args,
               9.0 * N * C, prio, RT_WHERE_COMPUTE);
 }
 
@@ -107,6 +107,6 @@ void layernorm_backward_insert(struct tensor *dinp, struct tensor *dweight, stru
     struct rt_buf bufs[] = {{dinp, RT_RW}, {dweight, RT_RW}, {dbias, RT_RW},
                             {dout, RT_R},  {inp, RT_R},      {weight, RT_R},
                             {mean, RT_R},  {rstd, RT_R},     {scratch, RT_SCRATCH}};
-    rt_submit(&layernorm_backward_cl, "layernorm_bwd", bufs, 9, &a, sizeof a, 12.0 * N * C, prio,
-              0);
+    rt_submit(CODELET(layernorm_backward), "layernorm_bwd", bufs, 9, &a, sizeof a, 12.0 * N * C,
+              prio, 0);
 }

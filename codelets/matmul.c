@@ -106,8 +106,8 @@ void matmul_forward_insert(struct tensor *out, struct tensor *inp, struct tensor
                                 {w, RT_R},
                                 {tile_of(bias, t), RT_R},
                                 {scratch, RT_SCRATCH}};
-        rt_submit(&matmul_forward_cl, "matmul_fwd", bufs, 5, &a, sizeof a, 2.0 * N * C * a.OC, prio,
-                  RT_WHERE_COMPUTE);
+        rt_submit(CODELET(matmul_forward), "matmul_fwd", bufs, 5, &a, sizeof a, 2.0 * N * C * a.OC,
+                  prio, RT_WHERE_COMPUTE);
     }
 }
 
@@ -173,8 +173,8 @@ void matmul_backward_insert(struct tensor *dinp, struct tensor *dweight, struct 
                                 {inp, RT_R},
                                 {w, RT_R},
                                 {scratch, RT_SCRATCH}};
-        rt_submit(&matmul_backward_cl, "matmul_bwd", bufs, 7, &a, sizeof a, 4.0 * N * C * oc, prio,
-                  RT_WHERE_COMPUTE);
+        rt_submit(CODELET(matmul_backward), "matmul_bwd", bufs, 7, &a, sizeof a, 4.0 * N * C * oc,
+                  prio, RT_WHERE_COMPUTE);
     }
     if (sum != dinp) cast_insert(dinp, sum, prio, RT_WHERE_COMPUTE);
 }
@@ -221,8 +221,8 @@ void matmul_forward_gelu_insert(struct tensor *out, struct tensor *pre, struct t
                             .has_pre = pre != NULL};
     struct rt_buf bufs[] = {{out, RT_W},    {pre, RT_W},  {inp, RT_R},
                             {weight, RT_R}, {bias, RT_R}, {scratch, RT_SCRATCH}};
-    rt_submit(&matmul_forward_gelu_cl, "matmul_gelu_fwd", bufs, 6, &a, sizeof a, 2.0 * N * C * OC,
-              prio, RT_WHERE_COMPUTE);
+    rt_submit(CODELET(matmul_forward_gelu), "matmul_gelu_fwd", bufs, 6, &a, sizeof a,
+              2.0 * N * C * OC, prio, RT_WHERE_COMPUTE);
 }
 
 /* Buffers: dpre, dweight, [dbias], [dbias_pre], dout, inp, weight, pre, [scratch]. */
@@ -274,6 +274,6 @@ void matmul_backward_dgelu_insert(struct tensor *dpre, struct tensor *dweight, s
     struct rt_buf bufs[] = {{dpre, RT_W},       {dweight, RT_RW}, {dbias, RT_RW},
                             {dbias_pre, RT_RW}, {dout, RT_R},     {inp, RT_R},
                             {weight, RT_R},     {pre, RT_R},      {scratch, RT_SCRATCH}};
-    rt_submit(&matmul_backward_dgelu_cl, "matmul_dgelu_bwd", bufs, 9, &a, sizeof a,
+    rt_submit(CODELET(matmul_backward_dgelu), "matmul_dgelu_bwd", bufs, 9, &a, sizeof a,
               4.0 * N * C * OC, prio, RT_WHERE_COMPUTE);
 }

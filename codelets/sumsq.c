@@ -60,7 +60,7 @@ void sumsq_insert(struct tensor *parts, int slot, struct tensor *const *grads, i
         struct tensor *scratch = rt_scratch(scratch_bytes);
         a.has_scratch = scratch != NULL;
         bufs[1 + a.n] = (struct rt_buf){scratch, RT_SCRATCH};
-        rt_submit(&sumsq_cl, "sumsq", bufs, a.n + 2, &a, sizeof a, 2.0 * total, prio,
+        rt_submit(CODELET(sumsq), "sumsq", bufs, a.n + 2, &a, sizeof a, 2.0 * total, prio,
                   RT_WHERE_COMPUTE);
     }
 }
@@ -89,5 +89,5 @@ void sum_insert(struct tensor *out, struct tensor *parts, int prio)
     CHECK(out->type == TENSOR_TYPE_FP32 && parts->type == TENSOR_TYPE_FP32);
     struct sum_args a = {parts->n};
     struct rt_buf bufs[] = {{out, RT_W}, {parts, RT_R}};
-    rt_submit(&sum_cl, "sum", bufs, 2, &a, sizeof a, (double)parts->n, prio, RT_WHERE_COMPUTE);
+    rt_submit(CODELET(sum), "sum", bufs, 2, &a, sizeof a, (double)parts->n, prio, RT_WHERE_COMPUTE);
 }

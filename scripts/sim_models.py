@@ -272,6 +272,32 @@ def read_model(path):
         raise ModelError(str(e))
 
 
+def adamw_cpu_rate(models, machine, workers):
+    """cpu_adamw_GBps read from MACHINE's calibrated AdamW history: its CPU entries of at least 1 MB
+    and 10 samples come from the CPU-offload calibration runs, whose update keeps all WORKERS CPU
+    workers on AdamW at once; each gives 28 bytes per parameter (flops / 12 parameters, as
+    adamw_insert counts them) over its mean, and the node's rate is the samples' weighted
+    per-worker rate times WORKERS. (rate, entries, samples), or None without such entries."""
+    path = model_files(models, machine).get(machine, {}).get("gpt50b_adamw")
+    if not path:
+        return None
+    num = den = 0.0
+    used = samples = 0
+    for comb in read_model(path).combs:
+        if any(t != 0 for t, _, _ in comb.devices):
+            continue
+        for im in comb.impls:
+            for e in im.entries:
+                if e.size >= 1 << 20 and e.n >= 10 and e.flops > 0 and e.mean > 0:
+                    num += 28.0 * e.flops / 12.0 * e.n
+                    den += e.mean * e.n
+                    used += 1
+                    samples += e.n
+    if not den:
+        return None
+    return num / den / 1e3 * workers, used, samples
+
+
 def provenance(models, machine):
     p = os.path.join(models, machine + ".json")
     try:

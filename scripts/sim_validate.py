@@ -12,8 +12,9 @@ scripts/calibrate_sim.sh wrote on the GPU host (or a sim/models/MACHINE.json wri
 `sim_models.py install`, which holds it; default: sim/models/h100-x1.json).
 
 The machine: scripts/machines/MACHINE.json (MACHINE: the summary's, h100-x1) with the figures
-the same GPU-host call measured put in (the disk's read and write rates, CPU AdamW's rate, PCIe
-rates, GPU memory, cores: the summary's "figures"), written to DIR/MACHINE.json and given to
+the same GPU-host call measured put in (the disk's read and write rates, CPU AdamW's one-core
+rate, PCIe rates, GPU memory, cores: the summary's "figures"; the node's CPU AdamW rate from the
+calibrated AdamW history, sim_models.adamw_cpu_rate), written to DIR/MACHINE.json and given to
 simulate.sh as a file; --as-committed simulates the committed machine file instead.
 
 Prints a Markdown table (configuration, measured median ms, predicted ms, error %, within the
@@ -35,6 +36,7 @@ PROG = "sim_validate.py"
 TOP = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 sys.path.insert(0, os.path.join(TOP, "scripts"))
 import sim_configs  # noqa: E402
+import sim_models  # noqa: E402
 
 
 class ValidateError(Exception):
@@ -78,6 +80,13 @@ def machine_file(summary, machine, out, as_committed):
             m[k] = {"value": v["value"], "kind": "measured",
                     "source": f"{v.get('source', 'calibrate_sim.sh')}, {summary.get('date', '?')}, {summary.get('card', '?')}"}
             used[k] = v["value"]
+    workers = m["cpu_cores"]["value"] - m["gpus_per_node"]["value"]  # StarPU's default CPU workers
+    rate = sim_models.adamw_cpu_rate(os.path.join(TOP, "sim", "models"), machine, workers)
+    if rate:
+        m["cpu_adamw_GBps"] = {"value": round(rate[0], 2), "kind": "measured",
+                               "source": f"the calibrated AdamW history (sim/models, {rate[1]} CPU entries, "
+                                         f"{rate[2]} tasks run with all {workers} CPU workers on AdamW)"}
+        used["cpu_adamw_GBps"] = m["cpu_adamw_GBps"]["value"]
     path = os.path.join(out, machine + ".json")
     with open(path, "w") as f:
         json.dump(m, f, indent=1)

@@ -163,6 +163,7 @@ static int parse(struct machine *m, const json_t *root, struct ctx *x)
     number(x, root, "nvme_read_GBps", 1, &m->nvme_read_GBps, &rc);
     number(x, root, "nvme_write_GBps", 1, &m->nvme_write_GBps, &rc);
     number(x, root, "cpu_adamw_GBps", 1, &m->cpu_adamw_GBps, &rc);
+    number(x, root, "cpu_adamw_core_GBps", 1, &m->cpu_adamw_core_GBps, &rc);
     if (rc) return rc;
     number(x, root, "gpu_hbm_GBps", machine_gpus(m) > 0, &m->gpu_hbm_GBps, &rc);
     int several = machine_gpus(m) > 1;
@@ -212,8 +213,7 @@ int machine_gpus(const struct machine *m)
 
 double machine_swap_us(const struct machine *m, double bytes, int write)
 {
-    if (write) return bytes / (m->nvme_write_GBps * 1e3);
-    return bytes / (m->nvme_read_GBps * 1e3) + bytes / (MACHINE_CHECKSUM_GBPS * 1e3);
+    return bytes / ((write ? m->nvme_write_GBps : m->nvme_read_GBps) * 1e3);
 }
 
 double machine_collective_us(const struct machine *m, int world, double bytes)
@@ -224,10 +224,11 @@ double machine_collective_us(const struct machine *m, int world, double bytes)
     return m->collective_latency_us + (world - 1.0) / world * bytes / (busbw * 1e3);
 }
 
-double machine_adamw_us(const struct machine *m, double params, int cores, int cpu_workers)
+double machine_adamw_us(const struct machine *m, double params, int cores, int busy)
 {
-    double share = (double)cores * m->nodes / cpu_workers; /* of one node's rate */
-    return 28.0 * params / (m->cpu_adamw_GBps * 1e3 * share);
+    double node_share = m->cpu_adamw_GBps * cores * m->nodes / (busy > cores ? busy : cores);
+    double core_cap = m->cpu_adamw_core_GBps * cores;
+    return 28.0 * params / ((node_share < core_cap ? node_share : core_cap) * 1e3);
 }
 
 double machine_stream_us(const struct machine *m, double bytes, int on_gpu, int cores,

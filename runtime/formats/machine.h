@@ -10,7 +10,7 @@
  * scripts/sim_platform.py's, which writes StarPU's bus files from the same file.
  *
  * Required: nodes, gpus_per_node, gpu_model, gpu_memory_bytes, ram_bytes, cpu_cores, nvme_bytes,
- * nvme_read_GBps, nvme_write_GBps, cpu_adamw_GBps; collective_busbw_GBps and
+ * nvme_read_GBps, nvme_write_GBps, cpu_adamw_GBps, cpu_adamw_core_GBps; collective_busbw_GBps and
  * collective_latency_us too when the machine has several GPUs, network_GBps when it has several
  * nodes. Optional: ram_available_bytes (default ram_bytes).
  *
@@ -39,6 +39,7 @@ struct machine {
     int64_t nvme_bytes;                  /* per node: free space for swap files */
     double nvme_read_GBps, nvme_write_GBps; /* per node, at the I/O engine's queue depth */
     double cpu_adamw_GBps;                  /* per node, AdamW over all cores, 28 B per parameter */
+    double cpu_adamw_core_GBps;             /* the same on one core */
     double gpu_hbm_GBps;                    /* device memory bandwidth; required with GPUs */
     double collective_busbw_GBps;           /* NCCL ring bus bandwidth within a node; 0: none */
     double collective_latency_us;           /* fixed cost of one collective; 0: none */
@@ -58,11 +59,10 @@ int machine_gpus(const struct machine *m);
 /* Durations on the machine of the tasks a simulation times by formula rather than by a calibrated
  * history (docs/simulation.md, section 5), in microseconds. Pure; GB/s x 1e3 = bytes per us. */
 
-/* XXH64 on one core, the swap files' block checksum (runtime/swap.h: 5-10 GB/s). */
-#define MACHINE_CHECKSUM_GBPS 7.0
-/* An NVMe swap task of one node moving `bytes`: bytes at nvme_read_GBps (a swap-in, which then
- * checksums every block it read at MACHINE_CHECKSUM_GBPS) or nvme_write_GBps (a swap-out, which
- * checksums while the data moves). The swap tasks of a node take turns on its disk (rt_disk). */
+/* An NVMe swap task of one node moving `bytes`: bytes at nvme_read_GBps (a swap-in) or
+ * nvme_write_GBps (a swap-out). The swap tasks of a node take turns on its disk (rt_disk). The
+ * checksums are not counted: the engine computes a write's while the data moves, and verifies a
+ * read's on the task's core once the disk has moved on to the next request. */
 double machine_swap_us(const struct machine *m, double bytes, int write);
 /* A ring collective over `world` ranks, one per GPU (GPU g on node g / gpus_per_node), through
  * which `bytes` pass: collective_latency_us + (world - 1) / world x bytes / bus bandwidth, bytes
@@ -71,10 +71,11 @@ double machine_swap_us(const struct machine *m, double bytes, int write);
  * when the ranks fit in one node, else min(that, network_GBps): every ring leaves a node once
  * each way, so together they get the node's network links. One rank: the latency. */
 double machine_collective_us(const struct machine *m, int world, double bytes);
-/* CPU AdamW over `params` parameters, 28 bytes each as cpu_adamw_GBps counts them, on `cores`
- * of the simulation's `cpu_workers` CPU workers (all nodes'): each node's rate shared evenly by
- * its workers, since simulated cores share no memory bandwidth. */
-double machine_adamw_us(const struct machine *m, double params, int cores, int cpu_workers);
+/* CPU AdamW over `params` parameters, 28 bytes each as the rates count them, on `cores` cores
+ * while `busy` cores of the machine (these included) run AdamW: each core at most at
+ * cpu_adamw_core_GBps, and a node's busy cores together at most at cpu_adamw_GBps (its memory
+ * bandwidth), shared evenly, the busy cores being spread evenly over the nodes. */
+double machine_adamw_us(const struct machine *m, double params, int cores, int busy);
 /* A memory-bound pass that reads and writes `bytes` in all (the start-up casts of master weights
  * to compute copies): on a GPU at its memory bandwidth, on `cores` CPU cores at their share of
  * the node's AdamW rate (the same kind of streaming pass). */

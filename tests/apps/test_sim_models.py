@@ -194,6 +194,19 @@ def main():
     rc, out = run("--models", inst, "install", os.path.join(w, "nothing"))
     check(rc == 2 and len(out) == 1, f"install of a missing folder: exit 2, one line: {out}")
 
+    # the CPU AdamW rate from an AdamW history: CPU entries of >= 1 MB and >= 10 samples only
+    open(os.path.join(d45, "gpt50b_adamw.h100-x1"), "w").write(model(
+        comb(0, 1, ["0000aaaa\t134217728\t1.200000e+08\t2.800000e+04\t1.0e+00\t2.8e+05\t7.84e+10\t10",
+                    "0000bbbb\t134217728\t1.200000e+08\t1.400000e+04\t1.0e+00\t4.2e+05\t5.88e+09\t30",
+                    "0000cccc\t131072\t1.200000e+05\t1.000000e+00\t1.0e+00\t1.0e+02\t1.0e+02\t100",
+                    "0000dddd\t134217728\t1.200000e+08\t1.000000e+00\t1.0e+00\t9.0e+00\t9.0e+00\t9"]),
+        comb(1, 1, ["0000eeee\t134217728\t1.200000e+08\t1.000000e+00\t1.0e+00\t1.0e+01\t1.0e+01\t10"])))
+    rate = sim_models.adamw_cpu_rate(models, "h100-x1", 15)
+    # 1e7 parameters x 28 B: 10 tasks of 28 ms and 30 of 14 ms: 40 x 280 MB / (0.28 + 0.42) s per worker
+    check(rate is not None and close(rate[0], 40 * 280e6 / 0.70 / 1e9 * 15) and rate[1:] == (2, 40),
+          f"adamw_cpu_rate: the weighted per-worker rate of the large calibrated CPU entries x 15 workers: {rate}")
+    check(sim_models.adamw_cpu_rate(models, "h200-x1", 15) is None, "adamw_cpu_rate: None without a history")
+
     # StarPU reads the derived files
     prefix = os.environ.get("STARPU_SIM_PREFIX") or os.path.expanduser("~/.cache/gpt50b/starpu-1.4.10-simgrid")
     tool = os.path.join(prefix, "bin", "starpu_perfmodel_display")

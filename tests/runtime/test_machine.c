@@ -30,6 +30,7 @@ static const char *const good[][2] = {
     {"nvme_read_GBps", "{\"value\": 3.5, \"kind\": \"measured\", \"source\": \"x\"}"},
     {"nvme_write_GBps", "{\"value\": 2, \"kind\": \"measured\", \"source\": \"x\"}"},
     {"cpu_adamw_GBps", "{\"value\": 50, \"kind\": \"derived\", \"source\": \"x\"}"},
+    {"cpu_adamw_core_GBps", "{\"value\": 10, \"kind\": \"assumed\", \"source\": \"x\"}"},
     {"gpu_hbm_GBps", "{\"value\": 2000, \"kind\": \"vendor\", \"source\": \"x\"}"},
     {"collective_busbw_GBps", "{\"value\": null, \"kind\": \"measured\", \"source\": \"x\"}"},
 };
@@ -92,8 +93,8 @@ static void test_durations(void)
                machine_load(&h2, "h100-x2", machines, err, sizeof err) == 0 &&
                machine_load(&cori, "cori-v100-2x8", machines, err, sizeof err) == 0,
            "%s", err);
-    /* 3 GB in: 3e9 / 2450 bytes per us + the checksums at 7000; out: 3e9 / 2990 */
-    EXPECT_US(machine_swap_us(&h1, 3e9, 0), 3e9 / 2450 + 3e9 / 7000);
+    /* 3 GB in: 3e9 / 2450 bytes per us; out: 3e9 / 2990 (no checksum time: it overlaps) */
+    EXPECT_US(machine_swap_us(&h1, 3e9, 0), 3e9 / 2450);
     EXPECT_US(machine_swap_us(&h1, 3e9, 1), 3e9 / 2990);
     /* 1 GiB gathered over 2 H100s: 50 us + 1/2 x 2^30 / 270e3 = 2038.41 us (docs/simulation.md:
      * 1.99 ms measured without the latency) */
@@ -102,11 +103,15 @@ static void test_durations(void)
     EXPECT_US(machine_collective_us(&cori, 8, 1e9), 50 + 7.0 / 8 * 1e9 / 130e3);
     EXPECT_US(machine_collective_us(&cori, 16, 1e9), 50 + 15.0 / 16 * 1e9 / 40e3);
     EXPECT_US(machine_collective_us(&cori, 1, 1e9), 50); /* one rank: nothing moves */
-    /* 1e9 parameters x 28 bytes at 110.6 GB/s: one of 15 CPU workers gets 1/15 of it */
+    /* 1e9 parameters x 28 bytes at 110.6 GB/s: one core of 15 busy gets 1/15 of it, ... */
     EXPECT_US(machine_adamw_us(&h1, 1e9, 1, 15), 28e9 / (110.6e3 / 15));
     EXPECT_US(machine_adamw_us(&h1, 1e9, 15, 15), 28e9 / 110.6e3);
-    /* two Cori nodes, 64 CPU workers (2 x 40 cores less 16 GPU drivers): 32 per node */
+    /* ... one core alone its own 20.5 GB/s (the node's 110.6 would allow more) */
+    EXPECT_US(machine_adamw_us(&h1, 1e9, 1, 1), 28e9 / 20.5e3);
+    EXPECT_US(machine_adamw_us(&h1, 1e9, 2, 1), 28e9 / 41e3); /* busy counts the task's own */
+    /* two Cori nodes, 64 busy cores (2 x 40 cores less 16 GPU drivers): 32 per node */
     EXPECT_US(machine_adamw_us(&cori, 1e9, 1, 64), 28e9 / (100e3 / 32));
+    EXPECT_US(machine_adamw_us(&cori, 1e9, 1, 4), 28e9 / 12e3);
 }
 
 int main(void)
@@ -179,7 +184,7 @@ int main(void)
     /* the file itself */
     EXPECT_ERROR("line 8, column 27: string or '}' expected near '}'", "ram_bytes",
                  "{\"value\": 1,}");
-    EXPECT_ERROR("line 16, column 31: duplicate object key near '\"nvme_bytes\"'",
+    EXPECT_ERROR("line 17, column 31: duplicate object key near '\"nvme_bytes\"'",
                  "nvme_bytes2\": 1, \"nvme_bytes", "2");
     char none[8192], want[MACHINE_ERR_SIZE + 8192];
     snprintf(none, sizeof none, "%s/none.json", dir);
