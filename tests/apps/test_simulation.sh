@@ -4,7 +4,13 @@
 # scripts/sim_configs.txt's calibrated configurations, twice: each run must exit 0, log the
 # simulation's banner, write 4 metrics lines with a positive elapsed_ms and end with
 #     simulated h100-x1: X ms per iteration (median of iterations 2-4)
-# and the second run must give the first one's elapsed_ms exactly (a simulation is deterministic).
+# and the second run must give the first one's elapsed_ms exactly (a simulation is deterministic);
+# that prediction must lie within 15% of the median the GPU host measured for the same
+# configuration in the calibration call of the committed models (sim/models/h100-x1.json), so
+# models or code that drift from the measurement fail here. Then a shape no calibration run had
+# (6 layers instead of 12, so the gradient-norm and zero-fill tasks' footprints are new) must
+# simulate too, through the nearest calibrated shapes (codelets/machine_cost.c), and take less
+# time than the 12 layers and more than half of it.
 # Exits 77 when the models folder (sim/models, or GPT50B_SIM_MODELS) has no h100-x1 codelet
 # models: they are calibrated on the GPU host (sim/models/README.md).
 #
@@ -58,6 +64,31 @@ if cmp -s <(python3 -c 'import json,sys; [print(json.loads(l)["elapsed_ms"]) for
 	echo "ok - the two runs' elapsed_ms are identical"
 else
 	fail "the two runs' elapsed_ms differ: $(paste "$W/m1.jsonl" "$W/m2.jsonl" | head -4)"
+fi
+predicted=$(python3 -c 'import json,sys; r=[json.loads(l)["elapsed_ms"] for l in open(sys.argv[1])][1:]; r.sort(); print(r[len(r)//2])' "$W/m1.jsonl" 2>/dev/null)
+check=$(python3 - "$models/h100-x1.json" "$predicted" <<'PY'
+import json, sys
+doc = json.load(open(sys.argv[1]))
+cal = doc.get("calibration", doc)
+measured = cal["configs"]["gpt2-124m"]["median_ms"]
+predicted = float(sys.argv[2])
+err = (predicted - measured) / measured
+print(f"{'ok' if abs(err) <= 0.15 else 'FAIL'} predicted {predicted:.1f} ms, measured {measured:.1f} ms "
+      f"on {cal.get('card', '?')} ({err * 100:+.1f}%, tolerance 15%)")
+PY
+)
+case $check in
+ok*) echo "ok - gpt2-124m: $check" ;;
+*) fail "gpt2-124m against the GPU host: ${check:-no prediction or no measurement}" ;;
+esac
+out=$("$TOP/scripts/simulate.sh" h100-x1 --preset gpt2-124m --num-layers 6 --train-iters 5 \
+	--data-path "$TOP/data/brown.bin" --metrics "$W/m6.jsonl" 2>&1)
+rc=$?
+six=$(python3 -c 'import json,sys; r=[json.loads(l)["elapsed_ms"] for l in open(sys.argv[1])][1:]; r.sort(); print(r[len(r)//2])' "$W/m6.jsonl" 2>/dev/null)
+if [ "$rc" -eq 0 ] && [ -n "$six" ] && python3 -c "import sys; s, t = map(float, sys.argv[1:]); sys.exit(not (t / 2 < s < t))" "$six" "$predicted"; then
+	echo "ok - 6 layers (an uncalibrated shape): $six ms, between half of and the 12 layers' $predicted ms"
+else
+	fail "6 layers: exit $rc, $six ms against the 12 layers' $predicted ms: $(printf '%s\n' "$out" | tail -n 3)"
 fi
 [ "$failures" -eq 0 ] || { echo "test_simulation: $failures failures"; exit 1; }
 echo "test_simulation: ok"
