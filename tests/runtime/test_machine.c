@@ -103,12 +103,12 @@ static void test_durations(void)
     EXPECT_US(machine_collective_us(&cori, 8, 1e9), 50 + 7.0 / 8 * 1e9 / 130e3);
     EXPECT_US(machine_collective_us(&cori, 16, 1e9), 50 + 15.0 / 16 * 1e9 / 40e3);
     EXPECT_US(machine_collective_us(&cori, 1, 1e9), 50); /* one rank: nothing moves */
-    /* 1e9 parameters x 28 bytes at 110.6 GB/s: one core of 15 busy gets 1/15 of it, ... */
-    EXPECT_US(machine_adamw_us(&h1, 1e9, 1, 15), 28e9 / (110.6e3 / 15));
-    EXPECT_US(machine_adamw_us(&h1, 1e9, 15, 15), 28e9 / 110.6e3);
-    /* ... one core alone its own 20.5 GB/s (the node's 110.6 would allow more) */
-    EXPECT_US(machine_adamw_us(&h1, 1e9, 1, 1), 28e9 / 20.5e3);
-    EXPECT_US(machine_adamw_us(&h1, 1e9, 2, 1), 28e9 / 41e3); /* busy counts the task's own */
+    /* 1e9 parameters x 28 bytes at 146.7 GB/s: one core of 15 busy gets 1/15 of it, ... */
+    EXPECT_US(machine_adamw_us(&h1, 1e9, 1, 15), 28e9 / (146.7e3 / 15));
+    EXPECT_US(machine_adamw_us(&h1, 1e9, 15, 15), 28e9 / 146.7e3);
+    /* ... one core alone its own 29.15 GB/s (the node's 146.7 would allow more) */
+    EXPECT_US(machine_adamw_us(&h1, 1e9, 1, 1), 28e9 / 29.15e3);
+    EXPECT_US(machine_adamw_us(&h1, 1e9, 2, 1), 28e9 / 58.3e3); /* busy counts the task's own */
     /* two Cori nodes, 64 busy cores (2 x 40 cores less 16 GPU drivers): 32 per node */
     EXPECT_US(machine_adamw_us(&cori, 1e9, 1, 64), 28e9 / (100e3 / 32));
     EXPECT_US(machine_adamw_us(&cori, 1e9, 1, 4), 28e9 / 12e3);
@@ -127,7 +127,7 @@ int main(void)
     EXPECT(strcmp(m.name, "h100-x1") == 0 && machine_gpus(&m) == 1 && m.cpu_cores == 16 &&
                m.gpu_memory_bytes == 85520809984 && m.ram_bytes == 134217728000 &&
                m.ram_available_bytes == m.ram_bytes && m.nvme_bytes == 68719476736 &&
-               m.nvme_read_GBps == 2.45 && m.nvme_write_GBps == 2.99 && m.cpu_adamw_GBps == 110.6 &&
+               m.nvme_read_GBps == 2.45 && m.nvme_write_GBps == 2.99 && m.cpu_adamw_GBps == 146.7 && m.cpu_adamw_core_GBps == 29.15 &&
                m.collective_busbw_GBps == 0 && strcmp(m.gpu_model, "NVIDIA H100 80GB HBM3") == 0,
            "h100-x1 read as %s %d GPUs", m.name, machine_gpus(&m));
     EXPECT(machine_load(&m, "h100-x2", machines, err, sizeof err) == 0, "%s", err);
