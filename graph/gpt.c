@@ -499,6 +499,28 @@ static void zero_grads(struct rank *k, int first, int count, int micro, int prio
     if (micro == 0) zero_all_insert(&k->gfull[first], count, prio);
 }
 
+/* The zero fills that start layer l's backward, as one task where there were five: rank k's
+ * gradients of the layer's tensors on the first micro-batch of a step (zero_grads), and the
+ * activation gradients that the layer's backward tasks add to (every micro-batch). The layer's
+ * first task waits for the gradients' zero fill anyway; the activation gradients' is cleared
+ * with it instead of in four tasks of a few microseconds each between the GEMMs. */
+static void zero_layer_backward(struct rank *k, int l, int micro, int fused, int prio)
+{
+    struct tensor *ts[LP_COUNT + 6];
+    int n = 0, first = model_layer_tensor(l, 0);
+    for (int i = 0; micro == 0 && i < LP_COUNT; i++)
+        ts[n++] = k->gfull[first + i];
+    if (!fused) {
+        ts[n++] = &k->dfch_gelu;
+        ts[n++] = &k->dfch;
+    }
+    ts[n++] = &k->dln2;
+    ts[n++] = &k->datty;
+    ts[n++] = &k->dqkv;
+    ts[n++] = &k->dln1;
+    zero_all_insert(ts, n, prio);
+}
+
 static void block_backward(struct gpt *m, struct rank *k, int l, int prio, int micro)
 {
     const struct gpt_config *c = &m->tab.cfg;
@@ -509,13 +531,13 @@ static void block_backward(struct gpt *m, struct rank *k, int l, int prio, int m
 #define G(p) (k->gfull[model_layer_tensor(l, p)])
     /* The last block's activations are still in the shared set from the forward. */
     if (m->opt.checkpointing && l != c->L - 1) block_forward_to_gelu(m, k, l, 1, 1, prio);
-    zero_grads(k, model_layer_tensor(l, 0), LP_COUNT, micro, prio);
+    int fused = mlp_fused(k, l);
+    zero_layer_backward(k, l, micro, fused, prio);
     /* dresidual holds d(block output); each LayerNorm backward adds its share to it in place,
      * which is the residual connections' backward. */
     /* the layer below's parameters move in while this layer's backward runs (after the first
      * task of the MLP's backward: the next writer of its output is that layer, which needs them
      * anyway) */
-    int fused = mlp_fused(k, l);
     if (fused) {
         /* dfch, overwritten, and the FC layer's bias gradient too */
         matmul_backward_dgelu_insert(&k->dfch, G(LP_FCPROJ_W), G(LP_FCPROJ_B), G(LP_FC_B),
@@ -523,25 +545,19 @@ static void block_backward(struct gpt *m, struct rank *k, int l, int prio, int m
                                      C, prio);
         prefetch_layer(m, k, l - 1, &k->dfch, 1);
     } else {
-        zero_insert(&k->dfch_gelu, prio);
         matmul_backward_insert(&k->dfch_gelu, G(LP_FCPROJ_W), G(LP_FCPROJ_B), &k->dresidual,
                                &a->fch_gelu, W(LP_FCPROJ_W), N, 4 * C, C, &k->dacc4, prio);
         prefetch_layer(m, k, l - 1, &k->dfch_gelu, 1);
-        zero_insert(&k->dfch, prio);
         gelu_backward_insert(&k->dfch, &a->fch, &k->dfch_gelu, prio);
     }
-    zero_insert(&k->dln2, prio);
     matmul_backward_insert(&k->dln2, G(LP_FC_W), fused ? NULL : G(LP_FC_B), &k->dfch, &a->ln2,
                            W(LP_FC_W), N, C, 4 * C, &k->dacc, prio);
     layernorm_backward_insert(&k->dresidual, G(LP_LN2_W), G(LP_LN2_B), &k->dln2, &a->res2,
                               W(LP_LN2_W), &a->ln2_mean, &a->ln2_rstd, N, C, prio);
-    zero_insert(&k->datty, prio);
     matmul_backward_insert(&k->datty, G(LP_PROJ_W), G(LP_PROJ_B), &k->dresidual, &a->atty,
                            W(LP_PROJ_W), N, C, C, &k->dacc, prio);
-    zero_insert(&k->dqkv, prio);
     attention_backward_insert(&k->dqkv, &k->datty, &a->qkv, &a->atty, &a->att_stats, B, T, C, c->NH,
                               prio);
-    zero_insert(&k->dln1, prio);
     matmul_backward_insert(&k->dln1, G(LP_QKV_W), G(LP_QKV_B), &k->dqkv, &a->ln1, W(LP_QKV_W), N, C,
                            3 * C, &k->dacc, prio);
     layernorm_backward_insert(&k->dresidual, G(LP_LN1_W), G(LP_LN1_B), &k->dln1, x, W(LP_LN1_W),

@@ -15,8 +15,9 @@
 #        STARPU_HOSTNAME=the machine's name  STARPU_PERF_MODEL_HOMOGENEOUS_CUDA=1
 #        STARPU_NCUDA=nodes x GPUs per node  STARPU_SILENT=1 (0 shows StarPU's warnings)
 #        STARPU_HOME=that folder (StarPU writes nothing under ~/.starpu)
-#        STARPU_MALLOC_SIMULATION_FOLD=16    (MiB: folded host buffers of up to a terabyte stay
-#                                             under vm.max_map_count's 65530 mappings)
+#        STARPU_MALLOC_SIMULATION_FOLD=256   (MiB: folded host buffers of up to 16 TB stay under
+#                                             vm.max_map_count's 65530 mappings; the seed's 16
+#                                             ranks in one process fold more than 1 TB)
 #   3. runs build-sim/apps/gpt50b --machine MACHINE --log=xbt_cfg.thres:warning FLAGS... (and
 #      --metrics FILE when FLAGS has none), its output passed through.
 # Tracing: --trace FIRST:LAST (or STARPU_FXT_TRACE=1) records the simulated run in
@@ -127,7 +128,7 @@ export STARPU_PERF_MODEL_DIR=$dir STARPU_HOSTNAME=$host
 export STARPU_PERF_MODEL_HOMOGENEOUS_CUDA=${STARPU_PERF_MODEL_HOMOGENEOUS_CUDA:-1}
 export STARPU_NCUDA=${STARPU_NCUDA:-$ngpu} STARPU_SILENT=${STARPU_SILENT:-1}
 export STARPU_HOME=${STARPU_HOME:-$work}
-export STARPU_MALLOC_SIMULATION_FOLD=${STARPU_MALLOC_SIMULATION_FOLD:-16}
+export STARPU_MALLOC_SIMULATION_FOLD=${STARPU_MALLOC_SIMULATION_FOLD:-256}
 
 extra=()
 before=0
