@@ -10,7 +10,9 @@
 # models or code that drift from the measurement fail here. Then a shape no calibration run had
 # (6 layers instead of 12, so the gradient-norm and zero-fill tasks' footprints are new) must
 # simulate too, through the nearest calibrated shapes (codelets/machine_cost.c), and take less
-# time than the 12 layers and more than half of it.
+# time than the 12 layers and more than half of it. Last, scripts/sim_sweep.py over gpt2-124m with
+# its optimizer state on NVMe: the slower disk must give the slower iteration, each scheduler
+# point must run, the JSON must hold every point, and a bad --iters must be one line, exit 2.
 # Exits 77 when the models folder (sim/models, or GPT50B_SIM_MODELS) has no h100-x1 codelet
 # models: they are calibrated on the GPU host (sim/models/README.md).
 #
@@ -89,6 +91,30 @@ if [ "$rc" -eq 0 ] && [ -n "$six" ] && python3 -c "import sys; s, t = map(float,
 	echo "ok - 6 layers (an uncalibrated shape): $six ms, between half of and the 12 layers' $predicted ms"
 else
 	fail "6 layers: exit $rc, $six ms against the 12 layers' $predicted ms: $(printf '%s\n' "$out" | tail -n 3)"
+fi
+sweep_out=$(python3 "$TOP/scripts/sim_sweep.py" --machine h100-x1 --nvme 1,8 --scheds lws,dmdas --iters 3 \
+	--out "$W/sweep" -- --preset gpt2-124m --num-layers 2 --offload-optimizer nvme --nvme-path "$W/swap" \
+	--nvme-resident-fraction 0 --data-path "$TOP/data/brown.bin" 2>&1)
+rc=$?
+if [ "$rc" -eq 0 ] && python3 - "$W/sweep/sweep.json" <<'PY'; then
+import json, sys
+d = json.load(open(sys.argv[1]))
+n = {r["nvme_GBps"]: r for r in d["nvme"]}
+s = {r["sched"]: r for r in d["schedulers"]}
+assert set(n) == {1.0, 8.0} and set(s) == {"lws", "dmdas"}, d
+assert n[1.0]["median_ms"] > n[8.0]["median_ms"], n
+assert n[1.0]["nvme_read_GB"] > 0 and s["dmdas"]["scheduler"] == "dmdas", (n, s)
+PY
+	echo "ok - sim_sweep.py: the 1 GB/s disk is slower than the 8 GB/s one; lws and dmdas ran"
+else
+	fail "sim_sweep.py: exit $rc: $(printf '%s\n' "$sweep_out" | tail -n 8)"
+fi
+bad=$(python3 "$TOP/scripts/sim_sweep.py" --iters 2 -- --preset gpt2-124m 2>&1)
+rc=$?
+if [ "$rc" -eq 2 ] && [ "$(printf '%s\n' "$bad" | wc -l)" -eq 1 ]; then
+	echo "ok - sim_sweep.py --iters 2: exit 2, one line"
+else
+	fail "sim_sweep.py --iters 2: exit $rc: $bad"
 fi
 [ "$failures" -eq 0 ] || { echo "test_simulation: $failures failures"; exit 1; }
 echo "test_simulation: ok"
