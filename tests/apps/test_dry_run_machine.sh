@@ -89,7 +89,7 @@ if STARPU_LIMIT_CUDA_MEM=16384 plan "a machine file by path, under STARPU_LIMIT_
 fi
 
 # --- 4. user errors -----------------------------------------------------------------------------
-one_line "an unknown machine" "unknown machine h100-x9: no .*h100-x9\.json \(machines: cori-v100-2x8, h100-x1, h100-x2, h200-x1; or give a file's path\)" \
+one_line "an unknown machine" "unknown machine h100-x9: no .*h100-x9\.json \(machines: cori-v100-2x8, h100-2x8, h100-x1, h100-x2, h200-x1; or give a file's path\)" \
 	--dry-run --machine h100-x9
 printf '{"name": "broken",\n "nodes": {"value": 1,}}\n' >"$W/broken.json"
 one_line "invalid JSON" "machine file $W/broken.json: line 2, column 23: " --dry-run --machine "$W/broken.json"

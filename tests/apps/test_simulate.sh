@@ -78,7 +78,7 @@ chmod +x "$B/apps/gpt50b"
 export GPT50B_SIM_BUILD=$B GPT50B_SIM_MODELS=$W/models STUB_LOG=$W/stub
 
 one_line "no arguments" 2 "usage: scripts/simulate.sh MACHINE" "$SIM"
-one_line "unknown machine" 2 "unknown machine nope: choose one of cori-v100-2x8, h100-x1" "$SIM" nope --train-iters 3
+one_line "unknown machine" 2 "unknown machine nope: choose one of cori-v100-2x8, h100-2x8, h100-x1" "$SIM" nope --train-iters 3
 one_line "missing machine file" 2 "machine file $W/none.json not found" "$SIM" "$W/none.json"
 one_line "no build" 2 "no simulation build: $W/nowhere/apps/gpt50b is missing" env GPT50B_SIM_BUILD="$W/nowhere" "$SIM" h100-x1
 mkdir -p "$W/notsim/apps" "$W/notsim/meson-info"
@@ -106,7 +106,7 @@ else
 fi
 envs=$(cat "$W/stub.env")
 want=("STARPU_HOSTNAME=h100-x1" "STARPU_NCUDA=1" "STARPU_PERF_MODEL_HOMOGENEOUS_CUDA=1" "STARPU_SILENT=1"
-	"STARPU_MALLOC_SIMULATION_FOLD=16")
+	"STARPU_MALLOC_SIMULATION_FOLD=256")
 missing=()
 for v in "${want[@]}"; do grep -qx "$v" "$W/stub.env" || missing+=("$v"); done
 if [ ${#missing[@]} -eq 0 ] && grep -q '^STARPU_PERF_MODEL_DIR=' "$W/stub.env" &&

@@ -193,7 +193,7 @@ int main(void)
            "got: %s", err);
     EXPECT(machine_load(&m, "h100-x9", machines, err, sizeof err) == -1 &&
                strstr(err, "unknown machine h100-x9: no ") &&
-               strstr(err, "(machines: cori-v100-2x8, h100-x1, h100-x2, h200-x1; or give a "
+               strstr(err, "(machines: cori-v100-2x8, h100-2x8, h100-x1, h100-x2, h200-x1; or give a "
                            "file's path)"),
            "got: %s", err);
 
