@@ -94,7 +94,7 @@ def svg(nvme_rows, sched_rows, title):
     pw = (W - 3 * pad) / 2
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H + 40}" font-family="sans-serif" font-size="12">',
            f'<rect width="{W}" height="{H + 40}" fill="white"/>',
-           f'<text x="{W / 2}" y="20" text-anchor="middle" font-size="14">{title}</text>']
+           f'<text x="{W / 2}" y="20" text-anchor="middle" font-size="{14 if len(title) < 100 else 11}">{title}</text>']
     ok_n = [r for r in nvme_rows if "median_ms" in r]
     ok_s = [r for r in sched_rows if "median_ms" in r]
     ymax = max([r["median_ms"] for r in ok_n + ok_s] or [1]) * 1.1 / 1e3
