@@ -127,8 +127,9 @@ int main(void)
     EXPECT(strcmp(m.name, "h100-x1") == 0 && machine_gpus(&m) == 1 && m.cpu_cores == 16 &&
                m.gpu_memory_bytes == 85520809984 && m.ram_bytes == 134217728000 &&
                m.ram_available_bytes == m.ram_bytes && m.nvme_bytes == 68719476736 &&
-               m.nvme_read_GBps == 2.45 && m.nvme_write_GBps == 2.99 && m.cpu_adamw_GBps == 146.7 && m.cpu_adamw_core_GBps == 29.15 &&
-               m.collective_busbw_GBps == 0 && strcmp(m.gpu_model, "NVIDIA H100 80GB HBM3") == 0,
+               m.nvme_read_GBps == 2.45 && m.nvme_write_GBps == 2.99 && m.cpu_adamw_GBps == 146.7 &&
+               m.cpu_adamw_core_GBps == 29.15 && m.collective_busbw_GBps == 0 &&
+               strcmp(m.gpu_model, "NVIDIA H100 80GB HBM3") == 0,
            "h100-x1 read as %s %d GPUs", m.name, machine_gpus(&m));
     EXPECT(machine_load(&m, "h100-x2", machines, err, sizeof err) == 0, "%s", err);
     EXPECT(machine_gpus(&m) == 2 && m.collective_busbw_GBps == 270 &&
@@ -193,8 +194,9 @@ int main(void)
            "got: %s", err);
     EXPECT(machine_load(&m, "h100-x9", machines, err, sizeof err) == -1 &&
                strstr(err, "unknown machine h100-x9: no ") &&
-               strstr(err, "(machines: cori-v100-2x8, h100-2x8, h100-x1, h100-x2, h200-x1; or give a "
-                           "file's path)"),
+               strstr(err,
+                      "(machines: cori-v100-2x8, h100-2x8, h100-x1, h100-x2, h200-x1; or give a "
+                      "file's path)"),
            "got: %s", err);
 
     test_durations();
