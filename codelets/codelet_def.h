@@ -17,6 +17,14 @@
 #include <starpu_cublas_v2.h>
 #endif
 
+/* A codelet of op's functions with the given perf model (op_cl's and op_machine_cl's). */
+#define CODELET_STRUCT(op, perfmodel)                                                              \
+    {                                                                                              \
+        .cpu_funcs = {op##_cpu_func}, .cuda_funcs = {op##_cuda_timed},                             \
+        .cuda_flags = {STARPU_CUDA_ASYNC}, .type = STARPU_FORKJOIN, .max_parallelism = INT_MAX,    \
+        .nbuffers = STARPU_VARIABLE_NBUFFERS, .model = (perfmodel), .name = #op                    \
+    }
+
 #define CODELET_DEFINE(op)                                                                         \
     static void op##_cuda_timed(void *buffers[], void *cl_arg)                                     \
     {                                                                                              \
@@ -26,14 +34,7 @@
     }                                                                                              \
     static struct starpu_perfmodel op##_model = {.type = STARPU_HISTORY_BASED,                     \
                                                  .symbol = "gpt50b_" #op};                         \
-    static struct starpu_codelet op##_cl = {.cpu_funcs = {op##_cpu_func},                          \
-                                            .cuda_funcs = {op##_cuda_timed},                       \
-                                            .cuda_flags = {STARPU_CUDA_ASYNC},                     \
-                                            .type = STARPU_FORKJOIN,                               \
-                                            .max_parallelism = INT_MAX,                            \
-                                            .nbuffers = STARPU_VARIABLE_NBUFFERS,                  \
-                                            .model = &op##_model,                                  \
-                                            .name = #op};                                          \
+    static struct starpu_codelet op##_cl = CODELET_STRUCT(op, &op##_model);                        \
     static double op##_machine_cost(struct starpu_task *t, struct starpu_perfmodel_arch *arch,     \
                                     unsigned nimpl)                                                \
     {                                                                                              \
@@ -42,14 +43,7 @@
     static struct starpu_perfmodel op##_machine_model = {.type = STARPU_PER_ARCH,                  \
                                                          .arch_cost_function = op##_machine_cost,  \
                                                          .symbol = "gpt50b_" #op "_machine"};      \
-    static struct starpu_codelet op##_machine_cl = {.cpu_funcs = {op##_cpu_func},                  \
-                                                    .cuda_funcs = {op##_cuda_timed},               \
-                                                    .cuda_flags = {STARPU_CUDA_ASYNC},             \
-                                                    .type = STARPU_FORKJOIN,                       \
-                                                    .max_parallelism = INT_MAX,                    \
-                                                    .nbuffers = STARPU_VARIABLE_NBUFFERS,          \
-                                                    .model = &op##_machine_model,                  \
-                                                    .name = #op}
+    static struct starpu_codelet op##_machine_cl = CODELET_STRUCT(op, &op##_machine_model)
 
 /* The codelet a task of op runs: op_machine_cl in the simulation, op_cl otherwise. */
 #define CODELET(op) (rt_machine() ? &op##_machine_cl : &op##_cl)

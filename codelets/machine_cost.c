@@ -53,23 +53,25 @@ double codelet_machine_cost(struct starpu_perfmodel *history, struct starpu_task
                             struct starpu_perfmodel_arch *arch, unsigned nimpl)
 {
     read_history(history);
-    double bytes = task_bytes(t);
     struct starpu_perfmodel_per_arch *pa = history_of(history, arch, nimpl);
     if (pa && pa->list) {
         uint32_t fp = starpu_task_footprint(history, t, arch, nimpl);
+        for (struct starpu_perfmodel_history_list *l = pa->list; l; l = l->next)
+            if (l->entry->nsample && l->entry->footprint == fp) return l->entry->mean;
+        /* a shape no calibration run had: the nearest entry, scaled */
         const struct starpu_perfmodel_history_entry *near = NULL;
-        double by_flops = t->flops > 0, x = by_flops ? t->flops : bytes, dist = INFINITY;
+        int by_flops = t->flops > 0;
+        double x = by_flops ? t->flops : task_bytes(t), dist = INFINITY;
         for (struct starpu_perfmodel_history_list *l = pa->list; l; l = l->next) {
             const struct starpu_perfmodel_history_entry *e = l->entry;
-            if (e->nsample == 0) continue;
-            if (e->footprint == fp) return e->mean;
             double ex = by_flops ? e->flops : (double)e->size;
-            if (ex <= 0) continue;
+            if (e->nsample == 0 || ex <= 0) continue;
             double d = fabs(log(x / ex));
             if (d < dist) dist = d, near = e;
         }
         if (near) return near->mean * x / (by_flops ? near->flops : (double)near->size);
     }
-    return machine_stream_us(rt_machine(), bytes, arch->devices[0].type == STARPU_CUDA_WORKER,
-                             rt_task_cores(t, arch), rt_ncpu());
+    return machine_stream_us(rt_machine(), task_bytes(t),
+                             arch->devices[0].type == STARPU_CUDA_WORKER, rt_task_cores(t, arch),
+                             rt_ncpu());
 }

@@ -29,6 +29,8 @@ import time
 
 TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PROG = "sim_sweep.py"
+sys.path.insert(0, os.path.join(TOP, "scripts"))
+from sim_validate import median_after_first  # noqa: E402
 
 
 def fail(msg):
@@ -58,15 +60,15 @@ def run_point(label, machine, env, flags, iters, out):
                             env=dict(os.environ, **env), stdout=f, stderr=subprocess.STDOUT).returncode
     row = {"point": label, "env": env, "real_s": round(time.time() - t0, 1), "exit": rc}
     text = open(log, errors="replace").read()
-    rows = [json.loads(l) for l in open(metrics)] if os.path.exists(metrics) else []
-    if rc != 0 or len(rows) < 2:
+    med = median_after_first(metrics)
+    if rc != 0 or med is None:
         last = [l for l in text.splitlines() if l.strip()][-1:] or ["no output"]
         row["note"] = f"exit {rc}: {last[0][:200]}"
         return row
-    rest = rows[1:]
+    rows = [json.loads(l) for l in open(metrics) if l.strip()]
     row["iterations_ms"] = [r["elapsed_ms"] for r in rows]
-    row["median_ms"] = statistics.median(r["elapsed_ms"] for r in rest)
-    row["tflops_per_gpu"] = statistics.median(r["tflops"] for r in rest)
+    row["median_ms"] = med[0]
+    row["tflops_per_gpu"] = statistics.median(r["tflops"] for r in rows[1:])
     m = re.search(r"NVMe optimizer traffic: ([0-9.]+) GB read, ([0-9.]+) GB written per iteration", text)
     if m:
         row["nvme_read_GB"], row["nvme_written_GB"] = float(m.group(1)), float(m.group(2))
