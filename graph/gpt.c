@@ -645,6 +645,16 @@ void gpt_backward(struct gpt *m, float loss_scale, int micro, int micro_steps)
     if (m->W > 1) comm_all_reduce(m->opt.comm, sumsq, 1);
 }
 
+/* The priority of the resident AdamW of the group that starts at tensor i: the next forward
+ * reads the embeddings first, then layer 0, 1, ...: updates in that order (all below the
+ * compute's), so that the forward starts as soon as its first weights are stepped and the later
+ * layers' updates overlap it instead of all of them running first (issue 17, item 2). */
+static int update_prio(const struct gpt *m, int i)
+{
+    int l = model_tensor_layer(&m->tab, i);
+    return RT_PRIO_LOW - (l < 0 ? (i < model_lnf(&m->tab) ? 0 : m->tab.cfg.L + 1) : l + 1);
+}
+
 void gpt_update(struct gpt *m, const struct adamw_hparams *hp)
 {
     enum rt_where where = state_optim_where(m->state);
@@ -670,7 +680,8 @@ void gpt_update(struct gpt *m, const struct adamw_hparams *hp)
                                               m->tab.params[j].decay ? hp->weight_decay : 0};
             }
             rt_set_worker(m->ranks[r].worker);
-            adamw_group_insert(g, n, with_norm ? &m->ranks[r].sumsq : NULL, hp, RT_PRIO_LOW, where);
+            adamw_group_insert(g, n, with_norm ? &m->ranks[r].sumsq : NULL, hp, update_prio(m, i),
+                               where);
         }
         rt_set_worker(-1);
         /* each swapped tensor and rank's shard: swap-in, AdamW, swap-out through one of the

@@ -32,6 +32,19 @@ void host_free(void *p, size_t bytes)
     munmap(p, bytes);
 }
 
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23 /* Linux 5.14 */
+#endif
+
+void host_touch(void *p, size_t bytes)
+{
+    if (madvise(p, bytes, MADV_POPULATE_WRITE) == 0) return;
+    /* older kernels: write each page's first byte, which zero pages already hold */
+    volatile char *c = p;
+    for (size_t off = 0; off < bytes; off += 4096)
+        c[off] = c[off];
+}
+
 void host_started(void) {}
 
 void rt_cpu_worker_nodes(char *buf, size_t len)

@@ -17,6 +17,10 @@
  * cannot be had. O(1): nothing is touched. */
 void *host_alloc(size_t bytes);
 void host_free(void *p, size_t bytes);
+/* Faults in [p, p + bytes) of a host_alloc'd buffer for writing, its contents unchanged (zero
+ * pages stay zero), so that the first task to write it pays no page faults. Page-aligned p.
+ * Nothing in the simulation (its buffers are folded). */
+void host_touch(void *p, size_t bytes);
 
 /* After starpu_initialize: the flags of the RAM copies StarPU allocates itself (tensors without
  * a host copy, when it evicts or gathers them there). */

@@ -28,6 +28,12 @@ void host_free(void *p, size_t bytes)
     starpu_free_flags(p, bytes, STARPU_MALLOC_SIMULATION_FOLDED);
 }
 
+void host_touch(void *p, size_t bytes)
+{
+    (void)p;
+    (void)bytes;
+}
+
 /* StarPU's own default (pinned, counted), folded: the simulated pinning still costs its
  * simulated time, the memory is not had. */
 void host_started(void)

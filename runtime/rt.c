@@ -411,6 +411,13 @@ void tensor_init(struct tensor *t, const char *name, enum tensor_type type, size
     starpu_data_set_name(t->handle, t->name);
 }
 
+void tensor_touch_host(struct tensor *t, size_t first, size_t bytes)
+{
+    if (t->host_kind != TENSOR_HOST_PAGEABLE || !t->host || first >= tensor_bytes(t)) return;
+    if (bytes > tensor_bytes(t) - first) bytes = tensor_bytes(t) - first;
+    host_touch((char *)t->host + first, bytes);
+}
+
 int tensor_compute_tiles(const struct tensor *t)
 {
     return t->compute_tiles ? t->ntiles : 0;
@@ -588,6 +595,8 @@ void rt_submit(struct starpu_codelet *cl, const char *name, const struct rt_buf 
     uint32_t mask =
         where == RT_WHERE_COMPUTE && device == RT_DEVICE_CUDA ? STARPU_CUDA : STARPU_CPU;
     int worker = where == RT_WHERE_COMPUTE ? exec_worker : -1; /* -1: StarPU chooses */
+    /* below RT_PRIO_LOW (rt.h): the schedulers whose range stops at 0 (heteroprio) take 0 */
+    if (prio < starpu_sched_get_min_priority()) prio = starpu_sched_get_min_priority();
     int ret =
         starpu_task_insert(cl, STARPU_DATA_MODE_ARRAY, descr, k, STARPU_CL_ARGS, arg_copy,
                            args_size, STARPU_PRIORITY, prio, STARPU_NAME, name, STARPU_FLOPS, flops,

@@ -137,6 +137,11 @@ struct host_pool_info rt_pool_info(void);
 void tensor_init(struct tensor *t, const char *name, enum tensor_type type, size_t n,
                  enum tensor_host host);
 void tensor_free(struct tensor *t);
+/* Faults in bytes [first, first + bytes) of t's pageable host copy (first a multiple of 4096),
+ * its contents unchanged, so that the tasks that first write it pay no page faults; callable
+ * from any thread, before any task uses t. Nothing for other copies (the pinned pool is touched
+ * when made) and in the simulation. */
+void tensor_touch_host(struct tensor *t, size_t first, size_t bytes);
 /* Splits t into ntiles tensors of whole rows (`row` elements each); tile i holds rows
  * [i*rows/ntiles, (i+1)*rows/ntiles) and its `offset` says where it starts. The tiles are
  * separate data (StarPU's asynchronous partitioning): a task on a tile moves only that tile to
@@ -185,7 +190,8 @@ struct rt_buf {
     enum rt_mode mode;
 };
 
-/* Task priorities: the critical path first. */
+/* Task priorities: the critical path first. Below RT_PRIO_LOW, any integer orders low tasks
+ * among themselves (rt_submit raises it to the scheduler's minimum where that is higher). */
 enum rt_prio {
     RT_PRIO_LOW = 0,
     RT_PRIO_NORMAL = 1,

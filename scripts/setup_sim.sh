@@ -17,7 +17,10 @@
 # many simulated GPUs as the machine has (up to 16, as the CUDA build), so one collective task
 # holds 2 buffers per simulated GPU and a token: 33 for the seed's 16 GPUs, hence 64 task buffers
 # (STARPU_NMAXBUFS; setup.sh's 32 allow 15 local ranks, runtime/comm.h's COMM_MAX_LOCAL).
-# Simulation forces the blocking drivers that setup.sh asks for.
+# Simulation forces the blocking drivers that setup.sh asks for. scripts/patches/starpu-*-simgrid-*
+# are applied to the source (each says why; the progress patch makes a simulated task about 5
+# times cheaper in real time) and listed in $prefix/share/gpt50b-patches, which a build must hold
+# to be used.
 #
 # Environment: GPT50B_CACHE (default ~/.cache/gpt50b), STARPU_TARBALL, STARPU_SIM_PREFIX (use or
 # build StarPU there; default $GPT50B_CACHE/starpu-1.4.10-simgrid). Idempotent: a second run finds
@@ -27,6 +30,7 @@ set -euo pipefail
 cache=${GPT50B_CACHE:-$HOME/.cache/gpt50b}
 starpu_version=1.4.10
 prefix=${STARPU_SIM_PREFIX:-$cache/starpu-$starpu_version-simgrid}
+patch_dir=$(cd "$(dirname "$0")" && pwd)/patches
 mkdir -p "$cache"
 
 say() { printf 'setup_sim: %s\n' "$*"; }
@@ -48,7 +52,7 @@ fi
 # libsimgrid-dev: SimGrid 3.32 (Debian 12), which StarPU 1.4.10 supports (3.18 to 3.36 tested
 # upstream); dpkg-dev: apt-get source; libfxt-dev: traces of simulated runs in virtual time. No
 # hwloc: StarPU's configure turns it off in simulation mode (CPUs come from the platform file).
-packages=(build-essential pkg-config dpkg-dev libfxt-dev libsimgrid-dev xz-utils)
+packages=(build-essential pkg-config dpkg-dev libfxt-dev libsimgrid-dev patch xz-utils)
 missing=()
 for p in "${packages[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -72,12 +76,23 @@ starpu_sim_suitable() {
 		grep -qs '#define STARPU_USE_FXT 1' "$conf" &&
 		! grep -qs '#define STARPU_USE_CUDA 1' "$conf" &&
 		grep -qs '#define STARPU_MAXCUDADEVS 16' "$conf" &&
-		grep -qs '#define STARPU_NMAXBUFS 64' "$conf"
+		grep -qs '#define STARPU_NMAXBUFS 64' "$conf" &&
+		diff -q <(patches_wanted) "$prefix/share/gpt50b-patches" >/dev/null 2>&1
+}
+patches_wanted() {
+	local p
+	for p in "$patch_dir"/starpu-"$starpu_version"-simgrid-*.patch; do
+		[ -f "$p" ] && basename "$p"
+	done
+	return 0
 }
 
 build_starpu_sim() {
 	local work=$prefix.build src
 	src=$(starpu_unpack "$work")
+	for p in $(patches_wanted); do
+		patch -p1 -s -d "$src" <"$patch_dir/$p" >"$work/patch.log" 2>&1 || die "patch $p failed: see $work/patch.log"
+	done
 	say "building StarPU $starpu_version with SimGrid $(pkg-config --modversion simgrid) into $prefix (a few minutes)"
 	(cd "$src" && nice ./configure --prefix="$prefix" --enable-simgrid --disable-cuda --enable-maxcudadev=16 \
 		--with-fxt --disable-mpi --enable-maxcpus=256 --enable-maxbuffers=64 \
@@ -86,6 +101,8 @@ build_starpu_sim() {
 		>"$work/configure.log" 2>&1) || die "StarPU configure failed: see $work/configure.log"
 	(cd "$src" && nice make -j"$(nproc)" >"$work/make.log" 2>&1 && make install >>"$work/make.log" 2>&1) ||
 		die "StarPU build failed: see $work/make.log"
+	mkdir -p "$prefix/share"
+	patches_wanted >"$prefix/share/gpt50b-patches"
 	rm -rf "$src"
 }
 
@@ -94,7 +111,7 @@ if starpu_sim_suitable; then
 else
 	start=$(date +%s)
 	build_starpu_sim
-	starpu_sim_suitable || die "StarPU at $prefix is not a SimGrid build with FxT, 16 simulated GPUs and 64 task buffers: see $prefix.build/configure.log"
+	starpu_sim_suitable || die "StarPU at $prefix is not a SimGrid build with FxT, 16 simulated GPUs, 64 task buffers and scripts/patches applied: see $prefix.build/configure.log"
 	say "built StarPU with SimGrid in $(($(date +%s) - start)) s"
 fi
 say "ready: PKG_CONFIG_PATH=$prefix/lib/pkgconfig (starpu-1.4, simulation mode)"

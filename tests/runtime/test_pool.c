@@ -1,14 +1,54 @@
 /* test_pool.c: the pinned host pool: pieces are AIO_ALIGN-aligned, zeroed, disjoint and counted;
  * a request past the capacity gets NULL; TENSOR_HOST_PINNED tensors come out of the run's pool
  * and leave it with rt_pool_release. On a machine without a GPU the pool is neither pinned nor
- * bound to a NUMA node, which the info says. */
+ * bound to a NUMA node, which the info says. A pageable tensor's host copy has no page in RAM
+ * until tensor_touch_host faults in the range asked (mincore says), and reads zero after. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "aio.h"
 #include "rt.h"
 #include "../test_expect.h"
+
+/* Pages of [p, p + bytes) resident in RAM. */
+static size_t resident_pages(const void *p, size_t bytes)
+{
+    size_t page = (size_t)sysconf(_SC_PAGESIZE), n = (bytes + page - 1) / page, in = 0;
+    unsigned char *vec = malloc(n);
+    EXPECT(vec && mincore((void *)p, bytes, vec) == 0, "mincore");
+    for (size_t i = 0; vec && i < n; i++)
+        in += vec[i] & 1;
+    free(vec);
+    return in;
+}
+
+/* tensor_touch_host on a pageable tensor of 16 MiB: nothing resident before, exactly the range
+ * asked after (rounded to pages), zeros. */
+static void check_touch(void)
+{
+    size_t page = (size_t)sysconf(_SC_PAGESIZE), n = (size_t)4 << 20, bytes = n * sizeof(float);
+    struct tensor t;
+    tensor_init(&t, "touched", TENSOR_TYPE_FP32, n, TENSOR_HOST_PAGEABLE);
+    EXPECT(resident_pages(t.host, bytes) == 0, "a fresh pageable copy has %zu pages in RAM",
+           resident_pages(t.host, bytes));
+    tensor_touch_host(&t, (size_t)1 << 20, (size_t)2 << 20);
+    size_t first = ((size_t)1 << 20) / page, count = ((size_t)2 << 20) / page;
+    EXPECT(resident_pages((char *)t.host + (first * page), count * page) == count,
+           "touched range: %zu of %zu pages in RAM",
+           resident_pages((char *)t.host + (first * page), count * page), count);
+    tensor_touch_host(&t, 0, bytes + 12345); /* clipped at the end */
+    EXPECT(resident_pages(t.host, bytes) == bytes / page, "whole copy: %zu of %zu pages in RAM",
+           resident_pages(t.host, bytes), bytes / page);
+    const float *f = t.host;
+    int zero = 1;
+    for (size_t i = 0; i < n; i += 1021)
+        zero &= f[i] == 0;
+    EXPECT(zero && f[n - 1] == 0, "a touched copy reads zero");
+    tensor_free(&t);
+}
 
 int main(void)
 {
@@ -47,6 +87,7 @@ int main(void)
     tensor_free(&u);
     rt_pool_release();
     EXPECT(rt_pool_info().capacity == 0, "the pool is gone after rt_pool_release");
+    check_touch();
     rt_shutdown();
     return test_finish("test_pool");
 }
