@@ -29,7 +29,8 @@
 #   trace     the cpu mode for 3 iterations, the third traced by FxT into OUTDIR/fxt (a separate
 #             run: the trace window waits for all tasks at both ends, which would skew the timing)
 #   nvtrace   the nvme mode for 3 iterations, the third traced into OUTDIR/fxt
-# Extra gpt50b flags come from GPT50B_FLAGS. StarPU's bus statistics (STARPU_BUS_STATS=1) end each
+# DTYPE (fp16, default, or bf16) is gpt50b's precision (fsdp2 always computes in bf16). Extra
+# gpt50b flags come from GPT50B_FLAGS. StarPU's bus statistics (STARPU_BUS_STATS=1) end each
 # gpt50b log. Each mode leaves OUTDIR/MODE.log (and .jsonl); a table and OUTDIR/bench_offload.json
 # close. The table puts each run next to its bound, the slowest resource at the rates `ceilings`
 # and `disk` measured in the same call: compute (the run's FLOPs at the GEMM rate), PCIe (its
@@ -50,7 +51,7 @@ export STARPU_LIMIT_CUDA_MEM=${STARPU_LIMIT_CUDA_MEM:-16384} STARPU_BUS_STATS=${
 # the loss rises, in PyTorch from the same weights as in gpt50b (docs/results.md, "The first
 # steps at width 8192"); from 1.5e-7, 3e-7, ... it falls. Speed does not depend on it.
 shape=(--hidden-size 8192 --num-attention-heads 32 --seq-length 1024 --max-position-embeddings 1024
-	--micro-batch-size 4 --fp16 --checkpoint-activations --eval-iters 0 --log-interval 1
+	--micro-batch-size 4 "--${DTYPE:-fp16}" --checkpoint-activations --eval-iters 0 --log-interval 1
 	--lr 1.5e-4 --min-lr 1e-5 --lr-warmup-iters 1000 --data-path "$top/data/brown.bin")
 # shellcheck disable=SC2206
 extra=(${GPT50B_FLAGS:-})
