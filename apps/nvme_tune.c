@@ -10,8 +10,12 @@
  * Every 4 KiB page carries a stamp of the configuration that wrote it, checked after each read,
  * so a configuration that loses data is reported, not ranked. The best configuration is the one
  * that moves --size bytes out and back in the least time, the optimizer step's pattern (reads
- * and writes of equal volume, not overlapped). The default sweep (24 runs of 1 GiB each way)
- * takes under a minute at 1 GB/s; the file is removed at the end, and on SIGINT or SIGTERM. */
+ * and writes of equal volume, not overlapped). Then, at the best configuration, the mixed run:
+ * the file written whole, then a write of its first half and a read of its second half queued on
+ * one engine at once, as the swap-out of one tensor and the swap-in of the next are: "mixed"
+ * GB/s counts the bytes of both over the time to the later's end (the simulation's
+ * nvme_mixed_GBps). The default sweep (24 runs of 1 GiB each way) takes under a minute at 1 GB/s;
+ * the file is removed at the end, and on SIGINT or SIGTERM. */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -151,6 +155,45 @@ static struct result measure(const char *dir, const char *path, void *buf, size_
     return r;
 }
 
+/* The mixed run at one configuration (the header's): GB/s of the read and the write together, or
+ * 0 when the half read back lacks the stamps written before it. */
+static double measure_mixed(const char *path, void *buf, size_t size, const struct result *best,
+                            uint64_t run)
+{
+    char err[AIO_ERR_SIZE];
+    struct aio_config cfg = {best->block_size, best->queue_depth, best->threads, false, true};
+    struct aio_engine *e = aio_engine_create(&cfg, err, sizeof err);
+    if (!e) user_fail("%s", err);
+    struct aio_file *f = aio_file_open(e, path, O_RDWR, 0, err, sizeof err);
+    if (!f) user_fail("%s", err);
+    size_t half = size / 2 / AIO_ALIGN * AIO_ALIGN;
+    char *lo = buf, *hi = (char *)buf + half;
+    stamp(buf, size, run, false);
+    if (aio_pwrite(e, f, buf, size, 0, err, sizeof err) < 0 || aio_file_sync(f) < 0)
+        user_fail("%s", err);
+    stamp((uint64_t *)lo, half, run + 1, false);
+    stamp((uint64_t *)hi, half, UINT32_MAX, false);
+    double t0 = timer_now_s();
+    struct aio_request *w = aio_submit_write(e, f, lo, half, 0);
+    struct aio_request *r = aio_submit_read(e, f, hi, half, (off_t)half);
+    if (aio_wait(w, err, sizeof err) < 0 || aio_file_sync(f) < 0 ||
+        aio_wait(r, err, sizeof err) < 0)
+        user_fail("%s", err);
+    double t1 = timer_now_s();
+    /* the second half's pages are numbered from the file's start: stamp checks from `half` on */
+    size_t bad = 0, per_page = AIO_ALIGN / sizeof(uint64_t);
+    for (size_t p = 0; p < half / AIO_ALIGN; p++)
+        bad += ((uint64_t *)hi)[p * per_page] != (run << 40 | (half / AIO_ALIGN + p));
+    aio_file_close(f);
+    aio_engine_destroy(e);
+    if (bad) {
+        fprintf(stderr, "nvme_tune: mixed run: %zu of %zu pages read back wrong\n", bad,
+                half / AIO_ALIGN);
+        return 0;
+    }
+    return 2.0 * (double)half / (t1 - t0) / 1e9;
+}
+
 /* s as a JSON string literal. */
 static void json_string(FILE *out, const char *s)
 {
@@ -269,9 +312,10 @@ int main(int argc, char **argv)
                     best = nres;
                 res[nres++] = r;
             }
-    free(buf);
     if (best < 0) user_fail("%s: no configuration read its data back intact; check the drive", dir);
     struct result *r = &res[best];
+    double mixed = measure_mixed(tmp_path, buf, size, r, (uint64_t)nres + 1);
+    free(buf);
     char aio_json[256];
     snprintf(aio_json, sizeof aio_json,
              "{\"block_size\": %zu, \"queue_depth\": %d, \"thread_count\": %d, "
@@ -279,6 +323,8 @@ int main(int argc, char **argv)
              r->block_size, r->queue_depth, r->threads);
     printf("best: block %zu, queue depth %d, threads %d: write %.2f GB/s, read %.2f GB/s\n",
            r->block_size, r->queue_depth, r->threads, r->write_gbs, r->read_gbs);
+    printf("mixed: a write and a read of %.2f GB each queued at once: %.2f GB/s together%s\n",
+           (double)(size / 2) / 1e9, mixed, mixed > 0 ? "" : " (BAD DATA)");
     printf("DeepSpeed config (newer versions spell thread_count intra_op_parallelism):\n"
            "  \"aio\": %s\n",
            aio_json);
@@ -292,8 +338,10 @@ int main(int argc, char **argv)
                 "\"write_gbs\": %.3f, \"read_gbs\": %.3f, \"data_ok\": %s}",
                 i ? ", " : "", res[i].block_size, res[i].queue_depth, res[i].threads,
                 res[i].write_gbs, res[i].read_gbs, res[i].ok ? "true" : "false");
-    fprintf(out, "], \"best\": {\"write_gbs\": %.3f, \"read_gbs\": %.3f}, \"aio\": %s}\n",
-            r->write_gbs, r->read_gbs, aio_json);
+    fprintf(out,
+            "], \"best\": {\"write_gbs\": %.3f, \"read_gbs\": %.3f, \"mixed_gbs\": %.3f}, "
+            "\"aio\": %s}\n",
+            r->write_gbs, r->read_gbs, mixed, aio_json);
     if (fclose(out) != 0) user_fail("--out %s: write failed: %s", out_path, strerror(errno));
     partial_out = NULL;
     printf("results written to %s\n", out_path);

@@ -186,6 +186,10 @@ if disk:
         how = "nvme_tune, 1 MiB blocks, queue depth 32, 2 threads, calibrate_sim.sh"
         figures["nvme_read_GBps"] = fig(r[0]["read_gbs"], how)
         figures["nvme_write_GBps"] = fig(r[0]["write_gbs"], how)
+        if disk.get("best", {}).get("mixed_gbs"):
+            figures["nvme_mixed_GBps"] = fig(disk["best"]["mixed_gbs"], "nvme_tune's mixed run (a write and a "
+                                             "read of equal size queued at once), 1 MiB blocks, queue depth 32, "
+                                             "2 threads, calibrate_sim.sh")
         figures["nvme_queue_depth"] = fig(32, how)
         figures["nvme_block_bytes"] = fig(1 << 20, how)
 adam = load(f"{C}/logs/adam.json")

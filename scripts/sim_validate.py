@@ -12,7 +12,8 @@ scripts/calibrate_sim.sh wrote on the GPU host (or a sim/models/MACHINE.json wri
 `sim_models.py install`, which holds it; default: sim/models/h100-x1.json).
 
 The machine: scripts/machines/MACHINE.json (MACHINE: the summary's, h100-x1) with the figures
-the same GPU-host call measured put in (the disk's read and write rates, CPU AdamW's one-core
+the same GPU-host call measured put in (the disk's read and write rates and, when nvme_tune's
+mixed run gave it, its mixed rate, which the swap tasks then use; CPU AdamW's one-core
 rate, PCIe rates, GPU memory, cores: the summary's "figures"; the node's CPU AdamW rate from the
 calibrated AdamW history, sim_models.adamw_cpu_rate), written to DIR/MACHINE.json and given to
 simulate.sh as a file; --as-committed simulates the committed machine file instead.
@@ -68,6 +69,10 @@ def median_after_first(path, skip=0):
     return (ms[m] if len(ms) % 2 else (ms[m - 1] + ms[m]) / 2), rest[0]["iteration"], rest[-1]["iteration"]
 
 
+# figures a machine file may lack that a calibration measures (runtime/formats/machine.h)
+OPTIONAL_FIGURES = ("nvme_mixed_GBps",)
+
+
 def machine_file(summary, machine, out, as_committed):
     """The machine file to simulate: the committed one, or a copy with the measured figures."""
     committed = os.path.join(TOP, "scripts", "machines", machine + ".json")
@@ -76,7 +81,8 @@ def machine_file(summary, machine, out, as_committed):
         return committed, {}
     used = {}
     for k, v in (summary.get("figures") or {}).items():
-        if k in m and isinstance(v, dict) and v.get("value") is not None:
+        # the machine's figures, and the optional ones a calibration may add
+        if (k in m or k in OPTIONAL_FIGURES) and isinstance(v, dict) and v.get("value") is not None:
             m[k] = {"value": v["value"], "kind": "measured",
                     "source": f"{v.get('source', 'calibrate_sim.sh')}, {summary.get('date', '?')}, {summary.get('card', '?')}"}
             used[k] = v["value"]

@@ -162,6 +162,7 @@ static int parse(struct machine *m, const json_t *root, struct ctx *x)
     whole(x, root, "nvme_bytes", 1, 9e18, &m->nvme_bytes, &rc);
     number(x, root, "nvme_read_GBps", 1, &m->nvme_read_GBps, &rc);
     number(x, root, "nvme_write_GBps", 1, &m->nvme_write_GBps, &rc);
+    number(x, root, "nvme_mixed_GBps", 0, &m->nvme_mixed_GBps, &rc);
     number(x, root, "cpu_adamw_GBps", 1, &m->cpu_adamw_GBps, &rc);
     number(x, root, "cpu_adamw_core_GBps", 1, &m->cpu_adamw_core_GBps, &rc);
     if (rc) return rc;
@@ -213,7 +214,10 @@ int machine_gpus(const struct machine *m)
 
 double machine_swap_us(const struct machine *m, double bytes, int write)
 {
-    return bytes / ((write ? m->nvme_write_GBps : m->nvme_read_GBps) * 1e3);
+    double GBps = m->nvme_mixed_GBps > 0 ? m->nvme_mixed_GBps
+                  : write                ? m->nvme_write_GBps
+                                         : m->nvme_read_GBps;
+    return bytes / (GBps * 1e3);
 }
 
 double machine_collective_us(const struct machine *m, int world, double bytes)

@@ -38,12 +38,16 @@ struct machine {
     int64_t ram_available_bytes;         /* per node: what programs may use (ram_bytes if absent) */
     int64_t nvme_bytes;                  /* per node: free space for swap files */
     double nvme_read_GBps, nvme_write_GBps; /* per node, at the I/O engine's queue depth */
-    double cpu_adamw_GBps;                  /* per node, AdamW over all cores, 28 B per parameter */
-    double cpu_adamw_core_GBps;             /* the same on one core */
-    double gpu_hbm_GBps;                    /* device memory bandwidth; required with GPUs */
-    double collective_busbw_GBps;           /* NCCL ring bus bandwidth within a node; 0: none */
-    double collective_latency_us;           /* fixed cost of one collective; 0: none */
-    double network_GBps;                    /* between nodes, each way, per node; 0: one node */
+    /* per node, bytes read and written together per second while the I/O engine has a read and
+     * a write of equal size queued at once, on a file written before (nvme_tune's mixed run,
+     * the optimizer step's pattern); 0 (absent): not measured */
+    double nvme_mixed_GBps;
+    double cpu_adamw_GBps;        /* per node, AdamW over all cores, 28 B per parameter */
+    double cpu_adamw_core_GBps;   /* the same on one core */
+    double gpu_hbm_GBps;          /* device memory bandwidth; required with GPUs */
+    double collective_busbw_GBps; /* NCCL ring bus bandwidth within a node; 0: none */
+    double collective_latency_us; /* fixed cost of one collective; 0: none */
+    double network_GBps;          /* between nodes, each way, per node; 0: one node */
 };
 
 /* Reads the machine `arg`: a path (it holds a '/' or ends in ".json"), or the NAME of
@@ -59,10 +63,11 @@ int machine_gpus(const struct machine *m);
 /* Durations on the machine of the tasks a simulation times by formula rather than by a calibrated
  * history (docs/simulation.md, section 5), in microseconds. Pure; GB/s x 1e3 = bytes per us. */
 
-/* An NVMe swap task of one node moving `bytes`: bytes at nvme_read_GBps (a swap-in) or
- * nvme_write_GBps (a swap-out). The swap tasks of a node take turns on its disk (rt_disk). The
- * checksums are not counted: the engine computes a write's while the data moves, and verifies a
- * read's on the task's core once the disk has moved on to the next request. */
+/* An NVMe swap task of one node moving `bytes`: bytes at nvme_mixed_GBps when the machine gives
+ * it, else at nvme_read_GBps (a swap-in) or nvme_write_GBps (a swap-out). The swap tasks of a
+ * node take turns on its disk (rt_disk). The checksums are not counted: the engine computes a
+ * write's while the data moves, and verifies a read's on the task's core once the disk has moved
+ * on to the next request. */
 double machine_swap_us(const struct machine *m, double bytes, int write);
 /* A ring collective over `world` ranks, one per GPU (GPU g on node g / gpus_per_node), through
  * which `bytes` pass: collective_latency_us + (world - 1) / world x bytes / bus bandwidth, bytes

@@ -3,7 +3,8 @@
 # the swap traffic is real), nvme_tune's rates of the same folder and made-up ceilings. Checks
 # that the table has the run's row, that the NVMe bytes are the run's own count, and that the
 # bound is the largest of its parts, with the disk part = read bytes / read rate + write bytes /
-# write rate. Usage: test_offload_table.sh GPT50B NVME_TUNE. Exits 0 / 1, 77 without data.
+# write rate; and that nvme_tune's mixed run (a write and a read queued at once) gave a rate.
+# Usage: test_offload_table.sh GPT50B NVME_TUNE. Exits 0 / 1, 77 without data.
 set -u
 gpt50b=${1:?usage: test_offload_table.sh GPT50B NVME_TUNE}
 tune=${2:?usage: test_offload_table.sh GPT50B NVME_TUNE}
@@ -21,6 +22,8 @@ STARPU_BUS_STATS=1 "$gpt50b" --num-layers 2 --hidden-size 64 --num-attention-hea
     { echo "FAIL - gpt50b exited $?: $(tail -n 3 "$w/out/nvme.log")"; exit 1; }
 "$tune" --path "$w/nvme" --size 16M --block-sizes 1M --queue-depths 8 --threads 1 \
     --out "$w/out/disk.json" >/dev/null || { echo "FAIL - nvme_tune exited $?"; exit 1; }
+python3 -c 'import json, sys; b = json.load(open(sys.argv[1]))["best"]; sys.exit(0 if b["mixed_gbs"] > 0 else 1)' \
+    "$w/out/disk.json" || { echo "FAIL - nvme_tune's mixed run gave no rate: $(tail -c 200 "$w/out/disk.json")"; exit 1; }
 cat >"$w/out/ceilings.json" <<'JSON'
 {"device": "test", "threads": 2, "gemm": {"n": 8192, "dtype": "bf16", "tflops": 0.001},
  "pcie": {"bytes": 1, "h2d_gb_s": 1, "d2h_gb_s": 1}, "host_memory": {"bytes": 1, "copy_gb_s": 1}}

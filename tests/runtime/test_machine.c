@@ -112,6 +112,13 @@ static void test_durations(void)
     /* two Cori nodes, 64 busy cores (2 x 40 cores less 16 GPU drivers): 32 per node */
     EXPECT_US(machine_adamw_us(&cori, 1e9, 1, 64), 28e9 / (100e3 / 32));
     EXPECT_US(machine_adamw_us(&cori, 1e9, 1, 4), 28e9 / 12e3);
+    /* a disk whose mixed rate was measured: both directions at it */
+    const char *mixed[] = {"nvme_mixed_GBps", FIGURE("2.4"), NULL};
+    struct machine d;
+    EXPECT(machine_load(&d, write_machine("mixed", mixed), machines, err, sizeof err) == 0, "%s",
+           err);
+    EXPECT_US(machine_swap_us(&d, 3e9, 0), 3e9 / 2400);
+    EXPECT_US(machine_swap_us(&d, 3e9, 1), 3e9 / 2400);
 }
 
 int main(void)
@@ -176,6 +183,8 @@ int main(void)
     EXPECT_ERROR("figure cpu_cores must be a whole number of at most 65536", "cpu_cores",
                  FIGURE("8.5"));
     EXPECT_ERROR("figure nvme_read_GBps must be a positive number", "nvme_read_GBps", FIGURE("0"));
+    EXPECT_ERROR("figure nvme_mixed_GBps must be a positive number", "nvme_mixed_GBps",
+                 FIGURE("-1"));
     EXPECT_ERROR("figure nvme_read_GBps must be a positive number", "nvme_read_GBps",
                  FIGURE("\"fast\""));
     EXPECT_ERROR("figure gpu_model must be a non-empty string of fewer than 128 bytes", "gpu_model",
