@@ -102,12 +102,13 @@ static int parse_list(const char *flag, const char *s, bool is_size, size_t lo, 
     return n;
 }
 
-/* Stamps every 4 KiB page of buf with (run, page); returns the number of pages that lack it. */
-static size_t stamp(uint64_t *buf, size_t size, uint64_t run, bool check)
+/* Stamps every 4 KiB page of buf with (run, its page number in the file, buf holding the file's
+ * pages from `first` on); returns the number of pages that lack it. */
+static size_t stamp(uint64_t *buf, size_t size, uint64_t run, size_t first, bool check)
 {
     size_t bad = 0, per_page = AIO_ALIGN / sizeof *buf;
     for (size_t p = 0; p < size / AIO_ALIGN; p++) {
-        uint64_t want = run << 40 | p;
+        uint64_t want = run << 40 | (first + p);
         if (check)
             bad += buf[p * per_page] != want;
         else
@@ -130,18 +131,18 @@ static struct result measure(const char *dir, const char *path, void *buf, size_
         user_fail("%s: the filesystem refuses O_DIRECT, so the page cache would be measured; "
                   "choose a folder on the NVMe drive",
                   dir);
-    stamp(buf, size, run, false);
+    stamp(buf, size, run, 0, false);
     double t0 = timer_now_s();
     int rc = aio_pwrite(e, f, buf, size, 0, err, sizeof err);
     if (rc == 0) rc = aio_file_sync(f);
     double t1 = timer_now_s();
     if (rc < 0) user_fail("%s", err);
-    stamp(buf, size, UINT32_MAX, false);
+    stamp(buf, size, UINT32_MAX, 0, false);
     double t2 = timer_now_s();
     rc = aio_pread(e, f, buf, size, 0, err, sizeof err);
     double t3 = timer_now_s();
     if (rc < 0) user_fail("%s", err);
-    size_t bad = stamp(buf, size, run, true);
+    size_t bad = stamp(buf, size, run, 0, true);
     if (bad)
         fprintf(stderr,
                 "nvme_tune: block %zu, queue depth %d, threads %d: %zu of %zu pages "
@@ -168,11 +169,11 @@ static double measure_mixed(const char *path, void *buf, size_t size, const stru
     if (!f) user_fail("%s", err);
     size_t half = size / 2 / AIO_ALIGN * AIO_ALIGN;
     char *lo = buf, *hi = (char *)buf + half;
-    stamp(buf, size, run, false);
+    stamp(buf, size, run, 0, false);
     if (aio_pwrite(e, f, buf, size, 0, err, sizeof err) < 0 || aio_file_sync(f) < 0)
         user_fail("%s", err);
-    stamp((uint64_t *)lo, half, run + 1, false);
-    stamp((uint64_t *)hi, half, UINT32_MAX, false);
+    stamp((uint64_t *)lo, half, run + 1, 0, false);
+    stamp((uint64_t *)hi, half, UINT32_MAX, 0, false);
     double t0 = timer_now_s();
     struct aio_request *w = aio_submit_write(e, f, lo, half, 0);
     struct aio_request *r = aio_submit_read(e, f, hi, half, (off_t)half);
@@ -180,10 +181,7 @@ static double measure_mixed(const char *path, void *buf, size_t size, const stru
         aio_wait(r, err, sizeof err) < 0)
         user_fail("%s", err);
     double t1 = timer_now_s();
-    /* the second half's pages are numbered from the file's start: stamp checks from `half` on */
-    size_t bad = 0, per_page = AIO_ALIGN / sizeof(uint64_t);
-    for (size_t p = 0; p < half / AIO_ALIGN; p++)
-        bad += ((uint64_t *)hi)[p * per_page] != (run << 40 | (half / AIO_ALIGN + p));
+    size_t bad = stamp((uint64_t *)hi, half, run, half / AIO_ALIGN, true);
     aio_file_close(f);
     aio_engine_destroy(e);
     if (bad) {

@@ -2,6 +2,7 @@
 #include "rt.h"
 
 #include <hwloc.h>
+#include <limits.h>
 #include <mpi.h>
 #include <omp.h>
 #include <sched.h>
@@ -18,6 +19,9 @@
 #include "pool.h"
 
 static enum rt_device device = RT_DEVICE_CPU;
+/* the scheduler's lowest priority: rt_submit raises those below RT_PRIO_LOW (rt.h) to it where
+ * the range stops at 0 (heteroprio) */
+static int min_prio = INT_MIN;
 static struct host_pool *pool;
 static char device_name[128];
 static int mpi_on, mpi_rank, mpi_size = 1;
@@ -271,6 +275,7 @@ void rt_init(const struct rt_options *opt)
     if (ret == -ENODEV) user_fail("StarPU found no worker: check STARPU_NCPU and STARPU_NCUDA");
     CHECK_MSG(ret == 0, "starpu_initialize failed");
     host_started();
+    min_prio = starpu_sched_get_min_priority();
     device = starpu_cuda_worker_get_count() > 0 ? RT_DEVICE_CUDA : RT_DEVICE_CPU;
     if (device == RT_DEVICE_CUDA) {
         for (int i = 0; i < rt_ncuda(); i++)
@@ -595,8 +600,7 @@ void rt_submit(struct starpu_codelet *cl, const char *name, const struct rt_buf 
     uint32_t mask =
         where == RT_WHERE_COMPUTE && device == RT_DEVICE_CUDA ? STARPU_CUDA : STARPU_CPU;
     int worker = where == RT_WHERE_COMPUTE ? exec_worker : -1; /* -1: StarPU chooses */
-    /* below RT_PRIO_LOW (rt.h): the schedulers whose range stops at 0 (heteroprio) take 0 */
-    if (prio < starpu_sched_get_min_priority()) prio = starpu_sched_get_min_priority();
+    if (prio < min_prio) prio = min_prio;
     int ret =
         starpu_task_insert(cl, STARPU_DATA_MODE_ARRAY, descr, k, STARPU_CL_ARGS, arg_copy,
                            args_size, STARPU_PRIORITY, prio, STARPU_NAME, name, STARPU_FLOPS, flops,
