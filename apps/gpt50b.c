@@ -25,6 +25,7 @@
 #include "comm.h"
 #include "dataset.h"
 #include "dsconfig.h"
+#include "fsdir.h"
 #include "gpt.h"
 #include "loader.h"
 #include "machine.h"
@@ -314,11 +315,15 @@ static void check_before_start(struct run *r)
     /* the simulation writes no swap file: its disk is the machine's */
     if (s->optim_tier == TIER_NVME && !s->nvme_path && !rt_simulated())
         user_fail("--offload-optimizer nvme needs --nvme-path DIR: a folder on a fast local disk");
-    /* one lock per run and node: the first process of each node takes it */
+    /* one lock per run, node and folder: the first process of each node takes them */
     if (s->optim_tier == TIER_NVME && !rt_simulated() &&
-        (r->launch.local_rank == 0 || (r->launch.local_rank < 0 && r->launch.rank == 0)) &&
-        swap_path_claim(s->nvme_path, err, sizeof err) != 0)
-        user_fail("%s", err);
+        (r->launch.local_rank == 0 || (r->launch.local_rank < 0 && r->launch.rank == 0))) {
+        char path[FSDIR_LIST_MAX][PATH_MAX];
+        int n = fsdir_list_split(s->nvme_path, path, err, sizeof err);
+        if (n < 0) user_fail("--nvme-path %s: %s", s->nvme_path, err);
+        for (int j = 0; j < n; j++)
+            if (swap_path_claim(path[j], err, sizeof err) != 0) user_fail("%s", err);
+    }
     if (s->min_lr > s->lr) user_fail("--min-lr %g is above --lr %g", s->min_lr, s->lr);
 }
 
@@ -459,6 +464,21 @@ static void start(struct run *r, int argc, char **argv)
 
 /* The run's lines before the first iteration: the model, the pinned pool, where the optimizer
  * state lives, the data. */
+/* With several --nvme-path folders, one line on how the swap files spread over them. */
+static void print_nvme_folders(const struct settings *s, const struct state_optim_placement *pl)
+{
+    char path[FSDIR_LIST_MAX][PATH_MAX], err[256], io[160];
+    if (pl->folders < 2 || fsdir_list_split(s->nvme_path, path, err, sizeof err) != pl->folders)
+        return;
+    printf("> NVMe folders: %d, one aio engine each:", pl->folders);
+    for (int j = 0; j < pl->folders; j++) {
+        numa_io_describe(pl->io_numa[j], io, sizeof io);
+        printf("%s %s %d swap files, %.3f GB (I/O threads %s)", j ? ";" : "", path[j],
+               pl->folder_files[j], pl->folder_bytes[j] / 1e9, io);
+    }
+    printf("\n");
+}
+
 static void describe(struct run *r)
 {
     const struct settings *s = &r->s;
@@ -489,10 +509,13 @@ static void describe(struct run *r)
                pl.adamw_tasks);
         char nodes[64], io[160];
         rt_cpu_worker_nodes(nodes, sizeof nodes);
-        numa_io_describe(pl.io_numa, io, sizeof io);
+        numa_io_describe(pl.folders ? pl.io_numa[0] : (struct numa_io_choice){-1, NUMA_IO_UNPLACED},
+                         io, sizeof io);
         printf(
-            "> NUMA: CPU workers (AdamW) on node %s, as StarPU bound them; NVMe I/O threads %s\n",
-            nodes, s->optim_tier == TIER_NVME ? io : "none");
+            "> NUMA: CPU workers (AdamW) on node %s, as StarPU bound them; NVMe I/O threads %s%s\n",
+            nodes, s->optim_tier == TIER_NVME ? io : "none",
+            pl.folders > 1 ? " (the first folder's)" : "");
+        print_nvme_folders(s, &pl);
     }
     printf("> data: %s (%s, %zu tokens; %zu training, %zu validation), order %s\n", s->data_path,
            dataset_format(r->data), r->ntok, r->train_end,

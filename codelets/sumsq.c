@@ -5,12 +5,13 @@
 #include "check.h"
 #include "codelet_def.h"
 #include "codelets.h"
+#include "cuda_scratch.h"
 #include "kernels_cuda.h"
 
 /* One task does the sums of squares of up to SUMSQ_MAX gradients (a layer's) into their slots:
- * the same kernel per gradient, in turn on the worker's stream, so the slots get the bits of one
- * task each. */
-#define SUMSQ_MAX 16
+ * on a GPU in two launches for all of them (sumsq_multi_cuda), each slot with the bits of one
+ * task per gradient. */
+#define SUMSQ_MAX SUMSQ_MULTI_MAX
 struct sumsq_args {
     int n, slot; /* gradients, and the first one's slot */
     int has_scratch;
@@ -30,9 +31,11 @@ static void sumsq_cpu_func(void *b[], void *cl_arg)
 static void sumsq_cuda_func(void *b[], void *cl_arg)
 {
     const struct sumsq_args *a = cl_arg;
+    const void *grads[SUMSQ_MAX];
     for (int i = 0; i < a->n; i++)
-        sumsq_cuda((float *)RT_PTR(b, 0) + a->slot + i, RT_PTR(b, 1 + i), a->elems[i], a->dt,
-                   a->has_scratch ? RT_PTR(b, 1 + a->n) : NULL, CUDA_STREAM());
+        grads[i] = RT_PTR(b, 1 + i);
+    sumsq_multi_cuda((float *)RT_PTR(b, 0) + a->slot, grads, a->elems, a->n, a->dt,
+                     a->has_scratch ? RT_PTR(b, 1 + a->n) : NULL, CUDA_STREAM());
 }
 
 CODELET_DEFINE(sumsq);
@@ -47,17 +50,15 @@ void sumsq_insert(struct tensor *parts, int slot, struct tensor *const *grads, i
                                (enum dtype)grads[first]->type,
                                {0}};
         struct rt_buf bufs[SUMSQ_MAX + 2] = {{parts, RT_RW_COMMUTE}};
-        size_t scratch_bytes = 0, total = 0;
+        size_t total = 0;
         for (int i = 0; i < a.n; i++) {
             struct tensor *g = grads[first + i];
             CHECK(g->type == grads[first]->type);
             a.elems[i] = g->n;
             total += g->n;
             bufs[1 + i] = (struct rt_buf){g, RT_R};
-            size_t sb = sumsq_cuda_scratch_bytes(g->n);
-            scratch_bytes = sb > scratch_bytes ? sb : scratch_bytes;
         }
-        struct tensor *scratch = rt_scratch(scratch_bytes);
+        struct tensor *scratch = rt_scratch(sumsq_multi_cuda_scratch_bytes(a.elems, a.n));
         a.has_scratch = scratch != NULL;
         bufs[1 + a.n] = (struct rt_buf){scratch, RT_SCRATCH};
         rt_submit(CODELET(sumsq), "sumsq", bufs, a.n + 2, &a, sizeof a, 2.0 * total, prio,

@@ -253,29 +253,32 @@ static void sweep_stale(const char *nvme_path)
     closedir(dp);
 }
 
-static char claim_path[PATH_MAX];
-static int claim_fd = -1;
+static char claim_path[FSDIR_LIST_MAX][PATH_MAX];
+static int claim_fd[FSDIR_LIST_MAX], nclaims;
 
-static void claim_release(void)
+static void claims_release(void)
 {
-    fsdir_unlock(claim_fd, claim_path);
+    for (int i = 0; i < nclaims; i++)
+        fsdir_unlock(claim_fd[i], claim_path[i]);
 }
 
 int swap_path_claim(const char *nvme_path, char *err, size_t errlen)
 {
     long holder = 0;
-    snprintf(claim_path, sizeof claim_path, "%s/gpt50b.lock", nvme_path);
-    int fd = fsdir_lock(claim_path, &holder);
+    CHECK_MSG(nclaims < FSDIR_LIST_MAX, "swap_path_claim: more than FSDIR_LIST_MAX folders");
+    char *path = claim_path[nclaims];
+    snprintf(path, PATH_MAX, "%s/gpt50b.lock", nvme_path);
+    int fd = fsdir_lock(path, &holder);
     if (fd == -EBUSY)
         return fail(fd, err, errlen,
                     "--nvme-path %s: run %ld is using this folder (it holds %s): wait for it to "
                     "end or choose another --nvme-path",
-                    nvme_path, holder, claim_path);
+                    nvme_path, holder, path);
     if (fd < 0)
-        return fail(fd, err, errlen, "--nvme-path %s: cannot create %s: %s", nvme_path, claim_path,
+        return fail(fd, err, errlen, "--nvme-path %s: cannot create %s: %s", nvme_path, path,
                     strerror(-fd));
-    claim_fd = fd;
-    atexit(claim_release);
+    claim_fd[nclaims] = fd;
+    if (nclaims++ == 0) atexit(claims_release);
     return 0;
 }
 

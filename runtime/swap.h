@@ -110,9 +110,10 @@ struct swap_dir *swap_dir_open(struct aio_engine *e, const char *nvme_path, char
                                size_t errlen);
 /* Makes nvme_path this run's alone: an flock on nvme_path/gpt50b.lock, which names this
  * process's PID, held until the process exits (the file goes with a normal exit; a killed run's
- * is taken over). Take it once per run and node (MPI processes of one run share a node's folder,
- * each in its own swap folder). Returns 0, or -EBUSY with one line in err naming the PID of the
- * run that holds it, or another -errno (folder missing or not writable). O(1). */
+ * is taken over). Take it once per run, node and folder (MPI processes of one run share a node's
+ * folders, each in its own swap folder); up to FSDIR_LIST_MAX folders. Returns 0, or -EBUSY with
+ * one line in err naming the PID of the run that holds it, or another -errno (folder missing or not
+ * writable). O(1). */
 int swap_path_claim(const char *nvme_path, char *err, size_t errlen);
 /* Removes the folder and everything in it. Close its swap files first. */
 void swap_dir_close(struct swap_dir *d);

@@ -168,6 +168,12 @@ void sumsq_cuda(float *out, const void *grad, size_t n, enum dtype dt, void *scr
     CUDA_NONE();
 }
 
+void sumsq_multi_cuda(float *out, const void *const *grads, const size_t *n, int ntensors,
+                      enum dtype dt, void *scratch, cudaStream_t stream)
+{
+    CUDA_NONE();
+}
+
 void adamw_cuda(void *param, float *master, float *m, float *v, const void *grad,
                 const float *sumsq, size_t n, const struct adamw_hparams *hp, enum dtype dt,
                 cudaStream_t stream)

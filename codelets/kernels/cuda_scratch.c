@@ -38,5 +38,13 @@ size_t flash_attention_backward_cuda_scratch_bytes(int B, int T, int C, int NH, 
 
 size_t sumsq_cuda_scratch_bytes(size_t n)
 {
-    return sumsq_blocks(n) * sizeof(double);
+    return sumsq_multi_cuda_scratch_bytes(&n, 1);
+}
+
+size_t sumsq_multi_cuda_scratch_bytes(const size_t *n, int ntensors)
+{
+    size_t blocks = 0;
+    for (int i = 0; i < ntensors; i++)
+        blocks += n[i] ? sumsq_blocks(n[i]) : 0;
+    return blocks * sizeof(double);
 }

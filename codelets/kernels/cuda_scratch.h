@@ -70,6 +70,7 @@ static inline size_t att_scratch_bytes(int T, int NH, size_t elem_bytes)
 /* Sum of squares (sumsq.cu): a grid fixed by n alone, one double partial per block. */
 #define SUMSQ_THREADS    256
 #define SUMSQ_BLOCKS_MAX 1024 /* also the thread count of the final block */
+#define SUMSQ_MULTI_MAX  16   /* gradients of one sumsq_multi_cuda */
 
 static inline int sumsq_blocks(size_t n)
 {

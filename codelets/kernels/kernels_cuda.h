@@ -146,10 +146,16 @@ void crossentropy_backward_cuda(void *dlogits, const void *logits, const int32_t
                                 cudaStream_t stream);
 
 size_t sumsq_cuda_scratch_bytes(size_t n);
+/* ... and of sumsq_multi_cuda over n[0..ntensors). */
+size_t sumsq_multi_cuda_scratch_bytes(const size_t *n, int ntensors);
 /* out[0] = in[0] + ... + in[n-1] in double, in index order, one thread: sum_cpu's bits. */
 void sum_cuda(float *out, const float *in, size_t n, cudaStream_t stream);
 void sumsq_cuda(float *out, const void *grad, size_t n, enum dtype dt, void *scratch,
                 cudaStream_t stream);
+/* sumsq_cuda of grads[i] (n[i] elements, all of type dt) into out[i], i < ntensors <=
+ * SUMSQ_MULTI_MAX, in two launches in all: each out[i] gets the bits sumsq_cuda gives it. */
+void sumsq_multi_cuda(float *out, const void *const *grads, const size_t *n, int ntensors,
+                      enum dtype dt, void *scratch, cudaStream_t stream);
 
 /* hp is passed by value into the kernel; sumsq is a device pointer. */
 void adamw_cuda(void *param, float *master, float *m, float *v, const void *grad,

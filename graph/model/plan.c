@@ -10,9 +10,11 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/statvfs.h>
 
 #include "check.h"
+#include "fsdir.h"
 #include "machine.h"
 #include "model.h"
 
@@ -97,25 +99,43 @@ int plan_capacity_ram(struct plan_capacity *cap, char *err, size_t errlen)
     return 0;
 }
 
-int plan_capacity_nvme(struct plan_capacity *cap, const char *folder, char *err, size_t errlen)
+int plan_capacity_nvme(struct plan_capacity *cap, const char *folders, char *err, size_t errlen)
 {
     cap->bytes = -1;
     setting_origin_set(&cap->origin, SOURCE_DEFAULT, "no NVMe folder");
-    if (!folder || !*folder) return 0;
-    struct statvfs st;
-    char key[sizeof cap->origin.key];
-    if (statvfs(folder, &st) != 0) {
-        const char *why = strerror(errno);
-        snprintf(err, errlen,
-                 "%s: cannot read the free space of the NVMe folder: %s: create it "
-                 "or fix nvme_path",
-                 folder, why);
-        snprintf(key, sizeof key, "%s: %s", folder, why);
+    if (!folders || !*folders) return 0;
+    char key[sizeof cap->origin.key], why[256], path[FSDIR_LIST_MAX][PATH_MAX];
+    int n = fsdir_list_split(folders, path, why, sizeof why);
+    if (n < 0) {
+        snprintf(err, errlen, "--nvme-path %s: %s", folders, why);
+        snprintf(key, sizeof key, "%s: %s", folders, why);
         setting_origin_set(&cap->origin, SOURCE_DEFAULT, key);
         return -1;
     }
-    cap->bytes = (int64_t)st.f_bavail * (int64_t)st.f_frsize;
-    snprintf(key, sizeof key, "free space of %s", folder);
+    /* folders on one file system share its free space: counted once */
+    dev_t dev[FSDIR_LIST_MAX];
+    int64_t total = 0;
+    for (int i = 0; i < n; i++) {
+        struct statvfs vfs;
+        struct stat st;
+        if (statvfs(path[i], &vfs) != 0 || stat(path[i], &st) != 0) {
+            const char *e = strerror(errno);
+            snprintf(err, errlen,
+                     "%s: cannot read the free space of the NVMe folder: %s: create it "
+                     "or fix nvme_path",
+                     path[i], e);
+            snprintf(key, sizeof key, "%s: %s", path[i], e);
+            setting_origin_set(&cap->origin, SOURCE_DEFAULT, key);
+            return -1;
+        }
+        dev[i] = st.st_dev;
+        int seen = 0;
+        for (int j = 0; j < i; j++)
+            seen |= dev[j] == dev[i];
+        if (!seen) total += (int64_t)vfs.f_bavail * (int64_t)vfs.f_frsize;
+    }
+    cap->bytes = total;
+    snprintf(key, sizeof key, "free space of %s", folders);
     setting_origin_set(&cap->origin, SOURCE_DEFAULT, key);
     return 0;
 }

@@ -175,12 +175,14 @@ void plan_input_init(struct plan_input *in);
 int plan_capacity_gpu(struct plan_capacity *cap, int64_t card_bytes, char *err, size_t errlen);
 /* STARPU_LIMIT_CPU_MEM (MiB) when set, else MemAvailable; -1 bytes when neither is known. */
 int plan_capacity_ram(struct plan_capacity *cap, char *err, size_t errlen);
-/* Free space of folder (statvfs f_bavail): the NVMe folder's, or a checkpoint's; unknown when
- * folder is NULL or "". -1 when the folder cannot be examined (missing, unreadable): err holds the
+/* Free space of folders (statvfs f_bavail), one folder or --nvme-path's comma-separated list
+ * (fsdir_list_split; folders on one file system counted once): the NVMe folders', or a
+ * checkpoint's; unknown when folders is NULL or "". -1 when the list is malformed or a folder
+ * cannot be examined (missing, unreadable): err holds the
  * one-line error of a run, and the capacity is unknown with "FOLDER: reason" as its origin, so
  * that a dry run can go on planning and report it ("NVMe space ... not checked: /local_nvme: No
  * such file or directory"). */
-int plan_capacity_nvme(struct plan_capacity *cap, const char *folder, char *err, size_t errlen);
+int plan_capacity_nvme(struct plan_capacity *cap, const char *folders, char *err, size_t errlen);
 /* The capacities of a described machine (machine.h: --machine) instead of this one's: its GPU
  * memory per card (lowered by STARPU_LIMIT_CUDA_MEM as a card's is), its RAM available per node
  * (STARPU_LIMIT_CPU_MEM wins when set, as over MemAvailable) and its NVMe space per node, each

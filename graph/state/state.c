@@ -4,11 +4,14 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
 
 #include "align.h"
 #include "check.h"
 #include "codelets.h"
 #include "comm.h"
+#include "fsdir.h"
 #include "progress.h"
 #include "rng.h"
 #include "swap.h"
@@ -24,11 +27,14 @@ struct state {
     struct tensor *store;       /* the shards' tensors, 5 per shard */
     /* optimizer state on NVMe: one swap file per shard of a swapped tensor (local rank r's of
      * tensor i at i * R + r; master | m | v regions of region_bytes[i] each), in this process's
-     * one swap folder, and per local rank nbufs sets of three RAM buffers cycled through its
+     * swap folder of one of the npaths --nvme-path folders (folder[i * R + r]), each folder with
+     * its own aio engine; and per local rank nbufs sets of three RAM buffers cycled through its
      * shards' files (rank r's set b at r * nbufs + b; tensor i uses set bufset[i]) */
-    struct aio_engine *aio;
-    struct swap_dir *swapdir;
+    int npaths;
+    struct aio_engine *aio[FSDIR_LIST_MAX];
+    struct swap_dir *swapdir[FSDIR_LIST_MAX];
     struct swap_file **swapf;
+    int *folder;
     size_t *region_bytes;
     int *bufset;
     struct tensor (*bufs)[3];
@@ -215,34 +221,87 @@ static void shard_init(struct state *s, int i, int r)
     }
 }
 
-/* Creates the aio engine, the process's swap folder and one swap file per shard of a swapped
- * tensor (named after the shard: "<tensor>.rank<g>" with several ranks). User error when the
- * folder cannot be used or the disk cannot hold the state. */
+/* The folder of --nvme-path's list whose file system has the most room left for `bytes` once the
+ * files placed so far (placed[j] bytes in folder j) are counted: equal drives take turns, and a
+ * smaller one fills last. Folders on one file system share its free space; among them, the one
+ * holding fewer bytes. */
+static int roomiest_folder(const int64_t *free_bytes, const dev_t *dev, const int64_t *placed,
+                           int n)
+{
+    int best = 0;
+    int64_t best_room = INT64_MIN;
+    for (int j = 0; j < n; j++) {
+        int64_t room = free_bytes[j];
+        for (int k = 0; k < n; k++)
+            room -= dev[k] == dev[j] ? placed[k] : 0;
+        if (room > best_room || (room == best_room && placed[j] < placed[best]))
+            best = j, best_room = room;
+    }
+    return best;
+}
+
+/* Creates, for each --nvme-path folder, an aio engine (its threads near the folder's drive) and
+ * the process's swap folder there, then one swap file per shard of a swapped tensor (named after
+ * the shard: "<tensor>.rank<g>" with several ranks), largest first, each in the folder with the
+ * most room left. User error when a folder cannot be used or the disks cannot hold the state. */
 static void swap_files_create(struct state *s)
 {
-    char err[SWAP_ERR_SIZE], name[160];
+    char err[SWAP_ERR_SIZE], name[160], path[FSDIR_LIST_MAX][PATH_MAX];
     int n = s->tab->n * s->R;
-    s->aio = aio_engine_create(s->opt.aio, err, sizeof err);
-    if (!s->aio) user_fail("%s", err);
-    aio_engine_place(s->aio, s->opt.nvme_path, rt_pool_info().numa_node);
-    s->swapdir = swap_dir_open(s->aio, s->opt.nvme_path, err, sizeof err);
-    if (!s->swapdir) user_fail("%s", err);
+    int64_t free_bytes[FSDIR_LIST_MAX], placed[FSDIR_LIST_MAX] = {0};
+    dev_t dev[FSDIR_LIST_MAX];
+    s->npaths = fsdir_list_split(s->opt.nvme_path, path, name, sizeof name);
+    if (s->npaths < 0) user_fail("--nvme-path %s: %s", s->opt.nvme_path, name);
+    for (int j = 0; j < s->npaths; j++) {
+        s->aio[j] = aio_engine_create(s->opt.aio, err, sizeof err);
+        if (!s->aio[j]) user_fail("%s", err);
+        aio_engine_place(s->aio[j], path[j], rt_pool_info().numa_node);
+        s->swapdir[j] = swap_dir_open(s->aio[j], path[j], err, sizeof err);
+        if (!s->swapdir[j]) user_fail("%s", err);
+        struct statvfs vfs;
+        struct stat st;
+        int known = statvfs(path[j], &vfs) == 0 && stat(path[j], &st) == 0;
+        free_bytes[j] = known ? (int64_t)vfs.f_bavail * (int64_t)vfs.f_frsize : 0;
+        dev[j] = known ? st.st_dev : (dev_t)j;
+        for (int k = 0; k < j; k++) /* one file system, one figure */
+            if (dev[k] == dev[j]) free_bytes[j] = free_bytes[k];
+    }
     s->swapf = calloc(n, sizeof *s->swapf);
-    CHECK(s->swapf);
-    struct progress pr;
+    s->folder = calloc(n, sizeof *s->folder);
+    CHECK(s->swapf && s->folder);
+    /* shards by size, largest first (stable: table order among equals) */
+    int *order = malloc(n * sizeof *order);
+    CHECK(order);
     int64_t total = 0;
-    for (int i = 0; i < n; i++)
-        total += s->swapped[i / s->R] ? 3 * (int64_t)s->region_bytes[i / s->R] : 0;
-    progress_begin(&pr, "preallocating", "preallocated", "the swap files", total);
     for (int i = 0; i < n; i++) {
+        order[i] = i;
+        total += s->swapped[i / s->R] ? 3 * (int64_t)s->region_bytes[i / s->R] : 0;
+    }
+    for (int i = 1; i < n; i++)
+        for (int j = i;
+             j > 0 && s->region_bytes[order[j] / s->R] > s->region_bytes[order[j - 1] / s->R];
+             j--) {
+            int t = order[j];
+            order[j] = order[j - 1];
+            order[j - 1] = t;
+        }
+    struct progress pr;
+    progress_begin(&pr, "preallocating", "preallocated", "the swap files", total);
+    for (int o = 0; o < n; o++) {
+        int i = order[o];
         if (!s->swapped[i / s->R]) continue;
+        int64_t bytes = 3 * (int64_t)s->region_bytes[i / s->R];
+        int j = roomiest_folder(free_bytes, dev, placed, s->npaths);
         shard_name(s, i / s->R, i % s->R, name, sizeof name);
-        if (swap_file_create(s->swapdir, name, 3 * s->region_bytes[i / s->R], &s->swapf[i], err,
-                             sizeof err) < 0)
+        if (swap_file_create(s->swapdir[j], name, (uint64_t)bytes, &s->swapf[i], err, sizeof err) <
+            0)
             user_fail("%s", err);
-        progress_add(&pr, 3 * (int64_t)s->region_bytes[i / s->R]);
+        s->folder[i] = j;
+        placed[j] += bytes;
+        progress_add(&pr, bytes);
     }
     progress_end(&pr);
+    free(order);
 }
 
 /* Each local rank's RAM buffer sets. */
@@ -499,11 +558,14 @@ void state_destroy(struct state *s)
             tensor_free(&s->bufs[b][k]);
     for (int i = 0; s->swapf && i < s->tab->n * s->R; i++)
         if (s->swapf[i]) swap_file_close(s->swapf[i]);
-    if (s->swapdir) swap_dir_close(s->swapdir);
-    if (s->aio) aio_engine_destroy(s->aio);
+    for (int j = 0; j < s->npaths; j++) {
+        if (s->swapdir[j]) swap_dir_close(s->swapdir[j]);
+        if (s->aio[j]) aio_engine_destroy(s->aio[j]);
+    }
     rt_pool_release(); /* after every tensor carved from it */
     free(s->bufs);
     free(s->swapf);
+    free(s->folder);
     free(s->region_bytes);
     free(s->bufset);
     free(s->store);
@@ -588,8 +650,14 @@ void state_release(struct state *s, int i, enum state_kind which, float *view, i
 void state_optim_placement(const struct state *s, struct state_optim_placement *out)
 {
     memset(out, 0, sizeof *out);
-    out->io_numa =
-        s->aio ? aio_engine_placement(s->aio) : (struct numa_io_choice){-1, NUMA_IO_UNPLACED};
+    out->folders = s->npaths;
+    for (int j = 0; j < s->npaths; j++)
+        out->io_numa[j] = aio_engine_placement(s->aio[j]);
+    for (int i = 0; s->swapf && i < s->tab->n * s->R; i++) {
+        if (!s->swapf[i]) continue;
+        out->folder_files[s->folder[i]]++;
+        out->folder_bytes[s->folder[i]] += 3 * (uint64_t)s->region_bytes[i / s->R];
+    }
     for (int i = 0; i < s->tab->n; i++) {
         uint64_t bytes = 12 * (uint64_t)s->shard_n[i] * s->R; /* this process's shards */
         /* several ranks: one task per rank's shard */
@@ -607,12 +675,17 @@ void state_optim_placement(const struct state *s, struct state_optim_placement *
         out->swap_buffer_bytes += 3 * tensor_bytes(&s->bufs[b][0]);
 }
 
-/* One aio engine per process: its counts are those of all the process's ranks. The simulation
- * has none: each update's swap tasks read and write every swapped shard's three regions. */
+/* One aio engine per folder and process: their counts are those of all the process's ranks. The
+ * simulation has none: each update's swap tasks read and write every swapped shard's three
+ * regions. */
 void state_nvme_traffic(const struct state *s, uint64_t *read, uint64_t *written, uint64_t *kept)
 {
     struct aio_stats st = {0, 0, 0};
-    if (s->aio) st = aio_engine_stats(s->aio);
+    for (int j = 0; j < s->npaths; j++) {
+        struct aio_stats e = aio_engine_stats(s->aio[j]);
+        st.bytes_read += e.bytes_read;
+        st.bytes_written += e.bytes_written;
+    }
     for (int i = 0; rt_simulated() && s->region_bytes && i < s->tab->n; i++)
         st.bytes_read += s->generation * s->R * 3 * (uint64_t)s->region_bytes[i];
     *read = st.bytes_read;

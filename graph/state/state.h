@@ -32,6 +32,7 @@
 #include <stdint.h>
 
 #include "aio.h"
+#include "fsdir.h"
 #include "model.h"
 #include "numa.h"
 #include "rt.h"
@@ -49,7 +50,8 @@ struct state_options {
     int tile_size;       /* linear layers wider than this are split into tiles (0: none) */
     int64_t optim_chunk; /* AdamW on CPU workers: pieces of at most this many elements (0: whole) */
     /* TIER_NVME only: */
-    const char *nvme_path;        /* the folder that receives this process's swap folder */
+    const char *nvme_path;        /* the folder that receives this process's swap folder, or a
+                                   * comma-separated list of them, one per drive (fsdir_list_split) */
     int swap_buffers;             /* RAM buffer sets per rank (>= 1; 0: 1) */
     double resident_fraction;     /* share of a rank's optimizer bytes planned to stay in RAM */
     const struct aio_config *aio; /* the I/O engine's settings (NULL: defaults) */
@@ -143,8 +145,12 @@ void state_serve_end(struct state *s, int status);
 struct state_optim_placement {
     int resident_tensors, swapped_tensors;
     uint64_t resident_bytes, swapped_bytes, swap_buffer_bytes;
-    int adamw_tasks;               /* AdamW tasks per step (tensors in pieces count each piece) */
-    struct numa_io_choice io_numa; /* where the NVMe I/O threads run (NUMA_IO_UNPLACED: none) */
+    int adamw_tasks; /* AdamW tasks per step (tensors in pieces count each piece) */
+    /* per --nvme-path folder (none: 0): where its I/O threads run, and its swap files */
+    int folders;
+    struct numa_io_choice io_numa[FSDIR_LIST_MAX];
+    int folder_files[FSDIR_LIST_MAX];
+    uint64_t folder_bytes[FSDIR_LIST_MAX];
 };
 void state_optim_placement(const struct state *s, struct state_optim_placement *out);
 /* Bytes the NVMe swap has read and written so far for all of this process's ranks (the data;

@@ -4,6 +4,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -80,4 +81,37 @@ void fsdir_unlock(int fd, const char *path)
     if (fd < 0) return;
     unlink(path);
     close(fd);
+}
+
+int fsdir_list_split(const char *list, char out[][PATH_MAX], char *err, size_t errlen)
+{
+    struct stat st[FSDIR_LIST_MAX];
+    bool have[FSDIR_LIST_MAX];
+    for (int n = 0;; n++) {
+        const char *end = strchr(list, ',');
+        size_t len = end ? (size_t)(end - list) : strlen(list);
+        if (n == FSDIR_LIST_MAX) {
+            snprintf(err, errlen, "more than %d folders: list at most %d", FSDIR_LIST_MAX,
+                     FSDIR_LIST_MAX);
+            return -1;
+        }
+        if (len == 0 || len >= PATH_MAX) {
+            snprintf(err, errlen, "%s folder name in the list: separate folders with one comma",
+                     len ? "an over-long" : "an empty");
+            return -1;
+        }
+        memcpy(out[n], list, len);
+        out[n][len] = '\0';
+        have[n] = stat(out[n], &st[n]) == 0;
+        for (int i = 0; i < n; i++) {
+            if (strcmp(out[i], out[n]) && !(have[i] && have[n] && st[i].st_dev == st[n].st_dev &&
+                                            st[i].st_ino == st[n].st_ino))
+                continue;
+            snprintf(err, errlen, "%s and %s are the same folder: list each folder once", out[i],
+                     out[n]);
+            return -1;
+        }
+        if (!end) return n + 1;
+        list = end + 1;
+    }
 }

@@ -7,7 +7,12 @@
 #ifndef GPT50B_FSDIR_H
 #define GPT50B_FSDIR_H
 
+#include <limits.h>
+#include <stddef.h>
 #include <stdint.h>
+
+/* Most folders one list may name. */
+#define FSDIR_LIST_MAX 8
 
 /* Unlinks every entry of the flat folder path, then the folder, counting what it removed (either
  * count may be NULL). A missing folder is not an error. Returns 0 or -errno of the first failure.
@@ -25,5 +30,12 @@ int fsdir_sync(const char *path);
 int fsdir_lock(const char *path, long *holder);
 /* Removes the lock file and lets the lock go (fd from fsdir_lock; -1 does nothing). */
 void fsdir_unlock(int fd, const char *path);
+
+/* Splits a comma-separated folder list ("/nvme0,/nvme1"; one folder is a list of one) into
+ * out[0..n); returns n. -1 with one line in err (which the caller prefixes with its flag) when an
+ * entry is empty, a name is longer than PATH_MAX - 1, there are more than FSDIR_LIST_MAX, or a
+ * folder is listed twice (by name, or by inode when both exist). The folders need not exist.
+ * O(n^2). */
+int fsdir_list_split(const char *list, char out[][PATH_MAX], char *err, size_t errlen);
 
 #endif

@@ -391,11 +391,11 @@ fi
 # written with 9 significant digits) whether the optimizer state is with the compute, in CPU
 # memory, on NVMe, or on NVMe with a planned share resident in RAM and fewer swap buffers, and
 # with the parameters offloaded (prefetch tasks and eviction hints) and the CPU AdamW in pieces.
-NV=$W/nvme
-mkdir -p "$NV"
+NV=$W/nvme NVB=$W/nvme-b
+mkdir -p "$NV" "$NVB"
 for prec in "" --fp16; do
     ref=""
-    for tier in none cpu "nvme --nvme-path $NV" \
+    for tier in none cpu "nvme --nvme-path $NV" "nvme --nvme-path $NV,$NVB" \
         "nvme --nvme-path $NV --nvme-resident-fraction 0.5 --swap-buffer-count 2" \
         "none --offload-param cpu" "cpu --offload-param cpu --optimizer-chunk-size 100000" \
         "nvme --nvme-path $NV --nvme-resident-fraction 0.5 --optimizer-chunk-size 100000"; do
@@ -404,11 +404,33 @@ for prec in "" --fp16; do
             --offload-optimizer $tier && ok "optimizer state tier $tier ${prec:-fp32}: bit-identical metrics"
     done
 done
-if [ -n "$(ls -A "$NV")" ]; then
-    fail "swap folders removed at the end of a run" "left: $(ls "$NV")"
+left=$(ls -A "$NV")$(ls -A "$NVB")
+if [ -n "$left" ]; then
+    fail "swap folders removed at the end of a run" "left: $left"
 else
     ok "swap folders removed at the end of each run"
 fi
+# --nvme-path A,B: the swap files spread over both folders (largest first into the roomiest; one
+# file system here, so they take turns by bytes), each folder with its own aio engine; the run's
+# line says how. A folder listed twice, an empty entry, a missing folder in the list: one line,
+# exit 2.
+if train "two --nvme-path folders" --train-iters 2 --offload-optimizer nvme --nvme-path "$NV,$NVB" \
+    --nvme-resident-fraction 0; then
+    line=$(grep '^> NVMe folders: ' "$LOG/out")
+    files() { sed -n "s|.*$1 \\([0-9]*\\) swap files.*|\\1|p" <<<"$line"; }
+    a=$(files "$NV") b=$(files "$NVB")
+    if [ "${a:-0}" -gt 0 ] && [ "${b:-0}" -gt 0 ] && grep -q '^> NVMe folders: 2, one aio engine each' <<<"$line"; then
+        ok "two --nvme-path folders: swap files in both ($a and $b)"
+    else
+        fail "two --nvme-path folders: swap files in both" "line: ${line:-none}"
+    fi
+fi
+expect_error "--nvme-path listing one folder twice" "same folder" "${TINY[@]}" \
+    --offload-optimizer nvme --nvme-path "$NV,$NV/"
+expect_error "--nvme-path with an empty entry" "empty folder name" "${TINY[@]}" \
+    --offload-optimizer nvme --nvme-path "$NV,,$NVB"
+expect_error "--nvme-path list with a missing folder" "$RUN/nowhere" "${TINY[@]}" \
+    --offload-optimizer nvme --nvme-path "$NV,$RUN/nowhere"
 # A skipped fp16 step leaves the optimizer state as it was, so its swap-outs write nothing and
 # only retag the blocks with the new generation. The loss scale starts at 2^20 with hysteresis 1,
 # which makes steps 1, 2 and 4 of 6 overflow: the metrics equal the CPU tier's bit for bit (the

@@ -180,9 +180,11 @@ why=$(resume_check "$W/ck" 20)
 outcome "a second SIGINT" $? "$why"
 
 # --- 4. two runs on one folder -----------------------------------------------------------------
-for what in save nvme; do
-    rm -rf ck ck.* nvme sig.jsonl
-    mkdir nvme
+# (nvme-list: the second run lists a free folder first, then the busy one; it stops at the busy one
+# and leaves nothing in the free one)
+for what in save nvme nvme-list; do
+    rm -rf ck ck.* nvme nvme-free sig.jsonl
+    mkdir nvme nvme-free
     "$GPT50B" "${TINY[@]}" --train-iters 100000 --save "$W/ck" --save-interval 100000 \
         --offload-optimizer nvme --nvme-path "$W/nvme" --metrics sig.jsonl >/dev/null 2>&1 &
     pid=$!
@@ -190,16 +192,20 @@ for what in save nvme; do
     if [ $what = save ]; then
         second=(--save "$W/ck")
         msg="--save $W/ck: run $pid is using this checkpoint folder"
-    else
+    elif [ $what = nvme ]; then
         second=(--save "$W/ck-other" --offload-optimizer nvme --nvme-path "$W/nvme")
+        msg="--nvme-path $W/nvme: run $pid is using this folder"
+    else
+        second=(--save "$W/ck-other" --offload-optimizer nvme --nvme-path "$W/nvme-free,$W/nvme")
         msg="--nvme-path $W/nvme: run $pid is using this folder"
     fi
     "$GPT50B" "${TINY[@]}" --train-iters 2 "${second[@]}" >two.out 2>two.err
     rc=$?
     kill -TERM $pid
     wait $pid
-    if [ "$rc" -ne 2 ] || [ "$(wc -l <two.err)" -ne 1 ] || ! grep -qF -- "$msg" two.err; then
-        outcome "two runs on one --$what folder" 1 "exit $rc: $(tr '\n' '|' <two.err)"
+    if [ "$rc" -ne 2 ] || [ "$(wc -l <two.err)" -ne 1 ] || ! grep -qF -- "$msg" two.err ||
+        [ -n "$(ls -A nvme-free)" ]; then
+        outcome "two runs on one --$what folder" 1 "exit $rc: $(tr '\n' '|' <two.err) left: $(ls -A nvme-free)"
     else
         outcome "two runs on one --$what folder" 0 ""
     fi

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "../test_expect.h"
 #include "machine.h"
@@ -435,6 +436,32 @@ static void test_capacities(void)
     EXPECT(plan_capacity_nvme(&cap, "/tmp", err, sizeof err) == 0 && cap.bytes > 0 &&
                strcmp(cap.origin.key, "free space of /tmp") == 0,
            "%lld", (long long)cap.bytes);
+    /* a list: folders of one file system count its free space once; a bad list is refused */
+    {
+        int64_t one = cap.bytes;
+        EXPECT(plan_capacity_nvme(&cap, "/tmp,/", err, sizeof err) == 0 && cap.bytes > 0 &&
+                   strcmp(cap.origin.key, "free space of /tmp,/") == 0,
+               "%lld %s", (long long)cap.bytes, err);
+        char dir[] = "/tmp/test_plan.XXXXXX", list[64];
+        EXPECT(mkdtemp(dir) != NULL, "mkdtemp");
+        snprintf(list, sizeof list, "/tmp,%s", dir);
+        EXPECT(plan_capacity_nvme(&cap, list, err, sizeof err) == 0 &&
+                   llabs(cap.bytes - one) < one / 100,
+               "/tmp and a folder in it: %lld bytes, /tmp alone %lld", (long long)cap.bytes,
+               (long long)one);
+        rmdir(dir);
+        EXPECT(plan_capacity_nvme(&cap, "/tmp,,/", err, sizeof err) == -1 &&
+                   strcmp(err, "--nvme-path /tmp,,/: an empty folder name in the list: separate "
+                               "folders with one comma") == 0,
+               "%s", err);
+        EXPECT(plan_capacity_nvme(&cap, "/tmp,/tmp/", err, sizeof err) == -1 &&
+                   strcmp(err, "--nvme-path /tmp,/tmp/: /tmp and /tmp/ are the same folder: list "
+                               "each folder once") == 0,
+               "%s", err);
+        EXPECT(plan_capacity_nvme(&cap, "/tmp,/nonexistent/nvme", err, sizeof err) == -1 &&
+                   strncmp(err, "/nonexistent/nvme: cannot read", 30) == 0,
+               "%s", err);
+    }
     EXPECT(plan_capacity_nvme(&cap, NULL, err, sizeof err) == 0 && cap.bytes == -1, "none");
     EXPECT(plan_capacity_nvme(&cap, "/nonexistent/nvme", err, sizeof err) == -1 &&
                strcmp(err, "/nonexistent/nvme: cannot read the free space of the NVMe folder: No "

@@ -667,6 +667,44 @@ static void test_sumsq(enum dtype dt, size_t off, int bad, uint64_t seed)
     release();
 }
 
+/* sumsq_multi_cuda over a layer-like group (sizes from 1 element to several grid-fulls, one empty,
+ * some at unaligned addresses, one past SUMSQ_BLOCKS_MAX blocks) gives each slot the bits of
+ * sumsq_cuda on that tensor alone, and the CPU's sum within TOL_STATS. */
+static void test_sumsq_multi(enum dtype dt, uint64_t seed)
+{
+    enum { K = 7 };
+    static const size_t n[K] = {4097 * 1024 + 5, 1, 0, 3 * 1024, 100003, 64, 20000000};
+    static const size_t off[K] = {0, 1, 0, 3, 0, 5, 0};
+    size_t es = dtype_size(dt), total = 0, at[K];
+    rng_seed(seed);
+    for (int i = 0; i < K; i++) {
+        at[i] = total;
+        total += n[i] + off[i] + 8;
+    }
+    void *g = hrand(dt, total, -1, 1);
+    void *d_g = upload(g, total * es);
+    float start[K], cpu[K];
+    const void *grads[K];
+    for (int i = 0; i < K; i++) {
+        start[i] = 0.25f * (float)i;
+        cpu[i] = start[i];
+        sumsq_cpu(&cpu[i], (char *)g + (at[i] + off[i]) * es, n[i], dt);
+        grads[i] = (char *)d_g + (at[i] + off[i]) * es;
+    }
+    float *d_multi = upload(start, sizeof start), *d_one = upload(start, sizeof start);
+    void *scratch = dmalloc(sumsq_multi_cuda_scratch_bytes(n, K));
+    sumsq_multi_cuda(d_multi, grads, n, K, dt, scratch, stream);
+    for (int i = 0; i < K; i++)
+        sumsq_cuda(d_one + i, grads[i], n[i], dt, scratch, stream);
+    float *multi = download(d_multi, sizeof start), *one = download(d_one, sizeof start);
+    char what[96];
+    snprintf(what, sizeof what, "sumsq_multi %d tensors %s: each slot as sumsq_cuda alone", K,
+             dtype_name(dt));
+    expect(memcmp(multi, one, sizeof start) == 0, what);
+    compare("sumsq_multi against the CPU", DTYPE_FP32, multi, cpu, K, TOL_STATS);
+    release();
+}
+
 /* The sum of the per-tensor slots into the global sum of squares: the same bits on both. */
 static void test_sum(uint64_t seed)
 {
@@ -877,6 +915,7 @@ int main(void)
         test_sumsq(dt, 1, 0, base + 81);
         test_sumsq(dt, 0, 1, base + 82);
         test_sumsq(dt, 0, 2, base + 83);
+        test_sumsq_multi(dt, base + 84);
         test_adamw(dt, ADAMW_PLAIN, base + 90);
         test_adamw(dt, ADAMW_CLIP, base + 91);
         test_adamw(dt, ADAMW_SKIP, base + 92);
