@@ -68,7 +68,8 @@ sudo_cmd=()
 
 # --- 1. distro packages ------------------------------------------------------------------------
 packages=(build-essential pkg-config meson ninja-build dpkg-dev libhwloc-dev libaio-dev libfxt-dev
-	libjansson-dev libopenblas-dev libopenmpi-dev openmpi-bin nodejs npm python3 xz-utils librsvg2-bin)
+	libjansson-dev libopenblas-dev libopenmpi-dev openmpi-bin nodejs npm python3 xz-utils librsvg2-bin
+	patch)
 missing=()
 for p in "${packages[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -99,13 +100,16 @@ starpu_suitable() { # $1: directory holding starpu-1.4.pc, or empty for the defa
 	else
 		! grep -qs '#define STARPU_USE_CUDA 1' "$inc"/starpu/1.4/starpu_config.h || return 1
 	fi
-	! grep -qs '#define STARPU_NON_BLOCKING_DRIVERS 1' "$inc"/starpu/1.4/starpu_config.h
+	! grep -qs '#define STARPU_NON_BLOCKING_DRIVERS 1' "$inc"/starpu/1.4/starpu_config.h || return 1
+	# CUDA: the task pipeline kept with blocking drivers (scripts/patches/*-cuda-*.patch)
+	[ "$variant" != cuda ] || starpu_patched cuda "$(PKG_CONFIG_PATH=$pcdir${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH} pkg-config --variable=prefix starpu-1.4)"
 }
 
 build_starpu() {
 	local work=$prefix.build src cuda_flags=(--disable-cuda)
 	src=$(starpu_unpack "$work")
 	if [ "$variant" = cuda ]; then
+		starpu_apply_patches cuda "$src" "$work"
 		cuda_flags=(--with-cuda-dir="$cuda" --enable-maxcudadev=16)
 		# CUDA 13 removed cudaDeviceProp.computeMode; the exclusive-thread check it fed is moot
 		# here. CUDA 12 still has it: its StarPU builds as released.
@@ -121,6 +125,7 @@ build_starpu() {
 		--enable-mpi --enable-blocking-drivers >"$work/configure.log" 2>&1) || die "StarPU configure failed: see $work/configure.log"
 	(cd "$src" && make -j"$(nproc)" >"$work/make.log" 2>&1 && make install >>"$work/make.log" 2>&1) ||
 		die "StarPU build failed: see $work/make.log"
+	[ "$variant" != cuda ] || starpu_record_patches cuda "$prefix"
 	rm -rf "$src"
 }
 

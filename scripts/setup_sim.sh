@@ -30,7 +30,6 @@ set -euo pipefail
 cache=${GPT50B_CACHE:-$HOME/.cache/gpt50b}
 starpu_version=1.4.10
 prefix=${STARPU_SIM_PREFIX:-$cache/starpu-$starpu_version-simgrid}
-patch_dir=$(cd "$(dirname "$0")" && pwd)/patches
 mkdir -p "$cache"
 
 say() { printf 'setup_sim: %s\n' "$*"; }
@@ -77,22 +76,13 @@ starpu_sim_suitable() {
 		! grep -qs '#define STARPU_USE_CUDA 1' "$conf" &&
 		grep -qs '#define STARPU_MAXCUDADEVS 16' "$conf" &&
 		grep -qs '#define STARPU_NMAXBUFS 64' "$conf" &&
-		diff -q <(patches_wanted) "$prefix/share/gpt50b-patches" >/dev/null 2>&1
-}
-patches_wanted() {
-	local p
-	for p in "$patch_dir"/starpu-"$starpu_version"-simgrid-*.patch; do
-		[ -f "$p" ] && basename "$p"
-	done
-	return 0
+		starpu_patched simgrid "$prefix"
 }
 
 build_starpu_sim() {
 	local work=$prefix.build src
 	src=$(starpu_unpack "$work")
-	for p in $(patches_wanted); do
-		patch -p1 -s -d "$src" <"$patch_dir/$p" >"$work/patch.log" 2>&1 || die "patch $p failed: see $work/patch.log"
-	done
+	starpu_apply_patches simgrid "$src" "$work"
 	say "building StarPU $starpu_version with SimGrid $(pkg-config --modversion simgrid) into $prefix (a few minutes)"
 	(cd "$src" && nice ./configure --prefix="$prefix" --enable-simgrid --disable-cuda --enable-maxcudadev=16 \
 		--with-fxt --disable-mpi --enable-maxcpus=256 --enable-maxbuffers=64 \
@@ -101,8 +91,7 @@ build_starpu_sim() {
 		>"$work/configure.log" 2>&1) || die "StarPU configure failed: see $work/configure.log"
 	(cd "$src" && nice make -j"$(nproc)" >"$work/make.log" 2>&1 && make install >>"$work/make.log" 2>&1) ||
 		die "StarPU build failed: see $work/make.log"
-	mkdir -p "$prefix/share"
-	patches_wanted >"$prefix/share/gpt50b-patches"
+	starpu_record_patches simgrid "$prefix"
 	rm -rf "$src"
 }
 

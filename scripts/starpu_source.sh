@@ -1,6 +1,6 @@
 # shellcheck shell=bash
-# starpu_source.sh: where StarPU's source tarball comes from, for setup.sh and setup_sim.sh (sourced;
-# needs $starpu_version, $cache and a die function).
+# starpu_source.sh: where StarPU's source tarball comes from and the project's patches to it, for
+# setup.sh and setup_sim.sh (sourced; needs $starpu_version, $cache and a die function).
 # shellcheck disable=SC2154 # starpu_version and cache are the caller's
 
 # Debian's starpu source package into $1, without touching apt's configuration, from the first
@@ -52,4 +52,35 @@ starpu_unpack() {
 	src=$(find "$work" -mindepth 1 -maxdepth 1 -type d -name 'starpu-*' | head -n 1)
 	[ -n "$src" ] || die "no starpu-* folder in $tarball"
 	echo "$src"
+}
+
+# The patches of scripts/patches/ a build of kind $1 (cuda, simgrid) gets, by file name:
+# starpu-<version>-<kind>-*.patch, each saying why in its header. A build lists them in
+# <prefix>/share/gpt50b-patches, so that a StarPU without them is built again.
+starpu_patch_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/patches
+starpu_patches() {
+	local p
+	for p in "$starpu_patch_dir"/starpu-"$starpu_version"-"$1"-*.patch; do
+		[ -f "$p" ] && basename "$p"
+	done
+	return 0
+}
+
+# Applies the patches of kind $1 to the source folder $2 (the log in $3/patch.log).
+starpu_apply_patches() {
+	local p
+	for p in $(starpu_patches "$1"); do
+		patch -p1 -s -d "$2" <"$starpu_patch_dir/$p" >"$3/patch.log" 2>&1 || die "patch $p failed: see $3/patch.log"
+	done
+}
+
+# Whether the StarPU installed under prefix $2 holds exactly the patches of kind $1.
+starpu_patched() {
+	diff -q <(starpu_patches "$1") "$2/share/gpt50b-patches" >/dev/null 2>&1
+}
+
+# Records in prefix $2 that its StarPU holds the patches of kind $1.
+starpu_record_patches() {
+	mkdir -p "$2/share"
+	starpu_patches "$1" >"$2/share/gpt50b-patches"
 }
