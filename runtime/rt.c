@@ -251,20 +251,18 @@ void rt_init(const struct rt_options *opt)
      *   workers and lws. Measured on an H100 host (3.6B model, parameters and optimizer
      *   offloaded, docs/tuning.md): median iteration 1032 ms under lws, 1055 eager, 1143
      *   heteroprio, 1202 modular-heft, 1474 dmda, 1552 dmdas.
-     * - every task on the GPU: no CPU workers, unless STARPU_NCPU asks for them, and then prio.
-     *   lws (StarPU 1.4's ws_push_task, built with blocking drivers) wakes every worker of the
-     *   context on every push; the thread that pushes a finished GPU task's successors is the
-     *   CUDA worker's, so each GPU task paid a wake-up of each idle CPU worker, which then tried
-     *   to steal from the CUDA worker's queue under its lock (issue 16, on an H100: 2 layers of
-     *   width 2048, 20 ms per iteration with 15 CPU workers, 15 ms without). prio wakes only
-     *   workers that can run the pushed task (docs/tuning.md). CPU workers become the default
-     *   here once a GPU run has timed prio with them against none. */
+     * - every task on the GPU: StarPU's CPU workers too, under prio. lws (StarPU 1.4's
+     *   ws_push_task, built with blocking drivers) wakes every worker of the context on every
+     *   push; the thread that pushes a finished GPU task's successors is the CUDA worker's, so
+     *   each GPU task paid a wake-up of each idle CPU worker, which then tried to steal from the
+     *   CUDA worker's queue under its lock (issue 16, on an H100: 2 layers of width 2048, 20 ms
+     *   per iteration with 15 CPU workers, 15 ms without). prio wakes only workers that can run
+     *   the pushed task: on an H200 the 1.3B bf16 benchmark took 95.1 ms per iteration with 15
+     *   CPU workers under prio and 95.3 ms with none (docs/tuning.md). */
     if (!with_cuda)
         conf.sched_policy_name = "peager";
     else if (opt->cpu_workers)
         conf.sched_policy_name = "lws";
-    else if (!getenv("STARPU_NCPU"))
-        conf.ncpus = 0;
     else
         conf.sched_policy_name = "prio";
     if (opt->trace_later) starpu_fxt_autostart_profiling(0);

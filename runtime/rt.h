@@ -63,8 +63,8 @@ enum rt_device {
 struct rt_options {
     int quiet;       /* no banner */
     int cpu_workers; /* host-side tasks will run on CPU workers (offloaded optimizer): with a GPU,
-                        start them, under lws; otherwise none unless STARPU_NCPU asks, under
-                        prio, whose pushes of GPU tasks leave idle CPU workers asleep */
+                        lws; otherwise prio, whose pushes of GPU tasks leave idle CPU workers
+                        asleep (StarPU's CPU workers start either way; STARPU_NCPU decides) */
     int trace_later; /* FxT records only between rt_trace_start and rt_trace_stop */
     int mpi;         /* a run of several processes (mpirun): rt_init initialises MPI with
                         MPI_THREAD_MULTIPLE (collectives run on worker threads), splits
