@@ -240,6 +240,16 @@ static int roomiest_folder(const int64_t *free_bytes, const dev_t *dev, const in
     return best;
 }
 
+struct shard_bytes {
+    int64_t bytes;
+    int shard;
+};
+static int larger_first(const void *a, const void *b)
+{
+    const struct shard_bytes *x = a, *y = b;
+    return x->bytes != y->bytes ? (x->bytes < y->bytes ? 1 : -1) : x->shard - y->shard;
+}
+
 /* Creates, for each --nvme-path folder, an aio engine (its threads near the folder's drive) and
  * the process's swap folder there, then one swap file per shard of a swapped tensor (named after
  * the shard: "<tensor>.rank<g>" with several ranks), largest first, each in the folder with the
@@ -269,28 +279,21 @@ static void swap_files_create(struct state *s)
     s->swapf = calloc(n, sizeof *s->swapf);
     s->folder = calloc(n, sizeof *s->folder);
     CHECK(s->swapf && s->folder);
-    /* shards by size, largest first (stable: table order among equals) */
-    int *order = malloc(n * sizeof *order);
+    /* the swapped shards, largest first (table order among equals) */
+    struct shard_bytes *order = malloc(n * sizeof *order);
     CHECK(order);
-    int64_t total = 0;
-    for (int i = 0; i < n; i++) {
-        order[i] = i;
-        total += s->swapped[i / s->R] ? 3 * (int64_t)s->region_bytes[i / s->R] : 0;
-    }
-    for (int i = 1; i < n; i++)
-        for (int j = i;
-             j > 0 && s->region_bytes[order[j] / s->R] > s->region_bytes[order[j - 1] / s->R];
-             j--) {
-            int t = order[j];
-            order[j] = order[j - 1];
-            order[j - 1] = t;
+    int64_t total = 0, m = 0;
+    for (int i = 0; i < n; i++)
+        if (s->swapped[i / s->R]) {
+            order[m] = (struct shard_bytes){3 * (int64_t)s->region_bytes[i / s->R], i};
+            total += order[m++].bytes;
         }
+    qsort(order, m, sizeof *order, larger_first);
     struct progress pr;
     progress_begin(&pr, "preallocating", "preallocated", "the swap files", total);
-    for (int o = 0; o < n; o++) {
-        int i = order[o];
-        if (!s->swapped[i / s->R]) continue;
-        int64_t bytes = 3 * (int64_t)s->region_bytes[i / s->R];
+    for (int o = 0; o < m; o++) {
+        int i = order[o].shard;
+        int64_t bytes = order[o].bytes;
         int j = roomiest_folder(free_bytes, dev, placed, s->npaths);
         shard_name(s, i / s->R, i % s->R, name, sizeof name);
         if (swap_file_create(s->swapdir[j], name, (uint64_t)bytes, &s->swapf[i], err, sizeof err) <
