@@ -462,8 +462,6 @@ static void start(struct run *r, int argc, char **argv)
            ((timer_now_s() * 1e3) - t_init) / 1e3);
 }
 
-/* The run's lines before the first iteration: the model, the pinned pool, where the optimizer
- * state lives, the data. */
 /* With several --nvme-path folders, one line on how the swap files spread over them. */
 static void print_nvme_folders(const struct settings *s, const struct state_optim_placement *pl)
 {
@@ -479,6 +477,8 @@ static void print_nvme_folders(const struct settings *s, const struct state_opti
     printf("\n");
 }
 
+/* The run's lines before the first iteration: the model, the pinned pool, where the optimizer
+ * state lives, the data. */
 static void describe(struct run *r)
 {
     const struct settings *s = &r->s;

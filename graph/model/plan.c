@@ -10,8 +10,6 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <sys/statvfs.h>
 
 #include "check.h"
 #include "fsdir.h"
@@ -114,12 +112,11 @@ int plan_capacity_nvme(struct plan_capacity *cap, const char *folders, char *err
     }
     /* folders on one file system share its free space: counted once */
     dev_t dev[FSDIR_LIST_MAX];
-    int64_t total = 0;
+    int64_t total = 0, bytes;
     for (int i = 0; i < n; i++) {
-        struct statvfs vfs;
-        struct stat st;
-        if (statvfs(path[i], &vfs) != 0 || stat(path[i], &st) != 0) {
-            const char *e = strerror(errno);
+        int rc = fsdir_free_space(path[i], &bytes, &dev[i]);
+        if (rc != 0) {
+            const char *e = strerror(-rc);
             snprintf(err, errlen,
                      "%s: cannot read the free space of the NVMe folder: %s: create it "
                      "or fix nvme_path",
@@ -128,11 +125,10 @@ int plan_capacity_nvme(struct plan_capacity *cap, const char *folders, char *err
             setting_origin_set(&cap->origin, SOURCE_DEFAULT, key);
             return -1;
         }
-        dev[i] = st.st_dev;
         int seen = 0;
         for (int j = 0; j < i; j++)
             seen |= dev[j] == dev[i];
-        if (!seen) total += (int64_t)vfs.f_bavail * (int64_t)vfs.f_frsize;
+        if (!seen) total += bytes;
     }
     cap->bytes = total;
     snprintf(key, sizeof key, "free space of %s", folders);

@@ -4,8 +4,6 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <sys/statvfs.h>
 
 #include "align.h"
 #include "check.h"
@@ -268,11 +266,8 @@ static void swap_files_create(struct state *s)
         aio_engine_place(s->aio[j], path[j], rt_pool_info().numa_node);
         s->swapdir[j] = swap_dir_open(s->aio[j], path[j], err, sizeof err);
         if (!s->swapdir[j]) user_fail("%s", err);
-        struct statvfs vfs;
-        struct stat st;
-        int known = statvfs(path[j], &vfs) == 0 && stat(path[j], &st) == 0;
-        free_bytes[j] = known ? (int64_t)vfs.f_bavail * (int64_t)vfs.f_frsize : 0;
-        dev[j] = known ? st.st_dev : (dev_t)j;
+        if (fsdir_free_space(path[j], &free_bytes[j], &dev[j]) != 0)
+            free_bytes[j] = 0, dev[j] = (dev_t)j;
         for (int k = 0; k < j; k++) /* one file system, one figure */
             if (dev[k] == dev[j]) free_bytes[j] = free_bytes[k];
     }

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 int fsdir_remove(const char *path, int *nfiles, uint64_t *nbytes)
@@ -114,4 +115,14 @@ int fsdir_list_split(const char *list, char out[][PATH_MAX], char *err, size_t e
         if (!end) return n + 1;
         list = end + 1;
     }
+}
+
+int fsdir_free_space(const char *path, int64_t *bytes, dev_t *dev)
+{
+    struct statvfs vfs;
+    struct stat st;
+    if (statvfs(path, &vfs) != 0 || stat(path, &st) != 0) return -errno;
+    *bytes = (int64_t)vfs.f_bavail * (int64_t)vfs.f_frsize;
+    *dev = st.st_dev;
+    return 0;
 }

@@ -10,6 +10,7 @@
 #include <limits.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 /* Most folders one list may name. */
 #define FSDIR_LIST_MAX 8
@@ -37,5 +38,9 @@ void fsdir_unlock(int fd, const char *path);
  * folder is listed twice (by name, or by inode when both exist). The folders need not exist.
  * O(n^2). */
 int fsdir_list_split(const char *list, char out[][PATH_MAX], char *err, size_t errlen);
+
+/* Free space (statvfs f_bavail, in bytes) of the file system that holds path, and that file
+ * system's device (folders on one device share the space). Returns 0 or -errno. */
+int fsdir_free_space(const char *path, int64_t *bytes, dev_t *dev);
 
 #endif
