@@ -448,6 +448,10 @@ static void start(struct run *r, int argc, char **argv)
 {
     const struct settings *s = &r->s;
     double t_init = timer_now_s() * 1e3;
+    /* StarPU's CUDA task pipeline (kept with blocking drivers by setup.sh's StarPU patch) has run
+     * on one GPU only: ZeRO-3 runs keep the synchronous CUDA worker their collectives were
+     * checked with, unless STARPU_CUDA_PIPELINE says otherwise. */
+    if (s->world_size > 1 && !rt_simulated()) setenv("STARPU_CUDA_PIPELINE", "0", 0);
     rt_init(&(struct rt_options){.cpu_workers = s->optim_tier != TIER_GPU,
                                  .trace_later = s->trace.first > 0,
                                  .mpi = r->launch.size > 1,
