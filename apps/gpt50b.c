@@ -283,6 +283,7 @@ static int plan_memory(struct run *r, char *verdict, size_t n)
     settings_plan_input(s, swap_unit, &in);
     if (r->described) {
         if (plan_capacity_machine(in.cap, &r->machine, err, sizeof err) != 0) user_fail("%s", err);
+        in.machine = &r->machine;
         /* the described machine's nodes hold its GPUs, one rank each */
         if (!s->ranks_per_node && s->world_size > r->machine.gpus_per_node)
             in.ranks_per_node = r->machine.gpus_per_node;

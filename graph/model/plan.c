@@ -437,6 +437,33 @@ static const char *tier_words(enum tier t)
     return words[t];
 }
 
+/* With --machine and the optimizer state on NVMe: a node's disk time per step at the machine's
+ * rates (machine_swap_us: the mixed rate when given, else read then write), its CPU AdamW time
+ * (28 bytes per parameter at cpu_adamw_GBps), and the resident share at which the two balance:
+ * beyond it the step is AdamW-bound and more RAM saves nothing. */
+static void print_step_times(const struct plan *p, FILE *f)
+{
+    const struct plan_input *in = &p->in;
+    const struct machine *m = in->machine;
+    int64_t R = in->ranks_per_node;
+    double disk_s = (machine_swap_us(m, (double)p->nvme_read * R, 0) +
+                     machine_swap_us(m, (double)p->nvme_write * R, 1)) /
+                    1e6,
+           all_s = (machine_swap_us(m, (double)p->nvme_read_swapped * R, 0) +
+                    machine_swap_us(m, (double)p->nvme_write_swapped * R, 1)) /
+                   1e6,
+           adam_s = m->cpu_adamw_GBps > 0
+                        ? 28.0 * (double)p->nparams_rank * R / (m->cpu_adamw_GBps * 1e9)
+                        : 0,
+           balance = all_s > adam_s ? 1 - adam_s / all_s : 0;
+    fprintf(f,
+            "  step time per node at --machine %s's rates: NVMe %.1f s, CPU AdamW %.1f s (%.0f "
+            "GB/s): %s; the two balance with %.1f%% of the state resident (the plan keeps "
+            "%.1f%%)\n",
+            m->name, disk_s, adam_s, m->cpu_adamw_GBps,
+            disk_s > adam_s ? "disk-bound" : "AdamW-bound", 100 * balance, 100 * p->resident_share);
+}
+
 static void knob_value(const struct plan *p, enum plan_knob k, char *buf, size_t n)
 {
     const struct plan_input *in = &p->in;
@@ -587,6 +614,7 @@ void plan_print(const struct plan *p, FILE *f)
     plan_bytes_words(p->nvme_read_swapped * R, 1, a, sizeof a);
     plan_bytes_words(p->nvme_write_swapped * R, 1, b, sizeof b);
     fprintf(f, " (without the resident share: %s and %s)\n", a, b);
+    if (in->machine) print_step_times(p, f);
 }
 
 /* What to change when tier t does not fit: the biggest lever first. */

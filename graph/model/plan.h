@@ -115,6 +115,9 @@ struct plan_input {
     int64_t prefetch;          /* parameter elements gathered ahead of use */
     struct plan_capacity cap[NTIERS]; /* GPU per rank; CPU and NVMe per node */
     struct setting_origin origin[PLAN_NKNOBS];
+    /* --machine's description (NULL: none): with the optimizer state on NVMe, plan_print times a
+     * node's step at its disk and CPU AdamW rates */
+    const struct machine *machine;
 };
 
 /* The kinds of memory, in the order the table prints them. */

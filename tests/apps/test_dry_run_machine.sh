@@ -6,8 +6,9 @@
 #    are the machine's GPU memory, RAM and NVMe size, each naming its figure.
 # 2. cori-v100-2x8, the seed's run (--preset gpt50b, the SC21 DeepSpeed config, 16 ranks): 8
 #    ranks per node from the machine, 16.95 GB per GPU, 372 GB of RAM and 930 GB of NVMe per node;
-#    it fits. The same model with its optimizer state on the GPU does not: one verdict line naming
-#    the machine, exit 2.
+#    it fits, and its step is timed at the machine's disk and AdamW rates (and at a mixed disk
+#    rate when the file gives one). The same model with its optimizer state on the GPU does not:
+#    one verdict line naming the machine, exit 2.
 # 3. A machine file given by path, with STARPU_LIMIT_CUDA_MEM lowering its GPU memory.
 # 4. User errors, exit 2 and one line: an unknown name (listing the machines), invalid JSON, a
 #    missing figure (naming it), --machine without --dry-run (this build runs on this machine).
@@ -75,6 +76,15 @@ if plan "the seed's run on cori-v100-2x8" 0 --machine cori-v100-2x8 "${SC21[@]}"
 	has "cori: RAM per node" "CPU memory needs .* per node of +372\.00 GB \(--machine cori-v100-2x8: ram_available_bytes\): fits"
 	has "cori: NVMe per node" "NVMe space needs .* per node of +930\.00 GB \(--machine cori-v100-2x8: nvme_bytes\): fits"
 	has "cori: fits" "^plan: fits$"
+	# 96.9 GB read at 3.0 GB/s and written at 1.5; 25.18B parameters x 28 B at 100 GB/s; with
+	# nothing resident 302.1 GB each way: 302.1 s, so 1 - 7.05 / 302.1 balances
+	has "cori: a node's step timed at the machine's rates" "^  step time per node at --machine cori-v100-2x8's rates: NVMe 96\.9 s, CPU AdamW 7\.0 s \(100 GB/s\): disk-bound; the two balance with 97\.7% of the state resident \(the plan keeps 67\.9%\)$"
+fi
+# The same at a mixed rate (a write and a read together) of 6 GB/s: (96.9 + 96.9) / 6 = 32.3 s.
+python3 -c 'import json, sys; m = json.load(open(sys.argv[1])); m["nvme_mixed_GBps"] = {"value": 6.0, "kind": "assumed", "source": "test"}; json.dump(m, open(sys.argv[2], "w"))' \
+	"$TOP/scripts/machines/cori-v100-2x8.json" "$W/cori-mixed.json"
+if plan "the seed's run on a Cori with a mixed disk rate" 0 --machine "$W/cori-mixed.json" "${SC21[@]}"; then
+	has "cori, mixed rate: both directions at it" "^  step time per node at --machine cori-v100-2x8's rates: NVMe 32\.3 s, CPU AdamW 7\.0 s"
 fi
 if plan "3.642B with its optimizer on a V100" 2 --machine cori-v100-2x8 "${M3B6[@]}"; then
 	has "cori: the GPU verdict names the machine's card" "^plan: GPU memory: the plan needs .* the cap is 16\.9 GB \(--machine cori-v100-2x8: gpu_memory_bytes\)"
