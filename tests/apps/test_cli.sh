@@ -425,6 +425,17 @@ if train "two --nvme-path folders" --train-iters 2 --offload-optimizer nvme --nv
         fail "two --nvme-path folders: swap files in both" "line: ${line:-none}"
     fi
 fi
+# DeepSpeed's offload_optimizer.nvme_path takes the same list.
+printf '{"zero_optimization": {"stage": 3, "offload_optimizer": {"device": "nvme", "nvme_path": "%s,%s"}}}\n' \
+    "$NV" "$NVB" >"$W/ds_two.json"
+if train "DeepSpeed nvme_path listing two folders" --train-iters 1 --deepspeed_config "$W/ds_two.json" \
+    --nvme-resident-fraction 0; then
+    if grep -q '^> NVMe folders: 2, one aio engine each' "$LOG/out"; then
+        ok "DeepSpeed nvme_path listing two folders: both used"
+    else
+        fail "DeepSpeed nvme_path listing two folders" "no folders line: $(grep '^> optimizer state' "$LOG/out")"
+    fi
+fi
 expect_error "--nvme-path listing one folder twice" "same folder" "${TINY[@]}" \
     --offload-optimizer nvme --nvme-path "$NV,$NV/"
 expect_error "--nvme-path with an empty entry" "empty folder name" "${TINY[@]}" \
