@@ -2,7 +2,7 @@
  * DeepSpeed "aio" settings for it.
  *
  *     nvme_tune --path DIR [--size 1G] [--block-sizes 256K,1M,4M] [--queue-depths 8,16,32,64]
- *               [--threads 1,2] [--out nvme_tune.json]
+ *               [--threads 1,2] [--streams 1] [--out nvme_tune.json]
  *
  * For every block size x queue depth x thread count it writes --size bytes to one file in DIR
  * and reads them back, with O_DIRECT so that the page cache neither absorbs the writes nor
@@ -14,8 +14,10 @@
  * the file written whole, then a write of its first half and a read of its second half queued on
  * one engine at once, as the swap-out of one tensor and the swap-in of the next are: "mixed"
  * GB/s counts the bytes of both over the time to the later's end (the simulation's
- * nvme_mixed_GBps). The default sweep (24 runs of 1 GiB each way) takes under a minute at 1 GB/s;
- * the file is removed at the end, and on SIGINT or SIGTERM. */
+ * nvme_mixed_GBps). --streams K,...: the mixed run again with K writes and K reads (the file cut
+ * in 2K pieces) queued at once, as when several swap tasks are in flight; "mixed_streams" in the
+ * JSON, the first K's rate as "mixed_gbs". The default sweep (24 runs of 1 GiB each way) takes
+ * under a minute at 1 GB/s; the file is removed at the end, and on SIGINT or SIGTERM. */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -35,10 +37,12 @@
 
 static const char usage[] =
     "usage: nvme_tune --path DIR [--size 1G] [--block-sizes 256K,1M,4M] "
-    "[--queue-depths 8,16,32,64] [--threads 1,2] [--out nvme_tune.json]\n"
+    "[--queue-depths 8,16,32,64] [--threads 1,2] [--streams 1] [--out nvme_tune.json]\n"
     "Sweeps DeepSpeed's aio block_size x queue_depth x thread_count on a file in DIR (O_DIRECT),\n"
     "prints write and read GB/s (1e9 bytes/s), the best settings as DeepSpeed \"aio\" JSON, and\n"
-    "writes all results to the --out file. Sizes take K, M, G (powers of 1024).\n";
+    "writes all results to the --out file. Then, at the best settings, K writes and K reads\n"
+    "queued at once for each K of --streams (\"mixed\" GB/s). Sizes take K, M, G (powers of\n"
+    "1024).\n";
 
 struct result {
     size_t block_size;
@@ -156,10 +160,12 @@ static struct result measure(const char *dir, const char *path, void *buf, size_
     return r;
 }
 
-/* The mixed run at one configuration (the header's): GB/s of the read and the write together, or
- * 0 when the half read back lacks the stamps written before it. */
+/* The mixed run at one configuration (the header's) with `streams` writes and as many reads in
+ * flight: the file written whole, then pieces 0..streams-1 of 2 x streams written and the others
+ * read, all queued at once. GB/s of the reads and writes together, or 0 when a piece read back
+ * lacks the stamps written before it. */
 static double measure_mixed(const char *path, void *buf, size_t size, const struct result *best,
-                            uint64_t run)
+                            uint64_t run, int streams)
 {
     char err[AIO_ERR_SIZE];
     struct aio_config cfg = {best->block_size, best->queue_depth, best->threads, false, true};
@@ -167,26 +173,34 @@ static double measure_mixed(const char *path, void *buf, size_t size, const stru
     if (!e) user_fail("%s", err);
     struct aio_file *f = aio_file_open(e, path, O_RDWR, 0, err, sizeof err);
     if (!f) user_fail("%s", err);
-    size_t half = size / 2 / AIO_ALIGN * AIO_ALIGN;
+    size_t piece = size / (2 * (size_t)streams) / AIO_ALIGN * AIO_ALIGN,
+           half = piece * (size_t)streams;
     char *lo = buf, *hi = (char *)buf + half;
     stamp(buf, size, run, 0, false);
     if (aio_pwrite(e, f, buf, size, 0, err, sizeof err) < 0 || aio_file_sync(f) < 0)
         user_fail("%s", err);
     stamp((uint64_t *)lo, half, run + 1, 0, false);
     stamp((uint64_t *)hi, half, UINT32_MAX, 0, false);
+    struct aio_request *w[MAX_LIST], *r[MAX_LIST];
     double t0 = timer_now_s();
-    struct aio_request *w = aio_submit_write(e, f, lo, half, 0);
-    struct aio_request *r = aio_submit_read(e, f, hi, half, (off_t)half);
-    if (aio_wait(w, err, sizeof err) < 0 || aio_file_sync(f) < 0 ||
-        aio_wait(r, err, sizeof err) < 0)
-        user_fail("%s", err);
+    for (int k = 0; k < streams; k++) {
+        w[k] = aio_submit_write(e, f, lo + k * piece, piece, (off_t)(k * piece));
+        r[k] = aio_submit_read(e, f, hi + k * piece, piece, (off_t)(half + k * piece));
+    }
+    int rc = 0;
+    for (int k = 0; k < streams; k++)
+        rc |= aio_wait(w[k], err, sizeof err) < 0;
+    rc |= aio_file_sync(f) < 0;
+    for (int k = 0; k < streams; k++)
+        rc |= aio_wait(r[k], err, sizeof err) < 0;
+    if (rc) user_fail("%s", err);
     double t1 = timer_now_s();
     size_t bad = stamp((uint64_t *)hi, half, run, half / AIO_ALIGN, true);
     aio_file_close(f);
     aio_engine_destroy(e);
     if (bad) {
-        fprintf(stderr, "nvme_tune: mixed run: %zu of %zu pages read back wrong\n", bad,
-                half / AIO_ALIGN);
+        fprintf(stderr, "nvme_tune: mixed run of %d stream(s): %zu of %zu pages read back wrong\n",
+                streams, bad, half / AIO_ALIGN);
         return 0;
     }
     return 2.0 * (double)half / (t1 - t0) / 1e9;
@@ -222,8 +236,8 @@ int main(int argc, char **argv)
     check_set_program("nvme_tune");
     const char *dir = NULL, *out_path = "nvme_tune.json";
     size_t size = 1u << 30, bs[MAX_LIST] = {256 << 10, 1 << 20, 4 << 20},
-           qd[MAX_LIST] = {8, 16, 32, 64}, th[MAX_LIST] = {1, 2};
-    int nbs = 3, nqd = 4, nth = 2;
+           qd[MAX_LIST] = {8, 16, 32, 64}, th[MAX_LIST] = {1, 2}, st[MAX_LIST] = {1};
+    int nbs = 3, nqd = 4, nth = 2, nst = 1;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--help")) {
@@ -232,10 +246,11 @@ int main(int argc, char **argv)
         }
         bool known = !strcmp(a, "--path") || !strcmp(a, "--size") || !strcmp(a, "--out") ||
                      !strcmp(a, "--block-sizes") || !strcmp(a, "--queue-depths") ||
-                     !strcmp(a, "--threads");
+                     !strcmp(a, "--threads") || !strcmp(a, "--streams");
         if (!known)
             user_fail("unknown argument %s; usage: nvme_tune --path DIR [--size 1G] "
-                      "[--block-sizes ...] [--queue-depths ...] [--threads ...] [--out FILE]",
+                      "[--block-sizes ...] [--queue-depths ...] [--threads ...] [--streams ...] "
+                      "[--out FILE]",
                       a);
         if (!v) user_fail("%s needs a value; see nvme_tune --help", a);
         i++;
@@ -251,11 +266,18 @@ int main(int argc, char **argv)
             nbs = parse_list(a, v, true, AIO_ALIGN, 1u << 30, bs);
         } else if (!strcmp(a, "--queue-depths")) {
             nqd = parse_list(a, v, false, 1, 1024, qd);
+        } else if (!strcmp(a, "--streams")) {
+            nst = parse_list(a, v, false, 1, MAX_LIST, st);
         } else {
             nth = parse_list(a, v, false, 1, 64, th);
         }
     }
     if (!dir) user_fail("--path DIR is required: a folder on the drive to measure");
+    for (int k = 0; k < nst; k++)
+        if (size / (2 * st[k]) < AIO_ALIGN)
+            user_fail("--streams %zu: --size %zu holds no 4 KiB piece per stream; use a larger "
+                      "--size",
+                      st[k], size);
     atexit(remove_tmp);
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
@@ -312,7 +334,9 @@ int main(int argc, char **argv)
             }
     if (best < 0) user_fail("%s: no configuration read its data back intact; check the drive", dir);
     struct result *r = &res[best];
-    double mixed = measure_mixed(tmp_path, buf, size, r, (uint64_t)nres + 1);
+    double mixed[MAX_LIST];
+    for (int k = 0; k < nst; k++)
+        mixed[k] = measure_mixed(tmp_path, buf, size, r, (uint64_t)(nres + 1 + 2 * k), (int)st[k]);
     free(buf);
     char aio_json[256];
     snprintf(aio_json, sizeof aio_json,
@@ -321,8 +345,10 @@ int main(int argc, char **argv)
              r->block_size, r->queue_depth, r->threads);
     printf("best: block %zu, queue depth %d, threads %d: write %.2f GB/s, read %.2f GB/s\n",
            r->block_size, r->queue_depth, r->threads, r->write_gbs, r->read_gbs);
-    printf("mixed: a write and a read of %.2f GB each queued at once: %.2f GB/s together%s\n",
-           (double)(size / 2) / 1e9, mixed, mixed > 0 ? "" : " (BAD DATA)");
+    for (int k = 0; k < nst; k++)
+        printf("mixed: %zu write(s) and %zu read(s), %.2f GB each way, queued at once: %.2f GB/s "
+               "together%s\n",
+               st[k], st[k], (double)(size / 2) / 1e9, mixed[k], mixed[k] > 0 ? "" : " (BAD DATA)");
     printf("DeepSpeed config (newer versions spell thread_count intra_op_parallelism):\n"
            "  \"aio\": %s\n",
            aio_json);
@@ -336,10 +362,12 @@ int main(int argc, char **argv)
                 "\"write_gbs\": %.3f, \"read_gbs\": %.3f, \"data_ok\": %s}",
                 i ? ", " : "", res[i].block_size, res[i].queue_depth, res[i].threads,
                 res[i].write_gbs, res[i].read_gbs, res[i].ok ? "true" : "false");
-    fprintf(out,
-            "], \"best\": {\"write_gbs\": %.3f, \"read_gbs\": %.3f, \"mixed_gbs\": %.3f}, "
-            "\"aio\": %s}\n",
-            r->write_gbs, r->read_gbs, mixed, aio_json);
+    fprintf(out, "], \"best\": {\"write_gbs\": %.3f, \"read_gbs\": %.3f, \"mixed_gbs\": %.3f, ",
+            r->write_gbs, r->read_gbs, mixed[0]);
+    fputs("\"mixed_streams\": [", out);
+    for (int k = 0; k < nst; k++)
+        fprintf(out, "%s{\"streams\": %zu, \"gbs\": %.3f}", k ? ", " : "", st[k], mixed[k]);
+    fprintf(out, "]}, \"aio\": %s}\n", aio_json);
     if (fclose(out) != 0) user_fail("--out %s: write failed: %s", out_path, strerror(errno));
     partial_out = NULL;
     printf("results written to %s\n", out_path);

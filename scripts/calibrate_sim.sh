@@ -14,7 +14,9 @@
 #      simulation must predict.
 # Before them, the figures of the machine file that the simulation's cost functions use, measured
 # on this host: the disk (build/apps/nvme_tune at the I/O engine's settings: 1 MiB blocks, queue
-# depth 32, 2 threads, DISK_SIZE (8G) in NVME_DIR), CPU AdamW (build/apps/bench_adam, ADAM_PARAMS
+# depth 32, 2 threads, DISK_SIZE (8G) in NVME_DIR; its mixed run with 1, 2 and 4 writes and reads
+# in flight goes to summary.json's nvme_mixed_streams, which no cost function uses yet), CPU
+# AdamW (build/apps/bench_adam, ADAM_PARAMS
 # (67108864) parameters, bf16: the best GB/s of the selected ISA), and, from the calibration's bus
 # files, StarPU's own pinned copy rates each way; the card, driver and memory from nvidia-smi.
 #
@@ -101,9 +103,9 @@ say "$prog: machine $machine on $(hostname): card ${card}${driver:+, driver $dri
 [ "$card" = none ] && say "no nvidia-smi: CPU workers only; this checks the script, it calibrates nothing for $machine"
 
 # --- the machine file's figures, measured here --------------------------------------------------
-say "disk: nvme_tune ${DISK_SIZE:-8G}, 1 MiB blocks, queue depth 32, 2 threads, in $nvdir"
+say "disk: nvme_tune ${DISK_SIZE:-8G}, 1 MiB blocks, queue depth 32, 2 threads, 1/2/4 streams mixed, in $nvdir"
 "$bin/nvme_tune" --path "$nvdir" --size "${DISK_SIZE:-8G}" --block-sizes 1M --queue-depths 32 --threads 2 \
-	--out "$C/logs/disk.json" >"$C/logs/disk.log" 2>&1 || say "nvme_tune failed: $(tail -n 1 "$C/logs/disk.log")"
+	--streams 1,2,4 --out "$C/logs/disk.json" >"$C/logs/disk.log" 2>&1 || say "nvme_tune failed: $(tail -n 1 "$C/logs/disk.log")"
 say "CPU AdamW: bench_adam ${ADAM_PARAMS:-67108864} parameters, bf16"
 "$bin/bench_adam" --params "${ADAM_PARAMS:-67108864}" --iters 3 --dtype bf16 --out "$C/logs/adam.json" \
 	>"$C/logs/adam.log" 2>&1 || say "bench_adam failed: $(tail -n 1 "$C/logs/adam.log")"
@@ -259,6 +261,8 @@ summary = {"machine": machine, "date": datetime.datetime.now(datetime.timezone.u
            "calibrate_minimum": int(os.environ.get("STARPU_CALIBRATE_MINIMUM", "10")),
            "starpu_sched": os.environ.get("STARPU_SCHED") or "gpt50b's default",
            "nvme_dir": nvdir, "figures": figures, "configs": configs}
+if disk and disk.get("best", {}).get("mixed_streams"):
+    summary["nvme_mixed_streams"] = disk["best"]["mixed_streams"]
 with open(f"{C}/summary.json", "w") as f:
     json.dump(summary, f, indent=1)
     f.write("\n")

@@ -3,7 +3,7 @@
 # the swap traffic is real), nvme_tune's rates of the same folder and made-up ceilings. Checks
 # that the table has the run's row, that the NVMe bytes are the run's own count, and that the
 # bound is the largest of its parts, with the disk part = read bytes / read rate + write bytes /
-# write rate; and that nvme_tune's mixed run (a write and a read queued at once) gave a rate.
+# write rate; and that nvme_tune's mixed runs (1 and 2 writes and reads queued at once) gave rates.
 # Usage: test_offload_table.sh GPT50B NVME_TUNE. Exits 0 / 1, 77 without data.
 set -u
 gpt50b=${1:?usage: test_offload_table.sh GPT50B NVME_TUNE}
@@ -20,10 +20,12 @@ STARPU_BUS_STATS=1 "$gpt50b" --num-layers 2 --hidden-size 64 --num-attention-hea
     --offload-optimizer nvme --nvme-path "$w/nvme" --nvme-resident-fraction 0 \
     --metrics "$w/out/nvme.jsonl" >"$w/out/nvme.log" 2>&1 ||
     { echo "FAIL - gpt50b exited $?: $(tail -n 3 "$w/out/nvme.log")"; exit 1; }
-"$tune" --path "$w/nvme" --size 16M --block-sizes 1M --queue-depths 8 --threads 1 \
+"$tune" --path "$w/nvme" --size 16M --block-sizes 1M --queue-depths 8 --threads 1 --streams 1,2 \
     --out "$w/out/disk.json" >/dev/null || { echo "FAIL - nvme_tune exited $?"; exit 1; }
-python3 -c 'import json, sys; b = json.load(open(sys.argv[1]))["best"]; sys.exit(0 if b["mixed_gbs"] > 0 else 1)' \
-    "$w/out/disk.json" || { echo "FAIL - nvme_tune's mixed run gave no rate: $(tail -c 200 "$w/out/disk.json")"; exit 1; }
+python3 -c 'import json, sys; b = json.load(open(sys.argv[1]))["best"]; s = b["mixed_streams"]
+sys.exit(0 if b["mixed_gbs"] > 0 and [x["streams"] for x in s] == [1, 2] and all(x["gbs"] > 0 for x in s)
+         and b["mixed_gbs"] == s[0]["gbs"] else 1)' \
+    "$w/out/disk.json" || { echo "FAIL - nvme_tune's mixed runs (1 and 2 streams) gave no rate: $(tail -c 300 "$w/out/disk.json")"; exit 1; }
 cat >"$w/out/ceilings.json" <<'JSON'
 {"device": "test", "threads": 2, "gemm": {"n": 8192, "dtype": "bf16", "tflops": 0.001},
  "pcie": {"bytes": 1, "h2d_gb_s": 1, "d2h_gb_s": 1}, "host_memory": {"bytes": 1, "copy_gb_s": 1}}
