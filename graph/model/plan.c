@@ -439,7 +439,7 @@ static const char *tier_words(enum tier t)
 
 /* With --machine and the optimizer state on NVMe: a node's disk time per step at the machine's
  * rates (machine_swap_us: the mixed rate when given, else read then write), its CPU AdamW time
- * (28 bytes per parameter at cpu_adamw_GBps), and the resident share at which the two balance:
+ * on all its cores (machine_adamw_us), and the resident share at which the two balance:
  * beyond it the step is AdamW-bound and more RAM saves nothing. */
 static void print_step_times(const struct plan *p, FILE *f)
 {
@@ -452,9 +452,9 @@ static void print_step_times(const struct plan *p, FILE *f)
            all_s = (machine_swap_us(m, (double)p->nvme_read_swapped * R, 0) +
                     machine_swap_us(m, (double)p->nvme_write_swapped * R, 1)) /
                    1e6,
-           adam_s = m->cpu_adamw_GBps > 0
-                        ? 28.0 * (double)p->nparams_rank * R / (m->cpu_adamw_GBps * 1e9)
-                        : 0,
+           adam_s = machine_adamw_us(m, (double)p->nparams_rank * R, m->cpu_cores,
+                                     m->cpu_cores * m->nodes) /
+                    1e6,
            balance = all_s > adam_s ? 1 - adam_s / all_s : 0;
     fprintf(f,
             "  step time per node at --machine %s's rates: NVMe %.1f s, CPU AdamW %.1f s (%.0f "
