@@ -11,7 +11,9 @@
 #   b. a measured run (when its ITERS > 0): the same configuration, STARPU_CALIBRATE=0, its own
 #      models folder (the bus files copied from the calibration, so StarPU does not measure the
 #      bus again), STARPU_BUS_STATS=1, --metrics; the median of iterations 2-ITERS is what the
-#      simulation must predict.
+#      simulation must predict. A run that swaps to NVMe (@NVME@ in its flags) is bracketed by
+#      two disk probes (nvme_tune's mixed run alone, PROBE_SIZE (4G)), whose rates go to its
+#      entry in summary.json (disk_mixed_GBps: before, after) for scripts/sim_validate.py.
 # Before them, the figures of the machine file that the simulation's cost functions use, measured
 # on this host: the disk (build/apps/nvme_tune at the I/O engine's settings: 1 MiB blocks, queue
 # depth 32, 2 threads, DISK_SIZE (8G) in NVME_DIR; its mixed run with 1, 2 and 4 writes and reads
@@ -39,9 +41,10 @@
 # about 6-7 with the device call's start. CALIBRATE_PLAN=1 prints the runs and runs nothing.
 #
 # Environment: MACHINE (h100-x1), SIM_CONFIGS (scripts/sim_configs.txt), NVME_DIR
-# (/tmp/gpt50b-nvme: swap folders and nvme_tune's file), DISK_SIZE, ADAM_PARAMS, BUDGET_S,
+# (/tmp/gpt50b-nvme: swap folders and nvme_tune's file), DISK_SIZE, PROBE_SIZE, ADAM_PARAMS, BUDGET_S,
 # RUN_TIMEOUT_S, GPT50B_COMMIT (the shipped build's commit; else git's, when .git is there). The
-# programs: build/apps, else ship/build/apps (with ship/lib on LD_LIBRARY_PATH). Without a GPU
+# programs: GPT50B_APPS (a build's apps folder) or build/apps, else ship/build/apps (with ship/lib
+# on LD_LIBRARY_PATH). Without a GPU
 # (no nvidia-smi) it runs the same way on CPU workers: a check of the script, not a calibration.
 #
 #   usage (device call, after scripts/ship.sh, carrying ship and data):
@@ -61,7 +64,7 @@ nvdir=${NVME_DIR:-/tmp/gpt50b-nvme}
 budget=${BUDGET_S:-390}
 run_limit=${RUN_TIMEOUT_S:-240}
 data=$top/data/brown.bin
-bin=$top/build/apps
+bin=${GPT50B_APPS:-$top/build/apps}
 [ -x "$bin/gpt50b" ] || bin=$top/ship/build/apps
 [ -d "$top/ship/lib" ] && export LD_LIBRARY_PATH=$top/ship/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 [ -f "$top/scripts/machines/$machine.json" ] || die "unknown machine $machine: no scripts/machines/$machine.json"
@@ -153,9 +156,31 @@ run() {
 		say "$kind $name: exit $rc after $(($(date +%s) - t0))s: $(grep -m1 -iE 'error|abort|does not' "$log" | cut -c1-200)"
 	fi
 }
+# probe TAG: the disk's mixed rate now (nvme_tune's mixed run alone, PROBE_SIZE (4G)) into
+# logs/probe-TAG.json. A measured run that swaps to NVMe has one just before and one just after
+# (two such runs in a row share the one between them): the GPU host's disk has been seen to drift
+# by 20% within a call, so the simulation of that run uses the rate of its own minutes.
+last_probe=''
+probe() {
+	say "disk probe $1: nvme_tune ${PROBE_SIZE:-4G} mixed"
+	"$bin/nvme_tune" --path "$nvdir" --size "${PROBE_SIZE:-4G}" --block-sizes 1M --queue-depths 32 --threads 2 \
+		--streams 1 --out "$C/logs/probe-$1.json" >"$C/logs/probe-$1.log" 2>&1 ||
+		say "disk probe $1 failed: $(tail -n 1 "$C/logs/probe-$1.log")"
+	last_probe=$1
+}
 while IFS='|' read -r name cal iters envw flags; do
-	[ "$cal" -gt 0 ] && run cal "$name" "$cal" "$envw" "$flags"
-	[ "$iters" -gt 0 ] && run measure "$name" "$iters" "$envw" "$flags"
+	[ "$cal" -gt 0 ] && run cal "$name" "$cal" "$envw" "$flags" && last_probe=''
+	if [ "$iters" -gt 0 ]; then
+		if [[ $flags == *@NVME@* ]]; then
+			[ -n "$last_probe" ] && cp "$C/logs/probe-$last_probe.json" "$C/logs/probe-before-$name.json" ||
+				probe "before-$name"
+			run measure "$name" "$iters" "$envw" "$flags"
+			probe "after-$name"
+		else
+			run measure "$name" "$iters" "$envw" "$flags"
+			last_probe=''
+		fi
+	fi
 done <<<"$list"
 
 # --- summary -------------------------------------------------------------------------------------
@@ -249,6 +274,10 @@ for c in sim_configs.select(sim_configs.load(cfgfile), names):
             rows = []
         e["elapsed_ms"] = [r["elapsed_ms"] for r in rows]
         e["loss"] = [r["loss"] for r in rows]
+        probes = [load(f"{C}/logs/probe-{w}-{c.name}.json") for w in ("before", "after")]
+        rates = [(p or {}).get("best", {}).get("mixed_gbs") for p in probes]
+        if any(rates):
+            e["disk_mixed_GBps"] = {"before": rates[0], "after": rates[1]}
         rest = sorted(e["elapsed_ms"][1:])
         if e["status"] == "ok" and len(rows) == c.iters and rest:
             m = len(rest) // 2

@@ -16,7 +16,10 @@ the same GPU-host call measured put in (the disk's read and write rates and, whe
 mixed run gave it, its mixed rate, which the swap tasks then use; CPU AdamW's one-core
 rate, PCIe rates, GPU memory, cores: the summary's "figures"; the node's CPU AdamW rate from the
 calibrated AdamW history, sim_models.adamw_cpu_rate), written to DIR/MACHINE.json and given to
-simulate.sh as a file; --as-committed simulates the committed machine file instead.
+simulate.sh as a file; --as-committed simulates the committed machine file instead. A
+configuration whose measured run the call bracketed with two disk probes (its disk_mixed_GBps)
+is simulated at their mean mixed rate (DIR/MACHINE.NAME.json), the disk's rate in the minutes
+of that run; --call-start-disk keeps the rate measured at the start of the call for all.
 
 Prints a Markdown table (configuration, measured median ms, predicted ms, error %, within the
 tolerance) and writes it with every number to --json (default docs/results/sim_validation_h100.json
@@ -100,6 +103,26 @@ def machine_file(summary, machine, out, as_committed):
     return path, used
 
 
+def bracketed_disk(meas):
+    """The mean of the disk probes around a measured run (its disk_mixed_GBps), or None."""
+    rates = [r for r in (meas.get("disk_mixed_GBps") or {}).values() if isinstance(r, (int, float)) and r > 0]
+    return sum(rates) / len(rates) if len(rates) == 2 else None
+
+
+def with_disk(mfile, rate, meas, out, name):
+    """A copy of the machine file mfile with the disk's mixed rate of one configuration's run."""
+    m = load_json(mfile, "machine file")
+    b = meas["disk_mixed_GBps"]
+    m["nvme_mixed_GBps"] = {"value": round(rate, 3), "kind": "measured",
+                            "source": f"the mean of the disk probes (nvme_tune's mixed run) just before and "
+                                      f"after the measured run of {name}: {b['before']} and {b['after']} GB/s"}
+    path = os.path.join(out, f"{os.path.splitext(os.path.basename(mfile))[0]}.{name}.json")
+    with open(path, "w") as f:
+        json.dump(m, f, indent=1)
+        f.write("\n")
+    return path
+
+
 def git_head():
     try:
         return subprocess.run(["git", "-C", TOP, "rev-parse", "HEAD"], capture_output=True, text=True,
@@ -149,6 +172,9 @@ def main(argv=None):
     ap.add_argument("--reuse", action="store_true", help="read the metrics already in --out")
     ap.add_argument("--as-committed", action="store_true",
                     help="simulate the committed machine file, not the measured figures")
+    ap.add_argument("--call-start-disk", action="store_true",
+                    help="simulate every configuration at the disk rate of the call's start, "
+                    "not at its own run's bracketing probes")
     ap.add_argument("--json", help="result file (default docs/results/sim_validation_h100.json)")
     ap.add_argument("--markdown", help="also write the table here")
     ap.add_argument("--tolerance", type=float, default=0.15, help="relative error allowed (0.15)")
@@ -183,8 +209,14 @@ def main(argv=None):
             rows.append(row)
             print(f"{PROG}: {c.name}: {row['note']}", file=sys.stderr)
             continue
-        print(f"{PROG}: {c.name}: simulating {c.iters} iterations ...", file=sys.stderr, flush=True)
-        got, note = simulate(c, mfile, out, data, a.reuse, simulate_sh)
+        cfile = mfile
+        rate = None if a.as_committed or a.call_start_disk else bracketed_disk(meas)
+        if rate:
+            cfile = with_disk(mfile, rate, meas, out, c.name)
+            row["disk_mixed_GBps"] = round(rate, 3)
+        print(f"{PROG}: {c.name}: simulating {c.iters} iterations{f' (disk {rate:.2f} GB/s)' if rate else ''} ...",
+              file=sys.stderr, flush=True)
+        got, note = simulate(c, cfile, out, data, a.reuse, simulate_sh)
         row["note"] = note
         if got:
             row["predicted_ms"], first, last = got
@@ -209,6 +241,11 @@ def main(argv=None):
             table.append(f"| {name} | {meas} | - | - | no: {r['note']} |")
     legend = ("Medians of iterations 2-N; * = not itself a calibration run (its codelet shapes come from "
               "another configuration's).")
+    probed = [f"{r['configuration']} {r['disk_mixed_GBps']:.2f}" for r in rows if r.get("disk_mixed_GBps")]
+    if probed:
+        start = used.get("nvme_mixed_GBps")
+        legend += (" Disk rates (GB/s, the mean of the probes just before and after the run): " + ", ".join(probed)
+                   + (f"; at the call's start {start:.2f}." if start else "."))
     text = "\n".join(table) + "\n\n" + legend + "\n"
     print(text, end="")
     result = {"machine": machine, "tolerance": a.tolerance,

@@ -6,7 +6,8 @@ plus $STUB_EXTRA; a configurations file (two compared lines, one with an environ
 one not measured, one calibration-only) and a calibrate_sim.sh summary written here. Checks: the
 table (error of each, within 15% or not, the unmeasured line, the calibration-only line left
 out), exit 1 when a line is outside, the JSON result (rows, measured and simulated provenance,
-the figures used), the machine file given to simulate.sh (h100-x1 with the measured disk rate),
+the figures used), the machine file given to simulate.sh (h100-x1 with the measured disk rate;
+for a run bracketed by disk probes, its own file at their mean mixed rate; --call-start-disk),
 --as-committed, --reuse (no simulation run: the stand-in would fail), a failing simulation, and
 bad input (no summary, unknown configuration: exit 2, one line). Then scripts/sim_configs.py: the
 committed scripts/sim_configs.txt loads with at least five compared configurations, each of a
@@ -73,7 +74,8 @@ def main():
                "commit": "abc", "figures": {"nvme_read_GBps": {"value": 2.2, "source": "nvme_tune"},
                                             "not_a_field": {"value": 1}},
                "configs": {"a": {"median_ms": 105.0, "calibrated": True, "elapsed_ms": [900, 104, 105, 106]},
-                           "b": {"median_ms": 150.0, "calibrated": False},
+                           "b": {"median_ms": 150.0, "calibrated": False,
+                                 "disk_mixed_GBps": {"before": 2.0, "after": 3.0}},
                            "c": {"status": "stopped at its time limit", "calibrated": True},
                            "d": {"calibrated": True}}}
     json.dump(summary, open(os.path.join(w, "summary.json"), "w"))
@@ -113,6 +115,17 @@ def main():
           and m.get("nvme_read_GBps", {}).get("value") == 2.2 and m["nvme_read_GBps"]["kind"] == "measured"
           and m.get("nvme_write_GBps", {}).get("value") == 2.99,
           "simulate.sh gets h100-x1 with the measured disk read rate (the rest as committed)")
+    bfile = os.path.join(w, "out", "h100-x1.b.json")
+    mb = json.load(open(bfile)) if os.path.exists(bfile) else {}
+    rb = v["rows"][1]
+    check(["--machine", bfile] == args[args.index("--machine", 2):args.index("--machine", 2) + 2]
+          and mb.get("nvme_mixed_GBps", {}).get("value") == 2.5 and mb.get("nvme_read_GBps", {}).get("value") == 2.2
+          and rb.get("disk_mixed_GBps") == 2.5 and "disk_mixed_GBps" not in ra,
+          "b, bracketed by two disk probes: simulated at their mean mixed rate (2.5 GB/s), the rest as a's")
+    os.remove(env["STUB_LOG"])
+    rc, out, err = run("--call-start-disk", "b")
+    args = open(env["STUB_LOG"]).read().split("\n")
+    check(args[:2] == ["--machine", mfile], "--call-start-disk: b at the call's start rate (the common file)")
     os.remove(env["STUB_LOG"])
     rc, out, err = run("--as-committed", "a")
     args = open(env["STUB_LOG"]).read().split("\n")
