@@ -41,11 +41,11 @@
 # about 6-7 with the device call's start. CALIBRATE_PLAN=1 prints the runs and runs nothing.
 #
 # Environment: MACHINE (h100-x1), SIM_CONFIGS (scripts/sim_configs.txt), NVME_DIR
-# (/tmp/gpt50b-nvme: swap folders and nvme_tune's file), DISK_SIZE, PROBE_SIZE, ADAM_PARAMS, BUDGET_S,
-# RUN_TIMEOUT_S, GPT50B_COMMIT (the shipped build's commit; else git's, when .git is there). The
-# programs: GPT50B_APPS (a build's apps folder) or build/apps, else ship/build/apps (with ship/lib
-# on LD_LIBRARY_PATH). Without a GPU
-# (no nvidia-smi) it runs the same way on CPU workers: a check of the script, not a calibration.
+# (/tmp/gpt50b-nvme: swap folders and nvme_tune's file), DISK_SIZE, PROBE_SIZE, ADAM_PARAMS,
+# BUDGET_S, RUN_TIMEOUT_S, GPT50B_COMMIT (the shipped build's commit; else git's, when .git is
+# there). The programs: GPT50B_APPS (a build's apps folder) or build/apps, else ship/build/apps
+# (with ship/lib on LD_LIBRARY_PATH). Without a GPU (no nvidia-smi) it runs the same way on CPU
+# workers: a check of the script, not a calibration (tests/apps/test_calibrate_sim.sh).
 #
 #   usage (device call, after scripts/ship.sh, carrying ship and data):
 #     bash scripts/calibrate_sim.sh $OUT
