@@ -7,14 +7,15 @@
 # for each NVMe line the disk probes just before and after its run (disk_mixed_GBps), the second
 # line's "before" being the first's "after" (one probe between them); the non-NVMe line has none;
 # the tarball holds the calibrated models and the probes' logs; no swap folder is left behind.
-# Exits 0 / 1 (77 without python3).
+# Exits 0 / 1 (77 without python3 or data/brown.bin).
 #
 #   usage: test_calibrate_sim.sh PATH/TO/gpt50b      (GPT50B_TOP: the source root; nvme_tune and
 #          bench_adam beside gpt50b)
 set -u
 APPS=$(dirname "${1:?usage: test_calibrate_sim.sh PATH/TO/gpt50b}")
 TOP=${GPT50B_TOP:-$(cd "$(dirname "$0")/../.." && pwd)}
-command -v python3 >/dev/null || exit 77
+command -v python3 >/dev/null || { echo "skip: python3 is missing"; exit 77; }
+[ -f "$TOP/data/brown.bin" ] || { echo "skip: $TOP/data/brown.bin is missing (scripts/setup.sh)"; exit 77; }
 unset STARPU_LIMIT_CUDA_MEM STARPU_LIMIT_CPU_MEM STARPU_NCUDA STARPU_HOSTNAME STARPU_PERF_MODEL_DIR
 W=$(mktemp -d)
 trap 'rm -rf "$W"' EXIT
