@@ -6,10 +6,7 @@
  * so each task holds only its tile of the weight. The backward tiles all add into the whole dinp:
  * they are submitted in tile order with dinp read-write, so the sum runs in that fixed order. In
  * fp16/bf16 they add into an fp32 accumulator instead (dinp widened into it first, rounded back
- * once at the end), so dinp is rounded once, as the untiled layer's GEMM rounds it. A backward
- * that sets dinp (MATMUL_SET_DINP) lets the first tile write it, or the accumulator, and the
- * others add; one that sets dweight writes every tile of it: those buffers are then write-only
- * for StarPU, and the graph needs no zero fill before them. */
+ * once at the end), so dinp is rounded once, as the untiled layer's GEMM rounds it. */
 #include "check.h"
 #include "codelet_def.h"
 #include "codelets.h"
@@ -24,7 +21,6 @@ struct matmul_args {
     enum dtype dinp_dt; /* dt, or fp32 for a tiled layer's accumulator */
     size_t head;        /* bytes of the scratch buffer before cuBLASLt's workspace */
     int has_pre;        /* the fused MLP forms: pre (forward), dbias_pre (backward) given */
-    unsigned set;       /* backward: the matmul_set bits of this task */
 };
 
 /* A task's STARPU_SCRATCH buffer: `bytes` of the kernel's own, rounded up to 256, then cuBLASLt's
@@ -123,8 +119,7 @@ static void matmul_backward_cpu_func(void *b[], void *cl_arg)
     void *dbias = a->has_bias ? RT_PTR(b, i++) : NULL;
     rt_cpu_task_begin();
     matmul_backward_cpu(RT_PTR(b, 0), a->dinp_dt, RT_PTR(b, 1), dbias, out_cols(b, i, a),
-                        RT_PTR(b, i + 1), RT_PTR(b, i + 2), a->N, a->C, a->OC, a->ldo, a->dt,
-                        a->set);
+                        RT_PTR(b, i + 1), RT_PTR(b, i + 2), a->N, a->C, a->OC, a->ldo, a->dt);
 }
 
 static void matmul_backward_cuda_func(void *b[], void *cl_arg)
@@ -134,7 +129,7 @@ static void matmul_backward_cuda_func(void *b[], void *cl_arg)
     void *dbias = a->has_bias ? RT_PTR(b, i++) : NULL;
     matmul_backward_ws_cuda(CUBLAS_HANDLE(), RT_PTR(b, 0), a->dinp_dt, RT_PTR(b, 1), dbias,
                             out_cols(b, i, a), RT_PTR(b, i + 1), RT_PTR(b, i + 2), a->N, a->C,
-                            a->OC, a->ldo, a->dt, a->set, kernel_scratch(b, i + 3, a),
+                            a->OC, a->ldo, a->dt, kernel_scratch(b, i + 3, a),
                             workspace(b, i + 3, a), WORKSPACE_BYTES(a), CUDA_STREAM());
 }
 
@@ -142,14 +137,14 @@ CODELET_DEFINE(matmul_backward);
 
 void matmul_backward_insert(struct tensor *dinp, struct tensor *dweight, struct tensor *dbias,
                             struct tensor *dout, struct tensor *inp, struct tensor *weight, int N,
-                            int C, int OC, struct tensor *acc, unsigned set, int prio)
+                            int C, int OC, struct tensor *acc, int prio)
 {
     int ntiles = tensor_compute_tiles(weight) ? tensor_compute_tiles(weight) : 1;
     struct tensor *sum = dinp;
     if (ntiles > 1 && acc && dinp->type != TENSOR_TYPE_FP32) {
         CHECK_MSG(acc->type == TENSOR_TYPE_FP32 && acc->n == dinp->n,
                   "matmul_backward: the accumulator must be fp32 and dinp's size");
-        if (!(set & MATMUL_SET_DINP)) cast_insert(acc, dinp, prio, RT_WHERE_COMPUTE);
+        cast_insert(acc, dinp, prio, RT_WHERE_COMPUTE);
         sum = acc;
     }
     CHECK_MSG(tensor_compute_tiles(dweight) == tensor_compute_tiles(weight) &&
@@ -170,10 +165,9 @@ void matmul_backward_insert(struct tensor *dinp, struct tensor *dweight, struct 
                                 .has_bias = dbias != NULL,
                                 .has_scratch = scratch != NULL,
                                 .dinp_dt = (enum dtype)sum->type,
-                                .head = head,
-                                .set = set & (t == 0 ? ~0u : ~(unsigned)MATMUL_SET_DINP)};
-        struct rt_buf bufs[] = {{sum, a.set & MATMUL_SET_DINP ? RT_W : RT_RW},
-                                {tile_of(dweight, t), a.set & MATMUL_SET_DWEIGHT ? RT_W : RT_RW},
+                                .head = head};
+        struct rt_buf bufs[] = {{sum, RT_RW},
+                                {tile_of(dweight, t), RT_RW},
                                 {tile_of(dbias, t), RT_RW},
                                 {dout, RT_R},
                                 {inp, RT_R},
@@ -241,7 +235,7 @@ static void matmul_backward_dgelu_cpu_func(void *b[], void *cl_arg)
     rt_cpu_task_begin();
     matmul_backward_dgelu_cpu(RT_PTR(b, 0), RT_PTR(b, 1), dbias, dbias_pre, RT_PTR(b, i),
                               RT_PTR(b, i + 1), RT_PTR(b, i + 2), RT_PTR(b, i + 3), a->N, a->C,
-                              a->OC, a->dt, a->set);
+                              a->OC, a->dt);
 }
 
 static void matmul_backward_dgelu_cuda_func(void *b[], void *cl_arg)
@@ -252,7 +246,7 @@ static void matmul_backward_dgelu_cuda_func(void *b[], void *cl_arg)
     void *dbias_pre = a->has_pre ? RT_PTR(b, i++) : NULL;
     matmul_backward_dgelu_cuda(CUBLAS_HANDLE(), RT_PTR(b, 0), RT_PTR(b, 1), dbias, dbias_pre,
                                RT_PTR(b, i), RT_PTR(b, i + 1), RT_PTR(b, i + 2), RT_PTR(b, i + 3),
-                               a->N, a->C, a->OC, a->dt, a->set, kernel_scratch(b, i + 4, a),
+                               a->N, a->C, a->OC, a->dt, kernel_scratch(b, i + 4, a),
                                workspace(b, i + 4, a), WORKSPACE_BYTES(a), CUDA_STREAM());
 }
 
@@ -261,7 +255,7 @@ CODELET_DEFINE(matmul_backward_dgelu);
 void matmul_backward_dgelu_insert(struct tensor *dpre, struct tensor *dweight, struct tensor *dbias,
                                   struct tensor *dbias_pre, struct tensor *dout, struct tensor *inp,
                                   struct tensor *weight, struct tensor *pre, int N, int C, int OC,
-                                  unsigned set, int prio)
+                                  int prio)
 {
     CHECK_MSG(!tensor_compute_tiles(weight), "matmul_backward_dgelu_insert: a tiled layer");
     size_t head;
@@ -276,13 +270,10 @@ void matmul_backward_dgelu_insert(struct tensor *dpre, struct tensor *dweight, s
                             .has_scratch = scratch != NULL,
                             .dinp_dt = (enum dtype)dout->type,
                             .head = head,
-                            .has_pre = dbias_pre != NULL,
-                            .set = set & MATMUL_SET_DWEIGHT};
-    struct rt_buf bufs[] = {{dpre, RT_W},         {dweight, a.set ? RT_W : RT_RW},
-                            {dbias, RT_RW},       {dbias_pre, RT_RW},
-                            {dout, RT_R},         {inp, RT_R},
-                            {weight, RT_R},       {pre, RT_R},
-                            {scratch, RT_SCRATCH}};
+                            .has_pre = dbias_pre != NULL};
+    struct rt_buf bufs[] = {{dpre, RT_W},       {dweight, RT_RW}, {dbias, RT_RW},
+                            {dbias_pre, RT_RW}, {dout, RT_R},     {inp, RT_R},
+                            {weight, RT_R},     {pre, RT_R},      {scratch, RT_SCRATCH}};
     rt_submit(CODELET(matmul_backward_dgelu), "matmul_dgelu_bwd", bufs, 9, &a, sizeof a,
               4.0 * N * C * OC, prio, RT_WHERE_COMPUTE);
 }
