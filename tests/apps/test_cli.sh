@@ -662,6 +662,15 @@ ref=""
 STARPU_NCPU=1 same_bits "STARPU_NCPU=1" --train-iters 12 &&
     STARPU_NCPU=2 same_bits "STARPU_NCPU=2" --train-iters 12 &&
     ok "STARPU_NCPU=1 and 2: the same metrics bit for bit over 12 iterations"
+# The same with two ranks in one process, and more workers than cores (6), so that both ranks'
+# tasks and the reduce-scatters interleave in many orders: a missing dependency (a buffer written
+# while another task still reads it) changes the gradients. Three runs at 6 workers.
+ref=""
+STARPU_NCPU=1 same_bits "2 ranks, STARPU_NCPU=1" --num-gpus 2 --train-iters 5 &&
+    STARPU_NCPU=6 same_bits "2 ranks, STARPU_NCPU=6 (1)" --num-gpus 2 --train-iters 5 &&
+    STARPU_NCPU=6 same_bits "2 ranks, STARPU_NCPU=6 (2)" --num-gpus 2 --train-iters 5 &&
+    STARPU_NCPU=6 same_bits "2 ranks, STARPU_NCPU=6 (3)" --num-gpus 2 --train-iters 5 &&
+    ok "2 ranks, STARPU_NCPU=1 and 6: the same metrics bit for bit over 5 iterations, 3 times"
 
 # Every instruction set the CPU kernels dispatch to gives the same bits (docs/design.md,
 # "What is bit-identical"): the default (the best this CPU runs) against each cap it supports.
