@@ -72,6 +72,14 @@ def median_after_first(path, skip=0):
     return (ms[m] if len(ms) % 2 else (ms[m - 1] + ms[m]) / 2), rest[0]["iteration"], rest[-1]["iteration"]
 
 
+def write_json(doc, path):
+    """Writes doc to path (indented, a final newline); returns path."""
+    with open(path, "w") as f:
+        json.dump(doc, f, indent=1)
+        f.write("\n")
+    return path
+
+
 # figures a machine file may lack that a calibration measures (runtime/formats/machine.h)
 OPTIONAL_FIGURES = ("nvme_mixed_GBps",)
 
@@ -96,11 +104,7 @@ def machine_file(summary, machine, out, as_committed):
                                "source": f"the calibrated AdamW history (sim/models, {rate[1]} CPU entries, "
                                          f"{rate[2]} tasks run with all {workers} CPU workers on AdamW)"}
         used["cpu_adamw_GBps"] = m["cpu_adamw_GBps"]["value"]
-    path = os.path.join(out, machine + ".json")
-    with open(path, "w") as f:
-        json.dump(m, f, indent=1)
-        f.write("\n")
-    return path, used
+    return write_json(m, os.path.join(out, machine + ".json")), used
 
 
 def bracketed_disk(meas):
@@ -116,11 +120,7 @@ def with_disk(mfile, rate, meas, out, name):
     m["nvme_mixed_GBps"] = {"value": round(rate, 3), "kind": "measured",
                             "source": f"the mean of the disk probes (nvme_tune's mixed run) just before and "
                                       f"after the measured run of {name}: {b['before']} and {b['after']} GB/s"}
-    path = os.path.join(out, f"{os.path.splitext(os.path.basename(mfile))[0]}.{name}.json")
-    with open(path, "w") as f:
-        json.dump(m, f, indent=1)
-        f.write("\n")
-    return path
+    return write_json(m, os.path.join(out, f"{os.path.splitext(os.path.basename(mfile))[0]}.{name}.json"))
 
 
 def git_head():
@@ -259,9 +259,7 @@ def main(argv=None):
     jpath = a.json or os.path.join(TOP, "docs", "results",
                                    "sim_validation_h100.json" if machine == "h100-x1" else f"sim_validation_{machine}.json")
     os.makedirs(os.path.dirname(os.path.abspath(jpath)), exist_ok=True)
-    with open(jpath, "w") as f:
-        json.dump(result, f, indent=1)
-        f.write("\n")
+    write_json(result, jpath)
     if a.markdown:
         with open(a.markdown, "w") as f:
             f.write(text)

@@ -441,17 +441,19 @@ static const char *tier_words(enum tier t)
  * rates (machine_swap_us: the mixed rate when given, else read then write), its CPU AdamW time
  * on all its cores (machine_adamw_us), and the resident share at which the two balance:
  * beyond it the step is AdamW-bound and more RAM saves nothing. */
+static double disk_seconds(const struct machine *m, int64_t read, int64_t write, int64_t R)
+{
+    return (machine_swap_us(m, (double)read * R, 0) + machine_swap_us(m, (double)write * R, 1)) /
+           1e6;
+}
+
 static void print_step_times(const struct plan *p, FILE *f)
 {
     const struct plan_input *in = &p->in;
     const struct machine *m = in->machine;
     int64_t R = in->ranks_per_node;
-    double disk_s = (machine_swap_us(m, (double)p->nvme_read * R, 0) +
-                     machine_swap_us(m, (double)p->nvme_write * R, 1)) /
-                    1e6,
-           all_s = (machine_swap_us(m, (double)p->nvme_read_swapped * R, 0) +
-                    machine_swap_us(m, (double)p->nvme_write_swapped * R, 1)) /
-                   1e6,
+    double disk_s = disk_seconds(m, p->nvme_read, p->nvme_write, R),
+           all_s = disk_seconds(m, p->nvme_read_swapped, p->nvme_write_swapped, R),
            adam_s = machine_adamw_us(m, (double)p->nparams_rank * R, m->cpu_cores,
                                      m->cpu_cores * m->nodes) /
                     1e6,
