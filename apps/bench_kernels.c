@@ -263,7 +263,7 @@ static void bwd_kernel_ws(void *ctx)
 {
     struct gemm *g = ctx;
     matmul_backward_ws_cuda(blas, g->dinp, g->dt, g->dw, g->bias ? g->db : NULL, g->dout, g->inp,
-                            g->w, g->M, g->C, g->OC, g->OC, g->dt, g->scratch, workspace,
+                            g->w, g->M, g->C, g->OC, g->OC, g->dt, 0, g->scratch, workspace,
                             MATMUL_CUDA_WORKSPACE_BYTES, stream);
 }
 
@@ -271,14 +271,14 @@ static void bwd_kernel(void *ctx)
 {
     struct gemm *g = ctx;
     matmul_backward_cuda(blas, g->dinp, g->dt, g->dw, g->bias ? g->db : NULL, g->dout, g->inp, g->w,
-                         g->M, g->C, g->OC, g->OC, g->dt, g->scratch, stream);
+                         g->M, g->C, g->OC, g->OC, g->dt, 0, g->scratch, stream);
 }
 
 static void bwd_kernel_ws_nobias(void *ctx)
 {
     struct gemm *g = ctx;
     matmul_backward_ws_cuda(blas, g->dinp, g->dt, g->dw, NULL, g->dout, g->inp, g->w, g->M, g->C,
-                            g->OC, g->OC, g->dt, NULL, workspace, MATMUL_CUDA_WORKSPACE_BYTES,
+                            g->OC, g->OC, g->dt, 0, NULL, workspace, MATMUL_CUDA_WORKSPACE_BYTES,
                             stream);
 }
 
@@ -447,12 +447,12 @@ static void mlp_bwd_separate(void *ctx)
     size_t nh = (size_t)m->M * m->H, es = dtype_size(m->dt);
     zero_cuda(m->dfchg, nh * es, stream);
     matmul_backward_ws_cuda(blas, m->dfchg, m->dt, m->dwproj, m->dbproj, m->dres, m->fchg, m->wproj,
-                            m->M, m->H, m->C, m->C, m->dt, m->scratch, workspace,
+                            m->M, m->H, m->C, m->C, m->dt, 0, m->scratch, workspace,
                             MATMUL_CUDA_WORKSPACE_BYTES, stream);
     zero_cuda(m->dfch, nh * es, stream);
     gelu_backward_cuda(m->dfch, m->fch, m->dfchg, nh, m->dt, stream);
     matmul_backward_ws_cuda(blas, m->dln2, m->dt, m->dwfc, m->dbfc, m->dfch, m->ln2, m->wfc, m->M,
-                            m->C, m->H, m->H, m->dt, m->scratch, workspace,
+                            m->C, m->H, m->H, m->dt, 0, m->scratch, workspace,
                             MATMUL_CUDA_WORKSPACE_BYTES, stream);
 }
 
@@ -460,11 +460,11 @@ static void mlp_bwd_fused(void *ctx)
 {
     struct mlp *m = ctx;
     matmul_backward_dgelu_cuda(blas, m->dfch, m->dwproj, m->dbproj, m->dbfc, m->dres, m->fchg,
-                               m->wproj, m->fch, m->M, m->H, m->C, m->dt, m->scratch, workspace,
+                               m->wproj, m->fch, m->M, m->H, m->C, m->dt, 0, m->scratch, workspace,
                                MATMUL_CUDA_WORKSPACE_BYTES, stream);
     matmul_backward_ws_cuda(blas, m->dln2, m->dt, m->dwfc, NULL, m->dfch, m->ln2, m->wfc, m->M,
-                            m->C, m->H, m->H, m->dt, NULL, workspace, MATMUL_CUDA_WORKSPACE_BYTES,
-                            stream);
+                            m->C, m->H, m->H, m->dt, 0, NULL, workspace,
+                            MATMUL_CUDA_WORKSPACE_BYTES, stream);
 }
 
 static void bench_mlp(void)

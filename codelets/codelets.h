@@ -32,23 +32,26 @@ void layernorm_backward_insert(struct tensor *dinp, struct tensor *dweight, stru
                                struct tensor *mean, struct tensor *rstd, int N, int C, int prio);
 
 /* bias / dbias may be NULL. acc (may be NULL): an fp32 tensor of dinp's size in which a tiled
- * layer's backward sums its tiles when dinp is fp16/bf16, so that dinp is rounded once. */
+ * layer's backward sums its tiles when dinp is fp16/bf16, so that dinp is rounded once. set: the
+ * matmul_set bits (kernels_cpu.h), the gradients written instead of added to (dbias always adds).
+ */
 void matmul_forward_insert(struct tensor *out, struct tensor *inp, struct tensor *weight,
                            struct tensor *bias, int N, int C, int OC, int prio);
 void matmul_backward_insert(struct tensor *dinp, struct tensor *dweight, struct tensor *dbias,
                             struct tensor *dout, struct tensor *inp, struct tensor *weight, int N,
-                            int C, int OC, struct tensor *acc, int prio);
+                            int C, int OC, struct tensor *acc, unsigned set, int prio);
 
 /* The fused MLP forms, for whole (untiled) layers; same contracts and CPU bits as
  * matmul_forward_gelu_cpu and matmul_backward_dgelu_cpu (kernels_cpu.h). pre (forward) may be NULL
- * when the backward recomputes it; dpre is overwritten; dbias and dbias_pre may be NULL. */
+ * when the backward recomputes it; dpre is overwritten; dbias and dbias_pre may be NULL; set:
+ * MATMUL_SET_DWEIGHT or 0. */
 void matmul_forward_gelu_insert(struct tensor *out, struct tensor *pre, struct tensor *inp,
                                 struct tensor *weight, struct tensor *bias, int N, int C, int OC,
                                 int prio);
 void matmul_backward_dgelu_insert(struct tensor *dpre, struct tensor *dweight, struct tensor *dbias,
                                   struct tensor *dbias_pre, struct tensor *dout, struct tensor *inp,
                                   struct tensor *weight, struct tensor *pre, int N, int C, int OC,
-                                  int prio);
+                                  unsigned set, int prio);
 
 /* stats: [B,NH,T,2] fp32, the forward's per-row softmax statistics (flash_attention_*_cpu); the
  * backward reads the forward's qkv, out and stats. */

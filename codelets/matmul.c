@@ -6,7 +6,15 @@
  * so each task holds only its tile of the weight. The backward tiles all add into the whole dinp:
  * they are submitted in tile order with dinp read-write, so the sum runs in that fixed order. In
  * fp16/bf16 they add into an fp32 accumulator instead (dinp widened into it first, rounded back
- * once at the end), so dinp is rounded once, as the untiled layer's GEMM rounds it. */
+ * once at the end), so dinp is rounded once, as the untiled layer's GEMM rounds it. A backward
+ * that sets dinp (MATMUL_SET_DINP) lets the first tile write it, or the accumulator, and the
+ * others add; one that sets dweight writes every tile of it: those buffers are then write-only
+ * for StarPU, and the graph needs no zero fill before them. A write-only buffer must be defined
+ * to its last byte: a gathered full gradient of several ranks is longer than its weight (each
+ * rank's shard padded to 4 KiB), and the task that sets it also zeroes that tail, which the
+ * reduce-scatter sums into the last shard's padding and the gradient norm reads. */
+#include <string.h>
+
 #include "check.h"
 #include "codelet_def.h"
 #include "codelets.h"
@@ -21,6 +29,7 @@ struct matmul_args {
     enum dtype dinp_dt; /* dt, or fp32 for a tiled layer's accumulator */
     size_t head;        /* bytes of the scratch buffer before cuBLASLt's workspace */
     int has_pre;        /* the fused MLP forms: pre (forward), dbias_pre (backward) given */
+    unsigned set;       /* backward: the matmul_set bits of this task */
 };
 
 /* A task's STARPU_SCRATCH buffer: `bytes` of the kernel's own, rounded up to 256, then cuBLASLt's
@@ -46,6 +55,20 @@ static void *workspace(void *b[], int i, const struct matmul_args *a)
 static void *out_cols(void *b[], int i, const struct matmul_args *a)
 {
     return (char *)RT_PTR(b, i) + a->o0 * dtype_size(a->dt);
+}
+
+/* With MATMUL_SET_DWEIGHT, the bytes of dweight's buffer past the OC x C weight gradient (the
+ * padding of a full gradient of several ranks) as zeros: in the CPU task, or on the CUDA worker's
+ * stream after the product. */
+static void zero_dweight_tail(void *b[], const struct matmul_args *a, int cuda)
+{
+    size_t used = (size_t)a->OC * a->C * dtype_size(a->dt);
+    size_t bytes = STARPU_VECTOR_GET_NX(b[1]) * STARPU_VECTOR_GET_ELEMSIZE(b[1]);
+    if (!(a->set & MATMUL_SET_DWEIGHT) || bytes <= used) return;
+    if (cuda)
+        zero_cuda((char *)RT_PTR(b, 1) + used, bytes - used, CUDA_STREAM());
+    else
+        memset((char *)RT_PTR(b, 1) + used, 0, bytes - used);
 }
 
 /* Tile i of t, or t itself when it is not split; NULL stays NULL. */
@@ -119,7 +142,9 @@ static void matmul_backward_cpu_func(void *b[], void *cl_arg)
     void *dbias = a->has_bias ? RT_PTR(b, i++) : NULL;
     rt_cpu_task_begin();
     matmul_backward_cpu(RT_PTR(b, 0), a->dinp_dt, RT_PTR(b, 1), dbias, out_cols(b, i, a),
-                        RT_PTR(b, i + 1), RT_PTR(b, i + 2), a->N, a->C, a->OC, a->ldo, a->dt);
+                        RT_PTR(b, i + 1), RT_PTR(b, i + 2), a->N, a->C, a->OC, a->ldo, a->dt,
+                        a->set);
+    zero_dweight_tail(b, a, 0);
 }
 
 static void matmul_backward_cuda_func(void *b[], void *cl_arg)
@@ -129,22 +154,23 @@ static void matmul_backward_cuda_func(void *b[], void *cl_arg)
     void *dbias = a->has_bias ? RT_PTR(b, i++) : NULL;
     matmul_backward_ws_cuda(CUBLAS_HANDLE(), RT_PTR(b, 0), a->dinp_dt, RT_PTR(b, 1), dbias,
                             out_cols(b, i, a), RT_PTR(b, i + 1), RT_PTR(b, i + 2), a->N, a->C,
-                            a->OC, a->ldo, a->dt, kernel_scratch(b, i + 3, a),
+                            a->OC, a->ldo, a->dt, a->set, kernel_scratch(b, i + 3, a),
                             workspace(b, i + 3, a), WORKSPACE_BYTES(a), CUDA_STREAM());
+    zero_dweight_tail(b, a, 1);
 }
 
 CODELET_DEFINE(matmul_backward);
 
 void matmul_backward_insert(struct tensor *dinp, struct tensor *dweight, struct tensor *dbias,
                             struct tensor *dout, struct tensor *inp, struct tensor *weight, int N,
-                            int C, int OC, struct tensor *acc, int prio)
+                            int C, int OC, struct tensor *acc, unsigned set, int prio)
 {
     int ntiles = tensor_compute_tiles(weight) ? tensor_compute_tiles(weight) : 1;
     struct tensor *sum = dinp;
     if (ntiles > 1 && acc && dinp->type != TENSOR_TYPE_FP32) {
         CHECK_MSG(acc->type == TENSOR_TYPE_FP32 && acc->n == dinp->n,
                   "matmul_backward: the accumulator must be fp32 and dinp's size");
-        cast_insert(acc, dinp, prio, RT_WHERE_COMPUTE);
+        if (!(set & MATMUL_SET_DINP)) cast_insert(acc, dinp, prio, RT_WHERE_COMPUTE);
         sum = acc;
     }
     CHECK_MSG(tensor_compute_tiles(dweight) == tensor_compute_tiles(weight) &&
@@ -165,9 +191,10 @@ void matmul_backward_insert(struct tensor *dinp, struct tensor *dweight, struct 
                                 .has_bias = dbias != NULL,
                                 .has_scratch = scratch != NULL,
                                 .dinp_dt = (enum dtype)sum->type,
-                                .head = head};
-        struct rt_buf bufs[] = {{sum, RT_RW},
-                                {tile_of(dweight, t), RT_RW},
+                                .head = head,
+                                .set = set & (t == 0 ? ~0u : ~(unsigned)MATMUL_SET_DINP)};
+        struct rt_buf bufs[] = {{sum, a.set & MATMUL_SET_DINP ? RT_W : RT_RW},
+                                {tile_of(dweight, t), a.set & MATMUL_SET_DWEIGHT ? RT_W : RT_RW},
                                 {tile_of(dbias, t), RT_RW},
                                 {dout, RT_R},
                                 {inp, RT_R},
@@ -235,7 +262,8 @@ static void matmul_backward_dgelu_cpu_func(void *b[], void *cl_arg)
     rt_cpu_task_begin();
     matmul_backward_dgelu_cpu(RT_PTR(b, 0), RT_PTR(b, 1), dbias, dbias_pre, RT_PTR(b, i),
                               RT_PTR(b, i + 1), RT_PTR(b, i + 2), RT_PTR(b, i + 3), a->N, a->C,
-                              a->OC, a->dt);
+                              a->OC, a->dt, a->set);
+    zero_dweight_tail(b, a, 0);
 }
 
 static void matmul_backward_dgelu_cuda_func(void *b[], void *cl_arg)
@@ -246,8 +274,9 @@ static void matmul_backward_dgelu_cuda_func(void *b[], void *cl_arg)
     void *dbias_pre = a->has_pre ? RT_PTR(b, i++) : NULL;
     matmul_backward_dgelu_cuda(CUBLAS_HANDLE(), RT_PTR(b, 0), RT_PTR(b, 1), dbias, dbias_pre,
                                RT_PTR(b, i), RT_PTR(b, i + 1), RT_PTR(b, i + 2), RT_PTR(b, i + 3),
-                               a->N, a->C, a->OC, a->dt, kernel_scratch(b, i + 4, a),
+                               a->N, a->C, a->OC, a->dt, a->set, kernel_scratch(b, i + 4, a),
                                workspace(b, i + 4, a), WORKSPACE_BYTES(a), CUDA_STREAM());
+    zero_dweight_tail(b, a, 1);
 }
 
 CODELET_DEFINE(matmul_backward_dgelu);
@@ -255,7 +284,7 @@ CODELET_DEFINE(matmul_backward_dgelu);
 void matmul_backward_dgelu_insert(struct tensor *dpre, struct tensor *dweight, struct tensor *dbias,
                                   struct tensor *dbias_pre, struct tensor *dout, struct tensor *inp,
                                   struct tensor *weight, struct tensor *pre, int N, int C, int OC,
-                                  int prio)
+                                  unsigned set, int prio)
 {
     CHECK_MSG(!tensor_compute_tiles(weight), "matmul_backward_dgelu_insert: a tiled layer");
     size_t head;
@@ -270,10 +299,13 @@ void matmul_backward_dgelu_insert(struct tensor *dpre, struct tensor *dweight, s
                             .has_scratch = scratch != NULL,
                             .dinp_dt = (enum dtype)dout->type,
                             .head = head,
-                            .has_pre = dbias_pre != NULL};
-    struct rt_buf bufs[] = {{dpre, RT_W},       {dweight, RT_RW}, {dbias, RT_RW},
-                            {dbias_pre, RT_RW}, {dout, RT_R},     {inp, RT_R},
-                            {weight, RT_R},     {pre, RT_R},      {scratch, RT_SCRATCH}};
+                            .has_pre = dbias_pre != NULL,
+                            .set = set & MATMUL_SET_DWEIGHT};
+    struct rt_buf bufs[] = {{dpre, RT_W},         {dweight, a.set ? RT_W : RT_RW},
+                            {dbias, RT_RW},       {dbias_pre, RT_RW},
+                            {dout, RT_R},         {inp, RT_R},
+                            {weight, RT_R},       {pre, RT_R},
+                            {scratch, RT_SCRATCH}};
     rt_submit(CODELET(matmul_backward_dgelu), "matmul_dgelu_bwd", bufs, 9, &a, sizeof a,
               4.0 * N * C * OC, prio, RT_WHERE_COMPUTE);
 }

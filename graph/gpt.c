@@ -499,25 +499,33 @@ static void zero_grads(struct rank *k, int first, int count, int micro, int prio
     if (micro == 0) zero_all_insert(&k->gfull[first], count, prio);
 }
 
-/* The zero fills that start layer l's backward, as one task where there were five: rank k's
- * gradients of the layer's tensors on the first micro-batch of a step (zero_grads), and the
- * activation gradients that the layer's backward tasks add to (every micro-batch). The layer's
- * first task waits for the gradients' zero fill anyway; the activation gradients' is cleared
- * with it instead of in four tasks of a few microseconds each between the GEMMs. */
+/* A layer tensor whose gradient only a matmul backward makes (a linear layer's weight). */
+static int is_matmul_weight(int p)
+{
+    return p == LP_QKV_W || p == LP_PROJ_W || p == LP_FC_W || p == LP_FCPROJ_W;
+}
+
+/* The set bits of a matmul backward in micro-batch `micro`: its input gradient is its own in
+ * every micro-batch, its weight gradient starts the step's sum in the first. */
+static unsigned matmul_set(int micro)
+{
+    return MATMUL_SET_DINP | (micro == 0 ? MATMUL_SET_DWEIGHT : 0);
+}
+
+/* The zero fills that start layer l's backward, as one task: the gradients that the layer's
+ * backward tasks add to. Rank k's gradients of the layer's biases and LayerNorms on the first
+ * micro-batch of a step (the weights' the matmul backwards write, matmul_set), and the activation
+ * gradients that attention and the unfused GELU add to (every micro-batch; the linear layers'
+ * input gradients are written by their products). One task instead of one per buffer, as the
+ * layer's first task waits for the gradients anyway. */
 static void zero_layer_backward(struct rank *k, int l, int micro, int fused, int prio)
 {
-    struct tensor *ts[LP_COUNT + 6];
+    struct tensor *ts[LP_COUNT + 2];
     int n = 0, first = model_layer_tensor(l, 0);
     for (int i = 0; micro == 0 && i < LP_COUNT; i++)
-        ts[n++] = k->gfull[first + i];
-    if (!fused) {
-        ts[n++] = &k->dfch_gelu;
-        ts[n++] = &k->dfch;
-    }
-    ts[n++] = &k->dln2;
-    ts[n++] = &k->datty;
+        if (!is_matmul_weight(i)) ts[n++] = k->gfull[first + i];
+    if (!fused) ts[n++] = &k->dfch;
     ts[n++] = &k->dqkv;
-    ts[n++] = &k->dln1;
     zero_all_insert(ts, n, prio);
 }
 
@@ -542,24 +550,25 @@ static void block_backward(struct gpt *m, struct rank *k, int l, int prio, int m
         /* dfch, overwritten, and the FC layer's bias gradient too */
         matmul_backward_dgelu_insert(&k->dfch, G(LP_FCPROJ_W), G(LP_FCPROJ_B), G(LP_FC_B),
                                      &k->dresidual, &a->fch_gelu, W(LP_FCPROJ_W), &a->fch, N, 4 * C,
-                                     C, prio);
+                                     C, matmul_set(micro) & MATMUL_SET_DWEIGHT, prio);
         prefetch_layer(m, k, l - 1, &k->dfch, 1);
     } else {
         matmul_backward_insert(&k->dfch_gelu, G(LP_FCPROJ_W), G(LP_FCPROJ_B), &k->dresidual,
-                               &a->fch_gelu, W(LP_FCPROJ_W), N, 4 * C, C, &k->dacc4, prio);
+                               &a->fch_gelu, W(LP_FCPROJ_W), N, 4 * C, C, &k->dacc4,
+                               matmul_set(micro), prio);
         prefetch_layer(m, k, l - 1, &k->dfch_gelu, 1);
         gelu_backward_insert(&k->dfch, &a->fch, &k->dfch_gelu, prio);
     }
     matmul_backward_insert(&k->dln2, G(LP_FC_W), fused ? NULL : G(LP_FC_B), &k->dfch, &a->ln2,
-                           W(LP_FC_W), N, C, 4 * C, &k->dacc, prio);
+                           W(LP_FC_W), N, C, 4 * C, &k->dacc, matmul_set(micro), prio);
     layernorm_backward_insert(&k->dresidual, G(LP_LN2_W), G(LP_LN2_B), &k->dln2, &a->res2,
                               W(LP_LN2_W), &a->ln2_mean, &a->ln2_rstd, N, C, prio);
     matmul_backward_insert(&k->datty, G(LP_PROJ_W), G(LP_PROJ_B), &k->dresidual, &a->atty,
-                           W(LP_PROJ_W), N, C, C, &k->dacc, prio);
+                           W(LP_PROJ_W), N, C, C, &k->dacc, matmul_set(micro), prio);
     attention_backward_insert(&k->dqkv, &k->datty, &a->qkv, &a->atty, &a->att_stats, B, T, C, c->NH,
                               prio);
     matmul_backward_insert(&k->dln1, G(LP_QKV_W), G(LP_QKV_B), &k->dqkv, &a->ln1, W(LP_QKV_W), N, C,
-                           3 * C, &k->dacc, prio);
+                           3 * C, &k->dacc, matmul_set(micro), prio);
     layernorm_backward_insert(&k->dresidual, G(LP_LN1_W), G(LP_LN1_B), &k->dln1, x, W(LP_LN1_W),
                               &a->ln1_mean, &a->ln1_rstd, N, C, prio);
 #undef W
@@ -593,13 +602,12 @@ void gpt_backward(struct gpt *m, float loss_scale, int micro, int micro_steps)
     for (int r = 0; r < m->R; r++) {
         struct rank *k = &m->ranks[r];
         rt_set_worker(k->worker);
-        zero_grads(k, MODEL_WTE, 1, micro, prio);
         zero_grads(k, lnf, 2, micro, prio);
         zero_insert(&k->dresidual, prio);
-        zero_insert(&k->dlnf, prio);
         crossentropy_backward_insert(&k->logits, &k->targets, dloss, N, c->V, c->Vp, prio);
+        /* the LM head starts wte's gradient (the embedding's backward adds to it last) */
         matmul_backward_insert(&k->dlnf, k->gfull[MODEL_WTE], NULL, &k->logits, &k->lnf,
-                               k->wfull[MODEL_WTE], N, C, c->Vp, &k->dacc, prio);
+                               k->wfull[MODEL_WTE], N, C, c->Vp, &k->dacc, matmul_set(micro), prio);
         layernorm_backward_insert(&k->dresidual, k->gfull[lnf], k->gfull[lnf + 1], &k->dlnf,
                                   &k->res3[c->L - 1], k->wfull[lnf], &k->lnf_mean, &k->lnf_rstd, N,
                                   C, prio);

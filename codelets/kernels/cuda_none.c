@@ -59,15 +59,17 @@ void matmul_forward_ws_cuda(cublasHandle_t handle, void *out, const void *inp, c
 
 void matmul_backward_cuda(cublasHandle_t handle, void *dinp, enum dtype dinp_dt, void *dweight,
                           void *dbias, const void *dout, const void *inp, const void *weight, int N,
-                          int C, int OC, int ldo, enum dtype dt, void *scratch, cudaStream_t stream)
+                          int C, int OC, int ldo, enum dtype dt, unsigned set, void *scratch,
+                          cudaStream_t stream)
 {
     CUDA_NONE();
 }
 
 void matmul_backward_ws_cuda(cublasHandle_t handle, void *dinp, enum dtype dinp_dt, void *dweight,
                              void *dbias, const void *dout, const void *inp, const void *weight,
-                             int N, int C, int OC, int ldo, enum dtype dt, void *scratch,
-                             void *workspace, size_t workspace_bytes, cudaStream_t stream)
+                             int N, int C, int OC, int ldo, enum dtype dt, unsigned set,
+                             void *scratch, void *workspace, size_t workspace_bytes,
+                             cudaStream_t stream)
 {
     CUDA_NONE();
 }
@@ -88,7 +90,7 @@ void matmul_forward_gelu_cuda(cublasHandle_t handle, void *out, void *pre, const
 void matmul_backward_dgelu_cuda(cublasHandle_t handle, void *dpre, void *dweight, void *dbias,
                                 void *dbias_pre, const void *dout, const void *inp,
                                 const void *weight, const void *pre, int N, int C, int OC,
-                                enum dtype dt, void *scratch, void *workspace,
+                                enum dtype dt, unsigned set, void *scratch, void *workspace,
                                 size_t workspace_bytes, cudaStream_t stream)
 {
     CUDA_NONE();

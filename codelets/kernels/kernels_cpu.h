@@ -48,11 +48,17 @@ void layernorm_backward_cpu(void *dinp, void *dweight, void *dbias, const void *
  * tile of a layer split over its output channels). */
 void matmul_forward_cpu(void *out, const void *inp, const void *weight, const void *bias, int N,
                         int C, int OC, int ldo, enum dtype dt);
+/* The `set` bits of the matmul backward's kernels: the gradients the product writes instead of
+ * adding to; their old contents are never read, so they need no zero fill first. The bits are
+ * those of adding the product onto a zero-filled buffer. */
+enum matmul_set { MATMUL_SET_DINP = 1, MATMUL_SET_DWEIGHT = 2 };
+
 /* dinp[N,C] += dout . weight; dweight[OC,C] += dout^T . inp; dbias[OC] += column sums of dout,
- * whose rows are ldo >= OC elements apart. dinp and dbias may be NULL (not wanted). */
+ * whose rows are ldo >= OC elements apart. dinp and dbias may be NULL (not wanted). set: the
+ * matmul_set bits (0: every gradient adds). */
 void matmul_backward_cpu(void *dinp, enum dtype dinp_dt, void *dweight, void *dbias,
                          const void *dout, const void *inp, const void *weight, int N, int C,
-                         int OC, int ldo, enum dtype dt);
+                         int OC, int ldo, enum dtype dt, unsigned set);
 
 /* The MLP's first layer and its activation (the contract of matmul_forward_gelu_cuda, for a whole
  * layer): pre[N,OC] = inp . weight^T + bias, out[N,OC] = gelu(pre). pre may be NULL (not kept:
@@ -63,13 +69,14 @@ void matmul_forward_gelu_cpu(void *out, void *pre, const void *inp, const void *
 /* The backward of the MLP's second layer (C inputs, OC outputs) through the first's activation
  * (matmul_backward_dgelu_cuda's contract); inp[N,C] = gelu(pre), weight[OC,C], dout[N,OC]:
  *     dpre[N,C] = gelu'(pre) * (dout . weight)    OVERWRITES
- *     dweight += dout^T . inp, dbias += column sums of dout (may be NULL)
+ *     dweight += dout^T . inp (written with set MATMUL_SET_DWEIGHT), dbias += column sums of
+ *     dout (may be NULL)
  *     dbias_pre[C] += column sums of dpre: the first layer's bias gradient (may be NULL)
  * Bit for bit matmul_backward_cpu into a zeroed buffer, gelu_backward_cpu into a zeroed dpre, and
  * dpre's column sums as matmul_backward_cpu sums a dbias. Allocates that [N,C] buffer. */
 void matmul_backward_dgelu_cpu(void *dpre, void *dweight, void *dbias, void *dbias_pre,
                                const void *dout, const void *inp, const void *weight,
-                               const void *pre, int N, int C, int OC, enum dtype dt);
+                               const void *pre, int N, int C, int OC, enum dtype dt, unsigned set);
 
 /* Causal multi-head self-attention without the T x T probabilities (flash attention's
  * contract). qkv[N,3C] holds per token q (C) | k (C) | v (C), head h in columns [h*hs, (h+1)*hs)

@@ -72,12 +72,13 @@ void matmul_forward_ws_cuda(cublasHandle_t handle, void *out, const void *inp, c
 size_t matmul_backward_cuda_scratch_bytes(int N, int OC);
 void matmul_backward_cuda(cublasHandle_t handle, void *dinp, enum dtype dinp_dt, void *dweight,
                           void *dbias, const void *dout, const void *inp, const void *weight, int N,
-                          int C, int OC, int ldo, enum dtype dt, void *scratch,
+                          int C, int OC, int ldo, enum dtype dt, unsigned set, void *scratch,
                           cudaStream_t stream);
 void matmul_backward_ws_cuda(cublasHandle_t handle, void *dinp, enum dtype dinp_dt, void *dweight,
                              void *dbias, const void *dout, const void *inp, const void *weight,
-                             int N, int C, int OC, int ldo, enum dtype dt, void *scratch,
-                             void *workspace, size_t workspace_bytes, cudaStream_t stream);
+                             int N, int C, int OC, int ldo, enum dtype dt, unsigned set,
+                             void *scratch, void *workspace, size_t workspace_bytes,
+                             cudaStream_t stream);
 
 /* The products cached so far (all devices), and how many of them cuBLASLt had no algorithm for,
  * whose launchers took their unfused path: for logs and tests. */
@@ -98,7 +99,8 @@ void matmul_forward_gelu_cuda(cublasHandle_t handle, void *out, void *pre, const
 /* The backward of the MLP's second layer through the first's activation, for a whole (untiled)
  * layer; inp[N,C] is the activation gelu(pre), weight[OC,C], dout[N,OC]:
  *     dpre[N,C]     = gelu'(pre) * (dout . weight)        OVERWRITES (no dinp accumulator)
- *     dweight[OC,C] += dout^T . inp,  dbias[OC] += column sums of dout  (dbias may be NULL)
+ *     dweight[OC,C] += dout^T . inp (set MATMUL_SET_DWEIGHT: =),  dbias[OC] += column sums of
+ *                      dout  (dbias may be NULL)
  *     dbias_pre[C]  += column sums of dpre: the first layer's bias gradient (may be NULL)
  * i.e. matmul_backward_cpu into a zeroed dinp, then gelu_backward_cpu into a zeroed dpre, and the
  * first layer's dbias, which its own backward then skips (dbias NULL). */
@@ -106,7 +108,7 @@ size_t matmul_backward_dgelu_cuda_scratch_bytes(int N, int C, int OC);
 void matmul_backward_dgelu_cuda(cublasHandle_t handle, void *dpre, void *dweight, void *dbias,
                                 void *dbias_pre, const void *dout, const void *inp,
                                 const void *weight, const void *pre, int N, int C, int OC,
-                                enum dtype dt, void *scratch, void *workspace,
+                                enum dtype dt, unsigned set, void *scratch, void *workspace,
                                 size_t workspace_bytes, cudaStream_t stream);
 
 /* Attention on flash_attention_*_cpu's contract (out and stats[B,NH,T,2] fp32, no T x T buffer

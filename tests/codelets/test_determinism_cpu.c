@@ -79,7 +79,7 @@ static void run_all(struct run *r, enum dtype dt, int threads)
     di = keep(r, "matmul dinp", test_to_dt(dt, x_act, (size_t)N * C), (size_t)N * C * es);
     dw = keep(r, "matmul dweight", test_to_dt(dt, x_wmm, (size_t)OC * C), (size_t)OC * C * es);
     db = keep(r, "matmul dbias", test_to_dt(dt, x_bmm, OC), OC * es);
-    matmul_backward_cpu(di, dt, dw, db, doc, act, wmm, N, C, OC, OC, dt);
+    matmul_backward_cpu(di, dt, dw, db, doc, act, wmm, N, C, OC, OC, dt, 0);
 
     size_t nstats = (size_t)B * NH * T * 2;
     o = keep(r, "attention_forward", test_nan_dt(dt, (size_t)N * C), (size_t)N * C * es);

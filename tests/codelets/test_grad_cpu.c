@@ -431,7 +431,7 @@ static void mm_fwd(enum dtype dt, struct op *s, void *out, void *const *in)
 static void mm_bwd(enum dtype dt, struct op *s, void *const *g, const void *dout, void *const *in)
 {
     (void)s;
-    matmul_backward_cpu(g[0], dt, g[1], g[2], dout, in[0], in[1], N, C, OC, OC, dt);
+    matmul_backward_cpu(g[0], dt, g[1], g[2], dout, in[0], in[1], N, C, OC, OC, dt, 0);
 }
 
 static void mm_ref_bias(const struct op *s, float *out, int with_bias)

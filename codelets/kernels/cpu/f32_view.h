@@ -14,6 +14,7 @@
 #define GPT50B_F32_VIEW_H
 
 #include <stdlib.h>
+#include <string.h>
 
 #include "check.h"
 #include "dtype.h"
@@ -49,7 +50,16 @@ static inline float *f32_out(enum dtype dt, void *p, size_t off, float *tmp)
     return dt == DTYPE_FP32 ? (float *)p + off : tmp;
 }
 
-/* Rounds a view from f32_inout/f32_out back into elements [off, off+n) of p. */
+/* Writable view of n zeros (for outputs that a kernel adds onto from nothing, instead of onto their
+ * current values); finish with f32_store. */
+static inline float *f32_zeroed(enum dtype dt, void *p, size_t n, float *tmp)
+{
+    float *v = f32_out(dt, p, 0, tmp);
+    memset(v, 0, n * sizeof(float));
+    return v;
+}
+
+/* Rounds a view from f32_inout/f32_out/f32_zeroed back into elements [off, off+n) of p. */
 static inline void f32_store(enum dtype dt, void *p, size_t off, size_t n, const float *view)
 {
     if (dt != DTYPE_FP32) dtype_from_f32(dt, view, (char *)p + off * dtype_size(dt), n);

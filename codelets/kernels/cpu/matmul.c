@@ -91,7 +91,7 @@ void matmul_forward_cpu(void *out, const void *inp, const void *weight, const vo
 
 void matmul_backward_cpu(void *dinp, enum dtype dinp_dt, void *dweight, void *dbias,
                          const void *dout, const void *inp, const void *weight, int N, int C,
-                         int OC, int ldo, enum dtype dt)
+                         int OC, int ldo, enum dtype dt, unsigned set)
 {
     size_t nin = (size_t)N * C, nw = (size_t)OC * C, nout = (size_t)N * OC;
     float *tg = f32_scratch(dt, nout);
@@ -101,7 +101,8 @@ void matmul_backward_cpu(void *dinp, enum dtype dinp_dt, void *dweight, void *db
     if (dinp) {
         float *tw = f32_scratch(dt, nw), *tdi = f32_scratch(dinp_dt, nin);
         const float *w = f32_in(dt, weight, 0, nw, tw);
-        float *di = f32_inout(dinp_dt, dinp, 0, nin, tdi);
+        float *di = set & MATMUL_SET_DINP ? f32_zeroed(dinp_dt, dinp, nin, tdi)
+                                          : f32_inout(dinp_dt, dinp, 0, nin, tdi);
         gemm_f32(0, 0, N, C, OC, g, ldg, w, C, di, C);
         f32_store(dinp_dt, dinp, 0, nin, di);
         free(tw);
@@ -110,7 +111,8 @@ void matmul_backward_cpu(void *dinp, enum dtype dinp_dt, void *dweight, void *db
 
     float *ti = f32_scratch(dt, nin), *tdw = f32_scratch(dt, nw);
     const float *x = f32_in(dt, inp, 0, nin, ti);
-    float *dw = f32_inout(dt, dweight, 0, nw, tdw);
+    float *dw = set & MATMUL_SET_DWEIGHT ? f32_zeroed(dt, dweight, nw, tdw)
+                                         : f32_inout(dt, dweight, 0, nw, tdw);
     gemm_f32(1, 0, OC, C, N, g, ldg, x, C, dw, C);
     f32_store(dt, dweight, 0, nw, dw);
     free(ti);
@@ -130,12 +132,13 @@ void matmul_forward_gelu_cpu(void *out, void *pre, const void *inp, const void *
 
 void matmul_backward_dgelu_cpu(void *dpre, void *dweight, void *dbias, void *dbias_pre,
                                const void *dout, const void *inp, const void *weight,
-                               const void *pre, int N, int C, int OC, enum dtype dt)
+                               const void *pre, int N, int C, int OC, enum dtype dt, unsigned set)
 {
     size_t n = (size_t)N * C, es = dtype_size(dt);
     void *dact = calloc(n, es); /* d(gelu(pre)), zero: all-zero bits are 0.0 in every dtype */
     CHECK_MSG(dact != NULL, "out of host memory in matmul_backward_dgelu_cpu");
-    matmul_backward_cpu(dact, dt, dweight, dbias, dout, inp, weight, N, C, OC, OC, dt);
+    matmul_backward_cpu(dact, dt, dweight, dbias, dout, inp, weight, N, C, OC, OC, dt,
+                        set & MATMUL_SET_DWEIGHT);
     memset(dpre, 0, n * es);
     gelu_backward_cpu(dpre, pre, dact, n, dt);
     free(dact);

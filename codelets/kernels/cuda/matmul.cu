@@ -8,7 +8,9 @@
  * carved from larger buffers and a tile's output starts at a column offset). out/dout rows are ldo
  * apart, so a tile of output channels reads and writes its columns of the whole layer's matrix in
  * place. The epilogue adds the bias in fp32 before the one rounding to the storage type, as the
- * CPU reference does. The backward GEMMs accumulate with beta = 1.
+ * CPU reference does. The backward GEMMs accumulate with beta = 1, or write with beta = 0 where
+ * the caller's `set` bits say so (the heuristic sees no beta, so both get the same algorithm and
+ * the same bits as adding to zeros).
  *
  * Bias gradients: cuBLASLt writes them (no beta), and ours accumulate, so the epilogue writes the
  * fp32 column sums into `scratch` and colsum_finish_kernel adds them to dbias, rounding once: the
@@ -125,12 +127,14 @@ static void bias_accumulate(S *dbias, const void *scratch, int n, cudaStream_t s
     CUDA_LAUNCH_CHECK();
 }
 
-/* dweight[OC,C] += dout^T . inp[N,C] and, with dbias, dbias[OC] += column sums of dout: the
- * epilogue BGRADB where cuBLASLt has it, else the column sum. */
+/* dweight[OC,C] += dout^T . inp[N,C] (= with set MATMUL_SET_DWEIGHT) and, with dbias,
+ * dbias[OC] += column sums of dout: the epilogue BGRADB where cuBLASLt has it, else the column
+ * sum. */
 template <typename S>
 static void dweight_product(cublasHandle_t handle, S *dweight, S *dbias, const S *dout,
-                            const S *inp, int N, int C, int OC, int ldo, void *scratch,
-                            void *workspace, size_t workspace_bytes, cudaStream_t stream)
+                            const S *inp, int N, int C, int OC, int ldo, unsigned set,
+                            void *scratch, void *workspace, size_t workspace_bytes,
+                            cudaStream_t stream)
 {
     struct lt_matmul g = {};
     g.transA = true;
@@ -143,7 +147,7 @@ static void dweight_product(cublasHandle_t handle, S *dweight, S *dbias, const S
     g.ldb = C;
     g.D = dweight;
     g.ldd = C;
-    g.beta = 1.0f;
+    g.beta = set & MATMUL_SET_DWEIGHT ? 0.0f : 1.0f;
     g.ab = g.d = cuda_type<S>();
     g.epilogue = CUBLASLT_EPILOGUE_DEFAULT;
     if (dbias) {
@@ -166,15 +170,17 @@ static void dweight_product(cublasHandle_t handle, S *dweight, S *dbias, const S
 extern "C" void matmul_backward_ws_cuda(cublasHandle_t handle, void *dinp, enum dtype dinp_dt,
                                         void *dweight, void *dbias, const void *dout,
                                         const void *inp, const void *weight, int N, int C, int OC,
-                                        int ldo, enum dtype dt, void *scratch, void *workspace,
-                                        size_t workspace_bytes, cudaStream_t stream)
+                                        int ldo, enum dtype dt, unsigned set, void *scratch,
+                                        void *workspace, size_t workspace_bytes,
+                                        cudaStream_t stream)
 {
     if (N == 0 || C == 0 || OC == 0) return;
     CHECK_MSG(ldo >= OC, "matmul_backward_cuda needs ldo >= OC");
     dtype_dispatch(dt, [&](auto tag) {
         using S = typename decltype(tag)::type;
         if (dinp) {
-            /* dinp[N,C] += dout[N,OC] . weight[OC,C], dinp in dt or fp32 (a tiled layer's sum) */
+            /* dinp[N,C] += dout[N,OC] . weight[OC,C] (= with MATMUL_SET_DINP), dinp in dt or fp32
+             * (a tiled layer's sum) */
             struct lt_matmul g = {};
             g.M = N;
             g.N = C;
@@ -185,31 +191,32 @@ extern "C" void matmul_backward_ws_cuda(cublasHandle_t handle, void *dinp, enum 
             g.ldb = C;
             g.D = dinp;
             g.ldd = C;
-            g.beta = 1.0f;
+            g.beta = set & MATMUL_SET_DINP ? 0.0f : 1.0f;
             g.ab = cuda_type<S>();
             g.d = dinp_dt == DTYPE_FP32 ? CUDA_R_32F : cuda_type<S>();
             g.epilogue = CUBLASLT_EPILOGUE_DEFAULT;
             run_or_fail(handle, &g, workspace, workspace_bytes, stream);
         }
         dweight_product<S>(handle, (S *)dweight, (S *)dbias, (const S *)dout, (const S *)inp, N, C,
-                           OC, ldo, scratch, workspace, workspace_bytes, stream);
+                           OC, ldo, set, scratch, workspace, workspace_bytes, stream);
     });
 }
 
 extern "C" void matmul_backward_cuda(cublasHandle_t handle, void *dinp, enum dtype dinp_dt,
                                      void *dweight, void *dbias, const void *dout, const void *inp,
                                      const void *weight, int N, int C, int OC, int ldo,
-                                     enum dtype dt, void *scratch, cudaStream_t stream)
+                                     enum dtype dt, unsigned set, void *scratch,
+                                     cudaStream_t stream)
 {
     matmul_backward_ws_cuda(handle, dinp, dinp_dt, dweight, dbias, dout, inp, weight, N, C, OC, ldo,
-                            dt, scratch, NULL, 0, stream);
+                            dt, set, scratch, NULL, 0, stream);
 }
 
 extern "C" void matmul_backward_dgelu_cuda(cublasHandle_t handle, void *dpre, void *dweight,
                                            void *dbias, void *dbias_pre, const void *dout,
                                            const void *inp, const void *weight, const void *pre,
-                                           int N, int C, int OC, enum dtype dt, void *scratch,
-                                           void *workspace, size_t workspace_bytes,
+                                           int N, int C, int OC, enum dtype dt, unsigned set,
+                                           void *scratch, void *workspace, size_t workspace_bytes,
                                            cudaStream_t stream)
 {
     if (N == 0 || C == 0 || OC == 0) return;
@@ -256,6 +263,6 @@ extern "C" void matmul_backward_dgelu_cuda(cublasHandle_t handle, void *dpre, vo
             colsum_launch<S, 1>((S *)dbias_pre, (S *)nullptr, N, C,
                                 matmul_bias_rows<S>{(const S *)dpre, C}, scratch, stream);
         dweight_product<S>(handle, (S *)dweight, (S *)dbias, (const S *)dout, (const S *)inp, N, C,
-                           OC, OC, scratch, workspace, workspace_bytes, stream);
+                           OC, OC, set, scratch, workspace, workspace_bytes, stream);
     });
 }

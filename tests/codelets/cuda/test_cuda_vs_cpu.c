@@ -341,15 +341,15 @@ static void test_matmul(enum dtype dt, const struct shape *s, int OC, int ldo, i
     void *d_dinp = dinp ? upload(dinp, nin * es) : NULL, *d_db = db ? upload(db, OC * es) : NULL;
     void *scratch = dmalloc(matmul_backward_cuda_scratch_bytes(N, OC));
     void *d_dw2 = upload(dw, nw * es), *d_db2 = db ? upload(db, OC * es) : NULL;
-    matmul_backward_cpu(dinp, dt, dw, db, (char *)dout + col, inp, w, N, C, OC, ldo, dt);
+    matmul_backward_cpu(dinp, dt, dw, db, (char *)dout + col, inp, w, N, C, OC, ldo, dt, 0);
     void *d_dout = (char *)upload(dout, nout * es) + col;
     int problems, unfused;
     matmul_cuda_cache_stats(&problems, &unfused);
-    matmul_backward_ws_cuda(blas, d_dinp, dt, d_dw, d_db, d_dout, d_inp, d_w, N, C, OC, ldo, dt,
+    matmul_backward_ws_cuda(blas, d_dinp, dt, d_dw, d_db, d_dout, d_inp, d_w, N, C, OC, ldo, dt, 0,
                             scratch, ws_ptr(ws), ws_bytes(ws), stream);
     const char *how = fusion(problems, unfused);
     /* a second run from the same inputs must give the same bits (the epilogue's bias sums too) */
-    matmul_backward_ws_cuda(blas, NULL, dt, d_dw2, d_db2, d_dout, d_inp, d_w, N, C, OC, ldo, dt,
+    matmul_backward_ws_cuda(blas, NULL, dt, d_dw2, d_db2, d_dout, d_inp, d_w, N, C, OC, ldo, dt, 0,
                             scratch, ws_ptr(ws), ws_bytes(ws), stream);
     snprintf(name, sizeof name, "matmul_backward OC%d ldo%d%s deterministic", OC, ldo,
              ws ? " ws" : "");
@@ -367,13 +367,31 @@ static void test_matmul(enum dtype dt, const struct shape *s, int OC, int ldo, i
     if (dt != DTYPE_FP32) { /* a tiled layer's fp32 sum of dinp (codelets/matmul.c's acc) */
         void *acc = hrand(DTYPE_FP32, nin, -1, 1), *d_acc = upload(acc, nin * 4);
         matmul_backward_cpu(acc, DTYPE_FP32, dw, NULL, (char *)dout + col, inp, w, N, C, OC, ldo,
-                            dt);
+                            dt, 0);
         matmul_backward_ws_cuda(blas, d_acc, DTYPE_FP32, d_dw, NULL, d_dout, d_inp, d_w, N, C, OC,
-                                ldo, dt, NULL, ws_ptr(ws), ws_bytes(ws), stream);
+                                ldo, dt, 0, NULL, ws_ptr(ws), ws_bytes(ws), stream);
         snprintf(name, sizeof name, "matmul_backward OC%d ldo%d dinp into fp32", OC, ldo);
         compare(label(name, s), DTYPE_FP32, download(d_acc, nin * 4), acc, nin,
                 TOL_REDUCTION[DTYPE_FP32]);
     }
+    /* the set bits: dinp and dweight written over NaNs (dmalloc's) with the bits of the same
+     * product added onto zeros; dbias still adds */
+    void *d_si = dmalloc(nin * es), *d_sw = dmalloc(nw * es);
+    void *d_zi = dmalloc(nin * es), *d_zw = dmalloc(nw * es);
+    CUDA_CHECK(cudaMemset(d_zi, 0, nin * es));
+    CUDA_CHECK(cudaMemset(d_zw, 0, nw * es));
+    void *d_sb = db ? upload(db, OC * es) : NULL, *d_zb = db ? upload(db, OC * es) : NULL;
+    matmul_backward_ws_cuda(blas, d_si, dt, d_sw, d_sb, d_dout, d_inp, d_w, N, C, OC, ldo, dt,
+                            MATMUL_SET_DINP | MATMUL_SET_DWEIGHT, scratch, ws_ptr(ws), ws_bytes(ws),
+                            stream);
+    matmul_backward_ws_cuda(blas, d_zi, dt, d_zw, d_zb, d_dout, d_inp, d_w, N, C, OC, ldo, dt, 0,
+                            scratch, ws_ptr(ws), ws_bytes(ws), stream);
+    snprintf(name, sizeof name, "matmul_backward OC%d ldo%d%s set: as added onto zeros", OC, ldo,
+             ws ? " ws" : "");
+    expect(memcmp(download(d_si, nin * es), download(d_zi, nin * es), nin * es) == 0 &&
+               memcmp(download(d_sw, nw * es), download(d_zw, nw * es), nw * es) == 0 &&
+               (!db || memcmp(download(d_sb, OC * es), download(d_zb, OC * es), OC * es) == 0),
+           label(name, s));
     release();
 }
 
@@ -443,7 +461,7 @@ static void test_matmul_dgelu(enum dtype dt, const struct shape *s, int C, int O
     void *dinp = hmalloc(nin * es), *dpre = hmalloc(nin * es);
     memset(dinp, 0, nin * es); /* zero in every dtype */
     memset(dpre, 0, nin * es);
-    matmul_backward_cpu(dinp, dt, dw, db, dout, inp, w, N, C, OC, OC, dt);
+    matmul_backward_cpu(dinp, dt, dw, db, dout, inp, w, N, C, OC, OC, dt, 0);
     gelu_backward_cpu(dpre, pre, dinp, nin, dt);
     if (dbp)
         for (int c = 0; c < C; c++) {
@@ -456,10 +474,10 @@ static void test_matmul_dgelu(enum dtype dt, const struct shape *s, int C, int O
     int problems, unfused;
     matmul_cuda_cache_stats(&problems, &unfused);
     matmul_backward_dgelu_cuda(blas, d_dpre, d_dw, d_db, d_dbp, d_dout, d_inp, d_w, d_pre, N, C, OC,
-                               dt, scratch, ws_ptr(ws), ws_bytes(ws), stream);
+                               dt, 0, scratch, ws_ptr(ws), ws_bytes(ws), stream);
     const char *how = fusion(problems, unfused);
     matmul_backward_dgelu_cuda(blas, d_dpre2, d_dw2, d_db2, d_dbp2, d_dout, d_inp, d_w, d_pre, N, C,
-                               OC, dt, scratch, ws_ptr(ws), ws_bytes(ws), stream);
+                               OC, dt, 0, scratch, ws_ptr(ws), ws_bytes(ws), stream);
     snprintf(name, sizeof name, "matmul_backward_dgelu C%d OC%d%s deterministic", C, OC,
              ws ? " ws" : "");
     expect(memcmp(download(d_dpre, nin * es), download(d_dpre2, nin * es), nin * es) == 0 &&
@@ -467,6 +485,16 @@ static void test_matmul_dgelu(enum dtype dt, const struct shape *s, int C, int O
                (!db || memcmp(download(d_db, OC * es), download(d_db2, OC * es), OC * es) == 0) &&
                (!dbp || memcmp(download(d_dbp, C * es), download(d_dbp2, C * es), C * es) == 0),
            label(name, s));
+    /* set MATMUL_SET_DWEIGHT: dweight written over NaNs, the bits of adding onto zeros */
+    void *d_sw = dmalloc(nw * es), *d_zw = dmalloc(nw * es);
+    CUDA_CHECK(cudaMemset(d_zw, 0, nw * es));
+    matmul_backward_dgelu_cuda(blas, d_dpre2, d_sw, NULL, NULL, d_dout, d_inp, d_w, d_pre, N, C, OC,
+                               dt, MATMUL_SET_DWEIGHT, scratch, ws_ptr(ws), ws_bytes(ws), stream);
+    matmul_backward_dgelu_cuda(blas, d_dpre2, d_zw, NULL, NULL, d_dout, d_inp, d_w, d_pre, N, C, OC,
+                               dt, 0, scratch, ws_ptr(ws), ws_bytes(ws), stream);
+    snprintf(name, sizeof name, "matmul_backward_dgelu C%d OC%d%s set: as added onto zeros", C, OC,
+             ws ? " ws" : "");
+    expect(memcmp(download(d_sw, nw * es), download(d_zw, nw * es), nw * es) == 0, label(name, s));
     snprintf(name, sizeof name, "matmul_backward_dgelu C%d OC%d%s dpre (%s)", C, OC,
              ws ? " ws" : "", how);
     compare(label(name, s), dt, download(d_dpre, nin * es), dpre, nin, TOL_REDUCTION[dt]);
