@@ -18,6 +18,11 @@
 #        STARPU_MALLOC_SIMULATION_FOLD=256   (MiB: folded host buffers of up to 16 TB stay under
 #                                             vm.max_map_count's 65530 mappings; the seed's 16
 #                                             ranks in one process fold more than 1 TB)
+#        STARPU_SIMGRID_CUDA_QUEUE_COST=0    (StarPU's simulated 10 us of queueing per GPU task
+#                                             and copy: the real CUDA worker keeps 2 tasks in
+#                                             flight and times a queued task from the end of the
+#                                             one before it, so the calibrated durations already
+#                                             hold the launch gaps; docs/simulation.md)
 #   3. runs build-sim/apps/gpt50b --machine MACHINE --log=xbt_cfg.thres:warning FLAGS... (and
 #      --metrics FILE when FLAGS has none), its output passed through.
 # Tracing: --trace FIRST:LAST (or STARPU_FXT_TRACE=1) records the simulated run in
@@ -129,6 +134,7 @@ export STARPU_PERF_MODEL_HOMOGENEOUS_CUDA=${STARPU_PERF_MODEL_HOMOGENEOUS_CUDA:-
 export STARPU_NCUDA=${STARPU_NCUDA:-$ngpu} STARPU_SILENT=${STARPU_SILENT:-1}
 export STARPU_HOME=${STARPU_HOME:-$work}
 export STARPU_MALLOC_SIMULATION_FOLD=${STARPU_MALLOC_SIMULATION_FOLD:-256}
+export STARPU_SIMGRID_CUDA_QUEUE_COST=${STARPU_SIMGRID_CUDA_QUEUE_COST:-0}
 
 extra=()
 before=0
