@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # bench_gpu.sh OUTDIR: the GPU benchmark of issues 2 and 16 (docs/results.md), on a GPU host.
 #
-# 1. bench_gemm: the matmul codelet against a direct cuBLAS call at 8192^3, fp16.
+# 1. bench_gemm: the matmul codelet against a direct cuBLAS call at 8192^3, fp16, in turns (7
+#    rounds of 20 products each; the median round of each).
 # 2. gpt50b GPU-resident (no offload, AdamW on the GPU), 10 iterations, median of iterations
 #    3..10, on three configurations:
 #      1.3b-fp16  hidden 2048, 24 layers, 16 heads, seq 1024, micro-batch 4, fp16, activation
@@ -23,7 +24,7 @@ bin=$top/build/apps
 mkdir -p "$out"
 configs=${CONFIGS:-1.3b-fp16 1.3b-bf16 1536-fp16}
 
-"$bin/bench_gemm" --size 8192 --iters 20 --dtype fp16 --out "$out/gemm.json"
+"$bin/bench_gemm" --size 8192 --iters 20 --rounds 7 --dtype fp16 --out "$out/gemm.json"
 
 for cfg in $configs; do
 	case $cfg in
