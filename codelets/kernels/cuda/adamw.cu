@@ -48,22 +48,61 @@ __device__ __forceinline__ bool adamw_gscale(const float *sumsq, const struct ad
     return true;
 }
 
+/* One element's step on values: g the raw gradient, *w, *m, *v the master weight and moments in
+ * and out. */
+__device__ __forceinline__ void adamw_math(float graw, float *w, float *m, float *v, float gscale,
+                                           float lr_decay, const struct adamw_hparams &hp,
+                                           const struct adamw_scalars &k)
+{
+    float g = __fmul_rn(graw, gscale);
+    float wd = __fmul_rn(*w, lr_decay);
+    float mi = __fadd_rn(__fmul_rn(hp.beta1, *m), __fmul_rn(k.one_minus_beta1, g));
+    float vi = __fadd_rn(__fmul_rn(hp.beta2, *v), __fmul_rn(__fmul_rn(k.one_minus_beta2, g), g));
+    float denom = __fadd_rn(__fdiv_rn(__fsqrt_rn(vi), k.bc2_sqrt), hp.eps);
+    *w = __fsub_rn(wd, __fdiv_rn(__fmul_rn(k.step_size, mi), denom));
+    *m = mi;
+    *v = vi;
+}
+
 template <typename S>
 __device__ __forceinline__ void
 adamw_element(S *__restrict__ param, float *__restrict__ master, float *__restrict__ m,
               float *__restrict__ v, const S *__restrict__ grad, size_t i, float gscale,
               float lr_decay, const struct adamw_hparams &hp, const struct adamw_scalars &k)
 {
-    float g = __fmul_rn(to_f(grad[i]), gscale);
-    float w = __fmul_rn(master[i], lr_decay);
-    float mi = __fadd_rn(__fmul_rn(hp.beta1, m[i]), __fmul_rn(k.one_minus_beta1, g));
-    float vi = __fadd_rn(__fmul_rn(hp.beta2, v[i]), __fmul_rn(__fmul_rn(k.one_minus_beta2, g), g));
-    float denom = __fadd_rn(__fdiv_rn(__fsqrt_rn(vi), k.bc2_sqrt), hp.eps);
-    w = __fsub_rn(w, __fdiv_rn(__fmul_rn(k.step_size, mi), denom));
+    float w = master[i], mi = m[i], vi = v[i];
+    adamw_math(to_f(grad[i]), &w, &mi, &vi, gscale, lr_decay, hp, k);
     master[i] = w;
     m[i] = mi;
     v[i] = vi;
     if (param) param[i] = from_f<S>(w);
+}
+
+/* Elements i..i+3 with one 16-byte load and store of each fp32 array and one of 4 elements of
+ * grad and param (every address aligned to its vector); the same math per element. */
+template <typename S>
+__device__ __forceinline__ void
+adamw_element4(S *__restrict__ param, float *__restrict__ master, float *__restrict__ m,
+               float *__restrict__ v, const S *__restrict__ grad, size_t i, float gscale,
+               float lr_decay, const struct adamw_hparams &hp, const struct adamw_scalars &k)
+{
+    using V = Vec<S, 4>;
+    float4 w = *(const float4 *)(master + i), mi = *(const float4 *)(m + i);
+    float4 vi = *(const float4 *)(v + i);
+    V g = *(const V *)(grad + i), p;
+    adamw_math(to_f(g.v[0]), &w.x, &mi.x, &vi.x, gscale, lr_decay, hp, k);
+    adamw_math(to_f(g.v[1]), &w.y, &mi.y, &vi.y, gscale, lr_decay, hp, k);
+    adamw_math(to_f(g.v[2]), &w.z, &mi.z, &vi.z, gscale, lr_decay, hp, k);
+    adamw_math(to_f(g.v[3]), &w.w, &mi.w, &vi.w, gscale, lr_decay, hp, k);
+    *(float4 *)(master + i) = w;
+    *(float4 *)(m + i) = mi;
+    *(float4 *)(v + i) = vi;
+    if (!param) return;
+    p.v[0] = from_f<S>(w.x);
+    p.v[1] = from_f<S>(w.y);
+    p.v[2] = from_f<S>(w.z);
+    p.v[3] = from_f<S>(w.w);
+    *(V *)(param + i) = p;
 }
 
 template <typename S>
@@ -95,10 +134,11 @@ extern "C" void adamw_cuda(void *param, float *master, float *m, float *v, const
 }
 
 /* The multi-tensor step. The tensors' descriptors travel by value as kernel parameters (no copy
- * to the device, no scratch), ADAMW_MULTI_TENSORS a launch: 56 bytes each, so a launch's
- * parameters stay within the 4 KiB every CUDA version takes. Each tensor is cut into chunks of
- * ADAMW_MULTI_CHUNK elements and a persistent grid walks the launch's chunks, so a bias of 2048
- * elements and an embedding of 100 million share one launch and balance across the SMs. */
+ * to the device, no scratch), ADAMW_MULTI_TENSORS a launch: 57 bytes each, so a launch's
+ * parameters stay within the 4 KiB every CUDA version takes. A tensor whose arrays are all
+ * aligned moves 4 elements a thread with 16-byte loads of the fp32 arrays. Each tensor is cut into
+ * chunks of ADAMW_MULTI_CHUNK elements and a persistent grid walks the launch's chunks, so a bias
+ * of 2048 elements and an embedding of 100 million share one launch and balance across the SMs. */
 #define ADAMW_MULTI_TENSORS 64
 #define ADAMW_MULTI_CHUNK   65536
 
@@ -109,6 +149,7 @@ struct adamw_multi_args {
     size_t n[ADAMW_MULTI_TENSORS];
     float lr_decay[ADAMW_MULTI_TENSORS];
     unsigned chunk_end[ADAMW_MULTI_TENSORS]; /* chunks of tensors 0..t, a running sum */
+    bool vec[ADAMW_MULTI_TENSORS]; /* every array of the tensor aligned: 4 elements a load */
     int ntensors;
 };
 
@@ -126,7 +167,13 @@ __global__ void adamw_multi_kernel(const __grid_constant__ struct adamw_multi_ar
             t++;
         size_t first = (size_t)(c - (t ? a.chunk_end[t - 1] : 0)) * ADAMW_MULTI_CHUNK;
         size_t end = first + ADAMW_MULTI_CHUNK < a.n[t] ? first + ADAMW_MULTI_CHUNK : a.n[t];
-        for (size_t i = first + threadIdx.x; i < end; i += blockDim.x)
+        /* chunks start at multiples of 4 elements: aligned tensors take 4 a thread, then the
+         * chunk's last end % 4 elements (or, unaligned, all) one a thread */
+        size_t scalar_from = a.vec[t] ? end - (end - first) % 4 : first;
+        for (size_t i = first + 4 * threadIdx.x; i < scalar_from; i += 4 * blockDim.x)
+            adamw_element4((S *)a.param[t], a.master[t], a.m[t], a.v[t], (const S *)a.grad[t], i,
+                           gscale, a.lr_decay[t], hp, k);
+        for (size_t i = scalar_from + threadIdx.x; i < end; i += blockDim.x)
             adamw_element((S *)a.param[t], a.master[t], a.m[t], a.v[t], (const S *)a.grad[t], i,
                           gscale, a.lr_decay[t], hp, k);
     }
@@ -157,6 +204,9 @@ extern "C" void adamw_multi_cuda(const struct adamw_tensor *tensors, int ntensor
             a.n[t] = x->n;
             a.lr_decay[t] = adamw_lr_decay(hp->lr, x->weight_decay);
             a.chunk_end[t] = chunks;
+            size_t v4 = dt == DTYPE_FP32 ? 16 : 8; /* 4 elements of grad and param */
+            a.vec[t] = aligned16(x->master) && aligned16(x->m) && aligned16(x->v) &&
+                       (uintptr_t)x->grad % v4 == 0 && (uintptr_t)x->param % v4 == 0;
         }
         if (a.ntensors == 0) break;
         /* 256 threads take 256 elements of a chunk at a time; a few blocks an SM */

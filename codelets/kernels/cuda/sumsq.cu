@@ -34,20 +34,31 @@ struct sumsq_multi_args {
     int ntensors;
 };
 
-/* Thread `first`'s sum of squares over a grid-stride slice of grad[0..n): P elements a load. */
+/* s plus the squares of v's P elements, in order. */
+template <typename S, int P> __device__ __forceinline__ double add_squares(double s, Vec<S, P> v)
+{
+    for (int k = 0; k < P; k++) {
+        double x = to_f(v.v[k]);
+        s += x * x;
+    }
+    return s;
+}
+
+/* Thread `first`'s sum of squares over a grid-stride slice of grad[0..n): P elements a load, four
+ * loads in flight (added in the slice's order, so the bits are those of one load at a time). */
 template <typename S, int P>
 __device__ double slice_sumsq(const S *grad, size_t n, size_t first, size_t stride)
 {
     using V = Vec<S, P>;
-    size_t nvec = n / P;
+    const V *g = (const V *)grad;
+    size_t nvec = n / P, i = first;
     double s = 0.0;
-    for (size_t i = first; i < nvec; i += stride) {
-        V v = ((const V *)grad)[i];
-        for (int k = 0; k < P; k++) {
-            double x = to_f(v.v[k]);
-            s += x * x;
-        }
+    for (; i + 3 * stride < nvec; i += 4 * stride) {
+        V v0 = g[i], v1 = g[i + stride], v2 = g[i + 2 * stride], v3 = g[i + 3 * stride];
+        s = add_squares(add_squares(add_squares(add_squares(s, v0), v1), v2), v3);
     }
+    for (; i < nvec; i += stride)
+        s = add_squares(s, g[i]);
     for (size_t i = nvec * P + first; i < n; i += stride) {
         double x = to_f(grad[i]);
         s += x * x;

@@ -797,9 +797,10 @@ static void test_adamw(enum dtype dt, enum adamw_case which, uint64_t seed)
     release();
 }
 
-/* adamw_multi_cuda over 70 tensors (two launches; sizes from 0 to several chunks, some without
- * param, weight decay on every other one) against adamw_cuda on each: the same bits; and against
- * adamw_cpu on each within the adamw tolerances. */
+/* adamw_multi_cuda over 70 tensors (two launches; sizes from 0 to several chunks, not multiples
+ * of 4, some without param, some not aligned for its 4-element loads, weight decay on every other
+ * one) against adamw_cuda on each: the same bits; and against adamw_cpu on each within the adamw
+ * tolerances. */
 static void test_adamw_multi(enum dtype dt, enum adamw_case which, uint64_t seed)
 {
     enum { NT = 70 };
@@ -828,7 +829,8 @@ static void test_adamw_multi(enum dtype dt, enum adamw_case which, uint64_t seed
         for (int k = 0; k < 2; k++) {
             struct adamw_tensor *x = k ? &single[t] : &multi[t];
             x->param = h_param[t] ? upload(h_param[t], n * es) : NULL;
-            x->master = upload(h_master[t], fb);
+            /* every 7th tensor's master one element off 16-byte alignment: one element a thread */
+            x->master = upload_at(h_master[t], fb, t % 7 == 3 ? sizeof(float) : 0);
             x->m = upload(h_m[t], fb);
             x->v = upload(h_v[t], fb);
             x->grad = upload(h_grad[t], n * es);
