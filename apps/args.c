@@ -62,6 +62,10 @@ static const char usage[] =
     "                                 first after it\n"
     "  --optimizer-chunk-size N       elements per CPU AdamW task: large tensors step in\n"
     "                                 pieces shared by the CPU workers (default 8388608)\n"
+    "  --delayed-param-update         ZeRO-Offload's delayed parameter update: each step's CPU\n"
+    "                                 AdamW runs beside the next iteration, which uses the\n"
+    "                                 parameters one step older (one GPU, --offload-optimizer\n"
+    "                                 cpu, fp16/bf16; off by default)\n"
     "  --deepspeed_config FILE        DeepSpeed JSON (2021 or current schema); flags override it\n"
     "  --strict-config                unknown config keys are errors, not warnings\n"
     "  --gradient-accumulation-steps N  micro-batches per optimizer step (default 1)\n"
@@ -175,6 +179,7 @@ static const struct flag flags[] = {
     {"nvme-resident-fraction", FLAG_OTHER, .id = SETTING_RESIDENT_FRACTION},
     {"offload-param", FLAG_CHOICE, SETTING_PARAM_OFFLOAD, .words = param_tiers},
     {"optimizer-chunk-size", FLAG_INT64, SETTING_OPTIM_CHUNK, .num = 0},
+    {"delayed-param-update", FLAG_SET, SETTING_DELAYED_UPDATE, .num = 1},
     {"deepspeed_config", FLAG_OTHER, SETTING_N, .alias = "deepspeed-config"},
     {"strict-config", FLAG_BARE, .id = SETTING_N},
     {"dry-run", FLAG_SET, SETTING_DRY_RUN, .num = 1},

@@ -326,6 +326,9 @@ static void check_before_start(struct run *r)
             if (swap_path_claim(path[j], err, sizeof err) != 0) user_fail("%s", err);
     }
     if (s->min_lr > s->lr) user_fail("--min-lr %g is above --lr %g", s->min_lr, s->lr);
+    if (s->delayed_update && (s->num_gpus > 1 || s->world_size > 1 || r->launch.size > 1))
+        user_fail("--delayed-param-update runs one rank (ZeRO-Offload's single-GPU case): drop it "
+                  "or use one GPU and one process");
 }
 
 /* --data-path, every token checked against the vocabulary, split into training and validation. */
@@ -376,6 +379,7 @@ static void engine_options(struct run *r)
                                   .offload_param = s->param_offload,
                                   .offload_checkpoints = s->ckpt_in_cpu,
                                   .optim_chunk = s->optim_chunk,
+                                  .delayed_update = s->delayed_update,
                                   .swap_buffers = s->swap_buffers,
                                   .resident_fraction = s->resident_fraction >= 0
                                                            ? s->resident_fraction
@@ -512,6 +516,11 @@ static void describe(struct run *r)
                pl.swap_buffer_bytes / 1e9,
                100.0 * pl.resident_bytes / (double)(pl.resident_bytes + pl.swapped_bytes),
                pl.adamw_tasks);
+        if (s->delayed_update)
+            printf("> delayed parameter update: on (each step's AdamW runs beside the next "
+                   "iteration, which uses the parameters one step older; second %s copies of the "
+                   "parameters and gradients in the pinned pool)\n",
+                   dtype_name(s->dt));
         char nodes[64], io[160];
         rt_cpu_worker_nodes(nodes, sizeof nodes);
         numa_io_describe(pl.folders ? pl.io_numa[0] : (struct numa_io_choice){-1, NUMA_IO_UNPLACED},
@@ -623,6 +632,7 @@ static void update(struct run *r, struct progress *p, struct step *step)
     if (step->it == s->trace.last)
         rt_trace_stop(); /* after the timing: the wait for the optimizer's tail is not the step's */
     int overflow = !isfinite(step->sumsq);
+    if (overflow) gpt_delayed_skip(r->m);
     p->skipped += overflow;
     p->nans += isnan(step->sumsq) || isnan(step->loss);
     if (!overflow) r->state.adam_step++;
@@ -678,6 +688,7 @@ static void train(struct run *r, struct progress *p)
     const struct settings *s = &r->s;
     for (int64_t it = p->first; it <= s->iters && !stop_signal; it++) {
         struct step step = step_begin(r, p, it);
+        gpt_begin_step(r->m);
         for (int micro = 0; micro < s->grad_accum; micro++) {
             next_batch(r, &r->train, (it - 1) * s->grad_accum + micro);
             gpt_forward(r->m);

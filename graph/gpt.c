@@ -64,6 +64,7 @@ struct gpt {
     int slots, grad_slots;
     struct rank *ranks; /* [R] */
     float loss_scale; /* of the last gpt_backward: the simulation's stand-in norm is scaled by it */
+    int step_pending; /* the delayed update: a step was submitted since the last gpt_begin_step */
 };
 
 const struct gpt_config *gpt_get_config(const struct gpt *m)
@@ -106,6 +107,13 @@ void gpt_check_config(const struct gpt_config *c, const struct gpt_options *o)
     if (o->comm && comm_world(o->comm) > 1 && o->tile_size > 0)
         user_fail("ZeRO-3 over %d ranks does not support --tile-size yet: drop it or use one rank",
                   comm_world(o->comm));
+    if (o->delayed_update && o->optim_tier != TIER_CPU)
+        user_fail("--delayed-param-update overlaps the CPU optimizer with the next iteration: use "
+                  "it with --offload-optimizer cpu");
+    if (o->delayed_update && o->dt == DTYPE_FP32)
+        user_fail(
+            "--delayed-param-update double-buffers the fp16/bf16 parameter copies: add --fp16 "
+            "or --bf16");
 }
 
 /* The activation checkpoints (the blocks' inputs) have their home in pinned CPU memory. */
@@ -190,6 +198,15 @@ static size_t rank_pinned_bytes(const struct gpt *m)
     return total;
 }
 
+/* One rank's compute tensors are its shards (after the delayed update's exchange too). */
+static void point_at_shards(struct gpt *m)
+{
+    for (int i = 0; i < m->tab.n; i++) {
+        m->ranks[0].wfull[i] = state_shard(m->state, i, 0)->param;
+        m->ranks[0].gfull[i] = state_shard(m->state, i, 0)->grad;
+    }
+}
+
 /* Local rank r's micro-batch, activations and full buffers; tensor names carry the global rank
  * when there are several. */
 static void rank_init(struct gpt *m, int r)
@@ -216,12 +233,11 @@ static void rank_init(struct gpt *m, int r)
             tensor_init(rank_act(k, a, l), name, type, x->n, act_home(m, a, l));
         }
     }
+    if (m->W == 1) {
+        point_at_shards(m);
+        return;
+    }
     for (int i = 0; i < m->tab.n; i++) {
-        if (m->W == 1) {
-            k->wfull[i] = state_shard(m->state, i, 0)->param;
-            k->gfull[i] = state_shard(m->state, i, 0)->grad;
-            continue;
-        }
         /* layer tensors: those of the layer whose slot it shares (named after that layer) */
         int l = model_tensor_layer(&m->tab, i);
         int wi = l < 0 ? i : i - (l - l % m->slots) * LP_COUNT;
@@ -261,6 +277,7 @@ struct gpt *gpt_create(const struct gpt_config *cfg, const struct gpt_options *o
         .offload_param = opt->offload_param,
         .tile_size = opt->tile_size,
         .optim_chunk = opt->optim_chunk,
+        .delayed_update = opt->delayed_update,
         .nvme_path = opt->nvme_path,
         .swap_buffers = opt->swap_buffers,
         .resident_fraction = opt->resident_fraction,
@@ -269,6 +286,7 @@ struct gpt *gpt_create(const struct gpt_config *cfg, const struct gpt_options *o
     m->state = state_create(&m->tab, &so, rank_pinned_bytes(m));
     m->R = state_ranks(m->state);
     m->W = state_world(m->state);
+    CHECK_MSG(!opt->delayed_update || m->W == 1, "the delayed update runs one rank");
     int64_t layer_elems = model_block_numel(&m->tab);
     m->slots = opt->max_live_elems > 0 ? (int)(opt->max_live_elems / layer_elems) : 2;
     m->slots = m->slots > cfg->L ? cfg->L : m->slots < 2 ? (cfg->L < 2 ? cfg->L : 2) : m->slots;
@@ -713,6 +731,25 @@ void gpt_update(struct gpt *m, const struct adamw_hparams *hp)
         rt_set_worker(-1);
     }
     state_swap_advance(m->state);
+    m->step_pending = m->opt.delayed_update;
+}
+
+void gpt_begin_step(struct gpt *m)
+{
+    if (!m->step_pending) return;
+    state_delayed_swap(m->state);
+    point_at_shards(m);
+    m->step_pending = 0;
+}
+
+void gpt_delayed_skip(struct gpt *m)
+{
+    if (!m->opt.delayed_update) return;
+    enum rt_where where = state_optim_where(m->state);
+    for (int i = 0; i < m->tab.n; i++) {
+        struct state_shard *sh = state_shard(m->state, i, 0);
+        cast_insert(sh->param, sh->master, RT_PRIO_HIGH, where);
+    }
 }
 
 void gpt_step_stats(struct gpt *m, float *mean_loss, float *sumsq)

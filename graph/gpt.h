@@ -66,6 +66,13 @@ struct gpt_options {
      * task each, so the workers share a large tensor (whole rows; 0: whole tensors). Tensors
      * split by tile_size use their tiles instead. NVMe-streamed tensors step whole. */
     int64_t optim_chunk;
+    /* ZeRO-Offload's delayed parameter update (DPU; off by default): step t's AdamW runs beside
+     * iteration t+1, whose forward and backward use the parameters before step t (those of step
+     * t-1; iterations 1 and 2 both the initial ones). The compute copies and gradients are
+     * double-buffered (gpt_begin_step takes the other pair) so that the step writes one while
+     * the next iteration reads the other. One rank, the optimizer state in RAM (TIER_CPU),
+     * fp16/bf16. The math of each step is AdamW's; its gradient is one iteration older. */
+    int delayed_update;
     /* TIER_NVME only (several ranks: one swap file per shard, named after its rank, in
      * the process's one swap folder): */
     const char *nvme_path;    /* the folder that receives this process's swap folder */
@@ -99,6 +106,14 @@ struct state *gpt_get_state(struct gpt *m);
  * previous step's readers of those tensors. Token ids must be < V. */
 void gpt_set_batch(struct gpt *m, const int32_t *inputs, const int32_t *targets);
 void gpt_forward(struct gpt *m);
+/* The start of a training step, before its first micro-batch's gpt_forward. With the delayed
+ * update, after a step has been submitted (gpt_update): the other compute copies and gradients
+ * (the step just submitted writes the ones its iteration used). Nothing otherwise. */
+void gpt_begin_step(struct gpt *m);
+/* With the delayed update, after gpt_step_stats has shown that the step just submitted was
+ * skipped (fp16 overflow): the compute copies that step would have written get the masters, so
+ * that the iteration after next reads the parameters of the last applied step. */
+void gpt_delayed_skip(struct gpt *m);
 /* Backward of micro-batch `micro` (0-based) of `micro_steps` accumulated into one step: the
  * gradients are those of the mean loss over all the step's micro-batches of all ranks, times
  * loss_scale. The first micro-batch zeroes them; the last reduce-scatters them into the ranks'

@@ -298,6 +298,12 @@ int plan_compute(struct plan *p, const struct plan_input *in, char *err, size_t 
         for (int k = PLAN_ROW_MASTER; k <= PLAN_ROW_FP32_GRADS; k++)
             p->rows[k].pinned = in->pin_optim;
 
+    if (in->delayed_update) {
+        row(p, PLAN_ROW_DELAYED, TIER_CPU, 2 * Pr * dts, PLAN_KNOB_TIER_OPTIM,
+            "second %s parameters and gradients (delayed update)", dtn);
+        p->rows[PLAN_ROW_DELAYED].pinned = 1;
+    }
+
     /* Buffers in RAM. */
     const int64_t sg = min64(in->sub_group_size, Pr);
     if (to == TIER_NVME)

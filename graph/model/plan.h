@@ -94,6 +94,7 @@ struct plan_input {
     enum dtype dt;             /* parameters, gradients, activations; master weights are fp32 */
     int checkpointing;         /* keep each layer's input only, recompute the layer in backward */
     int ckpt_in_cpu;           /* the checkpoints live in RAM (SC21); only with checkpointing */
+    int delayed_update;        /* a second dt copy of the parameters and gradients, pinned */
     int world_size;            /* data-parallel ranks: ZeRO-3 partitions model states over them */
     int ranks_per_node;        /* ranks sharing one node's RAM and NVMe; divides world_size */
     enum tier tier_params;     /* dt parameters: GPU, CPU or NVMe */
@@ -128,6 +129,7 @@ enum plan_row_kind {
     PLAN_ROW_ADAM_M,
     PLAN_ROW_ADAM_V,
     PLAN_ROW_FP32_GRADS,
+    PLAN_ROW_DELAYED,        /* the delayed update's second parameters and gradients */
     PLAN_ROW_OPTIM_RESIDENT, /* the resident share of NVMe optimizer state, all four tensors */
     PLAN_ROW_OPTIM_SWAP_BUFFERS,
     PLAN_ROW_PARAM_SWAP_BUFFERS,

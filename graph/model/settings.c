@@ -56,6 +56,7 @@ static const struct {
     FIELD(SETTING_SWAP_BUFFERS, swap_buffers),
     FIELD(SETTING_RESIDENT_FRACTION, resident_fraction),
     FIELD(SETTING_OPTIM_CHUNK, optim_chunk),
+    FIELD(SETTING_DELAYED_UPDATE, delayed_update),
     FIELD(SETTING_PIN_PARAMS, pin_params),
     FIELD(SETTING_PIN_OPTIM, pin_optim),
     FIELD(SETTING_PARAM_BUFFER_COUNT, param_buffer_count),
@@ -470,6 +471,7 @@ void settings_plan_input(const struct settings *s, int64_t swap_unit, struct pla
     in->dt = s->dt;
     in->checkpointing = s->checkpointing;
     in->ckpt_in_cpu = s->ckpt_in_cpu;
+    in->delayed_update = s->delayed_update;
     in->world_size = s->world_size;
     in->ranks_per_node = s->ranks_per_node   ? s->ranks_per_node
                          : s->world_size > 8 ? 8

@@ -87,6 +87,7 @@ enum setting {
     SETTING_SWAP_BUFFERS,
     SETTING_RESIDENT_FRACTION,
     SETTING_OPTIM_CHUNK,
+    SETTING_DELAYED_UPDATE,
     SETTING_PIN_PARAMS,
     SETTING_PIN_OPTIM,
     SETTING_PARAM_BUFFER_COUNT,
@@ -158,6 +159,7 @@ struct settings {
     int swap_buffers;         /* optimizer swap buffer sets */
     double resident_fraction; /* share of NVMe optimizer state kept in RAM, -1: the plan's */
     int64_t optim_chunk;      /* elements per CPU AdamW task */
+    int delayed_update;       /* ZeRO-Offload's delayed parameter update (gpt.h) */
 
     /* DeepSpeed config keys without a flag (DeepSpeed's defaults otherwise) */
     int pin_params, pin_optim;

@@ -14,6 +14,10 @@
 #include "rng.h"
 #include "swap.h"
 
+/* A shard's tensors: master, compute copy, gradient, the two moments, and with the delayed
+ * update the second compute copy and gradient. */
+#define SHARD_SLOTS 7
+
 struct state {
     const struct model_table *tab;
     struct state_options opt;
@@ -22,7 +26,7 @@ struct state {
     int *swapped;               /* [tab->n]: optimizer state in swap files (all ranks' shards) */
     size_t *shard_n;            /* [tab->n]: elements of each shard (the whole tensor: one rank) */
     struct state_shard *shards; /* [tab->n * R]: local rank r's shard of tensor i at i * R + r */
-    struct tensor *store;       /* the shards' tensors, 5 per shard */
+    struct tensor *store;       /* the shards' tensors, SHARD_SLOTS per shard */
     /* optimizer state on NVMe: one swap file per shard of a swapped tensor (local rank r's of
      * tensor i at i * R + r; master | m | v regions of region_bytes[i] each), in this process's
      * swap folder of one of the npaths --nvme-path folders (folder[i * R + r]), each folder with
@@ -147,7 +151,8 @@ static size_t region_max(const struct state *s)
 }
 
 /* Bytes of the pinned pool: each rank's own pinned tensors, the parameters and gradients when
- * their home is there, and with the optimizer state on NVMe the swap buffers. */
+ * their home is there (twice with the delayed update), and with the optimizer state on NVMe the
+ * swap buffers. */
 static size_t pinned_bytes(const struct state *s, size_t rank_pinned_bytes)
 {
     size_t total = s->R * rank_pinned_bytes;
@@ -155,6 +160,8 @@ static size_t pinned_bytes(const struct state *s, size_t rank_pinned_bytes)
         size_t bytes = s->shard_n[i] * dtype_size(s->opt.dt);
         total += s->R * host_pool_piece_bytes(bytes); /* the gradient */
         if (s->opt.dt != DTYPE_FP32 || s->swapped[i]) total += s->R * host_pool_piece_bytes(bytes);
+        if (s->opt.delayed_update) /* the second compute copy and gradient */
+            total += 2 * s->R * host_pool_piece_bytes(bytes);
     }
     total += (size_t)s->R * swap_sets(s) * 3 * host_pool_piece_bytes(region_max(s));
     return total;
@@ -170,11 +177,11 @@ static void shard_name(const struct state *s, int i, int r, char *out, size_t n)
         snprintf(out, n, "%s", s->tab->params[i].name);
 }
 
-/* The shard of tensor i that local rank r owns (its five store slots). */
+/* The shard of tensor i that local rank r owns (its store slots). */
 static void shard_init(struct state *s, int i, int r)
 {
     struct state_shard *p = state_shard(s, i, r);
-    struct tensor *t = &s->store[((size_t)i * s->R + r) * 5];
+    struct tensor *t = &s->store[((size_t)i * s->R + r) * SHARD_SLOTS];
     size_t n = s->shard_n[i];
     enum tensor_type dt = (enum tensor_type)s->opt.dt;
     char base[112], name[128];
@@ -200,6 +207,14 @@ static void shard_init(struct state *s, int i, int r)
     snprintf(name, sizeof name, "%s.grad", base);
     tensor_init(&t[2], name, dt, n, home);
     p->grad = &t[2];
+    if (s->opt.delayed_update) {
+        snprintf(name, sizeof name, "%s.delayed", base);
+        tensor_init(&t[5], name, dt, n, home);
+        p->param_alt = &t[5];
+        snprintf(name, sizeof name, "%s.grad.delayed", base);
+        tensor_init(&t[6], name, dt, n, home);
+        p->grad_alt = &t[6];
+    }
     if (!swapped) {
         snprintf(name, sizeof name, "%s.exp_avg", base);
         tensor_init(&t[3], name, TENSOR_TYPE_FP32, n, TENSOR_HOST_PAGEABLE);
@@ -210,11 +225,12 @@ static void shard_init(struct state *s, int i, int r)
     }
     /* before any task touches them: StarPU plans partitions of unallocated data only */
     if (ntiles) {
-        struct tensor *split[] = {p->param, p->grad, p->master, p->m, p->v};
-        for (int k = 0; k < 5; k++) {
-            if (!split[k] || (k == 2 && p->master == p->param)) continue;
+        struct tensor *split[] = {p->param,  p->grad, p->param_alt, p->grad_alt,
+                                  p->master, p->m,    p->v};
+        for (int k = 0; k < 7; k++) {
+            if (!split[k] || (k == 4 && p->master == p->param)) continue;
             tensor_tiles(split[k], ntiles, (size_t)s->tab->params[i].shape[1]);
-            split[k]->compute_tiles = k < 2 && param_tiles(s, i) > 0;
+            split[k]->compute_tiles = k < 4 && param_tiles(s, i) > 0;
         }
     }
 }
@@ -509,8 +525,23 @@ void state_sync_params(struct state *s)
             struct state_shard *sh = state_shard(s, i, r);
             rt_set_worker(s->opt.comm ? comm_worker(s->opt.comm, r) : -1);
             cast_insert(sh->param, sh->master, RT_PRIO_HIGH, state_optim_where(s));
+            if (sh->param_alt)
+                cast_insert(sh->param_alt, sh->master, RT_PRIO_HIGH, state_optim_where(s));
         }
     rt_set_worker(-1);
+}
+
+void state_delayed_swap(struct state *s)
+{
+    for (int i = 0; i < s->tab->n; i++)
+        for (int r = 0; r < s->R; r++) {
+            struct state_shard *sh = state_shard(s, i, r);
+            CHECK_MSG(sh->param_alt && sh->grad_alt,
+                      "state_delayed_swap without the delayed update");
+            struct tensor *p = sh->param, *g = sh->grad;
+            sh->param = sh->param_alt, sh->param_alt = p;
+            sh->grad = sh->grad_alt, sh->grad_alt = g;
+        }
 }
 
 struct state *state_create(const struct model_table *tab, const struct state_options *opt,
@@ -522,10 +553,12 @@ struct state *state_create(const struct model_table *tab, const struct state_opt
     s->opt = *opt;
     s->R = opt->comm ? comm_local(opt->comm) : 1;
     s->W = opt->comm ? comm_world(opt->comm) : 1;
+    CHECK_MSG(!opt->delayed_update || (opt->optim_tier == TIER_CPU && opt->dt != DTYPE_FP32),
+              "the delayed update needs the optimizer state in RAM and fp16/bf16 compute copies");
     s->shard_n = calloc(tab->n, sizeof *s->shard_n);
     s->swapped = calloc(tab->n, sizeof *s->swapped);
     s->shards = calloc((size_t)tab->n * s->R, sizeof *s->shards);
-    s->store = calloc((size_t)tab->n * s->R * 5, sizeof *s->store);
+    s->store = calloc((size_t)tab->n * s->R * SHARD_SLOTS, sizeof *s->store);
     CHECK(s->shard_n && s->swapped && s->shards && s->store);
     for (int i = 0; i < tab->n; i++) {
         size_t n = model_param_numel(&tab->params[i]);
@@ -549,7 +582,7 @@ struct state *state_create(const struct model_table *tab, const struct state_opt
 void state_destroy(struct state *s)
 {
     rt_wait_all();
-    for (size_t i = 0; i < (size_t)s->tab->n * s->R * 5; i++)
+    for (size_t i = 0; i < (size_t)s->tab->n * s->R * SHARD_SLOTS; i++)
         tensor_free(&s->store[i]);
     for (int b = 0; b < s->R * s->nbufs; b++)
         for (int k = 0; k < 3; k++)

@@ -49,6 +49,10 @@ struct state_options {
     int offload_param;   /* parameters have their home in pinned CPU memory */
     int tile_size;       /* linear layers wider than this are split into tiles (0: none) */
     int64_t optim_chunk; /* AdamW on CPU workers: pieces of at most this many elements (0: whole) */
+    /* ZeRO-Offload's delayed parameter update: every shard gets a second compute copy and
+     * gradient (param_alt, grad_alt), which state_delayed_swap exchanges with the first at each
+     * step. Only with the optimizer state in RAM (TIER_CPU) and fp16/bf16 compute copies. */
+    int delayed_update;
     /* TIER_NVME only: */
     const char *nvme_path;        /* the folder that receives this process's swap folder, or a
                                    * comma-separated list of them, one per drive (fsdir_list_split) */
@@ -59,9 +63,11 @@ struct state_options {
 
 /* Local rank r's shard of one tensor. The master (fp32) is what checkpoints hold; `param` is the
  * compute copy in the model's dtype (the master itself in fp32 runs). master, m and v are NULL
- * when the tensor's optimizer state is in swap files (state_swapped). */
+ * when the tensor's optimizer state is in swap files (state_swapped). param_alt and grad_alt:
+ * the delayed update's other compute copy and gradient (NULL without it). */
 struct state_shard {
     struct tensor *param, *grad, *master, *m, *v;
+    struct tensor *param_alt, *grad_alt;
 };
 
 struct state;
@@ -102,6 +108,9 @@ enum rt_where state_optim_where(const struct state *s);
 /* Tasks that refresh the resident shards' compute copies from their masters (after a load;
  * nothing in fp32, where the master is the compute copy). */
 void state_sync_params(struct state *s);
+/* The delayed update: every shard's param and grad exchanged with param_alt and grad_alt (the
+ * tasks submitted from now on use the other pair). */
+void state_delayed_swap(struct state *s);
 
 /* One step of a swapped shard: a swap-in of `file` at `generation` into buf[0..2] (master, m,
  * v), AdamW on them, a swap-out with generation + 1. Swapped tensors take the rank's buffer sets

@@ -128,6 +128,9 @@ expect_error "bad --lr-decay-style" "bogus" "${TINY[@]}" "${OUT[@]}" --lr-decay-
 expect_error "bad --data-order" "bogus" "${TINY[@]}" "${OUT[@]}" --data-order bogus
 expect_error "--fp16 with --bf16" "--fp16 and --bf16 contradict" "${TINY[@]}" "${OUT[@]}" --fp16 --bf16
 expect_error "warm-up fraction above 1" "--lr-warmup-fraction 1.5" "${TINY[@]}" "${OUT[@]}" --lr-warmup-fraction 1.5
+expect_error "--delayed-param-update without the CPU optimizer" "--offload-optimizer cpu" "${TINY[@]}" "${OUT[@]}" --bf16 --delayed-param-update
+expect_error "--delayed-param-update in fp32" "--fp16 or --bf16" "${TINY[@]}" "${OUT[@]}" --offload-optimizer cpu --delayed-param-update
+expect_error "--delayed-param-update over two ranks" "one rank" "${TINY[@]}" "${OUT[@]}" --bf16 --offload-optimizer cpu --delayed-param-update --num-gpus 2
 expect_error "a token outside the vocabulary, found at open" "outside the vocabulary of 1000" \
     "${TINY[@]}" "${OUT[@]}" --vocab-size 1000
 expect_error "--metrics on a full disk (/dev/full)" "--metrics /dev/full: cannot write" \
@@ -909,5 +912,25 @@ else
     fi
     umount "$W/fs"
 fi
+
+# --delayed-param-update (its math: tests/graph/test_delayed_update.c): it trains and says so,
+# the dry-run plan counts its second copies, and its first two iterations use the initial
+# parameters: the first's loss is the exact run's, the second's is not.
+DPU=(--bf16 --offload-optimizer cpu --train-iters 3)
+if train "exact, for --delayed-param-update" "${DPU[@]}" --metrics "$W/exact.jsonl" &&
+    train "--delayed-param-update" "${DPU[@]}" --delayed-param-update --metrics "$W/dpu.jsonl"; then
+    grep -q '^> delayed parameter update: on' "$LOG/out" && ok "--delayed-param-update's start line" ||
+        fail "--delayed-param-update's start line" "$(grep '^>' "$LOG/out" | tr '\n' '|')"
+    e=$(fields "$W/exact.jsonl" | awk '{print $2}') d=$(fields "$W/dpu.jsonl" | awk '{print $2}')
+    if [ "$(sed -n 1p <<<"$e")" = "$(sed -n 1p <<<"$d")" ] && [ "$(sed -n 2p <<<"$e")" != "$(sed -n 2p <<<"$d")" ]; then
+        ok "--delayed-param-update: iteration 1's loss is the exact run's, iteration 2's is not"
+    else
+        fail "--delayed-param-update's losses" "exact $(echo $e), delayed $(echo $d)"
+    fi
+fi
+gpt50b "${TINY[@]}" "${DPU[@]}" --delayed-param-update --dry-run
+grep -q 'second bf16 parameters and gradients (delayed update)' "$LOG/out" &&
+    ok "--dry-run counts the delayed update's second copies" ||
+    fail "--dry-run with --delayed-param-update" "no row for the second copies"
 
 finish
