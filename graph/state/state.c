@@ -177,14 +177,24 @@ static void shard_name(const struct state *s, int i, int r, char *out, size_t n)
         snprintf(out, n, "%s", s->tab->params[i].name);
 }
 
+/* Store slot t, registered under the shard's name `base` followed by `suffix`. */
+static struct tensor *shard_tensor(struct tensor *t, const char *base, const char *suffix,
+                                   enum tensor_type type, size_t n, enum tensor_host home)
+{
+    char name[128];
+    snprintf(name, sizeof name, "%s%s", base, suffix);
+    tensor_init(t, name, type, n, home);
+    return t;
+}
+
 /* The shard of tensor i that local rank r owns (its store slots). */
 static void shard_init(struct state *s, int i, int r)
 {
     struct state_shard *p = state_shard(s, i, r);
     struct tensor *t = &s->store[((size_t)i * s->R + r) * SHARD_SLOTS];
     size_t n = s->shard_n[i];
-    enum tensor_type dt = (enum tensor_type)s->opt.dt;
-    char base[112], name[128];
+    enum tensor_type dt = (enum tensor_type)s->opt.dt, f32 = TENSOR_TYPE_FP32;
+    char base[112];
     shard_name(s, i, r, base, sizeof base);
     /* A split tensor lives in RAM, whence each task fetches its piece alone: StarPU switches
      * between a tensor and its pieces in the home memory. */
@@ -192,36 +202,19 @@ static void shard_init(struct state *s, int i, int r)
     enum tensor_host home = state_params_in_pinned_ram(s) ? TENSOR_HOST_PINNED
                             : ntiles                      ? TENSOR_HOST_PAGEABLE
                                                           : TENSOR_HOST_NONE;
-    if (!swapped) {
-        snprintf(name, sizeof name, "%s.master", base);
-        tensor_init(&t[0], name, TENSOR_TYPE_FP32, n, TENSOR_HOST_PAGEABLE);
-        p->master = &t[0];
-    }
-    if (s->opt.dt == DTYPE_FP32 && !swapped) {
-        p->param = p->master;
-    } else {
-        /* a swapped tensor's compute copy is written by AdamW on the CPU: keep it there */
-        tensor_init(&t[1], base, dt, n, swapped ? TENSOR_HOST_PINNED : home);
-        p->param = &t[1];
-    }
-    snprintf(name, sizeof name, "%s.grad", base);
-    tensor_init(&t[2], name, dt, n, home);
-    p->grad = &t[2];
+    if (!swapped) p->master = shard_tensor(&t[0], base, ".master", f32, n, TENSOR_HOST_PAGEABLE);
+    /* a swapped tensor's compute copy is written by AdamW on the CPU: keep it there */
+    p->param = s->opt.dt == DTYPE_FP32 && !swapped
+                   ? p->master
+                   : shard_tensor(&t[1], base, "", dt, n, swapped ? TENSOR_HOST_PINNED : home);
+    p->grad = shard_tensor(&t[2], base, ".grad", dt, n, home);
     if (s->opt.delayed_update) {
-        snprintf(name, sizeof name, "%s.delayed", base);
-        tensor_init(&t[5], name, dt, n, home);
-        p->param_alt = &t[5];
-        snprintf(name, sizeof name, "%s.grad.delayed", base);
-        tensor_init(&t[6], name, dt, n, home);
-        p->grad_alt = &t[6];
+        p->param_alt = shard_tensor(&t[5], base, ".delayed", dt, n, home);
+        p->grad_alt = shard_tensor(&t[6], base, ".grad.delayed", dt, n, home);
     }
     if (!swapped) {
-        snprintf(name, sizeof name, "%s.exp_avg", base);
-        tensor_init(&t[3], name, TENSOR_TYPE_FP32, n, TENSOR_HOST_PAGEABLE);
-        p->m = &t[3];
-        snprintf(name, sizeof name, "%s.exp_avg_sq", base);
-        tensor_init(&t[4], name, TENSOR_TYPE_FP32, n, TENSOR_HOST_PAGEABLE);
-        p->v = &t[4];
+        p->m = shard_tensor(&t[3], base, ".exp_avg", f32, n, TENSOR_HOST_PAGEABLE);
+        p->v = shard_tensor(&t[4], base, ".exp_avg_sq", f32, n, TENSOR_HOST_PAGEABLE);
     }
     /* before any task touches them: StarPU plans partitions of unallocated data only */
     if (ntiles) {
