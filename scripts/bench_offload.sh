@@ -6,6 +6,8 @@
 # (STARPU_LIMIT_CUDA_MEM=16384, unless set) like the seed's V100s. MODEs:
 #   cpu       fp16 parameters and gradients in pinned CPU memory, optimizer state in RAM, CPU AdamW
 #             (--offload-param cpu --offload-optimizer cpu); ITERS iterations (default 6)
+#   dpu       the cpu mode with --delayed-param-update (each step's AdamW beside the next
+#             iteration, which uses the parameters one step older); ITERS iterations
 #   ckpt      the cpu mode with the activation checkpoints in pinned CPU memory too
 #             (--checkpoint-in-cpu); its losses must equal cpu's, its PCIe bytes grow by theirs
 #   nvme      the same with the optimizer state streamed from NVMe, nothing resident
@@ -74,6 +76,7 @@ nvme=(--offload-param cpu --offload-optimizer nvme --nvme-path "$nvdir")
 for mode in "$@"; do
 	case $mode in
 	cpu) run cpu 4 "${ITERS:-6}" "${offload[@]}" ;;
+	dpu) run dpu 4 "${ITERS:-6}" "${offload[@]}" --delayed-param-update ;;
 	ckpt) run ckpt 4 "${ITERS:-6}" "${offload[@]}" --checkpoint-in-cpu ;;
 	trace)
 		mkdir -p "$out/fxt"
@@ -128,7 +131,7 @@ for mode in "$@"; do
 		[ "$layers" -gt 0 ] && ITERS=${ITERS:-2} run "nvlayers$layers" "$layers" "${ITERS:-2}" "${nvme[@]}" \
 			--checkpoint-in-cpu
 		;;
-	*) echo "bench_offload.sh: unknown mode $mode: use cpu, ckpt, nvme, resident, gpu, fsdp2, ceilings, disk, largest, trace, nvtrace, L=N or NL=N" >&2 && exit 2 ;;
+	*) echo "bench_offload.sh: unknown mode $mode: use cpu, dpu, ckpt, nvme, resident, gpu, fsdp2, ceilings, disk, largest, trace, nvtrace, L=N or NL=N" >&2 && exit 2 ;;
 	esac
 done
 
