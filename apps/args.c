@@ -65,7 +65,7 @@ static const char usage[] =
     "  --delayed-param-update         ZeRO-Offload's delayed parameter update: each step's CPU\n"
     "                                 AdamW runs beside the next iteration, which uses the\n"
     "                                 parameters one step older (one GPU, --offload-optimizer\n"
-    "                                 cpu, fp16/bf16; off by default)\n"
+    "                                 cpu or nvme, fp16/bf16; off by default)\n"
     "  --deepspeed_config FILE        DeepSpeed JSON (2021 or current schema); flags override it\n"
     "  --strict-config                unknown config keys are errors, not warnings\n"
     "  --gradient-accumulation-steps N  micro-batches per optimizer step (default 1)\n"

@@ -107,9 +107,9 @@ void gpt_check_config(const struct gpt_config *c, const struct gpt_options *o)
     if (o->comm && comm_world(o->comm) > 1 && o->tile_size > 0)
         user_fail("ZeRO-3 over %d ranks does not support --tile-size yet: drop it or use one rank",
                   comm_world(o->comm));
-    if (o->delayed_update && o->optim_tier != TIER_CPU)
+    if (o->delayed_update && o->optim_tier == TIER_GPU)
         user_fail("--delayed-param-update overlaps the CPU optimizer with the next iteration: use "
-                  "it with --offload-optimizer cpu");
+                  "it with --offload-optimizer cpu or nvme");
     if (o->delayed_update && o->dt == DTYPE_FP32)
         user_fail(
             "--delayed-param-update double-buffers the fp16/bf16 parameter copies: add --fp16 "
@@ -745,10 +745,11 @@ void gpt_begin_step(struct gpt *m)
 void gpt_delayed_skip(struct gpt *m)
 {
     if (!m->opt.delayed_update) return;
-    enum rt_where where = state_optim_where(m->state);
+    /* the other copy holds the parameters of the last applied step (the one before, or what the
+     * same copy got at an earlier skip); swapped tensors have no master in RAM to cast from */
     for (int i = 0; i < m->tab.n; i++) {
         struct state_shard *sh = state_shard(m->state, i, 0);
-        cast_insert(sh->param, sh->master, RT_PRIO_HIGH, where);
+        cast_insert(sh->param, sh->param_alt, RT_PRIO_HIGH, RT_WHERE_CPU);
     }
 }
 

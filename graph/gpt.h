@@ -70,7 +70,7 @@ struct gpt_options {
      * iteration t+1, whose forward and backward use the parameters before step t (those of step
      * t-1; iterations 1 and 2 both the initial ones). The compute copies and gradients are
      * double-buffered (gpt_begin_step takes the other pair) so that the step writes one while
-     * the next iteration reads the other. One rank, the optimizer state in RAM (TIER_CPU),
+     * the next iteration reads the other. One rank, the CPU optimizer (state in RAM or on NVMe),
      * fp16/bf16. The math of each step is AdamW's; its gradient is one iteration older. */
     int delayed_update;
     /* TIER_NVME only (several ranks: one swap file per shard, named after its rank, in
@@ -111,8 +111,8 @@ void gpt_forward(struct gpt *m);
  * (the step just submitted writes the ones its iteration used). Nothing otherwise. */
 void gpt_begin_step(struct gpt *m);
 /* With the delayed update, after gpt_step_stats has shown that the step just submitted was
- * skipped (fp16 overflow): the compute copies that step would have written get the masters, so
- * that the iteration after next reads the parameters of the last applied step. */
+ * skipped (fp16 overflow): the compute copies that step would have written get the other copies
+ * (the parameters of the last applied step), which the iteration after next then reads. */
 void gpt_delayed_skip(struct gpt *m);
 /* Backward of micro-batch `micro` (0-based) of `micro_steps` accumulated into one step: the
  * gradients are those of the mean loss over all the step's micro-batches of all ranks, times

@@ -399,9 +399,10 @@ static void shard_put(struct state *s, int i, int r, enum state_kind which, cons
     if (swap_file_write(s->swapf[i * s->R + r], region, which * s->region_bytes[i],
                         s->region_bytes[i], s->generation, err, sizeof err) < 0)
         user_fail("%s", err);
-    if (which == STATE_MASTER) {
-        dtype_from_f32(s->opt.dt, region, tensor_acquire_write(sh->param), n);
-        tensor_release(sh->param);
+    struct tensor *copies[] = {sh->param, sh->param_alt};
+    for (int k = 0; which == STATE_MASTER && k < 2 && copies[k]; k++) {
+        dtype_from_f32(s->opt.dt, region, tensor_acquire_write(copies[k]), n);
+        tensor_release(copies[k]);
     }
     free(region);
 }
@@ -546,8 +547,8 @@ struct state *state_create(const struct model_table *tab, const struct state_opt
     s->opt = *opt;
     s->R = opt->comm ? comm_local(opt->comm) : 1;
     s->W = opt->comm ? comm_world(opt->comm) : 1;
-    CHECK_MSG(!opt->delayed_update || (opt->optim_tier == TIER_CPU && opt->dt != DTYPE_FP32),
-              "the delayed update needs the optimizer state in RAM and fp16/bf16 compute copies");
+    CHECK_MSG(!opt->delayed_update || (opt->optim_tier != TIER_GPU && opt->dt != DTYPE_FP32),
+              "the delayed update needs the CPU optimizer and fp16/bf16 compute copies");
     s->shard_n = calloc(tab->n, sizeof *s->shard_n);
     s->swapped = calloc(tab->n, sizeof *s->swapped);
     s->shards = calloc((size_t)tab->n * s->R, sizeof *s->shards);

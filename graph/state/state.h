@@ -51,7 +51,7 @@ struct state_options {
     int64_t optim_chunk; /* AdamW on CPU workers: pieces of at most this many elements (0: whole) */
     /* ZeRO-Offload's delayed parameter update: every shard gets a second compute copy and
      * gradient (param_alt, grad_alt), which state_delayed_swap exchanges with the first at each
-     * step. Only with the optimizer state in RAM (TIER_CPU) and fp16/bf16 compute copies. */
+     * step. Only with the CPU optimizer (TIER_CPU or TIER_NVME) and fp16/bf16 compute copies. */
     int delayed_update;
     /* TIER_NVME only: */
     const char *nvme_path;        /* the folder that receives this process's swap folder, or a

@@ -1,5 +1,5 @@
 /* test_delayed_update.c: the delayed parameter update (gpt_options.delayed_update) against the
- * exact AdamW step one iteration apart.
+ * exact AdamW step one iteration apart, with the optimizer state in RAM and on NVMe.
  *
  * The delayed run A computes iteration t's gradient with the parameters of step t-2 (iterations
  * 1 and 2 with the initial ones) and steps the optimizer state as AdamW does. The reference B is
@@ -8,9 +8,10 @@
  * step t is then AdamW on the same gradient, one iteration late, by construction. Both must give
  * the same losses and gradient norms at every iteration and the same masters and moments at the
  * end, bit for bit, for bf16 and for fp16 with an overflow at step 3 (a skipped step, after which
- * the delayed run casts the masters into the copy the step would have written). The CPU
- * optimizer runs in pieces (optim_chunk) so the second buffers are split as the first are; the
- * parameters are offloaded (the SC21 setting). Runs on CPU workers. */
+ * the delayed run copies the other compute copy into the one the step would have written). In
+ * RAM the CPU optimizer runs in pieces (optim_chunk) so the second buffers are split as the first
+ * are; on NVMe half the state is resident and half streams through swap files in a temporary
+ * folder. The parameters are offloaded (the SC21 setting). Runs on CPU workers. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,17 +29,21 @@ struct trace {
 };
 
 static const struct gpt_config cfg = {L, C, NH, T, V, V};
+static char swap_dir[4096]; /* the NVMe runs' folder */
 
-static struct gpt *make(enum dtype dt, int delayed)
+static struct gpt *make(enum dtype dt, enum tier tier, int delayed)
 {
     struct gpt_options opt = {.dt = dt,
                               .B = B,
                               .T = T,
                               .seed = 7,
-                              .optim_tier = TIER_CPU,
+                              .optim_tier = tier,
                               .offload_param = 1,
                               .optim_chunk = 500,
-                              .delayed_update = delayed};
+                              .delayed_update = delayed,
+                              .nvme_path = tier == TIER_NVME ? swap_dir : NULL,
+                              .swap_buffers = 2,
+                              .resident_fraction = 0.5};
     return gpt_create(&cfg, &opt);
 }
 
@@ -81,9 +86,9 @@ static void masters_io(struct gpt *m, float *masters, int read, enum dtype dt)
 }
 
 /* One run of STEPS iterations; rewind: the reference's compute copies held one step behind. */
-static void run(enum dtype dt, int delayed, int rewind, struct trace *out)
+static void run(enum dtype dt, enum tier tier, int delayed, int rewind, struct trace *out)
 {
-    struct gpt *m = make(dt, delayed);
+    struct gpt *m = make(dt, tier, delayed);
     size_t n = total_elems(m);
     float *hist[STEPS + 1]; /* the masters after k steps */
     int32_t in[B * T], tg[B * T];
@@ -126,13 +131,14 @@ static void run(enum dtype dt, int delayed, int rewind, struct trace *out)
     gpt_destroy(m);
 }
 
-static void check(enum dtype dt)
+static void check(enum dtype dt, enum tier tier)
 {
     struct trace a, b, exact;
-    const char *name = dtype_name(dt);
-    run(dt, 1, 0, &a);
-    run(dt, 0, 1, &b);
-    run(dt, 0, 0, &exact);
+    char name[32];
+    snprintf(name, sizeof name, "%s %s", dtype_name(dt), tier == TIER_NVME ? "nvme" : "cpu");
+    run(dt, tier, 1, 0, &a);
+    run(dt, tier, 0, 1, &b);
+    run(dt, tier, 0, 0, &exact);
     for (int t = 0; t < STEPS; t++) {
         printf("%s iteration %d: delayed loss %.7g norm^2 %.7g | exact one step late %.7g %.7g | "
                "exact %.7g\n",
@@ -149,8 +155,16 @@ static void check(enum dtype dt)
     /* the check can fail: from iteration 3 the delayed run is not the exact one */
     EXPECT(a.loss[STEPS - 1] != exact.loss[STEPS - 1],
            "%s: the delayed run's last loss equals the exact run's", name);
-    struct gpt *m = make(dt, 0);
+    struct gpt *m = make(dt, tier, 0);
     size_t n = total_elems(m);
+    int swapped = 0, resident = 0;
+    for (int i = 0; i < gpt_num_tensors(m); i++) {
+        swapped += state_swapped(gpt_get_state(m), i);
+        resident += !state_swapped(gpt_get_state(m), i);
+    }
+    EXPECT(tier != TIER_NVME || (swapped > 0 && resident > 0),
+           "%s: %d tensors swapped and %d resident: the NVMe runs must have both", name, swapped,
+           resident);
     gpt_destroy(m);
     const char *what[3] = {"masters", "exp_avg", "exp_avg_sq"};
     for (int k = 0; k < 3; k++) {
@@ -166,9 +180,13 @@ static void check(enum dtype dt)
 int main(void)
 {
     setenv("STARPU_NCUDA", "0", 1);
+    test_dir_make(swap_dir, sizeof swap_dir, NULL, "test_delayed_update");
     rt_init(&(struct rt_options){.quiet = 1});
-    check(DTYPE_BF16);
-    check(DTYPE_FP16);
+    for (int tier = TIER_CPU; tier <= TIER_NVME; tier++) {
+        check(DTYPE_BF16, (enum tier)tier);
+        check(DTYPE_FP16, (enum tier)tier);
+    }
     rt_shutdown();
+    test_dir_remove(swap_dir);
     return test_finish("test_delayed_update");
 }
