@@ -443,16 +443,17 @@ static const char *tier_words(enum tier t)
     return words[t];
 }
 
-/* With --machine and the optimizer state on NVMe: a node's disk time per step at the machine's
- * rates (machine_swap_us: the mixed rate when given, else read then write), its CPU AdamW time
- * on all its cores (machine_adamw_us), and the resident share at which the two balance:
- * beyond it the step is AdamW-bound and more RAM saves nothing. */
+/* Seconds a node's disk takes for `read` and `write` bytes per rank, R ranks to the node. */
 static double disk_seconds(const struct machine *m, int64_t read, int64_t write, int64_t R)
 {
     return (machine_swap_us(m, (double)read * R, 0) + machine_swap_us(m, (double)write * R, 1)) /
            1e6;
 }
 
+/* With --machine and the optimizer state on NVMe: a node's disk time per step at the machine's
+ * rates (machine_swap_us: the mixed rate when given, else read then write), its CPU AdamW time
+ * on all its cores (machine_adamw_us), and the resident share at which the two balance:
+ * beyond it the step is AdamW-bound and more RAM saves nothing. */
 static void print_step_times(const struct plan *p, FILE *f)
 {
     const struct plan_input *in = &p->in;
