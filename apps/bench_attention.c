@@ -75,7 +75,7 @@ static void launch(enum kernel k, struct shape s, enum dtype dt, struct bufs *b)
         return;
     case KERNEL_FLASH_BWD:
         flash_attention_backward_cuda(b->dqkv, b->dout, b->qkv, b->out, b->stats, s.B, s.T, s.C,
-                                      s.NH, dt, b->scratch, stream);
+                                      s.NH, dt, 0, b->scratch, stream);
         return;
     }
 }

@@ -7,6 +7,8 @@
  * (flash_attention_cuda_supported: fp16/bf16, head size 64 or 128), else attention.cu's cuBLAS
  * path, which recomputes its chunks of T x T scores in scratch. Which CUDA path runs is decided at
  * submission (it sizes the scratch), the same for every task of a shape. */
+#include <string.h>
+
 #include "codelet_def.h"
 #include "codelets.h"
 #include "kernels_cuda.h"
@@ -64,11 +66,18 @@ void attention_forward_insert(struct tensor *out, struct tensor *stats, struct t
               attention_flops(B, T, C), prio, RT_WHERE_COMPUTE);
 }
 
-/* Buffers: dqkv, dout, qkv, out, stats, [scratch]. */
+/* Buffers: dqkv, dout, qkv, out, stats, [scratch]. The task writes dqkv: the flash kernels
+ * store it, the other paths add to it after a zero fill of their own. */
+static size_t dqkv_bytes(const struct attention_args *a)
+{
+    return (size_t)a->B * a->T * 3 * a->C * dtype_size(a->dt);
+}
+
 static void attention_backward_cpu_func(void *b[], void *cl_arg)
 {
     const struct attention_args *a = cl_arg;
     rt_cpu_task_begin();
+    memset(RT_PTR(b, 0), 0, dqkv_bytes(a));
     flash_attention_backward_cpu(RT_PTR(b, 0), RT_PTR(b, 1), RT_PTR(b, 2), RT_PTR(b, 3),
                                  RT_PTR(b, 4), a->B, a->T, a->C, a->NH, a->dt);
 }
@@ -76,14 +85,16 @@ static void attention_backward_cpu_func(void *b[], void *cl_arg)
 static void attention_backward_cuda_func(void *b[], void *cl_arg)
 {
     const struct attention_args *a = cl_arg;
-    if (a->flash)
+    if (a->flash) {
         flash_attention_backward_cuda(RT_PTR(b, 0), RT_PTR(b, 1), RT_PTR(b, 2), RT_PTR(b, 3),
-                                      RT_PTR(b, 4), a->B, a->T, a->C, a->NH, a->dt,
+                                      RT_PTR(b, 4), a->B, a->T, a->C, a->NH, a->dt, 0,
                                       a->has_scratch ? RT_PTR(b, 5) : NULL, CUDA_STREAM());
-    else
+    } else {
+        zero_cuda(RT_PTR(b, 0), dqkv_bytes(a), CUDA_STREAM());
         attention_backward_cuda(CUBLAS_HANDLE(), RT_PTR(b, 0), RT_PTR(b, 1), RT_PTR(b, 2),
                                 RT_PTR(b, 4), a->B, a->T, a->C, a->NH, a->dt, RT_PTR(b, 5),
                                 CUDA_STREAM());
+    }
 }
 
 CODELET_DEFINE(attention_backward);
@@ -97,8 +108,8 @@ void attention_backward_insert(struct tensor *dqkv, struct tensor *dout, struct 
                            : attention_backward_cuda_scratch_bytes(B, T, C, NH, a.dt);
     struct tensor *scratch = rt_scratch(bytes);
     a.has_scratch = scratch != NULL;
-    struct rt_buf bufs[] = {{dqkv, RT_RW}, {dout, RT_R},  {qkv, RT_R},
-                            {out, RT_R},   {stats, RT_R}, {scratch, RT_SCRATCH}};
+    struct rt_buf bufs[] = {{dqkv, RT_W}, {dout, RT_R},  {qkv, RT_R},
+                            {out, RT_R},  {stats, RT_R}, {scratch, RT_SCRATCH}};
     rt_submit(CODELET(attention_backward), "attention_bwd", bufs, 6, &a, sizeof a,
               2 * attention_flops(B, T, C), prio, RT_WHERE_COMPUTE);
 }

@@ -54,7 +54,7 @@ void matmul_backward_dgelu_insert(struct tensor *dpre, struct tensor *dweight, s
                                   unsigned set, int prio);
 
 /* stats: [B,NH,T,2] fp32, the forward's per-row softmax statistics (flash_attention_*_cpu); the
- * backward reads the forward's qkv, out and stats. */
+ * backward reads the forward's qkv, out and stats, and writes dqkv (no zero fill before it). */
 void attention_forward_insert(struct tensor *out, struct tensor *stats, struct tensor *qkv, int B,
                               int T, int C, int NH, int prio);
 void attention_backward_insert(struct tensor *dqkv, struct tensor *dout, struct tensor *qkv,

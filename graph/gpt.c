@@ -533,17 +533,16 @@ static unsigned matmul_set(int micro)
 /* The zero fills that start layer l's backward, as one task: the gradients that the layer's
  * backward tasks add to. Rank k's gradients of the layer's biases and LayerNorms on the first
  * micro-batch of a step (the weights' the matmul backwards write, matmul_set), and the activation
- * gradients that attention and the unfused GELU add to (every micro-batch; the linear layers'
- * input gradients are written by their products). One task instead of one per buffer, as the
- * layer's first task waits for the gradients anyway. */
+ * gradient that the unfused GELU adds to (every micro-batch; the linear layers' input gradients
+ * are written by their products, dqkv by the attention's backward). One task instead of one per
+ * buffer, as the layer's first task waits for the gradients anyway. */
 static void zero_layer_backward(struct rank *k, int l, int micro, int fused, int prio)
 {
-    struct tensor *ts[LP_COUNT + 2];
+    struct tensor *ts[LP_COUNT + 1];
     int n = 0, first = model_layer_tensor(l, 0);
     for (int i = 0; micro == 0 && i < LP_COUNT; i++)
         if (!is_matmul_weight(i)) ts[n++] = k->gfull[first + i];
     if (!fused) ts[n++] = &k->dfch;
-    ts[n++] = &k->dqkv;
     zero_all_insert(ts, n, prio);
 }
 

@@ -124,7 +124,7 @@ void flash_attention_forward_cuda(void *out, float *stats, const void *qkv, int 
 
 void flash_attention_backward_cuda(void *dqkv, const void *dout, const void *qkv, const void *out,
                                    const float *stats, int B, int T, int C, int NH, enum dtype dt,
-                                   void *scratch, cudaStream_t stream)
+                                   int add, void *scratch, cudaStream_t stream)
 {
     CUDA_NONE();
 }

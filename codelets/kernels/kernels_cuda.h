@@ -120,11 +120,13 @@ void matmul_backward_dgelu_cuda(cublasHandle_t handle, void *dpre, void *dweight
 int flash_attention_cuda_supported(int C, int NH, enum dtype dt);
 void flash_attention_forward_cuda(void *out, float *stats, const void *qkv, int B, int T, int C,
                                   int NH, enum dtype dt, cudaStream_t stream);
-/* 2 * B*NH*T fp32 (rounded up to 256 bytes each): rowsum(dout * out) and the log-sum-exp. */
+/* 2 * B*NH*T fp32 (rounded up to 256 bytes each): rowsum(dout * out) and the log-sum-exp. The
+ * backward adds to dqkv (`add` 1) or writes it, the bits of the sum into zeros, without reading
+ * it (`add` 0: no zero fill before). */
 size_t flash_attention_backward_cuda_scratch_bytes(int B, int T, int C, int NH, enum dtype dt);
 void flash_attention_backward_cuda(void *dqkv, const void *dout, const void *qkv, const void *out,
                                    const float *stats, int B, int T, int C, int NH, enum dtype dt,
-                                   void *scratch, cudaStream_t stream);
+                                   int add, void *scratch, cudaStream_t stream);
 size_t attention_forward_cuda_scratch_bytes(int B, int T, int C, int NH, enum dtype dt);
 void attention_forward_cuda(cublasHandle_t handle, void *out, float *stats, const void *qkv, int B,
                             int T, int C, int NH, enum dtype dt, void *scratch,

@@ -28,7 +28,8 @@
  * because accumulating it across key tiles in one pass needs atomics, whose order and so whose
  * bits vary run to run; here every sum runs in an order fixed by the shapes, like the rest of
  * the kernels. The gradients are added to dqkv in fp32 and rounded once (dqkv += scale * sum),
- * like attention.cu's GEMMs with beta 1.
+ * like attention.cu's GEMMs with beta 1, or, each element having one writer, stored (add 0) with
+ * the bits of that sum into a zeroed dqkv.
  *
  * Causality: a query tile reads key tiles up to its own diagonal, and only the diagonal tile is
  * masked; the heaviest tiles start first. Rows past T (the last tile when T % 64 != 0) load as
@@ -292,15 +293,16 @@ __device__ __forceinline__ void to_a_frags(uint32_t (&a)[FA_TILE / 16][4],
 }
 
 /* dst[0..HS) += alpha * row hr (0: g, 1: g + 8) of a warp's 16 x HS accumulators, rounded once;
- * the lane's columns are 8n + 2t, 8n + 2t + 1. */
+ * the lane's columns are 8n + 2t, 8n + 2t + 1. With `add` 0, dst's old values are not read and
+ * count as +0: the bits of the sum into a zeroed dst, without the zero fill or the read. */
 template <typename S, int HS>
 __device__ __forceinline__ void row_accumulate(S *dst, const float (&acc)[HS / 8][4], int hr,
-                                               float alpha, int t)
+                                               float alpha, int t, bool add)
 {
 #pragma unroll
     for (int n = 0; n < HS / 8; n++) {
         uint32_t *p = reinterpret_cast<uint32_t *>(dst + n * 8 + 2 * t);
-        float2 old = unpack2<S>(*p);
+        float2 old = add ? unpack2<S>(*p) : make_float2(0.0f, 0.0f);
         *p = pack2<S>(old.x + alpha * acc[n][2 * hr], old.y + alpha * acc[n][2 * hr + 1]);
     }
 }
@@ -444,7 +446,7 @@ template <typename S, int HS>
 __global__ void __launch_bounds__(FA_THREADS)
     flash_backward_dkdv_kernel(S *__restrict__ dqkv, const S *__restrict__ dout,
                                const S *__restrict__ qkv, const float *__restrict__ delta,
-                               const float *__restrict__ lse2, int T, int C, int NH)
+                               const float *__restrict__ lse2, int T, int C, int NH, bool add)
 {
 #if FA_ARCH_OK
     constexpr int TILE = FA_TILE * HS;
@@ -524,8 +526,8 @@ __global__ void __launch_bounds__(FA_THREADS)
         const int key = key0 + hr * 8;
         if (key >= T) continue;
         S *dkey = dqkv + ((size_t)b * T + key) * ld + C + h * HS;
-        row_accumulate<S, HS>(dkey, dk, hr, scale, t);
-        row_accumulate<S, HS>(dkey + C, dv, hr, 1.0f, t);
+        row_accumulate<S, HS>(dkey, dk, hr, scale, t, add);
+        row_accumulate<S, HS>(dkey + C, dv, hr, 1.0f, t, add);
     }
 #else
     __trap();
@@ -537,7 +539,7 @@ template <typename S, int HS>
 __global__ void __launch_bounds__(FA_THREADS)
     flash_backward_dq_kernel(S *__restrict__ dqkv, const S *__restrict__ dout,
                              const S *__restrict__ qkv, const float *__restrict__ delta,
-                             const float *__restrict__ lse2, int T, int C, int NH)
+                             const float *__restrict__ lse2, int T, int C, int NH, bool add)
 {
 #if FA_ARCH_OK
     constexpr int TILE = FA_TILE * HS;
@@ -602,7 +604,8 @@ __global__ void __launch_bounds__(FA_THREADS)
     for (int hr = 0; hr < 2; hr++) {
         const int row = row0 + hr * 8;
         if (row < T)
-            row_accumulate<S, HS>(dqkv + ((size_t)b * T + row) * ld + h * HS, dq, hr, scale, t);
+            row_accumulate<S, HS>(dqkv + ((size_t)b * T + row) * ld + h * HS, dq, hr, scale, t,
+                                  add);
     }
 #else
     __trap();
@@ -669,7 +672,7 @@ extern "C" void flash_attention_forward_cuda(void *out, float *stats, const void
 
 extern "C" void flash_attention_backward_cuda(void *dqkv, const void *dout, const void *qkv,
                                               const void *out, const float *stats, int B, int T,
-                                              int C, int NH, enum dtype dt, void *scratch,
+                                              int C, int NH, enum dtype dt, int add, void *scratch,
                                               cudaStream_t stream)
 {
     flash_check(B, T, C, NH, dt);
@@ -693,11 +696,11 @@ extern "C" void flash_attention_backward_cuda(void *dqkv, const void *dout, cons
         dim3 grid(B * NH, (T + FA_TILE - 1) / FA_TILE);
         flash_smem(flash_backward_dkdv_kernel<S, HS>, smem_dkdv);
         flash_backward_dkdv_kernel<S, HS><<<grid, FA_THREADS, smem_dkdv, stream>>>(
-            (S *)dqkv, (const S *)dout, (const S *)qkv, delta, lse2, T, C, NH);
+            (S *)dqkv, (const S *)dout, (const S *)qkv, delta, lse2, T, C, NH, add);
         CUDA_LAUNCH_CHECK();
         flash_smem(flash_backward_dq_kernel<S, HS>, smem);
         flash_backward_dq_kernel<S, HS><<<grid, FA_THREADS, smem, stream>>>(
-            (S *)dqkv, (const S *)dout, (const S *)qkv, delta, lse2, T, C, NH);
+            (S *)dqkv, (const S *)dout, (const S *)qkv, delta, lse2, T, C, NH, add);
         CUDA_LAUNCH_CHECK();
     });
 }

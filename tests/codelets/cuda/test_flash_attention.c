@@ -6,14 +6,15 @@
  * runs both sides on the same values. The forward's out and stats start as NaN bytes on the GPU,
  * so an unwritten element fails. The backward runs on the CPU forward's out and stats on both
  * sides, so its comparison sees the backward alone; a second GPU backward from the same start
- * must give the same bits (no atomics: fixed summation orders). Shapes: head sizes 64 and 128,
- * T of 1, 37, 64 (one whole tile), 200 and 1024 (the 1.3B model's B 4 -> 2, T 1024, C 2048,
- * NH 16). Tolerance |got - ref| <= atol * max|ref| + rtol * |ref|: the kernels round P and dS to
- * the storage type as tensor-core operands and sum in another order, and the outputs then round
- * once on each side (1 ulp apart at worst); atol scales with the tensor's largest element since
- * a sum's rounding error scales with its terms, not with the sum. `--small` runs only the shapes
- * with T <= 200 (for compute-sanitizer). Exit 0 pass, 1 fail, 77 with no CUDA device or one the
- * kernels do not take (compute capability under 8.0). */
+ * must give the same bits (no atomics: fixed summation orders), and the backward that stores dqkv
+ * (add 0) over the non-zero start the bits of one that adds to zeros. Shapes: head sizes 64 and
+ * 128, T of 1, 37, 64 (one whole tile), 200 and 1024 (the 1.3B model's B 4 -> 2, T 1024, C 2048, NH
+ * 16). Tolerance |got - ref| <= atol * max|ref| + rtol * |ref|: the kernels round P and dS to the
+ * storage type as tensor-core operands and sum in another order, and the outputs then round once on
+ * each side (1 ulp apart at worst); atol scales with the tensor's largest element since a sum's
+ * rounding error scales with its terms, not with the sum. `--small` runs only the shapes with T <=
+ * 200 (for compute-sanitizer). Exit 0 pass, 1 fail, 77 with no CUDA device or one the kernels do
+ * not take (compute capability under 8.0). */
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -156,14 +157,14 @@ static void test_case(struct shape s, enum dtype dt, uint64_t seed)
     CUDA_CHECK(cudaMemcpy(d_stats, stats, nstats * 4, cudaMemcpyHostToDevice));
     size_t sb = flash_attention_backward_cuda_scratch_bytes(s.B, s.T, s.C, s.NH, dt);
     void *d_scratch = dpoison(sb), *d_dqkv = upload(dqkv0, nqkv * es);
-    flash_attention_backward_cuda(d_dqkv, d_dout, d_qkv, d_out, d_stats, s.B, s.T, s.C, s.NH, dt,
+    flash_attention_backward_cuda(d_dqkv, d_dout, d_qkv, d_out, d_stats, s.B, s.T, s.C, s.NH, dt, 1,
                                   d_scratch, stream);
     void *g_dqkv = download(d_dqkv, nqkv * es);
     snprintf(what, sizeof what, "B%d T%d C%d NH%d backward dqkv (+=)", s.B, s.T, s.C, s.NH);
     compare(what, dt, g_dqkv, dqkv, nqkv, tol);
     CUDA_CHECK(cudaMemcpy(d_dqkv, dqkv0, nqkv * es, cudaMemcpyHostToDevice));
     CUDA_CHECK(cudaMemset(d_scratch, 0xff, sb));
-    flash_attention_backward_cuda(d_dqkv, d_dout, d_qkv, d_out, d_stats, s.B, s.T, s.C, s.NH, dt,
+    flash_attention_backward_cuda(d_dqkv, d_dout, d_qkv, d_out, d_stats, s.B, s.T, s.C, s.NH, dt, 1,
                                   d_scratch, stream);
     void *g_dqkv2 = download(d_dqkv, nqkv * es);
     int same = memcmp(g_dqkv, g_dqkv2, nqkv * es) == 0;
@@ -171,8 +172,23 @@ static void test_case(struct shape s, enum dtype dt, uint64_t seed)
              s.NH);
     printf("%-52s %s  %s\n", what, dtype_name(dt), same ? "ok" : "FAIL");
     failures += !same;
+    /* add 0 over the non-zero dqkv0: the bits of add 1 into zeros, every element written */
+    CUDA_CHECK(cudaMemset(d_dqkv, 0, nqkv * es));
+    flash_attention_backward_cuda(d_dqkv, d_dout, d_qkv, d_out, d_stats, s.B, s.T, s.C, s.NH, dt, 1,
+                                  d_scratch, stream);
+    void *g_zero = download(d_dqkv, nqkv * es);
+    CUDA_CHECK(cudaMemcpy(d_dqkv, dqkv0, nqkv * es, cudaMemcpyHostToDevice));
+    flash_attention_backward_cuda(d_dqkv, d_dout, d_qkv, d_out, d_stats, s.B, s.T, s.C, s.NH, dt, 0,
+                                  d_scratch, stream);
+    void *g_set = download(d_dqkv, nqkv * es);
+    same = memcmp(g_zero, g_set, nqkv * es) == 0;
+    snprintf(what, sizeof what, "B%d T%d C%d NH%d backward stored = added to zeros", s.B, s.T, s.C,
+             s.NH);
+    printf("%-52s %s  %s\n", what, dtype_name(dt), same ? "ok" : "FAIL");
+    failures += !same;
 
-    void *host[] = {qkv, dout, dqkv0, out, dqkv, stats, g_out, g_stats, g_dqkv, g_dqkv2};
+    void *host[] = {qkv,   dout,    dqkv0,  out,     dqkv,   stats,
+                    g_out, g_stats, g_dqkv, g_dqkv2, g_zero, g_set};
     for (size_t i = 0; i < sizeof host / sizeof host[0]; i++)
         free(host[i]);
     void *dev[] = {d_qkv, d_dout, d_out, d_stats, d_scratch, d_dqkv};
