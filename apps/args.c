@@ -55,8 +55,10 @@ static const char usage[] =
     "  --nvme-path DIR[,DIR...]       folder(s) for this run's swap files (nvme); several: one\n"
     "                                 per drive, the files spread over them\n"
     "  --swap-buffer-count N          RAM buffer sets cycled through the swap (default 4)\n"
-    "  --nvme-resident-fraction X     share of the optimizer state kept in RAM (default: the\n"
-    "                                 plan's, what RAM holds after everything else)\n"
+    "  --nvme-resident-fraction X|auto  share of the optimizer state kept in RAM (default: the\n"
+    "                                 plan's, what RAM holds after everything else); auto: the\n"
+    "                                 share at which disk and CPU AdamW times balance, at rates\n"
+    "                                 measured at start (--machine's in a simulation)\n"
     "  --offload-param none|cpu       fp16 parameters and gradients in pinned CPU memory, each\n"
     "                                 layer's moved to the GPU a layer ahead of use and evicted\n"
     "                                 first after it\n"
@@ -302,7 +304,8 @@ static void parse_other(struct settings_flags *f, const struct flag *fl, const c
         f->value.lr_warmup_iters = -1; /* the fraction, not an earlier --lr-warmup-iters */
         settings_flags_mark(f, SETTING_LR_WARMUP_ITERS, flag, pos);
     } else if (strcmp(name, "nvme-resident-fraction") == 0) {
-        f->value.resident_fraction = parse_float(flag, value, 0);
+        f->value.resident_fraction =
+            strcmp(value, "auto") == 0 ? SETTINGS_RESIDENT_AUTO : parse_float(flag, value, 0);
         if (f->value.resident_fraction > 1)
             user_fail("--nvme-resident-fraction %g: give a share between 0 and 1",
                       f->value.resident_fraction);

@@ -30,6 +30,7 @@
 #include "loader.h"
 #include "machine.h"
 #include "plan.h"
+#include "probe.h"
 #include "rt.h"
 #include "schedule.h"
 #include "settings.h"
@@ -51,6 +52,7 @@ struct run {
     struct settings_flags flags; /* as given: --load's shape check asks which were */
     struct settings s;
     struct machine machine; /* --machine's, when described (else this machine) */
+    struct machine host; /* this host's rates, when --nvme-resident-fraction auto measured them */
     int described;
     struct gpt_config cfg; /* the shape as the engine takes it */
     struct plan plan;
@@ -267,6 +269,46 @@ static void claim_checkpoints(struct run *r)
     if (s->save && writer) checkpoint_check_writable(s->save, &r->cfg, s->save_optim);
 }
 
+/* The NVMe I/O engine's settings: its defaults, and what the user set. */
+static struct aio_config aio_settings(const struct settings *s)
+{
+    struct aio_config c = aio_config_default();
+    if (s->aio.block_size >= 0) c.block_size = (size_t)s->aio.block_size;
+    if (s->aio.queue_depth >= 0) c.queue_depth = (int)s->aio.queue_depth;
+    if (s->aio.threads >= 0) c.threads = (int)s->aio.threads;
+    if (s->aio.single_submit >= 0) c.single_submit = s->aio.single_submit;
+    if (s->aio.overlap_events >= 0) c.overlap_events = s->aio.overlap_events;
+    return c;
+}
+
+/* --nvme-resident-fraction auto: the plan's share becomes the one at which the disk and the CPU
+ * AdamW balance, at --machine's rates or at this host's, measured now on the swap folders (1 GiB
+ * each way, less when the swapped state is smaller) and the AdamW kernel; RAM caps it as any
+ * share. One line says what was measured and chosen. */
+static void plan_auto_share(struct run *r, struct plan_input *in)
+{
+    const struct settings *s = &r->s;
+    char err[PLAN_ERR_SIZE];
+    if (!in->machine) {
+        if (plan_compute(&r->plan, in, err, sizeof err) != 0) user_fail("%s", err);
+        int64_t mib = (int64_t)1 << 20, state = r->plan.nvme_read_swapped;
+        size_t bytes = (size_t)(state < mib          ? mib
+                                : state < 1024 * mib ? state / mib * mib
+                                                     : 1024 * mib);
+        struct aio_config aio = aio_settings(s);
+        double t0 = timer_now_s();
+        if (probe_host(&r->host, s->nvme_path, &aio, bytes, s->dt, err, sizeof err) != 0)
+            user_fail("--nvme-resident-fraction auto: measuring this host failed: %s", err);
+        printf("> measured for --nvme-resident-fraction auto in %.1f s: NVMe write %.2f GB/s, read "
+               "%.2f GB/s (%.0f MB each way), CPU AdamW %.1f GB/s on %d threads\n",
+               timer_now_s() - t0, r->host.nvme_write_GBps, r->host.nvme_read_GBps,
+               (double)bytes / 1e6, r->host.cpu_adamw_GBps, r->host.cpu_cores);
+        in->machine = &r->host;
+    }
+    if (plan_compute(&r->plan, in, err, sizeof err) != 0) user_fail("%s", err);
+    in->resident_fraction = plan_balance_share(&r->plan);
+}
+
 /* The memory plan of this run, before anything is allocated: printed, and checked against each
  * tier's capacity. Returns whether it fits (a message in verdict otherwise). */
 static int plan_memory(struct run *r, char *verdict, size_t n)
@@ -298,6 +340,8 @@ static int plan_memory(struct run *r, char *verdict, size_t n)
                            err, sizeof err) != 0 &&
         !s->dry_run)
         user_fail("%s", err);
+    if (s->resident_fraction == SETTINGS_RESIDENT_AUTO && s->optim_tier == TIER_NVME)
+        plan_auto_share(r, &in);
     if (plan_compute(&r->plan, &in, err, sizeof err) != 0) user_fail("%s", err);
     plan_print(&r->plan, stdout);
     return plan_verdict(&r->plan, verdict, n) == 0;
@@ -360,12 +404,7 @@ static void open_data(struct run *r)
 static void engine_options(struct run *r)
 {
     const struct settings *s = &r->s;
-    r->aio = aio_config_default();
-    if (s->aio.block_size >= 0) r->aio.block_size = (size_t)s->aio.block_size;
-    if (s->aio.queue_depth >= 0) r->aio.queue_depth = (int)s->aio.queue_depth;
-    if (s->aio.threads >= 0) r->aio.threads = (int)s->aio.threads;
-    if (s->aio.single_submit >= 0) r->aio.single_submit = s->aio.single_submit;
-    if (s->aio.overlap_events >= 0) r->aio.overlap_events = s->aio.overlap_events;
+    r->aio = aio_settings(s);
     r->opt = (struct gpt_options){.micro_steps = s->grad_accum,
                                   .max_live_elems = s->max_live_parameters,
                                   .dt = s->dt,

@@ -136,24 +136,19 @@ static struct result measure(const char *dir, const char *path, void *buf, size_
                   "choose a folder on the NVMe drive",
                   dir);
     stamp(buf, size, run, 0, false);
-    double t0 = timer_now_s();
-    int rc = aio_pwrite(e, f, buf, size, 0, err, sizeof err);
-    if (rc == 0) rc = aio_file_sync(f);
-    double t1 = timer_now_s();
-    if (rc < 0) user_fail("%s", err);
+    double write_s = aio_timed_write(e, f, buf, size, err, sizeof err);
+    if (write_s < 0) user_fail("%s", err);
     stamp(buf, size, UINT32_MAX, 0, false);
-    double t2 = timer_now_s();
-    rc = aio_pread(e, f, buf, size, 0, err, sizeof err);
-    double t3 = timer_now_s();
-    if (rc < 0) user_fail("%s", err);
+    double read_s = aio_timed_read(e, f, buf, size, err, sizeof err);
+    if (read_s < 0) user_fail("%s", err);
     size_t bad = stamp(buf, size, run, 0, true);
     if (bad)
         fprintf(stderr,
                 "nvme_tune: block %zu, queue depth %d, threads %d: %zu of %zu pages "
                 "read back wrong; this configuration is not ranked\n",
                 block_size, queue_depth, threads, bad, size / AIO_ALIGN);
-    r.write_gbs = (double)size / (t1 - t0) / 1e9;
-    r.read_gbs = (double)size / (t3 - t2) / 1e9;
+    r.write_gbs = (double)size / write_s / 1e9;
+    r.read_gbs = (double)size / read_s / 1e9;
     r.ok = bad == 0;
     aio_file_close(f);
     aio_engine_destroy(e);

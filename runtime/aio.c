@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "timer.h"
 
 /* A piece whose transfers make no progress this many times in a row ends as -EIO. */
 #define AIO_MAX_STALLS 3
@@ -581,6 +582,23 @@ int aio_pwrite(struct aio_engine *e, struct aio_file *f, const void *buf, size_t
                char *err, size_t errlen)
 {
     return aio_wait(aio_submit_write(e, f, buf, len, off), err, errlen);
+}
+
+double aio_timed_write(struct aio_engine *e, struct aio_file *f, const void *buf, size_t len,
+                       char *err, size_t errlen)
+{
+    double t0 = timer_now_s();
+    int rc = aio_pwrite(e, f, buf, len, 0, err, errlen);
+    if (rc == 0 && (rc = aio_file_sync(f)) != 0)
+        snprintf(err, errlen, "%s: sync: %s", aio_file_path(f), strerror(-rc));
+    return rc ? -1 : timer_now_s() - t0;
+}
+
+double aio_timed_read(struct aio_engine *e, struct aio_file *f, void *buf, size_t len, char *err,
+                      size_t errlen)
+{
+    double t0 = timer_now_s();
+    return aio_pread(e, f, buf, len, 0, err, errlen) ? -1 : timer_now_s() - t0;
 }
 
 void *aio_alloc_aligned(size_t len)

@@ -127,6 +127,14 @@ int aio_pread(struct aio_engine *e, struct aio_file *f, void *buf, size_t len, o
 int aio_pwrite(struct aio_engine *e, struct aio_file *f, const void *buf, size_t len, off_t off,
                char *err, size_t errlen);
 
+/* Timed blocking forms at offset 0, as a measurement of the drive takes them: the seconds of
+ * aio_pwrite and the file's sync (the drive's cache cannot flatter it), or of aio_pread; -1 with
+ * one line in err on failure. */
+double aio_timed_write(struct aio_engine *e, struct aio_file *f, const void *buf, size_t len,
+                       char *err, size_t errlen);
+double aio_timed_read(struct aio_engine *e, struct aio_file *f, void *buf, size_t len, char *err,
+                      size_t errlen);
+
 /* len bytes (rounded up to AIO_ALIGN) aligned to AIO_ALIGN; release with free(). NULL when out of
  * memory. The memory is not touched (not zeroed). */
 void *aio_alloc_aligned(size_t len);

@@ -450,27 +450,45 @@ static double disk_seconds(const struct machine *m, int64_t read, int64_t write,
            1e6;
 }
 
-/* With --machine and the optimizer state on NVMe: a node's disk time per step at the machine's
- * rates (machine_swap_us: the mixed rate when given, else read then write), its CPU AdamW time
- * on all its cores (machine_adamw_us), and the resident share at which the two balance:
- * beyond it the step is AdamW-bound and more RAM saves nothing. */
+/* A node's CPU AdamW time per step on all its cores (machine_adamw_us). */
+static double adamw_seconds(const struct plan *p)
+{
+    const struct machine *m = p->in.machine;
+    return machine_adamw_us(m, (double)p->nparams_rank * p->in.ranks_per_node, m->cpu_cores,
+                            m->cpu_cores * m->nodes) /
+           1e6;
+}
+
+double plan_balance_share(const struct plan *p)
+{
+    double all_s = disk_seconds(p->in.machine, p->nvme_read_swapped, p->nvme_write_swapped,
+                                p->in.ranks_per_node),
+           adam_s = adamw_seconds(p);
+    return all_s > adam_s ? 1 - adam_s / all_s : 0;
+}
+
+/* With a machine's rates (--machine, or this host's measured by --nvme-resident-fraction auto)
+ * and the optimizer state on NVMe: a node's disk time per step at them (machine_swap_us: the
+ * mixed rate when given, else read then write), its CPU AdamW time, and the resident share at
+ * which the two balance: beyond it the step is AdamW-bound and more RAM saves nothing. */
 static void print_step_times(const struct plan *p, FILE *f)
 {
     const struct plan_input *in = &p->in;
     const struct machine *m = in->machine;
-    int64_t R = in->ranks_per_node;
-    double disk_s = disk_seconds(m, p->nvme_read, p->nvme_write, R),
-           all_s = disk_seconds(m, p->nvme_read_swapped, p->nvme_write_swapped, R),
-           adam_s = machine_adamw_us(m, (double)p->nparams_rank * R, m->cpu_cores,
-                                     m->cpu_cores * m->nodes) /
-                    1e6,
-           balance = all_s > adam_s ? 1 - adam_s / all_s : 0;
+    double disk_s = disk_seconds(m, p->nvme_read, p->nvme_write, in->ranks_per_node),
+           adam_s = adamw_seconds(p);
+    char rates[96];
+    if (m->path[0])
+        snprintf(rates, sizeof rates, "--machine %s's rates", m->name);
+    else
+        snprintf(rates, sizeof rates, "%s's measured rates (read %.2f, write %.2f GB/s)", m->name,
+                 m->nvme_read_GBps, m->nvme_write_GBps);
     fprintf(f,
-            "  step time per node at --machine %s's rates: NVMe %.1f s, CPU AdamW %.1f s (%.0f "
-            "GB/s): %s; the two balance with %.1f%% of the state resident (the plan keeps "
-            "%.1f%%)\n",
-            m->name, disk_s, adam_s, m->cpu_adamw_GBps,
-            disk_s > adam_s ? "disk-bound" : "AdamW-bound", 100 * balance, 100 * p->resident_share);
+            "  step time per node at %s: NVMe %.1f s, CPU AdamW %.1f s (%.0f GB/s): %s; the two "
+            "balance with %.1f%% of the state resident (the plan keeps %.1f%%)\n",
+            rates, disk_s, adam_s, m->cpu_adamw_GBps,
+            disk_s > adam_s ? "disk-bound" : "AdamW-bound", 100 * plan_balance_share(p),
+            100 * p->resident_share);
 }
 
 static void knob_value(const struct plan *p, enum plan_knob k, char *buf, size_t n)

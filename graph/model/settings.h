@@ -117,6 +117,10 @@ enum setting {
     SETTING_N
 };
 
+/* --nvme-resident-fraction auto: the share at which the disk and the CPU AdamW balance at this
+ * host's rates measured at start (probe.h), or --machine's (plan_balance_share), RAM permitting. */
+#define SETTINGS_RESIDENT_AUTO (-2.0)
+
 struct settings {
     /* the model, gpt.h's legend */
     int L, C, NH, T, maxT, V;
@@ -157,7 +161,8 @@ struct settings {
     int param_offload;    /* dt parameters in pinned CPU memory */
     const char *nvme_path;
     int swap_buffers;         /* optimizer swap buffer sets */
-    double resident_fraction; /* share of NVMe optimizer state kept in RAM, -1: the plan's */
+    double resident_fraction; /* share of NVMe optimizer state kept in RAM, -1: the plan's,
+                                 SETTINGS_RESIDENT_AUTO: the balance of measured rates */
     int64_t optim_chunk;      /* elements per CPU AdamW task */
     int delayed_update;       /* ZeRO-Offload's delayed parameter update (gpt.h) */
 

@@ -1,0 +1,118 @@
+/* probe.c: this host's disk and CPU AdamW rates, measured before a run starts (probe.h). */
+#include "probe.h"
+
+#include <fcntl.h>
+#include <limits.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "fsdir.h"
+#include "kernels_cpu.h"
+
+/* Adds one folder's rates: a probe file written, synced, read back and removed. */
+static int probe_folder(struct aio_engine *e, const char *dir, void *buf, size_t bytes,
+                        struct machine *m, char *err, size_t errlen)
+{
+    char path[PATH_MAX + 32];
+    snprintf(path, sizeof path, "%s/.gpt50b-probe-%ld", dir, (long)getpid());
+    struct aio_file *f = aio_file_open(e, path, O_RDWR | O_CREAT | O_EXCL, 0600, err, errlen);
+    if (!f) return -1;
+    double write_s = aio_timed_write(e, f, buf, bytes, err, errlen);
+    double read_s = write_s < 0 ? -1 : aio_timed_read(e, f, buf, bytes, err, errlen);
+    aio_file_close(f);
+    unlink(path);
+    if (read_s < 0) return -1;
+    m->nvme_write_GBps += (double)bytes / write_s / 1e9;
+    m->nvme_read_GBps += (double)bytes / read_s / 1e9;
+    return 0;
+}
+
+static int probe_disk(struct machine *m, const char *folders, const struct aio_config *cfg,
+                      size_t bytes, char *err, size_t errlen)
+{
+    char dirs[FSDIR_LIST_MAX][PATH_MAX], why[256];
+    int n = fsdir_list_split(folders, dirs, why, sizeof why);
+    if (n < 0) {
+        snprintf(err, errlen, "--nvme-path %s: %s", folders, why);
+        return -1;
+    }
+    void *buf = aio_alloc_aligned(bytes);
+    if (!buf) {
+        snprintf(err, errlen, "out of host memory for the disk probe's %zu bytes", bytes);
+        return -1;
+    }
+    memset(buf, 0x5a, bytes);
+    struct aio_engine *e = aio_engine_create(cfg, err, errlen);
+    int rc = e ? 0 : -1;
+    struct stat st[FSDIR_LIST_MAX];
+    for (int i = 0; i < n && rc == 0; i++) {
+        if (stat(dirs[i], &st[i]) != 0) {
+            snprintf(err, errlen,
+                     "%s: the NVMe folder does not exist: create it or fix --nvme-path", dirs[i]);
+            rc = -1;
+            break;
+        }
+        int shared = 0; /* a second folder of one file system adds no drive */
+        for (int j = 0; j < i; j++)
+            shared |= st[j].st_dev == st[i].st_dev;
+        if (!shared) rc = probe_folder(e, dirs[i], buf, bytes, m, err, errlen);
+    }
+    if (e) aio_engine_destroy(e);
+    free(buf);
+    return rc;
+}
+
+static double probe_adamw(enum dtype dt)
+{
+    size_t n = ADAMW_PROBE_PARAMS, es = dtype_size(dt);
+    float *w = malloc(n * sizeof *w), *mo = malloc(n * sizeof *mo), *v = malloc(n * sizeof *v);
+    char *g = malloc(n * es), *p = malloc(n * es);
+    double GBps = 0;
+    if (w && mo && v && g && p) {
+#pragma omp parallel for schedule(static)
+        for (size_t i = 0; i < n; i++) {
+            w[i] = mo[i] = v[i] = 0;
+            dtype_store(dt, g, i, (float)(i % 77) - 38.0f);
+            dtype_store(dt, p, i, 0);
+        }
+        struct adamw_hparams hp = {.lr = 1e-4f,
+                                   .beta1 = 0.9f,
+                                   .beta2 = 0.95f,
+                                   .eps = 1e-8f,
+                                   .weight_decay = 0.1f,
+                                   .step = 1,
+                                   .inv_loss_scale = 1.0f};
+        adamw_cpu(p, w, mo, v, g, NULL, n, &hp, dt);
+        hp.step = 2;
+        double t0 = omp_get_wtime();
+        adamw_cpu(p, w, mo, v, g, NULL, n, &hp, dt);
+        GBps = (double)(2 * es + 6 * sizeof(float)) * (double)n / (omp_get_wtime() - t0) / 1e9;
+    }
+    free(w);
+    free(mo);
+    free(v);
+    free(g);
+    free(p);
+    return GBps;
+}
+
+int probe_host(struct machine *m, const char *folders, const struct aio_config *cfg, size_t bytes,
+               enum dtype dt, char *err, size_t errlen)
+{
+    memset(m, 0, sizeof *m);
+    snprintf(m->name, sizeof m->name, "this host");
+    m->nodes = 1;
+    m->cpu_cores = omp_get_max_threads();
+    if (probe_disk(m, folders, cfg, bytes, err, errlen) != 0) return -1;
+    m->cpu_adamw_GBps = m->cpu_adamw_core_GBps = probe_adamw(dt);
+    if (m->cpu_adamw_GBps <= 0) {
+        snprintf(err, errlen, "out of host memory for the AdamW probe's %zu parameters",
+                 ADAMW_PROBE_PARAMS);
+        return -1;
+    }
+    return 0;
+}
