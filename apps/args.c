@@ -304,11 +304,12 @@ static void parse_other(struct settings_flags *f, const struct flag *fl, const c
         f->value.lr_warmup_iters = -1; /* the fraction, not an earlier --lr-warmup-iters */
         settings_flags_mark(f, SETTING_LR_WARMUP_ITERS, flag, pos);
     } else if (strcmp(name, "nvme-resident-fraction") == 0) {
-        f->value.resident_fraction =
-            strcmp(value, "auto") == 0 ? SETTINGS_RESIDENT_AUTO : parse_float(flag, value, 0);
-        if (f->value.resident_fraction > 1)
-            user_fail("--nvme-resident-fraction %g: give a share between 0 and 1",
-                      f->value.resident_fraction);
+        char *end = NULL;
+        int is_auto = strcmp(value, "auto") == 0;
+        double v = is_auto ? SETTINGS_RESIDENT_AUTO : strtod(value, &end);
+        if (!is_auto && (end == value || *end || !(v >= 0 && v <= 1)))
+            user_fail("--nvme-resident-fraction %s: give a share between 0 and 1, or auto", value);
+        f->value.resident_fraction = v;
     } else if (strcmp(name, "split") == 0) {
         parse_split(f, value);
     } else if (strcmp(name, "trace") == 0) {

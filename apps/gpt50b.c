@@ -284,7 +284,7 @@ static struct aio_config aio_settings(const struct settings *s)
 /* --nvme-resident-fraction auto: the plan's share becomes the one at which the disk and the CPU
  * AdamW balance, at --machine's rates or at this host's, measured now on the swap folders (1 GiB
  * each way, less when the swapped state is smaller) and the AdamW kernel; RAM caps it as any
- * share. One line says what was measured and chosen. */
+ * share. One line says what was measured; the plan's step-time line, what was chosen. */
 static void plan_auto_share(struct run *r, struct plan_input *in)
 {
     const struct settings *s = &r->s;
@@ -306,7 +306,12 @@ static void plan_auto_share(struct run *r, struct plan_input *in)
         in->machine = &r->host;
     }
     if (plan_compute(&r->plan, in, err, sizeof err) != 0) user_fail("%s", err);
-    in->resident_fraction = plan_balance_share(&r->plan);
+    /* whole sub-groups stay resident: as many as reach the balance (one fewer leaves the step
+     * waiting for the disk), half a sub-group over so that the plan's rounding down keeps them */
+    const struct plan *p = &r->plan;
+    double k = ceil(plan_balance_share(p) * (double)p->subgroups), elems = (double)p->nparams_rank;
+    in->resident_fraction =
+        k >= (double)p->subgroups ? 1.0 : (k + 0.5) * (double)in->sub_group_size / elems;
 }
 
 /* The memory plan of this run, before anything is allocated: printed, and checked against each

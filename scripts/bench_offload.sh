@@ -13,7 +13,8 @@
 #   nvme      the same with the optimizer state streamed from NVMe, nothing resident
 #             (--nvme-resident-fraction 0) in NVME_DIR (default /tmp/gpt50b-nvme); NVME_ITERS (5)
 #   resident  nvme with a planned share of the optimizer state resident in RAM: NVME_RESIDENT
-#             (default 0.5) of it; NVME_ITERS iterations
+#             (default 0.5) of it, or auto (the share where disk and CPU AdamW times balance at
+#             rates gpt50b measures at start); NVME_ITERS iterations
 #   gpu       everything on the GPU, no cap (the same-math reference: its losses must equal cpu's
 #             and nvme's; needs about 60 GB of GPU memory)
 #   fsdp2     scripts/bench_fsdp2.py: PyTorch FSDP2 CPUOffloadPolicy, same shape, bf16, 16 GiB cap

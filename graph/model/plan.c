@@ -548,7 +548,7 @@ static void knob_value(const struct plan *p, enum plan_knob k, char *buf, size_t
         snprintf(buf, n, "sub-group %" PRId64 " elements", in->sub_group_size);
         break;
     case PLAN_KNOB_RESIDENT:
-        snprintf(buf, n, "resident share at most %g%%, RAM headroom %g%%",
+        snprintf(buf, n, "resident share at most %.4g%%, RAM headroom %g%%",
                  100 * in->resident_fraction, 100 * in->ram_headroom);
         break;
     case PLAN_KNOB_TILE:

@@ -445,6 +445,25 @@ expect_error "--nvme-path with an empty entry" "empty folder name" "${TINY[@]}" 
     --offload-optimizer nvme --nvme-path "$NV,,$NVB"
 expect_error "--nvme-path list with a missing folder" "$RUN/nowhere" "${TINY[@]}" \
     --offload-optimizer nvme --nvme-path "$NV,$RUN/nowhere"
+# --nvme-resident-fraction auto on this host: one line of what was measured (a probe file written
+# and read back in the folders, then removed; the AdamW kernel); the plan's step times at those
+# rates, keeping at least the share where disk and AdamW balance; the losses those of the CPU
+# tier. A share that is neither a number nor auto: one line, exit 2.
+ref=""
+same_bits "auto: the CPU tier's reference" --train-iters 3 --offload-optimizer cpu
+if same_bits "--nvme-resident-fraction auto" --train-iters 3 --offload-optimizer nvme \
+    --nvme-path "$NV,$NVB" --nvme-resident-fraction auto; then
+    measured=$(grep -cE '^> measured for --nvme-resident-fraction auto in [0-9.]+ s: NVMe write [0-9.]+ GB/s, read [0-9.]+ GB/s \([0-9]+ MB each way\), CPU AdamW [0-9.]+ GB/s on [0-9]+ threads$' "$LOG/out")
+    shares=$(sed -n "s/^  step time per node at this host's measured rates (read [0-9.]*, write [0-9.]* GB\/s): .*the two balance with \([0-9.]*\)% of the state resident (the plan keeps \([0-9.]*\)%)$/\1 \2/p" "$LOG/out")
+    left=$(ls -A "$NV")$(ls -A "$NVB")
+    if [ "$measured" = 1 ] && [ -n "$shares" ] && awk '{ exit !($2 >= $1) }' <<<"$shares" && [ -z "$left" ]; then
+        ok "--nvme-resident-fraction auto: measured, balance and kept share $shares %, same bits as the CPU tier"
+    else
+        fail "--nvme-resident-fraction auto" "measured line $measured, shares '${shares}', left '${left}': $(grep -E '^> measured|step time' "$LOG/out" | tr '\n' '|')"
+    fi
+fi
+expect_error "--nvme-resident-fraction neither a share nor auto" "--nvme-resident-fraction most: give a share between 0 and 1, or auto" \
+    "${TINY[@]}" --offload-optimizer nvme --nvme-path "$NV" --nvme-resident-fraction most
 # A skipped fp16 step leaves the optimizer state as it was, so its swap-outs write nothing and
 # only retag the blocks with the new generation. The loss scale starts at 2^20 with hysteresis 1,
 # which makes steps 1, 2 and 4 of 6 overflow: the metrics equal the CPU tier's bit for bit (the

@@ -8,7 +8,9 @@
 #    ranks per node from the machine, 16.95 GB per GPU, 372 GB of RAM and 930 GB of NVMe per node;
 #    it fits, and its step is timed at the machine's disk and AdamW rates (and at a mixed disk
 #    rate when the file gives one). The same model with its optimizer state on the GPU does not:
-#    one verdict line naming the machine, exit 2.
+#    one verdict line naming the machine, exit 2. --nvme-resident-fraction auto keeps the fewest
+#    whole sub-groups that reach the balance of the disk and AdamW times (a machine with a fast
+#    disk: fewer than the default's), and what RAM holds when that is less (Cori).
 # 3. A machine file given by path, with STARPU_LIMIT_CUDA_MEM lowering its GPU memory.
 # 4. User errors, exit 2 and one line: an unknown name (listing the machines), invalid JSON, a
 #    missing figure (naming it), --machine without --dry-run (this build runs on this machine).
@@ -88,6 +90,27 @@ if plan "the seed's run on a Cori with a mixed disk rate" 0 --machine "$W/cori-m
 fi
 if plan "3.642B with its optimizer on a V100" 2 --machine cori-v100-2x8 "${M3B6[@]}"; then
 	has "cori: the GPU verdict names the machine's card" "^plan: GPU memory: the plan needs .* the cap is 16\.9 GB \(--machine cori-v100-2x8: gpu_memory_bytes\)"
+fi
+
+# --nvme-resident-fraction auto on a machine whose disk keeps up (60 GB/s each way, no mixed rate):
+# nothing resident 43.7 GB each way is 1.46 s against 0.70 s of AdamW, so 52.3% balances; the
+# fewest whole sub-groups (tensors of 412M elements, 9) that reach it are 5 (56.6%), where the
+# default keeps all 9 (RAM has room), and 4 would leave the disk the slower
+python3 -c 'import json, sys; m = json.load(open(sys.argv[1])); m["name"] = "fast-disk"; m.pop("nvme_mixed_GBps", None); m["nvme_read_GBps"]["value"] = m["nvme_write_GBps"]["value"] = 60.0; json.dump(m, open(sys.argv[2], "w"))' \
+	"$TOP/scripts/machines/h100-x1.json" "$W/fast-disk.json"
+NV3B6=("${M3B6[@]}" --offload-param cpu --offload-optimizer nvme --nvme-path "$W")
+if plan "3.642B on NVMe, the plan's default share" 0 --machine "$W/fast-disk.json" "${NV3B6[@]}"; then
+	has "default: all that RAM holds" "^  step time per node at --machine fast-disk's rates: NVMe 0\.0 s, CPU AdamW 0\.7 s \(147 GB/s\): AdamW-bound; the two balance with 52\.3% of the state resident \(the plan keeps 100\.0%\)$"
+fi
+if plan "3.642B on NVMe, --nvme-resident-fraction auto" 0 --machine "$W/fast-disk.json" "${NV3B6[@]}" \
+	--nvme-resident-fraction auto; then
+	has "auto: the sub-groups that reach the balance" "^  step time per node at --machine fast-disk's rates: NVMe 0\.6 s, CPU AdamW 0\.7 s \(147 GB/s\): AdamW-bound; the two balance with 52\.3% of the state resident \(the plan keeps 56\.6%\)$"
+	has "auto: 5 of 9 sub-groups" "optimizer state kept in RAM \(5 of 9 sub-groups\)"
+fi
+# where RAM is short of the balance, auto keeps what RAM holds: the seed's run on Cori as above
+if plan "the seed's run on cori-v100-2x8, auto" 0 --machine cori-v100-2x8 "${SC21[@]}" \
+	--nvme-resident-fraction auto; then
+	has "cori, auto: RAM caps the balance" "the two balance with 97\.7% of the state resident \(the plan keeps 67\.9%\)$"
 fi
 
 # --- 3. a machine file, and a GPU limit ---------------------------------------------------------
