@@ -1,6 +1,7 @@
 /* probe.c: this host's disk and CPU AdamW rates, measured before a run starts (probe.h). */
 #include "probe.h"
 
+#include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <omp.h>
@@ -13,18 +14,23 @@
 #include "fsdir.h"
 #include "kernels_cpu.h"
 
-/* Adds one folder's rates: a probe file written, synced, read back and removed. */
+/* Adds one folder's rates: a probe file written, synced and read back. The file has no name
+ * (O_TMPFILE), so no end of the process, kill -9 included, leaves it behind; where the file
+ * system cannot make one, a named file is removed as soon as it is open. */
 static int probe_folder(struct aio_engine *e, const char *dir, void *buf, size_t bytes,
                         struct machine *m, char *err, size_t errlen)
 {
-    char path[PATH_MAX + 32];
-    snprintf(path, sizeof path, "%s/.gpt50b-probe-%ld", dir, (long)getpid());
-    struct aio_file *f = aio_file_open(e, path, O_RDWR | O_CREAT | O_EXCL, 0600, err, errlen);
+    struct aio_file *f = aio_file_open(e, dir, O_RDWR | O_TMPFILE, 0600, err, errlen);
+    if (!f && (errno == EOPNOTSUPP || errno == EISDIR)) {
+        char path[PATH_MAX + 32];
+        snprintf(path, sizeof path, "%s/.gpt50b-probe-%ld", dir, (long)getpid());
+        f = aio_file_open(e, path, O_RDWR | O_CREAT | O_EXCL, 0600, err, errlen);
+        if (f) unlink(path);
+    }
     if (!f) return -1;
     double write_s = aio_timed_write(e, f, buf, bytes, err, errlen);
     double read_s = write_s < 0 ? -1 : aio_timed_read(e, f, buf, bytes, err, errlen);
     aio_file_close(f);
-    unlink(path);
     if (read_s < 0) return -1;
     m->nvme_write_GBps += (double)bytes / write_s / 1e9;
     m->nvme_read_GBps += (double)bytes / read_s / 1e9;

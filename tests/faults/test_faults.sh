@@ -7,7 +7,8 @@
 # and with the two-rename fallback (fault_shim.so, LD_PRELOAD); kill -9 at random steps of saving
 # and at random times of training (seeded); SIGINT and SIGTERM, a second SIGINT; two runs on one
 # --save or --nvme-path; a full --save folder, an --nvme-path folder full at start or filled
-# mid-run (small tmpfs mounts, root only); a flipped byte and a truncated block in the swap files.
+# mid-run (small tmpfs mounts, root only); a flipped byte and a truncated block in the swap files;
+# kill -9 inside the disk probe of --nvme-resident-fraction auto.
 # Prints one "ok"/"FAIL" line per fault and a table of faults tried and survived; exits 0, 1 or
 # 77 (no data). A few minutes on 2 shared cores.
 #
@@ -302,6 +303,27 @@ PY
         outcome "a swap file with a $damage" $? "$why"
     fi
 done
+
+# --- 7. kill -9 inside the disk probe of --nvme-resident-fraction auto ----------------------------
+# The probe writes, syncs and reads back a file in the NVMe folder before the run starts: a crash
+# at its sync (the folder's first file-system step, the write done) leaves nothing in the folder,
+# and the next run with the folder trains.
+rm -rf nvme
+mkdir nvme
+FAULT_PATH=$W/nvme FAULT_AT=1 FAULT_LOG=$W/probe.log LD_PRELOAD=$SHIM \
+    crash "$GPT50B" "${TINY[@]}" --train-iters 2 --offload-optimizer nvme --nvme-path "$W/nvme" \
+    --nvme-resident-fraction auto
+step=$(head -n 1 probe.log 2>/dev/null)
+if [[ $step != "1 f"*"sync $W/nvme/"*" CRASH" ]]; then
+    outcome "kill -9 in the auto share's disk probe" 1 "the first step was not the probe's sync: '$step'"
+elif [ -n "$(ls -A nvme)" ]; then
+    outcome "kill -9 in the auto share's disk probe" 1 "left in the NVMe folder: $(ls -A nvme | tr '\n' ' ')"
+elif ! "$GPT50B" "${TINY[@]}" --train-iters 2 --offload-optimizer nvme --nvme-path "$W/nvme" \
+    --nvme-resident-fraction auto >probe.out 2>&1; then
+    outcome "kill -9 in the auto share's disk probe" 1 "the next run failed: $(tail -n 2 probe.out | tr '\n' '|')"
+else
+    outcome "kill -9 in the auto share's disk probe" 0 ""
+fi
 
 printf '\n%-48s %6s %9s\n' "fault" "tried" "survived"
 total=0
