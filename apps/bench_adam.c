@@ -14,20 +14,13 @@
 #include <string.h>
 
 #include "check.h"
-#include "cpu/adamw_simd.h"
+#include "adamw_rate.h"
 
 struct result {
     enum cpu_isa isa;
     int threads;
     double mparams_s, gb_s;
 };
-
-static void *alloc_or_fail(size_t bytes, size_t n)
-{
-    void *p = malloc(bytes);
-    if (!p) user_fail("--params %zu: out of host memory; use a smaller --params", n);
-    return p;
-}
 
 int main(int argc, char **argv)
 {
@@ -64,30 +57,10 @@ int main(int argc, char **argv)
     }
     FILE *out = NULL; /* opened first: a bad path fails before minutes of measuring */
     if (out_path && !(out = fopen(out_path, "w"))) user_fail("--out %s: cannot write", out_path);
-    size_t es = dtype_size(dt);
-    float *w = alloc_or_fail(n * sizeof(float), n), *m = alloc_or_fail(n * sizeof(float), n);
-    float *v = alloc_or_fail(n * sizeof(float), n);
-    char *g = alloc_or_fail(n * es, n), *p = alloc_or_fail(n * es, n);
-    /* first touch by the threads that later update each part (NUMA placement); the gradient
-     * values vary so the step is not degenerate */
-#pragma omp parallel for schedule(static)
-    for (size_t i = 0; i < n; i++) {
-        w[i] = (float)(i % 1000) * 1e-3f;
-        m[i] = 0;
-        v[i] = 0;
-        dtype_store(dt, g, i, (float)(i % 77) - 38.0f);
-        dtype_store(dt, p, i, 0);
-    }
-    /* finite norm above clip_norm: the full step with clipping, never skipped */
-    struct adamw_hparams hp = {.lr = 1e-4f,
-                               .beta1 = 0.9f,
-                               .beta2 = 0.95f,
-                               .eps = 1e-8f,
-                               .weight_decay = 0.1f,
-                               .inv_loss_scale = 1.0f / 1024,
-                               .clip_norm = 1.0f};
-    float sumsq = 1e12f;
-    double bytes_per_param = es + 6 * sizeof(float) + es;
+    struct adamw_rate r;
+    if (adamw_rate_init(&r, n, dt) != 0)
+        user_fail("--params %zu: out of host memory; use a smaller --params", n);
+    double bytes_per_param = adamw_rate_bytes(&r) / (double)n;
     int maxt = omp_get_max_threads(), nres = 0;
     struct result res[CPU_ISA_COUNT * 32];
     printf("| AdamW %zu %s params, %.0f B/param | threads | M params/s | GB/s |\n", n,
@@ -97,17 +70,10 @@ int main(int argc, char **argv)
         if (!cpu_isa_supported(isa)) continue;
         for (int t = 1; t <= maxt; t = t < maxt && 2 * t > maxt ? maxt : 2 * t) {
             omp_set_num_threads(t);
-            hp.step = 1;
-            adamw_cpu_isa(isa, p, w, m, v, g, &sumsq, n, &hp, dt); /* warm-up */
-            double t0 = omp_get_wtime();
-            for (int it = 0; it < iters; it++) {
-                hp.step++;
-                adamw_cpu_isa(isa, p, w, m, v, g, &sumsq, n, &hp, dt);
-            }
-            double sec = (omp_get_wtime() - t0) / iters;
-            struct result r = {isa, t, n / sec / 1e6, bytes_per_param * n / sec / 1e9};
-            res[nres++] = r;
-            printf("| %s | %d | %.1f | %.1f |\n", cpu_isa_name(isa), t, r.mparams_s, r.gb_s);
+            double sec = adamw_rate_step_s(&r, isa, iters);
+            struct result x = {isa, t, n / sec / 1e6, bytes_per_param * n / sec / 1e9};
+            res[nres++] = x;
+            printf("| %s | %d | %.1f | %.1f |\n", cpu_isa_name(isa), t, x.mparams_s, x.gb_s);
         }
     }
     if (out) {
@@ -123,10 +89,6 @@ int main(int argc, char **argv)
         fprintf(out, "]}\n");
         fclose(out);
     }
-    free(w);
-    free(m);
-    free(v);
-    free(g);
-    free(p);
+    adamw_rate_free(&r);
     return 0;
 }

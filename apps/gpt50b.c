@@ -289,9 +289,11 @@ static void plan_auto_share(struct run *r, struct plan_input *in)
 {
     const struct settings *s = &r->s;
     char err[PLAN_ERR_SIZE];
+    /* the state's bytes depend on neither the share nor the rates */
+    if (plan_compute(&r->plan, in, err, sizeof err) != 0) user_fail("%s", err);
+    const struct plan *p = &r->plan;
     if (!in->machine) {
-        if (plan_compute(&r->plan, in, err, sizeof err) != 0) user_fail("%s", err);
-        int64_t mib = (int64_t)1 << 20, state = r->plan.nvme_read_swapped;
+        int64_t mib = (int64_t)1 << 20, state = p->nvme_read_swapped;
         size_t bytes = (size_t)(state < mib          ? mib
                                 : state < 1024 * mib ? state / mib * mib
                                                      : 1024 * mib);
@@ -305,11 +307,10 @@ static void plan_auto_share(struct run *r, struct plan_input *in)
                (double)bytes / 1e6, r->host.cpu_adamw_GBps, r->host.cpu_cores);
         in->machine = &r->host;
     }
-    if (plan_compute(&r->plan, in, err, sizeof err) != 0) user_fail("%s", err);
     /* whole sub-groups stay resident: as many as reach the balance (one fewer leaves the step
      * waiting for the disk), half a sub-group over so that the plan's rounding down keeps them */
-    const struct plan *p = &r->plan;
-    double k = ceil(plan_balance_share(p) * (double)p->subgroups), elems = (double)p->nparams_rank;
+    double k = ceil(plan_balance_share(p, in->machine) * (double)p->subgroups),
+           elems = (double)p->nparams_rank;
     in->resident_fraction =
         k >= (double)p->subgroups ? 1.0 : (k + 0.5) * (double)in->sub_group_size / elems;
 }

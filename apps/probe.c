@@ -11,8 +11,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "adamw_rate.h"
 #include "fsdir.h"
-#include "kernels_cpu.h"
 
 /* Adds one folder's rates: a probe file written, synced and read back. The file has no name
  * (O_TMPFILE), so no end of the process, kill -9 included, leaves it behind; where the file
@@ -72,37 +72,14 @@ static int probe_disk(struct machine *m, const char *folders, const struct aio_c
     return rc;
 }
 
+/* GB/s of the AdamW kernel this build selects, on all OpenMP threads, over ADAMW_PROBE_PARAMS
+ * parameters; 0 out of memory. */
 static double probe_adamw(enum dtype dt)
 {
-    size_t n = ADAMW_PROBE_PARAMS, es = dtype_size(dt);
-    float *w = malloc(n * sizeof *w), *mo = malloc(n * sizeof *mo), *v = malloc(n * sizeof *v);
-    char *g = malloc(n * es), *p = malloc(n * es);
-    double GBps = 0;
-    if (w && mo && v && g && p) {
-#pragma omp parallel for schedule(static)
-        for (size_t i = 0; i < n; i++) {
-            w[i] = mo[i] = v[i] = 0;
-            dtype_store(dt, g, i, (float)(i % 77) - 38.0f);
-            dtype_store(dt, p, i, 0);
-        }
-        struct adamw_hparams hp = {.lr = 1e-4f,
-                                   .beta1 = 0.9f,
-                                   .beta2 = 0.95f,
-                                   .eps = 1e-8f,
-                                   .weight_decay = 0.1f,
-                                   .step = 1,
-                                   .inv_loss_scale = 1.0f};
-        adamw_cpu(p, w, mo, v, g, NULL, n, &hp, dt);
-        hp.step = 2;
-        double t0 = omp_get_wtime();
-        adamw_cpu(p, w, mo, v, g, NULL, n, &hp, dt);
-        GBps = (double)(2 * es + 6 * sizeof(float)) * (double)n / (omp_get_wtime() - t0) / 1e9;
-    }
-    free(w);
-    free(mo);
-    free(v);
-    free(g);
-    free(p);
+    struct adamw_rate r;
+    if (adamw_rate_init(&r, ADAMW_PROBE_PARAMS, dt) != 0) return 0;
+    double GBps = adamw_rate_bytes(&r) / adamw_rate_step_s(&r, cpu_isa_selected(), 1) / 1e9;
+    adamw_rate_free(&r);
     return GBps;
 }
 

@@ -16,10 +16,11 @@
 /* One node of this host as a described machine holding the measured rates: nvme_write_GBps and
  * nvme_read_GBps of `bytes` written (and synced) then read back in a file of each folder of the
  * comma list `folders` with the engine at cfg (the folders on distinct file systems add up: one
- * drive each; the file is removed), and cpu_adamw_GBps of adamw_cpu over ADAMW_PROBE_PARAMS
- * parameters of dt on all OpenMP threads (2 x dtype + 24 bytes per parameter; the second step
- * timed, after the first touch). Returns 0, or -1 with one line in err (a folder that does not
- * exist or refuses the file, a full disk). About a second at 2 GB/s for 1 GiB. */
+ * drive each; the file has no name), and cpu_adamw_GBps of the selected AdamW kernel over
+ * ADAMW_PROBE_PARAMS parameters of dt on all OpenMP threads (adamw_rate.h: 2 x dtype + 24 bytes
+ * per parameter, one step timed after a warm-up one). Returns 0, or -1 with one line in err (a
+ * folder that does not exist or refuses the file, a full disk). About a second at 2 GB/s for 1 GiB.
+ */
 #define ADAMW_PROBE_PARAMS ((size_t)16 << 20)
 int probe_host(struct machine *m, const char *folders, const struct aio_config *cfg, size_t bytes,
                enum dtype dt, char *err, size_t errlen);

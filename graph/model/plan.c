@@ -450,20 +450,19 @@ static double disk_seconds(const struct machine *m, int64_t read, int64_t write,
            1e6;
 }
 
-/* A node's CPU AdamW time per step on all its cores (machine_adamw_us). */
-static double adamw_seconds(const struct plan *p)
+/* A node's CPU AdamW time per step on all m's cores (machine_adamw_us). */
+static double adamw_seconds(const struct plan *p, const struct machine *m)
 {
-    const struct machine *m = p->in.machine;
     return machine_adamw_us(m, (double)p->nparams_rank * p->in.ranks_per_node, m->cpu_cores,
                             m->cpu_cores * m->nodes) /
            1e6;
 }
 
-double plan_balance_share(const struct plan *p)
+double plan_balance_share(const struct plan *p, const struct machine *m)
 {
-    double all_s = disk_seconds(p->in.machine, p->nvme_read_swapped, p->nvme_write_swapped,
-                                p->in.ranks_per_node),
-           adam_s = adamw_seconds(p);
+    double all_s =
+               disk_seconds(m, p->nvme_read_swapped, p->nvme_write_swapped, p->in.ranks_per_node),
+           adam_s = adamw_seconds(p, m);
     return all_s > adam_s ? 1 - adam_s / all_s : 0;
 }
 
@@ -476,7 +475,7 @@ static void print_step_times(const struct plan *p, FILE *f)
     const struct plan_input *in = &p->in;
     const struct machine *m = in->machine;
     double disk_s = disk_seconds(m, p->nvme_read, p->nvme_write, in->ranks_per_node),
-           adam_s = adamw_seconds(p);
+           adam_s = adamw_seconds(p, m);
     char rates[96];
     if (m->path[0])
         snprintf(rates, sizeof rates, "--machine %s's rates", m->name);
@@ -487,7 +486,7 @@ static void print_step_times(const struct plan *p, FILE *f)
             "  step time per node at %s: NVMe %.1f s, CPU AdamW %.1f s (%.0f GB/s): %s; the two "
             "balance with %.1f%% of the state resident (the plan keeps %.1f%%)\n",
             rates, disk_s, adam_s, m->cpu_adamw_GBps,
-            disk_s > adam_s ? "disk-bound" : "AdamW-bound", 100 * plan_balance_share(p),
+            disk_s > adam_s ? "disk-bound" : "AdamW-bound", 100 * plan_balance_share(p, m),
             100 * p->resident_share);
 }
 

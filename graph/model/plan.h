@@ -195,11 +195,11 @@ int plan_capacity_nvme(struct plan_capacity *cap, const char *folders, char *err
  * with "--machine NAME: field" as its origin. Returns 0, or -1 when a variable is not a size. */
 int plan_capacity_machine(struct plan_capacity cap[NTIERS], const struct machine *m, char *err,
                           size_t errlen);
-/* With in.machine's rates and the optimizer state on NVMe: the resident share at which a node's
- * disk time for the state with nothing resident, less that share, equals its CPU AdamW time
- * (plan_print's step times); 0 when the AdamW is the slower with nothing resident. The share
+/* At m's rates, with the optimizer state on NVMe: the resident share at which a node's disk time
+ * for the state with nothing resident, less that share, equals its CPU AdamW time (plan_print's
+ * step times, at in.machine's); 0 when the AdamW is the slower with nothing resident. The share
  * --nvme-resident-fraction auto plans with (RAM permitting). */
-double plan_balance_share(const struct plan *p);
+double plan_balance_share(const struct plan *p, const struct machine *m);
 /* MemAvailable of /proc/meminfo in bytes, -1 when unknown. */
 int64_t plan_mem_available(void);
 /* b in decimal units with that many decimals into buf, e.g. "100.71 GB", "512 B". */
