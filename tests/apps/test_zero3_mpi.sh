@@ -162,11 +162,13 @@ fi
 
 # --- wrong configurations ------------------------------------------------------------------------
 # expect_error WHAT KEYWORD [mpirun -np 2 ARGS | ARGS]: exit 2 and one "gpt50b: error:" line naming
-# KEYWORD among everything both processes and mpirun printed.
+# KEYWORD among what both processes and mpirun printed on stderr.
 expect_error() {
     local what=$1 keyword=$2 rc lines
     shift 2
-    STARPU_NCPU=1 mpirun -np 2 --oversubscribe --bind-to none "$@" >"$W/err.log" 2>&1
+    # stderr apart: mpirun forwards the ranks' stdout and stderr as they come, and in one file
+    # another rank's "> StarPU" line could land inside the error line
+    STARPU_NCPU=1 mpirun -np 2 --oversubscribe --bind-to none "$@" >"$W/out.log" 2>"$W/err.log"
     rc=$?
     lines=$(grep '^gpt50b: error:' "$W/err.log")
     if [ "$rc" -ne 2 ]; then
