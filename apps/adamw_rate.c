@@ -2,8 +2,9 @@
 #include "adamw_rate.h"
 
 #include <omp.h>
-#include <stdlib.h>
 #include <string.h>
+
+#include "host.h"
 
 int adamw_rate_init(struct adamw_rate *r, size_t n, enum dtype dt)
 {
@@ -11,11 +12,13 @@ int adamw_rate_init(struct adamw_rate *r, size_t n, enum dtype dt)
     memset(r, 0, sizeof *r);
     r->n = n;
     r->dt = dt;
-    r->w = malloc(n * sizeof(float));
-    r->m = malloc(n * sizeof(float));
-    r->v = malloc(n * sizeof(float));
-    r->g = malloc(n * es);
-    r->p = malloc(n * es);
+    /* allocated as the run's optimizer state is (page-aligned, huge pages where allowed), so the
+     * kernel takes the same paths (the parameter copy's streaming stores need alignment) */
+    r->w = host_alloc(n * sizeof(float));
+    r->m = host_alloc(n * sizeof(float));
+    r->v = host_alloc(n * sizeof(float));
+    r->g = host_alloc(n * es);
+    r->p = host_alloc(n * es);
     if (!r->w || !r->m || !r->v || !r->g || !r->p) {
         adamw_rate_free(r);
         return -1;
@@ -58,10 +61,11 @@ double adamw_rate_bytes(const struct adamw_rate *r)
 
 void adamw_rate_free(struct adamw_rate *r)
 {
-    free(r->w);
-    free(r->m);
-    free(r->v);
-    free(r->g);
-    free(r->p);
+    size_t es = dtype_size(r->dt);
+    if (r->w) host_free(r->w, r->n * sizeof(float));
+    if (r->m) host_free(r->m, r->n * sizeof(float));
+    if (r->v) host_free(r->v, r->n * sizeof(float));
+    if (r->g) host_free(r->g, r->n * es);
+    if (r->p) host_free(r->p, r->n * es);
     memset(r, 0, sizeof *r);
 }

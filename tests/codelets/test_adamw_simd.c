@@ -1,15 +1,17 @@
 /* test_adamw_simd.c: every vector AdamW kernel gives the scalar reference's bits.
  *
- * For each ISA this CPU runs (adamw_simd.h), each gradient dtype, with and without the parameter
- * copy, over lengths that hit every tail (0 to 17 around the vector widths, most of a block, many
- * blocks and a partial one) and four hyper-parameter sets (weight decay on and off, clipping active
- * and not, eps 0, a late step), three consecutive steps are run from the same state by the ISA and
- * by adamw_cpu_scalar, and master, m, v and param must be equal bit for bit (the first differing
- * element is printed). The data mixes normal values with zeros of both signs, fp32 and fp16
- * subnormals, huge and tiny values, fp16 overflow and infinities, and NaNs with payloads in the
- * state. Gradients are never NaN: a NaN gradient gives a non-finite norm and the step is skipped,
- * and only with two NaN operands could the hardware pick either payload. Then the skip (nothing
- * written), and the ISA adamw_cpu selects. Last, a throughput print that is never asserted. */
+ * For each ISA this CPU runs (adamw_simd.h), each gradient dtype, without the parameter copy and
+ * with it at an aligned address (the vector kernels' streaming stores) and one element off (their
+ * plain stores), over lengths that hit every tail (0 to 17 around the vector widths, most of a
+ * block, many blocks and a partial one) and four hyper-parameter sets (weight decay on and off,
+ * clipping active and not, eps 0, a late step), three consecutive steps are run from the same state
+ * by the ISA and by adamw_cpu_scalar, and master, m, v and param must be equal bit for bit (the
+ * first differing element is printed). The data mixes normal values with zeros of both signs, fp32
+ * and fp16 subnormals, huge and tiny values, fp16 overflow and infinities, and NaNs with payloads
+ * in the state. Gradients are never NaN: a NaN gradient gives a non-finite norm and the step is
+ * skipped, and only with two NaN operands could the hardware pick either payload. Then the skip
+ * (nothing written), and the ISA adamw_cpu selects. Last, a throughput print that is never
+ * asserted. */
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -93,7 +95,7 @@ static int same_elems(const char *what, const void *got, const void *ref, size_t
 
 struct state {
     float *w, *m, *v;
-    void *param;
+    void *param, *param_base; /* param: param_base, or one element past it */
 };
 
 static void state_copy(struct state *dst, const struct state *src, size_t n, size_t pbytes)
@@ -158,10 +160,17 @@ static const struct adamw_hparams hsets[] = {
 static const float hset_sumsq[] = {1e6f, 1.7e10f, 1.0f, 3.0f};
 #define NHSETS (sizeof hsets / sizeof hsets[0])
 
+/* The parameter copy with_param: 0 none, 1 at a 64-byte aligned address, 2 one element past one,
+ * filled with NaNs. */
 static struct state state_alloc(size_t n, enum dtype dt, int with_param)
 {
-    struct state st = {test_alloc(n), test_alloc(n), test_alloc(n), NULL};
-    if (with_param) st.param = test_nan_dt(dt, n);
+    struct state st = {test_alloc(n), test_alloc(n), test_alloc(n), NULL, NULL};
+    if (!with_param) return st;
+    size_t es = dtype_size(dt);
+    CHECK(posix_memalign(&st.param_base, 64, (n + 1) * es) == 0);
+    st.param = (char *)st.param_base + (with_param == 2 ? es : 0);
+    for (size_t i = 0; i < n; i++)
+        dtype_store(dt, st.param, i, NAN);
     return st;
 }
 
@@ -170,7 +179,7 @@ static void state_free(struct state *st)
     free(st->w);
     free(st->m);
     free(st->v);
-    free(st->param);
+    free(st->param_base);
 }
 
 /* For every case, STEPS steps by the scalar reference and, from the same state with the same
@@ -179,7 +188,8 @@ static void compare_isas(enum dtype dt)
 {
     size_t es = dtype_size(dt);
     int runs = 0, bad[CPU_ISA_COUNT] = {0};
-    for (int with_param = 0; with_param < 2; with_param++)
+    static const char *const param_names[] = {"", " +param aligned", " +param unaligned"};
+    for (int with_param = 0; with_param < 3; with_param++)
         for (size_t h = 0; h < NHSETS; h++)
             for (size_t li = 0; li < sizeof lengths / sizeof lengths[0]; li++) {
                 size_t n = lengths[li];
@@ -209,8 +219,8 @@ static void compare_isas(enum dtype dt)
                                       &hp, dt);
                         char what[160];
                         snprintf(what, sizeof what, "%s %s%s hparams %zu n %zu step %d",
-                                 cpu_isa_name(isa), dtype_name(dt), with_param ? " +param" : "", h,
-                                 n, s + 1);
+                                 cpu_isa_name(isa), dtype_name(dt), param_names[with_param], h, n,
+                                 s + 1);
                         if (!bad[isa] && state_same(what, st, &ref, n, es)) bad[isa] = 1;
                     }
                     free(g);
