@@ -737,6 +737,15 @@ void gpt_begin_step(struct gpt *m)
 {
     if (!m->step_pending) return;
     state_delayed_swap(m->state);
+    /* the copies the last iteration used on the GPU: its gradients are home, its parameters are
+     * read there again only after this step's AdamW rewrites them; StarPU would otherwise keep
+     * them until memory runs out, then evict by age, which under a GPU memory cap took this
+     * iteration's own parameters between its forward and its backward (read twice: 6 GB more
+     * over PCIe per iteration at 3.6B parameters) */
+    for (int i = 0; i < m->tab.n; i++) {
+        tensor_evict_from_gpus(state_shard(m->state, i, 0)->param_alt);
+        tensor_evict_from_gpus(state_shard(m->state, i, 0)->grad_alt);
+    }
     point_at_shards(m);
     m->step_pending = 0;
 }

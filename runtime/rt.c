@@ -431,6 +431,13 @@ void tensor_wont_use(struct tensor *t)
     starpu_data_wont_use(t->handle);
 }
 
+void tensor_evict_from_gpus(struct tensor *t)
+{
+    for (unsigned node = 0; node < starpu_memory_nodes_get_count(); node++)
+        if (starpu_node_get_kind(node) == STARPU_CUDA_RAM)
+            starpu_data_evict_from_node(t->handle, node);
+}
+
 int64_t rt_peak_rss_bytes(void)
 {
     struct rusage ru;

@@ -13,6 +13,7 @@
 # time than the 12 layers and more than half of it. Last, scripts/sim_sweep.py over gpt2-124m with
 # its optimizer state on NVMe: the slower disk must give the slower iteration, each scheduler
 # point must run, the JSON must hold every point, and a bad --iters must be one line, exit 2.
+# Last, the delayed update's PCIe traffic under a GPU memory cap (see the section).
 # Exits 77 when the models folder (sim/models, or GPT50B_SIM_MODELS) has no h100-x1 codelet
 # models: they are calibrated on the GPU host (sim/models/README.md).
 #
@@ -115,6 +116,27 @@ if [ "$rc" -eq 2 ] && [ "$(printf '%s\n' "$bad" | wc -l)" -eq 1 ]; then
 	echo "ok - sim_sweep.py --iters 2: exit 2, one line"
 else
 	fail "sim_sweep.py --iters 2: exit $rc: $bad"
+fi
+# --delayed-param-update under a GPU memory cap that holds one set of compute copies and gradients
+# but not two (cpu-3b6's shape): it must not move more parameters to the GPU than the exact step.
+# Before its last iteration's copies were evicted at the step's start, StarPU evicted by age and
+# took the current iteration's parameters between its forward and its backward (1.7x the bytes).
+for mode in exact delayed; do
+	flags=(--num-layers 4 --hidden-size 8192 --num-attention-heads 32 --seq-length 1024
+		--max-position-embeddings 1024 --micro-batch-size 4 --bf16 --checkpoint-activations
+		--offload-param cpu --offload-optimizer cpu --train-iters 4 --data-path "$TOP/data/brown.bin"
+		--metrics "$W/$mode.jsonl")
+	[ "$mode" = delayed ] && flags+=(--delayed-param-update)
+	STARPU_LIMIT_CUDA_MEM=16384 STARPU_BUS_STATS=1 "$TOP/scripts/simulate.sh" h100-x1 "${flags[@]}" \
+		>"$W/$mode.log" 2>&1 || fail "$mode 3.6B run under a 16 GiB cap: $(tail -n 3 "$W/$mode.log")"
+done
+up() { awk '$1 == "NUMA" && $2 == "0" && $3 == "->" && $4 == "CUDA" {print $7 == "GB" ? $6 : ($7 == "MB" ? $6 / 1000 : -1)}' "$1"; }
+exact=$(up "$W/exact.log")
+delayed=$(up "$W/delayed.log")
+if [ -n "$exact" ] && [ -n "$delayed" ] && python3 -c "import sys; e, d = map(float, sys.argv[1:]); sys.exit(not (0 < e and 0 < d <= 1.02 * e))" "$exact" "$delayed"; then
+	echo "ok - under a 16 GiB cap the delayed update moves $delayed GB to the GPU, the exact step $exact GB"
+else
+	fail "parameters to the GPU under a 16 GiB cap: delayed update '${delayed}' GB, exact step '${exact}' GB (at most 1.02x)"
 fi
 [ "$failures" -eq 0 ] || { echo "test_simulation: $failures failures"; exit 1; }
 echo "test_simulation: ok"
