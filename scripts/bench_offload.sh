@@ -12,9 +12,13 @@
 #             (--checkpoint-in-cpu); its losses must equal cpu's, its PCIe bytes grow by theirs
 #   nvme      the same with the optimizer state streamed from NVMe, nothing resident
 #             (--nvme-resident-fraction 0) in NVME_DIR (default /tmp/gpt50b-nvme); NVME_ITERS (5)
+#             iterations of NVME_LAYERS layers (default 4; 1 layer streams 14.7 GB each way, a
+#             third of 4 layers' 43.7, so a call affords the iterations a mean needs: the first
+#             step's swaps land in the second iteration and the last's in the run's end, so the
+#             mean after the first iteration holds N steps in N - 1 iterations)
 #   resident  nvme with a planned share of the optimizer state resident in RAM: NVME_RESIDENT
 #             (default 0.5) of it, or auto (the share where disk and CPU AdamW times balance at
-#             rates gpt50b measures at start); NVME_ITERS iterations
+#             rates gpt50b measures at start); NVME_ITERS iterations of NVME_LAYERS layers
 #   gpu       everything on the GPU, no cap (the same-math reference: its losses must equal cpu's
 #             and nvme's; needs about 60 GB of GPU memory)
 #   fsdp2     scripts/bench_fsdp2.py: PyTorch FSDP2 CPUOffloadPolicy, same shape, bf16, 16 GiB cap
@@ -89,11 +93,11 @@ for mode in "$@"; do
 		;;
 	nvme)
 		mkdir -p "$nvdir"
-		run nvme 4 "${NVME_ITERS:-5}" "${nvme[@]}" --nvme-resident-fraction 0
+		run nvme "${NVME_LAYERS:-4}" "${NVME_ITERS:-5}" "${nvme[@]}" --nvme-resident-fraction 0
 		;;
 	resident)
 		mkdir -p "$nvdir"
-		run resident 4 "${NVME_ITERS:-5}" "${nvme[@]}" --nvme-resident-fraction "${NVME_RESIDENT:-0.5}"
+		run resident "${NVME_LAYERS:-4}" "${NVME_ITERS:-5}" "${nvme[@]}" --nvme-resident-fraction "${NVME_RESIDENT:-0.5}"
 		;;
 	gpu)
 		(
