@@ -737,11 +737,13 @@ void gpt_begin_step(struct gpt *m)
 {
     if (!m->step_pending) return;
     state_delayed_swap(m->state);
-    /* the copies the last iteration used on the GPU: its gradients are home, its parameters are
-     * read there again only after this step's AdamW rewrites them; StarPU would otherwise keep
-     * them until memory runs out, then evict by age, which under a GPU memory cap took this
-     * iteration's own parameters between its forward and its backward (read twice: 6 GB more
-     * over PCIe per iteration at 3.6B parameters) */
+    /* the copies the last iteration used on the GPU: its gradients go home for this step's AdamW
+     * (one not there yet is written back first, one in flight stays), its parameters are read
+     * there again only after that AdamW rewrites them. StarPU would otherwise keep them until
+     * memory runs out and then evict this iteration's own parameters between its forward and its
+     * backward (read twice: 6 GB more over PCIe per iteration at 3.6B parameters under a 16 GiB
+     * cap); the gradients are the ones that matter (the simulation: parameters alone change
+     * nothing) */
     for (int i = 0; i < m->tab.n; i++) {
         tensor_evict_from_gpus(state_shard(m->state, i, 0)->param_alt);
         tensor_evict_from_gpus(state_shard(m->state, i, 0)->grad_alt);

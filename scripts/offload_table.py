@@ -25,7 +25,17 @@ GIB = 1 << 30
 
 
 def load(path):
-    return json.load(open(path)) if os.path.exists(path) else None
+    """A result file's JSON; None when it is missing or, with one line on stderr, unreadable (a
+    benchmark killed while writing it leaves it empty)."""
+    if not os.path.exists(path):
+        return None
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError) as e:
+        print(f"offload_table.py: {path} is not readable JSON ({e}): left out of the table",
+              file=sys.stderr)
+        return None
 
 
 def bus_bytes(log):

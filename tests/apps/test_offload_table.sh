@@ -3,7 +3,8 @@
 # the swap traffic is real), nvme_tune's rates of the same folder and made-up ceilings. Checks
 # that the table has the run's row, that the NVMe bytes are the run's own count, and that the
 # bound is the largest of its parts, with the disk part = read bytes / read rate + write bytes /
-# write rate; and that nvme_tune's mixed runs (1 and 2 writes and reads queued at once) gave rates.
+# write rate; that nvme_tune's mixed runs (1 and 2 writes and reads queued at once) gave rates; and
+# that an empty result file (a benchmark killed while writing it) is one line on stderr, not a crash.
 # Usage: test_offload_table.sh GPT50B NVME_TUNE. Exits 0 / 1, 77 without data.
 set -u
 gpt50b=${1:?usage: test_offload_table.sh GPT50B NVME_TUNE}
@@ -63,3 +64,15 @@ if not bad:
     print(f"ok - offload table: bound {b['bound_s']:.4f} s ({b['limit']}) from {parts}")
 sys.exit(1 if bad else 0)
 PY
+rc=$?
+# a result file cut short (a benchmark killed while writing it): one line, the table without it
+: >"$w/out/adam.json"
+if python3 "$top/scripts/offload_table.py" "$w/out" >"$w/table2" 2>"$w/err" &&
+    [ "$(wc -l <"$w/err")" -eq 1 ] && grep -q "adam.json is not readable JSON" "$w/err" &&
+    grep -q "^| nvme |" "$w/table2"; then
+    echo "ok - an empty adam.json: one line on stderr, the table without it"
+else
+    echo "FAIL - an empty adam.json: exit or output wrong: $(cat "$w/err")"
+    rc=1
+fi
+exit "$rc"
