@@ -281,6 +281,24 @@ static struct aio_config aio_settings(const struct settings *s)
     return c;
 }
 
+/* The swap folders: one lock per run, node and folder, which the first process of each node
+ * takes, before anything writes there (the auto share's probe included), once. */
+static void claim_swap_folders(struct run *r)
+{
+    const struct settings *s = &r->s;
+    static int claimed;
+    char err[512];
+    if (claimed || s->optim_tier != TIER_NVME || !s->nvme_path || rt_simulated() ||
+        !(r->launch.local_rank == 0 || (r->launch.local_rank < 0 && r->launch.rank == 0)))
+        return;
+    char path[FSDIR_LIST_MAX][PATH_MAX];
+    int n = fsdir_list_split(s->nvme_path, path, err, sizeof err);
+    if (n < 0) user_fail("--nvme-path %s: %s", s->nvme_path, err);
+    for (int j = 0; j < n; j++)
+        if (swap_path_claim(path[j], err, sizeof err) != 0) user_fail("%s", err);
+    claimed = 1;
+}
+
 /* --nvme-resident-fraction auto: the plan's share becomes the one at which the disk and the CPU
  * AdamW balance, at --machine's rates or at this host's, measured now on the swap folders (1 GiB
  * each way, less when the swapped state is smaller) and the AdamW kernel; RAM caps it as any
@@ -298,6 +316,7 @@ static void plan_auto_share(struct run *r, struct plan_input *in)
                                 : state < 1024 * mib ? state / mib * mib
                                                      : 1024 * mib);
         struct aio_config aio = aio_settings(s);
+        claim_swap_folders(r); /* a run already there would be slowed, and the probe with it */
         double t0 = timer_now_s();
         if (probe_host(&r->host, s->nvme_path, &aio, bytes, s->dt, err, sizeof err) != 0)
             user_fail("--nvme-resident-fraction auto: measuring this host failed: %s", err);
@@ -357,7 +376,6 @@ static int plan_memory(struct run *r, char *verdict, size_t n)
 static void check_before_start(struct run *r)
 {
     const struct settings *s = &r->s;
-    char err[512];
     const char *ncuda = getenv("STARPU_NCUDA");
     if (s->num_gpus > 1 && ncuda && atoi(ncuda) > 0 && atoi(ncuda) < s->num_gpus)
         user_fail("--num-gpus %d with STARPU_NCUDA=%s: raise STARPU_NCUDA to at least %d or unset "
@@ -366,15 +384,7 @@ static void check_before_start(struct run *r)
     /* the simulation writes no swap file: its disk is the machine's */
     if (s->optim_tier == TIER_NVME && !s->nvme_path && !rt_simulated())
         user_fail("--offload-optimizer nvme needs --nvme-path DIR: a folder on a fast local disk");
-    /* one lock per run, node and folder: the first process of each node takes them */
-    if (s->optim_tier == TIER_NVME && !rt_simulated() &&
-        (r->launch.local_rank == 0 || (r->launch.local_rank < 0 && r->launch.rank == 0))) {
-        char path[FSDIR_LIST_MAX][PATH_MAX];
-        int n = fsdir_list_split(s->nvme_path, path, err, sizeof err);
-        if (n < 0) user_fail("--nvme-path %s: %s", s->nvme_path, err);
-        for (int j = 0; j < n; j++)
-            if (swap_path_claim(path[j], err, sizeof err) != 0) user_fail("%s", err);
-    }
+    claim_swap_folders(r);
     if (s->min_lr > s->lr) user_fail("--min-lr %g is above --lr %g", s->min_lr, s->lr);
     if (s->delayed_update && (s->num_gpus > 1 || s->world_size > 1 || r->launch.size > 1))
         user_fail("--delayed-param-update runs one rank (ZeRO-Offload's single-GPU case): drop it "

@@ -182,8 +182,9 @@ outcome "a second SIGINT" $? "$why"
 
 # --- 4. two runs on one folder -----------------------------------------------------------------
 # (nvme-list: the second run lists a free folder first, then the busy one; it stops at the busy one
-# and leaves nothing in the free one)
-for what in save nvme nvme-list; do
+# and leaves nothing in the free one; nvme-auto: the second run's --nvme-resident-fraction auto
+# stops before its probe writes and reads the busy folder)
+for what in save nvme nvme-list nvme-auto; do
     rm -rf ck ck.* nvme nvme-free sig.jsonl
     mkdir nvme nvme-free
     "$GPT50B" "${TINY[@]}" --train-iters 100000 --save "$W/ck" --save-interval 100000 \
@@ -196,8 +197,12 @@ for what in save nvme nvme-list; do
     elif [ $what = nvme ]; then
         second=(--save "$W/ck-other" --offload-optimizer nvme --nvme-path "$W/nvme")
         msg="--nvme-path $W/nvme: run $pid is using this folder"
-    else
+    elif [ $what = nvme-list ]; then
         second=(--save "$W/ck-other" --offload-optimizer nvme --nvme-path "$W/nvme-free,$W/nvme")
+        msg="--nvme-path $W/nvme: run $pid is using this folder"
+    else
+        second=(--save "$W/ck-other" --offload-optimizer nvme --nvme-path "$W/nvme"
+            --nvme-resident-fraction auto)
         msg="--nvme-path $W/nvme: run $pid is using this folder"
     fi
     "$GPT50B" "${TINY[@]}" --train-iters 2 "${second[@]}" >two.out 2>two.err
@@ -205,7 +210,7 @@ for what in save nvme nvme-list; do
     kill -TERM $pid
     wait $pid
     if [ "$rc" -ne 2 ] || [ "$(wc -l <two.err)" -ne 1 ] || ! grep -qF -- "$msg" two.err ||
-        [ -n "$(ls -A nvme-free)" ]; then
+        [ -n "$(ls -A nvme-free)" ] || grep -q "^> measured for" two.out; then
         outcome "two runs on one --$what folder" 1 "exit $rc: $(tr '\n' '|' <two.err) left: $(ls -A nvme-free)"
     else
         outcome "two runs on one --$what folder" 0 ""
@@ -305,18 +310,19 @@ PY
 done
 
 # --- 7. kill -9 inside the disk probe of --nvme-resident-fraction auto ----------------------------
-# The probe writes, syncs and reads back a file in the NVMe folder before the run starts: a crash
-# at its sync (the folder's first file-system step, the write done) leaves nothing in the folder,
-# and the next run with the folder trains.
+# The run locks the folder, then the probe writes, syncs and reads back a file there before the run
+# starts: a crash at its sync (the folder's second file-system step, the write done) leaves nothing
+# in the folder but the dead run's lock file, and the next run with the folder trains.
 rm -rf nvme
 mkdir nvme
-FAULT_PATH=$W/nvme FAULT_AT=1 FAULT_LOG=$W/probe.log LD_PRELOAD=$SHIM \
+FAULT_PATH=$W/nvme FAULT_AT=2 FAULT_LOG=$W/probe.log LD_PRELOAD=$SHIM \
     crash "$GPT50B" "${TINY[@]}" --train-iters 2 --offload-optimizer nvme --nvme-path "$W/nvme" \
     --nvme-resident-fraction auto
-step=$(head -n 1 probe.log 2>/dev/null)
-if [[ $step != "1 f"*"sync $W/nvme/"*" CRASH" ]]; then
-    outcome "kill -9 in the auto share's disk probe" 1 "the first step was not the probe's sync: '$step'"
-elif [ -n "$(ls -A nvme)" ]; then
+first=$(sed -n 1p probe.log 2>/dev/null)
+step=$(sed -n 2p probe.log 2>/dev/null)
+if [[ $first != "1 create $W/nvme/gpt50b.lock" || $step != "2 f"*"sync $W/nvme/"*" CRASH" ]]; then
+    outcome "kill -9 in the auto share's disk probe" 1 "the steps were not the lock, then the probe's sync: '$first' '$step'"
+elif [ -n "$(ls -A nvme | grep -vx gpt50b.lock)" ]; then
     outcome "kill -9 in the auto share's disk probe" 1 "left in the NVMe folder: $(ls -A nvme | tr '\n' ' ')"
 elif ! "$GPT50B" "${TINY[@]}" --train-iters 2 --offload-optimizer nvme --nvme-path "$W/nvme" \
     --nvme-resident-fraction auto >probe.out 2>&1; then
