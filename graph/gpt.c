@@ -738,7 +738,7 @@ void gpt_begin_step(struct gpt *m)
     if (!m->step_pending) return;
     state_delayed_swap(m->state);
     /* the copies the last iteration used on the GPU: its gradients go home for this step's AdamW
-     * (one not there yet is written back first, one in flight stays), its parameters are read
+     * (one not there yet stays, for StarPU to evict later), its parameters are read
      * there again only after that AdamW rewrites them. StarPU would otherwise keep them until
      * memory runs out and then evict this iteration's own parameters between its forward and its
      * backward (read twice: 6 GB more over PCIe per iteration at 3.6B parameters under a 16 GiB

@@ -433,6 +433,10 @@ void tensor_wont_use(struct tensor *t)
 
 void tensor_evict_from_gpus(struct tensor *t)
 {
+    /* StarPU writes a copy back before evicting it when the home has none valid: on the caller's
+     * thread, synchronously. Such a tensor keeps its copies (so does a partitioned one, whose
+     * data is its tiles' while the partition stands). */
+    if (!starpu_data_is_on_node(t->handle, STARPU_MAIN_RAM)) return;
     for (unsigned node = 0; node < starpu_memory_nodes_get_count(); node++)
         if (starpu_node_get_kind(node) == STARPU_CUDA_RAM)
             starpu_data_evict_from_node(t->handle, node);

@@ -157,9 +157,9 @@ int tensor_compute_tiles(const struct tensor *t);
  * away from its home are the first StarPU evicts under memory pressure, and a copy newer than the
  * home is written back there when the link is idle (parameter and gradient offload). */
 void tensor_wont_use(struct tensor *t);
-/* Frees t's copies on the GPUs now, where no task is using them (a copy newer than the home is
- * written back first); a copy in use stays. For a tensor that no task will read on a GPU before
- * it is written again elsewhere, whose GPU memory the coming tasks need. */
+/* Frees t's copies on the GPUs now, where no task is using them and the home holds the data (or
+ * is getting it): a copy in use, or newer than the home, stays. For a tensor that no task will
+ * read on a GPU before it is written again elsewhere, whose GPU memory the coming tasks need. */
 void tensor_evict_from_gpus(struct tensor *t);
 /* Blocks until all submitted tasks writing t are done and makes the host copy current (read), or
  * exclusive (write). Pair with tensor_release. */
