@@ -738,12 +738,12 @@ void gpt_begin_step(struct gpt *m)
     if (!m->step_pending) return;
     state_delayed_swap(m->state);
     /* the copies the last iteration used on the GPU: its gradients go home for this step's AdamW
-     * (one not there yet stays, for StarPU to evict later), its parameters are read
-     * there again only after that AdamW rewrites them. StarPU would otherwise keep them until
-     * memory runs out and then evict this iteration's own parameters between its forward and its
-     * backward (read twice: 6 GB more over PCIe per iteration at 3.6B parameters under a 16 GiB
-     * cap); the gradients are the ones that matter (the simulation: parameters alone change
-     * nothing) */
+     * (one not there yet stays, for StarPU to evict later), its parameters are read there again
+     * only after that AdamW rewrites them. StarPU would otherwise keep them until memory runs
+     * out and then evict this iteration's own parameters between its forward and its backward
+     * (read twice: 6 GB more over PCIe per iteration at 3.6B parameters under a 16 GiB cap); the
+     * gradients are the ones that matter (in the simulation, evicting the parameters alone
+     * changes nothing) */
     for (int i = 0; i < m->tab.n; i++) {
         tensor_evict_from_gpus(state_shard(m->state, i, 0)->param_alt);
         tensor_evict_from_gpus(state_shard(m->state, i, 0)->grad_alt);
