@@ -282,13 +282,12 @@ static struct aio_config aio_settings(const struct settings *s)
 }
 
 /* The swap folders: one lock per run, node and folder, which the first process of each node
- * takes, before anything writes there (the auto share's probe included), once. */
+ * takes before anything writes there (the auto share's probe included). */
 static void claim_swap_folders(struct run *r)
 {
     const struct settings *s = &r->s;
-    static int claimed;
     char err[512];
-    if (claimed || s->optim_tier != TIER_NVME || !s->nvme_path || rt_simulated() ||
+    if (s->optim_tier != TIER_NVME || !s->nvme_path || rt_simulated() ||
         !(r->launch.local_rank == 0 || (r->launch.local_rank < 0 && r->launch.rank == 0)))
         return;
     char path[FSDIR_LIST_MAX][PATH_MAX];
@@ -296,7 +295,6 @@ static void claim_swap_folders(struct run *r)
     if (n < 0) user_fail("--nvme-path %s: %s", s->nvme_path, err);
     for (int j = 0; j < n; j++)
         if (swap_path_claim(path[j], err, sizeof err) != 0) user_fail("%s", err);
-    claimed = 1;
 }
 
 /* --nvme-resident-fraction auto: the plan's share becomes the one at which the disk and the CPU

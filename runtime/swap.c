@@ -265,9 +265,13 @@ static void claims_release(void)
 int swap_path_claim(const char *nvme_path, char *err, size_t errlen)
 {
     long holder = 0;
+    char path_buf[PATH_MAX];
+    snprintf(path_buf, sizeof path_buf, "%s/gpt50b.lock", nvme_path);
+    for (int i = 0; i < nclaims; i++)
+        if (strcmp(claim_path[i], path_buf) == 0) return 0; /* this run's already */
     CHECK_MSG(nclaims < FSDIR_LIST_MAX, "swap_path_claim: more than FSDIR_LIST_MAX folders");
     char *path = claim_path[nclaims];
-    snprintf(path, PATH_MAX, "%s/gpt50b.lock", nvme_path);
+    memcpy(path, path_buf, sizeof path_buf);
     int fd = fsdir_lock(path, &holder);
     if (fd == -EBUSY)
         return fail(fd, err, errlen,
