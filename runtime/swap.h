@@ -112,9 +112,8 @@ struct swap_dir *swap_dir_open(struct aio_engine *e, const char *nvme_path, char
  * process's PID, held until the process exits (the file goes with a normal exit; a killed run's
  * is taken over). Take it once per run, node and folder (MPI processes of one run share a node's
  * folders, each in its own swap folder); a folder this process holds is taken again at no cost;
- * up to FSDIR_LIST_MAX folders. Returns 0, or -EBUSY with
- * one line in err naming the PID of the run that holds it, or another -errno (folder missing or not
- * writable). O(1). */
+ * up to FSDIR_LIST_MAX folders. Returns 0, or -EBUSY with one line in err naming the PID of the
+ * run that holds it, or another -errno (folder missing or not writable). O(folders held). */
 int swap_path_claim(const char *nvme_path, char *err, size_t errlen);
 /* Removes the folder and everything in it. Close its swap files first. */
 void swap_dir_close(struct swap_dir *d);
