@@ -84,7 +84,8 @@ struct run {
 /* The training loop's account, for the log lines and the summary. */
 struct progress {
     int64_t first;                   /* the first iteration this run trains */
-    double t_start, t_steady, t_end; /* ms: the start, the second iteration's start, the end */
+    double t_start, t_steady, t_end; /* ms: the start, the end of the first iteration's optimizer
+                                        step, the end of the last's */
     double interval_loss;            /* since the last log line */
     int64_t interval_n;
     int64_t skipped, nans;
@@ -654,7 +655,6 @@ static void save_checkpoint(struct run *r)
 static struct step step_begin(struct run *r, struct progress *p, int64_t it)
 {
     struct step step = {.it = it, .t0 = timer_now_s() * 1e3};
-    if (it == p->first + 1) p->t_steady = step.t0;
     if (it == r->s.trace.first) rt_trace_start();
     step.lr = lr_at(&r->lr, it);
     step.scale = (float)r->state.scaler.scale;
@@ -678,6 +678,12 @@ static void update(struct run *r, struct progress *p, struct step *step)
                                (float)s->beta2,        (float)s->eps,
                                (float)s->weight_decay, (int)r->state.adam_step + 1,
                                1.0f / step->scale,     (float)s->clip_grad};
+    /* the steady clock starts where the first step's last task ends: the CPU AdamW of an
+     * iteration runs on into the next one (with --delayed-param-update beside all of it), so the
+     * next iteration's start would leave that step out of the first iteration's time and put it,
+     * with every later step, into the N - 1 iterations after it */
+    int first = step->it == p->first;
+    if (first) rt_mark_begin();
     gpt_update(r->m, &hp);
     gpt_step_stats(r->m, &step->loss, &step->sumsq);
     step->loss = (float)((step->loss_sum + step->loss) / s->grad_accum);
@@ -686,6 +692,7 @@ static void update(struct run *r, struct progress *p, struct step *step)
         rt_trace_stop(); /* after the timing: the wait for the optimizer's tail is not the step's */
     int overflow = !isfinite(step->sumsq);
     if (overflow) gpt_delayed_skip(r->m);
+    if (first) rt_mark_end();
     p->skipped += overflow;
     p->nans += isnan(step->sumsq) || isnan(step->loss);
     if (!overflow) r->state.adam_step++;
@@ -758,6 +765,7 @@ static void train(struct run *r, struct progress *p)
     /* the last optimizer step (CPU AdamW, swap-out) may still run: it belongs to the run's time */
     rt_wait_all();
     p->t_end = timer_now_s() * 1e3;
+    if (s->iters > p->first) p->t_steady = rt_mark_ended_s() * 1e3;
 }
 
 /* After a stop signal: the last iteration saved (--save), and one line on what was kept. The

@@ -5,6 +5,7 @@
 #include <limits.h>
 #include <mpi.h>
 #include <omp.h>
+#include <pthread.h>
 #include <sched.h>
 #include <starpu_fxt.h>
 #include <stdlib.h>
@@ -17,6 +18,7 @@
 #include "machine.h"
 #include "numa.h"
 #include "pool.h"
+#include "timer.h"
 
 static enum rt_device device = RT_DEVICE_CPU;
 /* the scheduler's lowest priority: rt_submit raises those below RT_PRIO_LOW (rt.h) to it where
@@ -568,6 +570,46 @@ static enum starpu_data_access_mode starpu_mode(enum rt_mode mode)
 static _Thread_local int exec_worker = -1;
 static int64_t submitted; /* tasks, atomically: rt_submit may be called from several threads */
 
+/* rt_mark_*: whether tasks submitted now are marked, how many marked ones are still to end and
+ * when the last ended (the two under mark_lock: StarPU calls mark_task_ended on its workers) */
+static int mark_open;
+static int64_t mark_pending;
+static double mark_end;
+static pthread_mutex_t mark_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void mark_task_ended(void *arg)
+{
+    (void)arg;
+    double now = timer_now_s();
+    pthread_mutex_lock(&mark_lock);
+    if (now > mark_end) mark_end = now;
+    mark_pending--;
+    pthread_mutex_unlock(&mark_lock);
+}
+
+void rt_mark_begin(void)
+{
+    pthread_mutex_lock(&mark_lock);
+    CHECK_MSG(mark_pending == 0, "rt_mark_begin: the last mark's tasks have not all ended");
+    mark_end = timer_now_s();
+    pthread_mutex_unlock(&mark_lock);
+    __atomic_store_n(&mark_open, 1, __ATOMIC_RELEASE);
+}
+
+void rt_mark_end(void)
+{
+    __atomic_store_n(&mark_open, 0, __ATOMIC_RELEASE);
+}
+
+double rt_mark_ended_s(void)
+{
+    pthread_mutex_lock(&mark_lock);
+    CHECK_MSG(mark_pending == 0, "rt_mark_ended_s: a marked task has not ended");
+    double t = mark_end;
+    pthread_mutex_unlock(&mark_lock);
+    return t;
+}
+
 void rt_set_worker(int worker)
 {
     exec_worker = worker;
@@ -610,10 +652,16 @@ void rt_submit(struct starpu_codelet *cl, const char *name, const struct rt_buf 
         where == RT_WHERE_COMPUTE && device == RT_DEVICE_CUDA ? STARPU_CUDA : STARPU_CPU;
     int worker = where == RT_WHERE_COMPUTE ? exec_worker : -1; /* -1: StarPU chooses */
     if (prio < min_prio) prio = min_prio;
-    int ret =
-        starpu_task_insert(cl, STARPU_DATA_MODE_ARRAY, descr, k, STARPU_CL_ARGS, arg_copy,
-                           args_size, STARPU_PRIORITY, prio, STARPU_NAME, name, STARPU_FLOPS, flops,
-                           STARPU_EXECUTE_WHERE, mask, STARPU_EXECUTE_ON_WORKER, worker, 0);
+    int marked = __atomic_load_n(&mark_open, __ATOMIC_ACQUIRE);
+    if (marked) {
+        pthread_mutex_lock(&mark_lock);
+        mark_pending++;
+        pthread_mutex_unlock(&mark_lock);
+    }
+    int ret = starpu_task_insert(cl, STARPU_DATA_MODE_ARRAY, descr, k, STARPU_CL_ARGS, arg_copy,
+                                 args_size, STARPU_PRIORITY, prio, STARPU_NAME, name, STARPU_FLOPS,
+                                 flops, STARPU_EXECUTE_WHERE, mask, STARPU_EXECUTE_ON_WORKER,
+                                 worker, STARPU_CALLBACK, marked ? mark_task_ended : NULL, 0);
     CHECK_MSG(ret == 0, "starpu_task_insert failed: no worker can run this codelet");
     __atomic_fetch_add(&submitted, 1, __ATOMIC_RELAXED);
 }

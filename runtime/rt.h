@@ -224,6 +224,14 @@ void rt_set_worker(int worker);
 void rt_wait_all(void);
 /* Tasks rt_submit submitted since the start. */
 int64_t rt_tasks_submitted(void);
+/* A mark: the tasks submitted between rt_mark_begin and rt_mark_end (by any thread), and
+ * rt_mark_ended_s, once they have all ended (after rt_wait_all, say), the timer_now_s time at
+ * which the last of them ended, or rt_mark_begin's when none was submitted. One mark at a time: a
+ * new one begins after the last one's tasks have ended. For the clock of work that runs on
+ * asynchronously, such as an optimizer step the next iteration overlaps. */
+void rt_mark_begin(void);
+void rt_mark_end(void);
+double rt_mark_ended_s(void);
 
 /* Memory, for logs: the peak resident set of this process in bytes (what the kernel counted: all
  * tensors, StarPU's and the libraries' own), and the bytes that StarPU allocated and holds in RAM
