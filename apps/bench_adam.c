@@ -6,8 +6,12 @@
  * with 1, 2, 4, ... threads up to OpenMP's maximum; the table gives millions of parameters and
  * GB of that traffic per second, averaged over --iters steps after one warm-up step. Memory
  * needed: --params x (12 + 2 x dtype size) bytes, 1 GB at the default 64M bf16 parameters.
+ * --isa selected measures only the ISA the runs use (cpu_isa_selected: the fastest this CPU runs,
+ * or GPT50B_CPU_ISA's cap), NAME only that one: the scalar sweep takes most of the time (over a
+ * minute at 268M parameters on 16 cores).
  *
- *     bench_adam [--params 67108864] [--iters 5] [--dtype bf16|fp16|fp32] [--out FILE.json] */
+ *     bench_adam [--params 67108864] [--iters 5] [--dtype bf16|fp16|fp32]
+ *                [--isa all|selected|scalar|avx2|avx512] [--out FILE.json] */
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,6 +32,7 @@ int main(int argc, char **argv)
     int iters = 5;
     enum dtype dt = DTYPE_BF16;
     const char *out_path = NULL;
+    int only = -1; /* the one ISA to measure, -1: all */
     check_set_program("bench_adam");
     for (int i = 1; i < argc; i++) {
         char *end = NULL;
@@ -47,11 +52,21 @@ int main(int argc, char **argv)
                 dt = DTYPE_FP32;
             else
                 user_fail("--dtype %s: use bf16, fp16 or fp32", s);
+        } else if (strcmp(argv[i], "--isa") == 0 && i + 1 < argc) {
+            const char *s = argv[++i];
+            only = strcmp(s, "all") == 0        ? -1
+                   : strcmp(s, "selected") == 0 ? (int)cpu_isa_selected()
+                                                : -2;
+            for (int isa = 0; only == -2 && isa < CPU_ISA_COUNT; isa++)
+                if (strcmp(s, cpu_isa_name(isa)) == 0) only = isa;
+            if (only == -2) user_fail("--isa %s: use all, selected, scalar, avx2 or avx512", s);
+            if (only >= 0 && !cpu_isa_supported(only))
+                user_fail("--isa %s: this CPU does not run it; use selected", s);
         } else if (strcmp(argv[i], "--out") == 0 && i + 1 < argc) {
             out_path = argv[++i];
         } else {
             user_fail("unknown argument %s: use --params N --iters N --dtype bf16|fp16|fp32 "
-                      "--out FILE",
+                      "--isa all|selected|NAME --out FILE",
                       argv[i]);
         }
     }
@@ -67,7 +82,7 @@ int main(int argc, char **argv)
            dtype_name(dt), bytes_per_param);
     printf("|---|---|---|---|\n");
     for (int isa = 0; isa < CPU_ISA_COUNT; isa++) {
-        if (!cpu_isa_supported(isa)) continue;
+        if (!cpu_isa_supported(isa) || (only >= 0 && isa != only)) continue;
         for (int t = 1; t <= maxt; t = t < maxt && 2 * t > maxt ? maxt : 2 * t) {
             omp_set_num_threads(t);
             double sec = adamw_rate_step_s(&r, isa, iters);

@@ -13,9 +13,9 @@
 #   nvme      the same with the optimizer state streamed from NVMe, nothing resident
 #             (--nvme-resident-fraction 0) in NVME_DIR (default /tmp/gpt50b-nvme); NVME_ITERS (5)
 #             iterations of NVME_LAYERS layers (default 4; 1 layer streams 14.7 GB each way, a
-#             third of 4 layers' 43.7, so a call affords the iterations a mean needs: the first
-#             step's swaps land in the second iteration and the last's in the run's end, so the
-#             mean after the first iteration holds N steps in N - 1 iterations)
+#             third of 4 layers' 43.7, so a call affords the iterations a mean needs; gpt50b's
+#             mean after the first iteration runs from the end of the first step's last swap-out
+#             to the end of the last's)
 #   resident  nvme with a planned share of the optimizer state resident in RAM: NVME_RESIDENT
 #             (default 0.5) of it, or auto (the share where disk and CPU AdamW times balance at
 #             rates gpt50b measures at start); NVME_ITERS iterations of NVME_LAYERS layers
@@ -23,7 +23,8 @@
 #             and nvme's; needs about 60 GB of GPU memory)
 #   fsdp2     scripts/bench_fsdp2.py: PyTorch FSDP2 CPUOffloadPolicy, same shape, bf16, 16 GiB cap
 #   ceilings  scripts/host_ceilings.py: GEMM TFLOP/s, pinned PCIe GB/s each way, host memory GB/s;
-#             build/apps/bench_adam: our AdamW kernel's own GB/s (its best thread count)
+#             build/apps/bench_adam --isa selected: our AdamW kernel's own GB/s (its best thread
+#             count, on the ISA the runs use)
 #   disk      build/apps/nvme_tune at the run's aio settings (1 MiB, queue depth 32, 2 threads,
 #             8 GiB) on NVME_DIR: the I/O engine's own read and write GB/s
 #   L=N       the cpu mode with N layers; NL=N: the SC21 tiers (parameters and checkpoints in CPU
@@ -112,7 +113,7 @@ for mode in "$@"; do
 		;;
 	ceilings)
 		python3 "$top/scripts/host_ceilings.py" --out "$out/ceilings.json" || echo "ceilings: exit $?"
-		"$bin/bench_adam" --params 268435456 --iters 3 --dtype bf16 --out "$out/adam.json" |
+		"$bin/bench_adam" --params 268435456 --iters 3 --dtype bf16 --isa selected --out "$out/adam.json" |
 			tail -n 3 || echo "bench_adam: exit $?"
 		;;
 	disk)

@@ -110,7 +110,7 @@ say "disk: nvme_tune ${DISK_SIZE:-8G}, 1 MiB blocks, queue depth 32, 2 threads, 
 "$bin/nvme_tune" --path "$nvdir" --size "${DISK_SIZE:-8G}" --block-sizes 1M --queue-depths 32 --threads 2 \
 	--streams 1,2,4 --out "$C/logs/disk.json" >"$C/logs/disk.log" 2>&1 || say "nvme_tune failed: $(tail -n 1 "$C/logs/disk.log")"
 say "CPU AdamW: bench_adam ${ADAM_PARAMS:-67108864} parameters, bf16"
-"$bin/bench_adam" --params "${ADAM_PARAMS:-67108864}" --iters 3 --dtype bf16 --out "$C/logs/adam.json" \
+"$bin/bench_adam" --params "${ADAM_PARAMS:-67108864}" --iters 3 --dtype bf16 --isa selected --out "$C/logs/adam.json" \
 	>"$C/logs/adam.log" 2>&1 || say "bench_adam failed: $(tail -n 1 "$C/logs/adam.log")"
 
 # --- the configurations --------------------------------------------------------------------------

@@ -235,8 +235,9 @@ def measure(args, label, policy, knob, setting, calibrating=False):
     run["losses"] = [r["loss"] for r in rows]
     run["median_ms"] = statistics.median(times) if times else None
     run["min_ms"] = min(times) if times else None
-    # the run's own mean after the first iteration, its last optimizer step included: with the
-    # optimizer on CPU workers an iteration's elapsed_ms ends before its AdamW does
+    # the run's own mean after the first iteration, from the end of the first optimizer step to
+    # the end of the last: with the optimizer on CPU workers an iteration's elapsed_ms ends before
+    # its AdamW does
     d = re.search(r"([\d.]+) ms per iteration after the first", stdout)
     run["mean_ms"] = float(d.group(1)) if d else None
     run["final_loss"] = rows[-1]["loss"] if rows else None
