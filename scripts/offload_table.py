@@ -6,11 +6,11 @@
 Reads OUTDIR/NAME.log and NAME.jsonl of each gpt50b run, fsdp2.json (scripts/bench_fsdp2.py),
 ceilings.json (scripts/host_ceilings.py) and disk.json (nvme_tune), writes
 OUTDIR/bench_offload.json and prints a Markdown table. Per run: the run's own mean after the first
-iteration (from the end of the first optimizer step to the end of the last), the median of iterations 2 to 6, the PCIe bytes per
-iteration each way (StarPU's bus statistics over the iterations), the NVMe bytes per iteration
-(the run's own count, and the plan's without the resident share), and the bound: the largest of
-compute (the run's FLOPs at the measured GEMM rate), PCIe (each direction at its copy rate, the
-two overlapping), CPU AdamW (28 bytes per parameter with 16-bit gradients and parameters, 16 in
+iteration (from the end of the first optimizer step to the end of the last), the median of
+iterations 2 to 6, the PCIe bytes per iteration each way (StarPU's bus statistics over the
+iterations), the NVMe bytes per iteration (the run's own count, and the plan's without the
+resident share), and the bound: the largest of compute (the run's FLOPs at the measured GEMM
+rate), PCIe (each direction at its copy rate, the two overlapping), CPU AdamW (28 bytes per parameter with 16-bit gradients and parameters, 16 in
 fp32, at the faster of the host memory copy rate and the AdamW kernel's own rate from bench_adam's
 adam.json) and the disk (bytes read then written at nvme_tune's rates).
 """
