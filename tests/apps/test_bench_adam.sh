@@ -12,18 +12,6 @@ W=$(mktemp -d "${TMPDIR:-/tmp}/test_bench_adam.XXXXXX")
 trap 'rm -rf "$W"' EXIT
 small=(--params 65536 --iters 1)
 
-one_line_exit2() {
-    local what=$1
-    shift
-    "$BENCH" "$@" >"$W/out" 2>"$W/err"
-    local rc=$? lines
-    lines=$(wc -l <"$W/err")
-    if [ $rc -eq 2 ] && [ "$lines" -eq 1 ] && grep -q '^bench_adam: error: ' "$W/err"; then
-        ok "$what: exit 2, $(cat "$W/err")"
-    else
-        fail "$what" "exit $rc, $lines lines: $(cat "$W/err")"
-    fi
-}
 one_line_exit2 "unknown flag" --sizes 8
 one_line_exit2 "--isa sse" --isa sse
 one_line_exit2 "--isa without a value" "${small[@]}" --isa

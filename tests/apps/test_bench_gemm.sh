@@ -10,19 +10,6 @@ DATA=unused CHECK=unused
 W=$(mktemp -d "${TMPDIR:-/tmp}/test_bench_gemm.XXXXXX")
 trap 'rm -rf "$W"' EXIT
 
-# one_line_exit2 WHAT ARGS...: bench_gemm ARGS exits 2 with one line on stderr naming bench_gemm.
-one_line_exit2() {
-    local what=$1
-    shift
-    "$BENCH" "$@" >"$W/out" 2>"$W/err"
-    local rc=$? lines
-    lines=$(grep -cv '^\[starpu' "$W/err")
-    if [ $rc -eq 2 ] && [ "$lines" -eq 1 ] && grep -q '^bench_gemm: error: ' "$W/err"; then
-        ok "$what: exit 2, $(grep -v '^\[starpu' "$W/err")"
-    else
-        fail "$what" "exit $rc, $lines lines: $(cat "$W/err")"
-    fi
-}
 one_line_exit2 "unknown flag" --sizes 8
 one_line_exit2 "--rounds 0" --rounds 0
 one_line_exit2 "--rounds 102" --rounds 102

@@ -18,6 +18,23 @@ finish() {
     exit 0
 }
 
+# one_line_exit2 WHAT ARGS...: "$BENCH" ARGS exits 2 with one line on stderr (StarPU's own
+# "[starpu..." warnings aside) that starts with "NAME: error: ", NAME being $BENCH's file name.
+# Uses the caller's scratch folder $W.
+one_line_exit2() {
+    local what=$1 name lines rc
+    shift
+    name=$(basename "$BENCH")
+    "$BENCH" "$@" >"$W/out" 2>"$W/err"
+    rc=$?
+    lines=$(grep -cv '^\[starpu' "$W/err")
+    if [ $rc -eq 2 ] && [ "$lines" -eq 1 ] && grep -q "^$name: error: " "$W/err"; then
+        ok "$what: exit 2, $(grep -v '^\[starpu' "$W/err")"
+    else
+        fail "$what" "exit $rc, $lines lines: $(cat "$W/err")"
+    fi
+}
+
 # A model that trains in a fraction of a second on the CPU.
 TINY=(--num-layers 2 --hidden-size 32 --num-attention-heads 2 --seq-length 32
     --max-position-embeddings 32 --micro-batch-size 2 --eval-iters 0 --data-path "$DATA")
