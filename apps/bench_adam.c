@@ -54,13 +54,13 @@ int main(int argc, char **argv)
                 user_fail("--dtype %s: use bf16, fp16 or fp32", s);
         } else if (strcmp(argv[i], "--isa") == 0 && i + 1 < argc) {
             const char *s = argv[++i];
-            only = strcmp(s, "all") == 0        ? -1
-                   : strcmp(s, "selected") == 0 ? (int)cpu_isa_selected()
-                                                : -2;
-            for (int isa = 0; only == -2 && isa < CPU_ISA_COUNT; isa++)
-                if (strcmp(s, cpu_isa_name(isa)) == 0) only = isa;
-            if (only == -2) user_fail("--isa %s: use all, selected, scalar, avx2 or avx512", s);
-            if (only >= 0 && !cpu_isa_supported(only))
+            if (strcmp(s, "all") == 0)
+                only = -1;
+            else if (strcmp(s, "selected") == 0)
+                only = (int)cpu_isa_selected();
+            else if ((only = cpu_isa_from_name(s)) < 0)
+                user_fail("--isa %s: use all, selected, scalar, avx2 or avx512", s);
+            else if (!cpu_isa_supported(only))
                 user_fail("--isa %s: this CPU does not run it; use selected", s);
         } else if (strcmp(argv[i], "--out") == 0 && i + 1 < argc) {
             out_path = argv[++i];

@@ -16,6 +16,13 @@ const char *cpu_isa_name(enum cpu_isa isa)
     return names[isa];
 }
 
+int cpu_isa_from_name(const char *s)
+{
+    for (int i = 0; i < CPU_ISA_COUNT; i++)
+        if (strcmp(s, cpu_isa_name(i)) == 0) return i;
+    return -1;
+}
+
 int cpu_isa_supported(enum cpu_isa isa)
 {
     switch (isa) {
@@ -45,11 +52,8 @@ static enum cpu_isa isa_from_env(void)
             if (cpu_isa_supported(i)) best = i;
         return best;
     }
-    for (int i = 0; i < CPU_ISA_COUNT; i++)
-        if (strcmp(s, cpu_isa_name(i)) == 0) {
-            if (cpu_isa_supported(i)) return i;
-            break;
-        }
+    int isa = cpu_isa_from_name(s);
+    if (isa >= 0 && cpu_isa_supported(isa)) return isa;
     user_fail("GPT50B_CPU_ISA=%s is not an ISA this CPU runs: use scalar, avx2 or avx512 (one it "
               "supports), or unset it",
               s);

@@ -17,6 +17,8 @@ enum cpu_isa {
 
 /* "scalar", "avx2", "avx512" */
 const char *cpu_isa_name(enum cpu_isa isa);
+/* The ISA named s (cpu_isa_name's spelling), or -1. */
+int cpu_isa_from_name(const char *s);
 /* 1 when this CPU (and OS) can run isa. */
 int cpu_isa_supported(enum cpu_isa isa);
 /* The ISA the kernels use: GPT50B_CPU_ISA if set, else the best supported. Decided at the first
