@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """sim_validate.py: the simulation's predictions against the GPU host's measurements (issue 15).
 
-    python3 scripts/sim_validate.py [--measured SUMMARY] [--out DIR] [--reuse] [NAME...]
+    python3 scripts/sim_validate.py [--measured SUMMARY]... [--out DIR] [--reuse] [NAME...]
 
 For each configuration of scripts/sim_configs.txt with ITERS > 0 (or those named): runs
 scripts/simulate.sh MACHINE with its flags and environment, ITERS iterations (--out DIR keeps
@@ -9,7 +9,10 @@ each simulation's log and metrics, DIR/NAME.log and DIR/NAME.jsonl; --reuse read
 there instead of simulating again), and compares the simulated median of iterations 2-ITERS
 with the measured one of the same configuration in SUMMARY, the summary.json that
 scripts/calibrate_sim.sh wrote on the GPU host (or a sim/models/MACHINE.json written by
-`sim_models.py install`, which holds it; default: sim/models/h100-x1.json).
+`sim_models.py install`, which holds it; default: sim/models/h100-x1.json). --measured again
+adds a later call's summary (a call that measured what did not fit in the calibration's): the
+first summary gives the machine and its figures, each configuration's measurement comes from the
+last summary that has one (its row's measured_in names it).
 
 The machine: scripts/machines/MACHINE.json (MACHINE: the summary's, h100-x1) with the figures
 the same GPU-host call measured put in (the disk's read and write rates and, when nvme_tune's
@@ -55,6 +58,15 @@ def load_json(path, what):
         raise ValidateError(f"{what} {path} not found")
     except (OSError, ValueError) as e:
         raise ValidateError(f"{what} {path}: {e}")
+
+
+def load_summary(path):
+    """calibrate_sim.sh's summary.json, or the one a sim/models/MACHINE.json holds."""
+    doc = load_json(path, "measured summary")
+    summary = doc.get("calibration", doc) if isinstance(doc, dict) else None
+    if not isinstance(summary, dict) or not isinstance(summary.get("configs"), dict):
+        raise ValidateError(f"{path} is not a calibrate_sim.sh summary (no \"configs\")")
+    return summary
 
 
 def median_after_first(path, skip=0):
@@ -165,8 +177,10 @@ def simulate(c, mfile, out, data, reuse, simulate_sh):
 def main(argv=None):
     ap = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n")[0])
     ap.add_argument("names", nargs="*", help="configurations (default: all with ITERS > 0)")
-    ap.add_argument("--measured", help="calibrate_sim.sh's summary.json or sim/models/MACHINE.json "
-                    "(default sim/models/h100-x1.json)")
+    ap.add_argument("--measured", action="append",
+                    help="calibrate_sim.sh's summary.json or sim/models/MACHINE.json (default "
+                    "sim/models/h100-x1.json); again for a later call's: the first gives the machine "
+                    "and its figures, each configuration's measurement comes from the last that has one")
     ap.add_argument("--configs", default=sim_configs.DEFAULT, help="configurations file")
     ap.add_argument("--out", help="simulations' logs and metrics (default build-sim/sim/validate)")
     ap.add_argument("--reuse", action="store_true", help="read the metrics already in --out")
@@ -180,11 +194,9 @@ def main(argv=None):
     ap.add_argument("--tolerance", type=float, default=0.15, help="relative error allowed (0.15)")
     a = ap.parse_args(argv)
     try:
-        mpath = a.measured or os.path.join(TOP, "sim", "models", "h100-x1.json")
-        doc = load_json(mpath, "measured summary")
-        summary = doc.get("calibration", doc) if isinstance(doc, dict) else None
-        if not isinstance(summary, dict) or not isinstance(summary.get("configs"), dict):
-            raise ValidateError(f"{mpath} is not a calibrate_sim.sh summary (no \"configs\")")
+        mpaths = a.measured or [os.path.join(TOP, "sim", "models", "h100-x1.json")]
+        summaries = [load_summary(p) for p in mpaths]
+        summary = summaries[0]
         machine = summary.get("machine") or "h100-x1"
         configs = [c for c in sim_configs.select(sim_configs.load(a.configs), a.names) if c.iters > 0]
         if not configs:
@@ -199,10 +211,12 @@ def main(argv=None):
     simulate_sh = os.path.join(TOP, "scripts", "simulate.sh")
     rows, bad = [], 0
     for c in configs:
-        meas = summary["configs"].get(c.name) or {}
+        entries = [(p, s["configs"].get(c.name) or {}) for p, s in zip(mpaths, summaries)]
+        mpath, meas = ([e for e in entries if e[1].get("median_ms") is not None] or entries)[-1]
         row = {"configuration": c.name, "iters": c.iters, "env": c.env, "flags": c.flags,
                "measured_ms": meas.get("median_ms"), "measured_iterations": meas.get("elapsed_ms"),
-               "calibrated_on": bool(meas.get("calibrated"))}
+               "measured_in": os.path.relpath(os.path.abspath(mpath), TOP),
+               "calibrated_on": any(e.get("calibrated") for _, e in entries)}
         if row["measured_ms"] is None:
             row["note"] = f"not measured ({meas.get('status') or 'not in the summary'})"
             bad += 1
@@ -249,8 +263,8 @@ def main(argv=None):
     text = "\n".join(table) + "\n\n" + legend + "\n"
     print(text, end="")
     result = {"machine": machine, "tolerance": a.tolerance,
-              "measured": {k: summary.get(k) for k in ("date", "card", "driver", "commit", "host")},
-              "measured_from": os.path.relpath(os.path.abspath(mpath), TOP),
+              "measured": [{k: m.get(k) for k in ("date", "card", "driver", "commit", "host")} for m in summaries],
+              "measured_from": [os.path.relpath(os.path.abspath(p), TOP) for p in mpaths],
               "simulated": {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%MZ"),
                             "commit": git_head(), "machine_file": "committed" if a.as_committed else
                             f"scripts/machines/{machine}.json with the measured figures",

@@ -8,7 +8,9 @@ table (error of each, within 15% or not, the unmeasured line, the calibration-on
 out), exit 1 when a line is outside, the JSON result (rows, measured and simulated provenance,
 the figures used), the machine file given to simulate.sh (h100-x1 with the measured disk rate;
 for a run bracketed by disk probes, its own file at their mean mixed rate; --call-start-disk),
---as-committed, --reuse (no simulation run: the stand-in would fail), a failing simulation, and
+--as-committed, --reuse (no simulation run: the stand-in would fail), a second --measured summary
+(a later call's: its measurements replace the first's, the first's machine figures stay), a
+failing simulation, and
 bad input (no summary, unknown configuration: exit 2, one line). Then scripts/sim_configs.py: the
 committed scripts/sim_configs.txt loads with at least five compared configurations, each of a
 model shape that has a calibration run (layers, width, heads, sequence, micro-batch: the
@@ -104,7 +106,7 @@ def main():
     ra = v["rows"][0]
     check(v["machine"] == "h100-x1" and v["all_within"] is False and len(v["rows"]) == 3
           and ra["predicted_of"] == "iterations 2-4" and abs(ra["error"]) < 1e-9 and ra["within"] is True
-          and v["measured"]["card"] == "NVIDIA H100 80GB HBM3" and v["simulated"]["figures_used"].get("nvme_read_GBps") == 2.2
+          and v["measured"][0]["card"] == "NVIDIA H100 80GB HBM3" and v["simulated"]["figures_used"].get("nvme_read_GBps") == 2.2
           and set(v["simulated"]["figures_used"]) == {"nvme_read_GBps", "cpu_adamw_GBps"},
           "the JSON: rows, provenance, figures used (the measured disk rate; the CPU AdamW rate of the "
           f"committed models' history) {v['simulated']['figures_used']}")
@@ -134,6 +136,23 @@ def main():
     rc, out, err = run("--reuse", STUB_FAIL="1")
     check(rc == 1 and "| a | 105.0 | 105.0 | +0.0% | yes |" in out and "reused" in err,
           "--reuse reads the earlier metrics (the stand-in would fail)")
+    # a later call's summary: it measured c (stopped in the first) and b again, with other figures
+    later = {"machine": "h100-x1", "date": "2026-12-07T11:00Z", "card": "NVIDIA H100 80GB HBM3",
+             "figures": {"nvme_read_GBps": {"value": 9.9}},
+             "configs": {"b": {"median_ms": 190.0, "calibrated": False}, "c": {"median_ms": 290.0, "calibrated": False},
+                         "a": {"status": "skipped: time budget"}}}
+    json.dump(later, open(os.path.join(w, "later.json"), "w"))
+    rc, out, err = run("--measured", os.path.join(w, "later.json"))
+    v = json.load(open(os.path.join(w, "v.json")))
+    rows = {r["configuration"]: r for r in v["rows"]}
+    check(rc == 0 and "| a | 105.0 | 105.0 | +0.0% | yes |" in out and "| b * | 190.0 | 200.0 | +5.3% | yes |" in out
+          and "| c | 290.0 | 300.0 | +3.4% | yes |" in out
+          and rows["a"]["measured_in"].endswith("summary.json") and rows["c"]["measured_in"].endswith("later.json")
+          and rows["c"]["calibrated_on"] is True and v["simulated"]["figures_used"].get("nvme_read_GBps") == 2.2
+          and [m["date"] for m in v["measured"]] == ["2026-12-07T10:00Z", "2026-12-07T11:00Z"]
+          and len(v["measured_from"]) == 2,
+          f"--measured twice: b and c from the later call, a from the first (the later skipped it), the "
+          f"machine's figures from the first, c calibrated in the first: exit {rc} {out}")
     rc, out, err = run("a", STUB_FAIL="1")
     check(rc == 1 and "| a | 105.0 | - | - | no: simulate.sh exit 3" in out, f"a failing simulation: {out}")
     for args, msg in ((["--measured", os.path.join(w, "none.json")], "not found"),
