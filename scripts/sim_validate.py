@@ -212,7 +212,8 @@ def main(argv=None):
     rows, bad = [], 0
     for c in configs:
         entries = [(p, s["configs"].get(c.name) or {}) for p, s in zip(mpaths, summaries)]
-        mpath, meas = ([e for e in entries if e[1].get("median_ms") is not None] or entries)[-1]
+        mpath, meas = ([e for e in entries if e[1].get("median_ms") is not None] or [e for e in entries if e[1]]
+                       or entries)[-1]
         row = {"configuration": c.name, "iters": c.iters, "env": c.env, "flags": c.flags,
                "measured_ms": meas.get("median_ms"), "measured_iterations": meas.get("elapsed_ms"),
                "measured_in": os.path.relpath(os.path.abspath(mpath), TOP),

@@ -142,6 +142,11 @@ def main():
              "configs": {"b": {"median_ms": 190.0, "calibrated": False}, "c": {"median_ms": 290.0, "calibrated": False},
                          "a": {"status": "skipped: time budget"}}}
     json.dump(later, open(os.path.join(w, "later.json"), "w"))
+    json.dump(dict(later, configs={}), open(os.path.join(w, "empty.json"), "w"))
+    rc, out, err = run("c", "--measured", os.path.join(w, "empty.json"))
+    check(rc == 1 and any(l.startswith("| c | - | - | - | no: not measured (stopped at its time limit)")
+                          for l in out.splitlines()),
+          f"--measured twice, c in neither: the reason of the summary that has c {out}")
     rc, out, err = run("--measured", os.path.join(w, "later.json"))
     v = json.load(open(os.path.join(w, "v.json")))
     rows = {r["configuration"]: r for r in v["rows"]}
